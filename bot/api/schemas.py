@@ -1,0 +1,50 @@
+"""API schemas (XPublic: what leaves the server; personal numbers are masked)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel
+
+
+class GroupPublic(BaseModel):
+    """A chat group bound to a node."""
+
+    id: int
+    transport: str
+    room_id: str
+    title: str
+
+
+class NodePublic(BaseModel):
+    """A node of the chain with its groups, commanders and children."""
+
+    id: int
+    tier: int
+    kind: str
+    name: str
+    commanders: list[str]
+    groups: list[GroupPublic]
+    children: list[NodePublic]
+
+
+class TenantStayPublic(BaseModel):
+    """A tenant's stay, masked."""
+
+    id: int
+    node_id: int
+    name: str
+    mobile: str
+    origin: str | None
+    arrived_at: datetime
+    watch_until: datetime
+    under_watch: bool
+    fever: bool
+    last_temperature: float | None
+
+
+class Health(BaseModel):
+    """Liveness and the store's reachability."""
+
+    status: str
+    database: str

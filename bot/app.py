@@ -1,0 +1,132 @@
+"""BotApp: wires settings, store, transport, pipeline and sender; the only place that picks
+a concrete transport."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from bot import store
+from bot.clock import Clock, SystemClock
+from bot.config import ConfigError, Settings
+from bot.pipeline import Handling, Pipeline
+from bot.router import Dispatcher, Reply
+from bot.sender import OutboxSender
+from bot.transports.base import IncomingMessage, Transport
+from handlers import ROUTERS
+
+log = logging.getLogger(__name__)
+
+
+def make_transport(settings: Settings, clock: Clock) -> Transport:
+    """The transport the settings name."""
+    from bot.transports.memory import MemoryTransport
+
+    if settings.transport == "memory":
+        return MemoryTransport("memory", now=clock.now)
+    if settings.transport == "sim":
+        from bot.transports.sim import SimTransport
+
+        return SimTransport(now=clock.now)
+    raise ConfigError("transport: the wechaty transport is not built yet (see the issue "
+                      "'Wechaty transport'); use sim or memory")
+
+
+class BotApp:
+    """One running bot: a store, a transport, the inbound pipeline and the outbox sender."""
+
+    def __init__(self, settings: Settings, *, transport: Transport, clock: Clock,
+                 engine: AsyncEngine):
+        self.settings = settings
+        self.transport = transport
+        self.clock = clock
+        self.engine = engine
+        self.sessions: async_sessionmaker[AsyncSession] = store.sessionmaker(engine)
+        self.dispatcher = Dispatcher(ROUTERS)
+        self.handling = Handling(settings=settings, dispatcher=self.dispatcher,
+                                 clock_now=clock.now)
+        self.sender = OutboxSender(sessions=self.sessions, transport=transport,
+                                   clock_now=clock.now)
+        self.pipeline = Pipeline(handling=self.handling, sessions=self.sessions,
+                                 send_reply=self._send_reply, bot_names=settings.bot_names,
+                                 batch_max=settings.pipeline.batch_max,
+                                 after_commit=self.sender.wake)
+        self._lock: store.FileLock | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def session(self) -> AsyncSession:
+        """A new database session (use `async with app.session() as s, s.begin():`)."""
+        return self.sessions()
+
+    def now(self) -> datetime:
+        """The current time from the injected clock."""
+        return self.clock.now()
+
+    async def _send_reply(self, message: IncomingMessage, reply: Reply) -> None:
+        await self.transport.send(message.room_id, reply.text, mentions=reply.mentions,
+                                  account=message.account)
+
+    async def open_store(self) -> None:
+        """Take the SQLite file lock and bring the schema up to date."""
+        path = self.settings.sqlite_path
+        if path is not None and self._lock is None:
+            lock = store.FileLock(path)
+            lock.acquire()
+            self._lock = lock
+        await store.upgrade(self.engine)
+
+    async def start(self) -> None:
+        """Open the store, start the pipeline and sender, then connect the transport."""
+        await self.open_store()
+        self._tasks = [asyncio.create_task(self.pipeline.run(), name="pipeline"),
+                       asyncio.create_task(self.sender.run(), name="sender")]
+        await self.transport.start(self.pipeline.submit)
+        log.info("tierbot started: transport=%s store=%s", self.transport.name,
+                 self.engine.url.render_as_string(hide_password=True))
+
+    async def idle(self) -> None:
+        """Wait until inbound messages are handled and the outbox is drained."""
+        while True:
+            await self.pipeline.idle()
+            self.sender.wake()
+            await asyncio.sleep(0)
+            await self.sender.idle()
+            if not self.pipeline.has_pending():
+                return
+
+    async def stop(self) -> None:
+        """Disconnect, finish the tasks and release the store."""
+        await self.transport.stop()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+        await self.engine.dispose()
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+
+
+def build_app(settings: Settings, *, transport: Transport | None = None,
+              clock: Clock | None = None) -> BotApp:
+    """A BotApp for these settings; tests pass a memory transport and a fake clock."""
+    clock = clock or SystemClock()
+    return BotApp(settings, transport=transport or make_transport(settings, clock), clock=clock,
+                  engine=store.create_engine(settings.database_url))
+
+
+@contextlib.asynccontextmanager
+async def running(app: BotApp) -> AsyncIterator[BotApp]:
+    """Start the app for the duration of the block."""
+    await app.start()
+    try:
+        yield app
+    finally:
+        await app.stop()

@@ -1,0 +1,215 @@
+"""The `tierbot` command: run, serve, demo, db, chain, invite."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from bot import pii
+from bot.config import ConfigError, Settings, load_settings
+from bot.store import StoreLockedError
+
+log = logging.getLogger("tierbot")
+
+
+def setup_logging(level: str) -> None:
+    """Log to stderr with phone and ID numbers masked in every line."""
+    handler = logging.StreamHandler()
+    handler.addFilter(pii.MaskingFilter())
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=level, handlers=[handler], force=True)
+    # Alembic narrates every start at INFO; only its problems matter here.
+    logging.getLogger("alembic").setLevel(max(logging.WARNING, logging.getLevelName(level)))
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="tierbot", description="The 前三后二 chain bot.")
+    p.add_argument("--config", help="config file (default: $TIERBOT_CONFIG or ./config.toml)")
+    p.add_argument("--database-url", help="overrides database_url")
+    p.add_argument("--timezone", help="overrides timezone")
+    p.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    sub = p.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the bot and the admin API")
+    run.add_argument("--transport", choices=["sim", "memory", "wechaty"])
+    run.add_argument("--no-api", action="store_true", help="run the bot without the API")
+    sub.add_parser("serve", help="run the admin API only")
+    demo = sub.add_parser("demo", help="load the demo chain (if the store is empty) and chat")
+    demo.add_argument("--fresh", action="store_true", help="start from an empty database file")
+
+    db = sub.add_parser("db", help="database schema")
+    db.add_argument("action", choices=["upgrade"])
+
+    ch = sub.add_parser("chain", help="import or show the chain")
+    ch_sub = ch.add_subparsers(dest="chain_command", required=True)
+    imp = ch_sub.add_parser("import", help="import a TOML or YAML chain file")
+    imp.add_argument("file", type=Path)
+    ch_sub.add_parser("show", help="print the tree with groups and commanders")
+
+    inv = sub.add_parser("invite", help="issue an invite code")
+    inv.add_argument("--node", required=True, help="node id or exact name")
+    who = inv.add_mutually_exclusive_group(required=True)
+    who.add_argument("--role", help="commander, member, secretary, landlord, tenant, captain "
+                                    "(or 指挥长, 组员, 书记, 房东, 租客, 铺长)")
+    who.add_argument("--group", action="store_true", help="a code that binds a chat room")
+    inv.add_argument("--days", type=int, help="days until it expires (default from config)")
+    return p
+
+
+async def _with_store(settings: Settings, work: Any) -> Any:
+    from bot.app import build_app
+    from bot.transports.memory import MemoryTransport
+
+    # Admin commands are short: they do not take the running bot's file lock (SQLite's own
+    # locking keeps the writes safe), so invites can be issued while the bot runs.
+    app = build_app(settings, transport=MemoryTransport("cli"))
+    try:
+        from bot import store
+
+        await store.upgrade(app.engine)
+        async with app.session() as session, session.begin():
+            return await work(app, session)
+    finally:
+        await app.engine.dispose()
+
+
+async def _run(settings: Settings, *, api: bool, bot: bool) -> None:
+    import uvicorn
+
+    from bot.api import create_api
+    from bot.app import build_app, running
+
+    app = build_app(settings)
+    async with running(app) if bot else _store_only(app):
+        if not api:
+            await asyncio.Event().wait()
+        if not settings.api.token:
+            log.warning("api.token is empty: every /api request will get 401")
+        server = uvicorn.Server(uvicorn.Config(create_api(app), host=settings.api.host,
+                                               port=settings.api.port, log_config=None))
+        await server.serve()
+
+
+class _store_only:
+    def __init__(self, app: Any):
+        self.app = app
+
+    async def __aenter__(self) -> Any:
+        await self.app.open_store()
+        return self.app
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.app.stop()
+
+
+async def _demo(settings: Settings) -> None:
+    from bot.app import build_app, running
+    from bot.clock import OffsetClock
+    from bot.console import load_demo_chain, run_console
+
+    app = build_app(settings.model_copy(update={"transport": "sim"}), clock=OffsetClock())
+    async with running(app):
+        loaded = await load_demo_chain(app)
+        print("demo chain loaded" if loaded else "using the chain already in the store")
+        await run_console(app)
+
+
+async def _chain_import(settings: Settings, path: Path) -> None:
+    from bot import chainfile
+
+    spec = chainfile.load(path)
+
+    async def work(app: Any, session: Any) -> None:
+        counts = await chainfile.import_chain(session, spec, now=app.now())
+        print(f"imported {counts['nodes']} nodes, {counts['groups']} groups, "
+              f"{counts['people']} people, {counts['roles']} roles")
+
+    await _with_store(settings, work)
+
+
+async def _chain_show(settings: Settings) -> None:
+    from bot import chainfile
+
+    async def work(app: Any, session: Any) -> None:
+        print(await chainfile.render_tree(session))
+
+    await _with_store(settings, work)
+
+
+async def _invite(settings: Settings, node_ref: str, role_word: str | None, days: int | None
+                  ) -> None:
+    from bot.console import ROLE_WORDS
+    from bot.services import chain
+    from models import InviteKind
+
+    role = ROLE_WORDS.get(role_word) if role_word else None
+    if role_word and role is None:
+        raise ConfigError(f"--role: unknown role {role_word!r}")
+
+    async def work(app: Any, session: Any) -> None:
+        node = await chain.find_node(session, ref=node_ref)
+        if node is None:
+            raise ConfigError(f"--node: no node {node_ref!r} (see `tierbot chain show`)")
+        invite = await chain.issue_invite(
+            session, node=node, kind=InviteKind.PERSON if role else InviteKind.GROUP, role=role,
+            now=app.now(), ttl=timedelta(days=days or settings.invites.ttl_days))
+        what = f"绑定 {invite.code}" if role else f"绑定群 {invite.code}"
+        print(invite.code)
+        print(f"# {node.name}: {role or 'group'}; expires "
+              f"{invite.expires_at.astimezone(settings.zone):%Y-%m-%d %H:%M}; in chat: {what}",
+              file=sys.stderr)
+
+    await _with_store(settings, work)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the console script."""
+    args = _parser().parse_args(argv)
+    try:
+        overrides: dict[str, Any] = {"database_url": args.database_url,
+                                     "timezone": args.timezone, "log_level": args.log_level}
+        if args.command == "run":
+            overrides["transport"] = args.transport
+        settings = load_settings(args.config, **overrides)
+        setup_logging(settings.log_level)
+        if args.command == "demo" and args.fresh and settings.sqlite_path is not None:
+            for suffix in ("", "-wal", "-shm"):
+                Path(str(settings.sqlite_path) + suffix).unlink(missing_ok=True)
+        match args.command:
+            case "run":
+                asyncio.run(_run(settings, api=not args.no_api, bot=True))
+            case "serve":
+                asyncio.run(_run(settings, api=True, bot=False))
+            case "demo":
+                asyncio.run(_demo(settings))
+            case "db":
+                asyncio.run(_with_store(settings, lambda app, session: asyncio.sleep(0)))
+                print("database is at the latest schema")
+            case "chain" if args.chain_command == "import":
+                asyncio.run(_chain_import(settings, args.file))
+            case "chain":
+                asyncio.run(_chain_show(settings))
+            case "invite":
+                asyncio.run(_invite(settings, args.node, args.role, args.days))
+    except (ConfigError, StoreLockedError) as exc:
+        print(f"tierbot: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        from bot.chainfile import ChainFileError
+
+        if isinstance(exc, ChainFileError):
+            print(f"tierbot: {exc}", file=sys.stderr)
+            return 2
+        raise
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,166 @@
+"""Settings: init arguments (CLI flags) > TIERBOT_* environment > config.toml > defaults."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+DEFAULT_CONFIG_FILE = "config.toml"
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message names the key and what is wrong."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TenantSettings(_Section):
+    """Home watch and fever rules."""
+
+    home_watch_days: int = Field(14, ge=1, le=60)
+    fever_threshold: float = Field(37.3, ge=36.0, le=42.0)
+
+
+class InviteSettings(_Section):
+    """Invite codes."""
+
+    ttl_days: int = Field(7, ge=1, le=90)
+
+
+class PipelineSettings(_Section):
+    """Inbound processing."""
+
+    # Messages that arrive together share one commit, up to this many.
+    batch_max: int = Field(256, ge=1, le=5000)
+
+
+class ApiSettings(_Section):
+    """The admin API."""
+
+    token: str = ""
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=1, le=65535)
+
+
+class Settings(BaseSettings):
+    """Everything the bot reads from its configuration."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="TIERBOT_", env_nested_delimiter="__", extra="forbid", toml_file=None
+    )
+
+    database_url: str = "sqlite+aiosqlite:///./tierbot.db"
+    timezone: str = "Asia/Shanghai"
+    transport: Literal["sim", "memory", "wechaty"] = "sim"
+    # Names the bot is @mentioned by in groups; the mention is stripped before parsing.
+    bot_names: list[str] = Field(default_factory=lambda: ["小助手", "tierbot"])
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    tenants: TenantSettings = Field(default_factory=TenantSettings)
+    invites: InviteSettings = Field(default_factory=InviteSettings)
+    pipeline: PipelineSettings = Field(default_factory=PipelineSettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _async_driver(cls, value: str) -> str:
+        for plain, driver in (("sqlite://", "sqlite+aiosqlite://"),
+                              ("postgresql://", "postgresql+asyncpg://"),
+                              ("postgres://", "postgresql+asyncpg://")):
+            if value.startswith(plain):
+                return driver + value[len(plain):]
+        if value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            return value
+        raise ValueError("must be a sqlite:/// or postgresql:// URL")
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """The time zone users live in (dates in replies, schedules)."""
+        return ZoneInfo(self.timezone)
+
+    @property
+    def is_sqlite(self) -> bool:
+        """Whether the store is the embedded SQLite default."""
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def sqlite_path(self) -> Path | None:
+        """The SQLite file, or None for PostgreSQL and in-memory databases."""
+        if not self.is_sqlite:
+            return None
+        path = self.database_url.split(":///", 1)[1] if ":///" in self.database_url else ""
+        return None if path in ("", ":memory:") else Path(path)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The file is read only when load_settings names one (see _with_file).
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+
+
+def _describe(error: ValidationError) -> str:
+    parts = []
+    for item in error.errors():
+        key = ".".join(str(p) for p in item["loc"]) or "(top level)"
+        if item["type"] == "extra_forbidden":
+            parts.append(f"{key}: unknown key")
+        else:
+            parts.append(f"{key}: {item['msg']} (got {item.get('input')!r})")
+    return "; ".join(parts)
+
+
+def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:
+    """Read the settings; `config_file` defaults to $TIERBOT_CONFIG or ./config.toml if present."""
+    path: Path | None
+    if config_file is not None:
+        path = Path(config_file)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist")
+    else:
+        env_path = os.environ.get("TIERBOT_CONFIG")
+        path = Path(env_path) if env_path else Path(DEFAULT_CONFIG_FILE)
+        if not path.is_file():
+            if env_path:
+                raise ConfigError(f"TIERBOT_CONFIG names {path}, which does not exist")
+            path = None
+    if path is not None:
+        try:
+            tomllib.loads(path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {path}: not valid TOML: {exc}") from None
+    cls = Settings
+    if path is not None:
+        cls = type("FileSettings", (Settings,), {"model_config": {**Settings.model_config,
+                                                                  "toml_file": path}})
+    try:
+        return cls(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        where = f" (in {path} or TIERBOT_* environment)" if path else " (TIERBOT_* environment)"
+        raise ConfigError(f"bad configuration{where}: {_describe(exc)}") from None

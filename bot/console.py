@@ -1,0 +1,191 @@
+"""The demo's console chat: pick a group and a speaker, type lines, see what the bot says."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import sys
+from collections.abc import Sequence
+from datetime import timedelta
+from importlib import resources
+from typing import TextIO
+
+from sqlalchemy import select
+
+from bot import chainfile
+from bot.app import BotApp
+from bot.clock import OffsetClock
+from bot.services import chain
+from bot.transports.sim import SimTransport
+from models import Contact, Group, InviteKind, Person, Role
+
+ROLE_WORDS = {
+    "指挥长": Role.COMMANDER, "组员": Role.MEMBER, "作战小组成员": Role.MEMBER,
+    "书记": Role.SECRETARY, "房东": Role.LANDLORD, "租客": Role.TENANT, "铺长": Role.CAPTAIN,
+    **{r.value: r for r in Role},
+}
+CONSOLE_HELP = """console commands:
+  /groups             list the groups          /people        list the people
+  /in NAME            speak in this group      /as NAME       speak as this person (new names are new contacts)
+  /invite NODE ROLE   issue a person invite    /invite NODE 群 issue a group invite
+  /newgroup TITLE     a new, unbound group     /time +3h      move the clock (m, h, d)
+  /quit               leave
+  $CODE in a line is replaced by the last invite code issued."""
+
+
+async def load_demo_chain(app: BotApp) -> bool:
+    """Load the demo chain into an empty store; False when the store already had a chain."""
+    async with app.session() as session, session.begin():
+        if not await chain.is_empty(session):
+            return False
+        text = resources.files("bot.demo").joinpath("chain.toml")
+        with resources.as_file(text) as path:
+            spec = chainfile.load(path)
+        await chainfile.import_chain(session, spec, now=app.now())
+    return True
+
+
+class Console:
+    """State of the console chat: where we speak, as whom, and the last invite code."""
+
+    def __init__(self, app: BotApp, transport: SimTransport, out: TextIO):
+        self.app = app
+        self.transport = transport
+        self.out = out
+        self.rooms: dict[str, str] = {}      # room id -> title
+        self.contacts: dict[str, str] = {}   # name -> contact id
+        self.room: str | None = None
+        self.speaker: str | None = None
+        self.last_code = ""
+        transport.printer = self._print_bot
+
+    def _print_bot(self, room_id: str, text: str, mentions: Sequence[str]) -> None:
+        names = {cid: name for name, cid in self.contacts.items()}
+        at = " ".join(f"@{names.get(m, m)}" for m in mentions)
+        body = text.replace("\n", "\n    ")
+        self.out.write(f"  [{self.rooms.get(room_id, room_id)}] 🤖 {at + ' ' if at else ''}{body}\n")
+        self.out.flush()
+
+    def say(self, line: str) -> None:
+        self.out.write(line + "\n")
+        self.out.flush()
+
+    async def refresh(self) -> None:
+        async with self.app.session() as session:
+            for g in (await session.execute(
+                    select(Group).where(Group.transport == self.transport.name))).scalars():
+                self.rooms.setdefault(g.room_id, g.title)
+            for name, cid in await session.execute(
+                select(Person.name, Contact.contact_id).join(Contact, Contact.person_id == Person.id)
+                .where(Contact.transport == self.transport.name)
+            ):
+                self.contacts.setdefault(name, cid)
+
+    async def handle(self, line: str) -> bool:
+        """One input line; False to stop."""
+        line = line.strip()
+        if not line:
+            return True
+        if line.startswith("/"):
+            return await self._command(line)
+        if self.room is None or self.speaker is None:
+            self.say("  (choose a group with /in and a speaker with /as first)")
+            return True
+        text = line.replace("$CODE", self.last_code)
+        await self.transport.inject(self.transport.message(
+            self.room, self.contacts[self.speaker], text, sender_name=self.speaker,
+            room_topic=self.rooms.get(self.room, "")))
+        await self.app.idle()
+        return True
+
+    async def _command(self, line: str) -> bool:
+        cmd, _, arg = line.partition(" ")
+        arg = arg.strip()
+        await self.refresh()
+        if cmd in ("/quit", "/exit"):
+            return False
+        if cmd == "/groups":
+            for room, title in self.rooms.items():
+                mark = "*" if room == self.room else " "
+                self.say(f" {mark} {title}  ({room})")
+        elif cmd == "/people":
+            for name in self.contacts:
+                self.say(f" {'*' if name == self.speaker else ' '} {name}")
+        elif cmd == "/in":
+            matches = [r for r, t in self.rooms.items() if arg and (arg == t or arg in t)]
+            if not matches:
+                self.say(f"  (no group named {arg!r}; /groups lists them)")
+            else:
+                self.room = matches[0]
+                self.say(f"  (now in {self.rooms[self.room]})")
+        elif cmd == "/as":
+            if not arg:
+                self.say("  (usage: /as NAME)")
+            else:
+                self.contacts.setdefault(arg, f"sim-new-{len(self.contacts) + 1}")
+                self.speaker = arg
+                self.say(f"  (speaking as {arg})")
+        elif cmd == "/newgroup":
+            room = f"new-{len(self.rooms) + 1}@chatroom"
+            self.rooms[room] = arg or room
+            self.room = room
+            self.say(f"  (new unbound group {self.rooms[room]}; now in it)")
+        elif cmd == "/invite":
+            await self._invite(arg)
+        elif cmd == "/time":
+            self._time(arg)
+        else:
+            self.say(CONSOLE_HELP)
+        return True
+
+    async def _invite(self, arg: str) -> None:
+        node_ref, _, role_word = arg.rpartition(" ")
+        async with self.app.session() as session, session.begin():
+            node = await chain.find_node(session, ref=node_ref.strip())
+            if node is None or not role_word:
+                self.say("  (usage: /invite NODE ROLE, e.g. /invite 应天喜出租房 房东)")
+                return
+            group = role_word in ("群", "group")
+            role = ROLE_WORDS.get(role_word)
+            if not group and role is None:
+                self.say(f"  (unknown role {role_word!r})")
+                return
+            invite = await chain.issue_invite(
+                session, node=node, kind=InviteKind.GROUP if group else InviteKind.PERSON,
+                role=None if group else role, now=self.app.now(),
+                ttl=timedelta(days=self.app.settings.invites.ttl_days))
+        self.last_code = invite.code
+        self.say(f"  (invite {invite.code} for {node.name} {role_word}; $CODE = {invite.code})")
+
+    def _time(self, arg: str) -> None:
+        clock = self.app.clock
+        m = re.fullmatch(r"\+(\d+)([mhd])", arg)
+        if not isinstance(clock, OffsetClock) or m is None:
+            self.say("  (usage: /time +30m, +3h or +1d)")
+            return
+        unit = {"m": "minutes", "h": "hours", "d": "days"}[m.group(2)]
+        now = clock.advance(timedelta(**{unit: int(m.group(1))}))
+        self.say(f"  (clock now {now.astimezone(self.app.settings.zone):%Y-%m-%d %H:%M})")
+
+
+async def run_console(app: BotApp, *, stdin: TextIO = sys.stdin, out: TextIO = sys.stdout
+                      ) -> None:
+    """Run the console until /quit or end of input (lines from a pipe make a scripted run)."""
+    assert isinstance(app.transport, SimTransport)
+    console = Console(app, app.transport, out)
+    await console.refresh()
+    interactive = stdin.isatty()
+    if interactive:
+        console.say(CONSOLE_HELP)
+    while True:
+        if interactive:
+            where = console.rooms.get(console.room or "", "-")
+            out.write(f"[{where}] {console.speaker or '-'}> ")
+            out.flush()
+        line = await asyncio.to_thread(stdin.readline)
+        if not line:
+            break
+        if not interactive and line.strip():
+            console.say(f"> {line.rstrip()}")
+        if not await console.handle(line):
+            break

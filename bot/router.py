@@ -1,0 +1,140 @@
+"""Routers: handlers declare their command, the tiers and roles allowed; the pipeline dispatches."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.config import Settings
+from bot.domain import HeldRole
+from bot.grammar import Command
+from bot.transports.base import IncomingMessage
+from models import Group, Node, Person, Role
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """What to say in the group the command came from, optionally mentioning contacts."""
+
+    text: str
+    mentions: tuple[str, ...] = ()
+
+
+@dataclass(slots=True)
+class Context:
+    """Everything a handler gets besides its command: one typed object."""
+
+    session: AsyncSession
+    message: IncomingMessage
+    settings: Settings
+    clock_now: Callable[[], datetime]
+    group: Group | None
+    node: Node | None
+    sender: Person | None
+    memberships: list[HeldRole] = field(default_factory=list)
+    inbound_id: int | None = None
+    # Every registered handler, so 帮助 can list what this sender may use here.
+    specs: list[HandlerSpec] = field(default_factory=list)
+
+    def now(self) -> datetime:
+        """The current time (aware, UTC)."""
+        return self.clock_now()
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """The users' time zone, for dates in replies."""
+        return self.settings.zone
+
+    @property
+    def roles(self) -> frozenset[Role]:
+        """Roles the sender holds in this group: at its node, or as landlord/captain one below."""
+        if self.node is None:
+            return frozenset()
+        here = {m.role for m in self.memberships if m.node_id == self.node.id}
+        # A landlord (or shop captain) sits in the team's tier-4 group as well as their own.
+        here |= {m.role for m in self.memberships
+                 if m.parent_id == self.node.id and m.role in (Role.LANDLORD, Role.CAPTAIN)}
+        return frozenset(here)
+
+
+HandlerResult = str | Reply | None
+C = TypeVar("C", bound=Command)
+Handler = Callable[[Any, Context], Awaitable[HandlerResult]]
+
+
+@dataclass(frozen=True, slots=True)
+class HandlerSpec:
+    """A registered handler and the rules for who may call it where."""
+
+    command: type[Command]
+    func: Handler
+    tiers: frozenset[int] | None
+    roles: frozenset[Role] | None
+    needs_group: bool
+
+    @property
+    def usage(self) -> str:
+        """The first docstring line: the command's syntax and what it does (used by 帮助)."""
+        doc = inspect.getdoc(self.func) or self.command.__name__
+        return doc.splitlines()[0]
+
+    def allowed(self, ctx: Context) -> bool:
+        """Whether this sender may use the command in this group."""
+        if self.needs_group and ctx.node is None:
+            return False
+        if self.tiers is not None and (ctx.node is None or ctx.node.tier not in self.tiers):
+            return False
+        return self.roles is None or bool(ctx.roles & self.roles)
+
+
+class Router:
+    """A set of handlers of one command family."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self.handlers: list[HandlerSpec] = []
+
+    def command(
+        self,
+        command: type[C],
+        *,
+        tiers: Iterable[int] | None = None,
+        roles: Iterable[Role] | None = None,
+        needs_group: bool = True,
+    ) -> Callable[[Callable[[C, Context], Awaitable[HandlerResult]]], Handler]:
+        """Register the decorated coroutine as the handler of `command`."""
+
+        def register(func: Callable[[C, Context], Awaitable[HandlerResult]]) -> Handler:
+            self.handlers.append(HandlerSpec(
+                command=command, func=func,
+                tiers=frozenset(tiers) if tiers is not None else None,
+                roles=frozenset(roles) if roles is not None else None,
+                needs_group=needs_group,
+            ))
+            return func
+
+        return register
+
+
+class Dispatcher:
+    """Maps each command type to its handler, across all routers."""
+
+    def __init__(self, routers: Iterable[Router]):
+        self.specs: list[HandlerSpec] = []
+        self._by_command: dict[type[Command], HandlerSpec] = {}
+        for router in routers:
+            for spec in router.handlers:
+                if spec.command in self._by_command:
+                    raise ValueError(f"two handlers for {spec.command.__name__}")
+                self._by_command[spec.command] = spec
+                self.specs.append(spec)
+
+    def spec_for(self, command: Command) -> HandlerSpec | None:
+        """The handler registered for this command's type."""
+        return self._by_command.get(type(command))

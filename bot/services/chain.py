@@ -1,0 +1,199 @@
+"""The chain: nodes, bound groups, invite codes, import from a file and the printed tree."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot import texts
+from bot.domain import UserError
+from bot.services import people
+from models import TIER_OF_KIND, Group, InviteCode, InviteKind, Node, NodeKind, Person, Role
+
+# No 0/O, 1/I/L: codes are read off one phone and typed into another.
+CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
+CODE_LENGTH = 6
+
+COMMANDING_ROLE: dict[int, Role] = {
+    1: Role.COMMANDER, 2: Role.COMMANDER, 3: Role.COMMANDER, 4: Role.MEMBER, 5: Role.LANDLORD,
+}
+
+
+def commanding_role(node: Node) -> Role:
+    """The role that commands a node's group (a shop row is commanded by its captain)."""
+    if node.kind == NodeKind.SHOP_ROW:
+        return Role.CAPTAIN
+    return COMMANDING_ROLE[node.tier]
+
+
+async def create_node(
+    session: AsyncSession, *, name: str, kind: NodeKind, parent: Node | None, now: datetime
+) -> Node:
+    """A new node; its tier follows from its kind and must be one below its parent's."""
+    tier = TIER_OF_KIND[kind]
+    if (parent is None) != (tier == 1):
+        raise ValueError(f"node {name!r}: a tier-{tier} node needs "
+                         f"{'no parent' if tier == 1 else 'a parent'}")
+    if parent is not None and parent.tier != tier - 1:
+        raise ValueError(f"node {name!r} (tier {tier}) cannot hang under tier {parent.tier}")
+    node = Node(name=name, kind=kind, tier=tier, parent_id=parent.id if parent else None,
+                created_at=now)
+    session.add(node)
+    await session.flush()
+    return node
+
+
+async def find_node(session: AsyncSession, *, ref: str) -> Node | None:
+    """A node by id (digits) or by exact name."""
+    stmt = select(Node).where(Node.id == int(ref)) if ref.isdigit() else (
+        select(Node).where(Node.name == ref).order_by(Node.id).limit(1))
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def group_by_room(session: AsyncSession, *, transport: str, room_id: str) -> Group | None:
+    """The group bound to a room, with its node loaded."""
+    row = (await session.execute(
+        select(Group, Node).join(Node, Node.id == Group.node_id)
+        .where(Group.transport == transport, Group.room_id == room_id)
+    )).first()
+    if row is None:
+        return None
+    group, node = row
+    group.node = node
+    return group
+
+
+async def bind_group(
+    session: AsyncSession, *, node: Node, transport: str, room_id: str, title: str,
+    now: datetime, account: str = "",
+) -> Group:
+    """Bind a chat room to a node."""
+    group = Group(node_id=node.id, transport=transport, room_id=room_id, title=title,
+                  account=account, created_at=now)
+    session.add(group)
+    await session.flush()
+    return group
+
+
+async def issue_invite(
+    session: AsyncSession, *, node: Node, kind: InviteKind, role: Role | None, now: datetime,
+    ttl: timedelta,
+) -> InviteCode:
+    """A fresh single-use code for a person's role at a node, or for binding a room to it."""
+    if (kind == InviteKind.PERSON) != (role is not None):
+        raise ValueError("a person invite needs a role; a group invite takes none")
+    while True:
+        code = "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
+        taken = (await session.execute(
+            select(InviteCode.id).where(InviteCode.code == code))).first()
+        if not taken:
+            break
+    invite = InviteCode(code=code, kind=kind, node_id=node.id, role=role, created_at=now,
+                        expires_at=now + ttl)
+    session.add(invite)
+    await session.flush()
+    return invite
+
+
+async def _take_invite(
+    session: AsyncSession, *, code: str, kind: InviteKind, now: datetime, used_by: str
+) -> tuple[InviteCode, Node]:
+    row = (await session.execute(
+        select(InviteCode, Node).join(Node, Node.id == InviteCode.node_id)
+        .where(InviteCode.code == code.upper())
+    )).first()
+    if row is None:
+        raise UserError(texts.Bind.UNKNOWN.format(code=code))
+    invite, node = row
+    if invite.kind != kind:
+        wrong = texts.Bind.IS_GROUP_CODE if invite.kind == InviteKind.GROUP else (
+            texts.Bind.IS_PERSON_CODE)
+        raise UserError(wrong.format(code=invite.code))
+    if invite.used_at is not None:
+        raise UserError(texts.Bind.USED.format(code=invite.code))
+    if invite.expires_at <= now:
+        raise UserError(texts.Bind.EXPIRED.format(code=invite.code))
+    invite.used_at = now
+    invite.used_by = used_by
+    return invite, node
+
+
+@dataclass(frozen=True, slots=True)
+class PersonBinding:
+    """The outcome of 绑定: who, which role where, and whether it was new."""
+
+    person: Person
+    node: Node
+    role: Role
+    created: bool
+
+
+async def redeem_person_invite(
+    session: AsyncSession, *, code: str, transport: str, contact_id: str, display_name: str,
+    known: Person | None, now: datetime,
+) -> PersonBinding:
+    """绑定: the writer's contact id gets the invite's role at its node (single use)."""
+    invite, node = await _take_invite(session, code=code, kind=InviteKind.PERSON, now=now,
+                                      used_by=f"{transport}:{contact_id}")
+    person = known
+    if person is None:
+        # The display name only labels the new record; the contact id is the identity.
+        person = await people.create_person(session, name=display_name or contact_id, now=now)
+        await people.attach_contact(session, person=person, transport=transport,
+                                    contact_id=contact_id, now=now)
+    role = Role(invite.role)
+    created = await people.grant_role(session, person_id=person.id, node_id=node.id, role=role,
+                                      now=now)
+    if not created:
+        raise UserError(texts.Bind.PERSON_ALREADY.format(node=node.name,
+                                                         role=texts.ROLE_NAMES[role]))
+    return PersonBinding(person, node, role, created)
+
+
+async def redeem_group_invite(
+    session: AsyncSession, *, code: str, transport: str, room_id: str, title: str, now: datetime,
+    account: str = "",
+) -> Group:
+    """绑定群: the room the code is written in is bound to the invite's node (single use)."""
+    bound = await group_by_room(session, transport=transport, room_id=room_id)
+    if bound is not None:
+        raise UserError(texts.Bind.GROUP_ALREADY.format(node=bound.node.name))
+    _invite, node = await _take_invite(session, code=code, kind=InviteKind.GROUP, now=now,
+                                       used_by=f"{transport}:{room_id}")
+    group = await bind_group(session, node=node, transport=transport, room_id=room_id,
+                             title=title or node.name, now=now, account=account)
+    group.node = node
+    return group
+
+
+async def is_empty(session: AsyncSession) -> bool:
+    """Whether no node exists yet."""
+    return not (await session.execute(select(func.count(Node.id)))).scalar_one()
+
+
+async def commanders(session: AsyncSession, *, node: Node) -> list[Person]:
+    """Who commands a node."""
+    return await people.holders(session, node_id=node.id, role=commanding_role(node))
+
+
+async def all_nodes(session: AsyncSession) -> list[Node]:
+    """Every node, in creation order."""
+    return list((await session.execute(select(Node).order_by(Node.id))).scalars())
+
+
+async def subtree_ids(session: AsyncSession, *, root_id: int) -> list[int]:
+    """The ids of a node and everything below it."""
+    nodes = (await session.execute(select(Node.id, Node.parent_id))).all()
+    children: dict[int | None, list[int]] = {}
+    for node_id, parent_id in nodes:
+        children.setdefault(parent_id, []).append(node_id)
+    out, todo = [], [root_id]
+    while todo:
+        current = todo.pop()
+        out.append(current)
+        todo.extend(children.get(current, []))
+    return out

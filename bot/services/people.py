@@ -1,0 +1,88 @@
+"""Identity: people, their contact ids and their roles at nodes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.domain import HeldRole
+from models import Contact, Membership, Node, Person, Role
+
+
+async def find_by_contact(session: AsyncSession, *, transport: str, contact_id: str) -> Person | None:
+    """The person a platform contact id belongs to, if any."""
+    return (await session.execute(
+        select(Person).join(Contact, Contact.person_id == Person.id)
+        .where(Contact.transport == transport, Contact.contact_id == contact_id)
+    )).scalar_one_or_none()
+
+
+async def find_by_mobile(session: AsyncSession, *, mobile: str) -> Person | None:
+    """The person registered with this mobile number, if any (the oldest when several)."""
+    return (await session.execute(
+        select(Person).where(Person.mobile == mobile).order_by(Person.id).limit(1)
+    )).scalar_one_or_none()
+
+
+async def held_roles(session: AsyncSession, *, person_id: int) -> list[HeldRole]:
+    """Every role the person holds, with each node's parent (so a tier up can be seen)."""
+    rows = await session.execute(
+        select(Membership.role, Membership.node_id, Node.parent_id)
+        .join(Node, Node.id == Membership.node_id)
+        .where(Membership.person_id == person_id)
+    )
+    return [HeldRole(Role(role), node_id, parent_id) for role, node_id, parent_id in rows]
+
+
+async def create_person(
+    session: AsyncSession, *, name: str, now: datetime, mobile: str | None = None,
+    id_number: str | None = None,
+) -> Person:
+    """A new person record."""
+    person = Person(name=name, mobile=mobile, id_number=id_number, created_at=now)
+    session.add(person)
+    await session.flush()
+    return person
+
+
+async def attach_contact(
+    session: AsyncSession, *, person: Person, transport: str, contact_id: str, now: datetime
+) -> None:
+    """Make this contact id identify the person."""
+    session.add(Contact(person_id=person.id, transport=transport, contact_id=contact_id,
+                        created_at=now))
+    await session.flush()
+
+
+async def grant_role(
+    session: AsyncSession, *, person_id: int, node_id: int, role: Role, now: datetime
+) -> bool:
+    """Give the person a role at a node; False when they already had it."""
+    exists = (await session.execute(
+        select(Membership.id).where(Membership.person_id == person_id,
+                                    Membership.node_id == node_id, Membership.role == role)
+    )).first()
+    if exists:
+        return False
+    session.add(Membership(person_id=person_id, node_id=node_id, role=role, created_at=now))
+    await session.flush()
+    return True
+
+
+async def holders(session: AsyncSession, *, node_id: int, role: Role) -> list[Person]:
+    """The people holding a role at a node, oldest first."""
+    return list((await session.execute(
+        select(Person).join(Membership, Membership.person_id == Person.id)
+        .where(Membership.node_id == node_id, Membership.role == role)
+        .order_by(Membership.id)
+    )).scalars())
+
+
+async def contact_ids(session: AsyncSession, *, person_id: int, transport: str) -> list[str]:
+    """The person's contact ids on one transport (for mentions)."""
+    return list((await session.execute(
+        select(Contact.contact_id).where(Contact.person_id == person_id,
+                                         Contact.transport == transport)
+    )).scalars())

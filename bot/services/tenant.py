@@ -1,0 +1,265 @@
+"""Tenants returning: registration, home watch, temperature readings and fever flags."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot import pii, texts
+from bot.domain import UserError
+from bot.grammar import Arrival, Temperature, TenantReturn
+from bot.services import outbox, people, report
+from models import Node, Person, ReportKind, Role, TemperatureReading, TenantStay
+
+# A stated arrival may be this far ahead of the clock (phones are not exactly in sync).
+FUTURE_SLACK = timedelta(minutes=10)
+
+
+def local_date(value: datetime, zone: ZoneInfo) -> str:
+    """'03月06日' in the users' zone."""
+    local = value.astimezone(zone)
+    return texts.Tenant.DATE.format(month=local.month, day=local.day)
+
+
+def local_datetime(value: datetime, zone: ZoneInfo) -> str:
+    """'02月20日04:00' in the users' zone."""
+    local = value.astimezone(zone)
+    return texts.Tenant.DATETIME.format(month=local.month, day=local.day, hour=local.hour,
+                                        minute=local.minute)
+
+
+def resolve_arrival(arrival: Arrival | None, *, now: datetime, zone: ZoneInfo) -> datetime:
+    """Turn what the user wrote ('2月20日凌晨4点', '昨晚10点') into a time, checked against now."""
+    if arrival is None:
+        return now
+    today = now.astimezone(zone).date()
+    try:
+        if arrival.days_ago is not None:
+            day = today - timedelta(days=arrival.days_ago)
+        elif arrival.month is not None or arrival.day is not None:
+            day = date(arrival.year or today.year, arrival.month or today.month,
+                       arrival.day or today.day)
+            # '12月30日' written in January means last year; '30日' on the 2nd, last month.
+            if day > today and arrival.year is None:
+                if arrival.month is not None:
+                    day = day.replace(year=day.year - 1)
+                else:
+                    prev = today.replace(day=1) - timedelta(days=1)
+                    day = prev.replace(day=min(day.day, prev.day))
+        else:
+            day = today
+        if arrival.hour is not None:
+            moment = datetime.combine(day, time(arrival.hour, arrival.minute or 0), zone)
+        elif day == today:
+            return now
+        else:
+            moment = datetime.combine(day, time(0, 0), zone)
+    except ValueError:
+        raise UserError(texts.Tenant.RETURN_BAD_DATE) from None
+    if moment > now + FUTURE_SLACK:
+        raise UserError(texts.Tenant.RETURN_FUTURE)
+    return moment
+
+
+@dataclass(frozen=True, slots=True)
+class ReturnResult:
+    """What registering a return did."""
+
+    stay: TenantStay
+    tenant: Person
+    outcome: str  # "new", "again", "confirmed"
+    fever: bool
+
+
+async def _tenant_for_landlord(session: AsyncSession, cmd: TenantReturn, *, now: datetime
+                               ) -> Person:
+    if not cmd.name:
+        raise UserError(texts.Tenant.RETURN_NEEDS_NAME)
+    found = await people.find_by_mobile(session, mobile=cmd.mobile)
+    if found is not None:
+        return found
+    return await people.create_person(session, name=cmd.name, mobile=cmd.mobile,
+                                      id_number=cmd.id_number, now=now)
+
+
+async def _tenant_self(session: AsyncSession, cmd: TenantReturn, *, sender: Person | None,
+                       transport: str, contact_id: str, display_name: str, now: datetime
+                       ) -> Person:
+    by_mobile = await people.find_by_mobile(session, mobile=cmd.mobile)
+    if sender is not None:
+        if by_mobile is not None and by_mobile.id != sender.id:
+            raise UserError(texts.Tenant.RETURN_NOT_YOURS)
+        sender.mobile = sender.mobile or cmd.mobile
+        sender.id_number = sender.id_number or cmd.id_number
+        return sender
+    # A landlord may have registered this tenant already: the mobile links the contact id.
+    person = by_mobile or await people.create_person(
+        session, name=cmd.name or display_name or contact_id, mobile=cmd.mobile,
+        id_number=cmd.id_number, now=now)
+    await people.attach_contact(session, person=person, transport=transport,
+                                contact_id=contact_id, now=now)
+    return person
+
+
+async def latest_stay(session: AsyncSession, *, tenant_id: int, node_id: int) -> TenantStay | None:
+    """The tenant's most recent stay at a node."""
+    return (await session.execute(
+        select(TenantStay).where(TenantStay.tenant_id == tenant_id, TenantStay.node_id == node_id)
+        .order_by(TenantStay.arrived_at.desc(), TenantStay.id.desc()).limit(1)
+    )).scalar_one_or_none()
+
+
+async def register_return(
+    session: AsyncSession, *, node: Node, cmd: TenantReturn, sender: Person | None,
+    on_behalf: bool, by_landlord: bool, transport: str, contact_id: str, display_name: str, now: datetime,
+    zone: ZoneInfo, watch_days: int, fever_threshold: float, inbound_id: int | None,
+) -> ReturnResult:
+    """租客返回 / 房东上报 返回: one stay per return, whoever of tenant and landlord writes first.
+
+    `on_behalf`: the writer registers someone else (a landlord, or a worker of the chain);
+    `by_landlord`: the writer is this group's landlord, which also makes it a landlord report.
+    """
+    arrived = resolve_arrival(cmd.arrival, now=now, zone=zone)
+    if on_behalf:
+        tenant = await _tenant_for_landlord(session, cmd, now=now)
+    else:
+        tenant = await _tenant_self(session, cmd, sender=sender, transport=transport,
+                                    contact_id=contact_id, display_name=display_name, now=now)
+    await people.grant_role(session, person_id=tenant.id, node_id=node.id, role=Role.TENANT,
+                            now=now)
+    landlords = await people.holders(session, node_id=node.id, role=Role.LANDLORD)
+    stay = await latest_stay(session, tenant_id=tenant.id, node_id=node.id)
+    outcome = "new"
+    if stay is not None and stay.watch_until > now:
+        # The same return told twice (or by both sides): one stay, the missing side filled in.
+        if by_landlord and stay.landlord_reported_at is None:
+            stay.landlord_reported_at = now
+            outcome = "confirmed"
+        elif not by_landlord and stay.self_reported_at is None:
+            stay.self_reported_at = now
+            outcome = "confirmed"
+        else:
+            outcome = "again"
+    else:
+        stay = TenantStay(
+            tenant_id=tenant.id, node_id=node.id,
+            landlord_id=(sender.id if by_landlord and sender else
+                         landlords[0].id if landlords else None),
+            origin=cmd.origin, arrived_at=arrived, watch_until=arrived + timedelta(days=watch_days),
+            self_reported_at=None if by_landlord else now,
+            landlord_reported_at=now if by_landlord else None, created_at=now)
+        session.add(stay)
+        await session.flush()
+    if by_landlord and outcome != "again":
+        assert sender is not None
+        await report.add_report(session, landlord=sender, node=node, kind=ReportKind.RETURN,
+                                detail=pii.mask_text(f"{cmd.name} {cmd.origin or ''}").strip(),
+                                stay_id=stay.id, inbound_id=inbound_id, now=now)
+    fever = False
+    if cmd.temperature is not None and outcome != "again":
+        by = sender or tenant
+        fever = await _add_reading(session, stay=stay, tenant=tenant, node=node, by=by,
+                                   value=cmd.temperature, now=now, zone=zone,
+                                   threshold=fever_threshold, inbound_id=inbound_id)
+    return ReturnResult(stay, tenant, outcome, fever)
+
+
+async def _add_reading(
+    session: AsyncSession, *, stay: TenantStay, tenant: Person, node: Node, by: Person,
+    value: float, now: datetime, zone: ZoneInfo, threshold: float, inbound_id: int | None,
+) -> bool:
+    session.add(TemperatureReading(stay_id=stay.id, value=value, taken_at=now, by_id=by.id,
+                                   inbound_id=inbound_id))
+    if value < threshold:
+        await session.flush()
+        return False
+    stay.fever = True
+    await session.flush()
+    if node.parent_id is not None:
+        # The tier-4 group (team member + landlords) follows up: masked name, no numbers.
+        await outbox.queue_to_node(
+            session, node_id=node.parent_id, source="fever", now=now,
+            text=texts.Tenant.FEVER_TO_TEAM.format(
+                node=node.name, name=pii.mask_name(tenant.name), value=value,
+                when=local_datetime(now, zone)))
+    return True
+
+
+@dataclass(frozen=True, slots=True)
+class ReadingResult:
+    """A stored reading and whether it raised a fever flag."""
+
+    stay: TenantStay
+    tenant: Person
+    value: float
+    fever: bool
+
+
+async def record_temperature(
+    session: AsyncSession, *, node: Node, cmd: Temperature, sender: Person | None,
+    as_landlord: bool, now: datetime, zone: ZoneInfo, fever_threshold: float,
+    inbound_id: int | None,
+) -> ReadingResult:
+    """体温: the tenant's own reading, or a landlord's for a named tenant of this group."""
+    if as_landlord and cmd.name is None and sender is not None:
+        own = await latest_stay(session, tenant_id=sender.id, node_id=node.id)
+        if own is None:
+            raise UserError(texts.Tenant.TEMP_NEEDS_NAME)
+    if cmd.name is not None and as_landlord:
+        row = (await session.execute(
+            select(TenantStay, Person).join(Person, Person.id == TenantStay.tenant_id)
+            .where(TenantStay.node_id == node.id, Person.name == cmd.name)
+            .order_by(TenantStay.arrived_at.desc()).limit(1)
+        )).first()
+        if row is None:
+            raise UserError(texts.Tenant.TEMP_NAME_UNKNOWN.format(name=pii.mask_name(cmd.name)))
+        stay, tenant = row
+    else:
+        if sender is None:
+            raise UserError(texts.Tenant.TEMP_NO_STAY)
+        found = await latest_stay(session, tenant_id=sender.id, node_id=node.id)
+        if found is None:
+            raise UserError(texts.Tenant.TEMP_NO_STAY)
+        stay, tenant = found, sender
+    assert sender is not None
+    fever = await _add_reading(session, stay=stay, tenant=tenant, node=node, by=sender,
+                               value=cmd.value, now=now, zone=zone, threshold=fever_threshold,
+                               inbound_id=inbound_id)
+    return ReadingResult(stay, tenant, cmd.value, fever)
+
+
+@dataclass(frozen=True, slots=True)
+class TenantRow:
+    """One line of 我的租客."""
+
+    tenant: Person
+    stay: TenantStay
+    last_reading: float | None
+
+
+async def list_tenants(session: AsyncSession, *, node_ids: list[int]) -> list[TenantRow]:
+    """The latest stay of every tenant at these nodes, newest arrival first."""
+    stays = (await session.execute(
+        select(TenantStay, Person).join(Person, Person.id == TenantStay.tenant_id)
+        .where(TenantStay.node_id.in_(node_ids))
+        .order_by(TenantStay.arrived_at.desc(), TenantStay.id.desc())
+    )).all()
+    seen: set[int] = set()
+    latest = []
+    for stay, person in stays:
+        if person.id not in seen:
+            seen.add(person.id)
+            latest.append((stay, person))
+    readings: dict[int, float] = {}
+    if latest:
+        for stay_id, value in await session.execute(
+            select(TemperatureReading.stay_id, TemperatureReading.value)
+            .where(TemperatureReading.stay_id.in_([s.id for s, _ in latest]))
+            .order_by(TemperatureReading.taken_at, TemperatureReading.id)
+        ):
+            readings[stay_id] = value
+    return [TenantRow(p, s, readings.get(s.id)) for s, p in latest]

@@ -1,0 +1,65 @@
+"""The transport seam: one inbound model and one small protocol every chat platform implements."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol, runtime_checkable
+
+
+@dataclass(frozen=True, slots=True)
+class IncomingMessage:
+    """One message seen in a room, as every transport reports it."""
+
+    transport: str
+    message_id: str
+    room_id: str
+    sender_id: str
+    sender_name: str
+    text: str
+    at: datetime
+    mentions_bot: bool = False
+    is_self: bool = False
+    # The bot account (for several accounts) that saw the message; "" when there is only one.
+    account: str = ""
+    # The room's topic as the platform shows it: a label for new bindings, never an identity.
+    room_topic: str = ""
+    mention_ids: tuple[str, ...] = field(default=())
+
+
+@dataclass(frozen=True, slots=True)
+class SentMessage:
+    """What a transport reports back after sending: the platform's id of the sent message."""
+
+    message_id: str
+
+
+class TransportError(Exception):
+    """A send failed; `rate_limited` says the platform asked us to slow down."""
+
+    def __init__(self, message: str, *, rate_limited: bool = False, retryable: bool = True):
+        super().__init__(message)
+        self.rate_limited = rate_limited
+        self.retryable = retryable
+
+
+InboundHandler = Callable[[IncomingMessage], Awaitable[None]]
+
+
+@runtime_checkable
+class Transport(Protocol):
+    """A chat platform as the bot sees it."""
+
+    name: str
+
+    async def start(self, on_message: InboundHandler) -> None:
+        """Connect and start delivering inbound messages (the bot's own echoes included)."""
+
+    async def stop(self) -> None:
+        """Disconnect; no more messages are delivered after this returns."""
+
+    async def send(
+        self, room_id: str, text: str, *, mentions: Sequence[str] = (), account: str = ""
+    ) -> SentMessage:
+        """Send text to a room, optionally mentioning contacts; raise TransportError on failure."""

@@ -1,0 +1,71 @@
+"""An in-memory chat platform: tests and benchmarks inject messages and read what the bot sent."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from bot.transports.base import IncomingMessage, InboundHandler, SentMessage, TransportError
+
+
+@dataclass(frozen=True, slots=True)
+class Sent:
+    """One message the bot sent."""
+
+    room_id: str
+    text: str
+    mentions: tuple[str, ...]
+    account: str
+    message_id: str
+
+
+class MemoryTransport:
+    """Records sends and, like a Wechaty puppet, echoes each back as the bot's own message."""
+
+    def __init__(self, name: str = "memory", *, bot_id: str = "bot",
+                 now: Callable[[], datetime] | None = None):
+        self.name = name
+        self.bot_id = bot_id
+        self.sent: list[Sent] = []
+        self.echoes = True
+        # Errors to raise on the next sends (tests of retries and rate limits).
+        self.fail_next: list[TransportError] = []
+        self._now = now or (lambda: datetime.now(UTC))
+        self._on_message: InboundHandler | None = None
+        self._ids = itertools.count(1)
+
+    async def start(self, on_message: InboundHandler) -> None:
+        self._on_message = on_message
+
+    async def stop(self) -> None:
+        self._on_message = None
+
+    async def send(self, room_id: str, text: str, *, mentions: Sequence[str] = (),
+                   account: str = "") -> SentMessage:
+        if self.fail_next:
+            raise self.fail_next.pop(0)
+        message_id = f"{self.name}-out-{next(self._ids)}"
+        self.sent.append(Sent(room_id, text, tuple(mentions), account, message_id))
+        if self.echoes and self._on_message is not None:
+            await self._on_message(IncomingMessage(
+                transport=self.name, message_id=message_id, room_id=room_id,
+                sender_id=self.bot_id, sender_name="bot", text=text, at=self._now(),
+                is_self=True, account=account))
+        return SentMessage(message_id)
+
+    async def inject(self, message: IncomingMessage) -> None:
+        """Deliver a message as if someone wrote it on the platform."""
+        if self._on_message is None:
+            raise RuntimeError("transport not started")
+        await self._on_message(message)
+
+    def message(self, room_id: str, sender_id: str, text: str, *, sender_name: str = "",
+                message_id: str | None = None, mentions_bot: bool = False,
+                room_topic: str = "") -> IncomingMessage:
+        """Build an inbound message with a fresh id (or the given one, to redeliver)."""
+        return IncomingMessage(
+            transport=self.name, message_id=message_id or f"{self.name}-in-{next(self._ids)}",
+            room_id=room_id, sender_id=sender_id, sender_name=sender_name or sender_id,
+            text=text, at=self._now(), mentions_bot=mentions_bot, room_topic=room_topic)

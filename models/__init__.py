@@ -1,0 +1,18 @@
+"""The ORM tables, importable from one place (Alembic reads Base.metadata from here)."""
+
+from models.base import Base, UTCDateTime
+from models.building import Building, Flat
+from models.chain import TIER_OF_KIND, Group, Node, NodeKind
+from models.inbound import InboundMessage
+from models.outbox import OutboxMessage, OutboxStatus
+from models.person import Contact, InviteCode, InviteKind, Membership, Person, Role
+from models.report import LandlordReport, ReportKind
+from models.shop import Shop
+from models.tenant import TemperatureReading, TenantStay
+
+__all__ = [
+    "TIER_OF_KIND", "Base", "Building", "Contact", "Flat", "Group", "InboundMessage",
+    "InviteCode", "InviteKind", "LandlordReport", "Membership", "Node", "NodeKind",
+    "OutboxMessage", "OutboxStatus", "Person", "ReportKind", "Role", "Shop",
+    "TemperatureReading", "TenantStay", "UTCDateTime",
+]

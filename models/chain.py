@@ -1,0 +1,66 @@
+"""The chain: nodes of tiers 1-5 and the chat groups bound to them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import ForeignKey, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from models.base import Base, UTCDateTime
+
+
+class NodeKind(StrEnum):
+    """What a node of the chain is; the tier follows from the kind."""
+
+    SUBDISTRICT = "subdistrict"
+    COMMUNITY = "community"
+    TEAM = "team"
+    TEAM_LANDLORDS = "team_landlords"
+    LANDLORD_TENANTS = "landlord_tenants"
+    # A shop-row captain (铺长) with the shops of their row: a tier-5 group like a landlord's.
+    SHOP_ROW = "shop_row"
+
+
+TIER_OF_KIND: dict[NodeKind, int] = {
+    NodeKind.SUBDISTRICT: 1,
+    NodeKind.COMMUNITY: 2,
+    NodeKind.TEAM: 3,
+    NodeKind.TEAM_LANDLORDS: 4,
+    NodeKind.LANDLORD_TENANTS: 5,
+    NodeKind.SHOP_ROW: 5,
+}
+
+
+class Node(Base):
+    """One unit of the chain (一级作战单元 ... 房东+租客)."""
+
+    __tablename__ = "node"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tier: Mapped[int]
+    kind: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str] = mapped_column(String(100), index=True)
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("node.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    parent: Mapped[Node | None] = relationship(remote_side=[id], lazy="raise")
+
+
+class Group(Base):
+    """A chat room bound to a node; the platform's room id is the identity, the title a label."""
+
+    __tablename__ = "chat_group"
+    __table_args__ = (UniqueConstraint("transport", "room_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    node_id: Mapped[int] = mapped_column(ForeignKey("node.id"), index=True)
+    transport: Mapped[str] = mapped_column(String(32))
+    room_id: Mapped[str] = mapped_column(String(128))
+    title: Mapped[str] = mapped_column(String(200))
+    # The bot account that sends to this group ("" = the transport's only account).
+    account: Mapped[str] = mapped_column(String(64), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    node: Mapped[Node] = relationship(lazy="raise")

@@ -1,0 +1,85 @@
+"""People, their platform contact ids, their roles per node, and invite codes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import ForeignKey, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from models.base import Base, UTCDateTime
+
+
+class Role(StrEnum):
+    """What a person is at a node."""
+
+    COMMANDER = "commander"
+    MEMBER = "member"
+    SECRETARY = "secretary"
+    LANDLORD = "landlord"
+    TENANT = "tenant"
+    CAPTAIN = "captain"
+
+
+class Person(Base):
+    """A person known to the chain; mobile and ID number are sensitive and never shown whole."""
+
+    __tablename__ = "person"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    mobile: Mapped[str | None] = mapped_column(String(11), index=True)
+    id_number: Mapped[str | None] = mapped_column(String(18))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Contact(Base):
+    """A platform contact id that identifies a person (display names never do)."""
+
+    __tablename__ = "contact"
+    __table_args__ = (UniqueConstraint("transport", "contact_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("person.id"), index=True)
+    transport: Mapped[str] = mapped_column(String(32))
+    contact_id: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    person: Mapped[Person] = relationship(lazy="raise")
+
+
+class Membership(Base):
+    """A role a person holds at a node."""
+
+    __tablename__ = "membership"
+    __table_args__ = (UniqueConstraint("person_id", "node_id", "role"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("person.id"), index=True)
+    node_id: Mapped[int] = mapped_column(ForeignKey("node.id"), index=True)
+    role: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class InviteKind(StrEnum):
+    """An invite binds a person to a role at a node, or a chat room to a node."""
+
+    PERSON = "person"
+    GROUP = "group"
+
+
+class InviteCode(Base):
+    """A short single-use code a commander hands out; it expires."""
+
+    __tablename__ = "invite_code"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(16), unique=True)
+    kind: Mapped[str] = mapped_column(String(8))
+    node_id: Mapped[int] = mapped_column(ForeignKey("node.id"))
+    role: Mapped[str | None] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    used_by: Mapped[str | None] = mapped_column(String(128))

@@ -1,0 +1,47 @@
+"""Tenant stays (a return and its home watch) and their temperature readings."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Float, ForeignKey, String
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from models.base import Base, UTCDateTime
+from models.person import Person
+
+
+class TenantStay(Base):
+    """A tenant's return to a landlord's place and the home watch that follows it."""
+
+    __tablename__ = "tenant_stay"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("person.id"), index=True)
+    landlord_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"), index=True)
+    node_id: Mapped[int] = mapped_column(ForeignKey("node.id"), index=True)
+    building_id: Mapped[int | None] = mapped_column(ForeignKey("building.id"))
+    flat_id: Mapped[int | None] = mapped_column(ForeignKey("flat.id"))
+    origin: Mapped[str | None] = mapped_column(String(100))
+    arrived_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    watch_until: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    # When the tenant announced it and when the landlord registered it (issue: late reports).
+    self_reported_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    landlord_reported_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    fever: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    tenant: Mapped[Person] = relationship(foreign_keys=[tenant_id], lazy="raise")
+
+
+class TemperatureReading(Base):
+    """One temperature reading during a home watch."""
+
+    __tablename__ = "temperature_reading"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    stay_id: Mapped[int] = mapped_column(ForeignKey("tenant_stay.id"), index=True)
+    value: Mapped[float] = mapped_column(Float)
+    taken_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    by_id: Mapped[int] = mapped_column(ForeignKey("person.id"))
+    inbound_id: Mapped[int | None] = mapped_column(ForeignKey("inbound_message.id"))

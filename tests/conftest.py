@@ -1,0 +1,193 @@
+"""Shared fixtures: a real database (SQLite, and PostgreSQL when configured), the bot on an
+in-memory chat, the demo chain, and a fake clock."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import func, select, text
+
+from bot import store
+from bot.app import BotApp, build_app, running
+from bot.clock import FakeClock
+from bot.config import Settings
+from bot.console import load_demo_chain
+from bot.transports.memory import MemoryTransport
+from models import Base
+
+PG_URL = os.environ.get("TIERBOT_TEST_DATABASE_URL", "")
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+# The article's time: 21 February 2020, a Friday morning in Yiwu.
+START = datetime(2020, 2, 21, 10, 0, tzinfo=SHANGHAI)
+
+
+def _migrate(url: str) -> None:
+    async def go() -> None:
+        engine = store.create_engine(url)
+        if url.startswith("postgresql"):
+            async with engine.begin() as conn:
+                await conn.execute(text("DROP SCHEMA public CASCADE"))
+                await conn.execute(text("CREATE SCHEMA public"))
+        await store.upgrade(engine)
+        await engine.dispose()
+
+    asyncio.run(go())
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One migrated SQLite file; each test gets a copy (migrations run once per session)."""
+    path = tmp_path_factory.mktemp("template") / "template.db"
+    _migrate(f"sqlite+aiosqlite:///{path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def pg_migrated() -> str:
+    """The PostgreSQL test database, migrated once per session."""
+    if not PG_URL:
+        pytest.skip("TIERBOT_TEST_DATABASE_URL is not set: the PostgreSQL run is skipped")
+    _migrate(PG_URL)
+    return PG_URL
+
+
+async def _truncate(url: str) -> None:
+    engine = store.create_engine(url)
+    names = ", ".join(t.name for t in Base.metadata.sorted_tables)
+    async with engine.begin() as conn:
+        await conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+    await engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A migrated, empty database of each kind."""
+    if request.param == "sqlite":
+        template = request.getfixturevalue("sqlite_template")
+        path = tmp_path / "tierbot.db"
+        shutil.copy(template, path)
+        yield f"sqlite+aiosqlite:///{path}"
+    else:
+        url = request.getfixturevalue("pg_migrated")
+        asyncio.run(_truncate(url))
+        yield url
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    """Time stands still until a test moves it."""
+    return FakeClock(START)
+
+
+@pytest.fixture
+def settings(db_url: str) -> Settings:
+    """Defaults, on the test database, with an API token."""
+    return Settings(database_url=db_url, transport="memory", api={"token": "test-token"})
+
+
+@pytest.fixture
+def transport() -> MemoryTransport:
+    """The in-memory chat platform (named like the demo chain's groups)."""
+    return MemoryTransport("sim", bot_id="sim-bot")
+
+
+@pytest.fixture
+async def bot(settings: Settings, transport: MemoryTransport, clock: FakeClock
+              ) -> AsyncIterator[BotApp]:
+    """The running bot."""
+    transport._now = clock.now
+    app = build_app(settings, transport=transport, clock=clock)
+    async with running(app):
+        yield app
+
+
+@dataclass
+class DemoChain:
+    """Rooms and contact ids of the demo chain (bot/demo/chain.toml)."""
+
+    subdistrict_group: str = "futian@chatroom"
+    community_group: str = "changchun@chatroom"
+    team_group: str = "team1@chatroom"
+    landlords_group: str = "team1-landlords@chatroom"
+    tenant_group: str = "dong@chatroom"
+    ying_group: str = "ying@chatroom"
+    shop_group: str = "shoprow1@chatroom"
+    commander: str = "sim-zhangjianguo"
+    community_commander: str = "sim-liweidong"
+    secretary: str = "sim-chenxiuying"
+    team_commander: str = "sim-wuhaifeng"
+    team_member: str = "sim-liufang"
+    landlord: str = "sim-dongbaoming"
+    captain: str = "sim-wangqiang"
+    tenant: str = "sim-panxiansheng"
+    tenant2: str = "sim-wangming"
+    ying_tenant: str = "sim-zhaoli"
+
+
+@pytest.fixture
+async def chain(bot: BotApp) -> DemoChain:
+    """The demo chain loaded into the test database."""
+    assert await load_demo_chain(bot)
+    return DemoChain()
+
+
+class Chat:
+    """Speak in rooms of the in-memory platform and read what the bot said."""
+
+    def __init__(self, app: BotApp, transport: MemoryTransport):
+        self.app = app
+        self.transport = transport
+        self._mark = 0
+
+    async def say(self, room: str, contact: str, text: str, *, name: str = "",
+                  message_id: str | None = None) -> str:
+        """One message; waits until the bot has handled it and sent everything it caused."""
+        message = self.transport.message(room, contact, text, sender_name=name or contact,
+                                         message_id=message_id)
+        self._mark = len(self.transport.sent)
+        await self.transport.inject(message)
+        await self.app.idle()
+        return message.message_id
+
+    async def say_together(self, lines: list[tuple[str, str, str]]) -> None:
+        """Several messages arriving at once (they share a batch)."""
+        self._mark = len(self.transport.sent)
+        for room, contact, text in lines:
+            await self.transport.inject(self.transport.message(room, contact, text))
+        await self.app.idle()
+
+    def replies(self, room: str) -> list[str]:
+        """What the bot sent to `room` because of the last say."""
+        return [s.text for s in self.transport.sent[self._mark:] if s.room_id == room]
+
+    def mentions(self, room: str) -> list[tuple[str, ...]]:
+        """The mentions of what the bot sent to `room` because of the last say."""
+        return [s.mentions for s in self.transport.sent[self._mark:] if s.room_id == room]
+
+    def all_texts(self) -> list[str]:
+        """Everything the bot ever sent."""
+        return [s.text for s in self.transport.sent]
+
+
+@pytest.fixture
+def chat(bot: BotApp, transport: MemoryTransport) -> Chat:
+    """The chat the tests speak in."""
+    return Chat(bot, transport)
+
+
+async def count(app: BotApp, model: Any, *where: Any) -> int:
+    """How many rows of a table (matching `where`)."""
+    async with app.session() as session:
+        stmt = select(func.count()).select_from(model)
+        for cond in where:
+            stmt = stmt.where(cond)
+        return (await session.execute(stmt)).scalar_one()
