@@ -1,0 +1,1 @@
+"""Chat platforms behind one small protocol (base.py); only app.py picks a concrete one."""
