@@ -1,0 +1,196 @@
+"""Validation and masking of phone numbers, ID numbers, names and temperatures."""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import re
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bot.pii import (
+    TEMPERATURE_MAX,
+    TEMPERATURE_MIN,
+    MaskingFilter,
+    is_id_number,
+    is_mobile,
+    is_valid_temperature,
+    mask_id,
+    mask_mobile,
+    mask_name,
+    mask_text,
+)
+
+_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+# Independent of bot.pii on purpose: GB 11643's check character table.
+_CHECK = "10X98765432"
+_MOBILE_IN_TEXT = re.compile(r"(?<![0-9])1[3-9][0-9]{9}(?![0-9])")
+_ID_IN_TEXT = re.compile(r"(?<![0-9])[0-9]{17}[0-9Xx](?![0-9])")
+
+
+def with_check(first17: str) -> str:
+    """Complete 17 digits with their check character."""
+    return first17 + _CHECK[sum(int(c) * w for c, w in zip(first17, _WEIGHTS, strict=True)) % 11]
+
+
+@st.composite
+def valid_ids(draw: st.DrawFn) -> str:
+    """Generate a valid 18-character ID number."""
+    area = draw(st.from_regex(r"\A[1-9][0-9]{5}\Z"))
+    born = draw(st.dates(datetime.date(1900, 1, 1), datetime.date(2099, 12, 31)))
+    seq = draw(st.from_regex(r"\A[0-9]{3}\Z"))
+    return with_check(f"{area}{born:%Y%m%d}{seq}")
+
+
+mobiles = st.from_regex(r"\A1[3-9][0-9]{9}\Z")
+
+
+@pytest.mark.parametrize(
+    ("text", "ok"),
+    [
+        ("13800138000", True),
+        ("19912345678", True),
+        ("12800138000", False),
+        ("1380013800", False),
+        ("138001380001", False),
+        ("138 0013 8000", False),
+        ("+8613800138000", False),
+        ("", False),
+    ],
+)
+def test_is_mobile(text: str, ok: bool) -> None:
+    """Only bare 11-digit mainland mobile numbers pass."""
+    assert is_mobile(text) is ok
+
+
+def test_mask_mobile() -> None:
+    """Mobiles keep their first three and last four digits."""
+    assert mask_mobile("13800138000") == "138****8000"
+    assert mask_mobile("138-0013-8000") == "138****8000"
+    assert mask_mobile("+8613800138000") == "138****8000"
+
+
+@pytest.mark.parametrize(
+    ("text", "ok"),
+    [
+        ("330782199001011239", True),
+        ("11010519491231002X", True),
+        ("11010519491231002x", True),
+        ("440304200002290014", True),
+        ("330782199001011234", False),  # wrong check digit
+        ("330782199013011230", False),  # month 13
+        ("33078219900101123", False),  # 17 characters
+        ("33078219900101123X9", False),
+        ("330782 19900101 1239", False),
+        ("X30782199001011239", False),
+    ],
+)
+def test_is_id_number(text: str, ok: bool) -> None:
+    """IDs need 18 characters, a real birth date and the right check character."""
+    assert is_id_number(text) is ok
+
+
+def test_mask_id() -> None:
+    """IDs keep the first six and the last four characters."""
+    assert mask_id("330782199001011239") == "330782********1239"
+    assert mask_id("330782900101123") == "330782*****1123"
+
+
+@pytest.mark.parametrize(
+    ("name", "masked"),
+    [
+        ("王明", "王*"),
+        ("欧阳娜娜", "欧***"),
+        ("王小明", "王**"),
+        ("潘先生", "潘先生"),
+        ("李女士", "李女士"),
+        ("张阿姨", "张阿姨"),
+        ("", ""),
+        (None, ""),
+    ],
+)
+def test_mask_name(name: str | None, masked: str) -> None:
+    """Names keep the surname; forms of address are already anonymous."""
+    assert mask_name(name) == masked
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        ("王明 13800138000 来自湖南长沙", "王明 138****8000 来自湖南长沙"),
+        ("电话138-0013-8000,体温36.5", "电话138****8000,体温36.5"),
+        ("tel 138 0013 8000.", "tel 138****8000."),
+        ("身份证330782199001011239", "身份证330782********1239"),
+        ("ID 11010519491231002X ok", "ID 110105********002X ok"),
+        ("老身份证330782900101123", "老身份证330782*****1123"),
+        ("2020年2月20日 验证码 123456 体温 36.8℃", "2020年2月20日 验证码 123456 体温 36.8℃"),
+        ("订单号 1380013800012345", "订单号 1380013800012345"),
+        ("", ""),
+    ],
+)
+def test_mask_text(text: str, masked: str) -> None:
+    """Mobiles and IDs are masked in free text; other numbers are left alone."""
+    assert mask_text(text) == masked
+
+
+_noise = st.text(alphabet="0123456789 -Xx,年月日王明:体温.\n", max_size=12)
+
+
+@given(st.lists(st.one_of(_noise, mobiles, valid_ids()), max_size=8).map("".join))
+def test_mask_text_leaves_no_mobile_or_id(text: str) -> None:
+    """Whatever surrounds them, no mobile or ID survives mask_text."""
+    out = mask_text(text)
+    assert not _MOBILE_IN_TEXT.search(out)
+    assert not _ID_IN_TEXT.search(out)
+
+
+@given(st.lists(st.one_of(st.text(max_size=5), mobiles, valid_ids()), max_size=5), mobiles)
+def test_mask_text_masks_every_separated_mobile(parts: list[str], mobile: str) -> None:
+    """A mobile set off by spaces is masked, whatever else the text holds."""
+    text = " ".join([*parts, mobile, *parts])
+    assert mask_mobile(mobile) in mask_text(text)
+    assert mobile not in mask_text(text)
+
+
+@given(valid_ids())
+def test_generated_ids_are_valid(number: str) -> None:
+    """Generated IDs pass; changing the check character makes them fail."""
+    assert is_id_number(number)
+    for wrong in "0123456789X":
+        if wrong != number[-1]:
+            assert not is_id_number(number[:-1] + wrong)
+
+
+@pytest.mark.parametrize(
+    ("value", "ok"),
+    [
+        (36.5, True),
+        (TEMPERATURE_MIN, True),
+        (TEMPERATURE_MAX, True),
+        (37, True),
+        (33.9, False),
+        (43.1, False),
+        (float("nan"), False),
+        (float("inf"), False),
+        (True, False),
+    ],
+)
+def test_is_valid_temperature(value: float, ok: bool) -> None:
+    """Body temperatures run from 34.0 to 43.0 ℃."""
+    assert is_valid_temperature(value) is ok
+
+
+def test_masking_filter_masks_formatted_message(caplog: pytest.LogCaptureFixture) -> None:
+    """The log filter masks numbers that arrive through %-args as well as in the message."""
+    logger = logging.getLogger("tests.pii.masking")
+    logger.addFilter(MaskingFilter())
+    try:
+        with caplog.at_level(logging.INFO, logger=logger.name):
+            logger.info("tenant %s id %s", "13800138000", "330782199001011239")
+            logger.info("raw 139-0579-1234")
+    finally:
+        logger.filters.clear()
+    assert caplog.messages == ["tenant 138****8000 id 330782********1239", "raw 139****1234"]
+    assert all(r.args is None for r in caplog.records)
