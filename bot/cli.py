@@ -8,7 +8,7 @@ import logging
 import sys
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from bot import pii
 from bot.config import ConfigError, Settings, load_settings
@@ -17,14 +17,15 @@ from bot.store import StoreLockedError
 log = logging.getLogger("tierbot")
 
 
-def setup_logging(level: str) -> None:
-    """Log to stderr with phone and ID numbers masked in every line."""
-    handler = logging.StreamHandler()
+def setup_logging(level: str, stream: TextIO | None = None) -> None:
+    """Log to stderr with phone and ID numbers masked in every line (driver logs included)."""
+    handler = logging.StreamHandler(stream)
     handler.addFilter(pii.MaskingFilter())
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=level, handlers=[handler], force=True)
-    # Alembic narrates every start at INFO; only its problems matter here.
+    # Alembic narrates every start at INFO, aiosqlite every statement at DEBUG.
     logging.getLogger("alembic").setLevel(max(logging.WARNING, logging.getLevelName(level)))
+    logging.getLogger("aiosqlite").setLevel(max(logging.INFO, logging.getLevelName(level)))
 
 
 def _parser() -> argparse.ArgumentParser:
