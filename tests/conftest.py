@@ -55,6 +55,8 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def pg_migrated() -> str:
     """The PostgreSQL test database, migrated once per session."""
     if not PG_URL:
+        if os.environ.get("TIERBOT_REQUIRE_POSTGRES"):
+            pytest.fail("TIERBOT_REQUIRE_POSTGRES is set but TIERBOT_TEST_DATABASE_URL is not")
         pytest.skip("TIERBOT_TEST_DATABASE_URL is not set: the PostgreSQL run is skipped")
     _migrate(PG_URL)
     return PG_URL

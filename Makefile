@@ -1,0 +1,26 @@
+# Two commands on a fresh machine: `make demo` and `make test` (each installs what it needs).
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+PY := $(VENV)/bin/python
+
+.PHONY: demo test install bench lint
+demo: $(VENV)/.installed
+	$(VENV)/bin/tierbot demo
+
+test: $(VENV)/.installed
+	$(PY) -m pytest -q -rs
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+bench: $(VENV)/.installed
+	$(PY) bench/inbound.py
+
+lint: $(VENV)/.installed
+	$(PY) -m pip install -q ruff
+	$(PY) -m ruff check bot handlers models schedules tests bench
