@@ -47,6 +47,26 @@ class PipelineSettings(_Section):
     batch_max: int = Field(256, ge=1, le=5000)
 
 
+class AccountSettings(_Section):
+    """One bot account: a WeChat login behind a Wechaty puppet service (gateway)."""
+
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+    # host:port of the gateway; it has no TLS, so keep it on loopback or a trusted network.
+    endpoint: str = Field(pattern=r"^[^:\s]+:\d{1,5}$")
+    token: str = Field(min_length=1)
+
+
+class WechatySettings(_Section):
+    """The Wechaty transport."""
+
+    accounts: list[AccountSettings] = Field(default_factory=list)
+    # Where python-wechaty keeps its cache (it would otherwise write ./.wechaty).
+    cache_dir: str = "./data/wechaty"
+    # First and longest wait between reconnect attempts to a lost gateway, in seconds.
+    reconnect_min_seconds: float = Field(1.0, gt=0)
+    reconnect_max_seconds: float = Field(60.0, gt=0)
+
+
 class ApiSettings(_Section):
     """The admin API."""
 
@@ -72,6 +92,7 @@ class Settings(BaseSettings):
     invites: InviteSettings = Field(default_factory=InviteSettings)
     pipeline: PipelineSettings = Field(default_factory=PipelineSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
+    wechaty: WechatySettings = Field(default_factory=WechatySettings)
 
     @field_validator("timezone")
     @classmethod

@@ -44,7 +44,32 @@ class TransportError(Exception):
         self.retryable = retryable
 
 
+@dataclass(frozen=True, slots=True)
+class RoomEvent:
+    """Something happened to a room itself: the bot left or was removed, or it was renamed."""
+
+    transport: str
+    room_id: str
+    kind: str  # "left" (the bot is no longer a member) or "renamed"
+    at: datetime
+    account: str = ""
+    old_topic: str = ""
+    new_topic: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class AccountState:
+    """How one bot account's connection stands (paused-until lives in the sender's table)."""
+
+    name: str
+    connected: bool
+    logged_in_as: str = ""
+    last_error: str = ""
+    since: datetime | None = None
+
+
 InboundHandler = Callable[[IncomingMessage], Awaitable[None]]
+RoomEventHandler = Callable[[RoomEvent], Awaitable[None]]
 
 
 @runtime_checkable
@@ -53,8 +78,10 @@ class Transport(Protocol):
 
     name: str
 
-    async def start(self, on_message: InboundHandler) -> None:
-        """Connect and start delivering inbound messages (the bot's own echoes included)."""
+    async def start(self, on_message: InboundHandler,
+                    on_event: RoomEventHandler | None = None) -> None:
+        """Connect and start delivering inbound messages (the bot's own echoes included)
+        and room events."""
 
     async def stop(self) -> None:
         """Disconnect; no more messages are delivered after this returns."""
@@ -63,3 +90,6 @@ class Transport(Protocol):
         self, room_id: str, text: str, *, mentions: Sequence[str] = (), account: str = ""
     ) -> SentMessage:
         """Send text to a room, optionally mentioning contacts; raise TransportError on failure."""
+
+    def account_states(self) -> list[AccountState]:
+        """The state of each bot account this transport drives."""

@@ -7,7 +7,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from bot.transports.base import IncomingMessage, InboundHandler, SentMessage, TransportError
+from bot.transports.base import (
+    AccountState,
+    IncomingMessage,
+    InboundHandler,
+    RoomEvent,
+    RoomEventHandler,
+    SentMessage,
+    TransportError,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,10 +42,13 @@ class MemoryTransport:
         self.fail_next: list[TransportError] = []
         self._now = now or (lambda: datetime.now(UTC))
         self._on_message: InboundHandler | None = None
+        self._on_event: RoomEventHandler | None = None
         self._ids = itertools.count(1)
 
-    async def start(self, on_message: InboundHandler) -> None:
+    async def start(self, on_message: InboundHandler,
+                    on_event: RoomEventHandler | None = None) -> None:
         self._on_message = on_message
+        self._on_event = on_event
 
     async def stop(self) -> None:
         self._on_message = None
@@ -55,11 +66,22 @@ class MemoryTransport:
                 is_self=True, account=account))
         return SentMessage(message_id)
 
+    def account_states(self) -> list[AccountState]:
+        """One always-connected account per distinct account name seen in sends (or one)."""
+        names = sorted({s.account for s in self.sent} | {""})
+        return [AccountState(name=n, connected=self._on_message is not None,
+                             logged_in_as=self.bot_id) for n in names]
+
     async def inject(self, message: IncomingMessage) -> None:
         """Deliver a message as if someone wrote it on the platform."""
         if self._on_message is None:
             raise RuntimeError("transport not started")
         await self._on_message(message)
+
+    async def room_event(self, event: RoomEvent) -> None:
+        """Deliver a room event (the bot removed from a room, a room renamed)."""
+        if self._on_event is not None:
+            await self._on_event(event)
 
     def message(self, room_id: str, sender_id: str, text: str, *, sender_name: str = "",
                 message_id: str | None = None, mentions_bot: bool = False,
