@@ -118,6 +118,8 @@ def build_app(settings: Settings, *, transport: Transport | None = None,
               clock: Clock | None = None) -> BotApp:
     """A BotApp for these settings; tests pass a memory transport and a fake clock."""
     clock = clock or SystemClock()
+    if settings.sqlite_path is not None:
+        settings.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
     return BotApp(settings, transport=transport or make_transport(settings, clock), clock=clock,
                   engine=store.create_engine(settings.database_url))
 

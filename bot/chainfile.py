@@ -107,6 +107,13 @@ async def _person(session: AsyncSession, spec: PersonSpec, *, transport: str,
         if found is not None:
             return found
     found = await people.find_by_mobile(session, mobile=spec.mobile) if spec.mobile else None
+    if found is None and not pairs and not spec.mobile:
+        # Known only by name: reuse the record an earlier import of this file made (no contact
+        # id, no mobile), so a re-import does not duplicate the person.
+        found = (await session.execute(
+            select(Person).where(Person.name == spec.name, Person.mobile.is_(None),
+                                 ~Person.id.in_(select(Contact.person_id)))
+            .order_by(Person.id).limit(1))).scalar_one_or_none()
     person = found or await people.create_person(session, name=spec.name, mobile=spec.mobile,
                                                  now=now)
     for tr, cid in pairs:

@@ -12,7 +12,7 @@ from typing import TextIO
 
 from sqlalchemy import select
 
-from bot import chainfile
+from bot import chainfile, pii
 from bot.app import BotApp
 from bot.clock import OffsetClock
 from bot.services import chain
@@ -186,6 +186,6 @@ async def run_console(app: BotApp, *, stdin: TextIO = sys.stdin, out: TextIO = s
         if not line:
             break
         if not interactive and line.strip():
-            console.say(f"> {line.rstrip()}")
+            console.say(f"> {pii.mask_text(line.rstrip())}")
         if not await console.handle(line):
             break

@@ -1,0 +1,267 @@
+"""Chain files (bot/chainfile.py): load, import (idempotent), errors, and the printed tree."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import pytest
+import yaml
+
+from bot import chainfile
+from bot.app import BotApp
+from bot.chainfile import ChainFileError
+from models import Building, Contact, Flat, Group, Membership, Node, Person, Shop
+from tests.conftest import count
+
+DEMO_CHAIN = Path(__file__).parents[1] / "bot" / "demo" / "chain.toml"
+TABLES = (Node, Group, Membership, Person, Contact, Building, Flat, Shop)
+
+
+async def import_file(bot: BotApp, path: Path) -> dict[str, int]:
+    """Load and import a chain file in one transaction, like `tierbot chain import`."""
+    spec = chainfile.load(path)
+    async with bot.session() as session, session.begin():
+        return await chainfile.import_chain(session, spec, now=bot.now())
+
+
+async def tree(bot: BotApp) -> str:
+    async with bot.session() as session:
+        return await chainfile.render_tree(session)
+
+
+async def table_counts(bot: BotApp) -> dict[str, int]:
+    return {model.__tablename__: await count(bot, model) for model in TABLES}
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def line_of(rendered: str, name: str) -> str:
+    [line] = [ln for ln in rendered.splitlines() if ln.lstrip().startswith(f"{name} [")]
+    return line
+
+
+async def test_demo_chain_import_counts(bot: BotApp):
+    counts = await import_file(bot, DEMO_CHAIN)
+    assert counts == {"nodes": 7, "groups": 7, "people": 10, "roles": 11}
+    assert await table_counts(bot) == {
+        "node": 7, "chat_group": 7, "membership": 11, "person": 10, "contact": 10,
+        "building": 1, "flat": 6, "shop": 10}
+    assert await count(bot, Node, Node.tier == 5) == 3
+
+
+async def test_reimport_is_idempotent(bot: BotApp):
+    await import_file(bot, DEMO_CHAIN)
+    before = await table_counts(bot)
+    rendered = await tree(bot)
+    counts = await import_file(bot, DEMO_CHAIN)
+    assert counts["nodes"] == 0 and counts["groups"] == 0 and counts["roles"] == 0
+    assert await table_counts(bot) == before
+    assert await tree(bot) == rendered
+
+
+async def test_reimport_of_people_known_only_by_name_is_idempotent(bot: BotApp,
+                                                                  tmp_path: Path):
+    # A chain set up before anyone has bound: people with neither contact nor mobile.
+    path = write(tmp_path / "chain.toml", """
+[[people]]
+key = "zhou"
+name = "周书记"
+
+[[nodes]]
+name = "稠城街道"
+kind = "subdistrict"
+roles = { commander = ["zhou"] }
+""")
+    await import_file(bot, path)
+    before = await table_counts(bot)
+    counts = await import_file(bot, path)
+    assert counts["roles"] == 0
+    assert await table_counts(bot) == before
+
+
+async def test_yaml_equivalent_of_the_demo_chain(bot: BotApp, tmp_path: Path):
+    raw = tomllib.loads(DEMO_CHAIN.read_text(encoding="utf-8"))
+    path = write(tmp_path / "chain.yaml", yaml.safe_dump(raw, allow_unicode=True))
+    assert chainfile.load(path) == chainfile.load(DEMO_CHAIN)
+    counts = await import_file(bot, path)
+    assert counts == {"nodes": 7, "groups": 7, "people": 10, "roles": 11}
+    assert "福田街道" in await tree(bot)
+
+
+async def test_hand_written_yaml(bot: BotApp, tmp_path: Path):
+    path = write(tmp_path / "chain.yml", """
+transport: sim
+people:
+  - key: he
+    name: 何主任
+    mobile: "13611112222"
+    contacts: [sim-he]
+nodes:
+  - key: jd
+    name: 江东街道
+    kind: subdistrict
+    groups:
+      - room: jd@chatroom
+        title: 江东街道指挥群
+    roles:
+      commander: [he]
+  - name: 青口社区
+    kind: community
+    parent: 江东街道          # a parent may be named instead of keyed
+""")
+    assert await import_file(bot, path) == {"nodes": 2, "groups": 1, "people": 1, "roles": 1}
+    rendered = await tree(bot)
+    assert "何主任" in line_of(rendered, "江东街道")
+    assert line_of(rendered, "青口社区").startswith("  ")
+
+
+async def test_parent_listed_after_child_fails_on_import(bot: BotApp, tmp_path: Path):
+    path = write(tmp_path / "chain.toml", """
+[[nodes]]
+name = "长春社区"
+kind = "community"
+parent = "futian"
+
+[[nodes]]
+key = "futian"
+name = "福田街道"
+kind = "subdistrict"
+""")
+    with pytest.raises(ChainFileError) as err:
+        await import_file(bot, path)
+    assert "长春社区" in str(err.value) and "futian" in str(err.value)
+    assert "before" in str(err.value)
+    assert await count(bot, Node) == 0
+
+
+async def test_tier_mismatch_is_an_error(bot: BotApp, tmp_path: Path):
+    path = write(tmp_path / "chain.toml", """
+[[nodes]]
+key = "futian"
+name = "福田街道"
+kind = "subdistrict"
+
+[[nodes]]
+name = "长春第一作战小组"
+kind = "team"
+parent = "futian"
+""")
+    with pytest.raises(ChainFileError) as err:
+        await import_file(bot, path)
+    message = str(err.value)
+    assert "长春第一作战小组" in message and "tier 3" in message and "tier 1" in message
+    # The transaction is rolled back: not even the valid root was kept.
+    assert await count(bot, Node) == 0
+
+
+async def test_root_that_is_not_a_subdistrict_is_an_error(bot: BotApp, tmp_path: Path):
+    path = write(tmp_path / "chain.toml", """
+[[nodes]]
+name = "长春社区"
+kind = "community"
+""")
+    with pytest.raises(ChainFileError) as err:
+        await import_file(bot, path)
+    assert "长春社区" in str(err.value)
+
+
+async def test_unknown_person_key_is_an_error(bot: BotApp, tmp_path: Path):
+    path = write(tmp_path / "chain.toml", """
+[[people]]
+key = "zhang"
+name = "张建国"
+contacts = ["sim-zhangjianguo"]
+
+[[nodes]]
+name = "福田街道"
+kind = "subdistrict"
+roles = { commander = ["zhang", "ghost"] }
+""")
+    with pytest.raises(ChainFileError) as err:
+        await import_file(bot, path)
+    message = str(err.value)
+    assert "福田街道" in message and "'ghost'" in message and "commander" in message
+    assert await count(bot, Person) == 0
+
+
+async def test_duplicate_person_key_is_an_error(bot: BotApp, tmp_path: Path):
+    path = write(tmp_path / "chain.yaml", """
+people:
+  - {key: a, name: 甲, contacts: [sim-a]}
+  - {key: a, name: 乙, contacts: [sim-b]}
+nodes: []
+""")
+    with pytest.raises(ChainFileError) as err:
+        await import_file(bot, path)
+    assert "'a'" in str(err.value) and "twice" in str(err.value)
+
+
+@pytest.mark.parametrize("text, words", [
+    (('[[people]]\nkey = "dong"\nname = "董宝明"\nmobile = "1375791234"\n'
+      '[[nodes]]\nname = "福田街道"\nkind = "subdistrict"\n'),
+     ["people.0.mobile", "mobile"]),
+    ('[[nodes]]\nname = "福田街道"\nkind = "subdistrict"\ncolour = "red"\n',
+     ["nodes.0.colour"]),
+    (('[[nodes]]\nname = "福田街道"\nkind = "subdistrict"\n'
+      '[[nodes]]\nname = "长春社区"\nkind = "village"\nparent = "福田街道"\n'),
+     ["nodes.1.kind"]),
+    ('[[nodes]]\nname = "福田街道"\nkind = "subdistrict"\nroles = { chief = [] }\n',
+     ["nodes.0.roles.chief"]),
+    (('[[people]]\nkey = "a"\nname = "甲"\nemail = "a@b"\n'
+      '[[nodes]]\nname = "福田街道"\nkind = "subdistrict"\n'),
+     ["people.0.email"]),
+    ('[[nodes]]\nkind = "subdistrict"\n', ["nodes.0.name"]),
+    ('people = []\n', ["nodes"]),
+])
+def test_invalid_file_names_the_key(tmp_path: Path, text: str, words: list[str]):
+    path = write(tmp_path / "chain.toml", text)
+    with pytest.raises(ChainFileError) as err:
+        chainfile.load(path)
+    message = str(err.value)
+    assert message.startswith(str(path))
+    for word in words:
+        assert word in message
+
+
+def test_syntax_errors_and_wrong_suffix(tmp_path: Path):
+    with pytest.raises(ChainFileError, match="not valid"):
+        chainfile.load(write(tmp_path / "bad.toml", "[[nodes]\nname = 1\n"))
+    with pytest.raises(ChainFileError, match="not valid"):
+        chainfile.load(write(tmp_path / "bad.yaml", "nodes: [\n"))
+    with pytest.raises(ChainFileError, match=r"\.toml, \.yaml or \.yml"):
+        chainfile.load(write(tmp_path / "chain.json", "{}"))
+    with pytest.raises(ChainFileError) as err:
+        chainfile.load(tmp_path / "missing.toml")
+    assert "missing.toml" in str(err.value)
+
+
+async def test_render_tree_shows_names_tiers_commanders_and_groups(bot: BotApp):
+    await import_file(bot, DEMO_CHAIN)
+    rendered = await tree(bot)
+    expected = [
+        ("福田街道", 0, 1, "commander: 张建国"),
+        ("长春社区", 1, 2, "commander: 李卫东"),
+        ("长春第一作战小组", 2, 3, "commander: 吴海峰"),
+        ("第一小组房东群", 3, 4, "member: 刘芳"),
+        ("董宝明出租房", 4, 5, "landlord: 董宝明"),
+        ("应天喜出租房", 4, 5, "landlord: -"),
+        ("长春专业街一排", 4, 5, "captain: 王强"),
+    ]
+    for name, depth, tier, heads in expected:
+        line = line_of(rendered, name)
+        assert line.startswith("  " * depth + name), line
+        assert f"tier {tier}" in line and heads in line, line
+    # The secretary and the member are counted, not listed as commanders.
+    assert "+1 others" in line_of(rendered, "长春社区")
+    assert "group 应天喜租客群 (sim:ying@chatroom)" in rendered
+    assert rendered.splitlines()[-1] == "7 nodes, 7 groups, 10 contact ids"
+    # The landlord's mobile number is not printed.
+    assert "13757912345" not in rendered
+
+
+async def test_render_tree_of_an_empty_store(bot: BotApp):
+    assert await tree(bot) == "0 nodes, 0 groups, 0 contact ids"

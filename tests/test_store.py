@@ -1,0 +1,129 @@
+"""The store (bot/store.py): SQLite pragmas, the one-process file lock, and migrations."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, inspect, select, text
+from sqlalchemy.exc import IntegrityError
+
+from bot import store
+from bot.app import BotApp, build_app, running
+from bot.clock import FakeClock
+from bot.config import Settings
+from bot.store import StoreLockedError
+from bot.transports.memory import MemoryTransport
+from models import Base, Group, Node, NodeKind
+from tests.conftest import START, count
+
+
+def sqlite_app(path: Path) -> BotApp:
+    """A bot on its own SQLite file (the file is created and migrated on start)."""
+    settings = Settings(database_url=f"sqlite:///{path}", transport="memory")
+    return build_app(settings, transport=MemoryTransport("memory"), clock=FakeClock(START))
+
+
+def head_revision() -> str:
+    head = ScriptDirectory.from_config(store.alembic_config()).get_current_head()
+    assert head is not None
+    return head
+
+
+def _schema(conn: Connection) -> dict[str, Any]:
+    inspector = inspect(conn)
+    return {
+        table: (sorted((c["name"], str(c["type"]), c["nullable"])
+                       for c in inspector.get_columns(table)),
+                sorted(str(sorted(ix["column_names"])) for ix in inspector.get_indexes(table)),
+                sorted(str(sorted(fk["constrained_columns"]))
+                       for fk in inspector.get_foreign_keys(table)))
+        for table in sorted(inspector.get_table_names())
+    }
+
+
+async def schema_and_version(app: BotApp) -> tuple[dict[str, Any], list[str]]:
+    async with app.engine.connect() as conn:
+        schema = await conn.run_sync(_schema)
+        versions = list((await conn.execute(text("SELECT version_num FROM alembic_version")))
+                        .scalars())
+    return schema, versions
+
+
+async def test_sqlite_store_uses_wal_and_foreign_keys(tmp_path: Path):
+    app = sqlite_app(tmp_path / "bot.db")
+    async with running(app):
+        async with app.session() as session:
+            assert (await session.execute(text("PRAGMA journal_mode"))).scalar_one() == "wal"
+            assert (await session.execute(text("PRAGMA foreign_keys"))).scalar_one() == 1
+            # 2 = FULL: a commit is on disk before the reply leaves.
+            assert (await session.execute(text("PRAGMA synchronous"))).scalar_one() == 2
+        # Foreign keys are enforced, not only declared.
+        with pytest.raises(IntegrityError):
+            async with app.session() as session, session.begin():
+                session.add(Group(node_id=999, transport="memory", room_id="r@chatroom",
+                                  title="孤儿群", account="", created_at=START))
+        assert await count(app, Group) == 0
+
+
+async def test_second_app_on_the_same_sqlite_file_is_refused(tmp_path: Path):
+    path = tmp_path / "bot.db"
+    first = sqlite_app(path)
+    second = sqlite_app(path)
+    async with running(first):
+        with pytest.raises(StoreLockedError) as err:
+            await second.start()
+        assert str(path) in str(err.value)
+        await second.engine.dispose()
+        # The first is unaffected.
+        async with first.session() as session, session.begin():
+            session.add(Node(name="福田街道", kind=NodeKind.SUBDISTRICT, tier=1,
+                             created_at=START))
+    # Once the first has stopped, the second starts and sees the first's data.
+    async with running(second):
+        assert await count(second, Node, Node.name == "福田街道") == 1
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+async def test_postgresql_store_takes_no_file_lock(db_url: str):
+    # Several processes may share PostgreSQL.
+    settings = Settings(database_url=db_url, transport="memory")
+    assert settings.sqlite_path is None
+    first = build_app(settings, transport=MemoryTransport("memory"), clock=FakeClock(START))
+    second = build_app(settings, transport=MemoryTransport("memory"), clock=FakeClock(START))
+    async with running(first), running(second):
+        assert await count(second, Node) == 0
+
+
+async def test_migrations_applied_again_are_a_no_op(bot: BotApp):
+    async with bot.session() as session, session.begin():
+        session.add(Node(name="福田街道", kind=NodeKind.SUBDISTRICT, tier=1, created_at=START))
+    before = await schema_and_version(bot)
+    await store.upgrade(bot.engine)
+    await store.upgrade(bot.engine)
+    assert await schema_and_version(bot) == before
+    assert await count(bot, Node) == 1
+
+
+async def test_head_revision_is_applied(bot: BotApp):
+    schema, versions = await schema_and_version(bot)
+    assert versions == [head_revision()]
+    # Every table of the models exists.
+    assert set(Base.metadata.tables) <= set(schema)
+
+
+async def test_migrations_create_a_fresh_sqlite_file(tmp_path: Path):
+    path = tmp_path / "fresh.db"
+    engine = store.create_engine(f"sqlite+aiosqlite:///{path}")
+    try:
+        await store.upgrade(engine)
+        async with engine.connect() as conn:
+            tables = set(await conn.run_sync(lambda c: inspect(c).get_table_names()))
+            version = (await conn.execute(select(text("version_num"))
+                                          .select_from(text("alembic_version")))).scalar_one()
+    finally:
+        await engine.dispose()
+    assert set(Base.metadata.tables) <= tables
+    assert version == head_revision()
