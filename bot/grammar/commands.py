@@ -4,22 +4,41 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from bot.pii import is_id_number, is_mobile, is_valid_temperature
 
 __all__ = [
     "COMMANDS",
+    "Ack",
+    "AdjustPoints",
+    "Answer",
+    "Appeal",
     "Arrival",
     "BindGroup",
     "BindPerson",
     "Command",
+    "Feedback",
+    "GoodPersonCandidates",
     "Help",
     "LandlordReport",
     "MyTenants",
+    "PendingChecks",
+    "Progress",
+    "Relay",
     "ReportKind",
+    "Reward",
+    "ScheduleCancel",
+    "ScheduleList",
+    "ScheduleNotice",
+    "Score",
+    "ScoreHistory",
+    "SendNotice",
     "Temperature",
     "TenantReturn",
+    "Todo",
+    "Verify",
+    "When",
 ]
 
 ReportKind = Literal["disinfect", "errand", "violation", "mediation"]
@@ -131,6 +150,198 @@ class MyTenants(Command):
     keyword: ClassVar[str] = "我的租客"
 
 
+# --- notices down the chain ------------------------------------------------------------------
+
+_ID = Field(ge=1)
+_TIER = Field(default=None, ge=1, le=5)
+
+
+class SendNotice(Command):
+    """通知 [到3级] 内容: broadcast a notice down the chain (the handler reads a target word)."""
+
+    keyword: ClassVar[str] = "通知"
+    text: str = Field(min_length=1)
+    urgent: bool = False
+    preview: bool = False
+    down_to_tier: int | None = _TIER
+
+    @field_validator("text")
+    @classmethod
+    def _stripped(cls, v: str) -> str:
+        v = v.strip()
+        if not v:
+            raise ValueError("empty notice")
+        return v
+
+
+class Ack(Command):
+    """收到: the group's responsible person acknowledges a notice (the latest if unnamed)."""
+
+    keyword: ClassVar[str] = "收到"
+    notice_id: int | None = Field(default=None, ge=1)
+
+
+class Relay(Command):
+    """【通知#27】…: a commander re-posts a tagged notice into their own group."""
+
+    keyword: ClassVar[str] = "【通知#编号】"
+    notice_id: int = _ID
+
+
+class Progress(Command):
+    """进度 [27]: how far a notice has got, tier by tier (the latest if unnamed)."""
+
+    keyword: ClassVar[str] = "进度"
+    notice_id: int | None = Field(default=None, ge=1)
+
+
+class When(BaseModel):
+    """A scheduled time; days_ahead (今天=0, 明天=1, 后天=2) is resolved by the handler."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    days_ahead: int | None = Field(default=None, ge=0, le=2)
+    year: int | None = Field(default=None, ge=2000, le=2099)
+    month: int | None = Field(default=None, ge=1, le=12)
+    day: int | None = Field(default=None, ge=1, le=31)
+    hour: int = Field(ge=0, le=23)
+    minute: int = Field(default=0, ge=0, le=59)
+
+    @property
+    def has_date(self) -> bool:
+        """Whether a day was given (relative or by date)."""
+        return self.days_ahead is not None or self.month is not None or self.day is not None
+
+
+class ScheduleNotice(Command):
+    """定时通知 明天8:00 内容 / 每天 18:00 通知 内容: a notice sent later, or every day."""
+
+    keyword: ClassVar[str] = "定时通知"
+    when: When
+    daily: bool = False
+    text: str = Field(min_length=1)
+    urgent: bool = False
+    down_to_tier: int | None = _TIER
+
+    @model_validator(mode="after")
+    def _daily_has_no_date(self) -> ScheduleNotice:
+        if self.daily and self.when.has_date:
+            raise ValueError("a daily schedule has no date")
+        return self
+
+
+class ScheduleList(Command):
+    """定时列表: the sender's scheduled notices."""
+
+    keyword: ClassVar[str] = "定时列表"
+
+
+class ScheduleCancel(Command):
+    """取消定时 5: cancel a scheduled notice."""
+
+    keyword: ClassVar[str] = "取消定时"
+    schedule_id: int = _ID
+
+
+# --- up the chain ----------------------------------------------------------------------------
+
+
+class Feedback(Command):
+    """反馈 内容: a problem or request sent up the chain."""
+
+    keyword: ClassVar[str] = "反馈"
+    text: str = Field(min_length=1)
+
+
+class Answer(Command):
+    """答复 12 内容: a commander answers a feedback ticket."""
+
+    keyword: ClassVar[str] = "答复"
+    ticket_id: int = _ID
+    text: str = Field(min_length=1)
+
+
+class Todo(Command):
+    """待办: open feedback tickets for the sender to answer."""
+
+    keyword: ClassVar[str] = "待办"
+
+
+# --- the landlords' 12-point system ----------------------------------------------------------
+
+
+class AdjustPoints(Command):
+    """加分/扣分 @房东 2 原因: propose a points change (verified later by 核查)."""
+
+    keyword: ClassVar[str] = "加分"
+    target: str = Field(min_length=1)
+    points: int = Field(ge=1, le=12)
+    delta: int
+    reason: str = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _delta_matches_points(self) -> AdjustPoints:
+        if abs(self.delta) != self.points:
+            raise ValueError("delta must be +points or -points")
+        return self
+
+
+class PendingChecks(Command):
+    """待核查: points changes waiting for the sender's verification."""
+
+    keyword: ClassVar[str] = "待核查"
+
+
+class Verify(Command):
+    """核查 12 通过 / 核查 12 驳回 理由: verify a points change."""
+
+    keyword: ClassVar[str] = "核查"
+    event_id: int = _ID
+    approve: bool
+    reason: str | None = None
+
+    @model_validator(mode="after")
+    def _rejection_has_reason(self) -> Verify:
+        if not self.approve and not self.reason:
+            raise ValueError("a rejection needs a reason")
+        return self
+
+
+class Score(Command):
+    """积分: the sender's points and rank."""
+
+    keyword: ClassVar[str] = "积分"
+
+
+class ScoreHistory(Command):
+    """积分明细: the sender's points changes."""
+
+    keyword: ClassVar[str] = "积分明细"
+
+
+class Appeal(Command):
+    """申诉 12 理由: a landlord appeals a points change."""
+
+    keyword: ClassVar[str] = "申诉"
+    event_id: int = _ID
+    reason: str = Field(min_length=1)
+
+
+class Reward(Command):
+    """奖励: the sender's reward from the points fund."""
+
+    keyword: ClassVar[str] = "奖励"
+
+
+class GoodPersonCandidates(Command):
+    """好人候选: landlords repeatedly on the red list, candidates for the good-person award."""
+
+    keyword: ClassVar[str] = "好人候选"
+
+
 COMMANDS: tuple[type[Command], ...] = (
     Help, BindPerson, BindGroup, TenantReturn, Temperature, LandlordReport, MyTenants,
+    SendNotice, Ack, Relay, Progress, ScheduleNotice, ScheduleList, ScheduleCancel,
+    Feedback, Answer, Todo,
+    AdjustPoints, PendingChecks, Verify, Score, ScoreHistory, Appeal, Reward,
+    GoodPersonCandidates,
 )

@@ -11,23 +11,38 @@ __all__ = ["normalise"]
 # WeChat renders a reply that quotes a message as the quote, a line of spaced dashes, then the
 # reply (some clients put the quote last); only the sender's own words are a command.
 _DASH_LINE = r"[ \t\u3000]*(?:[-—－][ \t\u3000]*){3,}"
-_QUOTE_FIRST = re.compile(r"^\s*「[^」]*」\s*\n" + _DASH_LINE + r"(?:\n|$)")
-_QUOTE_LAST = re.compile(r"\n" + _DASH_LINE + r"\n\s*「[^」]*」\s*$")
-_QUOTE_TRAILING = re.compile(r"\n\s*「[^」\n]*[:：][^」]*」\s*$")
+_QUOTE_FIRST = re.compile(r"^\s*「(?P<q>[^」]*)」\s*\n" + _DASH_LINE + r"(?:\n|$)")
+_QUOTE_LAST = re.compile(r"\n" + _DASH_LINE + r"\n\s*「(?P<q>[^」]*)」\s*$")
+_QUOTE_TRAILING = re.compile(r"\n\s*「(?P<q>[^」\n]*[:：][^」]*)」\s*$")
+# The tag the bot puts on every notice it sends; a reply quoting a notice keeps it.
+_NOTICE_TAG = re.compile(r"【(?P<urgent>紧急)?通知\s*#\s*(?P<id>[0-9]{1,9})】")
 # Invisible characters that phones and WeChat sprinkle into text.
 _INVISIBLE = re.compile("[\u200b\u200c\u200d\u2060\ufeff\u00ad]")
 _SPACES = re.compile(r"\s+")
 
 
-def _drop_quote(text: str) -> str:
-    """Drop a WeChat quote block, keeping the replying text."""
-    stripped = _QUOTE_FIRST.sub("", text, count=1)
-    if stripped != text:
-        return stripped
-    stripped = _QUOTE_LAST.sub("", text, count=1)
-    if stripped != text:
-        return stripped
-    return _QUOTE_TRAILING.sub("", text, count=1)
+def _drop_quote(text: str) -> tuple[str, str]:
+    """Drop a WeChat quote block: (the replying text, the quoted text or '')."""
+    for pattern in (_QUOTE_FIRST, _QUOTE_LAST, _QUOTE_TRAILING):
+        m = pattern.search(text)
+        if m is not None:
+            return text[: m.start()] + text[m.end():], m.group("q")
+    return text, ""
+
+
+def _notice_tag(text: str) -> str:
+    """The first notice tag in already folded text, in its canonical form ('' if none)."""
+    m = _NOTICE_TAG.search(text)
+    if m is None:
+        return ""
+    return f"【{m.group('urgent') or ''}通知#{int(m.group('id'))}】"
+
+
+def _fold(text: str) -> str:
+    """Half-width, visible characters only, single spaces."""
+    # NFKC folds full-width letters, digits and ：，？ and turns WeChat's U+2005 into a space.
+    text = unicodedata.normalize("NFKC", _INVISIBLE.sub("", text)).replace("、", ",")
+    return _SPACES.sub(" ", text).strip()
 
 
 def _strip_mentions(text: str, names: list[str]) -> str:
@@ -47,13 +62,15 @@ def _strip_mentions(text: str, names: list[str]) -> str:
 
 
 def normalise(text: str, *, bot_names: Iterable[str] = ()) -> str:
-    """Return text in the one form the parser reads (half-width, single spaces, no quote)."""
+    """Return text in the one form the parser reads (half-width, single spaces, no quote).
+
+    A reply that quotes a tagged notice (【通知#27】) keeps the tag at its end, so 收到 under a
+    quoted notice reads 收到 【通知#27】 and acknowledges that notice.
+    """
     if not text:
         return ""
-    text = _INVISIBLE.sub("", _drop_quote(text))
-    # NFKC folds full-width letters, digits and ：，？ and turns WeChat's U+2005 into a space.
-    text = unicodedata.normalize("NFKC", text).replace("、", ",")
-    text = _SPACES.sub(" ", text).strip()
+    reply, quote = _drop_quote(text)
+    text = _fold(reply)
     names = sorted(
         {n for n in (_SPACES.sub(" ", unicodedata.normalize("NFKC", b)).strip()
                      for b in bot_names if b) if n},
@@ -62,4 +79,9 @@ def normalise(text: str, *, bot_names: Iterable[str] = ()) -> str:
     )
     if names:
         text = _strip_mentions(text, names)
-    return text.strip()
+    text = text.strip()
+    if text and quote and not _NOTICE_TAG.search(text):
+        tag = _notice_tag(_fold(quote))
+        if tag:
+            text = f"{text} {tag}"
+    return text

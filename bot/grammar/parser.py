@@ -5,20 +5,40 @@ from __future__ import annotations
 import datetime
 import re
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from pydantic import ValidationError
 
 from bot.grammar.commands import (
+    Ack,
+    AdjustPoints,
+    Answer,
+    Appeal,
     Arrival,
     BindGroup,
     BindPerson,
     Command,
+    Feedback,
+    GoodPersonCandidates,
     Help,
     LandlordReport,
     MyTenants,
+    PendingChecks,
+    Progress,
+    Relay,
     ReportKind,
+    Reward,
+    ScheduleCancel,
+    ScheduleList,
+    ScheduleNotice,
+    Score,
+    ScoreHistory,
+    SendNotice,
     Temperature,
     TenantReturn,
+    Todo,
+    Verify,
+    When,
 )
 from bot.grammar.normalise import normalise
 from bot.grammar.usage import hint
@@ -573,7 +593,514 @@ def _parse_report(text: str) -> Command | None:
     return None
 
 
+# --- shared helpers of the newer commands ----------------------------------------------------
+
+_C = TypeVar("_C", bound=Command)
+_CN_DIGITS = {"一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8,
+              "九": 9, "零": 0, "〇": 0}
+_CN_NUMBER = r"[一二两三四五六七八九十零〇]{1,3}"
+_NUMBER = r"[0-9]{1,9}"
+# Separators that set a keyword apart from free text (notices, feedback): not ? or 。.
+_TEXT_SEPARATORS = " :,;!"
+_REF = re.compile(r"#?\s*(?P<n>[0-9]{1,9})", re.ASCII)
+
+
+def _cn_int(s: str) -> int | None:
+    """A small number written in digits or Chinese numerals (一 … 九十九), or None."""
+    if s.isascii() and s.isdigit():
+        return int(s)
+    if not s or any(c not in _CN_DIGITS and c != "十" for c in s):
+        return None
+    if "十" not in s:
+        return _CN_DIGITS[s] if len(s) == 1 else None
+    tens, _, units = s.partition("十")
+    if "十" in units or len(tens) > 1 or len(units) > 1:
+        return None
+    return (_CN_DIGITS[tens] if tens else 1) * 10 + (_CN_DIGITS[units] if units else 0)
+
+
+def _build(cls: type[_C], **values: object) -> _C:
+    """Construct a command; a value the model refuses becomes a ParseError, never a crash."""
+    try:
+        return cls(**values)
+    except ValidationError as exc:
+        raise ParseError.of(cls.__name__, "invalid") from exc
+
+
+def _set_apart(rest: str, separators: str = _TEXT_SEPARATORS) -> bool:
+    """Whether the text after a keyword starts a new word (or is empty)."""
+    return not rest or rest[0] in separators
+
+
+def _leading_id(rest: str) -> tuple[int | None, str]:
+    """An id at the start of the arguments (12, #12, 编号12): (id or None, what follows)."""
+    m = re.match(r"(?:编号|no\.?)?\s*#?\s*([0-9]{1,9})(?![0-9])", rest, re.ASCII | re.IGNORECASE)
+    if m is None:
+        return None, rest
+    return int(m.group(1)), rest[m.end():].lstrip(_STRIP).strip()
+
+
+def _id_or_error(value: int | None, command: str, missing: str) -> int:
+    """A positive id, or the ParseError for a missing or zero one."""
+    if value is None:
+        raise ParseError.of(command, missing)
+    if value < 1:
+        raise ParseError.of(command, "number_invalid")
+    return value
+
+
+# --- notices: tags, relays, acknowledgements, progress ---------------------------------------
+
+_TAG = r"【(?:紧急)?通知#(?P<tag>[0-9]{1,9})】"
+_LEADING_TAG = re.compile(_TAG, re.ASCII)
+# normalise() appends the tag of a quoted notice to the reply: `收到 【通知#27】`.
+_TRAILING_TAG = re.compile(r" " + _TAG + r"$", re.ASCII)
+
+_ACK_WORD = (
+    r"(?:已经收到|收到收到|已收到了|已收到|收到了|收到啦|收到|收悉|已阅|阅|已读|已知悉|知悉|"
+    r"明白了|明白|了解了|了解|知道了|好的|好滴|好嘞|好咧|好|收|ok(?:ay)?|嗯嗯收到)"
+)
+# What may follow the acknowledgement: a short promise to act on it, thanks, emoji.
+_ACK_ADVERB = (
+    r"(?:我们|我|本人|会|将|一定|保证|马上|立马|立即|立刻|随即|尽快|及时|认真|坚决|按时|按要求|"
+    r"今天|今日|明天|现在|这就|正在|已经|已)"
+)
+_ACK_VERB = (
+    r"(?:落实|执行|照办|办理|安排|处理|部署|跟进|配合|完成|去办|去做|整改|消毒|办|做)"
+)
+_ACK_PASS_ON = r"(?:通知|转发|传达|转达|转告)"  # alone (收到通知) it is news, not a promise
+_ACK_OBJECT = (
+    r"(?:租客|房客|房东|大家|各户|住户|商户|下去|到位|到户|到人|任务|好|了)"
+)
+_ACK_PROMISE = (
+    f"(?:{_ACK_ADVERB}*{_ACK_VERB}{_ACK_OBJECT}*|{_ACK_ADVERB}+{_ACK_PASS_ON}{_ACK_OBJECT}*"
+    f"|{_ACK_ADVERB}*{_ACK_PASS_ON}{_ACK_OBJECT}+|{_ACK_ADVERB}+)"
+)
+_ACK_THANKS = r"(?:谢谢|感谢|多谢|辛苦了|辛苦|领导|书记|主任|老师|您|请放心|放心)+"
+_ACK_EMOJI = r"(?:\[[^\[\]\s]{1,8}\]|[\u2600-\u27bf\U0001f300-\U0001faff\ufe0f])"
+_ACK_REF = r"(?:【(?:紧急)?通知#(?P<r1>[0-9]{1,9})】|通知#?(?P<r2>[0-9]{1,9})|#(?P<r3>[0-9]{1,9}))"
+_ACK_GAP = r"[ ,;:!.。~]*"
+_ACK_TAIL_ITEM = f"(?:{_ACK_WORD}|{_ACK_PROMISE}|{_ACK_THANKS}|{_ACK_EMOJI}|{_ACK_REF})"
+# Atomic items and a possessive loop: the tail is read left to right, never re-split, so a
+# long run of fillers cannot make the match backtrack exponentially.
+_ACK = re.compile(
+    r"(?:@\S+ )*+"  # a reply often mentions the commander who sent the notice
+    r"(?:(?:【(?:紧急)?通知#(?P<p1>[0-9]{1,9})】|通知#?(?P<p2>[0-9]{1,9})|#?(?P<p3>[0-9]{1,9}))"
+    + _ACK_GAP + ")?"
+    + _ACK_WORD
+    + f"(?:{_ACK_GAP}(?>{_ACK_TAIL_ITEM}))*+{_ACK_GAP}"
+    + r"(?: @[^\s@]+)*",  # or mentions them after it
+    re.IGNORECASE,
+)
+# 1 is how many groups ask to acknowledge (回复1); only on its own, never with a number.
+_ACK_ONE = re.compile(r"(?:@\S+ )*1" + f"(?:{_ACK_GAP}{_ACK_EMOJI})*{_ACK_GAP}")
+_ACK_MAX_LENGTH = 40
+
+
+def _parse_ack(text: str, quoted: int | None) -> Command | None:
+    """收到 / 好的 / 1 / 收到，马上落实 / 27收到 / 收到 #27 (quoted: the tag of a quoted notice)."""
+    if _ACK_ONE.fullmatch(text):
+        return Ack(notice_id=quoted)
+    if len(text) > _ACK_MAX_LENGTH:
+        return None
+    m = _ACK.fullmatch(text)
+    if m is None:
+        return None
+    named = next((m.group(g) for g in ("p1", "p2", "p3") if m.group(g)), None)
+    if named is None:
+        # The tail group only keeps its last repetition, so look for a reference again.
+        ref = re.search(_ACK_REF, text)
+        if ref is not None:
+            named = next(g for g in ref.groups() if g)
+    notice_id = int(named) if named is not None else quoted
+    if notice_id is not None and notice_id < 1:
+        return None
+    return Ack(notice_id=notice_id)
+
+
+def _parse_relay(text: str) -> Command | None:
+    """【通知#27】… : a tagged notice posted again; only the tag and an ack is an Ack."""
+    m = _LEADING_TAG.match(text)
+    if m is None:
+        return None
+    notice_id = int(m.group("tag"))
+    if notice_id < 1:
+        return None
+    rest = text[m.end():].strip()
+    if rest and (_ACK.fullmatch(rest) or _ACK_ONE.fullmatch(rest)):
+        return Ack(notice_id=notice_id)
+    return Relay(notice_id=notice_id)
+
+
+_PROGRESS = re.compile(
+    r"(?:查|查看|查询|看)?(?:通知)?进度\s*"
+    r"(?:(?:#|通知#?|【(?:紧急)?通知#)\s*(?P<a>[0-9]{1,9})】?|(?P<b>[0-9]{1,9}))?"
+    + _END_PUNCT,
+    re.ASCII,
+)
+
+
+def _parse_progress(text: str, quoted: int | None) -> Command | None:
+    """进度 / 进度 27 / 进度#27 / 通知进度 27 / 查进度 (or 进度 under a quoted notice)."""
+    m = _PROGRESS.fullmatch(text)
+    if m is None:
+        return None
+    named = m.group("a") or m.group("b")
+    notice_id = int(named) if named is not None else quoted
+    if notice_id is not None and notice_id < 1:
+        raise ParseError.of("Progress", "number_invalid")
+    return Progress(notice_id=notice_id)
+
+
+# --- sending and scheduling notices ----------------------------------------------------------
+
+_TIER_WORD = re.compile(
+    r"到\s*第?\s*(?P<n>[0-9]{1,3}|" + _CN_NUMBER + r")\s*级(?:群)?", re.ASCII
+)
+_NOTICE_HEAD = re.compile(
+    r"(?P<preview>预览\s*)?(?P<urgent>紧急)?通知"
+    r"(?=$|[" + _TEXT_SEPARATORS + r"]|到\s*第?\s*(?:[0-9]|[一二两三四五六七八九十])+\s*级)"
+)
+
+
+def _notice_body(rest: str, command: str) -> tuple[int | None, str]:
+    """[到3级] 内容 after a notice keyword: (down_to_tier, text); ParseError if no content."""
+    rest = rest.lstrip(_TEXT_SEPARATORS)
+    tier = None
+    m = _TIER_WORD.match(rest)
+    if m is not None:
+        tier = _cn_int(m.group("n"))
+        if tier is None or not 1 <= tier <= 5:
+            raise ParseError.of(command, "tier_range")
+        rest = rest[m.end():].lstrip(_TEXT_SEPARATORS)
+    text = rest.strip()
+    if not any(c.isalnum() for c in text):
+        raise ParseError.of(command, "notice_text_missing")
+    return tier, text
+
+
+def _parse_notice(text: str) -> Command | None:
+    """通知 [到3级] 内容 / 紧急通知 … / 预览 通知 … ; 通知书, 通知了吗, 通知大家 are chatter."""
+    m = _NOTICE_HEAD.match(text)
+    if m is None:
+        return None
+    tier, body = _notice_body(text[m.end():], "SendNotice")
+    return _build(
+        SendNotice, text=body, urgent=bool(m.group("urgent")),
+        preview=bool(m.group("preview")), down_to_tier=tier,
+    )
+
+
+_WHEN = re.compile(
+    r"(?:"
+    r"(?P<rel>今天|今日|明天|明日|后天)"
+    r"|(?P<relp>今早|今晚|明早|明晚)"
+    r"|(?:(?P<y>[0-9]{4})\s*年\s*)?(?P<m>[0-9]{1,2})\s*月\s*(?P<d>[0-9]{1,2})\s*[日号]?"
+    r"|(?<![0-9])(?:(?P<y2>[0-9]{4})[/-])?(?P<m2>[0-9]{1,2})[/-](?P<d2>[0-9]{1,2})(?![0-9])"
+    r")?"
+    r"\s*(?P<period>凌晨|清晨|早上|早晨|上午|中午|下午|傍晚|晚上|夜里|晚)?"
+    r"\s*(?<![0-9])(?P<h>[0-9]{1,3})\s*(?:[点时](?:\s*(?P<mi>[0-9]{1,3})(?![0-9])\s*分?"
+    r"|(?P<half>半)|整)?|:\s*(?P<mi2>[0-9]{1,3})(?![0-9]))",
+    re.ASCII,
+)
+_DAYS_AHEAD = {"今": 0, "明": 1, "后": 2}
+_MORNING_OR_NIGHT = {"今早": "早上", "明早": "早上", "今晚": "晚上", "明晚": "晚上"}
+
+
+def _when_from(m: re.Match[str], command: str) -> When:
+    """A When from a _WHEN match; ParseError for an hour, minute or date that cannot be."""
+    g = m.groupdict()
+    rel = g["rel"] or g["relp"]
+    period = g["period"] or (_MORNING_OR_NIGHT.get(g["relp"]) if g["relp"] else None)
+    hour = int(g["h"])
+    minute = 30 if g["half"] else int(g["mi"] or g["mi2"] or 0)
+    if hour > 23 or minute > 59:
+        raise ParseError.of(command, "time_invalid")
+    if period in ("晚上", "晚", "夜里") and hour == 12:
+        raise ParseError.of(command, "time_invalid")  # 晚上12点: midnight of which day?
+    later = period in _EVENING or (period == "夜里" and hour >= 6) or (period == "中午" and hour < 6)
+    if later and hour < 12:
+        hour += 12  # 下午3点, 晚上8点, 中午1点
+    elif period == "凌晨" and hour == 12:
+        hour = 0
+    year = g["y"] or g["y2"]
+    month = g["m"] or g["m2"]
+    day = g["d"] or g["d2"]
+    if month is not None and day is not None:
+        try:
+            datetime.date(int(year) if year else 2020, int(month), int(day))
+        except ValueError as exc:
+            raise ParseError.of(command, "date_invalid") from exc
+    try:
+        return When(
+            days_ahead=_DAYS_AHEAD[rel[0]] if rel else None,
+            year=int(year) if year else None,
+            month=int(month) if month else None,
+            day=int(day) if day else None,
+            hour=hour,
+            minute=minute,
+        )
+    except ValidationError as exc:
+        raise ParseError.of(command, "date_invalid") from exc
+
+
+_SCHEDULE_HEAD = re.compile(r"定时(?P<urgent>紧急)?通知")
+_DAILY = re.compile(r"(?:每天|每日)\s*")
+_DAILY_NOTICE = re.compile(
+    r"\s*(?P<urgent>紧急)?通知(?=$|[" + _TEXT_SEPARATORS + r"]|到\s*第?\s*\S+?\s*级)"
+)
+
+
+def _schedule(when: When, *, daily: bool, urgent: bool, rest: str) -> Command:
+    """The ScheduleNotice for a parsed time and the rest of the message."""
+    if daily and when.has_date:
+        raise ParseError.of("ScheduleNotice", "daily_with_date")
+    tier, body = _notice_body(rest, "ScheduleNotice")
+    return _build(
+        ScheduleNotice, when=when, daily=daily, text=body, urgent=urgent, down_to_tier=tier,
+    )
+
+
+def _parse_schedule(text: str) -> Command | None:
+    """定时通知 明天8:00 内容 / 定时通知 每天 18点 内容 / 每天 18:00 [紧急]通知 内容."""
+    head = _SCHEDULE_HEAD.match(text)
+    if head is not None:
+        rest = text[head.end():]
+        daily = _DAILY.match(rest.lstrip(_TEXT_SEPARATORS))
+        if daily is not None:
+            rest = rest.lstrip(_TEXT_SEPARATORS)[daily.end():]
+        m = _WHEN.match(rest.lstrip(_TEXT_SEPARATORS))
+        if m is None:
+            if daily is None and not _set_apart(rest):
+                return None  # 定时通知发了吗
+            raise ParseError.of("ScheduleNotice", "time_missing")
+        when = _when_from(m, "ScheduleNotice")
+        return _schedule(
+            when, daily=daily is not None, urgent=bool(head.group("urgent")),
+            rest=rest.lstrip(_TEXT_SEPARATORS)[m.end():],
+        )
+    daily = _DAILY.match(text)
+    if daily is None:
+        return None
+    rest = text[daily.end():]
+    m = _WHEN.match(rest)
+    if m is None:
+        if _DAILY_NOTICE.match(rest):
+            raise ParseError.of("ScheduleNotice", "time_missing")  # 每天 通知 …
+        return None  # 每天都要消毒
+    notice = _DAILY_NOTICE.match(rest, m.end())
+    if notice is None:
+        return None  # 每天8点测体温
+    when = _when_from(m, "ScheduleNotice")
+    return _schedule(
+        when, daily=True, urgent=bool(notice.group("urgent")), rest=rest[notice.end():],
+    )
+
+
+_SCHEDULE_LIST = re.compile(
+    r"(?:定时列表|定时通知列表|我的定时|我的定时通知|查看定时|查看定时通知|定时任务)" + _END_PUNCT
+)
+_SCHEDULE_CANCEL = _by_length("取消定时通知", "删除定时通知", "取消定时", "删除定时")
+
+
+def _parse_schedule_cancel(text: str) -> Command | None:
+    """取消定时 5 / 取消定时#5 / 删除定时 5."""
+    found = _keyword(text, _SCHEDULE_CANCEL)
+    if found is None:
+        return None
+    rest, apart = found
+    if not apart and not rest.startswith("#"):
+        return None  # 取消定时了吗
+    schedule_id, after = _leading_id(rest)
+    if schedule_id is not None and _DIGIT.search(after):
+        raise ParseError.of("ScheduleCancel", "invalid")  # 取消定时 5 6: one at a time
+    return ScheduleCancel(
+        schedule_id=_id_or_error(schedule_id, "ScheduleCancel", "schedule_id_missing")
+    )
+
+
+# --- up the chain: feedback, answers, to-do --------------------------------------------------
+
+_TODO = re.compile(r"(?:我的|查看|查询)?(?:待办事项|待办|待处理|待回复)" + _END_PUNCT)
+
+
+def _parse_feedback(text: str) -> Command | None:
+    """反馈 内容 / 反馈：内容 (反馈一下 is chatter)."""
+    found = _keyword(text, ("反馈",))
+    if found is None:
+        return None
+    _, apart = found
+    if not apart:
+        return None  # 反馈一下, 反馈给社区了
+    body = text[2:].lstrip(_TEXT_SEPARATORS).strip()
+    if not any(c.isalnum() for c in body):
+        raise ParseError.of("Feedback", "feedback_missing")
+    return _build(Feedback, text=body)
+
+
+def _parse_answer(text: str) -> Command | None:
+    """答复 12 内容 / 答复#12 内容."""
+    found = _keyword(text, ("答复",))
+    if found is None:
+        return None
+    rest, apart = found
+    if not apart and not rest.startswith("#"):
+        return None  # 答复了吗
+    rest = re.sub(r"^(?:反馈|工单)", "", text[2:].lstrip(_STRIP))  # keep the closing 。
+    ticket_id, body = _leading_id(rest)
+    ticket_id = _id_or_error(ticket_id, "Answer", "ticket_id_missing")
+    if not any(c.isalnum() for c in body):
+        raise ParseError.of("Answer", "answer_missing")
+    return _build(Answer, ticket_id=ticket_id, text=body)
+
+
+# --- the landlords' 12-point system ----------------------------------------------------------
+
+_PENDING_CHECKS = re.compile(r"(?:待核查|待审核|待核实)(?:列表|事项)?" + _END_PUNCT)
+_SCORE = re.compile(r"(?:我的积分|查积分|查询积分|积分查询|积分)" + _END_PUNCT)
+_SCORE_HISTORY = re.compile(r"(?:我的)?(?:积分明细|积分记录)" + _END_PUNCT)
+_REWARD = re.compile(r"(?:我的奖励|查奖励|奖励)" + _END_PUNCT)
+_GOOD_PERSON = re.compile(r"(?:好人候选名单|好人候选人|好人候选)" + _END_PUNCT)
+
+_POINTS = f"(?P<n>[0-9]{{1,3}}|{_CN_NUMBER})"
+_MENTION = re.compile(r"@(?P<name>[^\s@]+)")
+# @董宝明 加2分 原因 (the mention first, the way a reply to a landlord reads).
+_POINTS_AFTER_MENTION = re.compile(
+    r"@(?P<name>[^\s@]+?)\s*(?P<op>加|扣|减)\s*" + _POINTS + r"\s*分(?P<rest>.*)"
+)
+_POINTS_ARG = re.compile(r"(?:(?P<op>加|扣|减))?\s*" + _POINTS + r"\s*分?(?![0-9])")
+_QUESTION = re.compile(r"(?:\?|吗)[!.。~]*$")
+
+
+def _points(value: str) -> int:
+    """The points of 2 / 两 / 十二, or ParseError outside 1–12."""
+    n = _cn_int(value)
+    if n is None or not 1 <= n <= 12:
+        raise ParseError.of("AdjustPoints", "points_range")
+    return n
+
+
+def _adjust(target: str | None, points: int | None, sign: int, reason: str) -> Command:
+    """The AdjustPoints for what was found, or the ParseError for what is missing."""
+    if not target:
+        raise ParseError.of("AdjustPoints", "target_missing")
+    if points is None:
+        raise ParseError.of("AdjustPoints", "points_missing")
+    if not any(c.isalnum() for c in reason):
+        raise ParseError.of("AdjustPoints", "reason_missing")
+    return _build(AdjustPoints, target=target, points=points, delta=sign * points, reason=reason)
+
+
+def _take_points(rest: str) -> tuple[int | None, str]:
+    """Points at the start of rest (2 / 2分 / 加2分): (points or None, what follows)."""
+    m = _POINTS_ARG.match(rest)
+    if m is None:
+        return None, rest
+    return _points(m.group("n")), rest[m.end():].strip(_STRIP)
+
+
+def _parse_points(text: str) -> Command | None:
+    """加分 @董宝明 2 原因 / 扣分 董宝明 1分 原因 / @董宝明 加2分 原因."""
+    m = _POINTS_AFTER_MENTION.fullmatch(text)
+    if m is not None:
+        if _QUESTION.search(text):
+            return None  # @董宝明 加2分了吗?
+        sign = 1 if m.group("op") == "加" else -1
+        return _adjust(m.group("name"), _points(m.group("n")), sign, m.group("rest").strip(_STRIP))
+    lead = _MENTION.match(text)
+    rest = text[lead.end():].lstrip() if lead is not None else text
+    found = _keyword(rest, ("加分", "扣分", "减分"))
+    if found is None:
+        return None
+    args, apart = found
+    if not apart and not rest[2:].startswith("@"):
+        return None  # 加分了吗, 扣分太狠了
+    if _QUESTION.search(args):
+        return None
+    sign = 1 if rest.startswith("加") else -1
+    target = lead.group("name") if lead is not None else None
+    points, args = _take_points(args)
+    if target is None:
+        mention = _MENTION.match(args)
+        if mention is not None:
+            target, args = mention.group("name"), args[mention.end():].strip(_STRIP)
+        elif points is None:
+            # 加分 董宝明 2分 原因: without @ the first word is the name.
+            word, _, after = args.partition(" ")
+            if word and not _DIGIT.search(word):
+                target, args = word, after.strip(_STRIP)
+        if points is None:
+            points, args = _take_points(args)
+    return _adjust(target, points, sign, args)
+
+
+_DECISIONS: tuple[tuple[str, bool], ...] = tuple(
+    sorted(
+        (
+            *((w, True) for w in ("通过", "同意", "属实", "核实", "确认", "批准")),
+            *((w, False) for w in ("不通过", "不同意", "驳回", "拒绝", "不属实", "否决", "不批准")),
+        ),
+        key=lambda pair: len(pair[0]),
+        reverse=True,
+    )
+)
+
+
+def _parse_verify(text: str) -> Command | None:
+    """核查 12 通过 [说明] / 核查#12 驳回 理由."""
+    found = _keyword(text, ("核查", "审核"))
+    if found is None:
+        return None
+    rest, apart = found
+    if not apart and not rest.startswith("#"):
+        return None  # 核查一下, 核查了吗
+    event_id, after = _leading_id(rest)
+    if event_id is None and rest and not after.startswith(tuple(w for w, _ in _DECISIONS)):
+        return None  # 核查 一下3楼
+    event_id = _id_or_error(event_id, "Verify", "event_id_missing")
+    for word, approve in _DECISIONS:
+        if after.startswith(word):
+            reason = after[len(word):].strip(_STRIP) or None
+            if not approve and reason is None:
+                raise ParseError.of("Verify", "reject_reason_missing")
+            return _build(Verify, event_id=event_id, approve=approve, reason=reason)
+    raise ParseError.of("Verify", "decision_missing")
+
+
+def _parse_appeal(text: str) -> Command | None:
+    """申诉 12 理由."""
+    found = _keyword(text, ("申诉",))
+    if found is None:
+        return None
+    rest, apart = found
+    if not apart and not rest.startswith("#"):
+        return None  # 申诉有用吗
+    event_id, reason = _leading_id(text[2:].lstrip(_STRIP))
+    event_id = _id_or_error(event_id, "Appeal", "event_id_missing")
+    if not any(c.isalnum() for c in reason):
+        raise ParseError.of("Appeal", "appeal_reason_missing")
+    return _build(Appeal, event_id=event_id, reason=reason)
+
+
 # --- entry point -----------------------------------------------------------------------------
+
+
+_FIXED: tuple[tuple[re.Pattern[str], type[Command]], ...] = (
+    (_HELP, Help),
+    (_MY_TENANTS, MyTenants),
+    (_SCHEDULE_LIST, ScheduleList),
+    (_TODO, Todo),
+    (_PENDING_CHECKS, PendingChecks),
+    (_SCORE_HISTORY, ScoreHistory),
+    (_SCORE, Score),
+    (_REWARD, Reward),
+    (_GOOD_PERSON, GoodPersonCandidates),
+)
+_STEPS = (
+    _parse_bind, _parse_report, _parse_return, _parse_temperature,
+    _parse_schedule, _parse_schedule_cancel, _parse_notice, _parse_feedback, _parse_answer,
+    _parse_points, _parse_verify, _parse_appeal,
+)
 
 
 def parse(text: str) -> Command | None:
@@ -583,11 +1110,24 @@ def parse(text: str) -> Command | None:
     text = normalise(text)  # idempotent, so callers that already normalised lose nothing
     if not text:
         return None
-    if _HELP.fullmatch(text):
-        return Help()
-    if _MY_TENANTS.fullmatch(text):
-        return MyTenants()
-    for step in (_parse_bind, _parse_report, _parse_return, _parse_temperature):
+    relay = _parse_relay(text)
+    if relay is not None:
+        return relay
+    # A reply under a quoted notice ends with its tag; only 收到 and 进度 read it.
+    quoted = None
+    tag = _TRAILING_TAG.search(text)
+    if tag is not None:
+        quoted, text = int(tag.group("tag")) or None, text[: tag.start()]
+    ack = _parse_ack(text, quoted)
+    if ack is not None:
+        return ack
+    for pattern, cls in _FIXED:
+        if pattern.fullmatch(text):
+            return cls()
+    progress = _parse_progress(text, quoted)
+    if progress is not None:
+        return progress
+    for step in _STEPS:
         result = step(text)
         if result is not None:
             return result

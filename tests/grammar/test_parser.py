@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from bot.grammar import (
     USAGE,
+    Ack,
     Arrival,
     BindGroup,
     BindPerson,
@@ -182,8 +183,7 @@ WRONG: list[tuple[str, str, str]] = [
 
 CHATTER = [
     "大家好",
-    "收到",
-    "收到!",
+    # 收到 and 收到! were chatter until acknowledgements (Ack) existed; see test_chain_parser.
     "谢谢房东",
     "今天天气不错",
     "明天几点消毒?",
@@ -229,6 +229,12 @@ def test_chatter(text: str) -> None:
     assert run(text) is None
 
 
+@pytest.mark.parametrize("text", ["收到", "收到!", "收到！"])
+def test_former_chatter_is_now_an_ack(text: str) -> None:
+    """收到 used to be chatter; since notices ask for acknowledgement it is an Ack."""
+    assert run(text) == Ack()
+
+
 def test_keywords_and_models() -> None:
     """Each command has its Chinese keyword, and models are frozen."""
     assert TenantReturn.keyword == "租客返回"
@@ -241,11 +247,17 @@ def test_keywords_and_models() -> None:
 
 _pieces = st.one_of(
     st.text(max_size=8),
-    st.sampled_from(list("0123456789 ,:.、：，１３８年月日号点时半度℃°@-\n「」")),
+    st.sampled_from(list("0123456789 ,:.、：，１３８年月日号点时半度℃°@-\n「」【】#＃分级")),
     st.sampled_from(
         ["租客返回", "我回来了", "体温", "房东上报", "绑定", "绑定群", "上报", "身份证", "电话",
          "来自", "回来", "昨晚", "凌晨", "13800138000", "36.5", ID_OK, "王明", "湖南长沙",
-         "- - - - - -", "@小助手\u2005"]
+         "- - - - - -", "@小助手\u2005",
+         # notices, schedules, feedback and points
+         "通知", "紧急通知", "预览", "到3级", "到第三级", "收到", "好的", "马上落实", "[强]",
+         "【通知#27】", "【紧急通知#3】", "进度", "定时通知", "每天", "明天", "晚上", "8:00",
+         "18点", "3月1日", "取消定时", "定时列表", "反馈", "答复", "待办", "加分", "扣分",
+         "@董宝明\u2005", "加2分", "十二", "核查", "通过", "驳回", "积分", "申诉", "奖励",
+         "好人候选", "待核查"]
     ),
 )
 
