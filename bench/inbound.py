@@ -1,0 +1,606 @@
+#!/usr/bin/env python
+"""Inbound throughput benchmark: the batched pipeline against one commit per message.
+
+    .venv/bin/python bench/inbound.py [--messages 20000] [--db PATH] [--db-url URL]
+
+Both runs get the same chain (the demo chain plus 200 landlords with bound tenant groups) and
+the same seeded messages (60% chatter, 40% commands), all arriving together as in a busy hour.
+It prints figures and never asserts timings; the only checks are of correctness (every reply
+left after its message's record was committed; both runs stored the same rows). See
+bench/README.md for what each figure means.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import inspect
+import logging
+import os
+import random
+import resource
+import sqlite3
+import sys
+import tempfile
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from sqlalchemy import event, func, select, text
+
+from bot import chainfile, store
+from bot.app import BotApp, build_app
+from bot.clock import FakeClock
+from bot.config import Settings
+from bot.console import load_demo_chain
+from bot.pipeline import preparse
+from bot.router import Reply
+from bot.transports.base import IncomingMessage
+from bot.transports.memory import MemoryTransport
+from models import (
+    InboundMessage,
+    LandlordReport,
+    OutboxMessage,
+    Person,
+    TemperatureReading,
+    TenantStay,
+)
+
+# The article's time: 21 February 2020, a Friday morning in Yiwu (as in tests/conftest.py).
+START = datetime(2020, 2, 21, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
+TRANSPORT = "sim"  # the demo chain's transport name
+COUNTED = {"TenantStay": TenantStay, "TemperatureReading": TemperatureReading,
+           "InboundMessage": InboundMessage, "LandlordReport": LandlordReport,
+           "OutboxMessage": OutboxMessage, "Person": Person}
+MUST_MATCH = ("TenantStay", "TemperatureReading", "InboundMessage")
+
+# --------------------------------------------------------------------------------------------
+# The chain
+# --------------------------------------------------------------------------------------------
+
+SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈姚卢姜崔钟谭陆汪范金石廖贾夏韦付方白邹孟熊秦邱江尹薛闫段雷侯龙史陶黎贺顾毛郝龚邵万钱严覃武戴莫孔向汤"
+GIVEN = "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂英华玉兰萍红建国文辉鹏飞宇浩凯晨欣怡佳俊峰斌波宁琳雪梅丹亮婷"
+ORIGINS = ["湖南长沙", "湖南邵阳", "湖北孝感", "湖北黄冈", "河南信阳", "河南周口", "江西上饶",
+           "江西赣州", "安徽阜阳", "安徽六安", "四川达州", "四川南充", "贵州毕节", "贵州遵义",
+           "云南昭通", "广西桂林", "重庆万州", "甘肃天水", "山东菏泽", "福建三明"]
+CHATTER = [
+    ("收到", 20), ("好的", 14), ("谢谢房东", 8), ("[图片]", 10), ("[表情]", 5), ("好的收到", 6),
+    ("今天几点消毒？", 3), ("辛苦了", 5), ("房东什么时候来消毒", 2), ("楼下超市开门了吗", 2),
+    ("口罩在哪里领", 2), ("返回的人要登记吗", 2), ("今天测体温了吗？", 2), ("大家注意戴口罩", 2),
+    ("体温正常", 2), ("明天回来", 1), ("几点开门", 1), ("快递能送进来吗", 2),
+    ("小区门口有人查通行证", 1), ("[语音]", 3), ("哈哈", 3), ("👍", 3), ("谢谢", 5),
+    ("我回来了吗", 1), ("楼上太吵了", 1), ("房租可以晚几天交吗", 1),
+]
+N_TEAMS = 4
+
+
+def person_name(rng: random.Random) -> str:
+    return rng.choice(SURNAMES) + "".join(rng.choice(GIVEN) for _ in range(rng.choice((1, 2))))
+
+
+def big_chain(n_landlords: int) -> chainfile.ChainSpec:
+    """N_TEAMS more teams under the demo's 长春社区, each with a landlords group, and
+    n_landlords tier-5 nodes split between them, each with a bound group and a landlord."""
+    rng = random.Random(7)
+    people = []
+    nodes: list[dict[str, Any]] = [
+        {"key": "futian", "name": "福田街道", "kind": "subdistrict"},
+        {"key": "changchun", "name": "长春社区", "kind": "community", "parent": "futian"},
+    ]
+    for t in range(N_TEAMS):
+        nodes.append({"key": f"team{t + 2}", "name": f"长春第{t + 2}作战小组", "kind": "team",
+                      "parent": "changchun",
+                      "groups": [{"room": f"team{t + 2}@chatroom",
+                                  "title": f"长春第{t + 2}作战小组群"}]})
+        nodes.append({"key": f"team{t + 2}-ll", "name": f"第{t + 2}小组房东群",
+                      "kind": "team_landlords", "parent": f"team{t + 2}",
+                      "groups": [{"room": f"team{t + 2}-landlords@chatroom",
+                                  "title": f"第{t + 2}小组房东群"}]})
+    for i in range(n_landlords):
+        name = person_name(rng)
+        people.append({"key": f"ll{i}", "name": name, "mobile": f"1370000{i:04d}",
+                       "contacts": [f"sim-ll-{i:04d}"]})
+        nodes.append({"key": f"ll{i}-node", "name": f"{name}出租房{i:03d}",
+                      "kind": "landlord_tenants", "parent": f"team{i % N_TEAMS + 2}-ll",
+                      "groups": [{"room": f"ll{i:03d}@chatroom", "title": f"{name}租客群"}],
+                      "roles": {"landlord": [f"ll{i}"]}})
+    return chainfile.ChainSpec.model_validate(
+        {"transport": TRANSPORT, "people": people, "nodes": nodes})
+
+
+async def load_chain(app: BotApp, spec: chainfile.ChainSpec) -> None:
+    assert await load_demo_chain(app), "the store already had a chain"
+    async with app.session() as session, session.begin():
+        await chainfile.import_chain(session, spec, now=app.now())
+
+
+# --------------------------------------------------------------------------------------------
+# The messages
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Sim:
+    """One simulated message: where, who, what, and what kind (for the figures)."""
+
+    room: str
+    sender: str
+    name: str
+    text: str
+    kind: str  # chatter | return | temperature | report | list | landlord_return
+
+
+@dataclass(slots=True)
+class Tenant:
+    contact: str
+    name: str
+    room: str
+
+
+def make_messages(n: int, *, n_landlords: int, tenant_pool: int, seed: int) -> list[Sim]:
+    """n messages: 60% chatter, 40% commands (returns, readings, a few landlord commands)."""
+    rng = random.Random(seed)
+    rooms = [f"ll{i:03d}@chatroom" for i in range(n_landlords)]
+    landlord_of = {room: (f"sim-ll-{i:04d}", f"房东{i}") for i, room in enumerate(rooms)}
+    chatter_texts = [t for t, _ in CHATTER]
+    chatter_weights = [w for _, w in CHATTER]
+    mobiles = iter(rng.sample(range(10**8), n))  # unique: at most one per message
+    prefixes = ["138", "139", "150", "151", "158", "186", "188", "135", "159", "177"]
+
+    def mobile() -> str:
+        return f"{rng.choice(prefixes)}{next(mobiles):08d}"
+
+    waiting = [Tenant(f"sim-t-{j:05d}", person_name(rng), rng.choice(rooms))
+               for j in range(tenant_pool)]
+    returned: list[Tenant] = []
+    out: list[Sim] = []
+    for _ in range(n):
+        if rng.random() < 0.60:
+            # Chatter, mostly from tenants in their landlords' groups.
+            if returned and rng.random() < 0.8:
+                t = rng.choice(returned)
+                room, sender, name = t.room, t.contact, t.name
+            else:
+                room = rng.choice(rooms)
+                sender, name = landlord_of[room]
+            out.append(Sim(room, sender, name,
+                           rng.choices(chatter_texts, chatter_weights)[0], "chatter"))
+            continue
+        r = rng.random()
+        if r < 0.03:
+            room = rng.choice(rooms)
+            sender, name = landlord_of[room]
+            out.append(Sim(room, sender, name, rng.choice(
+                ["房东上报 消毒", "房东上报 消毒 楼道和楼梯扶手已消毒", "已消毒"]), "report"))
+        elif r < 0.05:
+            room = rng.choice(rooms)
+            sender, name = landlord_of[room]
+            out.append(Sim(room, sender, name, "我的租客", "list"))
+        elif r < 0.07:
+            room = rng.choice(rooms)
+            sender, name = landlord_of[room]
+            out.append(Sim(room, sender, name,
+                           f"房东上报 返回 {person_name(rng)} {mobile()} 来自{rng.choice(ORIGINS)}",
+                           "landlord_return"))
+        elif (r < 0.52 or not returned) and waiting:
+            t = waiting.pop()
+            returned.append(t)
+            origin, temp, m = rng.choice(ORIGINS), round(rng.uniform(36.0, 37.1), 1), mobile()
+            if rng.random() < 0.01:
+                temp = round(rng.uniform(37.3, 38.5), 1)
+            text_ = rng.choice([
+                f"我回来了 {origin} {m}",
+                f"租客返回 {t.name} {m} 来自{origin} 体温{temp}",
+                f"我回来了 从{origin} {m} 体温{temp}",
+                f"租客返回 {t.name} {m} 来自{origin} 昨晚10点",
+                f"返回登记 {t.name} 手机{m} 来自{origin}",
+                f"我已经回来了，从{origin}回来的，电话{m}",
+            ])
+            out.append(Sim(t.room, t.contact, t.name, text_, "return"))
+        else:
+            t = rng.choice(returned)
+            value = round(rng.uniform(35.9, 37.2), 1)
+            if rng.random() < 0.05:
+                value = round(rng.uniform(37.3, 39.0), 1)
+            out.append(Sim(t.room, t.contact, t.name, rng.choice(
+                [f"体温 {value}", f"体温{value}", f"今天体温{value}", f"@小助手 体温 {value}"]),
+                "temperature"))
+    return out
+
+
+def count_commands(messages: list[IncomingMessage], bot_names: Any) -> int:
+    """Messages the parser takes for a command (with or without valid arguments)."""
+    return sum(preparse(m, bot_names) is not None for m in messages)
+
+
+def to_incoming(sims: list[Sim], now: datetime) -> list[IncomingMessage]:
+    return [IncomingMessage(transport=TRANSPORT, message_id=f"sim-in-{k}", room_id=s.room,
+                            sender_id=s.sender, sender_name=s.name, text=s.text, at=now)
+            for k, s in enumerate(sims)]
+
+
+# --------------------------------------------------------------------------------------------
+# Measuring
+# --------------------------------------------------------------------------------------------
+
+
+class Verifier:
+    """Checks, outside the bot's engine, that a message's InboundMessage row is committed.
+
+    SQLite: a plain sqlite3 connection in autocommit mode (a WAL reader sees committed data
+    only). PostgreSQL: a separate asyncpg connection (read committed)."""
+
+    SQL = "SELECT 1 FROM inbound_message WHERE transport = {0} AND message_id = {1}"
+
+    def __init__(self, url: str):
+        self.url = url
+        self.spent = 0.0  # seconds spent checking (excluded from the figures)
+        self.checked = 0
+        self.missing: list[str] = []
+        self._sqlite: sqlite3.Connection | None = None
+        self._pg: Any = None
+
+    async def open(self) -> None:
+        if self.url.startswith("sqlite"):
+            self._sqlite = sqlite3.connect(self.url.split(":///", 1)[1], isolation_level=None)
+        else:
+            import asyncpg
+
+            self._pg = await asyncpg.connect(self.url.replace("postgresql+asyncpg", "postgresql"))
+
+    async def close(self) -> None:
+        if self._sqlite is not None:
+            self._sqlite.close()
+        if self._pg is not None:
+            await self._pg.close()
+
+    async def committed(self, message_id: str) -> None:
+        t0 = time.perf_counter()
+        if self._sqlite is not None:
+            row = self._sqlite.execute(self.SQL.format("?", "?"),
+                                       (TRANSPORT, message_id)).fetchone()
+        else:
+            row = await self._pg.fetchrow(self.SQL.format("$1", "$2"), TRANSPORT, message_id)
+        self.checked += 1
+        if row is None:
+            self.missing.append(message_id)
+        self.spent += time.perf_counter() - t0
+
+
+@dataclass
+class Result:
+    label: str
+    messages: int
+    commands: int
+    wall: float = 0.0  # seconds, first inject to idle, minus verification time
+    cpu: float = 0.0  # process CPU seconds (all threads) over the same span, minus verification
+    latencies_ms: list[float] = field(default_factory=list)
+    replies: int = 0
+    commits: int = 0
+    statements: int = 0
+    transactions: int = 0  # transactions that handled commands (batches, or one per message)
+    rows: dict[str, int] = field(default_factory=dict)
+    rss_mb: float = 0.0
+    verified: int = 0
+    unverified: list[str] = field(default_factory=list)
+    verify_s: float = 0.0
+    errors: int = 0
+
+    def pct(self, q: float) -> float:
+        data = sorted(self.latencies_ms)
+        if not data:
+            return float("nan")
+        return data[min(len(data) - 1, round(q * (len(data) - 1)))]
+
+    def show(self) -> None:
+        print(f"--- {self.label}")
+        print(f"  messages {self.messages}, commands (parsed) {self.commands}, replies {self.replies}, "
+              f"wall {self.wall:.3f} s (verification {self.verify_s:.3f} s excluded)")
+        print(f"  messages/s {self.messages / self.wall:10.0f}   "
+              f"commands/s {self.commands / self.wall:10.0f}")
+        print(f"  CPU {self.cpu:.3f} s = {self.cpu / max(self.commands, 1) * 1000:.2f} ms per command "
+              f"(process, all threads; {self.cpu / self.wall * 100:.0f}% of wall)")
+        print(f"  receive->reply ms: p50 {self.pct(0.50):.1f}  p99 {self.pct(0.99):.1f}  "
+              f"max {self.pct(1.0):.1f}")
+        print(f"  commits {self.commits} (command transactions {self.transactions}; the rest "
+              f"are the outbox sender's), SQL statements {self.statements} "
+              f"({self.statements / max(self.commands, 1):.1f} per command)")
+        print("  rows: " + ", ".join(f"{k} {v}" for k, v in self.rows.items()))
+        print(f"  replies verified committed before sending: {self.verified}/{self.replies}, "
+              f"not committed: {len(self.unverified)}; errors logged: {self.errors}")
+        print(f"  peak RSS so far (process) {self.rss_mb:.0f} MB")
+
+
+class ErrorCounter(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.count = 0
+        self.first: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.count += 1
+        if len(self.first) < 3:
+            line = record.getMessage().splitlines()[0]
+            if record.exc_info and record.exc_info[1] is not None:
+                exc = record.exc_info[1]
+                line += f" [{type(exc).__name__}: {str(exc).splitlines()[0]}]"
+            self.first.append(f"{record.name}: {line}")
+
+
+def rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+async def fresh_store(url: str) -> None:
+    """An empty database: a new SQLite file, or PostgreSQL's public schema dropped and made."""
+    if url.startswith("sqlite"):
+        path = Path(url.split(":///", 1)[1])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        for suffix in ("", "-wal", "-shm", "-journal", ".lock"):
+            Path(str(path) + suffix).unlink(missing_ok=True)
+        return
+    engine = store.create_engine(url)
+    async with engine.begin() as conn:
+        await conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
+        await conn.execute(text("CREATE SCHEMA public"))
+    await engine.dispose()
+
+
+async def prepared_app(url: str, spec: chainfile.ChainSpec, batch_max: int | None
+                       ) -> tuple[BotApp, MemoryTransport]:
+    await fresh_store(url)
+    overrides: dict[str, Any] = {}
+    if batch_max is not None:
+        overrides["pipeline"] = {"batch_max": batch_max}
+    settings = Settings(database_url=url, transport="memory", **overrides)
+    clock = FakeClock(START)
+    transport = MemoryTransport(TRANSPORT, bot_id="sim-bot", now=clock.now)
+    app = build_app(settings, transport=transport, clock=clock)
+    await app.open_store()
+    await load_chain(app, spec)
+    return app, transport
+
+
+def instrument(app: BotApp, result: Result) -> None:
+    sync_engine = app.engine.sync_engine
+
+    @event.listens_for(sync_engine, "commit")
+    def _commit(_conn: Any) -> None:
+        result.commits += 1
+
+    @event.listens_for(sync_engine, "before_cursor_execute")
+    def _stmt(*_args: Any) -> None:
+        result.statements += 1
+
+
+def reply_recorder(send: Callable[[IncomingMessage, Reply], Awaitable[None]],
+                   verifier: Verifier | None, injected: dict[str, tuple[float, float]],
+                   result: Result) -> Callable[[IncomingMessage, Reply], Awaitable[None]]:
+    """Wrap the reply path: verify the record is committed, send, note the time."""
+
+    async def send_reply(message: IncomingMessage, reply: Reply) -> None:
+        if verifier is not None:
+            await verifier.committed(message.message_id)
+        await send(message, reply)
+        t_sent = time.perf_counter()
+        t_in, v_in = injected[message.message_id]
+        spent = verifier.spent if verifier else 0.0
+        result.latencies_ms.append((t_sent - t_in - (spent - v_in)) * 1000)
+        result.replies += 1
+
+    return send_reply
+
+
+async def count_rows(app: BotApp) -> dict[str, int]:
+    async with app.session() as session:
+        return {name: (await session.execute(select(func.count()).select_from(model)))
+                .scalar_one() for name, model in COUNTED.items()}
+
+
+async def finish(app: BotApp, result: Result, verifier: Verifier | None,
+                 errors: ErrorCounter) -> Result:
+    result.rows = await count_rows(app)
+    result.rss_mb = rss_mb()
+    if verifier is not None:
+        result.verified = verifier.checked - len(verifier.missing)
+        result.unverified = verifier.missing
+        result.verify_s = verifier.spent
+        await verifier.close()
+    result.errors = errors.count
+    await app.stop()
+    return result
+
+
+async def run_pipeline(url: str, spec: chainfile.ChainSpec, sims: list[Sim], *,
+                       batch_max: int | None, verify: bool, errors: ErrorCounter,
+                       profile: cProfile.Profile | None) -> Result:
+    app, transport = await prepared_app(url, spec, batch_max)
+    messages = to_incoming(sims, app.now())
+    result = Result(f"pipeline (batched, batch_max {app.settings.pipeline.batch_max})",
+                    len(messages), count_commands(messages, app.settings.bot_names))
+    verifier = Verifier(url) if verify else None
+    if verifier:
+        await verifier.open()
+    injected: dict[str, tuple[float, float]] = {}
+    app.pipeline.send_reply = reply_recorder(app.pipeline.send_reply, verifier, injected,
+                                             result)
+    process = app.pipeline.process
+
+    async def counted_process(batch: Any) -> None:
+        if any(not m.is_self for m in batch):
+            result.transactions += 1
+        await process(batch)
+
+    app.pipeline.process = counted_process  # type: ignore[method-assign]
+    await app.start()
+    await app.idle()
+    instrument(app, result)
+    errors.count = 0
+    if profile:
+        profile.enable()
+    t0, c0 = time.perf_counter(), time.process_time()
+    for message in messages:
+        injected[message.message_id] = (time.perf_counter(), 0.0)
+        await transport.inject(message)
+    await app.idle()
+    result.wall = time.perf_counter() - t0 - (verifier.spent if verifier else 0.0)
+    result.cpu = time.process_time() - c0 - (verifier.spent if verifier else 0.0)
+    if profile:
+        profile.disable()
+    return await finish(app, result, verifier, errors)
+
+
+async def run_naive(url: str, spec: chainfile.ChainSpec, sims: list[Sim], *, verify: bool,
+                    errors: ErrorCounter) -> Result:
+    """The usual bot loop: per message, one session and one commit, then the reply."""
+    app, transport = await prepared_app(url, spec, None)
+    messages = to_incoming(sims, app.now())
+    result = Result("naive (one transaction per message)", len(messages),
+                    count_commands(messages, app.settings.bot_names))
+    verifier = Verifier(url) if verify else None
+    if verifier:
+        await verifier.open()
+    injected: dict[str, tuple[float, float]] = {}
+    send_reply = reply_recorder(app._send_reply, verifier, injected, result)
+    queue: deque[IncomingMessage] = deque()
+
+    async def on_message(message: IncomingMessage) -> None:
+        queue.append(message)  # the transport's callback; the bot's own echoes arrive here too
+
+    await transport.start(on_message)
+    if hasattr(app.sender, "start"):  # the paced sender (workers per account)
+        await app.sender.start([""])
+    takes_after = "after_commit" in inspect.signature(app.handling.handle).parameters
+    instrument(app, result)
+    errors.count = 0
+    bot_names = app.settings.bot_names
+    t0, c0 = time.perf_counter(), time.process_time()
+    for message in messages:
+        injected[message.message_id] = (time.perf_counter(), 0.0)
+        await transport.inject(message)
+    while queue:
+        message = queue.popleft()
+        item = preparse(message, bot_names)
+        if item is None:
+            continue
+        result.transactions += 1
+        after: list[Callable[[], None]] = []
+        async with app.session() as session, session.begin():
+            reply = await (app.handling.handle(session, item, after) if takes_after
+                           else app.handling.handle(session, item))
+        for callback in after:
+            callback()
+        if reply is not None:
+            await send_reply(message, reply)
+    # The outbox (fever notices), as the pipeline run's sender handles it.
+    if hasattr(app.sender, "drain"):
+        await app.sender.drain()
+    else:
+        app.sender.wake()
+        await app.sender.idle()
+    result.wall = time.perf_counter() - t0 - (verifier.spent if verifier else 0.0)
+    result.cpu = time.process_time() - c0 - (verifier.spent if verifier else 0.0)
+    return await finish(app, result, verifier, errors)
+
+
+# --------------------------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--messages", type=int, default=20000)
+    p.add_argument("--db", type=Path, default=None,
+                   help="SQLite file of the pipeline run (the naive run uses PATH-naive); "
+                        "default: a temporary directory")
+    p.add_argument("--db-url", default=None,
+                   help="postgresql+asyncpg://USER@HOST:PORT/DB instead of SQLite (its public "
+                        "schema is dropped and re-created before each run)")
+    p.add_argument("--landlords", type=int, default=200)
+    p.add_argument("--tenants", type=int, default=5000, help="tenant contact ids available")
+    p.add_argument("--seed", type=int, default=2020)
+    p.add_argument("--batch-max", type=int, default=None,
+                   help="override pipeline.batch_max (default: the settings' default)")
+    p.add_argument("--only", choices=("both", "pipeline", "naive"), default="both")
+    p.add_argument("--no-verify", action="store_true",
+                   help="skip the committed-before-reply check (it costs one query per reply, "
+                        "which is excluded from the figures anyway)")
+    p.add_argument("--profile", type=Path, default=None,
+                   help="write a cProfile of the pipeline run (inject to idle) to this file")
+    return p.parse_args(argv)
+
+
+async def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    errors = ErrorCounter()
+    logging.getLogger().addHandler(errors)
+    logging.getLogger().setLevel(logging.WARNING)
+    if args.db_url:
+        url_p = url_n = Settings(database_url=args.db_url).database_url
+        where = url_p.split("@")[-1]
+    else:
+        base = args.db or Path(tempfile.mkdtemp(prefix="tierbot-bench-")) / "bench.db"
+        url_p = f"sqlite+aiosqlite:///{base}"
+        url_n = f"sqlite+aiosqlite:///{base}-naive"
+        where = f"SQLite {base} (+ -naive), WAL, synchronous=FULL"
+
+    spec = big_chain(args.landlords)
+    sims = make_messages(args.messages, n_landlords=args.landlords, tenant_pool=args.tenants,
+                         seed=args.seed)
+    kinds: dict[str, int] = {}
+    for s in sims:
+        kinds[s.kind] = kinds.get(s.kind, 0) + 1
+    stray = sum(1 for s in sims if s.kind == "chatter" and preparse(
+        IncomingMessage(TRANSPORT, "x", s.room, s.sender, s.name, s.text, START),
+        ("小助手", "tierbot")) is not None)
+    print(f"store: {where}")
+    print(f"chain: demo chain + {N_TEAMS} teams, {args.landlords} landlord nodes with groups; "
+          f"{args.tenants} tenant contact ids")
+    print(f"messages: {len(sims)} (seed {args.seed}): " + ", ".join(
+        f"{k} {v}" for k, v in sorted(kinds.items(), key=lambda kv: -kv[1]))
+        + f"; chatter the parser takes for a command: {stray} (counted as commands below)")
+    print(f"python {sys.version.split()[0]}, pid {os.getpid()}, cpus {os.cpu_count()}")
+
+    results: list[Result] = []
+    profile = cProfile.Profile() if args.profile else None
+    if args.only in ("both", "pipeline"):
+        results.append(await run_pipeline(url_p, spec, sims, batch_max=args.batch_max,
+                                          verify=not args.no_verify, errors=errors,
+                                          profile=profile))
+        results[-1].show()
+        if profile:
+            profile.dump_stats(args.profile)
+            print(f"  profile written to {args.profile}")
+    if args.only in ("both", "naive"):
+        results.append(await run_naive(url_n, spec, sims, verify=not args.no_verify,
+                                       errors=errors))
+        results[-1].show()
+    if errors.first:
+        print("first errors logged:\n  " + "\n  ".join(errors.first))
+    if len(results) == 2:
+        pipe, naive = results
+        ratio = (pipe.messages / pipe.wall) / (naive.messages / naive.wall)
+        print("--- comparison")
+        print(f"  messages/s pipeline/naive: {ratio:.2f}x (goal: at least 5x)")
+        print(f"  CPU seconds pipeline/naive: {pipe.cpu / naive.cpu:.2f}")
+        print(f"  p50 receive->reply pipeline/naive: {pipe.pct(0.5) / naive.pct(0.5):.3f}")
+        same = {k: (pipe.rows[k], naive.rows[k]) for k in COUNTED}
+        mismatch = [k for k in MUST_MATCH if same[k][0] != same[k][1]]
+        print("  rows pipeline/naive: " + ", ".join(f"{k} {a}/{b}" for k, (a, b) in same.items()))
+        print(f"  same TenantStay, TemperatureReading, InboundMessage counts: "
+              f"{'yes' if not mismatch else 'NO: ' + ', '.join(mismatch)}")
+        ok_commit = all(r.verified == r.replies and not r.unverified for r in results)
+        print(f"  every reply left after its record was committed: "
+              f"{'yes' if ok_commit else 'NO' if not args.no_verify else 'not checked'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(asyncio.run(main()))
