@@ -16,6 +16,11 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]'
+	# The Wechaty end-to-end tests run a Node puppet service (tests/wechaty_gateway).
+	if [ ! -d tests/wechaty_gateway/node_modules ] || \
+	   [ tests/wechaty_gateway/node_modules -ot tests/wechaty_gateway/package-lock.json ]; then \
+	  cd tests/wechaty_gateway && npm ci --no-audit --no-fund; \
+	fi
 	touch $@
 
 bench: $(VENV)/.installed

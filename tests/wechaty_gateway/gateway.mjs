@@ -412,6 +412,17 @@ const commands = {
     return { message_id: messageId }
   },
 
+  /** Deliver an existing message to the client again (puppets re-deliver after reconnects). */
+  async redeliver (cmd) {
+    if (!cmd.message_id) throw new Error('redeliver: "message_id" is required')
+    if (!mocker.cacheMessagePayload.has(cmd.message_id)) {
+      throw new Error(`redeliver: unknown message ${cmd.message_id}`)
+    }
+    if (cmd.wait !== false) await waitClient(cmd.timeout_ms ?? DEFAULT_TIMEOUT_MS)
+    puppet.emit('message', { messageId: cmd.message_id })
+    return { message_id: cmd.message_id }
+  },
+
   async remove_member (cmd) {
     const room = loadRoom(cmd.room)
     const removee = loadContact(cmd.contact)

@@ -114,11 +114,13 @@ class Gateway:
             raise GatewayError(f"{name} failed: {reply.get('error')}")
         return reply
 
-    def wait_event(self, pred: Callable[[dict], bool], timeout: float = 10) -> dict:
+    def wait_event(self, pred: Callable[[dict], bool], timeout: float = 10,
+                   since: int = 0) -> dict:
+        """The first event (from index `since` of `events`) matching pred; waits for it."""
         deadline = time.monotonic() + timeout
         with self._cond:
             while True:
-                for ev in self.events:
+                for ev in self.events[since:]:
                     if pred(ev):
                         return ev
                 left = deadline - time.monotonic()
