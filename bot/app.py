@@ -16,9 +16,12 @@ from bot.clock import Clock, SystemClock
 from bot.config import ConfigError, Settings
 from bot.pipeline import Handling, Pipeline
 from bot.router import Dispatcher, Reply
+from bot.scheduler import Scheduler
 from bot.sender import OutboxSender
-from bot.transports.base import IncomingMessage, Transport
+from bot.services import health
+from bot.transports.base import IncomingMessage, RoomEvent, Transport
 from handlers import ROUTERS
+from models import NoticeSchedule
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +36,14 @@ def make_transport(settings: Settings, clock: Clock) -> Transport:
         from bot.transports.sim import SimTransport
 
         return SimTransport(now=clock.now)
-    raise ConfigError("transport: the wechaty transport is not built yet (see the issue "
-                      "'Wechaty transport'); use sim or memory")
+    if settings.transport == "wechaty":
+        if not settings.wechaty.accounts:
+            raise ConfigError("wechaty.accounts: the wechaty transport needs at least one bot "
+                              "account (name, endpoint, token of its gateway)")
+        from bot.transports.wechaty import WechatyTransport
+
+        return WechatyTransport(settings.wechaty, now=clock.now)
+    raise ConfigError(f"transport: unknown transport {settings.transport!r}")
 
 
 class BotApp:
@@ -48,16 +57,38 @@ class BotApp:
         self.engine = engine
         self.sessions: async_sessionmaker[AsyncSession] = store.sessionmaker(engine)
         self.dispatcher = Dispatcher(ROUTERS)
+        self.scheduler = Scheduler(self) if settings.scheduler else None
         self.handling = Handling(settings=settings, dispatcher=self.dispatcher,
-                                 clock_now=clock.now)
-        self.sender = OutboxSender(sessions=self.sessions, transport=transport,
-                                   clock_now=clock.now)
+                                 clock_now=clock.now, on_schedule=self._schedule_changed)
+        self.sender = OutboxSender(sessions=self.sessions, transport=transport, clock=clock,
+                                   pacing=settings.pacing, zone=settings.zone)
         self.pipeline = Pipeline(handling=self.handling, sessions=self.sessions,
                                  send_reply=self._send_reply, bot_names=settings.bot_names,
                                  batch_max=settings.pipeline.batch_max,
                                  after_commit=self.sender.wake)
         self._lock: store.FileLock | None = None
         self._tasks: list[asyncio.Task[None]] = []
+
+    def _schedule_changed(self, schedule: NoticeSchedule) -> None:
+        if self.scheduler is None:
+            return
+        if schedule.cancelled_at is not None:
+            self.scheduler.remove(schedule.id)
+        else:
+            self.scheduler.add(schedule)
+
+    async def _on_room_event(self, event: RoomEvent) -> None:
+        async with self.session() as session, session.begin():
+            queued = await health.room_event(session, event=event, now=self.now())
+        log.warning("room %s: %s (%d notes queued)", event.room_id, event.kind, queued)
+        if queued:
+            self.sender.wake()
+
+    async def account_status(self) -> list[health.AccountStatus]:
+        """Each sending account: connected, logged in as, paused until, last error."""
+        async with self.session() as session:
+            return await health.account_status(
+                session, states=self.transport.account_states(), now=self.now())
 
     def session(self) -> AsyncSession:
         """A new database session (use `async with app.session() as s, s.begin():`)."""
@@ -68,8 +99,8 @@ class BotApp:
         return self.clock.now()
 
     async def _send_reply(self, message: IncomingMessage, reply: Reply) -> None:
-        await self.transport.send(message.room_id, reply.text, mentions=reply.mentions,
-                                  account=message.account)
+        await self.sender.send_direct(message.account, message.room_id, reply.text,
+                                      reply.mentions)
 
     async def open_store(self) -> None:
         """Take the SQLite file lock and bring the schema up to date."""
@@ -83,9 +114,12 @@ class BotApp:
     async def start(self) -> None:
         """Open the store, start the pipeline and sender, then connect the transport."""
         await self.open_store()
-        self._tasks = [asyncio.create_task(self.pipeline.run(), name="pipeline"),
-                       asyncio.create_task(self.sender.run(), name="sender")]
-        await self.transport.start(self.pipeline.submit)
+        self._tasks = [asyncio.create_task(self.pipeline.run(), name="pipeline")]
+        await self.transport.start(self.pipeline.submit, self._on_room_event)
+        # After the transport: reconciliation may ask it for echoes of unfinished sends.
+        await self.sender.start([a.name for a in self.settings.wechaty.accounts] or [""])
+        if self.scheduler is not None:
+            await self.scheduler.start()
         log.info("tierbot started: transport=%s store=%s", self.transport.name,
                  self.engine.url.render_as_string(hide_password=True))
 
@@ -101,7 +135,14 @@ class BotApp:
 
     async def stop(self) -> None:
         """Disconnect, finish the tasks and release the store."""
+        if self.scheduler is not None:
+            await self.scheduler.stop()
         await self.transport.stop()
+        # No new messages now: let the pipeline finish what it has (a task cancelled inside a
+        # transaction would leave its connection to the garbage collector).
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.pipeline.idle(), timeout=10)
+        await self.sender.stop()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:

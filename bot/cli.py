@@ -43,6 +43,7 @@ def _parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="load the demo chain (if the store is empty) and chat")
     demo.add_argument("--fresh", action="store_true", help="start from an empty database file")
 
+    sub.add_parser("status", help="the bot accounts: connected, logged in as, paused, errors")
     db = sub.add_parser("db", help="database schema")
     db.add_argument("action", choices=["upgrade"])
 
@@ -113,7 +114,10 @@ async def _demo(settings: Settings) -> None:
     from bot.clock import OffsetClock
     from bot.console import load_demo_chain, run_console
 
-    app = build_app(settings.model_copy(update={"transport": "sim"}), clock=OffsetClock())
+    # The simulated chat cannot be banned for speed: no pacing, so answers show at once.
+    pacing = settings.pacing.model_copy(update={"min_gap_seconds": 0, "jitter_seconds": 0})
+    app = build_app(settings.model_copy(update={"transport": "sim", "pacing": pacing}),
+                    clock=OffsetClock())
     async with running(app):
         loaded = await load_demo_chain(app)
         print("demo chain loaded" if loaded else "using the chain already in the store")
@@ -168,6 +172,46 @@ async def _invite(settings: Settings, node_ref: str, role_word: str | None, days
     await _with_store(settings, work)
 
 
+def _status(settings: Settings) -> None:
+    """Ask the running bot's API; without it, show what the database knows."""
+    import dataclasses
+    import json
+    import urllib.error
+    import urllib.request
+
+    url = f"http://{settings.api.host}:{settings.api.port}/api/accounts"
+    request = urllib.request.Request(url, headers={
+        "Authorization": f"Bearer {settings.api.token}"})
+    try:
+        with urllib.request.urlopen(request, timeout=3) as response:
+            rows = json.load(response)
+        source = f"live, from {url}"
+    except (urllib.error.URLError, OSError) as exc:
+        from bot.app import BotApp
+        from bot.transports.base import AccountState
+
+        async def work(app: BotApp, session: Any) -> list[dict[str, Any]]:
+            from bot.services import health
+
+            states = [AccountState(name=a.name, connected=False)
+                      for a in settings.wechaty.accounts] or [AccountState("", False)]
+            return [dataclasses.asdict(a) | {"paused_until": a.paused_until.isoformat()
+                                             if a.paused_until else None}
+                    for a in await health.account_status(session, states=states,
+                                                         now=app.now())]
+
+        rows = asyncio.run(_with_store(settings, work))
+        source = f"bot not reachable at {url} ({getattr(exc, 'reason', exc)}): database only"
+    print(f"accounts ({source}):")
+    for row in rows:
+        state = "connected" if row["connected"] else "not connected"
+        print(f"  {row['name'] or '(default)'}: {state}"
+              + (f" as {row['logged_in_as']}" if row["logged_in_as"] else "")
+              + (f", paused until {row['paused_until']}" if row["paused_until"] else "")
+              + f", {row['pending']} waiting"
+              + (f", last error: {row['last_error']}" if row["last_error"] else ""))
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script."""
     args = _parser().parse_args(argv)
@@ -188,6 +232,8 @@ def main(argv: list[str] | None = None) -> int:
                 asyncio.run(_run(settings, api=True, bot=False))
             case "demo":
                 asyncio.run(_demo(settings))
+            case "status":
+                _status(settings)
             case "db":
                 asyncio.run(_with_store(settings, lambda app, session: asyncio.sleep(0)))
                 print("database is at the latest schema")

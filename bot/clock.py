@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 
 class Clock(Protocol):
-    """Anything that tells the current time as an aware UTC datetime."""
+    """Anything that tells the current time (aware, UTC) and can wait for it to pass."""
 
     def now(self) -> datetime: ...
+
+    async def sleep(self, seconds: float) -> None: ...
 
 
 class SystemClock:
@@ -17,6 +20,9 @@ class SystemClock:
 
     def now(self) -> datetime:
         return datetime.now(UTC)
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(max(0.0, seconds))
 
 
 class FakeClock:
@@ -26,18 +32,34 @@ class FakeClock:
         if start.tzinfo is None:
             raise ValueError("FakeClock needs an aware datetime")
         self._now = start.astimezone(UTC)
+        self._sleepers: list[tuple[datetime, asyncio.Future[None]]] = []
 
     def now(self) -> datetime:
         return self._now
 
+    async def sleep(self, seconds: float) -> None:
+        """Return once the clock has been moved `seconds` forward (never by itself)."""
+        if seconds <= 0:
+            await asyncio.sleep(0)
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._sleepers.append((self._now + timedelta(seconds=seconds), future))
+        try:
+            await future
+        finally:
+            self._sleepers = [(t, f) for t, f in self._sleepers if f is not future]
+
     def advance(self, delta: timedelta) -> datetime:
-        """Move forward by `delta` and return the new time."""
+        """Move forward by `delta`, wake the sleepers that are due, return the new time."""
         self._now += delta
+        for due, future in self._sleepers:
+            if due <= self._now and not future.done():
+                future.set_result(None)
         return self._now
 
     def set(self, when: datetime) -> None:
         """Jump to `when` (aware)."""
-        self._now = when.astimezone(UTC)
+        self.advance(when.astimezone(UTC) - self._now)
 
 
 class OffsetClock:
@@ -48,6 +70,9 @@ class OffsetClock:
 
     def now(self) -> datetime:
         return datetime.now(UTC) + self.offset
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(max(0.0, seconds))
 
     def advance(self, delta: timedelta) -> datetime:
         """Move forward by `delta` and return the new time."""

@@ -67,6 +67,65 @@ class WechatySettings(_Section):
     reconnect_max_seconds: float = Field(60.0, gt=0)
 
 
+class PacingSettings(_Section):
+    """How fast each bot account may send (WeChat bans accounts that send like machines)."""
+
+    min_gap_seconds: float = Field(3.0, ge=0)
+    jitter_seconds: float = Field(7.0, ge=0)
+    hourly_cap: int = Field(300, ge=1)
+    daily_cap: int = Field(2000, ge=1)
+    # After the platform's "too frequent": pause this long, longer if it recurs within a day.
+    pause_minutes: float = Field(30, gt=0)
+    repeat_pause_hours: float = Field(12, gt=0)
+    # A failed send is retried with backoff (retry_base_seconds doubling) this many times.
+    max_attempts: int = Field(5, ge=1, le=20)
+    retry_base_seconds: float = Field(30, ge=0)
+    # Texts longer than this are split into parts marked (1/2), (2/2).
+    split_at: int = Field(2000, ge=100, le=10000)
+
+
+class RecurringNoticeSettings(_Section):
+    """A notice sent every day from the config file."""
+
+    key: str = Field(min_length=1, max_length=64)
+    time: str = Field(pattern=r"^([01]?\d|2[0-3]):[0-5]\d$")
+    text: str = Field(min_length=1)
+    # The node it is sent from (its commander's name is not needed); default: the tier-1 root.
+    origin: str | None = None
+    # Only groups of these kinds (e.g. ["landlord_tenants"]), and/or only down to this tier.
+    kinds: list[str] | None = None
+    down_to_tier: int | None = Field(None, ge=1, le=5)
+    urgent: bool = False
+
+
+class NoticeSettings(_Section):
+    """Acknowledgements, reminders, escalation, schedules and the daily roll-up."""
+
+    # Minutes without 收到 before the group is reminded / the parent group is told (0 = never).
+    remind_after_minutes: float = Field(120, ge=0)
+    escalate_after_minutes: float = Field(360, ge=0)
+    urgent_remind_after_minutes: float = Field(30, ge=0)
+    urgent_escalate_after_minutes: float = Field(120, ge=0)
+    # Who acknowledges for a group, per tier (default: whoever commands the group's node).
+    responsible: dict[int, Literal["commander", "member", "secretary", "landlord",
+                                   "captain"]] = Field(default_factory=dict)
+    # A scheduled notice missed by less than this (downtime) is sent late; older ones are
+    # recorded as missed and the creator is told.
+    grace_minutes: float = Field(60, ge=0)
+    # How often reminders and escalations are looked for.
+    check_every_seconds: float = Field(60, ge=1)
+    rollup_time: str = Field("20:00", pattern=r"^([01]?\d|2[0-3]):[0-5]\d$")
+    recurring: list[RecurringNoticeSettings] = Field(default_factory=list)
+
+    @field_validator("responsible")
+    @classmethod
+    def _tiers(cls, value: dict[int, str]) -> dict[int, str]:
+        bad = [t for t in value if t not in range(1, 6)]
+        if bad:
+            raise ValueError(f"tiers must be 1-5, got {bad}")
+        return value
+
+
 class ApiSettings(_Section):
     """The admin API."""
 
@@ -93,6 +152,10 @@ class Settings(BaseSettings):
     pipeline: PipelineSettings = Field(default_factory=PipelineSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
     wechaty: WechatySettings = Field(default_factory=WechatySettings)
+    pacing: PacingSettings = Field(default_factory=PacingSettings)
+    notices: NoticeSettings = Field(default_factory=NoticeSettings)
+    # Run the APScheduler jobs (reminders, roll-ups, scheduled notices) in this process.
+    scheduler: bool = True
 
     @field_validator("timezone")
     @classmethod

@@ -12,7 +12,9 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
+from sqlalchemy import insert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -24,12 +26,12 @@ from bot.grammar import Command, ParseError, normalise, parse
 from bot.router import Context, Dispatcher, Reply
 from bot.services import chain, people
 from bot.transports.base import IncomingMessage
-from models import InboundMessage
+from bot.services.notice import digest
+from models import Echo, InboundMessage
 
 log = logging.getLogger(__name__)
 
 SendReply = Callable[[IncomingMessage, Reply], Awaitable[None]]
-EchoHook = Callable[[IncomingMessage], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,10 +65,12 @@ class Handling:
     """The per-message logic, usable in a shared (batched) or an own transaction."""
 
     def __init__(self, *, settings: Settings, dispatcher: Dispatcher,
-                 clock_now: Callable[[], datetime]):
+                 clock_now: Callable[[], datetime],
+                 on_schedule: Callable[[Any], None] | None = None):
         self.settings = settings
         self.dispatcher = dispatcher
         self.clock_now = clock_now
+        self.on_schedule = on_schedule
 
     async def _record(self, session: AsyncSession, item: Parsed, now: datetime) -> int | None:
         msg = item.message
@@ -78,7 +82,8 @@ class Handling:
             InboundMessage.id)
         return (await session.execute(stmt)).scalar_one_or_none()
 
-    async def handle(self, session: AsyncSession, item: Parsed) -> Reply | None:
+    async def handle(self, session: AsyncSession, item: Parsed,
+                     after_commit: list[Callable[[], None]] | None = None) -> Reply | None:
         """Run one message inside the caller's transaction; None means: say nothing."""
         now = self.clock_now()
         inbound_id = await self._record(session, item, now)
@@ -99,8 +104,13 @@ class Handling:
         ctx = Context(session=session, message=msg, settings=self.settings,
                       clock_now=self.clock_now, group=group,
                       node=group.node if group else None, sender=sender, memberships=held,
-                      inbound_id=inbound_id, specs=self.dispatcher.specs)
+                      inbound_id=inbound_id, specs=self.dispatcher.specs,
+                      on_schedule=self.on_schedule)
+        if after_commit is not None:
+            ctx.after_commit = after_commit
         keyword = getattr(item.command, "keyword", type(item.command).__name__)
+        if spec.quiet and not spec.allowed(ctx):
+            return None
         if spec.needs_group and ctx.node is None:
             return Reply(texts.General.GROUP_NOT_BOUND)
         if spec.tiers is not None and (ctx.node is None or ctx.node.tier not in spec.tiers):
@@ -110,11 +120,14 @@ class Handling:
             return Reply(texts.General.NOT_PERMITTED.format(command=keyword))
         try:
             # A failing handler rolls back its own effects only, never the batch's.
+            mark = len(ctx.after_commit)
             async with session.begin_nested():
                 result = await spec.func(item.command, ctx)
         except UserError as exc:
+            del ctx.after_commit[mark:]
             return Reply(exc.text)
         except Exception:
+            del ctx.after_commit[mark:]
             log.exception("handler %s failed on message %s", item.name, msg.message_id)
             return Reply(texts.General.INTERNAL_ERROR)
         if result is None:
@@ -127,13 +140,12 @@ class Pipeline:
 
     def __init__(self, *, handling: Handling, sessions: async_sessionmaker[AsyncSession],
                  send_reply: SendReply, bot_names: Sequence[str], batch_max: int,
-                 on_echo: EchoHook | None = None, after_commit: Callable[[], None] | None = None):
+                 after_commit: Callable[[], None] | None = None):
         self.handling = handling
         self.sessions = sessions
         self.send_reply = send_reply
         self.bot_names = tuple(bot_names)
         self.batch_max = batch_max
-        self.on_echo = on_echo
         self.after_commit = after_commit
         self._queue: asyncio.Queue[IncomingMessage] = asyncio.Queue()
 
@@ -150,7 +162,8 @@ class Pipeline:
         await self._queue.join()
 
     async def run(self) -> None:
-        """Forever: take what has arrived (up to batch_max), handle it, answer it."""
+        """Forever: take what has arrived (up to batch_max), handle it, answer it. Cancelling
+        it is safe only while it waits for messages (see BotApp.stop)."""
         while True:
             batch = [await self._queue.get()]
             while len(batch) < self.batch_max and not self._queue.empty():
@@ -164,34 +177,50 @@ class Pipeline:
                     self._queue.task_done()
 
     async def process(self, batch: Sequence[IncomingMessage]) -> None:
-        """Handle a batch: echoes to the hook, chatter dropped, commands in one transaction."""
+        """Handle a batch: echoes recorded, chatter dropped, commands in one transaction."""
         items: list[Parsed] = []
+        echoes: list[IncomingMessage] = []
         for message in batch:
             if message.is_self:
-                if self.on_echo is not None:
-                    await self.on_echo(message)
+                # Only tagged texts (notices, alerts) can be in the outbox; replies are not.
+                if message.text.startswith("【"):
+                    echoes.append(message)
                 continue
             item = preparse(message, self.bot_names)
             if item is not None:
                 items.append(item)
-        if not items:
+        if not items and not echoes:
             return
         started = time.perf_counter()
+        after: list[Callable[[], None]] = []
         try:
-            replies = await self._in_one_transaction(items)
+            replies = await self._in_one_transaction(items, echoes, after)
         except Exception:
             # The shared commit failed: give each message its own transaction, so one
             # bad message cannot take the others down with it.
             log.exception("batch commit failed; retrying %d messages one by one", len(items))
-            replies = []
-            for item in items:
+            replies, after = [], []
+            for one in [[e] for e in echoes] + [[i] for i in items]:
                 try:
-                    replies += await self._in_one_transaction([item])
+                    mine: list[Callable[[], None]] = []
+                    if isinstance(one[0], Parsed):
+                        replies += await self._in_one_transaction(one, [], mine)  # type: ignore[arg-type]
+                    else:
+                        await self._in_one_transaction([], one, mine)  # type: ignore[arg-type]
+                    after += mine
                 except Exception:
-                    log.exception("message %s failed", item.message.message_id)
-                    replies.append((item.message, Reply(texts.General.INTERNAL_ERROR)))
-        log.debug("handled %d commands in %.1f ms", len(items),
+                    if isinstance(one[0], Parsed):
+                        log.exception("message %s failed", one[0].message.message_id)
+                        replies.append((one[0].message, Reply(texts.General.INTERNAL_ERROR)))
+                    else:
+                        log.exception("echo %s not recorded", one[0].message_id)
+        log.debug("handled %d commands, %d echoes in %.1f ms", len(items), len(echoes),
                   (time.perf_counter() - started) * 1000)
+        for callback in after:
+            try:
+                callback()
+            except Exception:
+                log.exception("after-commit callback failed")
         if self.after_commit is not None:
             self.after_commit()
         for message, reply in replies:
@@ -200,12 +229,19 @@ class Pipeline:
             except Exception:
                 log.exception("reply to message %s could not be sent", message.message_id)
 
-    async def _in_one_transaction(self, items: Sequence[Parsed]
-                                  ) -> list[tuple[IncomingMessage, Reply]]:
+    async def _in_one_transaction(
+        self, items: Sequence[Parsed], echoes: Sequence[IncomingMessage],
+        after: list[Callable[[], None]],
+    ) -> list[tuple[IncomingMessage, Reply]]:
         out: list[tuple[IncomingMessage, Reply]] = []
         async with self.sessions() as session, session.begin():
+            if echoes:
+                now = self.handling.clock_now()
+                await session.execute(insert(Echo.__table__), [
+                    {"transport": e.transport, "room_id": e.room_id, "digest": digest(e.text),
+                     "message_id": e.message_id, "at": now} for e in echoes])
             for item in items:
-                reply = await self.handling.handle(session, item)
+                reply = await self.handling.handle(session, item, after)
                 if reply is not None:
                     out.append((item.message, reply))
         return out

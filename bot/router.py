@@ -41,10 +41,20 @@ class Context:
     inbound_id: int | None = None
     # Every registered handler, so 帮助 can list what this sender may use here.
     specs: list[HandlerSpec] = field(default_factory=list)
+    # Called after the transaction commits (e.g. schedule a job for a new 定时通知).
+    after_commit: list[Callable[[], None]] = field(default_factory=list)
+    # How the app (re)places a schedule's job; None where no scheduler runs.
+    on_schedule: Callable[[Any], None] | None = None
 
     def now(self) -> datetime:
         """The current time (aware, UTC)."""
         return self.clock_now()
+
+    def schedule_changed(self, schedule: Any) -> None:
+        """After the commit, (re)place or drop the job of this schedule."""
+        if self.on_schedule is not None:
+            hook = self.on_schedule
+            self.after_commit.append(lambda: hook(schedule))
 
     @property
     def zone(self) -> ZoneInfo:
@@ -77,6 +87,8 @@ class HandlerSpec:
     tiers: frozenset[int] | None
     roles: frozenset[Role] | None
     needs_group: bool
+    # Say nothing when not allowed (收到 and relays are everyday words, not requests).
+    quiet: bool = False
 
     @property
     def usage(self) -> str:
@@ -107,6 +119,7 @@ class Router:
         tiers: Iterable[int] | None = None,
         roles: Iterable[Role] | None = None,
         needs_group: bool = True,
+        quiet: bool = False,
     ) -> Callable[[Callable[[C, Context], Awaitable[HandlerResult]]], Handler]:
         """Register the decorated coroutine as the handler of `command`."""
 
@@ -115,7 +128,7 @@ class Router:
                 command=command, func=func,
                 tiers=frozenset(tiers) if tiers is not None else None,
                 roles=frozenset(roles) if roles is not None else None,
-                needs_group=needs_group,
+                needs_group=needs_group, quiet=quiet,
             ))
             return func
 

@@ -98,3 +98,92 @@ class Report:
     DISINFECT_AGAIN = "{date} 已经上报过消毒，无需重复上报。"
     NO_DETAIL = "（未写明）"
     WHICH_NODE = "您在多个出租房群担任房东，请到对应的房东+租客群里上报。"
+
+
+class Notice:
+    """通知, 收到, 进度, reminders, escalation, pacing alerts."""
+
+    TAG = "【通知#{id}】"
+    TAG_URGENT = "【紧急通知#{id}】"
+    RESEND = "（补发）"
+    QUEUED = "{tag}已发出：{groups} 个群（{tiers}），预计 {eta} 内全部送达。发送“进度 {id}”查看确认情况。"
+    QUEUED_TIER = "{tier}级 {n}"
+    NO_TARGETS = "下级没有已绑定的群，通知未发出。"
+    NOT_BELOW = "「{name}」不在本单元下级，请核对名称。"
+    PREVIEW = "预览（未发送）：共 {groups} 个群（{tiers}）；发送账号：{accounts}；按当前发送节奏预计 {eta} 内全部送达。"
+    DEFAULT_ACCOUNT = "默认账号"
+    ACCOUNT_LINE = "{account} {groups} 个群"
+    MORE_GROUPS = " 等{n}个群"
+    PROGRESS_HEAD = "{tag}进度：送达 {delivered}/{total}，确认 {acked}/{total}，其他成员已读 {reads} 人次"
+    PROGRESS_FAILED = "，发送失败 {failed} 个"
+    PROGRESS_TIER = "{tier}级：送达 {delivered}/{total}，确认 {acked}/{total}"
+    PROGRESS_MISSING = "，未确认：{names}"
+    PROGRESS_NONE = "您还没有发过通知。"
+    PROGRESS_UNKNOWN = "没有找到通知#{id}。"
+    REMINDER = "{tag}提醒：请回复“收到”确认已收到通知。"
+    ESCALATION = "{tag}「{group}」已{duration}未确认收到，请督促落实。"
+    PAUSED = "{tag}提示：发送账号“{account}”被平台限制（{error}），暂停发送至 {until}，其余账号继续发送，暂停期间的群稍后补上。"
+    FAILED = "{tag}未能送达「{group}」（已尝试 {attempts} 次：{error}），请人工转发。"
+    DURATION_SECONDS = "{n}秒"
+    DURATION_MINUTES = "{n}分钟"
+    DURATION_HOURS = "{n}小时"
+
+
+def duration(seconds: float) -> str:
+    """'40秒', '12分钟', '3小时' for estimates."""
+    if seconds < 60:
+        return Notice.DURATION_SECONDS.format(n=max(1, round(seconds)))
+    if seconds < 3600:
+        return Notice.DURATION_MINUTES.format(n=round(seconds / 60))
+    hours = round(seconds / 3600, 1)
+    return Notice.DURATION_HOURS.format(n=int(hours) if hours == int(hours) else hours)
+
+
+class Schedule:
+    """定时通知, 定时列表, 取消定时."""
+
+    CREATED_ONCE = "已设定定时通知#{id}：{when} 发往 {groups} 个群。内容：{text}"
+    CREATED_DAILY = "已设定每日通知#{id}：{when} 发往 {groups} 个群。内容：{text}"
+    DAILY_AT = "每天{hour:02d}:{minute:02d}"
+    ONCE_AT = "{month:02d}月{day:02d}日{hour:02d}:{minute:02d}"
+    LIST_EMPTY = "您没有待发的定时通知。"
+    LIST_HEAD = "您的定时通知（取消请发：取消定时 编号）："
+    LIST_LINE = "#{id} {when}：{text}"
+    CANCELLED = "已取消定时通知#{id}。"
+    UNKNOWN = "没有找到定时通知#{id}。"
+    NOT_YOURS = "定时通知#{id}不是您设定的，不能取消。"
+    IN_THE_PAST = "这个时间已经过去了，请写一个将来的时间。"
+    BAD_DATE = "日期不对，请写成 明天8:00 或 3月1日 20:00。"
+    MISSED = "定时通知#{id}（{text}）因系统停机错过了 {when} 的发送，超过补发时限，未补发。如仍需要，请重新发送。"
+
+
+class Ticket:
+    """反馈, 答复, 待办."""
+
+    OPENED = "已提交反馈#{id}，上级会尽快答复。"
+    UP = "【反馈#{id}】{group} {name}：{text}（答复请发：答复 {id} 内容）"
+    DOWN = "【答复#{id}】关于“{asked}”：{text}{again}"
+    AGAIN = "（补充答复）"
+    ANSWERED = "已答复#{id}，已发回原群。"
+    UNKNOWN = "没有找到发给本单元的反馈#{id}。"
+    NO_PARENT = "本群没有上级群可以接收反馈。"
+    TODO_EMPTY = "没有待答复的反馈。"
+    TODO_HEAD = "待答复的反馈 {n} 条："
+    TODO_LINE = "#{id} {group}：{text}（{when}）"
+
+
+class Rollup:
+    """The daily roll-up to tier-1..3 groups."""
+
+    BODY = ("【每日汇总 {date}】{node}：今日返回 {returned} 人，居家观察 {watching} 人，发热 {fevers} 人；"
+            "房东上报 消毒 {disinfect}、代办 {errand}、违规 {violation}、调解 {mediation}；"
+            "反馈 新增 {opened}、已答复 {answered}；今日通知：{notices}。")
+    NOTICE = "{tag}确认 {acked}/{total}"
+    NO_NOTICES = "无"
+
+
+class Health:
+    """Chain health notes to the parent group."""
+
+    LEFT = "【群状态】机器人已不在「{group}」（{node}），该群收不到通知了，请重新把机器人拉进群。"
+    RENAMED = "【群状态】「{old}」（{node}）改名为「{new}」。"

@@ -4,14 +4,17 @@ from models.base import Base, UTCDateTime
 from models.building import Building, Flat
 from models.chain import TIER_OF_KIND, Group, Node, NodeKind
 from models.inbound import InboundMessage
+from models.notice import BotAccount, Echo, JobRun, Notice, NoticeRead, NoticeSchedule
 from models.outbox import OutboxMessage, OutboxStatus
 from models.person import Contact, InviteCode, InviteKind, Membership, Person, Role
 from models.report import LandlordReport, ReportKind
 from models.shop import Shop
 from models.tenant import TemperatureReading, TenantStay
+from models.ticket import Ticket
 
 __all__ = [
-    "TIER_OF_KIND", "Base", "Building", "Contact", "Flat", "Group", "InboundMessage",
+    "TIER_OF_KIND", "Base", "BotAccount", "Echo", "JobRun", "Notice", "NoticeRead",
+    "NoticeSchedule", "Ticket", "Building", "Contact", "Flat", "Group", "InboundMessage",
     "InviteCode", "InviteKind", "LandlordReport", "Membership", "Node", "NodeKind",
     "OutboxMessage", "OutboxStatus", "Person", "ReportKind", "Role", "Shop",
     "TemperatureReading", "TenantStay", "UTCDateTime",

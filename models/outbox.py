@@ -1,11 +1,15 @@
-"""The outbox: every message the bot sends to a group other than a direct reply."""
+"""The outbox: every message the bot sends to a group other than a direct reply.
+
+A notice's delivery to a group is one outbox row (unique per notice and group) that also
+carries the group's acknowledgement, reminder and escalation state.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import JSON, ForeignKey, Index, String, Text
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, UTCDateTime
@@ -24,11 +28,20 @@ class OutboxMessage(Base):
     """A text queued for one group; the sender claims it, marks it sending, then sent."""
 
     __tablename__ = "outbox_message"
-    __table_args__ = (Index("ix_outbox_message_status_id", "status", "id"),)
+    __table_args__ = (
+        Index("ix_outbox_message_status_account", "status", "account", "id"),
+        Index("ix_outbox_message_account_sent_at", "account", "sent_at"),
+        UniqueConstraint("notice_id", "group_id"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     group_id: Mapped[int] = mapped_column(ForeignKey("chat_group.id"), index=True)
-    text: Mapped[str] = mapped_column(Text)
+    # A notice's rows carry no text of their own: it is rendered from the notice when sent.
+    notice_id: Mapped[int | None] = mapped_column(ForeignKey("notice.id"), index=True)
+    text: Mapped[str | None] = mapped_column(Text)
+    # The bot account that sends it (the group's account at the time it was queued).
+    account: Mapped[str] = mapped_column(String(64), default="")
+    urgent: Mapped[bool] = mapped_column(Boolean, default=False)
     mentions: Mapped[list[str]] = mapped_column(JSON, default=list)
     source: Mapped[str] = mapped_column(String(32))
     status: Mapped[str] = mapped_column(String(16), default=OutboxStatus.PENDING)
@@ -37,4 +50,14 @@ class OutboxMessage(Base):
     attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     error: Mapped[str | None] = mapped_column(Text)
+    # A failed attempt waits until then before the next (backoff).
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Sent again after a crash without proof of the first send (marked 补发 in the text).
+    resend: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Notice rows only: the responsible person's 收到, the reminder, the escalation, a relay.
+    acked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    acked_by_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
+    reminded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    escalated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    relayed: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -93,7 +93,9 @@ def clock() -> FakeClock:
 @pytest.fixture
 def settings(db_url: str) -> Settings:
     """Defaults, on the test database, with an API token."""
-    return Settings(database_url=db_url, transport="memory", api={"token": "test-token"})
+    # Pacing off: tests that are about pacing switch it on (and move the fake clock).
+    return Settings(database_url=db_url, transport="memory", api={"token": "test-token"},
+                    pacing={"min_gap_seconds": 0, "jitter_seconds": 0}, scheduler=False)
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ from fastapi import Depends, FastAPI
 from sqlalchemy import text
 
 from bot.api.deps import AppDep, require_token
-from bot.api.routes import chain, tenant
+from bot.api.routes import account, chain, tenant
 from bot.api.schemas import Health
 from bot.app import BotApp
 
@@ -18,6 +18,7 @@ def create_api(bot: BotApp) -> FastAPI:
     protected = [Depends(require_token)]
     api.include_router(chain.router, prefix="/api", dependencies=protected, tags=["chain"])
     api.include_router(tenant.router, prefix="/api", dependencies=protected, tags=["tenants"])
+    api.include_router(account.router, prefix="/api", dependencies=protected, tags=["accounts"])
 
     @api.get("/health", response_model=Health)
     async def health(app: AppDep) -> Health:

@@ -48,3 +48,14 @@ class Health(BaseModel):
 
     status: str
     database: str
+
+
+class AccountPublic(BaseModel):
+    """A bot account's state."""
+
+    name: str
+    connected: bool
+    logged_in_as: str
+    last_error: str
+    paused_until: datetime | None
+    pending: int

@@ -1,0 +1,489 @@
+"""Notices down the chain: targets, the outbox rows, acknowledgements, relays, progress,
+reminders and escalation."""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot import texts
+from bot.config import NoticeSettings
+from models import (
+    Contact,
+    Group,
+    Membership,
+    Node,
+    NodeKind,
+    Notice,
+    NoticeRead,
+    OutboxMessage,
+    OutboxStatus,
+    Role,
+)
+
+# Words that name a kind of group in 通知 房东群 …; 房东群 is the team member + landlords group.
+KIND_WORDS: dict[str, tuple[NodeKind, ...]] = {
+    "社区群": (NodeKind.COMMUNITY,),
+    "小组群": (NodeKind.TEAM,),
+    "作战小组群": (NodeKind.TEAM,),
+    "房东群": (NodeKind.TEAM_LANDLORDS,),
+    "租客群": (NodeKind.LANDLORD_TENANTS,),
+    "商户群": (NodeKind.SHOP_ROW,),
+    "铺长群": (NodeKind.SHOP_ROW,),
+}
+
+DEFAULT_RESPONSIBLE: dict[int, Role] = {
+    1: Role.COMMANDER, 2: Role.COMMANDER, 3: Role.COMMANDER, 4: Role.MEMBER, 5: Role.LANDLORD,
+}
+
+
+def responsible_role(node: Node, settings: NoticeSettings) -> Role:
+    """Who acknowledges a notice for this node's group (configurable per tier)."""
+    if node.tier in settings.responsible:
+        return Role(settings.responsible[node.tier])
+    if node.kind == NodeKind.SHOP_ROW:
+        return Role.CAPTAIN
+    return DEFAULT_RESPONSIBLE[node.tier]
+
+
+def tag(notice_id: int, urgent: bool) -> str:
+    """The tag every delivered text starts with, e.g. 【通知#27】."""
+    return texts.Notice.TAG_URGENT.format(id=notice_id) if urgent else (
+        texts.Notice.TAG.format(id=notice_id))
+
+
+def split_text(text: str, limit: int) -> list[str]:
+    """Parts of at most `limit` characters, cut at a line break or sentence end when possible."""
+    if len(text) <= limit:
+        return [text]
+    parts: list[str] = []
+    rest = text
+    while len(rest) > limit:
+        cut = max(rest.rfind(sep, 0, limit) for sep in ("\n", "。", "；", "，", " "))
+        cut = cut + 1 if cut > limit // 2 else limit
+        parts.append(rest[:cut])
+        rest = rest[cut:]
+    if rest:
+        parts.append(rest)
+    return parts
+
+
+def render_parts(*, text: str, notice_id: int | None, urgent: bool, resend: bool,
+                 limit: int) -> list[str]:
+    """The texts one outbox row sends: tagged for a notice, marked 补发 when resent, split."""
+    marker = texts.Notice.RESEND if resend else ""
+    if notice_id is None:
+        body = marker + text
+        prefix = ""
+    else:
+        prefix = tag(notice_id, urgent)
+        body = marker + text
+    room = limit - len(prefix) - 8  # room for the tag and the (1/2) marker
+    chunks = split_text(body, room)
+    if len(chunks) == 1:
+        return [prefix + chunks[0]]
+    n = len(chunks)
+    return [f"{prefix}({i}/{n}){chunk}" for i, chunk in enumerate(chunks, 1)]
+
+
+def digest(text: str) -> str:
+    """How an echo is matched to the send that caused it."""
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """Which groups below the origin a notice goes to."""
+
+    down_to_tier: int | None = None
+    subtree: Node | None = None
+    kinds: tuple[NodeKind, ...] | None = None
+
+    def as_json(self) -> dict[str, object]:
+        out: dict[str, object] = {}
+        if self.down_to_tier is not None:
+            out["down_to_tier"] = self.down_to_tier
+        if self.subtree is not None:
+            out["subtree"] = self.subtree.id
+        if self.kinds is not None:
+            out["kinds"] = [str(k) for k in self.kinds]
+        return out
+
+
+async def _tree(session: AsyncSession) -> tuple[dict[int, Node], dict[int | None, list[int]]]:
+    nodes = {n.id: n for n in (await session.execute(select(Node))).scalars()}
+    children: dict[int | None, list[int]] = defaultdict(list)
+    for node in nodes.values():
+        children[node.parent_id].append(node.id)
+    return nodes, children
+
+
+def _below(children: dict[int | None, list[int]], root: int, *, include_root: bool) -> list[int]:
+    out, todo = [], [root]
+    while todo:
+        current = todo.pop()
+        if current != root or include_root:
+            out.append(current)
+        todo.extend(children.get(current, ()))
+    return out
+
+
+async def read_scope(session: AsyncSession, *, origin: Node, text: str,
+                     down_to_tier: int | None) -> tuple[Scope, str]:
+    """Split 通知's content into a scope (a node name or a kind word first) and the text."""
+    head, _, rest = text.partition(" ")
+    if rest.strip():
+        if head in KIND_WORDS:
+            return Scope(down_to_tier, None, KIND_WORDS[head]), rest.strip()
+        nodes, children = await _tree(session)
+        below = set(_below(children, origin.id, include_root=False))
+        for node_id in below:
+            if nodes[node_id].name == head:
+                return Scope(down_to_tier, nodes[node_id], None), rest.strip()
+    return Scope(down_to_tier, None, None), text
+
+
+async def scope_from_json(session: AsyncSession, data: dict[str, object]) -> Scope:
+    """The Scope a stored notice or schedule was made with."""
+    subtree = None
+    if isinstance(data.get("subtree"), int):
+        subtree = await session.get(Node, data["subtree"])
+    kinds = data.get("kinds")
+    tier = data.get("down_to_tier")
+    return Scope(tier if isinstance(tier, int) else None, subtree,
+                 tuple(NodeKind(k) for k in kinds) if isinstance(kinds, list) else None)
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """A group a notice goes to."""
+
+    group_id: int
+    title: str
+    account: str
+    node_id: int
+    tier: int
+
+
+async def targets(session: AsyncSession, *, origin: Node, scope: Scope) -> list[Target]:
+    """Every group below the origin (or in the named subtree) that the scope admits."""
+    nodes, children = await _tree(session)
+    if scope.subtree is not None:
+        ids = _below(children, scope.subtree.id, include_root=True)
+    else:
+        ids = _below(children, origin.id, include_root=False)
+    wanted = {i for i in ids
+              if (scope.down_to_tier is None or nodes[i].tier <= scope.down_to_tier)
+              and (scope.kinds is None or nodes[i].kind in scope.kinds)}
+    if not wanted:
+        return []
+    rows = await session.execute(
+        select(Group.id, Group.title, Group.account, Group.node_id).order_by(Group.id))
+    return [Target(gid, title, account, node_id, nodes[node_id].tier)
+            for gid, title, account, node_id in rows if node_id in wanted]
+
+
+async def create(
+    session: AsyncSession, *, origin: Node, origin_group_id: int | None, sender_id: int | None,
+    text: str, urgent: bool, scope: Scope, now: datetime, schedule_id: int | None = None,
+    fire_at: datetime | None = None,
+) -> tuple[Notice, int]:
+    """Store the notice and one pending outbox row per target group, in the caller's
+    transaction. With a schedule, (schedule, fire time) is unique: a second call returns the
+    notice already made, with 0 new rows."""
+    found = await targets(session, origin=origin, scope=scope)
+    values = dict(sender_id=sender_id, origin_node_id=origin.id, origin_group_id=origin_group_id,
+                  text=text, urgent=urgent, scope=scope.as_json(), target_count=len(found),
+                  missed=False, schedule_id=schedule_id, fire_at=fire_at, created_at=now)
+    if schedule_id is not None:
+        dialect_insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
+        notice_id = (await session.execute(
+            dialect_insert(Notice).values(**values)
+            .on_conflict_do_nothing(index_elements=["schedule_id", "fire_at"])
+            .returning(Notice.id))).scalar_one_or_none()
+        if notice_id is None:
+            existing = (await session.execute(select(Notice).where(
+                Notice.schedule_id == schedule_id, Notice.fire_at == fire_at))).scalar_one()
+            return existing, 0
+        notice = await session.get(Notice, notice_id)
+        assert notice is not None
+    else:
+        notice = Notice(**values)
+        session.add(notice)
+        await session.flush()
+    if found:
+        # Core executemany: one statement for thousands of rows (the ORM unit of work is ~50x
+        # slower here), all in the notice's transaction.
+        await session.execute(insert(OutboxMessage.__table__), [
+            {"group_id": t.group_id, "notice_id": notice.id, "account": t.account,
+             "urgent": urgent, "source": "notice", "status": OutboxStatus.PENDING,
+             "mentions": [], "attempts": 0, "resend": False, "relayed": False,
+             "created_at": now}
+            for t in found])
+    return notice, len(found)
+
+
+@dataclass(frozen=True, slots=True)
+class PreviewLine:
+    """Groups per tier in a preview."""
+
+    tier: int
+    groups: int
+
+
+@dataclass(frozen=True, slots=True)
+class Preview:
+    """What a notice would do, without sending it."""
+
+    per_tier: list[PreviewLine]
+    per_account: dict[str, int]
+    total: int
+
+
+async def preview(session: AsyncSession, *, origin: Node, scope: Scope) -> Preview:
+    """How many groups per tier and per sending account a notice would reach."""
+    found = await targets(session, origin=origin, scope=scope)
+    tiers: dict[int, int] = defaultdict(int)
+    accounts: dict[str, int] = defaultdict(int)
+    for t in found:
+        tiers[t.tier] += 1
+        accounts[t.account] += 1
+    return Preview([PreviewLine(t, n) for t, n in sorted(tiers.items())], dict(accounts),
+                   len(found))
+
+
+async def latest_by_sender(session: AsyncSession, *, sender_id: int) -> Notice | None:
+    """The sender's most recent notice."""
+    return (await session.execute(
+        select(Notice).where(Notice.sender_id == sender_id, Notice.missed.is_(False))
+        .order_by(Notice.id.desc()).limit(1))).scalar_one_or_none()
+
+
+async def acknowledge(
+    session: AsyncSession, *, group: Group, node: Node, person_id: int | None,
+    roles: frozenset[Role], notice_id: int | None, now: datetime, settings: NoticeSettings,
+) -> str | None:
+    """收到 in a target group: the responsible person's counts for the group, anyone else's
+    is a read. Returns "ack", "read", or None when no notice is open here."""
+    if person_id is None:
+        return None
+    stmt = (select(OutboxMessage).where(
+        OutboxMessage.group_id == group.id, OutboxMessage.notice_id.is_not(None),
+        OutboxMessage.status == OutboxStatus.SENT))
+    if notice_id is not None:
+        stmt = stmt.where(OutboxMessage.notice_id == notice_id)
+    responsible = responsible_role(node, settings) in roles
+    if responsible:
+        stmt = stmt.where(OutboxMessage.acked_at.is_(None))
+    # The newest notice unless the message named one.
+    row = (await session.execute(
+        stmt.order_by(OutboxMessage.notice_id.desc()).limit(1))).scalar_one_or_none()
+    if row is None:
+        return None
+    assert row.notice_id is not None
+    if responsible:
+        row.acked_at = now
+        row.acked_by_id = person_id
+        return "ack"
+    dialect_insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
+    await session.execute(dialect_insert(NoticeRead).values(
+        notice_id=row.notice_id, group_id=group.id, person_id=person_id, at=now
+    ).on_conflict_do_nothing(index_elements=["notice_id", "group_id", "person_id"]))
+    return "read"
+
+
+async def relay(session: AsyncSession, *, group: Group, notice_id: int, now: datetime) -> bool:
+    """A commander re-posted the tagged notice here: it counts as delivered, no second send."""
+    result = await session.execute(
+        update(OutboxMessage).where(
+            OutboxMessage.notice_id == notice_id, OutboxMessage.group_id == group.id,
+            OutboxMessage.status == OutboxStatus.PENDING)
+        .values(status=OutboxStatus.SENT, relayed=True, sent_at=now))
+    return bool(result.rowcount)
+
+
+@dataclass(slots=True)
+class TierProgress:
+    """One tier's line in 进度."""
+
+    tier: int
+    total: int = 0
+    delivered: int = 0
+    acked: int = 0
+    missing: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Progress:
+    """How far a notice has got."""
+
+    notice: Notice
+    tiers: list[TierProgress]
+    reads: int
+    failed: int
+
+    @property
+    def total(self) -> int:
+        return sum(t.total for t in self.tiers)
+
+    @property
+    def delivered(self) -> int:
+        return sum(t.delivered for t in self.tiers)
+
+    @property
+    def acked(self) -> int:
+        return sum(t.acked for t in self.tiers)
+
+
+async def progress(session: AsyncSession, *, notice: Notice) -> Progress:
+    """Delivered and acknowledged, tier by tier, with the groups still silent."""
+    rows = await session.execute(
+        select(OutboxMessage.status, OutboxMessage.acked_at, Group.title, Node.tier)
+        .join(Group, Group.id == OutboxMessage.group_id).join(Node, Node.id == Group.node_id)
+        .where(OutboxMessage.notice_id == notice.id).order_by(OutboxMessage.id))
+    tiers: dict[int, TierProgress] = {}
+    failed = 0
+    for status, acked_at, title, tier in rows:
+        line = tiers.setdefault(tier, TierProgress(tier))
+        line.total += 1
+        if status == OutboxStatus.SENT:
+            line.delivered += 1
+        if status == OutboxStatus.FAILED:
+            failed += 1
+        if acked_at is not None:
+            line.acked += 1
+        else:
+            line.missing.append(title)
+    reads = (await session.execute(select(func.count(NoticeRead.id)).where(
+        NoticeRead.notice_id == notice.id))).scalar_one()
+    return Progress(notice, [tiers[t] for t in sorted(tiers)], reads, failed)
+
+
+async def _responsible_contacts(
+    session: AsyncSession, node_ids: Iterable[int], nodes: dict[int, Node],
+    settings: NoticeSettings,
+) -> dict[int, list[str]]:
+    ids = set(node_ids)
+    if not ids:
+        return {}
+    out: dict[int, list[str]] = defaultdict(list)
+    rows = await session.execute(
+        select(Membership.node_id, Membership.role, Contact.contact_id)
+        .join(Contact, Contact.person_id == Membership.person_id)
+        .where(Membership.node_id.in_(ids)).order_by(Membership.id))
+    for node_id, role, contact_id in rows:
+        if role == responsible_role(nodes[node_id], settings):
+            out[node_id].append(contact_id)
+    return out
+
+
+async def remind_and_escalate(session: AsyncSession, *, now: datetime,
+                              settings: NoticeSettings) -> tuple[int, int]:
+    """Queue reminders in silent groups and escalations to their parents (once each).
+    Returns (reminders, escalations) written."""
+    def due(minutes: float, urgent_minutes: float, column: object) -> object:
+        clauses = []
+        if minutes > 0:
+            clauses.append(and_(OutboxMessage.urgent.is_(False),
+                                OutboxMessage.sent_at <= now - timedelta(minutes=minutes)))
+        if urgent_minutes > 0:
+            clauses.append(and_(OutboxMessage.urgent.is_(True),
+                                OutboxMessage.sent_at <= now - timedelta(minutes=urgent_minutes)))
+        if not clauses:
+            return None
+        return and_(column.is_(None), or_(*clauses))  # type: ignore[attr-defined]
+
+    base = and_(OutboxMessage.notice_id.is_not(None), OutboxMessage.status == OutboxStatus.SENT,
+                OutboxMessage.acked_at.is_(None))
+    remind = due(settings.remind_after_minutes, settings.urgent_remind_after_minutes,
+                 OutboxMessage.reminded_at)
+    escalate = due(settings.escalate_after_minutes, settings.urgent_escalate_after_minutes,
+                   OutboxMessage.escalated_at)
+    nodes, _ = await _tree(session)
+    groups = {g.id: g for g in (await session.execute(select(Group))).scalars()}
+    reminded = escalated = 0
+    if remind is not None:
+        rows = list((await session.execute(
+            select(OutboxMessage).where(base, remind).order_by(OutboxMessage.id))).scalars())
+        contacts = await _responsible_contacts(
+            session, {groups[r.group_id].node_id for r in rows}, nodes, settings)
+        new_rows = []
+        for row in rows:
+            group = groups[row.group_id]
+            new_rows.append(dict(
+                group_id=group.id, account=group.account, source="reminder", urgent=row.urgent,
+                text=texts.Notice.REMINDER.format(tag=tag(row.notice_id or 0, row.urgent)),
+                mentions=contacts.get(group.node_id, []), status=OutboxStatus.PENDING,
+                attempts=0, resend=False, relayed=False, created_at=now))
+            row.reminded_at = now
+        if new_rows:
+            await session.execute(insert(OutboxMessage.__table__), new_rows)
+        reminded = len(new_rows)
+    if escalate is not None:
+        rows = list((await session.execute(
+            select(OutboxMessage).where(base, escalate).order_by(OutboxMessage.id))).scalars())
+        parents = {nodes[groups[r.group_id].node_id].parent_id for r in rows} - {None}
+        contacts = await _responsible_contacts(
+            session, [p for p in parents if p is not None], nodes, settings)
+        by_node: dict[int, list[Group]] = defaultdict(list)
+        for g in groups.values():
+            by_node[g.node_id].append(g)
+        new_rows = []
+        for row in rows:
+            group = groups[row.group_id]
+            parent = nodes[group.node_id].parent_id
+            row.escalated_at = now
+            if parent is None:
+                continue
+            silent = texts.duration((now - (row.sent_at or now)).total_seconds())
+            for pg in by_node.get(parent, []):
+                new_rows.append(dict(
+                    group_id=pg.id, account=pg.account, source="escalation", urgent=row.urgent,
+                    text=texts.Notice.ESCALATION.format(
+                        tag=tag(row.notice_id or 0, row.urgent), group=group.title,
+                        duration=silent),
+                    mentions=contacts.get(parent, []), status=OutboxStatus.PENDING,
+                    attempts=0, resend=False, relayed=False, created_at=now))
+        if new_rows:
+            await session.execute(insert(OutboxMessage.__table__), new_rows)
+        escalated = len(new_rows)
+    await session.flush()
+    return reminded, escalated
+
+
+def summarise_accounts(per_account: dict[str, int]) -> str:
+    """'默认账号 12 个群' / 'a1 500 个群、a2 500 个群' for previews."""
+    return "、".join(texts.Notice.ACCOUNT_LINE.format(
+        account=name or texts.Notice.DEFAULT_ACCOUNT, groups=n)
+        for name, n in sorted(per_account.items()))
+
+
+def eta_seconds(per_account: dict[str, int], *, min_gap: float, jitter: float,
+                hourly_cap: int, daily_cap: int) -> float:
+    """Time for the slowest account to send its share at the current pacing."""
+    worst = 0.0
+    for n in per_account.values():
+        seconds = max(0, n - 1) * (min_gap + jitter / 2)
+        # The caps, not the gap, bound a large share.
+        if n > hourly_cap:
+            seconds = max(seconds, (n // hourly_cap) * 3600.0)
+        if n > daily_cap:
+            seconds = max(seconds, (n // daily_cap) * 86400.0)
+        worst = max(worst, seconds)
+    return worst
+
+
+def titles(names: Sequence[str], limit: int = 5) -> str:
+    """'A、B、C 等12个群' for lists of silent groups."""
+    shown = "、".join(names[:limit])
+    if len(names) > limit:
+        shown += texts.Notice.MORE_GROUPS.format(n=len(names))
+    return shown

@@ -1,0 +1,82 @@
+"""The daily roll-up: what came up from below today, per tier-1 to tier-3 node."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot import texts
+from bot.services import outbox
+from bot.services.notice import _below, _tree, tag
+from models import JobRun, LandlordReport, Notice, OutboxMessage, TenantStay, Ticket
+
+
+async def _claim_run(session: AsyncSession, job: str, key: str, now: datetime) -> bool:
+    insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
+    made = (await session.execute(insert(JobRun).values(job=job, key=key, at=now)
+                                  .on_conflict_do_nothing(index_elements=["job", "key"])
+                                  .returning(JobRun.id))).scalar_one_or_none()
+    return made is not None
+
+
+def _count(rows: list[tuple[int, ...]], ids: set[int], col: int = 0) -> int:
+    return sum(1 for r in rows if r[col] in ids)
+
+
+async def post_daily(session: AsyncSession, *, now: datetime, zone: ZoneInfo,
+                     fever_threshold: float) -> int:
+    """Queue today's roll-up for every tier-1..3 group, once per day. Returns rows written."""
+    local = now.astimezone(zone)
+    day_key = f"{local:%Y-%m-%d}"
+    if not await _claim_run(session, "daily-rollup", day_key, now):
+        return 0
+    start = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    end = start + timedelta(days=1)
+    nodes, children = await _tree(session)
+    stays = (await session.execute(select(
+        TenantStay.node_id, TenantStay.created_at, TenantStay.watch_until, TenantStay.fever))).all()
+    reports = (await session.execute(select(LandlordReport.node_id, LandlordReport.kind).where(
+        LandlordReport.created_at >= start, LandlordReport.created_at < end))).all()
+    opened = (await session.execute(select(Ticket.node_id).where(
+        Ticket.created_at >= start, Ticket.created_at < end))).all()
+    answered = (await session.execute(select(Ticket.node_id).where(
+        Ticket.answered_at >= start, Ticket.answered_at < end))).all()
+    todays = (await session.execute(select(Notice.id, Notice.origin_node_id, Notice.urgent)
+                                    .where(Notice.created_at >= start, Notice.created_at < end,
+                                           Notice.missed.is_(False)))).all()
+    acks = dict((await session.execute(
+        select(OutboxMessage.notice_id, func.count(OutboxMessage.acked_at))
+        .where(OutboxMessage.notice_id.in_([n.id for n in todays]))
+        .group_by(OutboxMessage.notice_id))).all()) if todays else {}
+    totals = dict((await session.execute(
+        select(OutboxMessage.notice_id, func.count(OutboxMessage.id))
+        .where(OutboxMessage.notice_id.in_([n.id for n in todays]))
+        .group_by(OutboxMessage.notice_id))).all()) if todays else {}
+    written = 0
+    for node in nodes.values():
+        if node.tier > 3:
+            continue
+        ids = set(_below(children, node.id, include_root=True))
+        returned = sum(1 for s in stays if s.node_id in ids and start <= s.created_at < end)
+        watching = sum(1 for s in stays if s.node_id in ids and s.watch_until > now)
+        fevers = sum(1 for s in stays if s.node_id in ids and s.fever and s.watch_until > now)
+        kinds = Counter(kind for node_id, kind in reports if node_id in ids)
+        notice_lines = "；".join(
+            texts.Rollup.NOTICE.format(tag=tag(n.id, n.urgent), acked=acks.get(n.id, 0),
+                                       total=totals.get(n.id, 0))
+            for n in todays if n.origin_node_id in ids)
+        text = texts.Rollup.BODY.format(
+            date=f"{local:%m月%d日}", node=node.name, returned=returned, watching=watching,
+            fevers=fevers, disinfect=kinds["disinfect"], errand=kinds["errand"],
+            violation=kinds["violation"], mediation=kinds["mediation"],
+            opened=_count(opened, ids), answered=_count(answered, ids),
+            notices=notice_lines or texts.Rollup.NO_NOTICES)
+        written += await outbox.queue_to_node(session, node_id=node.id, source="rollup", now=now,
+                                              text=text)
+    return written

@@ -1,0 +1,107 @@
+"""通知, 预览, 收到, relays and 进度: notices down the chain and how far they got."""
+
+from __future__ import annotations
+
+from bot import texts
+from bot.domain import UserError
+from bot.grammar import Ack, Progress, Relay, SendNotice
+from bot.router import Context, Router
+from bot.services import chain
+from bot.services import notice as notices
+from models import Notice, Role
+
+router = Router(name=__name__)
+
+COMMANDING = {Role.COMMANDER, Role.MEMBER, Role.LANDLORD, Role.CAPTAIN}
+
+
+def _require_commander(ctx: Context, keyword: str) -> None:
+    assert ctx.node is not None
+    if chain.commanding_role(ctx.node) not in ctx.roles:
+        raise UserError(texts.General.NOT_PERMITTED.format(command=keyword))
+
+
+def _eta(ctx: Context, per_account: dict[str, int]) -> str:
+    p = ctx.settings.pacing
+    return texts.duration(notices.eta_seconds(
+        per_account, min_gap=p.min_gap_seconds, jitter=p.jitter_seconds,
+        hourly_cap=p.hourly_cap, daily_cap=p.daily_cap))
+
+
+def _tiers(lines: list[notices.PreviewLine]) -> str:
+    return "，".join(texts.Notice.QUEUED_TIER.format(tier=line.tier, n=line.groups)
+                    for line in lines)
+
+
+@router.command(SendNotice, roles=COMMANDING)
+async def on_send_notice(cmd: SendNotice, ctx: Context) -> str:
+    """通知 [到3级|节点名|房东群] 内容 — 向下级各群发通知（紧急通知 更快提醒；预览 通知 … 只看范围）"""
+    assert ctx.node is not None and ctx.group is not None and ctx.sender is not None
+    _require_commander(ctx, "通知")
+    scope, text = await notices.read_scope(ctx.session, origin=ctx.node, text=cmd.text,
+                                           down_to_tier=cmd.down_to_tier)
+    look = await notices.preview(ctx.session, origin=ctx.node, scope=scope)
+    if look.total == 0:
+        return texts.Notice.NO_TARGETS
+    if cmd.preview:
+        return texts.Notice.PREVIEW.format(
+            groups=look.total, tiers=_tiers(look.per_tier),
+            accounts=notices.summarise_accounts(look.per_account),
+            eta=_eta(ctx, look.per_account))
+    notice, count = await notices.create(
+        ctx.session, origin=ctx.node, origin_group_id=ctx.group.id, sender_id=ctx.sender.id,
+        text=text, urgent=cmd.urgent, scope=scope, now=ctx.now())
+    return texts.Notice.QUEUED.format(
+        tag=notices.tag(notice.id, notice.urgent), groups=count, tiers=_tiers(look.per_tier),
+        eta=_eta(ctx, look.per_account), id=notice.id)
+
+
+@router.command(Ack, quiet=True)
+async def on_ack(cmd: Ack, ctx: Context) -> None:
+    """收到 [#27] — 确认收到通知（本群负责人回复计为本群确认）"""
+    assert ctx.node is not None and ctx.group is not None
+    # Silent either way: a busy group does not need a bot answering every 收到.
+    await notices.acknowledge(
+        ctx.session, group=ctx.group, node=ctx.node,
+        person_id=ctx.sender.id if ctx.sender else None, roles=ctx.roles,
+        notice_id=cmd.notice_id, now=ctx.now(), settings=ctx.settings.notices)
+
+
+@router.command(Relay, quiet=True)
+async def on_relay(cmd: Relay, ctx: Context) -> None:
+    """【通知#27】… — 指挥长转发的通知，本群不再重复发送"""
+    assert ctx.group is not None
+    await notices.relay(ctx.session, group=ctx.group, notice_id=cmd.notice_id, now=ctx.now())
+
+
+@router.command(Progress, roles=COMMANDING)
+async def on_progress(cmd: Progress, ctx: Context) -> str:
+    """进度 [27] — 查看通知的送达和确认情况（不写编号为您最近的一条）"""
+    assert ctx.sender is not None and ctx.node is not None
+    if cmd.notice_id is None:
+        notice = await notices.latest_by_sender(ctx.session, sender_id=ctx.sender.id)
+        if notice is None:
+            return texts.Notice.PROGRESS_NONE
+    else:
+        notice = await ctx.session.get(Notice, cmd.notice_id)
+        if notice is None or notice.missed:
+            return texts.Notice.PROGRESS_UNKNOWN.format(id=cmd.notice_id)
+        # The sender, or whoever commands the node it was sent from.
+        commanders = {p.id for p in await chain.commanders(
+            ctx.session, node=await ctx.session.get(type(ctx.node), notice.origin_node_id))}
+        if notice.sender_id != ctx.sender.id and ctx.sender.id not in commanders:
+            raise UserError(texts.General.NOT_PERMITTED.format(command="进度"))
+    p = await notices.progress(ctx.session, notice=notice)
+    head = texts.Notice.PROGRESS_HEAD.format(
+        tag=notices.tag(notice.id, notice.urgent), delivered=p.delivered, total=p.total,
+        acked=p.acked, reads=p.reads)
+    if p.failed:
+        head += texts.Notice.PROGRESS_FAILED.format(failed=p.failed)
+    lines = [head]
+    for t in p.tiers:
+        line = texts.Notice.PROGRESS_TIER.format(tier=t.tier, delivered=t.delivered,
+                                                 total=t.total, acked=t.acked)
+        if t.missing:
+            line += texts.Notice.PROGRESS_MISSING.format(names=notices.titles(t.missing))
+        lines.append(line)
+    return "\n".join(lines)
