@@ -26,6 +26,7 @@ def setup_logging(level: str, stream: TextIO | None = None) -> None:
     # Alembic narrates every start at INFO, aiosqlite every statement at DEBUG.
     logging.getLogger("alembic").setLevel(max(logging.WARNING, logging.getLevelName(level)))
     logging.getLogger("aiosqlite").setLevel(max(logging.INFO, logging.getLevelName(level)))
+    logging.getLogger("apscheduler").setLevel(max(logging.WARNING, logging.getLevelName(level)))
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -18,6 +18,7 @@ from bot.clock import OffsetClock
 from bot.services import chain
 from bot.transports.sim import SimTransport
 from models import Contact, Group, InviteKind, Person, Role
+from schedules.jobs import check_notices
 
 ROLE_WORDS = {
     "指挥长": Role.COMMANDER, "组员": Role.MEMBER, "作战小组成员": Role.MEMBER,
@@ -133,7 +134,10 @@ class Console:
         elif cmd == "/invite":
             await self._invite(arg)
         elif cmd == "/time":
-            self._time(arg)
+            if self._time(arg):
+                # What the scheduler would have done meanwhile: reminders and escalations.
+                await check_notices(self.app)
+                await self.app.idle()
         else:
             self.say(CONSOLE_HELP)
         return True
@@ -157,15 +161,16 @@ class Console:
         self.last_code = invite.code
         self.say(f"  (invite {invite.code} for {node.name} {role_word}; $CODE = {invite.code})")
 
-    def _time(self, arg: str) -> None:
+    def _time(self, arg: str) -> bool:
         clock = self.app.clock
         m = re.fullmatch(r"\+(\d+)([mhd])", arg)
         if not isinstance(clock, OffsetClock) or m is None:
             self.say("  (usage: /time +30m, +3h or +1d)")
-            return
+            return False
         unit = {"m": "minutes", "h": "hours", "d": "days"}[m.group(2)]
         now = clock.advance(timedelta(**{unit: int(m.group(1))}))
         self.say(f"  (clock now {now.astimezone(self.app.settings.zone):%Y-%m-%d %H:%M})")
+        return True
 
 
 async def run_console(app: BotApp, *, stdin: TextIO = sys.stdin, out: TextIO = sys.stdout

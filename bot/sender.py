@@ -239,10 +239,8 @@ class OutboxSender:
                 notice = await self._notice(session, row.notice_id)
                 first = self._parts(row, notice)[0]
                 since = row.attempt_at or row.created_at
-                echo_at = (await session.execute(
-                    select(func.min(Echo.at)).where(
-                        Echo.transport == group.transport, Echo.room_id == group.room_id,
-                        Echo.digest == notices.digest(first), Echo.at >= since))).scalar_one()
+                echo_at = await self._echo_since(session, group=group, first_part=first,
+                                                 since=since)
                 if echo_at is None and find_echo is not None:
                     echo_at = await find_echo(group.room_id, first, since)
                 if echo_at is not None:
@@ -339,9 +337,16 @@ class OutboxSender:
                 OutboxMessage.account == account))).scalar_one()
         return None if at is None else max(0.0, (at - now).total_seconds())
 
+    async def _echo_since(self, session: AsyncSession, *, group: Group, first_part: str,
+                          since: datetime) -> datetime | None:
+        """When our echo of this text was seen in that room since `since` (None: not seen)."""
+        return (await session.execute(select(func.min(Echo.at)).where(
+            Echo.transport == group.transport, Echo.room_id == group.room_id,
+            Echo.digest == notices.digest(first_part), Echo.at >= since))).scalar_one()
+
     async def _claim(self, account: str, now: datetime, limit: int) -> list[Claimed]:
         async with self.sessions() as session, session.begin():
-            stmt = (select(OutboxMessage.id)
+            stmt = (select(OutboxMessage, Group)
                     .join(Group, Group.id == OutboxMessage.group_id)
                     .where(OutboxMessage.status == OutboxStatus.PENDING,
                            OutboxMessage.account == account,
@@ -352,7 +357,23 @@ class OutboxSender:
             if session.bind.dialect.name == "postgresql":
                 # Several sender processes share the outbox: each row goes to one of them.
                 stmt = stmt.with_for_update(of=OutboxMessage, skip_locked=True)
-            ids = list((await session.execute(stmt)).scalars())
+            candidates = (await session.execute(stmt)).all()
+            if not candidates:
+                return []
+            ids, groups = [], {}
+            for row, group in candidates:
+                groups[group.id] = group
+                notice = await self._notice(session, row.notice_id)
+                if row.attempts and row.attempt_at is not None:
+                    # A retry after an error (a lost connection, say): the platform may have
+                    # delivered the first attempt anyway; our echo says so.
+                    echo_at = await self._echo_since(
+                        session, group=group, first_part=self._parts(row, notice)[0],
+                        since=row.attempt_at)
+                    if echo_at is not None:
+                        row.status, row.sent_at, row.error = OutboxStatus.SENT, echo_at, None
+                        continue
+                ids.append(row.id)
             if not ids:
                 return []
             attempt = str(uuid.uuid4())
@@ -363,11 +384,8 @@ class OutboxSender:
                         attempts=OutboxMessage.attempts + 1)
                 .returning(OutboxMessage.id, OutboxMessage.group_id, OutboxMessage.notice_id,
                            OutboxMessage.text, OutboxMessage.mentions, OutboxMessage.attempts,
-                           OutboxMessage.resend, OutboxMessage.urgent))).all()
-            groups = {g.id: g for g in (await session.execute(
-                select(Group).where(Group.id.in_({r.group_id for r in rows})))).scalars()}
-            for r in rows:
-                await self._notice(session, r.notice_id)
+                           OutboxMessage.resend, OutboxMessage.urgent)
+                .execution_options(synchronize_session=False))).all()
         return sorted((Claimed(r.id, groups[r.group_id].room_id, groups[r.group_id].title,
                                r.notice_id, r.text, list(r.mentions or []), r.attempts, r.resend,
                                r.urgent) for r in rows), key=lambda c: (not c.urgent, c.id))
