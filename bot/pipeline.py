@@ -148,14 +148,16 @@ class Pipeline:
         self.batch_max = batch_max
         self.after_commit = after_commit
         self._queue: asyncio.Queue[IncomingMessage] = asyncio.Queue()
+        self._unfinished = 0
 
     async def submit(self, message: IncomingMessage) -> None:
         """The transport's callback: queue a message (handled in arrival order)."""
+        self._unfinished += 1
         self._queue.put_nowait(message)
 
     def has_pending(self) -> bool:
-        """Whether messages wait to be handled."""
-        return not self._queue.empty()
+        """Whether messages wait to be handled or are being handled."""
+        return self._unfinished > 0
 
     async def idle(self) -> None:
         """Wait until every submitted message has been handled and answered."""
@@ -174,6 +176,7 @@ class Pipeline:
                 log.exception("batch of %d messages failed", len(batch))
             finally:
                 for _ in batch:
+                    self._unfinished -= 1
                     self._queue.task_done()
 
     async def process(self, batch: Sequence[IncomingMessage]) -> None:
