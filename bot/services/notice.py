@@ -4,6 +4,7 @@ reminders and escalation."""
 from __future__ import annotations
 
 import hashlib
+import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -94,9 +95,18 @@ def render_parts(*, text: str, notice_id: int | None, urgent: bool, resend: bool
     return [f"{prefix}({i}/{n}){chunk}" for i, chunk in enumerate(chunks, 1)]
 
 
+# Platforms put the mentioned names in front of a text that mentions someone.
+_LEADING_MENTIONS = re.compile(r"^(?:@[^\s\u2005@]+[\u2005 ]+)+")
+
+
+def echo_body(text: str) -> str:
+    """An echoed text without the @names the platform put in front of it."""
+    return _LEADING_MENTIONS.sub("", text)
+
+
 def digest(text: str) -> str:
-    """How an echo is matched to the send that caused it."""
-    return hashlib.sha1(text.encode("utf-8")).hexdigest()
+    """How an echo is matched to the send that caused it (leading @names ignored)."""
+    return hashlib.sha1(echo_body(text).encode("utf-8")).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
