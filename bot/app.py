@@ -168,7 +168,11 @@ def build_app(settings: Settings, *, transport: Transport | None = None,
 @contextlib.asynccontextmanager
 async def running(app: BotApp) -> AsyncIterator[BotApp]:
     """Start the app for the duration of the block."""
-    await app.start()
+    try:
+        await app.start()
+    except BaseException:
+        await app.stop()
+        raise
     try:
         yield app
     finally:

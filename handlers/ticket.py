@@ -11,7 +11,9 @@ from models import Role
 
 router = Router(name=__name__)
 
-STAFF = {Role.COMMANDER, Role.MEMBER, Role.SECRETARY, Role.LANDLORD, Role.CAPTAIN}
+# Tickets go to tier-3 and tier-4 nodes: their commanders, team members and secretaries answer
+# (a landlord also sits in the tier-4 group, but does not answer for the team).
+STAFF = {Role.COMMANDER, Role.MEMBER, Role.SECRETARY}
 
 
 @router.command(Feedback, tiers={4, 5})

@@ -28,9 +28,13 @@ def resolve_when(when: When, *, now: datetime, zone: ZoneInfo) -> datetime:
         elif when.month is not None or when.day is not None:
             day = date(when.year or today.year, when.month or today.month, when.day or today.day)
             if day < today and when.year is None:
-                # '1月5日' written in December means next year's.
-                day = day.replace(year=day.year + 1) if when.month else (
-                    (day.replace(day=1) + timedelta(days=32)).replace(day=when.day or 1))
+                if when.month is None:
+                    # '5日' written on the 20th means next month's.
+                    day = (day.replace(day=1) + timedelta(days=32)).replace(day=when.day or 1)
+                elif (today - day).days > 183:
+                    # '1月5日' written in December means next year's; '2月20日' written on
+                    # 21 February is simply past.
+                    day = day.replace(year=day.year + 1)
         else:
             day = today
         moment = datetime.combine(day, time(when.hour, when.minute), zone)
@@ -66,7 +70,9 @@ def latest_due(schedule: NoticeSchedule, *, now: datetime, zone: ZoneInfo) -> da
     if not schedule.daily:
         run_at = schedule.run_at
         return run_at if run_at is not None and run_at <= now else None
-    times = occurrences(schedule, after=now - timedelta(days=1), until=now, zone=zone)
+    # Never a fire time from before the schedule existed.
+    after = max(now - timedelta(days=1), schedule.created_at)
+    times = occurrences(schedule, after=after, until=now, zone=zone)
     return times[-1] if times else None
 
 
@@ -136,6 +142,10 @@ async def fire(session: AsyncSession, *, schedule: NoticeSchedule, fire_at: date
 async def record_missed(session: AsyncSession, *, schedule: NoticeSchedule,
                         fire_at: datetime, now: datetime, zone: ZoneInfo) -> bool:
     """A fire time lost to downtime beyond the grace window: recorded once, creator told."""
+    done = (await session.execute(select(Notice.id).where(
+        Notice.schedule_id == schedule.id, Notice.fire_at == fire_at))).first()
+    if done is not None:
+        return False
     insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
     made = (await session.execute(insert(Notice).values(
         sender_id=schedule.creator_id, origin_node_id=schedule.origin_node_id,
@@ -189,6 +199,9 @@ async def sync_config(session: AsyncSession, recurring: list[RecurringNoticeSett
         if key not in wanted and schedule.cancelled_at is None:
             schedule.cancelled_at = now
     roots = [n for n in await chain.all_nodes(session) if n.parent_id is None]
+    if not roots:
+        # No chain imported yet: the recurring notices are placed at the first start after.
+        return keep
     for key, item in wanted.items():
         origin = (await chain.find_node(session, ref=item.origin) if item.origin
                   else roots[0] if roots else None)
