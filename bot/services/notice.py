@@ -214,6 +214,12 @@ async def create(
                   text=text, urgent=urgent, scope=scope.as_json(), target_count=len(found),
                   missed=False, schedule_id=schedule_id, fire_at=fire_at, created_at=now)
     if schedule_id is not None:
+        # Look first (a skipped insert would still use up a notice number on PostgreSQL);
+        # the unique constraint below guards against a concurrent run.
+        existing = (await session.execute(select(Notice).where(
+            Notice.schedule_id == schedule_id, Notice.fire_at == fire_at))).scalar_one_or_none()
+        if existing is not None:
+            return existing, 0
         dialect_insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
         notice_id = (await session.execute(
             dialect_insert(Notice).values(**values)
