@@ -60,8 +60,10 @@ class BotApp:
         self.scheduler = Scheduler(self) if settings.scheduler else None
         self.handling = Handling(settings=settings, dispatcher=self.dispatcher,
                                  clock_now=clock.now, on_schedule=self._schedule_changed)
+        accounts = settings.wechaty.accounts if settings.transport == "wechaty" else []
         self.sender = OutboxSender(sessions=self.sessions, transport=transport, clock=clock,
-                                   pacing=settings.pacing, zone=settings.zone)
+                                   pacing=settings.pacing, zone=settings.zone,
+                                   default_account=accounts[0].name if accounts else "")
         self.pipeline = Pipeline(handling=self.handling, sessions=self.sessions,
                                  send_reply=self._send_reply, bot_names=settings.bot_names,
                                  batch_max=settings.pipeline.batch_max,
@@ -117,7 +119,9 @@ class BotApp:
         self._tasks = [asyncio.create_task(self.pipeline.run(), name="pipeline")]
         await self.transport.start(self.pipeline.submit, self._on_room_event)
         # After the transport: reconciliation may ask it for echoes of unfinished sends.
-        await self.sender.start([a.name for a in self.settings.wechaty.accounts] or [""])
+        await self.sender.start([a.name for a in accounts] or [""]
+                                if (accounts := self.settings.wechaty.accounts)
+                                and self.settings.transport == "wechaty" else [""])
         if self.scheduler is not None:
             await self.scheduler.start()
         log.info("tierbot started: transport=%s store=%s", self.transport.name,

@@ -111,12 +111,14 @@ class OutboxSender:
 
     def __init__(self, *, sessions: async_sessionmaker[AsyncSession], transport: Transport,
                  clock: Clock, pacing: PacingSettings, zone: ZoneInfo,
-                 rng: random.Random | None = None):
+                 default_account: str = "", rng: random.Random | None = None):
         self.sessions = sessions
         self.transport = transport
         self.clock = clock
         self.pacing = pacing
         self.zone = zone
+        # Rows and replies name the default account "" or by its name: one pacer for both.
+        self.default_account = default_account
         self.rng = rng or random.Random()
         self.pacers: dict[str, Pacer] = {}
         self._workers: dict[str, asyncio.Task[None]] = {}
@@ -178,10 +180,11 @@ class OutboxSender:
         await self._idle.wait()
 
     def pacer(self, account: str) -> Pacer:
-        """The pacer of one account."""
-        if account not in self.pacers:
-            self.pacers[account] = Pacer(account, self.pacing, self.rng)
-        return self.pacers[account]
+        """The pacer of one account (the default account under either of its names)."""
+        key = account or self.default_account
+        if key not in self.pacers:
+            self.pacers[key] = Pacer(key, self.pacing, self.rng)
+        return self.pacers[key]
 
     # -- direct replies ----------------------------------------------------------------------
 
@@ -394,19 +397,28 @@ class OutboxSender:
         sent: list[tuple[int, datetime]] = []
         try:
             for index, row in enumerate(claimed):
-                now = self.clock.now()
-                if pacer.next_allowed(now) > now:
-                    await self._release(claimed[index:])
-                    return
                 parts = self._parts(row, self._notices.get(row.notice_id or -1))
                 try:
+                    # The check is inside the lock: replies (and a second worker under the
+                    # default account's other name) share this pacer.
                     async with pacer.lock:
+                        now = self.clock.now()
+                        if pacer.next_allowed(now) > now:
+                            await self._release(claimed[index:])
+                            return
                         for i, part in enumerate(parts):
                             await self.transport.send(row.room_id, part,
                                                       mentions=row.mentions if i == 0 else (),
                                                       account=pacer.name)
                             pacer.record(self.clock.now())
                 except TransportError as exc:
+                    if exc.not_sent:
+                        # Nothing left (no connection): no attempt spent, try again later.
+                        await self._mark_sent(sent)
+                        sent = []
+                        await self._release(claimed[index:], retry_in=max(
+                            1.0, min(self.pacing.retry_base_seconds, 30.0)))
+                        return
                     if exc.rate_limited:
                         await self._mark_sent(sent)
                         sent = []
@@ -428,16 +440,20 @@ class OutboxSender:
                     OutboxMessage.id == row_id, OutboxMessage.status == OutboxStatus.SENDING
                 ).values(status=OutboxStatus.SENT, sent_at=at, error=None))
 
-    async def _release(self, rows: Sequence[Claimed]) -> None:
-        """Put claimed rows back (the attempt did not happen)."""
+    async def _release(self, rows: Sequence[Claimed], *, retry_in: float | None = None) -> None:
+        """Put claimed rows back (the attempt did not happen), optionally not before
+        `retry_in` seconds."""
         if not rows:
             return
+        values: dict[str, Any] = {"status": OutboxStatus.PENDING, "attempt_id": None,
+                                  "attempts": OutboxMessage.attempts - 1}
+        if retry_in is not None:
+            values["next_attempt_at"] = self.clock.now() + timedelta(seconds=retry_in)
         async with self.sessions() as session, session.begin():
             await session.execute(update(OutboxMessage).where(
                 OutboxMessage.id.in_([r.id for r in rows]),
                 OutboxMessage.status == OutboxStatus.SENDING,
-            ).values(status=OutboxStatus.PENDING, attempt_id=None,
-                     attempts=OutboxMessage.attempts - 1))
+            ).values(**values))
 
     async def _failed_attempt(self, row: Claimed, exc: TransportError) -> None:
         now = self.clock.now()

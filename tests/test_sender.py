@@ -159,3 +159,40 @@ async def test_the_bots_echoes_are_recorded_for_reconciliation(bot, chat: Chat,
     async with bot.session() as s:
         echoes = (await s.execute(select(Echo.room_id, Echo.digest))).all()
     assert (chain.community_group, notices.digest("【通知#1】开会")) in echoes
+
+
+async def test_no_connection_costs_no_attempt(bot, chat: Chat, chain: DemoChain, clock,
+                                              transport):
+    original = transport.send
+    down = {"on": True}
+
+    async def offline(room_id, text, *, mentions=(), account=""):
+        if down["on"] and text.startswith("【通知#1】开会"):
+            raise TransportError("not connected", not_sent=True)
+        return await original(room_id, text, mentions=mentions, account=account)
+
+    transport.send = offline
+    await chat.say(chain.subdistrict_group, chain.commander, "通知 到3级 开会")
+    for _ in range(20):  # a long outage: far more tries than max_attempts
+        clock.advance(timedelta(seconds=30))
+        await bot.idle()
+    async with bot.session() as s:
+        rows = (await s.execute(select(OutboxMessage.status, OutboxMessage.attempts))).all()
+    assert rows == [(OutboxStatus.PENDING, 0), (OutboxStatus.PENDING, 0)]
+    down["on"] = False
+    clock.advance(timedelta(seconds=30))
+    await bot.idle()
+    assert sorted(tagged(transport, "【通知#1】开会")) == ["changchun@chatroom", "team1@chatroom"]
+
+
+def test_the_default_account_has_one_pacer_under_both_names():
+    from zoneinfo import ZoneInfo
+
+    from bot.clock import FakeClock
+    from bot.sender import OutboxSender
+
+    sender = OutboxSender(sessions=None, transport=None, clock=FakeClock(START),  # type: ignore[arg-type]
+                          pacing=PacingSettings(), zone=ZoneInfo("Asia/Shanghai"),
+                          default_account="main")
+    assert sender.pacer("") is sender.pacer("main")
+    assert sender.pacer("other") is not sender.pacer("main")

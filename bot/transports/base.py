@@ -36,12 +36,15 @@ class SentMessage:
 
 
 class TransportError(Exception):
-    """A send failed; `rate_limited` says the platform asked us to slow down."""
+    """A send failed; `rate_limited` says the platform asked us to slow down, `not_sent` that
+    the message certainly did not leave (e.g. no connection), so it costs no attempt."""
 
-    def __init__(self, message: str, *, rate_limited: bool = False, retryable: bool = True):
+    def __init__(self, message: str, *, rate_limited: bool = False, retryable: bool = True,
+                 not_sent: bool = False):
         super().__init__(message)
         self.rate_limited = rate_limited
         self.retryable = retryable
+        self.not_sent = not_sent
 
 
 @dataclass(frozen=True, slots=True)

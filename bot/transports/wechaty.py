@@ -341,7 +341,8 @@ class WechatyTransport:
         if not acc.connected or puppet is None:
             raise TransportError(
                 f"wechaty account {acc.name}: not connected"
-                + (f" ({acc.last_error})" if acc.last_error else ""), retryable=True)
+                + (f" ({acc.last_error})" if acc.last_error else ""), retryable=True,
+                not_sent=True)
         try:
             names = [await self._contact_name(acc, puppet, cid) for cid in mentions]
             async with asyncio.timeout(self.send_timeout_seconds):
@@ -398,7 +399,7 @@ class WechatyTransport:
 
     def _account(self, name: str) -> _Account:
         if not self._accounts:
-            raise TransportError("wechaty transport not started", retryable=True)
+            raise TransportError("wechaty transport not started", retryable=True, not_sent=True)
         key = name or self._specs[0].name
         acc = self._accounts.get(key)
         if acc is None:

@@ -41,12 +41,12 @@ ROOMS = {
 }
 
 
-def world(bot: dict[str, str] = BOT, rooms: dict[str, tuple[str, list[str]]] = ROOMS
-          ) -> dict[str, Any]:
+def world(bot: dict[str, str] = BOT, rooms: dict[str, tuple[str, list[str]]] = ROOMS,
+          contacts: list[dict[str, str]] = CONTACTS) -> dict[str, Any]:
     """The gateway's `setup` command for the test world (the bot is in every room)."""
     return {
         "bot": bot,
-        "contacts": CONTACTS,
+        "contacts": contacts,
         "rooms": [{"id": rid, "topic": topic, "members": [bot["id"], *members],
                    "owner": members[0]} for rid, (topic, members) in rooms.items()],
     }
@@ -58,6 +58,8 @@ class GatewayDriver:
     def __init__(self, gateway: Gateway, setup: dict[str, Any]):
         self.gateway = gateway
         self.setup = setup
+        # Processes killed or stopped before a restart: what they reported stays readable.
+        self.previous: list[Gateway] = []
 
     @classmethod
     async def launch(cls, setup: dict[str, Any], *, port: int = 0,
@@ -110,6 +112,13 @@ class GatewayDriver:
                 if e.get("event") == "message" and e.get("self") is True
                 and (room is None or e.get("room") == room)]
 
+    def bot_messages_all_processes(self, room: str | None = None) -> list[dict[str, Any]]:
+        """Every message of the bot seen by this gateway and the processes it replaced (a
+        killed process reported its messages on stdout before it died)."""
+        return [e for gateway in [*self.previous, self.gateway] for e in gateway.events
+                if e.get("event") == "message" and e.get("self") is True
+                and (room is None or e.get("room") == room)]
+
     async def kill(self) -> None:
         """SIGKILL the gateway (the client's connection drops)."""
         await asyncio.to_thread(self.gateway.kill)
@@ -117,6 +126,7 @@ class GatewayDriver:
     async def restart(self) -> None:
         """Start a new gateway on the same port with the same token and world."""
         port, token = self.gateway.port, self.gateway.token
+        self.previous.append(self.gateway)
         self.gateway = await asyncio.to_thread(Gateway, port, token)
         await self.cmd("setup", **self.setup)
 

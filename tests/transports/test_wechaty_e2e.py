@@ -4,20 +4,23 @@ Node test gateway (a Wechaty puppet service backed by the mock puppet)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import re
-from collections.abc import AsyncIterator, Callable
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Generic, TypeVar, cast
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from bot import chainfile
 from bot.app import BotApp, build_app, running
-from bot.clock import FakeClock
-from bot.config import AccountSettings, Settings, WechatySettings
+from bot.clock import Clock, FakeClock, SystemClock
+from bot.config import AccountSettings, PacingSettings, Settings, WechatySettings
 from bot.services import chain as chain_service
 from bot.transports.base import IncomingMessage, RoomEvent, TransportError
 from bot.transports.wechaty import WechatyTransport
@@ -26,6 +29,7 @@ from models import (
     InboundMessage,
     InviteKind,
     Membership,
+    NoticeRead,
     OutboxMessage,
     OutboxStatus,
     Role,
@@ -33,6 +37,7 @@ from models import (
 )
 from tests.conftest import count
 from tests.transports.conftest import EVENT_TIMEOUT, GatewayDriver, world
+from tests.wechaty_gateway.smoke_client import GatewayError
 
 T = TypeVar("T")
 FULL_MOBILE = re.compile(r"1[3-9]\d{9}")
@@ -176,10 +181,10 @@ class Harness:
         return await self.gw.bot_message(room, since=mark, startswith=expect)
 
 
-@pytest.fixture
-async def harness(settings: Settings, gateway: GatewayDriver, tmp_path: Path,
-                  clock: FakeClock) -> AsyncIterator[Harness]:
-    """The bot built by build_app with transport = wechaty, the test chain loaded."""
+@contextlib.asynccontextmanager
+async def start_bot(settings: Settings, gateway: GatewayDriver, tmp_path: Path, clock: Clock,
+                    chain_toml: str = CHAIN_TOML) -> AsyncIterator[Harness]:
+    """The bot built by build_app with transport = wechaty on the gateway, the chain loaded."""
     # The suite's settings (test database, pacing off...), on the Wechaty transport.
     settings = settings.model_copy(update={
         "transport": "wechaty", "wechaty": wechaty_settings(tmp_path, ("main", gateway))})
@@ -194,13 +199,21 @@ async def harness(settings: Settings, gateway: GatewayDriver, tmp_path: Path,
 
     app.pipeline.submit = spy  # type: ignore[method-assign]
     chain_file = tmp_path / "chain.toml"
-    chain_file.write_text(CHAIN_TOML, encoding="utf-8")
+    chain_file.write_text(chain_toml, encoding="utf-8")
     async with running(app):
         async with app.session() as s, s.begin():
             await chainfile.import_chain(s, chainfile.load(chain_file), now=app.now())
         await cast(WechatyTransport, app.transport).wait_connected(timeout=EVENT_TIMEOUT)
         await gateway.cmd("wait_client")
         yield Harness(app, gateway, delivered)
+
+
+@pytest.fixture
+async def harness(settings: Settings, gateway: GatewayDriver, tmp_path: Path,
+                  clock: FakeClock) -> AsyncIterator[Harness]:
+    """The bot on the test gateway, the test chain loaded."""
+    async with start_bot(settings, gateway, tmp_path, clock) as h:
+        yield h
 
 
 async def invite(app: BotApp, node_name: str, role: Role | None) -> str:
@@ -290,6 +303,276 @@ async def test_a_restarted_gateway_is_reconnected_and_the_next_message_handled(
     reply = await harness.ask("dong@chatroom", "wx-dong", "租客返回 王明 13800138000 来自湖南长沙")
     assert reply["text"].startswith("已登记 王* 返回")
     assert await count(harness.app, TenantStay) == 1
+
+
+# --------------------------------------------------------------------------------------------
+# notices down a generated 5-tier chain (one room per node)
+# --------------------------------------------------------------------------------------------
+
+NOTICE_BODY = "请各房东今日完成楼道消毒"
+NOTICE_TEXT = "【通知#1】" + NOTICE_BODY
+
+
+@dataclass(frozen=True)
+class TierChain:
+    """A 5-tier chain (subdistrict → community → team → team_landlords → landlord_tenants
+    rooms), each node with its room, and the gateway world to match."""
+
+    toml: str
+    setup: dict[str, Any]
+    origin: str
+    commander: str
+    # Every room below the origin, with whoever acknowledges a notice there (the commander at
+    # tiers 2–3, the team member at tier 4, the landlord at tier 5).
+    responsible: dict[str, str]
+    # Each tier-5 room's tenant: a plain member, whose 收到 is a read.
+    tenants: dict[str, str]
+
+    @property
+    def targets(self) -> list[str]:
+        """The rooms a notice from the origin goes to."""
+        return list(self.responsible)
+
+
+def tier_chain(landlords: int) -> TierChain:
+    """The chain with `landlords` tier-5 rooms (a landlord and a tenant in each)."""
+    people: dict[str, tuple[str, str]] = {  # key -> (name, contact id)
+        "zhang": ("张建国", "wx-zhang"), "li": ("李卫东", "wx-li"), "wu": ("吴海峰", "wx-wu"),
+        "liu": ("刘芳", "wx-liu")}
+    # key, name, kind, parent, room, title, {role: [person keys]}, other members of the room
+    nodes: list[tuple[str, str, str, str | None, str, str, dict[str, list[str]], list[str]]] = [
+        ("futian", "福田街道", "subdistrict", None, "futian@chatroom", "福田街道指挥群",
+         {"commander": ["zhang"]}, []),
+        ("changchun", "长春社区", "community", "futian", "changchun@chatroom", "长春社区指挥群",
+         {"commander": ["li"]}, []),
+        ("team1", "长春第一作战小组", "team", "changchun", "team1@chatroom",
+         "长春第一作战小组群", {"commander": ["wu"], "member": ["liu"]}, []),
+        ("team1-landlords", "第一小组房东群", "team_landlords", "team1",
+         "team1-landlords@chatroom", "第一小组房东群", {"member": ["liu"]},
+         [f"ll{i:02d}" for i in range(1, landlords + 1)]),
+    ]
+    for i in range(1, landlords + 1):
+        people[f"ll{i:02d}"] = (f"房东{i:02d}", f"wx-ll{i:02d}")
+        people[f"t{i:02d}"] = (f"租客{i:02d}", f"wx-t{i:02d}")
+        nodes.append((f"ll{i:02d}", f"房东{i:02d}出租房", "landlord_tenants", "team1-landlords",
+                      f"ll{i:02d}@chatroom", f"房东{i:02d}租客群",
+                      {"landlord": [f"ll{i:02d}"], "tenant": [f"t{i:02d}"]}, []))
+
+    def q(value: str) -> str:
+        return json.dumps(value, ensure_ascii=False)  # a valid TOML basic string
+
+    lines = ['transport = "wechaty"']
+    for key, (name, contact) in people.items():
+        lines += ["", "[[people]]", f"key = {q(key)}", f"name = {q(name)}",
+                  f"contacts = [{q(contact)}]"]
+    rooms: dict[str, tuple[str, list[str]]] = {}
+    responsible: dict[str, str] = {}
+    tenants: dict[str, str] = {}
+    acknowledges = {"community": "commander", "team": "commander",
+                    "team_landlords": "member", "landlord_tenants": "landlord"}
+    for key, name, kind, parent, room, title, roles, others in nodes:
+        lines += ["", "[[nodes]]", f"key = {q(key)}", f"name = {q(name)}", f"kind = {q(kind)}"]
+        if parent:
+            lines.append(f"parent = {q(parent)}")
+        lines.append(f"groups = [{{ room = {q(room)}, title = {q(title)} }}]")
+        lines.append("roles = { " + ", ".join(
+            f"{role} = [{', '.join(q(k) for k in keys)}]" for role, keys in roles.items()) + " }")
+        holders = [k for keys in roles.values() for k in keys]
+        rooms[room] = (title, [people[k][1] for k in dict.fromkeys([*holders, *others])])
+        if kind in acknowledges:
+            responsible[room] = people[roles[acknowledges[kind]][0]][1]
+        if "tenant" in roles:
+            tenants[room] = people[roles["tenant"][0]][1]
+    contacts = [{"id": contact, "name": name} for name, contact in people.values()]
+    return TierChain(toml="\n".join(lines) + "\n", setup=world(rooms=rooms, contacts=contacts),
+                     origin="futian@chatroom", commander="wx-zhang", responsible=responsible,
+                     tenants=tenants)
+
+
+async def until(pred: Callable[[], Any], *, timeout: float = EVENT_TIMEOUT,
+                every: float = 0.005) -> None:
+    """Poll pred (sync or async) until it is true."""
+    async with asyncio.timeout(timeout):
+        while True:
+            result = pred()
+            if asyncio.iscoroutine(result):
+                result = await result
+            if result:
+                return
+            await asyncio.sleep(every)
+
+
+TierGateway = Callable[[int], Awaitable[tuple[TierChain, GatewayDriver]]]
+
+
+@pytest.fixture
+async def tier_gateway(gateway_dir: Path) -> AsyncIterator[TierGateway]:
+    """Start a gateway with the world of tier_chain(n); stopped after the test."""
+    started: list[GatewayDriver] = []
+
+    async def launch(landlords: int) -> tuple[TierChain, GatewayDriver]:
+        chain = tier_chain(landlords)
+        started.append(await GatewayDriver.launch(chain.setup))
+        return chain, started[-1]
+
+    try:
+        yield launch
+    finally:
+        for gw in started:
+            with contextlib.suppress(GatewayError):
+                await gw.stop()
+
+
+async def test_a_notice_reaches_every_room_of_a_five_tier_chain_and_acks_are_counted(
+        settings: Settings, tier_gateway: TierGateway, tmp_path: Path, clock: FakeClock):
+    chain, gw = await tier_gateway(2)
+    assert len(chain.targets) == 5
+    async with start_bot(settings, gw, tmp_path, clock, chain.toml) as h:
+        mark = gw.mark()
+        await gw.say(chain.origin, chain.commander, "通知 " + NOTICE_BODY)
+        queued = await gw.bot_message(chain.origin, since=mark)
+        assert queued["text"].startswith("【通知#1】已发出：5 个群（2级 1，3级 1，4级 1，5级 2）")
+        for room in chain.targets:
+            await gw.bot_message(room, since=mark, startswith="【通知#1】")
+        await h.app.idle()  # every row marked sent: acknowledgements find it
+        assert {room: [m["text"] for m in gw.bot_messages(room, since=mark)]
+                for room in [chain.origin, *chain.targets]} == {
+            chain.origin: [queued["text"]], **{room: [NOTICE_TEXT] for room in chain.targets}}
+        assert await count(h.app, OutboxMessage,
+                           OutboxMessage.status == OutboxStatus.SENT) == 5
+
+        acks = gw.mark()
+        for room, contact in chain.responsible.items():
+            await gw.say(room, contact, "收到")
+        # A tenant is no landlord: a read, not the group's acknowledgement.
+        tenant_room, tenant = next(iter(chain.tenants.items()))
+        await gw.say(tenant_room, tenant, "收到")
+        # Events are handled in order: the answer to 进度 comes after every 收到 is counted.
+        progress = await h.ask(chain.origin, chain.commander, "进度", expect="【通知#1】进度")
+        assert progress["text"].splitlines() == [
+            "【通知#1】进度：送达 5/5，确认 5/5，其他成员已读 1 人次",
+            "2级：送达 1/1，确认 1/1",
+            "3级：送达 1/1，确认 1/1",
+            "4级：送达 1/1，确认 1/1",
+            "5级：送达 2/2，确认 2/2",
+        ]
+        # 收到 is silent.
+        assert [m["room"] for m in gw.bot_messages(since=acks)] == [chain.origin]
+        assert await count(h.app, NoticeRead) == 1
+        assert await count(h.app, OutboxMessage, OutboxMessage.acked_at.is_not(None)) == 5
+
+
+@dataclass
+class SendCall:
+    """One transport.send of the sender, timed."""
+
+    room_id: str
+    text: str
+    started: float
+    ended: float | None = None
+    error: str = ""
+
+
+async def test_a_gateway_restart_mid_broadcast_still_delivers_the_notice_once_per_room(
+        settings: Settings, tier_gateway: TierGateway, tmp_path: Path):
+    chain, gw = await tier_gateway(30)
+    targets = set(chain.targets)
+    assert len(targets) == 33
+    # A small gap so that the broadcast takes a while (about 2 s) and the kill lands in it;
+    # quick retries; room for the attempts a restart of the gateway costs.
+    settings = settings.model_copy(update={"pacing": PacingSettings(
+        min_gap_seconds=0.05, jitter_seconds=0, retry_base_seconds=0.2, max_attempts=8)})
+    async with start_bot(settings, gw, tmp_path, SystemClock(), chain.toml) as h:
+        transport = h.transport
+        original = transport.send
+        calls: list[SendCall] = []
+
+        async def timed(room_id: str, text: str, *, mentions: Any = (),
+                        account: str = "") -> Any:
+            call = SendCall(room_id, text, time.monotonic())
+            calls.append(call)
+            try:
+                return await original(room_id, text, mentions=mentions, account=account)
+            except TransportError as exc:
+                call.error = str(exc)
+                raise
+            finally:
+                call.ended = time.monotonic()
+
+        transport.send = timed  # type: ignore[method-assign]
+
+        def delivered() -> list[dict[str, Any]]:
+            return [m for m in gw.bot_messages_all_processes()
+                    if m["room"] in targets and m["text"].startswith("【通知#1】")]
+
+        started = time.monotonic()
+        await gw.say(chain.origin, chain.commander, "通知 " + NOTICE_BODY)
+        await until(lambda: len(delivered()) >= len(targets) // 3)
+        kill_from = time.monotonic()
+        await gw.kill()
+        kill_to = time.monotonic()
+        before_kill = {m["room"] for m in delivered()}
+        await gw.restart()
+        restarted = time.monotonic()
+
+        async def done() -> bool:
+            return ({m["room"] for m in delivered()} == targets
+                    and await count(h.app, OutboxMessage,
+                                    OutboxMessage.status != OutboxStatus.SENT) == 0)
+
+        await until(done, every=0.05)
+        finished = time.monotonic()
+        await h.app.idle()
+
+        texts = [m["text"] for m in delivered()]
+        assert set(texts) == {NOTICE_TEXT}  # retries are the same text (no 补发: not resent)
+        per_room = {room: 0 for room in targets}
+        for m in delivered():
+            per_room[m["room"]] += 1
+        duplicates = {room: n - 1 for room, n in per_room.items() if n > 1}
+        # Sends to a room in flight while the gateway died: the only ones that can have gone
+        # out without our learning it (neither the reply nor the echo came back).
+        in_flight = [c for c in calls if c.text == NOTICE_TEXT and c.started <= kill_to
+                     and (c.ended is None or c.ended >= kill_from)]
+        failed = [c for c in calls if c.error]
+        # For each duplicate: the copy the killed gateway stored, and whether its echo ever
+        # reached the bot (the retry looks for it in the Echo table before sending again).
+        old_ids = {m["id"]: m["room"] for g in gw.previous for m in g.events
+                   if m.get("event") == "message" and m.get("self") is True}
+        echoed = {m.message_id for m in h.delivered.items if m.is_self}
+        lost = {room: [i for i, r in old_ids.items() if r == room and i not in echoed]
+                for room in duplicates}
+        flight = [(c.room_id, round(c.started - started, 3),
+                   round((c.ended or 0) - started, 3), c.error) for c in in_flight]
+        print(f"\nrestart mid-broadcast: {len(before_kill)}/{len(targets)} rooms before the "
+              f"kill at {kill_from - started:.3f}-{kill_to - started:.3f} s, restarted at "
+              f"{restarted - started:.2f} s, all sent at {finished - started:.2f} s; "
+              f"{len(calls)} sends, {len(failed)} failed; in flight at the kill (room, "
+              f"start, end, error): {flight}; "
+              f"duplicates: {duplicates}; their unechoed copies on the killed gateway: {lost}")
+        # The kill really fell in the middle: some rooms before, some after, sends failed and
+        # were retried on the new gateway.
+        assert 0 < len(before_kill) < len(targets)
+        assert gw.bot_messages() and failed
+        assert len(calls) > len(targets)  # rows were retried on the new gateway
+        # A send refused for want of a connection cost no attempt (it cannot have gone out).
+        async with h.app.session() as session:
+            attempts = (await session.execute(select(func.sum(OutboxMessage.attempts))
+                                              .where(OutboxMessage.notice_id.is_not(None)))
+                        ).scalar_one()
+        not_sent = [c for c in failed if "not connected" in c.error]
+        assert not_sent and attempts <= len(calls) - len(not_sent)
+        # Every room got it; nothing is left pending, sending or failed.
+        assert all(n >= 1 for n in per_room.values()), per_room
+        assert await count(h.app, OutboxMessage, OutboxMessage.status != OutboxStatus.SENT) == 0
+        # Once per room, except where a send reached the dying gateway but neither its reply nor
+        # its echo made it back: then the retry cannot know and sends again (at most the rows in
+        # flight at the kill: one, paced).
+        assert set(duplicates) <= {c.room_id for c in in_flight if c.error}, (duplicates, in_flight)
+        # ... and only when the echo of the first copy never came back (had it come, the retry
+        # would have found it and marked the row sent).
+        assert all(len(ids) == 1 for ids in lost.values()), lost
+        assert sum(duplicates.values()) <= len(in_flight) <= 1
 
 
 # --------------------------------------------------------------------------------------------
