@@ -14,20 +14,22 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import event, insert, select
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm.attributes import set_committed_value
 
 from bot import texts
 from bot.config import Settings
-from bot.domain import UserError
+from bot.domain import HeldRole, UserError
 from bot.grammar import Command, ParseError, normalise, parse
 from bot.router import Context, Dispatcher, Reply
 from bot.services import chain, people
 from bot.transports.base import IncomingMessage
-from bot.services.notice import digest
-from models import Echo, InboundMessage
+from bot.services.notice import digest, echo_body
+from models import Contact, Echo, Group, InboundMessage, Membership, Node, Person
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +63,138 @@ def preparse(message: IncomingMessage, bot_names: Sequence[str]) -> Parsed | Non
     return Parsed(message, command, None) if command is not None else None
 
 
+class Lookups:
+    """Who sent each message and which group it came from, for a whole batch at once.
+
+    `prime` resolves every room, sender and the senders' roles of a batch with one query
+    each. A handler may change what they are (a tenant registering attaches their contact id
+    and grants a role; 绑定群 binds a room), so every flush that touches a Contact, a
+    Membership or a Group drops the entries it may have changed, and a failed message (its
+    savepoint rolled back) drops whatever it left expired; a dropped entry is looked up again,
+    alone, when a later message of the batch needs it. The entries live for one transaction.
+    """
+
+    def __init__(self, session: AsyncSession):
+        self.session = session
+        self.groups: dict[tuple[str, str], Group | None] = {}
+        self.senders: dict[tuple[str, str], Person | None] = {}
+        self.roles: dict[int, list[HeldRole]] = {}
+        self._sync = session.sync_session
+        self._listening = False
+
+    def close(self) -> None:
+        if self._listening:
+            event.remove(self._sync, "after_flush", self._after_flush)
+            event.remove(self._sync, "do_orm_execute", self._on_execute)
+            self._listening = False
+
+    def clear(self) -> None:
+        self.groups.clear()
+        self.senders.clear()
+        self.roles.clear()
+
+    def _after_flush(self, session: Any, _context: Any) -> None:
+        dirty = [o for o in session.dirty if session.is_modified(o, include_collections=False)]
+        for obj in (*session.new, *dirty, *session.deleted):
+            if isinstance(obj, Contact):
+                self.senders.pop((obj.transport, obj.contact_id), None)
+                # A contact moved between people: drop whatever names the old person too.
+                if obj not in session.new:
+                    self.senders.clear()
+            elif isinstance(obj, Membership):
+                self.roles.pop(obj.person_id, None)
+                if obj not in session.new:
+                    self.roles.clear()
+            elif isinstance(obj, Group):
+                self.groups.pop((obj.transport, obj.room_id), None)
+                if obj not in session.new:
+                    self.groups.clear()
+            elif isinstance(obj, Node) and obj not in session.new:
+                # A node's parent changed: the parents carried by held roles may be stale.
+                self.roles.clear()
+
+    def _on_execute(self, state: Any) -> None:
+        # Bulk UPDATE/DELETE/INSERT statements bypass the flush: be safe, forget everything.
+        if not state.is_select:
+            tables = {m.local_table.name for m in getattr(state, "all_mappers", ())}
+            if not tables or tables & _IDENTITY_TABLES:
+                self.clear()
+
+    def forget_expired(self) -> None:
+        """After a savepoint rolled back: drop entries whose objects it expired or expunged."""
+        def stale(obj: Any) -> bool:
+            if obj is None:
+                return False
+            state = sa_inspect(obj)
+            return state.detached or bool(state.expired_attributes)
+
+        for key in [k for k, g in self.groups.items() if stale(g) or (g and stale(g.node))]:
+            del self.groups[key]
+        for key in [k for k, p in self.senders.items() if stale(p)]:
+            del self.senders[key]
+
+    async def prime(self, items: Sequence[Parsed]) -> None:
+        """Resolve the rooms, senders and roles of these messages (one query each)."""
+        if len(items) < 2:
+            return  # one message looks its room, sender and roles up as it goes
+        if not self._listening:
+            event.listen(self._sync, "after_flush", self._after_flush)
+            event.listen(self._sync, "do_orm_execute", self._on_execute)
+            self._listening = True
+        session = self.session
+        rooms: dict[str, set[str]] = {}
+        contacts: dict[str, set[str]] = {}
+        for item in items:
+            m = item.message
+            if (m.transport, m.room_id) not in self.groups:
+                rooms.setdefault(m.transport, set()).add(m.room_id)
+            if (m.transport, m.sender_id) not in self.senders:
+                contacts.setdefault(m.transport, set()).add(m.sender_id)
+        for transport, room_ids in rooms.items():
+            for room_id in room_ids:
+                self.groups[(transport, room_id)] = None
+            for group, node in await session.execute(
+                select(Group, Node).join(Node, Node.id == Group.node_id)
+                .where(Group.transport == transport, Group.room_id.in_(room_ids))
+            ):
+                set_committed_value(group, "node", node)  # loaded, not a change to flush
+                self.groups[(transport, group.room_id)] = group
+        for transport, contact_ids in contacts.items():
+            found = await people.find_by_contacts(session, transport=transport,
+                                                  contact_ids=contact_ids)
+            for contact_id in contact_ids:
+                self.senders[(transport, contact_id)] = found.get(contact_id)
+        person_ids = {p.id for p in self.senders.values()
+                      if p is not None and p.id not in self.roles}
+        if person_ids:
+            self.roles.update(await people.held_roles_of(session, person_ids=person_ids))
+
+    async def group(self, transport: str, room_id: str) -> Group | None:
+        key = (transport, room_id)
+        if key not in self.groups:
+            self.groups[key] = await chain.group_by_room(self.session, transport=transport,
+                                                         room_id=room_id)
+        return self.groups[key]
+
+    async def sender(self, transport: str, contact_id: str) -> Person | None:
+        key = (transport, contact_id)
+        if key not in self.senders:
+            self.senders[key] = await people.find_by_contact(
+                self.session, transport=transport, contact_id=contact_id)
+        return self.senders[key]
+
+    async def held(self, person: Person | None) -> list[HeldRole]:
+        if person is None:
+            return []
+        if person.id not in self.roles:
+            self.roles[person.id] = await people.held_roles(self.session, person_id=person.id)
+        return self.roles[person.id]
+
+
+_IDENTITY_TABLES = {Contact.__tablename__, Membership.__tablename__, Group.__tablename__,
+                    Node.__tablename__, Person.__tablename__}
+
+
 class Handling:
     """The per-message logic, usable in a shared (batched) or an own transaction."""
 
@@ -72,21 +206,79 @@ class Handling:
         self.clock_now = clock_now
         self.on_schedule = on_schedule
 
-    async def _record(self, session: AsyncSession, item: Parsed, now: datetime) -> int | None:
-        msg = item.message
+    async def _record(self, session: AsyncSession, items: Sequence[Parsed], now: datetime
+                      ) -> list[int | None]:
+        """One INSERT for the dedupe rows of all these messages; None for a duplicate (seen
+        before, or earlier in the same list)."""
+        first: dict[tuple[str, str], int] = {}
+        rows = []
+        for index, item in enumerate(items):
+            msg = item.message
+            key = (msg.transport, msg.message_id)
+            if key in first:
+                continue
+            first[key] = index
+            rows.append({"transport": msg.transport, "message_id": msg.message_id,
+                         "room_id": msg.room_id, "sender_id": msg.sender_id,
+                         "command": item.name[:32], "received_at": now})
         insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
-        stmt = insert(InboundMessage).values(
-            transport=msg.transport, message_id=msg.message_id, room_id=msg.room_id,
-            sender_id=msg.sender_id, command=item.name[:32], received_at=now,
-        ).on_conflict_do_nothing(index_elements=["transport", "message_id"]).returning(
-            InboundMessage.id)
-        return (await session.execute(stmt)).scalar_one_or_none()
+        ids: list[int | None] = [None] * len(items)
+        if len(rows) == 1:
+            # One message (the one-transaction-per-message path): the plain statement.
+            row = rows[0]
+            stmt = insert(InboundMessage).values(**row).on_conflict_do_nothing(
+                index_elements=["transport", "message_id"]).returning(InboundMessage.id)
+            ids[0] = (await session.execute(stmt)).scalar_one_or_none()
+            return ids
+        # Many: one statement all the same (SQLAlchemy's "insertmanyvalues" turns the
+        # executemany into INSERT ... VALUES (...), (...) ... RETURNING), compiled once.
+        stmt = insert(InboundMessage.__table__).on_conflict_do_nothing(
+            index_elements=["transport", "message_id"]).returning(
+            InboundMessage.id, InboundMessage.transport, InboundMessage.message_id)
+        for row_id, transport, message_id in await session.execute(stmt, rows):
+            ids[first[(transport, message_id)]] = row_id
+        return ids
 
     async def handle(self, session: AsyncSession, item: Parsed,
                      after_commit: list[Callable[[], None]] | None = None) -> Reply | None:
         """Run one message inside the caller's transaction; None means: say nothing."""
-        now = self.clock_now()
-        inbound_id = await self._record(session, item, now)
+        return (await self.handle_all(session, [item], after_commit))[0]
+
+    async def handle_all(self, session: AsyncSession, items: Sequence[Parsed],
+                         after_commit: list[Callable[[], None]] | None = None, *,
+                         savepoints: bool = True) -> list[Reply | None]:
+        """Run these messages, in order, inside the caller's transaction: one dedupe INSERT
+        and one lookup of rooms, senders and roles for all, then each message's handler.
+        Returns a reply (or None: say nothing) per message.
+
+        savepoints=True: each handler in its own SAVEPOINT, so a failing one rolls back alone.
+        savepoints=False (the caller can redo the whole transaction): no SAVEPOINTs; a handler
+        that fails before it wrote anything (the usual UserError: checks come first) just gets
+        its answer, and one that fails after writing raises `RedoWithSavepoints`; the caller
+        then rolls the transaction back and runs the same messages again with savepoints."""
+        if not items:
+            return []
+        if after_commit is None:
+            after_commit = []
+        ids = await self._record(session, items, self.clock_now())
+        lookups = Lookups(session)
+        watch = None if savepoints else await WriteWatch.start(session)
+        try:
+            todo = [item for item, inbound_id in zip(items, ids) if inbound_id is not None
+                    and item.command is not None
+                    and self.dispatcher.spec_for(item.command) is not None]
+            await lookups.prime(todo)
+            return [await self._handle_one(session, item, inbound_id, lookups, after_commit,
+                                           watch)
+                    for item, inbound_id in zip(items, ids)]
+        finally:
+            lookups.close()
+            if watch is not None:
+                watch.stop()
+
+    async def _handle_one(self, session: AsyncSession, item: Parsed, inbound_id: int | None,
+                          lookups: Lookups, after_commit: list[Callable[[], None]],
+                          watch: WriteWatch | None = None) -> Reply | None:
         if inbound_id is None:
             log.info("duplicate message %s ignored", item.message.message_id)
             return None
@@ -97,17 +289,15 @@ class Handling:
         spec = self.dispatcher.spec_for(item.command)
         if spec is None:
             return None
-        group = await chain.group_by_room(session, transport=msg.transport, room_id=msg.room_id)
-        sender = await people.find_by_contact(session, transport=msg.transport,
-                                              contact_id=msg.sender_id)
-        held = await people.held_roles(session, person_id=sender.id) if sender else []
+        group = await lookups.group(msg.transport, msg.room_id)
+        sender = await lookups.sender(msg.transport, msg.sender_id)
+        held = list(await lookups.held(sender))
         ctx = Context(session=session, message=msg, settings=self.settings,
                       clock_now=self.clock_now, group=group,
                       node=group.node if group else None, sender=sender, memberships=held,
                       inbound_id=inbound_id, specs=self.dispatcher.specs,
                       on_schedule=self.on_schedule)
-        if after_commit is not None:
-            ctx.after_commit = after_commit
+        ctx.after_commit = after_commit
         keyword = getattr(item.command, "keyword", type(item.command).__name__)
         if spec.quiet and not spec.allowed(ctx):
             return None
@@ -118,6 +308,8 @@ class Handling:
             return Reply(texts.General.WRONG_GROUP.format(command=keyword, where=where))
         if not spec.allowed(ctx):
             return Reply(texts.General.NOT_PERMITTED.format(command=keyword))
+        if watch is not None:
+            return await self._run_unguarded(session, spec.func, item, ctx, watch)
         try:
             # A failing handler rolls back its own effects only, never the batch's.
             mark = len(ctx.after_commit)
@@ -125,14 +317,66 @@ class Handling:
                 result = await spec.func(item.command, ctx)
         except UserError as exc:
             del ctx.after_commit[mark:]
+            lookups.forget_expired()
             return Reply(exc.text)
         except Exception:
             del ctx.after_commit[mark:]
+            lookups.forget_expired()
             log.exception("handler %s failed on message %s", item.name, msg.message_id)
             return Reply(texts.General.INTERNAL_ERROR)
         if result is None:
             return None
         return result if isinstance(result, Reply) else Reply(result)
+
+
+    @staticmethod
+    async def _run_unguarded(session: AsyncSession, func: Any, item: Parsed, ctx: Context,
+                             watch: WriteWatch) -> Reply | None:
+        """The handler without a SAVEPOINT (see handle_all, savepoints=False)."""
+        mark = len(ctx.after_commit)
+        writes = watch.writes
+        sync = session.sync_session
+        try:
+            result = await func(item.command, ctx)
+            if sync.new or sync.dirty or sync.deleted:
+                await session.flush()  # this message's writes, before the next one starts
+        except UserError as exc:
+            if watch.writes != writes or sync.new or sync.dirty or sync.deleted:
+                raise RedoWithSavepoints(item.message.message_id) from exc
+            del ctx.after_commit[mark:]
+            return Reply(exc.text)
+        except Exception as exc:
+            # Whatever it did (on PostgreSQL a failed statement spoils the transaction too):
+            # the batch runs again with savepoints, where this message fails alone.
+            raise RedoWithSavepoints(item.message.message_id) from exc
+        if result is None:
+            return None
+        return result if isinstance(result, Reply) else Reply(result)
+
+
+class RedoWithSavepoints(Exception):
+    """A handler failed after it wrote (handle_all, savepoints=False): roll back, run again."""
+
+
+class WriteWatch:
+    """Counts the statements other than SELECT on the session's connection."""
+
+    def __init__(self, connection: Any):
+        self.connection = connection
+        self.writes = 0
+
+    @classmethod
+    async def start(cls, session: AsyncSession) -> WriteWatch:
+        watch = cls((await session.connection()).sync_connection)
+        event.listen(watch.connection, "before_cursor_execute", watch._count)
+        return watch
+
+    def _count(self, _conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if not statement.lstrip()[:6].upper() == "SELECT":
+            self.writes += 1
+
+    def stop(self) -> None:
+        event.remove(self.connection, "before_cursor_execute", self._count)
 
 
 class Pipeline:
@@ -186,7 +430,7 @@ class Pipeline:
         for message in batch:
             if message.is_self:
                 # Only tagged texts (notices, alerts) can be in the outbox; replies are not.
-                if message.text.startswith("【"):
+                if echo_body(message.text).startswith("【"):
                     echoes.append(message)
                 continue
             item = preparse(message, self.bot_names)
@@ -224,7 +468,8 @@ class Pipeline:
                 callback()
             except Exception:
                 log.exception("after-commit callback failed")
-        if self.after_commit is not None:
+        # Only commands queue outbox rows: a batch of echoes alone does not wake the sender.
+        if self.after_commit is not None and items:
             self.after_commit()
         for message, reply in replies:
             try:
@@ -236,6 +481,24 @@ class Pipeline:
         self, items: Sequence[Parsed], echoes: Sequence[IncomingMessage],
         after: list[Callable[[], None]],
     ) -> list[tuple[IncomingMessage, Reply]]:
+        if len(items) > 1:
+            # Without savepoints first; should a handler fail after writing, the whole
+            # transaction is rolled back and the batch runs again with them.
+            mine: list[Callable[[], None]] = []
+            try:
+                out = await self._transaction(items, echoes, mine, savepoints=False)
+            except RedoWithSavepoints as exc:
+                log.info("message %s failed after writing; batch of %d again with savepoints",
+                         exc.args[0], len(items))
+            else:
+                after += mine
+                return out
+        return await self._transaction(items, echoes, after, savepoints=True)
+
+    async def _transaction(
+        self, items: Sequence[Parsed], echoes: Sequence[IncomingMessage],
+        after: list[Callable[[], None]], *, savepoints: bool,
+    ) -> list[tuple[IncomingMessage, Reply]]:
         out: list[tuple[IncomingMessage, Reply]] = []
         async with self.sessions() as session, session.begin():
             if echoes:
@@ -243,8 +506,8 @@ class Pipeline:
                 await session.execute(insert(Echo.__table__), [
                     {"transport": e.transport, "room_id": e.room_id, "digest": digest(e.text),
                      "message_id": e.message_id, "at": now} for e in echoes])
-            for item in items:
-                reply = await self.handling.handle(session, item, after)
-                if reply is not None:
-                    out.append((item.message, reply))
+            replies = await self.handling.handle_all(session, items, after,
+                                                     savepoints=savepoints)
+            out += [(item.message, reply) for item, reply in zip(items, replies)
+                    if reply is not None]
         return out

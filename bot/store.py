@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
+import logging
 import os
+import sqlite3
+import time
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -11,6 +15,9 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, event
+from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
+from sqlalchemy.engine import make_url
+from sqlalchemy.pool import AsyncAdaptedQueuePool
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -19,22 +26,163 @@ class StoreLockedError(Exception):
     """Another process holds the SQLite file."""
 
 
+# How long a transaction waits for SQLite's write lock (another process, e.g. the CLI, holds
+# it) before "database is locked"; the wait yields to the event loop, it never blocks it.
+SQLITE_LOCK_WAIT = 30.0
+# Statements (with their parameters) at DEBUG, under the logger name of the driver this
+# adapter replaces, so logging set-up (quieted by default, masked always) applies unchanged.
+driver_log = logging.getLogger("aiosqlite")
+
+
+class _InlineCursor:
+    """aiosqlite's cursor interface over a plain sqlite3 cursor, run on the calling thread."""
+
+    __slots__ = ("_cursor",)
+
+    def __init__(self, cursor: sqlite3.Cursor):
+        self._cursor = cursor
+
+    @property
+    def description(self) -> Any:
+        return self._cursor.description
+
+    @property
+    def lastrowid(self) -> int | None:
+        return self._cursor.lastrowid
+
+    @property
+    def rowcount(self) -> int:
+        return self._cursor.rowcount
+
+    async def execute(self, sql: str, parameters: Any = ()) -> _InlineCursor:
+        if driver_log.isEnabledFor(logging.DEBUG):
+            driver_log.debug("executing %s %r", sql, parameters)
+        if sql.startswith("BEGIN"):
+            # The only statement that waits for the write lock (see InlineSQLite).
+            deadline = time.monotonic() + SQLITE_LOCK_WAIT
+            pause = 0.001
+            while True:
+                try:
+                    self._cursor.execute(sql, parameters)
+                    return self
+                except sqlite3.OperationalError as exc:
+                    if not _is_busy(exc) or time.monotonic() + pause > deadline:
+                        raise
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 0.05)
+        self._cursor.execute(sql, parameters)
+        return self
+
+    async def executemany(self, sql: str, seq_of_parameters: Any) -> _InlineCursor:
+        if driver_log.isEnabledFor(logging.DEBUG):
+            driver_log.debug("executing many %s %r", sql, seq_of_parameters)
+        self._cursor.executemany(sql, seq_of_parameters)
+        return self
+
+    async def fetchone(self) -> Any:
+        return self._cursor.fetchone()
+
+    async def fetchmany(self, size: int | None = None) -> list[Any]:
+        return self._cursor.fetchmany(size if size is not None else self._cursor.arraysize)
+
+    async def fetchall(self) -> list[Any]:
+        return self._cursor.fetchall()
+
+    async def close(self) -> None:
+        self._cursor.close()
+
+
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+    text = str(exc)
+    return "locked" in text or "busy" in text
+
+
+class InlineSQLite:
+    """A SQLite connection that looks like aiosqlite's but runs on the event loop's thread.
+
+    aiosqlite sends every call to a worker thread and back (four hops a SELECT); here a call
+    is a plain sqlite3 call. The engine keeps exactly one of these (pool_size=1,
+    max_overflow=0): sessions take turns on it, waiting asynchronously in the pool. So inside
+    the process nothing ever waits for SQLite's lock; only another process can hold it, and
+    then BEGIN waits with asyncio.sleep (busy_timeout is 0 on this connection), never
+    blocking the loop. Statements after BEGIN IMMEDIATE cannot be busy in WAL mode.
+    """
+
+    def __init__(self, conn: sqlite3.Connection):
+        self._conn = conn
+
+    @classmethod
+    async def connect(cls, database: str, *, uri: bool = False) -> InlineSQLite:
+        conn = sqlite3.connect(database, uri=uri, isolation_level=None,
+                               check_same_thread=False)
+        # Connection set-up (WAL mode) may need the lock for a moment; after it, BEGIN waits.
+        conn.execute("PRAGMA busy_timeout=5000")
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA busy_timeout=0")
+        return cls(conn)
+
+    @property
+    def isolation_level(self) -> str | None:
+        return self._conn.isolation_level
+
+    @isolation_level.setter
+    def isolation_level(self, value: str | None) -> None:
+        self._conn.isolation_level = value
+
+    async def cursor(self) -> _InlineCursor:
+        return _InlineCursor(self._conn.cursor())
+
+    async def execute(self, sql: str, parameters: Any = ()) -> _InlineCursor:
+        return await _InlineCursor(self._conn.cursor()).execute(sql, parameters)
+
+    async def create_function(self, *args: Any, **kw: Any) -> None:
+        self._conn.create_function(*args, **kw)
+
+    async def commit(self) -> None:
+        self._conn.commit()
+
+    async def rollback(self) -> None:
+        self._conn.rollback()
+
+    async def close(self) -> None:
+        self._conn.close()
+
+    def stop(self) -> None:
+        self._conn.close()
+
+
 def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
-    """An async engine; SQLite gets WAL, full sync, foreign keys and real SAVEPOINT support."""
+    """An async engine; SQLite gets WAL, full sync, foreign keys and real SAVEPOINT support,
+    on one connection used on the event loop's thread (see InlineSQLite)."""
     if not url.startswith("sqlite"):
         return create_async_engine(url, echo=echo, pool_pre_ping=True)
-    engine = create_async_engine(url, echo=echo, connect_args={"timeout": 30})
+    parsed = make_url(url)
+    args, kwargs = SQLiteDialect_pysqlite().create_connect_args(parsed)
+    database = args[0] if args else ":memory:"
+    uri = bool(kwargs.get("uri"))
+
+    async def connect() -> InlineSQLite:
+        return await InlineSQLite.connect(database, uri=uri)
+
+    # One connection: sessions queue for it (asynchronously, in arrival order) for up to
+    # SQLITE_LOCK_WAIT seconds. Nothing may hold one session while it opens another.
+    engine = create_async_engine(url, echo=echo, async_creator=connect,
+                                 poolclass=AsyncAdaptedQueuePool, pool_size=1, max_overflow=0,
+                                 pool_timeout=SQLITE_LOCK_WAIT)
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # pysqlite's own BEGIN handling breaks SAVEPOINT; we emit BEGIN ourselves (below).
-        dbapi_connection.isolation_level = None
+        if dbapi_connection.isolation_level is not None:
+            dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         # FULL: a commit is on disk before the reply leaves (durability over speed).
         cursor.execute("PRAGMA synchronous=FULL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
 from bot import texts
 from bot.domain import UserError
@@ -63,7 +64,7 @@ async def group_by_room(session: AsyncSession, *, transport: str, room_id: str) 
     if row is None:
         return None
     group, node = row
-    group.node = node
+    set_committed_value(group, "node", node)  # loaded with it, not a change to flush
     return group
 
 

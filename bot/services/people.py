@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 
 from sqlalchemy import select
@@ -17,6 +18,18 @@ async def find_by_contact(session: AsyncSession, *, transport: str, contact_id: 
         select(Person).join(Contact, Contact.person_id == Person.id)
         .where(Contact.transport == transport, Contact.contact_id == contact_id)
     )).scalar_one_or_none()
+
+
+async def find_by_contacts(session: AsyncSession, *, transport: str, contact_ids: Iterable[str]
+                           ) -> dict[str, Person]:
+    """find_by_contact for many contact ids in one query: contact id -> person (found ones)."""
+    wanted = list(set(contact_ids))
+    if not wanted:
+        return {}
+    rows = await session.execute(
+        select(Contact.contact_id, Person).join(Contact, Contact.person_id == Person.id)
+        .where(Contact.transport == transport, Contact.contact_id.in_(wanted)))
+    return {contact_id: person for contact_id, person in rows}
 
 
 async def find_by_mobile(session: AsyncSession, *, mobile: str) -> Person | None:
@@ -36,6 +49,22 @@ async def held_roles(session: AsyncSession, *, person_id: int) -> list[HeldRole]
     return [HeldRole(Role(role), node_id, parent_id) for role, node_id, parent_id in rows]
 
 
+async def held_roles_of(session: AsyncSession, *, person_ids: Iterable[int]
+                        ) -> dict[int, list[HeldRole]]:
+    """held_roles for many people in one query (everyone asked for gets a list, maybe empty)."""
+    wanted = list(set(person_ids))
+    out: dict[int, list[HeldRole]] = {pid: [] for pid in wanted}
+    if not wanted:
+        return out
+    rows = await session.execute(
+        select(Membership.person_id, Membership.role, Membership.node_id, Node.parent_id)
+        .join(Node, Node.id == Membership.node_id)
+        .where(Membership.person_id.in_(wanted)).order_by(Membership.id))
+    for person_id, role, node_id, parent_id in rows:
+        out[person_id].append(HeldRole(Role(role), node_id, parent_id))
+    return out
+
+
 async def create_person(
     session: AsyncSession, *, name: str, now: datetime, mobile: str | None = None,
     id_number: str | None = None,
@@ -48,26 +77,34 @@ async def create_person(
 
 
 async def attach_contact(
-    session: AsyncSession, *, person: Person, transport: str, contact_id: str, now: datetime
+    session: AsyncSession, *, person: Person, transport: str, contact_id: str, now: datetime,
+    flush: bool = True,
 ) -> None:
-    """Make this contact id identify the person."""
+    """Make this contact id identify the person (flush=False: with the session's next flush)."""
     session.add(Contact(person_id=person.id, transport=transport, contact_id=contact_id,
                         created_at=now))
-    await session.flush()
+    if flush:
+        await session.flush()
 
 
 async def grant_role(
-    session: AsyncSession, *, person_id: int, node_id: int, role: Role, now: datetime
+    session: AsyncSession, *, person_id: int, node_id: int, role: Role, now: datetime,
+    new_person: bool = False, flush: bool = True,
 ) -> bool:
-    """Give the person a role at a node; False when they already had it."""
-    exists = (await session.execute(
-        select(Membership.id).where(Membership.person_id == person_id,
-                                    Membership.node_id == node_id, Membership.role == role)
-    )).first()
-    if exists:
-        return False
+    """Give the person a role at a node; False when they already had it.
+
+    new_person: the person was created in this transaction and holds no role yet (no need to
+    look); flush=False: the membership is written with the session's next flush."""
+    if not new_person:
+        exists = (await session.execute(
+            select(Membership.id).where(Membership.person_id == person_id,
+                                        Membership.node_id == node_id, Membership.role == role)
+        )).first()
+        if exists:
+            return False
     session.add(Membership(person_id=person_id, node_id=node_id, role=role, created_at=now))
-    await session.flush()
+    if flush:
+        await session.flush()
     return True
 
 

@@ -76,33 +76,36 @@ class ReturnResult:
 
 
 async def _tenant_for_landlord(session: AsyncSession, cmd: TenantReturn, *, now: datetime
-                               ) -> Person:
+                               ) -> tuple[Person, bool]:
+    """The tenant, and whether they were created just now."""
     if not cmd.name:
         raise UserError(texts.Tenant.RETURN_NEEDS_NAME)
     found = await people.find_by_mobile(session, mobile=cmd.mobile)
     if found is not None:
-        return found
+        return found, False
     return await people.create_person(session, name=cmd.name, mobile=cmd.mobile,
-                                      id_number=cmd.id_number, now=now)
+                                      id_number=cmd.id_number, now=now), True
 
 
 async def _tenant_self(session: AsyncSession, cmd: TenantReturn, *, sender: Person | None,
                        transport: str, contact_id: str, display_name: str, now: datetime
-                       ) -> Person:
+                       ) -> tuple[Person, bool]:
+    """The tenant (the sender), and whether they were created just now."""
     by_mobile = await people.find_by_mobile(session, mobile=cmd.mobile)
     if sender is not None:
         if by_mobile is not None and by_mobile.id != sender.id:
             raise UserError(texts.Tenant.RETURN_NOT_YOURS)
         sender.mobile = sender.mobile or cmd.mobile
         sender.id_number = sender.id_number or cmd.id_number
-        return sender
+        return sender, False
     # A landlord may have registered this tenant already: the mobile links the contact id.
     person = by_mobile or await people.create_person(
         session, name=cmd.name or display_name or contact_id, mobile=cmd.mobile,
         id_number=cmd.id_number, now=now)
+    # Written with the stay (one flush for contact, role and stay).
     await people.attach_contact(session, person=person, transport=transport,
-                                contact_id=contact_id, now=now)
-    return person
+                                contact_id=contact_id, now=now, flush=False)
+    return person, by_mobile is None
 
 
 async def latest_stay(session: AsyncSession, *, tenant_id: int, node_id: int) -> TenantStay | None:
@@ -124,15 +127,20 @@ async def register_return(
     `by_landlord`: the writer is this group's landlord, which also makes it a landlord report.
     """
     arrived = resolve_arrival(cmd.arrival, now=now, zone=zone)
-    if on_behalf:
-        tenant = await _tenant_for_landlord(session, cmd, now=now)
-    else:
-        tenant = await _tenant_self(session, cmd, sender=sender, transport=transport,
-                                    contact_id=contact_id, display_name=display_name, now=now)
-    await people.grant_role(session, person_id=tenant.id, node_id=node.id, role=Role.TENANT,
-                            now=now)
+    # Before anything is added: a query flushes what is pending (see below).
     landlords = await people.holders(session, node_id=node.id, role=Role.LANDLORD)
-    stay = await latest_stay(session, tenant_id=tenant.id, node_id=node.id)
+    if on_behalf:
+        tenant, created = await _tenant_for_landlord(session, cmd, now=now)
+    else:
+        tenant, created = await _tenant_self(session, cmd, sender=sender, transport=transport,
+                                             contact_id=contact_id, display_name=display_name,
+                                             now=now)
+    # A tenant created just now has no role and no stay yet: nothing to look up. Their
+    # contact, role and stay are written together, with the stay's flush below.
+    await people.grant_role(session, person_id=tenant.id, node_id=node.id, role=Role.TENANT,
+                            now=now, new_person=created, flush=not created)
+    stay = None if created else await latest_stay(session, tenant_id=tenant.id,
+                                                  node_id=node.id)
     outcome = "new"
     if stay is not None and stay.watch_until > now:
         # The same return told twice (or by both sides): one stay, the missing side filled in.

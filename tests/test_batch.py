@@ -1,0 +1,156 @@
+"""The batch machinery: one dedupe INSERT and one lookup of rooms, senders and roles per batch,
+no SAVEPOINT per message, and still each failing message rolls back alone."""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy import event, select
+
+import bot.services.tenant as tenant_service
+from bot.domain import UserError
+from models import Contact, InboundMessage, Membership, Person, TemperatureReading, TenantStay
+from tests.conftest import Chat, DemoChain, count
+
+
+def record_statements(bot) -> list[str]:
+    seen: list[str] = []
+    event.listen(bot.engine.sync_engine, "before_cursor_execute",
+                 lambda conn, cursor, statement, *rest: seen.append(statement))
+    return seen
+
+
+async def register(chat: Chat, chain: DemoChain, n: int) -> list[str]:
+    """n tenants who have returned (one message each), in the demo's tenant group."""
+    contacts = [f"sim-batch-{i}" for i in range(n)]
+    for i, contact in enumerate(contacts):
+        await chat.say(chain.tenant_group, contact, f"我回来了 湖南长沙 1380000{i:04d}")
+    return contacts
+
+
+async def test_a_batch_looks_rooms_senders_and_roles_up_once(bot, chat: Chat,
+                                                            chain: DemoChain):
+    contacts = await register(chat, chain, 4)
+    seen = record_statements(bot)
+    await chat.say_together([(chain.tenant_group, c, f"体温 36.{i}")
+                             for i, c in enumerate(contacts)])
+    assert len(chat.replies(chain.tenant_group)) == 4
+    assert await count(bot, TemperatureReading) == 4
+    lower = [s.lower() for s in seen]
+    assert sum("from chat_group" in s for s in lower) == 1
+    assert sum("join contact" in s for s in lower) == 1
+    assert sum("from membership" in s for s in lower) == 1
+    assert sum(s.startswith("insert into inbound_message") for s in lower) == 1
+    # No SAVEPOINT per message (the batch has no failure to isolate).
+    assert not any(s.startswith("savepoint") for s in lower)
+
+
+async def test_identity_made_earlier_in_the_batch_is_seen_by_later_messages(
+        bot, chat: Chat, chain: DemoChain):
+    # A new contact registers and reports a reading in the same batch: the second message
+    # must see the person, role and stay the first one made (the batch lookup is refreshed).
+    await chat.say_together([
+        (chain.tenant_group, "sim-fresh", "我回来了 湖南长沙 13800001111"),
+        (chain.tenant_group, "sim-fresh", "体温 36.5"),
+        (chain.tenant_group, "sim-fresh", "我回来了 湖南长沙 13800001111"),
+    ])
+    first, second, third = chat.replies(chain.tenant_group)
+    assert first.startswith("已登记")
+    assert "36.5" in second and "没有找到" not in second
+    assert "已经登记过返回" in third  # the stay made earlier in the batch is found
+    assert await count(bot, Person, Person.mobile == "13800001111") == 1
+    assert await count(bot, Contact, Contact.contact_id == "sim-fresh") == 1
+    assert await count(bot, TenantStay) == 1
+    assert await count(bot, TemperatureReading) == 1
+
+
+async def test_a_message_failing_after_writing_rolls_back_alone_without_savepoints(
+        bot, chat: Chat, chain: DemoChain, monkeypatch, caplog):
+    contacts = await register(chat, chain, 3)
+    original = tenant_service.record_temperature
+
+    async def half_then_boom(session, *, inbound_id, sender, **kwargs):
+        if sender is not None and sender.mobile == "13800000001":
+            stay = (await session.execute(select(TenantStay).where(
+                TenantStay.tenant_id == sender.id))).scalar_one()
+            session.add(TemperatureReading(stay_id=stay.id, value=36.0, taken_at=bot.now(),
+                                           by_id=sender.id, inbound_id=inbound_id))
+            await session.flush()
+            raise RuntimeError("disk on fire")
+        return await original(session, inbound_id=inbound_id, sender=sender, **kwargs)
+
+    monkeypatch.setattr(tenant_service, "record_temperature", half_then_boom)
+    commits: list[int] = []
+    event.listen(bot.engine.sync_engine, "commit", lambda conn: commits.append(1))
+    seen = record_statements(bot)
+    with caplog.at_level(logging.INFO):
+        await chat.say_together([(chain.tenant_group, c, "体温 36.6") for c in contacts])
+    replies = chat.replies(chain.tenant_group)
+    assert replies[1] == "抱歉，处理出错了，请稍后再试。"
+    assert "36.6" in replies[0] and "36.6" in replies[2]
+    # The others' readings are stored once each, the failing message's not at all ...
+    readings = await count(bot, TemperatureReading)
+    assert readings == 2
+    # ... while its record is kept, so a redelivery is not handled again.
+    assert await count(bot, InboundMessage) == 3 + 3
+    # The batch ran again with a SAVEPOINT per message, and committed once.
+    assert any(s.lower().startswith("savepoint") for s in seen)
+    assert "again with savepoints" in caplog.text
+    assert len([r for r in caplog.records if r.levelno >= logging.ERROR]) == 1
+    assert len(commits) <= 3
+
+
+async def test_a_user_error_after_writing_leaves_nothing_partial(bot, chat: Chat,
+                                                                 chain: DemoChain,
+                                                                 monkeypatch):
+    contacts = await register(chat, chain, 2)
+    original = tenant_service.record_temperature
+
+    async def write_then_refuse(session, *, sender, **kwargs):
+        if sender is not None and sender.mobile == "13800000000":
+            sender.name = "改过的名字"  # a change still pending when the refusal comes
+            raise UserError("不行")
+        return await original(session, sender=sender, **kwargs)
+
+    monkeypatch.setattr(tenant_service, "record_temperature", write_then_refuse)
+    await chat.say_together([(chain.tenant_group, c, "体温 36.6") for c in contacts])
+    replies = chat.replies(chain.tenant_group)
+    assert replies[0] == "不行"
+    assert "36.6" in replies[1]
+    assert await count(bot, Person, Person.name == "改过的名字") == 0
+    assert await count(bot, TemperatureReading) == 1
+
+
+async def test_a_user_error_before_any_write_needs_no_second_run(bot, chat: Chat,
+                                                                 chain: DemoChain):
+    contacts = await register(chat, chain, 2)
+    seen = record_statements(bot)
+    await chat.say_together([
+        (chain.tenant_group, contacts[0], "体温 36.6"),
+        (chain.tenant_group, "sim-nobody", "体温 36.6"),   # no stay: UserError, nothing written
+        (chain.tenant_group, contacts[1], "体温 36.7"),
+    ])
+    replies = chat.replies(chain.tenant_group)
+    assert replies[1].startswith("没有找到您的返回登记")
+    assert await count(bot, TemperatureReading) == 2
+    assert sum(s.startswith("INSERT INTO inbound_message") for s in seen) == 1
+    assert not any(s.lower().startswith("savepoint") for s in seen)
+
+
+async def test_roles_granted_earlier_in_the_batch_count_for_later_messages(
+        bot, chat: Chat, chain: DemoChain):
+    # The landlord registers a tenant; the tenant's own 体温 in the same batch finds the stay.
+    await chat.say_together([
+        (chain.tenant_group, chain.landlord, "租客返回 李娜 13611112222 来自安徽阜阳"),
+        (chain.tenant_group, "sim-lina", "我已返回 安徽阜阳 13611112222"),
+        (chain.tenant_group, "sim-lina", "体温 36.4"),
+    ])
+    replies = chat.replies(chain.tenant_group)
+    assert len(replies) == 3
+    assert "36.4" in replies[2] and "没有找到" not in replies[2]
+    async with bot.session() as s:
+        person = (await s.execute(select(Person).join(Contact).where(
+            Contact.contact_id == "sim-lina"))).scalar_one()
+        roles = (await s.execute(select(Membership.role).where(
+            Membership.person_id == person.id))).scalars().all()
+    assert list(roles) == ["tenant"]
