@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, UTCDateTime
@@ -29,7 +29,8 @@ class OutboxMessage(Base):
 
     __tablename__ = "outbox_message"
     __table_args__ = (
-        Index("ix_outbox_message_status_account", "status", "account", "id"),
+        # The claim: pending rows of one account, urgent first, oldest first (no sort step).
+        Index("ix_outbox_message_claim", "status", "account", text("urgent DESC"), "id"),
         Index("ix_outbox_message_account_sent_at", "account", "sent_at"),
         UniqueConstraint("notice_id", "group_id"),
     )
