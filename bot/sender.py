@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 # Rows claimed at once when an account sends without a gap (benchmarks, tests, a fast
 # gateway); with a gap there is one row in `sending` per account at a time.
 UNPACED_CLAIM = 50
+# How long before its send time a paced row is claimed.
+CLAIM_LEAD = timedelta(milliseconds=100)
 
 
 class Pacer:
@@ -319,14 +321,16 @@ class OutboxSender:
             try:
                 now = self.clock.now()
                 allowed = pacer.next_allowed(now)
-                if allowed > now:
-                    await self._wait(account, (allowed - now).total_seconds())
+                # Claim a little before the gap ends, so the claim's own transaction does not
+                # lengthen every gap; the send itself still waits for its time.
+                if allowed > now + CLAIM_LEAD:
+                    await self._wait(account, (allowed - now - CLAIM_LEAD).total_seconds())
                     continue
                 claimed = await self._claim(account, now, 1 if pacer.paced else UNPACED_CLAIM)
                 if not claimed:
                     await self._wait(account, await self._next_retry_in(account, now))
                     continue
-                await self._send_claimed(pacer, claimed)
+                await self._send_claimed(account, pacer, claimed)
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -393,11 +397,17 @@ class OutboxSender:
                                r.notice_id, r.text, list(r.mentions or []), r.attempts, r.resend,
                                r.urgent) for r in rows), key=lambda c: (not c.urgent, c.id))
 
-    async def _send_claimed(self, pacer: Pacer, claimed: list[Claimed]) -> None:
+    async def _send_claimed(self, account: str, pacer: Pacer, claimed: list[Claimed]) -> None:
         sent: list[tuple[int, datetime]] = []
         try:
             for index, row in enumerate(claimed):
                 parts = self._parts(row, self._notices.get(row.notice_id or -1))
+                while (early := pacer.next_allowed(self.clock.now()) - self.clock.now()) \
+                        > timedelta(0):
+                    if early > 2 * CLAIM_LEAD or self._stopping:
+                        await self._release(claimed[index:])
+                        return
+                    await self._wait(account, early.total_seconds())
                 try:
                     # The check is inside the lock: replies (and a second worker under the
                     # default account's other name) share this pacer.
