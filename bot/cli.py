@@ -61,6 +61,13 @@ def _parser() -> argparse.ArgumentParser:
                                     "(or 指挥长, 组员, 书记, 房东, 租客, 铺长)")
     who.add_argument("--group", action="store_true", help="a code that binds a chat room")
     inv.add_argument("--days", type=int, help="days until it expires (default from config)")
+
+    # points (issue 5)
+    pts = sub.add_parser("points", help="the landlords' 12-point system")
+    pts_sub = pts.add_subparsers(dest="points_command", required=True)
+    exp = pts_sub.add_parser("export", help="a closed week's ranking, lists and rewards (CSV)")
+    exp.add_argument("--week", required=True, help="ISO week, e.g. 2020-W09")
+    exp.add_argument("--output", type=Path, help="file to write (default: stdout)")
     return p
 
 
@@ -173,6 +180,37 @@ async def _invite(settings: Settings, node_ref: str, role_word: str | None, days
     await _with_store(settings, work)
 
 
+async def _points_export(settings: Settings, week: str, output: Path | None) -> None:
+    """points export: one CSV row per landlord of the closed week (names, never numbers)."""
+    import csv
+
+    from bot.services import points
+
+    try:
+        points.parse_week(week)
+    except ValueError:
+        raise ConfigError(f"--week: expected an ISO week like 2020-W09, got {week!r}") from None
+
+    async def work(app: Any, session: Any) -> list[Any]:
+        return await points.week_rows(session, week=week)
+
+    rows = await _with_store(settings, work)
+    if not rows:
+        raise ConfigError(f"week {week} is not closed yet (the weekly job closes it on Monday)")
+    stream = output.open("w", encoding="utf-8", newline="") if output else sys.stdout
+    try:
+        writer = csv.writer(stream)
+        writer.writerow(["week", "scope", "rank", "landlord", "node", "score", "week_change",
+                         "deducted", "list", "reward_points", "reward_yuan"])
+        for r in rows:
+            writer.writerow([r.week, r.scope, r.rank, r.landlord, r.node, r.score,
+                             r.week_change, r.deducted, r.board, r.reward_points,
+                             f"{r.reward_fen / 100:.2f}"])
+    finally:
+        if output:
+            stream.close()
+
+
 def _status(settings: Settings) -> None:
     """Ask the running bot's API; without it, show what the database knows."""
     import dataclasses
@@ -244,6 +282,8 @@ def main(argv: list[str] | None = None) -> int:
                 asyncio.run(_chain_show(settings))
             case "invite":
                 asyncio.run(_invite(settings, args.node, args.role, args.days))
+            case "points":
+                asyncio.run(_points_export(settings, args.week, args.output))
     except (ConfigError, StoreLockedError) as exc:
         print(f"tierbot: {exc}", file=sys.stderr)
         return 2

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -126,6 +127,92 @@ class NoticeSettings(_Section):
         return value
 
 
+# --- points (issue 5): the landlords' 12-point system ---------------------------------------
+PointsTrigger = Literal["report:violation", "report:errand", "report:mediation",
+                        "auto:late_return", "auto:missed_disinfection", "manual"]
+
+
+class PointsRule(_Section):
+    """One rule of the 12-point system: what triggers it and what it is worth."""
+
+    code: str = Field(min_length=1, max_length=32, pattern=r"^[a-z_]+$")
+    name: str = Field(min_length=1, max_length=32)
+    # Points added (positive) or deducted (negative); 0 for hand adjustments (the commander
+    # gives the figure).
+    delta: int = Field(ge=-12, le=12)
+    needs_verification: bool = True
+    # Most points a landlord can get (or lose) from this rule in one week; 0 = no cap.
+    weekly_cap: int = Field(0, ge=0)
+    trigger: PointsTrigger
+    # A hand adjustment (加分/扣分) whose reason contains one of these is booked to this rule.
+    keywords: list[str] = Field(default_factory=list)
+
+
+def _default_rules() -> list[PointsRule]:
+    return [
+        PointsRule(code="violation", name="上报违规租客", delta=1, weekly_cap=3,
+                   trigger="report:violation"),
+        PointsRule(code="errand", name="代办", delta=1, weekly_cap=3, trigger="report:errand"),
+        PointsRule(code="mediation", name="参与调解", delta=1, weekly_cap=3,
+                   trigger="report:mediation"),
+        PointsRule(code="late_return", name="迟报租客返回", delta=-2,
+                   trigger="auto:late_return"),
+        PointsRule(code="missed_disinfection", name="未按时消毒", delta=-1,
+                   needs_verification=False, trigger="auto:missed_disinfection"),
+        PointsRule(code="concealment", name="瞒报租客", delta=-3, trigger="manual",
+                   keywords=["瞒报"]),
+        PointsRule(code="manual", name="指挥长调整", delta=0, trigger="manual"),
+    ]
+
+
+class PointsSettings(_Section):
+    """The landlords' 12-point system: rules, verification, deductions, weekly lists."""
+
+    rules: list[PointsRule] = Field(default_factory=_default_rules)
+    start_score: int = Field(12, ge=0, le=100)
+    # "campaign": every approved event since campaign_start counts; "weekly": back to 12 each week.
+    period: Literal["campaign", "weekly"] = "campaign"
+    campaign_start: date | None = None
+    # Who verifies (核查): this role at the landlord's node of this tier.
+    verifier_role: Literal["secretary", "commander"] = "secretary"
+    verifier_tier: int = Field(2, ge=1, le=3)
+    # Pending events older than this many days are approved automatically (0 = never).
+    auto_approve_days: int = Field(0, ge=0)
+    # A tenant's own return the landlord has not registered within this many hours: late.
+    late_return_hours: float = Field(24, gt=0)
+    # Disinfection is due every N days (1 = daily), reported by the deadline (local time).
+    disinfection_every_days: int = Field(1, ge=1, le=30)
+    disinfection_deadline: str = Field("20:00", pattern=r"^([01]?\d|2[0-3]):[0-5]\d$")
+    # Names on the red (五好房东) and black (拖拉机房东) lists each week, per ranking scope.
+    list_size: int = Field(3, ge=1, le=20)
+    # Only landlords above the start score make the red list, only those below it the black.
+    lists_need_change: bool = True
+    ranking_tier: Literal[1, 2] = 1
+    # Reward per approved positive point, in yuan.
+    reward_per_point: float = Field(10.0, ge=0)
+    # Red-list appearances in a year that make a good-person candidate (好人候选).
+    good_person_threshold: int = Field(3, ge=1)
+    weekly_day: Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"] = "mon"
+    weekly_time: str = Field("09:00", pattern=r"^([01]?\d|2[0-3]):[0-5]\d$")
+
+    @field_validator("rules")
+    @classmethod
+    def _unique_codes(cls, value: list[PointsRule]) -> list[PointsRule]:
+        codes = [r.code for r in value]
+        if len(codes) != len(set(codes)):
+            raise ValueError("rule codes must be unique")
+        return value
+
+    def rule(self, code: str) -> PointsRule | None:
+        """The rule with this code."""
+        return next((r for r in self.rules if r.code == code), None)
+
+    def rule_for(self, trigger: str) -> PointsRule | None:
+        """The (first) rule with this trigger."""
+        return next((r for r in self.rules if r.trigger == trigger), None)
+# --- end points ----------------------------------------------------------------------------
+
+
 class ApiSettings(_Section):
     """The admin API."""
 
@@ -154,6 +241,7 @@ class Settings(BaseSettings):
     wechaty: WechatySettings = Field(default_factory=WechatySettings)
     pacing: PacingSettings = Field(default_factory=PacingSettings)
     notices: NoticeSettings = Field(default_factory=NoticeSettings)
+    points: PointsSettings = Field(default_factory=PointsSettings)
     # Run the APScheduler jobs (reminders, roll-ups, scheduled notices) in this process.
     scheduler: bool = True
 

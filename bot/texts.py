@@ -187,3 +187,58 @@ class Health:
 
     LEFT = "【群状态】机器人已不在「{group}」（{node}），该群收不到通知了，请重新把机器人拉进群。"
     RENAMED = "【群状态】「{old}」（{node}）改名为「{new}」。"
+
+
+class Points:
+    """积分, 积分明细, 待核查, 核查, 申诉, 加分/扣分, 奖励, 好人候选 and the weekly lists."""
+
+    STATUS = {"pending": "待核查", "approved": "已生效", "rejected": "已驳回",
+              "appealed": "申诉中"}
+    EVENT = "#{id} {date} {rule} {delta:+d} {status}"
+    SCORE = "{name} 当前 {score} 分（起始 {start} 分），{scope}排名 第 {rank}/{total} 名。"
+    SCORE_UNRANKED = "{name} 当前 {score} 分（起始 {start} 分）。"
+    WEEK_HEAD = "本周积分记录："
+    WEEK_NONE = "本周暂无积分记录。"
+    HISTORY_HEAD = "积分明细（最近 {n} 条）："
+    HISTORY_NONE = "还没有积分记录，当前 {score} 分。"
+    NOT_A_LANDLORD = "只有登记的房东才有积分。"
+    PENDING_HEAD = "待核查 {n} 条（回复：核查 编号 通过 / 核查 编号 驳回 原因）："
+    PENDING_LINE = "#{id} {name} {rule} {delta:+d}（{date}）：{evidence}"
+    PENDING_APPEAL = "#{id} {name} {rule} {delta:+d} 申诉（原{status}）：{reason}"
+    PENDING_NONE = "没有待核查的积分记录。"
+    PENDING_MORE = "……还有 {n} 条"
+    VERIFY_UNKNOWN = "没有找到需要您核查的积分记录#{id}。"
+    VERIFY_DONE = "积分记录#{id}已经核查过（{status}）。"
+    VERIFIED_OK = "已核查#{id}：{name} {rule} {delta:+d} 通过，当前 {score} 分。"
+    VERIFIED_NO = "已核查#{id}：{name} {rule} {delta:+d} 驳回（{reason}）。"
+    TOLD_OK = "【积分核查】#{id} {name} {rule} {delta:+d} 已核查通过，当前 {score} 分。"
+    TOLD_NO = ("【积分核查】#{id} {name} {rule} {delta:+d} 被驳回：{reason}。"
+               "如有异议可发：申诉 {id} 理由")
+    TOLD_AUTO = "【积分核查】#{id} {name} {rule} {delta:+d} 超过 {days} 天未核查，自动生效，当前 {score} 分。"
+    AUTO_REASON = "超过 {days} 天未核查，自动通过"
+    APPEAL_UNKNOWN = "没有找到您的积分记录#{id}。"
+    APPEAL_NOT_DECIDED = "积分记录#{id}还在核查中，核查后才能申诉。"
+    APPEAL_AGAIN = "积分记录#{id}已经申诉过，不能再次申诉。"
+    APPEAL_OK = "已提交申诉#{id}，由社区书记重新核查。"
+    APPEAL_UP = ("【积分申诉】#{id} {name} {rule} {delta:+d}（原{status}）申诉：{reason}。"
+                 "请核查：核查 {id} 通过 / 核查 {id} 驳回 原因")
+    ADJUST_NO_TARGET = "没有找到房东「{name}」，请 @房东 或写房东的登记姓名（须是您下级的房东）。"
+    ADJUST_AMBIGUOUS = "「{name}」有 {n} 位同名房东，请在群里 @ 该房东。"
+    ADJUST_RULE_POINTS = "「{rule}」按规则{sign} {points} 分，请写：{word} @{name} {points} {reason}"
+    ADJUST_OK_PENDING = "已记录#{id}：{name} {rule} {delta:+d}（{reason}），待社区书记核查。"
+    ADJUST_OK = "已记录#{id}：{name} {rule} {delta:+d}（{reason}），当前 {score} 分。"
+    ADJUST_CAPPED = "{name} 本周「{rule}」已达上限 {cap} 分，本次不再计分。"
+    REWARD = ("{name} 累计奖励 {total:.2f} 元（已结算 {weeks} 周，加分 {points} 分，每分 {per:.2f} 元）；"
+              "本周已核准加分 {week_points} 分，预计 {week_amount:.2f} 元，周结后发放。")
+    GOOD_HEAD = "{year}年五好房东上榜 {n} 次及以上的好人候选："
+    GOOD_LINE = "{index}. {name}（{node}）上榜 {count} 次"
+    GOOD_NONE = "{year}年暂无上榜 {n} 次及以上的房东。"
+    WEEK_TITLE = "【积分周榜】{scope} {year}年第{week}周（{start}—{end}）"
+    RED = "五好房东（红榜）：{names}"
+    BLACK = "拖拉机房东（黑榜）：{names}"
+    LIST_NAME = "{name}（{node}）{score}分"
+    LIST_EMPTY = "本周无"
+    LIST_FOOTER = "房东可发送“积分”查看自己的积分和排名。"
+    LATE_RETURN = "租客{tenant} {reported} 自行登记返回，房东 {hours} 小时内未登记（截至 {deadline}）"
+    MISSED_DISINFECTION = "{date} {deadline} 前未上报消毒（{node}）"
+    MANUAL = "{by}：{reason}"

@@ -6,7 +6,7 @@ from bot import pii, texts
 from bot.domain import UserError
 from bot.grammar import LandlordReport, MyTenants
 from bot.router import Context, Router
-from bot.services import report, tenant
+from bot.services import points, report, tenant
 from models import Node, ReportKind, Role
 
 router = Router(name=__name__)
@@ -46,6 +46,8 @@ async def on_landlord_report(cmd: LandlordReport, ctx: Context) -> str:
     detail = pii.mask_text(cmd.detail)
     await report.add_report(ctx.session, landlord=ctx.sender, node=node, kind=kind,
                             detail=detail, inbound_id=ctx.inbound_id, now=ctx.now())
+    await points.on_report(ctx.session, inbound_id=ctx.inbound_id,  # the 12-point rules
+                           settings=ctx.settings.points, now=ctx.now(), zone=ctx.zone)
     return texts.Report.OK[kind].format(detail=detail or texts.Report.NO_DETAIL, date=date)
 
 

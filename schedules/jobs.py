@@ -66,6 +66,38 @@ async def fire_schedule(app: BotApp, schedule_id: int) -> int:
     return rows
 
 
+# --- points (issue 5) ----------------------------------------------------------------------
+
+async def check_points(app: BotApp) -> tuple[int, int, int]:
+    """Hourly: late return reports and missed disinfection become deductions (one per stay,
+    one per landlord's node and day), old pending events are auto-approved when configured."""
+    from bot.services import points
+
+    settings, zone, now = app.settings.points, app.settings.zone, app.now()
+    async with app.session() as session, session.begin():
+        late = await points.check_late_returns(session, now=now, zone=zone, settings=settings)
+        missed = await points.check_disinfection(session, now=now, zone=zone, settings=settings)
+        approved = await points.auto_approve(session, now=now, zone=zone, settings=settings)
+    if approved:
+        app.sender.wake()
+    return len(late), len(missed), approved
+
+
+async def close_points_week(app: BotApp) -> int:
+    """Mondays 09:00: rank landlords per scope, store last week's red and black lists and
+    rewards, queue the lists for the groups (a second run for the same week does nothing)."""
+    from bot.services import points
+
+    settings, zone, now = app.settings.points, app.settings.zone, app.now()
+    async with app.session() as session, session.begin():
+        weeks = await points.close_week(session, now=now, zone=zone, settings=settings)
+        written = await points.post_lists(session, weeks=weeks, now=now, zone=zone)
+    if written:
+        app.sender.wake()
+    return written
+# --- end points ----------------------------------------------------------------------------
+
+
 def JOBS(settings: Settings) -> list[JobSpec]:  # noqa: N802 - the table of jobs
     """The fixed jobs (scheduled notices are added per schedule by the scheduler)."""
     from bot.scheduler import JobSpec
@@ -75,4 +107,11 @@ def JOBS(settings: Settings) -> list[JobSpec]:  # noqa: N802 - the table of jobs
     return [
         JobSpec("notice-checks", check_notices, "interval", args),
         JobSpec("daily-rollup", post_daily_rollup, "cron", {"hour": hour, "minute": minute}),
+        # points (issue 5): the hourly checks run on the minute of the disinfection deadline.
+        JobSpec("points-checks", check_points, "cron",
+                {"minute": int(settings.points.disinfection_deadline.split(":")[1])}),
+        JobSpec("points-week", close_points_week, "cron", {
+            "day_of_week": settings.points.weekly_day,
+            "hour": int(settings.points.weekly_time.split(":")[0]),
+            "minute": int(settings.points.weekly_time.split(":")[1])}),
     ]

@@ -7,6 +7,7 @@ from sqlalchemy import text
 
 from bot.api.deps import AppDep, require_token
 from bot.api.routes import account, chain, tenant
+from bot.api.routes import points as points_routes  # issue 5
 from bot.api.schemas import Health
 from bot.app import BotApp
 
@@ -19,6 +20,8 @@ def create_api(bot: BotApp) -> FastAPI:
     api.include_router(chain.router, prefix="/api", dependencies=protected, tags=["chain"])
     api.include_router(tenant.router, prefix="/api", dependencies=protected, tags=["tenants"])
     api.include_router(account.router, prefix="/api", dependencies=protected, tags=["accounts"])
+    api.include_router(points_routes.router, prefix="/api", dependencies=protected,
+                       tags=["points"])
 
     @api.get("/health", response_model=Health)
     async def health(app: AppDep) -> Health:

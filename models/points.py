@@ -1,0 +1,102 @@
+"""The landlords' 12-point system: the ledger of points events and the closed weeks."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import Boolean, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from models.base import Base, UTCDateTime
+
+
+class PointsStatus(StrEnum):
+    """Where an event is in its verification."""
+
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    APPEALED = "appealed"
+
+
+class PointsEvent(Base):
+    """One ledger row: a landlord's points change under a rule, with its evidence.
+
+    (source_kind, source_key) is unique: one report, one stay, one landlord-day, one message
+    can make at most one event, however often it is delivered or a job runs.
+    """
+
+    __tablename__ = "points_event"
+    __table_args__ = (
+        UniqueConstraint("source_kind", "source_key"),
+        # The ranking scans this index only (GROUP BY landlord over counted events).
+        Index("ix_points_event_rank", "counts", "landlord_id", "occurred_at", "delta",
+              "decided_at"),
+        Index("ix_points_event_status_node", "status", "node_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    landlord_id: Mapped[int] = mapped_column(ForeignKey("person.id"), index=True)
+    # The landlord's tier-5 node the event belongs to (its tier-2 node's secretary verifies).
+    node_id: Mapped[int] = mapped_column(ForeignKey("node.id"), index=True)
+    rule: Mapped[str] = mapped_column(String(32))
+    delta: Mapped[int]
+    status: Mapped[str] = mapped_column(String(16), default=PointsStatus.PENDING)
+    # Whether the delta is in the score now: approved, or appealed from an approval (an
+    # appeal does not suspend the decision).
+    counts: Mapped[bool] = mapped_column(Boolean, default=False)
+    source_kind: Mapped[str] = mapped_column(String(24))
+    source_key: Mapped[str] = mapped_column(String(64))
+    # The message text (numbers masked) or the facts of an automatic event.
+    evidence: Mapped[str] = mapped_column(Text, default="")
+    inbound_id: Mapped[int | None] = mapped_column(ForeignKey("inbound_message.id"))
+    report_id: Mapped[int | None] = mapped_column(ForeignKey("landlord_report.id"))
+    proposed_by_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
+    decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    decision_reason: Mapped[str | None] = mapped_column(Text)
+    appeal_reason: Mapped[str | None] = mapped_column(Text)
+    appealed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # When the conduct happened: the week it belongs to.
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class PointsWeek(Base):
+    """A closed week of one ranking scope (a tier-1 or tier-2 node): closing twice is a no-op."""
+
+    __tablename__ = "points_week"
+    __table_args__ = (UniqueConstraint("week", "scope_node_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    week: Mapped[str] = mapped_column(String(8))  # ISO week, "2020-W09"
+    scope_node_id: Mapped[int] = mapped_column(ForeignKey("node.id"))
+    starts_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ends_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    landlords: Mapped[int] = mapped_column(default=0)
+    posted: Mapped[int] = mapped_column(default=0)
+    closed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class PointsStanding(Base):
+    """A landlord's place in a closed week: score, the tie-break figures, list and reward."""
+
+    __tablename__ = "points_standing"
+    __table_args__ = (
+        UniqueConstraint("week_id", "landlord_id"),
+        Index("ix_points_standing_landlord_board", "landlord_id", "board"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    week_id: Mapped[int] = mapped_column(ForeignKey("points_week.id"), index=True)
+    landlord_id: Mapped[int] = mapped_column(ForeignKey("person.id"))
+    node_id: Mapped[int] = mapped_column(ForeignKey("node.id"))
+    rank: Mapped[int]
+    score: Mapped[int]
+    week_change: Mapped[int]
+    deducted: Mapped[int]
+    # "red" (五好房东), "black" (拖拉机房东) or "" (neither).
+    board: Mapped[str] = mapped_column(String(8), default="")
+    reward_points: Mapped[int] = mapped_column(default=0)
+    reward_fen: Mapped[int] = mapped_column(default=0)
