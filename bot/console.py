@@ -27,7 +27,8 @@ ROLE_WORDS = {
 }
 CONSOLE_HELP = """console commands:
   /groups             list the groups          /people        list the people
-  /in NAME            speak in this group      /as NAME       speak as this person (new names are new contacts)
+  /in NAME            speak in this group      /as NAME       speak as this person
+                                               (a new name is a new contact)
   /invite NODE ROLE   issue a person invite    /invite NODE 群 issue a group invite
   /newgroup TITLE     a new, unbound group     /time +3h      move the clock (m, h, d)
   /quit               leave
@@ -64,7 +65,8 @@ class Console:
         names = {cid: name for name, cid in self.contacts.items()}
         at = " ".join(f"@{names.get(m, m)}" for m in mentions)
         body = text.replace("\n", "\n    ")
-        self.out.write(f"  [{self.rooms.get(room_id, room_id)}] 🤖 {at + ' ' if at else ''}{body}\n")
+        where = self.rooms.get(room_id, room_id)
+        self.out.write(f"  [{where}] 🤖 {at + ' ' if at else ''}{body}\n")
         self.out.flush()
 
     def say(self, line: str) -> None:
@@ -77,7 +79,8 @@ class Console:
                     select(Group).where(Group.transport == self.transport.name))).scalars():
                 self.rooms.setdefault(g.room_id, g.title)
             for name, cid in await session.execute(
-                select(Person.name, Contact.contact_id).join(Contact, Contact.person_id == Person.id)
+                select(Person.name, Contact.contact_id)
+                .join(Contact, Contact.person_id == Person.id)
                 .where(Contact.transport == self.transport.name)
             ):
                 self.contacts.setdefault(name, cid)

@@ -27,8 +27,8 @@ from bot.domain import HeldRole, UserError
 from bot.grammar import Command, ParseError, normalise, parse
 from bot.router import Context, Dispatcher, Reply
 from bot.services import chain, people
-from bot.transports.base import IncomingMessage
 from bot.services.notice import digest, echo_body
+from bot.transports.base import IncomingMessage
 from models import Contact, Echo, Group, InboundMessage, Membership, Node, Person
 
 log = logging.getLogger(__name__)
@@ -264,13 +264,14 @@ class Handling:
         lookups = Lookups(session)
         watch = None if savepoints else await WriteWatch.start(session)
         try:
-            todo = [item for item, inbound_id in zip(items, ids) if inbound_id is not None
+            todo = [item for item, inbound_id in zip(items, ids, strict=True)
+                    if inbound_id is not None
                     and item.command is not None
                     and self.dispatcher.spec_for(item.command) is not None]
             await lookups.prime(todo)
             return [await self._handle_one(session, item, inbound_id, lookups, after_commit,
                                            watch)
-                    for item, inbound_id in zip(items, ids)]
+                    for item, inbound_id in zip(items, ids, strict=True)]
         finally:
             lookups.close()
             if watch is not None:
@@ -508,6 +509,6 @@ class Pipeline:
                      "message_id": e.message_id, "at": now} for e in echoes])
             replies = await self.handling.handle_all(session, items, after,
                                                      savepoints=savepoints)
-            out += [(item.message, reply) for item, reply in zip(items, replies)
+            out += [(item.message, reply) for item, reply in zip(items, replies, strict=True)
                     if reply is not None]
         return out

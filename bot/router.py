@@ -1,4 +1,5 @@
-"""Routers: handlers declare their command, the tiers and roles allowed; the pipeline dispatches."""
+"""Routers: handlers declare their command and the tiers and roles allowed; the pipeline
+dispatches."""
 
 from __future__ import annotations
 

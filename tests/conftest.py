@@ -165,8 +165,8 @@ class Chat:
     async def say_together(self, lines: list[tuple[str, str, str]]) -> None:
         """Several messages arriving at once (they share a batch)."""
         self._mark = len(self.transport.sent)
-        for room, contact, text in lines:
-            await self.transport.inject(self.transport.message(room, contact, text))
+        for room, contact, line in lines:
+            await self.transport.inject(self.transport.message(room, contact, line))
         await self.app.idle()
 
     def replies(self, room: str) -> list[str]:

@@ -12,7 +12,8 @@ from bot.domain import HeldRole
 from models import Contact, Membership, Node, Person, Role
 
 
-async def find_by_contact(session: AsyncSession, *, transport: str, contact_id: str) -> Person | None:
+async def find_by_contact(session: AsyncSession, *, transport: str, contact_id: str
+                          ) -> Person | None:
     """The person a platform contact id belongs to, if any."""
     return (await session.execute(
         select(Person).join(Contact, Contact.person_id == Person.id)

@@ -40,7 +40,8 @@ async def post_daily(session: AsyncSession, *, now: datetime, zone: ZoneInfo,
     end = start + timedelta(days=1)
     nodes, children = await _tree(session)
     stays = (await session.execute(select(
-        TenantStay.node_id, TenantStay.created_at, TenantStay.watch_until, TenantStay.fever))).all()
+        TenantStay.node_id, TenantStay.created_at, TenantStay.watch_until, TenantStay.fever)
+    )).all()
     reports = (await session.execute(select(LandlordReport.node_id, LandlordReport.kind).where(
         LandlordReport.created_at >= start, LandlordReport.created_at < end))).all()
     opened = (await session.execute(select(Ticket.node_id).where(

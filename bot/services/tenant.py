@@ -118,7 +118,8 @@ async def latest_stay(session: AsyncSession, *, tenant_id: int, node_id: int) ->
 
 async def register_return(
     session: AsyncSession, *, node: Node, cmd: TenantReturn, sender: Person | None,
-    on_behalf: bool, by_landlord: bool, transport: str, contact_id: str, display_name: str, now: datetime,
+    on_behalf: bool, by_landlord: bool, transport: str, contact_id: str, display_name: str,
+    now: datetime,
     zone: ZoneInfo, watch_days: int, fever_threshold: float, inbound_id: int | None,
 ) -> ReturnResult:
     """租客返回 / 房东上报 返回: one stay per return, whoever of tenant and landlord writes first.
@@ -157,7 +158,8 @@ async def register_return(
             tenant_id=tenant.id, node_id=node.id,
             landlord_id=(sender.id if by_landlord and sender else
                          landlords[0].id if landlords else None),
-            origin=cmd.origin, arrived_at=arrived, watch_until=arrived + timedelta(days=watch_days),
+            origin=cmd.origin, arrived_at=arrived,
+            watch_until=arrived + timedelta(days=watch_days),
             self_reported_at=None if by_landlord else now,
             landlord_reported_at=now if by_landlord else None, created_at=now)
         session.add(stay)

@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 
 from bot.transports.base import (
     AccountState,
-    IncomingMessage,
     InboundHandler,
+    IncomingMessage,
     RoomEvent,
     RoomEventHandler,
     SentMessage,
