@@ -16,8 +16,6 @@ from typing import Any
 
 from sqlalchemy import event, insert, select
 from sqlalchemy import inspect as sa_inspect
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -30,6 +28,7 @@ from bot.services import chain, people
 from bot.services.notice import digest, echo_body
 from bot.transports.base import IncomingMessage
 from models import Contact, Echo, Group, InboundMessage, Membership, Node, Person
+from models.base import insert_for
 
 log = logging.getLogger(__name__)
 
@@ -221,7 +220,7 @@ class Handling:
             rows.append({"transport": msg.transport, "message_id": msg.message_id,
                          "room_id": msg.room_id, "sender_id": msg.sender_id,
                          "command": item.name[:32], "received_at": now})
-        insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
+        insert = insert_for(session)
         ids: list[int | None] = [None] * len(items)
         if len(rows) == 1:
             # One message (the one-transaction-per-message path): the plain statement.

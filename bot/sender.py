@@ -17,8 +17,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, or_, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot import texts
@@ -28,6 +26,7 @@ from bot.services import notice as notices
 from bot.services import people
 from bot.transports.base import Transport, TransportError
 from models import BotAccount, Echo, Group, Notice, OutboxMessage, OutboxStatus
+from models.base import insert_for
 
 log = logging.getLogger(__name__)
 
@@ -494,7 +493,7 @@ class OutboxSender:
         log.warning("account %r rate-limited (%s): paused until %s", pacer.name, error,
                     until.isoformat())
         async with self.sessions() as session, session.begin():
-            insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
+            insert = insert_for(session)
             values = {"paused_until": until, "last_rate_limited_at": now, "last_error": error}
             await session.execute(insert(BotAccount).values(name=pacer.name, **values)
                                   .on_conflict_do_update(index_elements=["name"], set_=values))

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import DateTime, MetaData
 from sqlalchemy.engine import Dialect
@@ -41,3 +43,10 @@ class Base(DeclarativeBase):
     """The one metadata every table hangs off, with stable constraint names for migrations."""
 
     metadata = MetaData(naming_convention=NAMING)
+
+
+def insert_for(session: Any) -> Callable[..., Any]:
+    """The dialect's INSERT (with ON CONFLICT) for this session's database."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    return postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert

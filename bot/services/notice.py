@@ -12,8 +12,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, func, insert, or_, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import texts
@@ -30,6 +28,7 @@ from models import (
     OutboxStatus,
     Role,
 )
+from models.base import insert_for
 
 # Words that name a kind of group in 通知 房东群 …; 房东群 is the team member + landlords group.
 KIND_WORDS: dict[str, tuple[NodeKind, ...]] = {
@@ -224,7 +223,7 @@ async def create(
             Notice.schedule_id == schedule_id, Notice.fire_at == fire_at))).scalar_one_or_none()
         if existing is not None:
             return existing, 0
-        dialect_insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
+        dialect_insert = insert_for(session)
         notice_id = (await session.execute(
             dialect_insert(Notice).values(**values)
             .on_conflict_do_nothing(index_elements=["schedule_id", "fire_at"])
@@ -313,7 +312,7 @@ async def acknowledge(
         row.acked_at = now
         row.acked_by_id = person_id
         return "ack"
-    dialect_insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
+    dialect_insert = insert_for(session)
     await session.execute(dialect_insert(NoticeRead).values(
         notice_id=row.notice_id, group_id=group.id, person_id=person_id, at=now
     ).on_conflict_do_nothing(index_elements=["notice_id", "group_id", "person_id"]))

@@ -16,8 +16,6 @@ from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, case, func, insert, literal, select, text, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -43,6 +41,7 @@ from models import (
     Role,
     TenantStay,
 )
+from models.base import insert_for
 
 # Stays looked at by the late-return check: older ones were settled by earlier runs.
 LATE_LOOKBACK = timedelta(days=30)
@@ -114,10 +113,6 @@ def rule_name(settings: PointsSettings, code: str) -> str:
 
 # --- the ledger ----------------------------------------------------------------------------
 
-def _insert(session: AsyncSession):  # type: ignore[no-untyped-def]
-    return pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
-
-
 async def _used_this_week(session: AsyncSession, *, landlord_id: int, rule: str,
                           now: datetime, zone: ZoneInfo) -> int:
     start, end = week_bounds(current_week(now, zone), zone)
@@ -144,7 +139,7 @@ async def record(
             return None
     immediate = not rule.needs_verification
     event_id = (await session.execute(
-        _insert(session)(PointsEvent).values(
+        insert_for(session)(PointsEvent).values(
             landlord_id=landlord_id, node_id=node_id, rule=rule.code, delta=delta,
             status=PointsStatus.APPROVED if immediate else PointsStatus.PENDING,
             counts=immediate, source_kind=source_kind, source_key=source_key,
@@ -667,7 +662,7 @@ async def close_week(session: AsyncSession, *, now: datetime, zone: ZoneInfo,
     new_ids = []
     for scope_id in scopes:
         made = (await session.execute(
-            _insert(session)(PointsWeek).values(
+            insert_for(session)(PointsWeek).values(
                 week=key, scope_node_id=scope_id, starts_at=start, ends_at=end, landlords=0,
                 posted=0, closed_at=now)
             .on_conflict_do_nothing(index_elements=["week", "scope_node_id"])

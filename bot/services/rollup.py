@@ -7,18 +7,17 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import texts
 from bot.services import outbox
 from bot.services.notice import _below, _tree, tag
 from models import JobRun, LandlordReport, Notice, OutboxMessage, TenantStay, Ticket
+from models.base import insert_for
 
 
 async def _claim_run(session: AsyncSession, job: str, key: str, now: datetime) -> bool:
-    insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
+    insert = insert_for(session)
     made = (await session.execute(insert(JobRun).values(job=job, key=key, at=now)
                                   .on_conflict_do_nothing(index_elements=["job", "key"])
                                   .returning(JobRun.id))).scalar_one_or_none()

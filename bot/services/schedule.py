@@ -6,8 +6,6 @@ from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import texts
@@ -17,6 +15,7 @@ from bot.grammar import When
 from bot.services import chain, outbox, people
 from bot.services import notice as notices
 from models import Group, Node, NodeKind, Notice, NoticeSchedule
+from models.base import insert_for
 
 
 def resolve_when(when: When, *, now: datetime, zone: ZoneInfo) -> datetime:
@@ -146,7 +145,7 @@ async def record_missed(session: AsyncSession, *, schedule: NoticeSchedule,
         Notice.schedule_id == schedule.id, Notice.fire_at == fire_at))).first()
     if done is not None:
         return False
-    insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
+    insert = insert_for(session)
     made = (await session.execute(insert(Notice).values(
         sender_id=schedule.creator_id, origin_node_id=schedule.origin_node_id,
         origin_group_id=schedule.origin_group_id, text=schedule.text, urgent=schedule.urgent,
