@@ -11,8 +11,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy import Select, and_, func, insert, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from bot import texts
 from bot.config import NoticeSettings
@@ -212,9 +213,8 @@ async def create(
     """Store the notice and one pending outbox row per target group, in the caller's
     transaction. With a schedule, (schedule, fire time) is unique: a second call returns the
     notice already made, with 0 new rows."""
-    found = await targets(session, origin=origin, scope=scope)
     values = dict(sender_id=sender_id, origin_node_id=origin.id, origin_group_id=origin_group_id,
-                  text=text, urgent=urgent, scope=scope.as_json(), target_count=len(found),
+                  text=text, urgent=urgent, scope=scope.as_json(), target_count=0,
                   missed=False, schedule_id=schedule_id, fire_at=fire_at, created_at=now)
     if schedule_id is not None:
         # Look first (a skipped insert would still use up a notice number on PostgreSQL);
@@ -238,16 +238,42 @@ async def create(
         notice = Notice(**values)
         session.add(notice)
         await session.flush()
-    if found:
-        # Core executemany: one statement for thousands of rows (the ORM unit of work is ~50x
-        # slower here), all in the notice's transaction.
-        await session.execute(insert(OutboxMessage.__table__), [
-            {"group_id": t.group_id, "notice_id": notice.id, "account": t.account,
-             "urgent": urgent, "source": "notice", "status": OutboxStatus.PENDING,
-             "mentions": [], "attempts": 0, "resend": False, "relayed": False,
-             "created_at": now}
-            for t in found])
-    return notice, len(found)
+    # One INSERT … SELECT over the subtree (a recursive CTE): the database makes the rows,
+    # nothing per group passes through Python, all in the notice's transaction.
+    table = OutboxMessage.__table__
+    await session.execute(insert(table).from_select(
+        ["group_id", "notice_id", "account", "urgent", "source", "status", "mentions",
+         "attempts", "resend", "relayed", "created_at"],
+        _targets_select(origin_id=origin.id, scope=scope).with_only_columns(
+            Group.id, literal(notice.id), Group.account,
+            literal(urgent, table.c.urgent.type), literal("notice"),
+            literal(str(OutboxStatus.PENDING)), literal([], table.c.mentions.type),
+            literal(0), literal(False, table.c.resend.type),
+            literal(False, table.c.relayed.type), literal(now, table.c.created_at.type)),
+    ))
+    # Counted, not taken from rowcount (drivers differ on INSERT … SELECT).
+    rows = (await session.execute(select(func.count(OutboxMessage.id)).where(
+        OutboxMessage.notice_id == notice.id))).scalar_one()
+    notice.target_count = rows
+    await session.flush()
+    return notice, rows
+
+
+def _targets_select(*, origin_id: int, scope: Scope) -> Select[Any]:
+    """The groups a scope admits below the origin, as SQL (subtree by a recursive CTE)."""
+    root = scope.subtree.id if scope.subtree is not None else origin_id
+    below = select(Node.id).where(Node.id == root).cte("below", recursive=True)
+    child = aliased(Node)
+    below = below.union_all(select(child.id).where(child.parent_id == below.c.id))
+    stmt = (select(Group.id).join(Node, Node.id == Group.node_id)
+            .where(Group.node_id.in_(select(below.c.id))).order_by(Group.id))
+    if scope.subtree is None:
+        stmt = stmt.where(Group.node_id != origin_id)
+    if scope.down_to_tier is not None:
+        stmt = stmt.where(Node.tier <= scope.down_to_tier)
+    if scope.kinds is not None:
+        stmt = stmt.where(Node.kind.in_([str(k) for k in scope.kinds]))
+    return stmt
 
 
 @dataclass(frozen=True, slots=True)
