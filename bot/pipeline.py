@@ -22,7 +22,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from bot import texts
 from bot.config import Settings
 from bot.domain import HeldRole, UserError
-from bot.grammar import Command, ParseError, normalise, parse
+from bot.grammar import Command, ParseError, normalise, parse, restore_cjk_punctuation
 from bot.router import Context, Dispatcher, Reply
 from bot.services import chain, people
 from bot.services.notice import digest, echo_body
@@ -50,6 +50,10 @@ class Parsed:
         return f"!{self.error.command if self.error else '?'}"
 
 
+# Free text other people read (notice content, feedback, answers, report details, reasons).
+PROSE_FIELDS = ("text", "detail", "reason")
+
+
 def preparse(message: IncomingMessage, bot_names: Sequence[str]) -> Parsed | None:
     """Pure first step: None for chatter and the bot's own echoes (they never are commands)."""
     if message.is_self:
@@ -59,7 +63,11 @@ def preparse(message: IncomingMessage, bot_names: Sequence[str]) -> Parsed | Non
         command = parse(text)
     except ParseError as exc:
         return Parsed(message, None, exc)
-    return Parsed(message, command, None) if command is not None else None
+    if command is None:
+        return None
+    prose = {name: restore_cjk_punctuation(value) for name in PROSE_FIELDS
+             if isinstance(value := getattr(command, name, None), str)}
+    return Parsed(message, command.model_copy(update=prose) if prose else command, None)
 
 
 class Lookups:

@@ -32,7 +32,7 @@ from bot.grammar.commands import (
     Verify,
     When,
 )
-from bot.grammar.normalise import normalise
+from bot.grammar.normalise import normalise, restore_cjk_punctuation
 from bot.grammar.parser import ParseError, parse
 from bot.grammar.usage import PROBLEMS, REPORT_KIND_LABELS, USAGE, hint, usage
 
@@ -73,6 +73,7 @@ __all__ = [
     "When",
     "hint",
     "normalise",
+    "restore_cjk_punctuation",
     "parse",
     "usage",
 ]

@@ -6,7 +6,7 @@ import re
 import unicodedata
 from collections.abc import Iterable
 
-__all__ = ["normalise"]
+__all__ = ["normalise", "restore_cjk_punctuation"]
 
 # WeChat renders a reply that quotes a message as the quote, a line of spaced dashes, then the
 # reply (some clients put the quote last); only the sender's own words are a command.
@@ -85,3 +85,15 @@ def normalise(text: str, *, bot_names: Iterable[str] = ()) -> str:
         if tag:
             text = f"{text} {tag}"
     return text
+
+
+# NFKC folds Chinese punctuation to ASCII, which parsing needs; free text that other people
+# will read (a notice, a feedback, a reason) gets it back where it stands beside Chinese.
+_CJK = "\u3000-\u303f\u3400-\u4dbf\u4e00-\u9fff\uff00-\uffef"
+_ASCII_TO_FULL = {",": "，", ":": "：", ";": "；", "!": "！", "?": "？"}
+_CJK_PUNCT = re.compile(rf"(?<=[{_CJK}])[,:;!?]|[,:;!?](?=[{_CJK}])")
+
+
+def restore_cjk_punctuation(text: str) -> str:
+    """'消毒,并回复' -> '消毒，并回复'; ASCII punctuation between digits or Latin stays."""
+    return _CJK_PUNCT.sub(lambda m: _ASCII_TO_FULL[m.group(0)], text)

@@ -62,3 +62,15 @@ def test_normalise_is_idempotent(text: str) -> None:
     once = normalise(text, bot_names=BOT)
     assert normalise(once, bot_names=BOT) == once
     assert "\n" not in once and "  " not in once and once == once.strip()
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("消毒,并回复收到", "消毒，并回复收到"),
+    ("电话:138", "电话：138"),
+    ("明天8:00开会", "明天8:00开会"),
+    ("3,4,5", "3,4,5"),
+    ("收到!", "收到！"),
+])
+def test_chinese_punctuation_is_restored_in_prose(text, expected):
+    from bot.grammar import restore_cjk_punctuation
+    assert restore_cjk_punctuation(text) == expected

@@ -203,3 +203,12 @@ async def test_a_group_that_cannot_be_reached_does_not_block_the_others(
         "【通知#1】未能送达「长春社区指挥群」（已尝试 1 次：not a member of this room），请人工转发。")
     await chat.say(chain.subdistrict_group, chain.commander, "进度")
     assert "发送失败 1 个" in chat.replies(chain.subdistrict_group)[0]
+
+
+async def test_the_notice_keeps_its_chinese_punctuation(bot, chat: Chat, chain: DemoChain,
+                                                        transport):
+    # Parsing folds ，：！ to ASCII (NFKC); what other groups read gets them back.
+    await chat.say(chain.subdistrict_group, chain.commander,
+                   "通知 到2级 请各房东今日完成楼道消毒，并回复：收到！会议20:00开始")
+    assert notice_rooms(transport, "【通知#1】") == [chain.community_group]
+    assert transport.sent[-1].text == "【通知#1】请各房东今日完成楼道消毒，并回复：收到！会议20:00开始"
