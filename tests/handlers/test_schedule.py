@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 
 from bot import texts
-from bot.app import BotApp, build_app
+from bot.app import BotApp, build_app, running
 from bot.clock import FakeClock
 from bot.config import RecurringNoticeSettings, Settings
 from bot.console import load_demo_chain
@@ -268,18 +268,10 @@ class Restarts:
             settings = settings.model_copy(update={
                 "notices": settings.notices.model_copy(update=notices)})
         app = build_app(settings, transport=self.transport, clock=self.clock)
-        try:
-            await app.start()
-        except BaseException:
-            # A start that fails half-way leaves its tasks and connections behind otherwise.
-            await app.stop()
-            raise
-        try:
+        async with running(app):
             await app.idle()
             yield app, Chat(app, self.transport)
             await app.idle()
-        finally:
-            await app.stop()
 
 
 def _schedule_jobs(app: BotApp) -> list[str]:
