@@ -33,16 +33,25 @@ def _tiers(lines: list[notices.PreviewLine]) -> str:
                     for line in lines)
 
 
+async def read_targets(ctx: Context, text: str, down_to_tier: int | None
+                       ) -> tuple[notices.Scope, str, notices.Preview]:
+    """The scope a notice's first word names, its text, and the groups it reaches; a notice
+    that would reach no group is refused."""
+    assert ctx.node is not None
+    scope, text = await notices.read_scope(ctx.session, origin=ctx.node, text=text,
+                                           down_to_tier=down_to_tier)
+    look = await notices.preview(ctx.session, origin=ctx.node, scope=scope)
+    if look.total == 0:
+        raise UserError(texts.Notice.NO_TARGETS)
+    return scope, text, look
+
+
 @router.command(SendNotice, roles=COMMANDING)
 async def on_send_notice(cmd: SendNotice, ctx: Context) -> str:
     """通知 [到3级|节点名|房东群] 内容 — 向下级各群发通知（紧急通知 更快提醒；预览 通知 … 只看范围）"""
     assert ctx.node is not None and ctx.group is not None and ctx.sender is not None
     _require_commander(ctx, "通知")
-    scope, text = await notices.read_scope(ctx.session, origin=ctx.node, text=cmd.text,
-                                           down_to_tier=cmd.down_to_tier)
-    look = await notices.preview(ctx.session, origin=ctx.node, scope=scope)
-    if look.total == 0:
-        return texts.Notice.NO_TARGETS
+    scope, text, look = await read_targets(ctx, cmd.text, cmd.down_to_tier)
     if cmd.preview:
         return texts.Notice.PREVIEW.format(
             groups=look.total, tiers=_tiers(look.per_tier),

@@ -5,9 +5,8 @@ from __future__ import annotations
 from bot import texts
 from bot.grammar import ScheduleCancel, ScheduleList, ScheduleNotice
 from bot.router import Context, Router
-from bot.services import notice as notices
 from bot.services import schedule as schedules
-from handlers.notice import COMMANDING, _require_commander
+from handlers.notice import COMMANDING, _require_commander, read_targets
 
 router = Router(name=__name__)
 
@@ -17,11 +16,7 @@ async def on_schedule_notice(cmd: ScheduleNotice, ctx: Context) -> str:
     """定时通知 明天8:00 内容 / 每天 18:00 通知 [房东群] 内容 — 定时或每天发通知"""
     assert ctx.node is not None and ctx.group is not None and ctx.sender is not None
     _require_commander(ctx, "定时通知")
-    scope, text = await notices.read_scope(ctx.session, origin=ctx.node, text=cmd.text,
-                                           down_to_tier=cmd.down_to_tier)
-    look = await notices.preview(ctx.session, origin=ctx.node, scope=scope)
-    if look.total == 0:
-        return texts.Notice.NO_TARGETS
+    scope, text, look = await read_targets(ctx, cmd.text, cmd.down_to_tier)
     if cmd.daily:
         schedule = await schedules.create(
             ctx.session, creator_id=ctx.sender.id, origin=ctx.node,
