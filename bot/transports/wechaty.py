@@ -11,7 +11,7 @@ import os
 import socket
 import time
 import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -567,31 +567,29 @@ class WechatyTransport:
         return to_incoming(fields, account=acc.name, received_at=now, transport=self.name)
 
     async def _contact_name(self, acc: _Account, puppet: Any, contact_id: str) -> str:
-        name = acc.names.get(contact_id)
-        if name is None:
-            try:
-                name = (await puppet.contact_payload(contact_id)).name or ""
-            except GRPCError as exc:
-                # A name is only a label: an unknown contact is no reason to drop a message.
-                log.debug("contact %s: %s", contact_id, describe_error(exc))
-                return ""
-            if len(acc.names) >= NAME_CACHE_MAX:
-                acc.names.clear()
-            acc.names[contact_id] = name
-        return name
+        return await _cached_label(acc.names, contact_id,
+                                   lambda: puppet.contact_payload(contact_id), "name")
 
     async def _room_topic(self, acc: _Account, puppet: Any, room_id: str) -> str:
-        topic = acc.topics.get(room_id)
-        if topic is None:
-            try:
-                topic = (await puppet.room_payload(room_id)).topic or ""
-            except GRPCError as exc:
-                log.debug("room %s: %s", room_id, describe_error(exc))
-                return ""
-            if len(acc.topics) >= NAME_CACHE_MAX:
-                acc.topics.clear()
-            acc.topics[room_id] = topic
-        return topic
+        return await _cached_label(acc.topics, room_id,
+                                   lambda: puppet.room_payload(room_id), "topic")
+
+
+async def _cached_label(cache: dict[str, str], key: str,
+                        fetch: Callable[[], Awaitable[Any]], field: str) -> str:
+    """A contact's name or a room's topic, cached (bounded). A label only: when the puppet
+    cannot tell, "" is no reason to drop a message."""
+    label = cache.get(key)
+    if label is None:
+        try:
+            label = getattr(await fetch(), field) or ""
+        except GRPCError as exc:
+            log.debug("%s of %s: %s", field, key, describe_error(exc))
+            return ""
+        if len(cache) >= NAME_CACHE_MAX:
+            cache.clear()
+        cache[key] = label
+    return label
 
 
 def _cancelling() -> bool:
