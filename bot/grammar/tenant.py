@@ -1,0 +1,279 @@
+"""租客返回 and its everyday forms: a tenant's return with name, mobile, origin and arrival."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from pydantic import ValidationError
+
+from bot.grammar.commands import Arrival, Command, MyTenants, TenantReturn
+from bot.grammar.core import (
+    END_PUNCT,
+    HAN,
+    HONORIFIC,
+    SPLIT,
+    STRIP,
+    UNIT,
+    ParseError,
+    Step,
+    by_length,
+    fixed,
+    is_name,
+    is_place,
+    keyword,
+    looks_like_place,
+    on_plain,
+)
+from bot.grammar.times import ARRIVAL, arrival_from
+from bot.pii import is_id_number, is_mobile, is_valid_temperature
+
+# --- tenant return ---------------------------------------------------------------------------
+
+_RETURN_FORMAL = by_length(
+    "租客返回登记", "租客返回", "租客登记", "返回登记", "返乡登记", "返义登记", "登记返回",
+    "返回报备", "返义报备", "租客回来",
+    # Common slips of the pinyin keyboard.
+    "租客反回", "反回登记", "返回等记", "租客返会",
+)
+_RETURN_ANNOUNCE = by_length(
+    "本人已返回", "我已经返回", "我已经回来了", "我已经回来", "我已返回", "我已回来", "我回来了",
+    "我已返义", "已返回", "已回来", "已返义",
+)
+_RETURN_WORD = re.compile(r"回来|返回|返义|返乡|来自|抵达|到达|回到")
+
+_ID_LABELLED = re.compile(r"身份证(?:号码|号)?\s*:?\s*(?P<v>[0-9Xx]*)", re.ASCII)
+_ID_BARE = re.compile(r"(?<![0-9])(?P<v>[0-9]{17}[0-9Xx])(?![0-9])", re.ASCII)
+_MOBILE_FIELD = re.compile(
+    r"(?:(?:联系电话|电话号码|手机号码|手机号|电话|手机|联系方式|tel|phone|号码)\s*:?\s*)?"
+    r"(?<![0-9.])(?:\+?86[\s-]?)?(?P<v>1[0-9]{2}(?:[\s-]?[0-9]{4}){2})(?![0-9])",
+    re.ASCII | re.IGNORECASE,
+)
+_MOBILE_LIKE = re.compile(r"(?<![0-9])1[0-9]{2}(?:[\s-]?[0-9]{4}){2}(?![0-9])", re.ASCII)
+_MOBILE_LABEL = re.compile(r"电话|手机|tel|phone", re.IGNORECASE)
+_LONG_NUMBER = re.compile(r"(?<![0-9.])[0-9]{7,}(?![0-9.])", re.ASCII)
+_RETURN_TEMP = re.compile(
+    r"(?:体温|测温|温度)\s*:?\s*(?P<a>[0-9]{1,3}(?:[.。][0-9]{1,2})?)(?![0-9])\s*" + f"{UNIT}?"
+    r"|(?<![0-9.])(?P<b>[0-9]{2,3}(?:[.。][0-9]{1,2})?)\s*(?:°C|°c|℃|度|°)"
+    r"|(?<![0-9.:/-])(?P<c>[34][0-9][.。][0-9]{1,2})(?![0-9.])",
+    re.ASCII,
+)
+
+_NAME_PREFIXES = by_length(
+    "姓名", "名字", "租客", "房客", "我是", "本人", "我已经", "我已", "我刚", "我", "刚刚", "刚",
+    "已经", "已",
+)
+_FILLERS = frozenset({
+    "电话", "手机", "手机号", "联系电话", "身份证", "身份证号", "体温", "测温", "温度", "到达",
+    "抵达", "到", "时间", "到达时间", "抵达时间", "返回时间", "了", "回来", "回来了", "返回",
+    "返回了", "登记", "租客", "房东", "来自", "从", "老家", "大家好", "你好", "您好", "谢谢",
+    "收到", "度", "号", "义乌", "到义乌", "到达义乌", "抵达义乌", "回义乌", "返回义乌", "返义",
+})
+_ORIGIN_SUFFIX = (
+    r"(?:(?:回来|返回|返义|返乡|过来|出发|回到|到达|抵达|来到|回|来|到)(?:义乌)?|来的)"
+)
+_ORIGIN_MARKED = (
+    re.compile(f"(?:来自|来源地|来源|出发地|始发地|从)(?P<o>[{HAN}]+?){_ORIGIN_SUFFIX}?了?的?"),
+    re.compile(f"(?P<o>[{HAN}]+?){_ORIGIN_SUFFIX}了?的?"),
+    re.compile(f"老家(?:是|在)?(?P<o>[{HAN}]+)"),
+)
+
+
+@dataclass
+class _Fields:
+    """What a return message said, gathered before the command is built."""
+
+    problems: list[str] = field(default_factory=list)
+    mobile: str | None = None
+    id_number: str | None = None
+    temperature: float | None = None
+    arrival: Arrival | None = None
+    name: str | None = None
+    origin: str | None = None
+    origin_marked: bool = False
+
+
+def _cut(text: str, m: re.Match[str]) -> str:
+    """Text with a match replaced by a space, so its neighbours stay separate words."""
+    return text[: m.start()] + " " + text[m.end():]
+
+
+def _take_id(work: str, f: _Fields) -> str:
+    """Take an optional ID number; a wrong one is a problem, not silently dropped."""
+    m = _ID_LABELLED.search(work)
+    if m is None:
+        m = _ID_BARE.search(work)
+    if m is None:
+        return work
+    value = m.group("v").upper()
+    if value:
+        if is_id_number(value):
+            f.id_number = value
+        else:
+            f.problems.append("id_invalid")
+    return _cut(work, m)
+
+
+def _take_mobile(work: str, f: _Fields) -> str:
+    """Take the first mobile number (spaces or dashes inside are fine)."""
+    m = _MOBILE_FIELD.search(work)
+    if m is not None:
+        digits = re.sub(r"[^0-9]", "", m.group("v"))
+        if is_mobile(digits):
+            f.mobile = digits
+        else:
+            f.problems.append("mobile_invalid")
+        return _cut(work, m)
+    if _LONG_NUMBER.search(work) or _MOBILE_LABEL.search(work):
+        f.problems.append("mobile_invalid")
+    else:
+        f.problems.append("mobile_missing")
+    return work
+
+
+def _take_temperature(work: str, f: _Fields) -> str:
+    """Take an optional temperature; it is validated like a 体温 report."""
+    m = _RETURN_TEMP.search(work)
+    if m is None:
+        return work
+    num = m.group("a") or m.group("b") or m.group("c") or ""
+    value = float(num.replace("。", "."))
+    if is_valid_temperature(value):
+        f.temperature = value
+    else:
+        f.problems.append("temperature_range")
+    return _cut(work, m)
+
+
+
+def _take_arrival(work: str, f: _Fields) -> str:
+    """Take an optional arrival date and time (2月20日凌晨4点, 昨晚10点, 2/20 4:30)."""
+    for m in ARRIVAL.finditer(work):
+        g = m.groupdict()
+        if not any(g[k] for k in ("m", "m2", "d3", "rel", "h")):
+            continue
+        arrival = arrival_from(m)
+        if arrival is None:
+            f.problems.append("arrival_invalid")
+        else:
+            f.arrival = arrival
+        return _cut(work, m)
+    return work
+
+
+def _strip_name_prefix(token: str) -> str:
+    """Drop words like 姓名 / 租客 / 我是 that people put before a name or a place."""
+    changed = True
+    while changed:
+        changed = False
+        for prefix in _NAME_PREFIXES:
+            if token.startswith(prefix) and len(token) > len(prefix):
+                token = token[len(prefix):]
+                changed = True
+                break
+    return token
+
+
+def _marked_origin(token: str) -> tuple[str, bool] | None:
+    """The place in 来自X / 从X回来 / X返回 / 老家X, and whether it is surely a place."""
+    for pattern in _ORIGIN_MARKED:
+        m = pattern.fullmatch(token)
+        if m is None:
+            continue
+        place = m.group("o")
+        if is_place(place) and place not in _FILLERS:
+            # 长沙回来 and 王明回来 look alike; only a 来自/从 marker or a clear place is sure.
+            sure = pattern is not _ORIGIN_MARKED[1] or looks_like_place(place)
+            return place, sure or not is_name(place)
+    return None
+
+
+def _take_words(work: str, f: _Fields, *, announce: bool) -> None:
+    """Find the name and the origin among the remaining words."""
+    plain: list[str] = []
+    for raw in SPLIT.split(work):
+        token = _strip_name_prefix(raw.strip(STRIP))
+        if not token or token in _FILLERS or "体温" in token:
+            continue
+        marked = _marked_origin(token)
+        if marked is not None:
+            if f.origin is None:
+                f.origin, f.origin_marked = marked
+            continue
+        plain.append(token)
+    for token in plain:
+        if f.name is None and is_name(token) and not looks_like_place(token):
+            # 我回来了 长沙 138...: the sender is the tenant, so a lone word is the place.
+            lone = announce and f.origin is None and len(plain) == 1
+            if lone and HONORIFIC.fullmatch(token) is None:
+                f.origin = token
+            else:
+                f.name = token
+        elif f.origin is None and is_place(token):
+            f.origin = token
+
+
+def parse_return_args(
+    rest: str, *, announce: bool, landlord: bool, freeform: bool = False
+) -> Command | None:
+    """Name, mobile, origin, arrival, temperature and ID of a return, in any order."""
+    f = _Fields()
+    work = f" {rest} "
+    work = _take_id(work, f)
+    work = _take_mobile(work, f)
+    work = _take_temperature(work, f)
+    work = _take_arrival(work, f)
+    _take_words(work, f, announce=announce)
+    if freeform and not f.origin_marked:
+        return None  # a number and 回来 in passing is not yet a registration
+    if f.origin is None:
+        f.problems.append("origin_missing")
+    if landlord and f.name is None:
+        f.problems.append("name_missing")
+    if f.problems or f.mobile is None:
+        raise ParseError.of("TenantReturn", f.problems[0] if f.problems else "mobile_missing")
+    try:
+        return TenantReturn(
+            name=f.name, mobile=f.mobile, origin=f.origin, arrival=f.arrival,
+            temperature=f.temperature, id_number=f.id_number, landlord_form=landlord,
+        )
+    except ValidationError as exc:
+        raise ParseError.of("TenantReturn", "格式不正确") from exc
+
+
+def _parse_return(text: str) -> Command | None:
+    """租客返回 … / 返回登记 … / 我回来了 … ."""
+    for keywords, announce in ((_RETURN_FORMAL, False), (_RETURN_ANNOUNCE, True)):
+        found = keyword(text, keywords)
+        if found is None:
+            continue
+        rest, apart = found
+        if rest.startswith("了"):
+            rest = rest[1:]
+            apart = True
+        if not apart and not _MOBILE_LIKE.search(rest):
+            return None  # 我回来了吗, 已返回的租客请登记
+        return parse_return_args(rest, announce=announce, landlord=False)
+    return None
+
+
+def _parse_freeform_return(text: str) -> Command | None:
+    """王明 13800138000 湖南长沙回来: a return announced without a keyword."""
+    m = _MOBILE_LIKE.search(text)
+    if m is None or not is_mobile(re.sub(r"[^0-9]", "", m.group())):
+        return None
+    if not _RETURN_WORD.search(text):
+        return None
+    return parse_return_args(text, announce=True, landlord=False, freeform=True)
+
+
+
+_MY_TENANTS = re.compile(
+    r"(?:我的租客|租客列表|我的房客|房客列表|租客名单|查看租客|查询租客)" + END_PUNCT
+)
+
+STEPS = (
+    fixed(30, _MY_TENANTS, MyTenants),
+    Step(60, on_plain(_parse_return)),
+    Step(900, on_plain(_parse_freeform_return)),
+)
