@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from bot import pii, texts
 from bot.domain import UserError
-from bot.grammar import Temperature, TenantReturn
+from bot.grammar import HealthMention, Temperature, TenantReturn
 from bot.router import Context, Reply, Router
 from bot.services import people, tenant
 from models import Role
@@ -54,14 +54,37 @@ async def on_tenant_return(cmd: TenantReturn, ctx: Context) -> Reply:
     return Reply(text)
 
 
+async def _possible_fever(ctx: Context, *, name: str | None, value: float | None) -> Reply:
+    """Tell the landlord (mentioned) and the team that someone may have a fever; ask to confirm."""
+    assert ctx.node is not None
+    is_landlord = Role.LANDLORD in ctx.roles
+    who = (name if name and is_landlord else
+           ctx.sender.name if ctx.sender is not None else
+           ctx.message.sender_name or texts.ROLE_NAMES[Role.TENANT])
+    await tenant.report_possible_fever(ctx.session, node=ctx.node, name=who, value=value,
+                                       now=ctx.now(), zone=ctx.zone)
+    text = texts.Tenant.MAYBE_FEVER.format(
+        name=pii.mask_name(who),
+        value=texts.Tenant.MAYBE_FEVER_VALUE.format(value=value) if value else "")
+    return Reply(text, await _landlord_mentions(ctx))
+
+
 @router.command(Temperature, tiers=TENANT_TIERS)
 async def on_temperature(cmd: Temperature, ctx: Context) -> Reply:
     """体温 36.6 — 居家观察期间每日报体温（房东代报：体温 姓名 36.6）"""
     assert ctx.node is not None
-    result = await tenant.record_temperature(
-        ctx.session, node=ctx.node, cmd=cmd, sender=ctx.sender,
-        as_landlord=Role.LANDLORD in ctx.roles, now=ctx.now(), zone=ctx.zone,
-        fever_threshold=ctx.settings.tenants.fever_threshold, inbound_id=ctx.inbound_id)
+    threshold = ctx.settings.tenants.fever_threshold
+    try:
+        result = await tenant.record_temperature(
+            ctx.session, node=ctx.node, cmd=cmd, sender=ctx.sender,
+            as_landlord=Role.LANDLORD in ctx.roles, now=ctx.now(), zone=ctx.zone,
+            fever_threshold=threshold, inbound_id=ctx.inbound_id)
+    except UserError as exc:
+        # A fever is never dropped for want of a registration: the people who follow up hear it.
+        if cmd.value >= threshold and Role.LANDLORD not in ctx.roles:
+            reply = await _possible_fever(ctx, name=cmd.name, value=cmd.value)
+            return Reply(f"{reply.text}（{exc.text}）", reply.mentions)
+        raise
     name = pii.mask_name(result.tenant.name)
     if result.fever:
         text = texts.Tenant.TEMP_FEVER.format(
@@ -69,3 +92,12 @@ async def on_temperature(cmd: Temperature, ctx: Context) -> Reply:
         return Reply(text, await _landlord_mentions(ctx))
     return Reply(texts.Tenant.TEMP_OK.format(
         name=name, value=result.value, until=tenant.local_date(result.stay.watch_until, ctx.zone)))
+
+
+@router.command(HealthMention, tiers=TENANT_TIERS, quiet=True)
+async def on_health_mention(cmd: HealthMention, ctx: Context) -> Reply:
+    """发烧、咳嗽等情况 — 如实告知，房东和网格员会跟进；报体温请发：体温 36.5"""
+    threshold = ctx.settings.tenants.fever_threshold
+    if cmd.fever or (cmd.value is not None and cmd.value >= threshold):
+        return await _possible_fever(ctx, name=cmd.name, value=cmd.value)
+    return Reply(texts.Tenant.HEALTH_HINT)

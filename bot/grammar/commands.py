@@ -20,6 +20,7 @@ __all__ = [
     "Command",
     "Feedback",
     "GoodPersonCandidates",
+    "HealthMention",
     "Help",
     "LandlordReport",
     "MyTenants",
@@ -132,6 +133,26 @@ class Temperature(Command):
     @classmethod
     def _valid_value(cls, v: float) -> float:
         if not is_valid_temperature(v):
+            raise ValueError("temperature out of range")
+        return v
+
+
+class HealthMention(Command):
+    """A health word (体温, 发烧, 咳嗽) or a reading that cannot be read for sure: never ignored.
+
+    `value` is the highest plausible reading found (None if none), `fever` whether the writer
+    says someone has a fever (not asked, not denied); the handler compares with the threshold.
+    """
+
+    keyword: ClassVar[str] = "体温"
+    value: float | None = None
+    name: str | None = None
+    fever: bool = False
+
+    @field_validator("value")
+    @classmethod
+    def _valid_value(cls, v: float | None) -> float | None:
+        if v is not None and not is_valid_temperature(v):
             raise ValueError("temperature out of range")
         return v
 
@@ -339,7 +360,8 @@ class GoodPersonCandidates(Command):
 
 
 COMMANDS: tuple[type[Command], ...] = (
-    Help, BindPerson, BindGroup, TenantReturn, Temperature, LandlordReport, MyTenants,
+    Help, BindPerson, BindGroup, TenantReturn, Temperature, HealthMention, LandlordReport,
+    MyTenants,
     SendNotice, Ack, Relay, Progress, ScheduleNotice, ScheduleList, ScheduleCancel,
     Feedback, Answer, Todo,
     AdjustPoints, PendingChecks, Verify, Score, ScoreHistory, Appeal, Reward,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from bot.grammar.commands import Command, Temperature
+from bot.grammar.commands import Command, HealthMention, Temperature
 from bot.grammar.core import (
     DIGIT,
     HAN,
@@ -20,7 +20,7 @@ from bot.pii import is_valid_temperature
 
 _TEMP_KEYWORD = re.compile(
     r"(?:今日|今天|每日|今早|今晚|早上|早晨|上午|中午|下午|晚上|我的|本人)?\s*(?:上报)?\s*"
-    r"(?:量体温|体温|测温)"
+    r"(?:测量体温|测体温|量体温|体温|测温)"
 )
 _TEMP_NAME_FIRST = re.compile(f"(?P<name>[{HAN}·]{{2,8}}?)\\s*(?:今日|今天)?(?:体温|测温)")
 _TEMP_VALUE = re.compile(
@@ -63,6 +63,7 @@ def parse_temperature_args(rest: str, apart: bool, name: str | None) -> Command 
 
 def _parse_temperature(text: str) -> Command | None:
     """体温 36.6 / 今日体温36.5℃ / 测温 36.7 / 体温 王明 36.6."""
+    text = fold_health(text)
     m = _TEMP_KEYWORD.match(text)
     if m is None:
         return None
@@ -73,6 +74,7 @@ def _parse_temperature(text: str) -> Command | None:
 
 def _parse_named_temperature(text: str) -> Command | None:
     """王明 体温36.6: a landlord reporting for a named tenant."""
+    text = fold_health(text)
     m = _TEMP_NAME_FIRST.match(text)
     if m is None or not is_name(m.group("name")):
         return None
@@ -82,7 +84,83 @@ def _parse_named_temperature(text: str) -> Command | None:
 
 
 
+# --- any other health report -------------------------------------------------------------------
+
+# Traditional characters and the variants phones produce (體溫, 体溫, 發燒).
+_TRADITIONAL = str.maketrans("體溫發燒熱測", "体温发烧热测")
+_HEALTH_WORD = re.compile(r"体温|测温|发烧|发热|低烧|高烧|有点烧|烧到|咳嗽")
+_FEVER_WORD = re.compile(r"发烧|发热|低烧|高烧|有点烧|烧到|烧得")
+# 没有发烧, 不发热, 未发烧, 无发热, 退烧了: the writer says there is no fever.
+_DENIED = re.compile(r"(?:没有|没|不|未|无|否|退)(?:再)?(?:发烧|发热|烧)")
+_QUESTION = re.compile(r"\?|吗|么|是不是|算不算|多少|几度|怎么办|怎么|要不要|正常不")
+_CN_DIGIT = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6,
+             "七": 7, "八": 8, "九": 9}
+# 36.5 / 36,5 / 36。5 / 37度5 / 38 度 / 38℃ (34–43: what a thermometer can show).
+_READING = re.compile(
+    r"(?<![0-9.,])(?P<int>3[4-9]|4[0-3])"
+    r"(?:(?:\.|。|,(?=[0-9](?![0-9.])))(?P<frac>[0-9]{1,2})|\s*(?P<unit>" + UNIT[3:-1] +
+    r")(?:(?P<frac2>[0-9])(?![0-9.]))?)?(?![0-9])",
+    re.ASCII,
+)
+# 三十六度五, 三十七点八, 三十八度, 四十度.
+_CN_READING = re.compile(
+    r"(?P<tens>三|四)十(?P<units>[零一二三四五六七八九])?"
+    r"(?:(?P<mark>度|点)(?P<frac>[零一二三四五六七八九])?)?"
+)
+_NAME_RUN = re.compile(f"(?:^|(?<=[\\s,:;!?.]))(?P<name>[{HAN}·]{{2,8}})(?:今日|今天)?体温")
+_NAME_AFTER = re.compile(f"体温\\s*(?P<name>[{HAN}·]{{2,8}})(?=\\s|[0-9])")
+
+
+def fold_health(text: str) -> str:
+    """體溫 -> 体温: one spelling of the health words."""
+    return text.translate(_TRADITIONAL)
+
+
+def _readings(text: str) -> list[float]:
+    """Every plausible temperature in the text, however it is written."""
+    found: list[float] = []
+    for m in _READING.finditer(text):
+        frac = m.group("frac") or m.group("frac2")
+        if m.group("unit") is None and not _HEALTH_WORD.search(text):
+            continue  # a bare 38 or 36.5 is a room, an age, a price
+        found.append(float(f"{m.group('int')}.{frac or 0}"))
+    for m in _CN_READING.finditer(text):
+        units = _CN_DIGIT[m.group("units")] if m.group("units") else 0
+        whole = (3 if m.group("tens") == "三" else 4) * 10 + units
+        if m.group("mark") != "度" and not _HEALTH_WORD.search(text):
+            continue
+        frac = _CN_DIGIT[m.group("frac")] if m.group("frac") else 0
+        found.append(whole + frac / 10)
+    return [v for v in found if is_valid_temperature(v)]
+
+
+def _named(text: str) -> str | None:
+    """A tenant's name written right before or after 体温 (王明体温37.8, 体温 王明 37.8)."""
+    for pattern in (_NAME_RUN, _NAME_AFTER):
+        m = pattern.search(text)
+        if m is not None and is_name(m.group("name")):
+            return m.group("name")
+    return None
+
+
+def _parse_health(text: str) -> Command | None:
+    """Any message about a temperature or a fever: a sure reading, or a mention to answer."""
+    text = fold_health(text)
+    readings = _readings(text)
+    if not readings and not _HEALTH_WORD.search(text):
+        return None
+    name = _named(text)
+    question = _QUESTION.search(text) is not None
+    # A reading is sure when it is the only one, stated (not asked) as a temperature or a fever.
+    sure = _HEALTH_WORD.search(text) is not None and not question
+    if len(set(readings)) == 1 and sure:
+        return Temperature(value=readings[0], name=name)
+    fever = bool(_FEVER_WORD.search(_DENIED.sub("", text))) and not question
+    return HealthMention(value=max(readings) if readings else None, name=name, fever=fever)
+
+
 STEPS = (
     Step(70, on_plain(_parse_temperature)),
     Step(910, on_plain(_parse_named_temperature)),
+    Step(990, on_plain(_parse_health)),
 )

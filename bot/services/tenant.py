@@ -199,6 +199,20 @@ async def _add_reading(
     return True
 
 
+async def report_possible_fever(
+    session: AsyncSession, *, node: Node, name: str, value: float | None, now: datetime,
+    zone: ZoneInfo,
+) -> None:
+    """A fever said but not read for sure: the team's group (tier 4) is told to check."""
+    if node.parent_id is None:
+        return
+    await outbox.queue_to_node(
+        session, node_id=node.parent_id, source="fever", now=now,
+        text=texts.Tenant.MAYBE_FEVER_TO_TEAM.format(
+            node=node.name, name=pii.mask_name(name), when=local_datetime(now, zone),
+            value=texts.Tenant.MAYBE_FEVER_VALUE.format(value=value) if value else ""))
+
+
 @dataclass(frozen=True, slots=True)
 class ReadingResult:
     """A stored reading and whether it raised a fever flag."""

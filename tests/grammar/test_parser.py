@@ -13,6 +13,7 @@ from bot.grammar import (
     BindGroup,
     BindPerson,
     Command,
+    HealthMention,
     Help,
     LandlordReport,
     MyTenants,
@@ -190,8 +191,6 @@ CHATTER = [
     "[图片]",
     "我回来了吗",
     "已返回的租客请尽快登记",
-    "体温正常",
-    "体温多少算发烧?",
     "绑定好了吗",
     "我的租客都回来了",
     "帮助一下老人",
@@ -227,6 +226,26 @@ def test_wrong(text: str, command: str, fragment: str) -> None:
 def test_chatter(text: str) -> None:
     """Chatter is not a command."""
     assert run(text) is None
+
+
+# Health words were chatter until the never-ignore-a-fever rule (issue 11): in a tier-5 group
+# they are answered (a hint, or the landlord and team told of a possible fever).
+HEALTH_MENTIONS = [
+    ("体温正常", HealthMention()),
+    ("体温多少算发烧?", HealthMention()),
+    ("每天8点测体温", HealthMention()),
+    ("每天早上8点通知大家测温", HealthMention()),
+    ("我发烧了", HealthMention(fever=True)),
+    ("没有发烧", HealthMention()),
+    ("今天38度好热", HealthMention(value=38.0)),
+    ("体温37.3算发烧吗", HealthMention(value=37.3)),
+    ("体温36.5 昨天37.8", HealthMention(value=37.8)),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), HEALTH_MENTIONS)
+def test_health_words_are_never_chatter(text: str, expected: Command) -> None:
+    assert run(text) == expected
 
 
 @pytest.mark.parametrize("text", ["收到", "收到!", "收到！"])
