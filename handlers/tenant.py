@@ -46,7 +46,8 @@ async def on_tenant_return(cmd: TenantReturn, ctx: Context) -> Reply:
     else:
         text = texts.Tenant.RETURN_OK.format(
             name=name, origin=result.stay.origin or texts.Tenant.ORIGIN_UNKNOWN,
-            arrived=tenant.local_datetime(result.stay.arrived_at, ctx.zone), until=until)
+            arrived=tenant.arrival_text(cmd.arrival, result.stay.arrived_at, ctx.zone),
+            until=until)
     if cmd.temperature is not None:
         text += texts.Tenant.RETURN_OK_TEMPERATURE.format(value=cmd.temperature)
     if result.fever:

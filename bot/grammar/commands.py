@@ -42,6 +42,7 @@ __all__ = [
     "When",
 ]
 
+DayPeriod = Literal["凌晨", "早上", "上午", "中午", "下午", "傍晚", "晚上", "夜里", "半夜"]
 ReportKind = Literal["disinfect", "errand", "violation", "mediation"]
 
 _CODE_PATTERN = r"^[A-Z0-9]{4,12}$"
@@ -84,6 +85,8 @@ class Arrival(BaseModel):
     hour: int | None = Field(default=None, ge=0, le=23)
     minute: int | None = Field(default=None, ge=0, le=59)
     days_ago: int | None = Field(default=None, ge=0, le=2)
+    # 晚上, 凌晨 …: a part of the day given without an hour (shown as written, never 00:00).
+    period: DayPeriod | None = None
 
 
 class TenantReturn(Command):

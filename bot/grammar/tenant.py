@@ -61,8 +61,18 @@ _RETURN_TEMP = re.compile(
 
 _NAME_PREFIXES = by_length(
     "姓名", "名字", "租客", "房客", "我是", "本人", "我已经", "我已", "我刚", "我", "刚刚", "刚",
-    "已经", "已",
+    "已经", "已", "我叫", "名叫", "叫做", "本人是",
 )
+# 201的, 3楼的, 302室: where someone lives, said before their name (我是201的租客小王).
+_FLAT_PREFIX = re.compile(r"^[0-9A-Za-z]{1,5}(?:室|号|房|楼|栋|幢)?的?")
+# Greetings are never a name: 各位好, 大家好, 您好, 房东早上好.
+_GREETING = re.compile(
+    r"(?:各位|大家|诸位|你们|您|你|房东|老板|领导|群主)(?:早上|上午|中午|下午|晚上)?好(?:啊|呀|哦)?"
+)
+# 来源地 河南许昌, 老家 安徽: a label written apart from its place.
+_ORIGIN_LABEL = re.compile(r"(来自|来源地|来源|出发地|始发地|籍贯|老家是|老家在|老家)\s+(?=\S)")
+# 安徽阜阳的, 长沙那边, 河南许昌啊: what people put after a place.
+_ORIGIN_TAIL = re.compile(r"(?:那边|那里|这边|的|了|啊|呀|哦|吧)+$")
 _FILLERS = frozenset({
     "电话", "手机", "手机号", "联系电话", "身份证", "身份证号", "体温", "测温", "温度", "到达",
     "抵达", "到", "时间", "到达时间", "抵达时间", "返回时间", "了", "回来", "回来了", "返回",
@@ -122,9 +132,12 @@ def _take_mobile(work: str, f: _Fields) -> str:
         if is_mobile(digits):
             f.mobile = digits
         else:
-            f.problems.append("mobile_invalid")
+            f.problems.append("mobile_not_mobile" if len(digits) == 11 else "mobile_invalid")
         return _cut(work, m)
-    if _LONG_NUMBER.search(work) or _MOBILE_LABEL.search(work):
+    long = _LONG_NUMBER.search(work)
+    if long is not None and len(long.group()) == 11:
+        f.problems.append("mobile_not_mobile")  # 23812345678 has 11 digits, but is no mobile
+    elif long is not None or _MOBILE_LABEL.search(work):
         f.problems.append("mobile_invalid")
     else:
         f.problems.append("mobile_missing")
@@ -162,7 +175,7 @@ def _take_arrival(work: str, f: _Fields) -> str:
 
 
 def _strip_name_prefix(token: str) -> str:
-    """Drop words like 姓名 / 租客 / 我是 that people put before a name or a place."""
+    """Drop words like 姓名 / 租客 / 我是 / 201的 that people put before a name or a place."""
     changed = True
     while changed:
         changed = False
@@ -171,6 +184,10 @@ def _strip_name_prefix(token: str) -> str:
                 token = token[len(prefix):]
                 changed = True
                 break
+        flat = _FLAT_PREFIX.match(token)
+        if flat is not None and flat.end() and flat.end() < len(token):
+            token = token[flat.end():]
+            changed = True
     return token
 
 
@@ -180,7 +197,7 @@ def _marked_origin(token: str) -> tuple[str, bool] | None:
         m = pattern.fullmatch(token)
         if m is None:
             continue
-        place = m.group("o")
+        place = _ORIGIN_TAIL.sub("", m.group("o"))
         if is_place(place) and place not in _FILLERS:
             # 长沙回来 and 王明回来 look alike; only a 来自/从 marker or a clear place is sure.
             sure = pattern is not _ORIGIN_MARKED[1] or looks_like_place(place)
@@ -218,7 +235,7 @@ def parse_return_args(
 ) -> Command | None:
     """Name, mobile, origin, arrival, temperature and ID of a return, in any order."""
     f = _Fields()
-    work = f" {rest} "
+    work = _ORIGIN_LABEL.sub(r"\1", _GREETING.sub(" ", f" {rest} "))
     work = _take_id(work, f)
     work = _take_mobile(work, f)
     work = _take_temperature(work, f)

@@ -23,6 +23,10 @@ ARRIVAL = re.compile(
     re.ASCII,
 )
 DAYS_AGO = {"今": 0, "昨": 1, "前": 2}
+# The parts of a day, in the words replies use (夜间 reads 夜里, 晚 reads 晚上).
+PERIODS = {"凌晨": "凌晨", "清晨": "早上", "早上": "早上", "早晨": "早上", "上午": "上午",
+           "中午": "中午", "下午": "下午", "傍晚": "傍晚", "晚上": "晚上", "晚": "晚上",
+           "夜里": "夜里", "夜间": "夜里", "半夜": "半夜"}
 EVENING = frozenset({"下午", "傍晚", "晚上", "晚"})
 
 def arrival_from(m: re.Match[str]) -> Arrival | None:
@@ -54,6 +58,8 @@ def arrival_from(m: re.Match[str]) -> Arrival | None:
         "hour": hour,
         "minute": minute,
         "days_ago": days_ago,
+        # 昨天晚上 with no hour: the part of the day is all that is known, and is kept.
+        "period": PERIODS.get(period) if period and hour is None else None,
     }
     if values["month"] and values["day"]:
         try:

@@ -13,7 +13,7 @@ USAGE: Final[dict[str, str]] = {
     "BindGroup": "格式：绑定群 绑定码，例：绑定群 A7K2Q9",
     "TenantReturn": (
         "格式：租客返回 姓名 手机号 来自哪里 [到达时间] [体温]，"
-        "例：租客返回 王明 13800138000 来自湖南长沙 2月20日凌晨4点 体温36.5"
+        "例：租客返回 王明 13800000000 来自湖南长沙 2月20日凌晨4点 体温36.5"
     ),
     "Temperature": "格式：体温 36.5（房东代报：体温 王明 36.5）",
     "LandlordReport": (
@@ -54,8 +54,9 @@ REPORT_KIND_LABELS: Final[dict[str, str]] = {
 }
 
 PROBLEMS: Final[dict[str, str]] = {
-    "mobile_missing": "缺少手机号，手机号应为11位，例如13800138000",
-    "mobile_invalid": "手机号应为11位，例如13800138000",
+    "mobile_missing": "缺少手机号，手机号应为11位，例如13800000000",
+    "mobile_invalid": "手机号应为11位，例如13800000000",
+    "mobile_not_mobile": "这不是手机号（手机号以13到19开头），请核对后重发",
     "id_invalid": "身份证号不正确，应为18位且校验位正确",
     "temperature_missing": "缺少体温数值",
     "temperature_range": "体温应在34.0到43.0℃之间",

@@ -32,6 +32,18 @@ def local_datetime(value: datetime, zone: ZoneInfo) -> str:
                                         minute=local.minute)
 
 
+# The hour a part of the day stands for when no hour was written (昨天晚上 -> 20:00).
+PERIOD_HOURS = {"凌晨": 3, "早上": 7, "上午": 9, "中午": 12, "下午": 15, "傍晚": 18,
+                "晚上": 20, "夜里": 22, "半夜": 0}
+
+
+def arrival_text(arrival: Arrival | None, arrived_at: datetime, zone: ZoneInfo) -> str:
+    """'2月20日晚上' when only the part of the day is known, else the date and time."""
+    if arrival is not None and arrival.hour is None and arrival.period is not None:
+        return local_date(arrived_at, zone) + arrival.period
+    return local_datetime(arrived_at, zone)
+
+
 def resolve_arrival(arrival: Arrival | None, *, now: datetime, zone: ZoneInfo) -> datetime:
     """Turn what the user wrote ('2月20日凌晨4点', '昨晚10点') into a time, checked against now."""
     if arrival is None:
@@ -54,6 +66,10 @@ def resolve_arrival(arrival: Arrival | None, *, now: datetime, zone: ZoneInfo) -
             day = today
         if arrival.hour is not None:
             moment = datetime.combine(day, time(arrival.hour, arrival.minute or 0), zone)
+        elif arrival.period is not None:
+            moment = datetime.combine(day, time(PERIOD_HOURS[arrival.period], 0), zone)
+            # 今天中午到, written in the morning: today, no later than now.
+            return min(moment, now) if day == today else moment
         elif day == today:
             return now
         else:

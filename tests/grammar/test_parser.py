@@ -158,9 +158,11 @@ RIGHT: list[tuple[str, Command]] = [
 WRONG: list[tuple[str, str, str]] = [
     ("我回来了", "TenantReturn", "手机号应为11位"),
     ("我回来了!", "TenantReturn", "格式：租客返回"),
-    ("租客返回 王明 湖南长沙", "TenantReturn", "手机号应为11位，例如13800138000"),
+    ("租客返回 王明 湖南长沙", "TenantReturn", "手机号应为11位，例如13800000000"),
     ("租客返回 王明 1380013800 湖南长沙", "TenantReturn", "手机号应为11位"),
-    ("租客返回 王明 12800138000 湖南长沙", "TenantReturn", "手机号应为11位"),
+    # 11 digits that no mobile starts with: "not a mobile number", not "must be 11 digits".
+    ("租客返回 王明 12800138000 湖南长沙", "TenantReturn", "这不是手机号"),
+    ("租客返回 王五 23812345678 来自湖南长沙", "TenantReturn", "这不是手机号"),
     ("租客返回 王明 电话 138001380001 湖南长沙", "TenantReturn", "手机号应为11位"),
     ("租客返回 王明 13800138000", "TenantReturn", "缺少来自哪里"),
     ("租客返回 王明 13800138000 湖南长沙 体温45", "TenantReturn", "体温应在34.0到43.0℃之间"),
