@@ -22,7 +22,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from bot import texts
 from bot.config import Settings
 from bot.domain import HeldRole, UserError
-from bot.grammar import Command, ParseError, normalise, parse, restore_cjk_punctuation
+from bot.grammar import Command, ParseError, as_written, normalise, parse
 from bot.router import Context, Dispatcher, Reply
 from bot.services import chain, people
 from bot.services.notice import digest, echo_body
@@ -65,7 +65,8 @@ def preparse(message: IncomingMessage, bot_names: Sequence[str]) -> Parsed | Non
         return Parsed(message, None, exc)
     if command is None:
         return None
-    prose = {name: restore_cjk_punctuation(value) for name in PROSE_FIELDS
+    kept = normalise(message.text, bot_names=bot_names, keep_punctuation=True)
+    prose = {name: as_written(value, parsed=text, kept=kept) for name in PROSE_FIELDS
              if isinstance(value := getattr(command, name, None), str)}
     return Parsed(message, command.model_copy(update=prose) if prose else command, None)
 

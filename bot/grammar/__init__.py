@@ -33,11 +33,12 @@ from bot.grammar.commands import (
     Verify,
     When,
 )
-from bot.grammar.normalise import normalise, restore_cjk_punctuation
+from bot.grammar.normalise import as_written, normalise, restore_cjk_punctuation
 from bot.grammar.parser import ParseError, parse
 from bot.grammar.usage import PROBLEMS, REPORT_KIND_LABELS, USAGE, hint, usage
 
 __all__ = [
+    "as_written",
     "COMMANDS",
     "PROBLEMS",
     "REPORT_KIND_LABELS",

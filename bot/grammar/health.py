@@ -42,9 +42,9 @@ def parse_temperature_args(rest: str, apart: bool, name: str | None) -> Command 
     """[name] 36.6 [度], after a temperature keyword."""
     m = _TEMP_VALUE.search(rest)
     if m is None:
-        if apart:
-            raise ParseError.of("Temperature", "temperature_missing")
-        return None  # 体温正常, 体温多少算发烧
+        if apart and (not rest or is_name(rest)):
+            raise ParseError.of("Temperature", "temperature_missing")  # 体温, 体温 王明
+        return None  # 体温正常, 体温三十六度五: the health step reads those
     before = rest[: m.start()].strip(STRIP)
     after = rest[m.end():].strip(STRIP)
     if before:
@@ -79,6 +79,8 @@ def _parse_named_temperature(text: str) -> Command | None:
     if m is None or not is_name(m.group("name")):
         return None
     rest = text[m.end():]
+    if not rest.strip(STRIP):
+        return None  # 那个体温: the health step answers it
     apart = not rest or rest[0] in SEPARATORS or (rest[0].isascii() and rest[0].isalnum())
     return parse_temperature_args(rest.strip(STRIP), apart, m.group("name"))
 
@@ -88,7 +90,7 @@ def _parse_named_temperature(text: str) -> Command | None:
 
 # Traditional characters and the variants phones produce (體溫, 体溫, 發燒).
 _TRADITIONAL = str.maketrans("體溫發燒熱測", "体温发烧热测")
-_HEALTH_WORD = re.compile(r"体温|测温|发烧|发热|低烧|高烧|有点烧|烧到|咳嗽")
+_HEALTH_WORD = re.compile(r"体温|测温|发烧|发热|低烧|高烧|有点烧|烧到|退烧|咳嗽")
 _FEVER_WORD = re.compile(r"发烧|发热|低烧|高烧|有点烧|烧到|烧得")
 # 没有发烧, 不发热, 未发烧, 无发热, 退烧了: the writer says there is no fever.
 _DENIED = re.compile(r"(?:没有|没|不|未|无|否|退)(?:再)?(?:发烧|发热|烧)")

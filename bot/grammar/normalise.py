@@ -6,7 +6,7 @@ import re
 import unicodedata
 from collections.abc import Iterable
 
-__all__ = ["normalise", "restore_cjk_punctuation"]
+__all__ = ["as_written", "normalise", "restore_cjk_punctuation"]
 
 # WeChat renders a reply that quotes a message as the quote, a line of spaced dashes, then the
 # reply (some clients put the quote last); only the sender's own words are a command.
@@ -38,10 +38,21 @@ def _notice_tag(text: str) -> str:
     return f"【{m.group('urgent') or ''}通知#{int(m.group('id'))}】"
 
 
-def _fold(text: str) -> str:
+# Chinese punctuation a writer types; kept as typed when asked (keep_punctuation=True).
+_PUNCTUATION = "，、：；！？（）"
+_HIDE = {ord(c): chr(0xE000 + i) for i, c in enumerate(_PUNCTUATION)}
+_SHOW = {ord(chr(0xE000 + i)): c for i, c in enumerate(_PUNCTUATION)}
+
+
+def _fold(text: str, keep_punctuation: bool = False) -> str:
     """Half-width, visible characters only, single spaces."""
-    # NFKC folds full-width letters, digits and ：，？ and turns WeChat's U+2005 into a space.
-    text = unicodedata.normalize("NFKC", _INVISIBLE.sub("", text)).replace("、", ",")
+    text = _INVISIBLE.sub("", text)
+    if keep_punctuation:
+        # Each mark becomes one private-use character and back, so both forms align.
+        text = unicodedata.normalize("NFKC", text.translate(_HIDE)).translate(_SHOW)
+    else:
+        # NFKC folds full-width letters, digits and ：，？ and turns WeChat's U+2005 into a space.
+        text = unicodedata.normalize("NFKC", text).replace("、", ",")
     return _SPACES.sub(" ", text).strip()
 
 
@@ -61,8 +72,11 @@ def _strip_mentions(text: str, names: list[str]) -> str:
     return text
 
 
-def normalise(text: str, *, bot_names: Iterable[str] = ()) -> str:
+def normalise(text: str, *, bot_names: Iterable[str] = (), keep_punctuation: bool = False) -> str:
     """Return text in the one form the parser reads (half-width, single spaces, no quote).
+
+    keep_punctuation=True keeps the Chinese punctuation as typed, character for character in
+    step with the parser's form, so free text can be taken back as written (see as_written).
 
     A reply that quotes a tagged notice (【通知#27】) keeps the tag at its end, so 收到 under a
     quoted notice reads 收到 【通知#27】 and acknowledges that notice.
@@ -70,7 +84,7 @@ def normalise(text: str, *, bot_names: Iterable[str] = ()) -> str:
     if not text:
         return ""
     reply, quote = _drop_quote(text)
-    text = _fold(reply)
+    text = _fold(reply, keep_punctuation)
     names = sorted(
         {n for n in (_SPACES.sub(" ", unicodedata.normalize("NFKC", b)).strip()
                      for b in bot_names if b) if n},
@@ -97,3 +111,13 @@ _CJK_PUNCT = re.compile(rf"(?<=[{_CJK}])[,:;!?]|[,:;!?](?=[{_CJK}])")
 def restore_cjk_punctuation(text: str) -> str:
     """'消毒,并回复' -> '消毒，并回复'; ASCII punctuation between digits or Latin stays."""
     return _CJK_PUNCT.sub(lambda m: _ASCII_TO_FULL[m.group(0)], text)
+
+
+def as_written(value: str, *, parsed: str, kept: str) -> str:
+    """Free text the parser took from `parsed`, with the writer's own punctuation from `kept`
+    (normalise(..., keep_punctuation=True) of the same message); '、' stays '、'."""
+    if len(parsed) == len(kept):
+        start = parsed.find(value)
+        if start >= 0:
+            value = kept[start:start + len(value)]
+    return restore_cjk_punctuation(value)

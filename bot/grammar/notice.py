@@ -19,6 +19,7 @@ from bot.grammar.core import (
     CN_NUMBER,
     DIGIT,
     END_PUNCT,
+    QUESTION,
     TEXT_SEPARATORS,
     ParseError,
     Step,
@@ -56,8 +57,11 @@ _ACK_VERB = (
 )
 _ACK_PASS_ON = r"(?:通知|转发|传达|转达|转告)"  # alone (收到通知) it is news, not a promise
 _ACK_OBJECT = (
-    r"(?:租客|房客|房东|大家|各户|住户|商户|下去|到位|到户|到人|任务|好|了)"
+    r"给?(?:各|所有|全体|每个|每位|全部)?"
+    r"(?:租客|房客|房东|大家|各户|住户|商户|户|人员|下去|到位|到户|到人|任务|好|了)"
 )
+# 已转发, 已通知到位, 都已经传达了: passing a notice on is itself the acknowledgement.
+_ACK_DONE = r"(?:都|全部)?(?:已经|已)(?:全部|都)?(?:转发|通知|传达|转达|转告)"
 _ACK_PROMISE = (
     f"(?:{_ACK_ADVERB}*{_ACK_VERB}{_ACK_OBJECT}*|{_ACK_ADVERB}+{_ACK_PASS_ON}{_ACK_OBJECT}*"
     f"|{_ACK_ADVERB}*{_ACK_PASS_ON}{_ACK_OBJECT}+|{_ACK_ADVERB}+)"
@@ -73,7 +77,7 @@ _ACK = re.compile(
     r"(?:@\S+ )*+"  # a reply often mentions the commander who sent the notice
     r"(?:(?:【(?:紧急)?通知#(?P<p1>[0-9]{1,9})】|通知#?(?P<p2>[0-9]{1,9})|#?(?P<p3>[0-9]{1,9}))"
     + _ACK_GAP + ")?"
-    + _ACK_WORD
+    + f"(?:{_ACK_WORD}|{_ACK_DONE}{_ACK_OBJECT}*)"
     + f"(?:{_ACK_GAP}(?>{_ACK_TAIL_ITEM}))*+{_ACK_GAP}"
     + r"(?: @[^\s@]+)*",  # or mentions them after it
     re.IGNORECASE,
@@ -149,6 +153,9 @@ _NOTICE_HEAD = re.compile(
 )
 
 
+_NOTICE_GLUED = re.compile(r"(?:紧急)?通知(?:大家|各位|所有|全体|各)")
+
+
 def _notice_body(rest: str, command: str) -> tuple[int | None, str]:
     """[到3级] 内容 after a notice keyword: (down_to_tier, text); ParseError if no content."""
     rest = rest.lstrip(TEXT_SEPARATORS)
@@ -169,6 +176,9 @@ def _parse_notice(text: str) -> Command | None:
     """通知 [到3级] 内容 / 紧急通知 … / 预览 通知 … ; 通知书, 通知了吗, 通知大家 are chatter."""
     m = _NOTICE_HEAD.match(text)
     if m is None:
+        if _NOTICE_GLUED.match(text) and not QUESTION.search(text):
+            # 通知大家明天降温: a notice with its content glued on; say how to send it.
+            raise ParseError.of("SendNotice", "notice_glued")
         return None
     tier, body = _notice_body(text[m.end():], "SendNotice")
     return build(

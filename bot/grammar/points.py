@@ -34,7 +34,13 @@ from bot.grammar.core import (
 # --- the landlords' 12-point system ----------------------------------------------------------
 
 _PENDING_CHECKS = re.compile(r"(?:待核查|待审核|待核实)(?:列表|事项)?" + END_PUNCT)
-_SCORE = re.compile(r"(?:我的积分|查积分|查询积分|积分查询|积分)" + END_PUNCT)
+_SCORE = re.compile(
+    r"(?:我的积分|查积分|查询积分|积分查询|查一下积分|查下积分"
+    # 我现在积分多少, 积分多少, 我有多少积分, 我的分数是多少
+    r"|(?:我|我的|我现在|我现在的|现在|目前|我目前)?(?:积分|分数)(?:是|有|还有)?(?:多少分?|几分)(?:了|呢|啊)?"
+    r"|我(?:现在|目前)?(?:有|还有)多少(?:积分|分)(?:了|呢|啊)?"
+    r"|积分)" + END_PUNCT
+)
 _SCORE_HISTORY = re.compile(r"(?:我的)?(?:积分明细|积分记录)" + END_PUNCT)
 _REWARD = re.compile(r"(?:我的奖励|查奖励|奖励)" + END_PUNCT)
 _GOOD_PERSON = re.compile(r"(?:好人候选名单|好人候选人|好人候选)" + END_PUNCT)

@@ -5,7 +5,16 @@ from __future__ import annotations
 import re
 
 from bot.grammar.commands import Command, LandlordReport, ReportKind
-from bot.grammar.core import END_PUNCT, SEPARATORS, STRIP, ParseError, Step, keyword, on_plain
+from bot.grammar.core import (
+    END_PUNCT,
+    SEPARATORS,
+    STRIP,
+    ParseError,
+    Step,
+    fuzzy_keyword,
+    keyword,
+    on_plain,
+)
 from bot.grammar.health import parse_temperature_args
 from bot.grammar.tenant import parse_return_args
 
@@ -32,9 +41,17 @@ _REPORT_WORDS: tuple[tuple[str, str], ...] = tuple(
         reverse=True,
     )
 )
+_DONE_TODAY = r"(?:今天|今日|今早|上午|下午|刚刚|刚才|刚)?"
+_PLACES = r"(?:楼道|楼梯|走廊|公共区域|公共部位|房间|出租房|全部|都|也)*"
 _DISINFECTED = re.compile(
-    r"(?:今天|今日)?(?:已消毒|消毒已完成|已完成消毒|消毒完成|已消杀|消杀已完成)" + END_PUNCT
+    _DONE_TODAY + _PLACES
+    + r"(?:(?:已经|已)(?:全部|都)?(?:完成)?(?:消毒|消杀)(?:完成|完毕|好|过)?了?"
+    r"|(?:消毒|消杀)(?:已经|已)?(?:完成|完毕|好)了?)" + END_PUNCT
 )
+# Polite words between 房东上报 and what is reported (房东上报一下, 房东上报个情况).
+_POLITE = re.compile(r"^(?:一下|下|个情况|情况)\s*[,:]?\s*")
+_KINDS_ANYWHERE = tuple((w, k) for w, k in _REPORT_WORDS
+                        if k in ("disinfect", "errand", "violation", "mediation"))
 
 
 def _report_args(rest: str, *, landlord: bool) -> Command | None:
@@ -56,15 +73,21 @@ def _report_args(rest: str, *, landlord: bool) -> Command | None:
         report_kind: ReportKind = kind  # type: ignore[assignment]
         return LandlordReport(kind=report_kind, detail=detail)
     if landlord:
+        # 房东上报一下今天楼道已经全部消毒了: the kind inside a sentence, which is the detail.
+        hits = [(rest.find(w), -len(w), k) for w, k in _KINDS_ANYWHERE if w in rest]
+        if hits:
+            _, _, kind = min(hits)
+            found_kind: ReportKind = kind  # type: ignore[assignment]
+            return LandlordReport(kind=found_kind, detail=rest.strip(STRIP))
         raise ParseError.of("LandlordReport", "kind_unknown")
     return None
 
 
 def _parse_report(text: str) -> Command | None:
     """房东上报 <kind> [说明], the short 上报<kind>, and 消毒已完成."""
-    found = keyword(text, ("房东上报",))
+    found = fuzzy_keyword(text, ("房东上报",))
     if found is not None:
-        return _report_args(found[0], landlord=True)
+        return _report_args(_POLITE.sub("", found[0]), landlord=True)
     found = keyword(text, ("上报",))
     if found is not None:
         return _report_args(found[0], landlord=False)

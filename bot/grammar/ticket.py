@@ -7,6 +7,7 @@ import re
 from bot.grammar.commands import Answer, Command, Feedback, Todo
 from bot.grammar.core import (
     END_PUNCT,
+    QUESTION,
     STRIP,
     TEXT_SEPARATORS,
     ParseError,
@@ -24,22 +25,38 @@ from bot.grammar.core import (
 _TODO = re.compile(r"(?:我的|查看|查询)?(?:待办事项|待办|待处理|待回复)" + END_PUNCT)
 
 
+# 我想反馈一下…, 问题反馈：…, 反馈一下：…, 反映个问题: the polite ways to start a feedback.
+_FEEDBACK_HEAD = re.compile(
+    r"(?:我想|我要|想|我|麻烦|请)?(?:问题|情况)?(?:反馈|反映)(?:个问题|一个问题|一下|下)?"
+)
+
+
 def _parse_feedback(text: str) -> Command | None:
-    """反馈 内容 / 反馈：内容 (反馈一下 is chatter)."""
-    found = keyword(text, ("反馈",))
-    if found is None:
+    """反馈 内容 / 反馈：内容 / 我想反馈一下… / 问题反馈：… (反馈给社区了 is chatter)."""
+    m = _FEEDBACK_HEAD.match(text)
+    if m is None:
         return None
-    _, apart = found
-    if not apart:
-        return None  # 反馈一下, 反馈给社区了
-    body = text[2:].lstrip(TEXT_SEPARATORS).strip()
+    head, rest = m.group(), text[m.end():]
+    bare = head in ("反馈", "反映")
+    if rest.startswith(("给", "了", "过", "的")) or (QUESTION.search(text) and not bare):
+        return None  # 反馈给社区了, 反馈了吗
+    if head == "反映" and rest[:1] not in TEXT_SEPARATORS:
+        return None  # 反映很好
+    if bare and rest and rest[0] not in TEXT_SEPARATORS and not rest.startswith(("一下", "下")):
+        return None  # 反馈意见很好: the word inside a sentence
+    body = rest.lstrip(TEXT_SEPARATORS).strip()
     if not any(c.isalnum() for c in body):
         raise ParseError.of("Feedback", "feedback_missing")
     return build(Feedback, text=body)
 
 
+_REPLY = re.compile(r"回复\s*#?\s*[0-9]{1,9}(?![0-9])\s*[,:]?\s*\S")
+
+
 def _parse_answer(text: str) -> Command | None:
-    """答复 12 内容 / 答复#12 内容."""
+    """答复 12 内容 / 答复#12 内容 / 回复 12 内容 (回复 needs the number and the answer)."""
+    if _REPLY.match(text):
+        text = "答复" + text[2:]
     found = keyword(text, ("答复",))
     if found is None:
         return None

@@ -70,6 +70,7 @@ PROBLEMS: Final[dict[str, str]] = {
     "invalid": "格式不正确",
     "number_invalid": "编号应为正整数",
     "notice_text_missing": "缺少通知内容",
+    "notice_glued": "如要发通知，请在“通知”后空一格再写内容",
     "tier_range": "层级应为1到5级，例如：到3级",
     "time_missing": "缺少时间，例如：明天8:00、每天18点",
     "time_invalid": "时间不正确：小时应为0到23，分钟应为0到59，例如：晚上8点、20:00",

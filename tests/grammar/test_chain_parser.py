@@ -68,6 +68,13 @@ def points(target: str, n: int, reason: str) -> AdjustPoints:
 
 
 RIGHT: list[tuple[str, Command]] = [
+    # Issue 11: 回复 with a number and an answer is 答复 (回复1 alone stays an acknowledgement).
+    ("回复 12 已安排电工明天上门", Answer(ticket_id=12, text="已安排电工明天上门")),
+    ("已转发", Ack()),
+    ("已通知到位", Ack()),
+    ("收到，已通知所有租客", Ack()),
+    ("好的，收到！马上通知各商户", Ack()),
+    ("[强][强]收到，马上落实", Ack()),
     # --- sending notices
     ("通知 请各房东今日完成楼道消毒", notice("请各房东今日完成楼道消毒")),
     ("通知：明天上午9点起全楼停水，请提前储水", notice("明天上午9点起全楼停水,请提前储水")),
@@ -227,6 +234,9 @@ RIGHT: list[tuple[str, Command]] = [
 ]
 
 WRONG: list[tuple[str, str, str]] = [
+    # Issue 11: what starts like a command gets a hint, never silence.
+    ("通知大家一下，明天停水", "SendNotice", "空一格"),
+    ("反馈一下", "Feedback", "请写明反馈内容"),
     ("通知", "SendNotice", "缺少通知内容"),
     ("通知：", "SendNotice", "格式：通知 [到3级|节点名|群类型] 内容"),
     ("通知 到3级", "SendNotice", "缺少通知内容"),
@@ -276,7 +286,6 @@ WRONG: list[tuple[str, str, str]] = [
 
 CHATTER = [
     # notices
-    "通知大家一下，明天停水",
     "通知书",
     "通知了吗",
     "收到通知",
@@ -314,9 +323,7 @@ CHATTER = [
     "每天都要消毒",
     "取消定时了吗",
     # up the chain
-    "反馈一下",
     "反馈给社区了",
-    "回复 12 已安排电工明天上门",
     "答复了吗",
     "待办的事情很多",
     # points

@@ -1,0 +1,153 @@
+"""Properties of understanding (issue 11): health reports are never ignored, commands are
+recognised as people write them, chatter is never a command."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bot.grammar import (
+    Ack,
+    Command,
+    HealthMention,
+    LandlordReport,
+    ParseError,
+    Score,
+    Temperature,
+    parse,
+)
+
+FEVER_THRESHOLD = 37.3  # the default (tenants.fever_threshold)
+
+_EMOJI = st.sampled_from(["😷", "😰", "👍", "✅", "🙏", "[强]", "[流泪]", "[呲牙]", "[抱拳]",
+                          "[微笑]", "🤒", "❤️"])
+_decoration = st.lists(_EMOJI, max_size=3).map("".join)
+_KEYWORD = st.sampled_from(["体温", "体溫", "體溫", "今天体温", "今日体温：", "测体温",
+                            "早上量了一下体温", "我今天体温", "体温 "])
+_TRAILING = st.sampled_from(["", "度", " 度", "℃", "°C", " 正常", "度 正常", " 有点烧",
+                             " 发烧了", "，没有咳嗽也没有发烧，一切正常，谢谢房东关心",
+                             "度，请房东放心", " 好的"])
+_FULL_WIDTH = str.maketrans("0123456789.", "０１２３４５６７８９．")
+_CN = "零一二三四五六七八九"
+
+
+def _written(value: float, style: str) -> str:
+    """One reading as people write it."""
+    whole, tenth = divmod(round(value * 10), 10)
+    if style == "dot":
+        return f"{whole}.{tenth}"
+    if style == "comma":
+        return f"{whole},{tenth}"
+    if style == "full":
+        return f"{whole}.{tenth}".translate(_FULL_WIDTH)
+    if style == "degree":
+        return f"{whole}度{tenth}"
+    # 三十七度五
+    return f"{_CN[whole // 10]}十{_CN[whole % 10] if whole % 10 else ''}度{_CN[tenth]}"
+
+
+_values = st.integers(min_value=350, max_value=420).map(lambda n: n / 10)
+_styles = st.sampled_from(["dot", "comma", "full", "degree", "chinese"])
+
+
+@settings(max_examples=300)
+@given(value=_values, style=_styles, before=_decoration, keyword=_KEYWORD,
+       trailing=_TRAILING, after=_decoration)
+def test_a_reading_however_written_is_read(value, style, before, keyword, trailing, after):
+    """体温 + a value + trailing words + emoji anywhere: the value itself is recorded."""
+    text = f"{before}{keyword}{_written(value, style)}{trailing}{after}"
+    cmd = parse(text)
+    assert isinstance(cmd, Temperature), text
+    assert cmd.value == pytest.approx(value), text
+    assert cmd.name is None, text  # nobody is named after a stray word
+
+
+_RUN_ON = st.sampled_from(["房东你好", "跟您说一下", "那个", "就是", "我想说"])
+
+
+@settings(max_examples=200)
+@given(value=_values, style=_styles, lead=_RUN_ON, before=_decoration, after=_decoration,
+       ask=st.booleans())
+def test_a_health_message_is_never_chatter(value, style, lead, before, after, ask):
+    """Voice-to-text run-ons, questions, two values: recorded, or a mention that is answered
+    (and at or above the threshold, the landlord and the team are told)."""
+    question = "算发烧吗" if ask else ""
+    text = f"{before}{lead}体温{_written(value, style)}{question}{after}"
+    cmd = parse(text)
+    assert isinstance(cmd, Temperature | HealthMention), text
+    if isinstance(cmd, HealthMention):
+        assert cmd.value == pytest.approx(value), text
+    else:
+        assert cmd.value == pytest.approx(value), text
+
+
+@given(word=st.sampled_from(["发烧", "发热", "低烧", "有点烧", "咳嗽", "体温", "体溫"]),
+       before=_decoration, lead=_RUN_ON, after=_decoration)
+def test_health_words_without_a_value_are_answered(word, before, lead, after):
+    cmd = parse(f"{before}{lead}{word}{after}")
+    assert isinstance(cmd, HealthMention)
+
+
+@pytest.mark.parametrize(("text", "fever"), [
+    ("我发烧了", True), ("孩子有点发热", True), ("没有发烧", False), ("不发烧了", False),
+    ("发烧怎么办?", False), ("退烧了", False),
+])
+def test_a_fever_said_is_a_fever_asked_or_denied_is_not(text: str, fever: bool) -> None:
+    cmd = parse(text)
+    assert isinstance(cmd, HealthMention) and cmd.fever is fever
+
+
+# --- chatter ----------------------------------------------------------------------------------
+
+_GREETING = st.sampled_from(["大家好", "大家早上好", "各位好", "早", "早安", "晚安", "你好",
+                             "您好", "房东好", "好久不见", "新年好", "辛苦了各位"])
+_THANKS = st.sampled_from(["谢谢", "谢谢房东", "谢谢大家", "感谢", "多谢", "麻烦了",
+                           "辛苦了", "太感谢了"])
+_QUESTION = st.sampled_from(["今天天气怎么样?", "明天要下雨吗", "有人在吗", "快递到了吗",
+                             "几点开门?", "小区门口能停车吗", "超市开门了吗", "谁有口罩?",
+                             "菜市场几点关门", "有没有人一起拼单"])
+_chatter = st.one_of(_GREETING, _THANKS, _QUESTION)
+
+
+@settings(max_examples=300)
+@given(parts=st.lists(_chatter, min_size=1, max_size=3), before=_decoration,
+       after=_decoration, sep=st.sampled_from(["", " ", "，", "！", "~"]))
+def test_chatter_is_never_a_command(parts, before, after, sep):
+    """Greetings, thanks and questions without command words get no reply."""
+    text = before + sep.join(parts) + after
+    try:
+        cmd = parse(text)
+    except ParseError as exc:  # pragma: no cover - the failure message says what
+        raise AssertionError(f"{text!r} got a hint: {exc.hint}") from exc
+    assert cmd is None, text
+
+
+# --- commands as people write them --------------------------------------------------------------
+
+
+@given(before=_decoration, after=_decoration,
+       text=st.sampled_from(["房东上报 消毒", "房东上抱 消毒", "房东上报一下今天楼道已经全部消毒了",
+                             "消毒完成", "今天已经消毒了", "房东上报消毒", "房东尚报 消毒"]))
+def test_disinfection_reports_with_emoji_and_typos(before, after, text):
+    cmd = parse(f"{before}{text}{after}")
+    assert isinstance(cmd, LandlordReport) and cmd.kind == "disinfect"
+
+
+@given(before=_decoration, after=_decoration,
+       text=st.sampled_from(["收到", "收到，马上落实", "好的，收到！马上通知各商户", "已转发",
+                             "收到，已通知所有租客", "已通知到位", "收到收到"]))
+def test_acknowledgements_with_emoji(before, after, text):
+    assert parse(f"{before}{text}{after}") == Ack()
+
+
+@pytest.mark.parametrize("text", ["我现在积分多少？", "积分多少", "我有多少积分", "[强]积分"])
+def test_score_questions(text: str) -> None:
+    assert parse(text) == Score()
+
+
+def test_returns_in_run_on_sentences() -> None:
+    cmd: Command | None = parse("您好 我叫王明远 昨天晚上从长沙回来 手机号13800138001 现在在家隔离")
+    assert cmd is not None and cmd.model_dump()["name"] == "王明远"
+    arrival = cmd.model_dump()["arrival"]
+    assert arrival["days_ago"] == 1 and arrival["period"] == "晚上" and arrival["hour"] is None
