@@ -28,47 +28,65 @@ PERIODS = {"凌晨": "凌晨", "清晨": "早上", "早上": "早上", "早晨":
            "中午": "中午", "下午": "下午", "傍晚": "傍晚", "晚上": "晚上", "晚": "晚上",
            "夜里": "夜里", "夜间": "夜里", "半夜": "半夜"}
 EVENING = frozenset({"下午", "傍晚", "晚上", "晚"})
+# 今早, 昨晚, 明晚: a day that names its part of the day too.
+_IMPLIED_PERIOD = {"今早": "早上", "今晨": "早上", "明早": "早上", "今晚": "晚上", "昨晚": "晚上",
+                   "前晚": "晚上", "明晚": "晚上"}
+
+
+def _first_int(g: dict[str, str | None], *keys: str) -> int | None:
+    """The first of these groups that matched, as a number."""
+    value = next((g[k] for k in keys if g[k]), None)
+    return int(value) if value else None
+
+
+def _minute(g: dict[str, str | None]) -> int:
+    """The minutes of 8点半, 8点30分, 8:30 (0 when none is written)."""
+    return 30 if g["half"] else _first_int(g, "mi", "mi2") or 0
+
+
+def _clock(hour: int, period: str | None) -> int:
+    """The 24-hour hour of a reading on a 12-hour clock in a part of the day (下午3点 -> 15)."""
+    if period in EVENING and hour < 12:
+        return hour + 12
+    if period == "中午" and hour < 6:
+        return hour + 12  # 中午1点 is 13:00
+    if period in ("夜里", "夜间") and 6 <= hour < 12:
+        return hour + 12
+    if period in ("凌晨", "半夜") and hour == 12:
+        return 0
+    return hour
+
+
+def _real_date(year: int | None, month: int | None, day: int | None) -> bool:
+    """Whether a written month and day exist (2020 is a leap year: 2月29日 without a year)."""
+    if not (month and day):
+        return True
+    try:
+        datetime.date(year or 2020, month, day)
+    except ValueError:
+        return False
+    return True
+
 
 def arrival_from(m: re.Match[str]) -> Arrival | None:
     """An Arrival from an ARRIVAL match, or None when its values are impossible."""
     g = m.groupdict()
-    year = g["y"] or g["y2"]
-    month = g["m"] or g["m2"]
-    day = g["d"] or g["d2"] or g["d3"]
-    rel, period = g["rel"], g["period"]
-    days_ago = DAYS_AGO[rel[0]] if rel else None
-    if rel and period is None:
-        period = "早上" if rel in ("今早", "今晨") else "晚上" if rel.endswith("晚") else None
+    rel = g["rel"]
+    period = g["period"] or _IMPLIED_PERIOD.get(rel or "")
     hour = minute = None
     if g["h"] is not None:
-        hour = int(g["h"])
-        minute = int(g["mi"] or g["mi2"] or 0) if not g["half"] else 30
-        if period in EVENING and hour < 12:
-            hour += 12
-        elif period == "中午" and hour < 6:
-            hour += 12  # 中午1点 is 13:00
-        elif period in ("夜里", "夜间") and 6 <= hour < 12:
-            hour += 12
-        elif period in ("凌晨", "半夜") and hour == 12:
-            hour = 0
-    values = {
-        "year": int(year) if year else None,
-        "month": int(month) if month else None,
-        "day": int(day) if day else None,
-        "hour": hour,
-        "minute": minute,
-        "days_ago": days_ago,
-        # 昨天晚上 with no hour: the part of the day is all that is known, and is kept.
-        "period": PERIODS.get(period) if period and hour is None else None,
-    }
-    if values["month"] and values["day"]:
-        try:
-            # 2020 is a leap year, so 2月29日 without a year is accepted.
-            datetime.date(values["year"] or 2020, values["month"], values["day"])
-        except ValueError:
-            return None
+        hour, minute = _clock(int(g["h"]), period), _minute(g)
+    year, month = _first_int(g, "y", "y2"), _first_int(g, "m", "m2")
+    day = _first_int(g, "d", "d2", "d3")
+    if not _real_date(year, month, day):
+        return None
     try:
-        return Arrival(**values)
+        return Arrival(
+            year=year, month=month, day=day, hour=hour, minute=minute,
+            days_ago=DAYS_AGO[rel[0]] if rel else None,
+            # 昨天晚上 with no hour: the part of the day is all that is known, and is kept.
+            period=PERIODS.get(period) if period and hour is None else None,  # type: ignore[arg-type]
+        )
     except ValidationError:
         return None
 
@@ -86,43 +104,22 @@ WHEN = re.compile(
     re.ASCII,
 )
 DAYS_AHEAD = {"今": 0, "明": 1, "后": 2}
-MORNING_OR_NIGHT = {"今早": "早上", "明早": "早上", "今晚": "晚上", "明晚": "晚上"}
 
 
 def when_from(m: re.Match[str], command: str) -> When:
     """A When from a WHEN match; ParseError for an hour, minute or date that cannot be."""
     g = m.groupdict()
     rel = g["rel"] or g["relp"]
-    period = g["period"] or (MORNING_OR_NIGHT.get(g["relp"]) if g["relp"] else None)
-    hour = int(g["h"])
-    minute = 30 if g["half"] else int(g["mi"] or g["mi2"] or 0)
-    if hour > 23 or minute > 59:
+    period = g["period"] or _IMPLIED_PERIOD.get(g["relp"] or "")
+    hour, minute = int(g["h"]), _minute(g)
+    # 晚上12点: midnight of which day?
+    if hour > 23 or minute > 59 or (period in ("晚上", "晚", "夜里") and hour == 12):
         raise ParseError.of(command, "time_invalid")
-    if period in ("晚上", "晚", "夜里") and hour == 12:
-        raise ParseError.of(command, "time_invalid")  # 晚上12点: midnight of which day?
-    later = (period in EVENING or (period == "夜里" and hour >= 6)
-             or (period == "中午" and hour < 6))
-    if later and hour < 12:
-        hour += 12  # 下午3点, 晚上8点, 中午1点
-    elif period == "凌晨" and hour == 12:
-        hour = 0
-    year = g["y"] or g["y2"]
-    month = g["m"] or g["m2"]
-    day = g["d"] or g["d2"]
-    if month is not None and day is not None:
-        try:
-            datetime.date(int(year) if year else 2020, int(month), int(day))
-        except ValueError as exc:
-            raise ParseError.of(command, "date_invalid") from exc
+    year, month, day = _first_int(g, "y", "y2"), _first_int(g, "m", "m2"), _first_int(g, "d", "d2")
+    if not _real_date(year, month, day):
+        raise ParseError.of(command, "date_invalid")
     try:
-        return When(
-            days_ahead=DAYS_AHEAD[rel[0]] if rel else None,
-            year=int(year) if year else None,
-            month=int(month) if month else None,
-            day=int(day) if day else None,
-            hour=hour,
-            minute=minute,
-        )
+        return When(days_ahead=DAYS_AHEAD[rel[0]] if rel else None, year=year, month=month,
+                    day=day, hour=_clock(hour, period), minute=minute)
     except ValidationError as exc:
         raise ParseError.of(command, "date_invalid") from exc
-
