@@ -86,8 +86,8 @@ class Tenant:
     STATUS_WATCH = "居家观察至{until}"
     STATUS_DONE = "已解除观察"
     STATUS_FEVER = "⚠体温偏高 {value:.1f}℃"
-    DATE = "{month:02d}月{day:02d}日"
-    DATETIME = "{month:02d}月{day:02d}日{hour:02d}:{minute:02d}"
+    DATE = "{month}月{day}日"
+    DATETIME = "{month}月{day}日{hour:02d}:{minute:02d}"
 
 
 class Report:
@@ -149,7 +149,7 @@ class Schedule:
     CREATED_ONCE = "已设定定时通知#{id}：{when} 发往 {groups} 个群。内容：{text}"
     CREATED_DAILY = "已设定每日通知#{id}：{when} 发往 {groups} 个群。内容：{text}"
     DAILY_AT = "每天{hour:02d}:{minute:02d}"
-    ONCE_AT = "{month:02d}月{day:02d}日{hour:02d}:{minute:02d}"
+    ONCE_AT = "{month}月{day}日{hour:02d}:{minute:02d}"
     LIST_EMPTY = "您没有待发的定时通知。"
     LIST_HEAD = "您的定时通知（取消请发：取消定时 编号）："
     LIST_LINE = "#{id} {when}：{text}"

@@ -18,7 +18,7 @@ def at(month: int, day: int, hour: int, minute: int = 0) -> datetime:
     return datetime(2020, month, day, hour, minute, tzinfo=SHANGHAI)
 
 
-def body(node: str, *, date: str = "02月22日", returned: int = 0, watching: int = 0,
+def body(node: str, *, date: str = "2月22日", returned: int = 0, watching: int = 0,
          fevers: int = 0, disinfect: int = 0, errand: int = 0, violation: int = 0,
          mediation: int = 0, opened: int = 0, answered: int = 0, notices: str = "") -> str:
     return texts.Rollup.BODY.format(
@@ -110,7 +110,7 @@ async def test_once_a_day(bot, chat: Chat, chain: DemoChain, clock, transport):
     mark = len(transport.sent)
     assert await post_daily_rollup(bot) == 3
     rollups = await _rollups(bot, transport, mark)
-    assert rollups["futian@chatroom"] == body("福田街道", date="02月22日")
+    assert rollups["futian@chatroom"] == body("福田街道", date="2月22日")
     assert await count(bot, JobRun) == 2
 
 
@@ -138,13 +138,13 @@ async def test_old_stays_are_watched_not_returned(bot, chat: Chat, chain: DemoCh
     mark = len(transport.sent)
     await post_daily_rollup(bot)
     rollups = await _rollups(bot, transport, mark)
-    assert rollups["futian@chatroom"] == body("福田街道", date="03月02日", watching=1, fevers=1)
+    assert rollups["futian@chatroom"] == body("福田街道", date="3月2日", watching=1, fevers=1)
     # Past the watch: nobody.
     clock.set(at(3, 20, 20, 0))
     mark = len(transport.sent)
     await post_daily_rollup(bot)
     rollups = await _rollups(bot, transport, mark)
-    assert rollups["futian@chatroom"] == body("福田街道", date="03月20日")
+    assert rollups["futian@chatroom"] == body("福田街道", date="3月20日")
 
 
 async def test_missed_scheduled_notices_are_not_counted(bot, chat: Chat, chain: DemoChain,
@@ -162,4 +162,4 @@ async def test_missed_scheduled_notices_are_not_counted(bot, chat: Chat, chain: 
     mark = len(transport.sent)
     await post_daily_rollup(bot)
     rollups = await _rollups(bot, transport, mark)
-    assert rollups["futian@chatroom"] == body("福田街道", date="02月21日")
+    assert rollups["futian@chatroom"] == body("福田街道", date="2月21日")

@@ -100,7 +100,7 @@ def period_start(settings: PointsSettings, *, week_start: datetime, zone: ZoneIn
 
 
 def local_date(value: datetime, zone: ZoneInfo) -> str:
-    """'02月21日'."""
+    """'2月21日'."""
     local = value.astimezone(zone)
     return texts.Tenant.DATE.format(month=local.month, day=local.day)
 

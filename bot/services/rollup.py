@@ -72,7 +72,8 @@ async def post_daily(session: AsyncSession, *, now: datetime, zone: ZoneInfo,
                                        total=totals.get(n.id, 0))
             for n in todays if n.origin_node_id in ids)
         text = texts.Rollup.BODY.format(
-            date=f"{local:%m月%d日}", node=node.name, returned=returned, watching=watching,
+            date=texts.Tenant.DATE.format(month=local.month, day=local.day), node=node.name,
+            returned=returned, watching=watching,
             fevers=fevers, disinfect=kinds["disinfect"], errand=kinds["errand"],
             violation=kinds["violation"], mediation=kinds["mediation"],
             opened=_count(opened, ids), answered=_count(answered, ids),

@@ -76,7 +76,7 @@ def latest_due(schedule: NoticeSchedule, *, now: datetime, zone: ZoneInfo) -> da
 
 
 def describe(schedule: NoticeSchedule, zone: ZoneInfo) -> str:
-    """'每天18:00' or '02月22日08:00'."""
+    """'每天18:00' or '2月22日08:00'."""
     if schedule.daily:
         return texts.Schedule.DAILY_AT.format(hour=schedule.hour, minute=schedule.minute)
     assert schedule.run_at is not None
@@ -163,7 +163,9 @@ async def record_missed(session: AsyncSession, *, schedule: NoticeSchedule,
                     if schedule.creator_id is not None and group is not None else [])
         await outbox.queue(session, group_id=schedule.origin_group_id, source="schedule-missed",
                            now=now, mentions=mentions, text=texts.Schedule.MISSED.format(
-                               id=schedule.id, when=f"{local:%m月%d日%H:%M}",
+                               id=schedule.id, when=texts.Schedule.ONCE_AT.format(
+                                   month=local.month, day=local.day, hour=local.hour,
+                                   minute=local.minute),
                                text=schedule.text[:30]))
     return True
 

@@ -20,13 +20,13 @@ FUTURE_SLACK = timedelta(minutes=10)
 
 
 def local_date(value: datetime, zone: ZoneInfo) -> str:
-    """'03月06日' in the users' zone."""
+    """'3月6日' in the users' zone."""
     local = value.astimezone(zone)
     return texts.Tenant.DATE.format(month=local.month, day=local.day)
 
 
 def local_datetime(value: datetime, zone: ZoneInfo) -> str:
-    """'02月20日04:00' in the users' zone."""
+    """'2月20日04:00' in the users' zone."""
     local = value.astimezone(zone)
     return texts.Tenant.DATETIME.format(month=local.month, day=local.day, hour=local.hour,
                                         minute=local.minute)

@@ -24,7 +24,7 @@ async def test_landlord_binds_with_an_invite_code(bot, chat: Chat, chain: DemoCh
     assert chat.replies(chain.ying_group) == [
         "绑定成功：应天喜，应天喜出租房 房东。发送“帮助”查看可用命令。"]
     await chat.say(chain.ying_group, "sim-yingtianxi", "房东上报 消毒")
-    assert chat.replies(chain.ying_group) == ["已记录：02月21日 公共区域消毒。"]
+    assert chat.replies(chain.ying_group) == ["已记录：2月21日 公共区域消毒。"]
     assert await count(bot, LandlordReport) == 1
 
 

@@ -12,7 +12,7 @@ from tests.conftest import Chat, DemoChain, count
 
 
 @pytest.mark.parametrize(("text", "kind", "reply"), [
-    ("房东上报 消毒", "disinfect", "已记录：02月21日 公共区域消毒。"),
+    ("房东上报 消毒", "disinfect", "已记录：2月21日 公共区域消毒。"),
     ("房东上报 代办 帮302租客买菜", "errand", "已记录代办：帮302租客买菜"),
     ("房东上报 违规 301租客未居家隔离外出", "violation",
      "已记录租客违规情况：301租客未居家隔离外出。网格员会跟进。"),
@@ -37,10 +37,10 @@ async def test_evidence_keeps_no_full_numbers(bot, chat: Chat, chain: DemoChain)
 async def test_disinfection_counts_once_a_day(bot, chat: Chat, chain: DemoChain, clock):
     await chat.say(chain.tenant_group, chain.landlord, "房东上报 消毒")
     await chat.say(chain.tenant_group, chain.landlord, "房东上报 已消毒 楼道和楼梯")
-    assert chat.replies(chain.tenant_group) == ["02月21日 已经上报过消毒，无需重复上报。"]
+    assert chat.replies(chain.tenant_group) == ["2月21日 已经上报过消毒，无需重复上报。"]
     clock.advance(timedelta(days=1))
     await chat.say(chain.tenant_group, chain.landlord, "房东上报 消毒")
-    assert chat.replies(chain.tenant_group) == ["已记录：02月22日 公共区域消毒。"]
+    assert chat.replies(chain.tenant_group) == ["已记录：2月22日 公共区域消毒。"]
     assert await count(bot, LandlordReport) == 2
 
 

@@ -72,7 +72,7 @@ async def test_each_report_rule_makes_a_pending_event(bot, chat: Chat, chain: De
     await chat.say(chain.tenant_group, DONG, "积分")
     assert chat.replies(chain.tenant_group) == [(
         "董宝明 当前 12 分（起始 12 分），福田街道排名 第 1/1 名。\n本周积分记录：\n"
-        f"#1 02月21日 {name} +1 待核查")]
+        f"#1 2月21日 {name} +1 待核查")]
 
 
 async def test_disinfection_report_earns_nothing(bot, chat: Chat, chain: DemoChain):
@@ -85,7 +85,7 @@ async def test_verification_by_the_community_secretary(bot, chat: Chat, chain: D
     await chat.say(chain.community_group, chain.secretary, "待核查")
     [reply] = chat.replies(chain.community_group)
     assert reply == ("待核查 1 条（回复：核查 编号 通过 / 核查 编号 驳回 原因）：\n"
-                     "#1 董** 代办 +1（02月21日）：已记录代办：帮王明138****8000买菜")
+                     "#1 董** 代办 +1（2月21日）：已记录代办：帮王明138****8000买菜")
     assert "13800138000" not in reply
     await chat.say(chain.community_group, chain.secretary, "核查 1 通过")
     assert chat.replies(chain.community_group) == ["已核查#1：董** 代办 +1 通过，当前 13 分。"]
@@ -230,8 +230,8 @@ async def test_late_return_report(bot, chat: Chat, chain: DemoChain, clock):
     [event] = await events(bot)
     assert (event.rule, event.delta, event.status, event.source_kind) == (
         "late_return", -2, "pending", "late_return")
-    assert event.evidence == ("租客潘先生 02月21日10:00 自行登记返回，房东 24 小时内未登记"
-                              "（截至 02月22日10:00）")
+    assert event.evidence == ("租客潘先生 2月21日10:00 自行登记返回，房东 24 小时内未登记"
+                              "（截至 2月22日10:00）")
     await chat.say(chain.community_group, chain.secretary, "核查 1 通过")
     assert await score_of(bot, "董宝明") == 10
 
@@ -259,7 +259,7 @@ async def test_missed_disinfection(bot, chat: Chat, chain: DemoChain, clock):
     [event] = await events(bot)
     assert (event.rule, event.delta, event.status, event.counts) == (
         "missed_disinfection", -1, "approved", True)
-    assert event.evidence == "02月22日 20:00 前未上报消毒（董宝明出租房）"
+    assert event.evidence == "2月22日 20:00 前未上报消毒（董宝明出租房）"
     assert await score_of(bot, "董宝明") == 11
     # Reported before the deadline the next day: nothing.
     clock.advance(timedelta(hours=20))                      # 23 Feb 16:00
@@ -318,7 +318,7 @@ async def test_the_weekly_close_posts_red_and_black_lists(bot, chat: Chat, chain
     assert (week.week, week.landlords, week.posted) == ("2020-W08", 8, 4)
     text = [s for s in transport.sent if s.room_id == chain.landlords_group][-1].text
     assert text == (
-        "【积分周榜】福田街道 2020年第8周（02月17日—02月23日）\n"
+        "【积分周榜】福田街道 2020年第8周（2月17日—2月23日）\n"
         "五好房东（红榜）：庚（庚出租房）16分、董宝明（董宝明出租房）15分、甲（甲出租房）14分\n"
         "拖拉机房东（黑榜）：丁（丁出租房）11分、戊（戊出租房）10分、己（己出租房）9分\n"
         "房东可发送“积分”查看自己的积分和排名。")
@@ -430,7 +430,7 @@ async def test_score_history(bot, chat: Chat, chain: DemoChain, clock):
     await chat.say(chain.community_group, chain.secretary, "核查 2 驳回 不实")
     await chat.say(chain.landlords_group, DONG, "积分明细")
     assert chat.replies(chain.landlords_group) == [
-        "积分明细（最近 2 条）：\n#2 02月22日 参与调解 +1 已驳回\n#1 02月21日 代办 +1 待核查"]
+        "积分明细（最近 2 条）：\n#2 2月22日 参与调解 +1 已驳回\n#1 2月21日 代办 +1 待核查"]
 
 
 async def test_weekly_period_resets_the_score(bot, chat: Chat, chain: DemoChain, clock):

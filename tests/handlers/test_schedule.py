@@ -50,7 +50,7 @@ async def test_a_scheduled_notice_waits_for_its_time(bot, chat: Chat, chain: Dem
                                                      transport):
     await chat.say(chain.subdistrict_group, chain.commander, "定时通知 明天8:00 " + DISINFECT)
     assert chat.replies(chain.subdistrict_group) == [
-        f"已设定定时通知#1：02月22日08:00 发往 6 个群。内容：{DISINFECT}"]
+        f"已设定定时通知#1：2月22日08:00 发往 6 个群。内容：{DISINFECT}"]
     assert await count(bot, NoticeSchedule) == 1
     assert await count(bot, Notice) == 0 and await count(bot, OutboxMessage) == 0
     # Too early: the job does nothing.
@@ -84,7 +84,7 @@ async def test_running_the_job_twice_makes_one_notice(bot, chat: Chat, chain: De
 async def test_a_date_and_time(bot, chat: Chat, chain: DemoChain, clock, transport):
     await chat.say(chain.subdistrict_group, chain.commander, "定时通知 3月1日 20:00 开视频会")
     assert chat.replies(chain.subdistrict_group) == [
-        "已设定定时通知#1：03月01日20:00 发往 6 个群。内容：开视频会"]
+        "已设定定时通知#1：3月1日20:00 发往 6 个群。内容：开视频会"]
     async with bot.session() as s:
         schedule = await s.get(NoticeSchedule, 1)
     assert schedule.run_at == at(3, 1, 20, 0) and not schedule.daily
@@ -98,7 +98,7 @@ async def test_a_date_and_time(bot, chat: Chat, chain: DemoChain, clock, transpo
 async def test_a_narrower_scheduled_notice(bot, chat: Chat, chain: DemoChain, clock, transport):
     await chat.say(chain.subdistrict_group, chain.commander, "定时通知 明天8:00 房东群 今天上报消毒")
     assert chat.replies(chain.subdistrict_group) == [
-        "已设定定时通知#1：02月22日08:00 发往 1 个群。内容：今天上报消毒"]
+        "已设定定时通知#1：2月22日08:00 发往 1 个群。内容：今天上报消毒"]
     clock.set(at(2, 22, 8, 0))
     assert await fire(bot, 1) == 1
     assert notice_rooms(transport, "【通知#1】今天上报消毒") == ["team1-landlords@chatroom"]
@@ -124,7 +124,7 @@ async def test_yesterdays_date_is_in_the_past_not_next_year(bot, chat: Chat, cha
 async def test_a_bare_time_means_its_next_occurrence(bot, chat: Chat, chain: DemoChain):
     await chat.say(chain.subdistrict_group, chain.commander, "定时通知 8:00 开会")
     assert chat.replies(chain.subdistrict_group) == [
-        "已设定定时通知#1：02月22日08:00 发往 6 个群。内容：开会"]
+        "已设定定时通知#1：2月22日08:00 发往 6 个群。内容：开会"]
 
 
 async def test_only_commanders_schedule(bot, chat: Chat, chain: DemoChain):
@@ -141,7 +141,7 @@ async def test_only_commanders_schedule(bot, chat: Chat, chain: DemoChain):
     assert await count(bot, NoticeSchedule) == 0
     # The tier-4 group is the team member's to command.
     await chat.say(chain.landlords_group, chain.team_member, "定时通知 明天8:00 各位房东上报消毒")
-    assert chat.replies(chain.landlords_group)[0].startswith("已设定定时通知#1：02月22日08:00 发往 3 个群")
+    assert chat.replies(chain.landlords_group)[0].startswith("已设定定时通知#1：2月22日08:00 发往 3 个群")
 
 
 async def test_nothing_below_means_nothing_scheduled(bot, chat: Chat, chain: DemoChain):
@@ -209,10 +209,10 @@ async def test_list_shows_the_senders_active_schedules(bot, chat: Chat, chain: D
     await chat.say(chain.community_group, chain.community_commander, "定时通知 3月1日 20:00 社区会议")
     await chat.say(chain.subdistrict_group, chain.commander, "定时列表")
     assert chat.replies(chain.subdistrict_group) == ["\n".join([
-        texts.Schedule.LIST_HEAD, "#1 02月22日08:00：开会", f"#2 每天18:00：{DISINFECT}"])]
+        texts.Schedule.LIST_HEAD, "#1 2月22日08:00：开会", f"#2 每天18:00：{DISINFECT}"])]
     await chat.say(chain.community_group, chain.community_commander, "定时列表")
     assert chat.replies(chain.community_group) == [
-        f"{texts.Schedule.LIST_HEAD}\n#3 03月01日20:00：社区会议"]
+        f"{texts.Schedule.LIST_HEAD}\n#3 3月1日20:00：社区会议"]
     # A one-off that has fired is no longer listed; a daily one stays.
     clock.set(at(2, 22, 8, 0))
     await fire(bot, 1)
@@ -348,7 +348,7 @@ async def test_downtime_past_the_grace_window_is_recorded_and_told(settings, tra
     after = transport.sent[mark:]
     told = [s for s in after if s.room_id == "futian@chatroom"]
     assert [s.text for s in told] == [texts.Schedule.MISSED.format(
-        id=1, when="02月22日18:00", text=DISINFECT)]
+        id=1, when="2月22日18:00", text=DISINFECT)]
     assert told[0].mentions == ("sim-zhangjianguo",)
     assert sorted(s.room_id for s in after if s.text.startswith("【通知#")) == TENANT_GROUPS
     # Restarting five times: no duplicate job, no duplicate notice, the creator told once.
@@ -378,7 +378,7 @@ async def test_every_fire_time_past_grace_is_missed(settings, transport, clock):
         await chat.say("futian@chatroom", "sim-zhangjianguo", "定时列表")
         assert chat.replies("futian@chatroom") == [texts.Schedule.LIST_EMPTY]
     assert [(s.room_id, s.mentions) for s in transport.sent if s.text == texts.Schedule.MISSED
-            .format(id=1, when="02月22日08:00", text="开会")] == [
+            .format(id=1, when="2月22日08:00", text="开会")] == [
         ("futian@chatroom", ("sim-zhangjianguo",))]
     assert notice_rooms(transport, "【通知#") == []
 

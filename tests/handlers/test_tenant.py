@@ -16,7 +16,7 @@ async def test_landlord_registers_returning_tenant(bot, chat: Chat, chain: DemoC
     await chat.say(chain.tenant_group, chain.landlord,
                    "租客返回 王明 13800138000 来自湖南长沙 体温36.5")
     assert chat.replies(chain.tenant_group) == [
-        "已登记 王* 返回（来自湖南长沙，02月21日10:00到达），居家观察至 03月06日，体温 36.5℃"]
+        "已登记 王* 返回（来自湖南长沙，2月21日10:00到达），居家观察至 3月6日，体温 36.5℃"]
     assert await count(bot, TenantStay) == 1
     assert await count(bot, TemperatureReading) == 1
     assert await count(bot, LandlordReport, LandlordReport.kind == "return") == 1
@@ -38,7 +38,7 @@ async def test_arrival_time_is_taken_from_the_message(bot, chat: Chat, chain: De
     await chat.say(chain.tenant_group, chain.landlord,
                    "租客返回 王明 13800138000 来自湖南长沙 2月20日凌晨4点 体温36.5")
     [reply] = chat.replies(chain.tenant_group)
-    assert "02月20日04:00到达" in reply and "居家观察至 03月05日" in reply
+    assert "2月20日04:00到达" in reply and "居家观察至 3月5日" in reply
 
 
 async def test_return_told_by_tenant_then_landlord_is_one_stay(bot, chat: Chat, chain: DemoChain):
@@ -46,7 +46,7 @@ async def test_return_told_by_tenant_then_landlord_is_one_stay(bot, chat: Chat, 
     await chat.say(chain.tenant_group, chain.landlord,
                    "房东上报 返回 潘先生 13905791234 江西上饶")
     assert chat.replies(chain.tenant_group) == [
-        "已确认 潘先生 返回（租客本人已登记），居家观察至 03月06日"]
+        "已确认 潘先生 返回（租客本人已登记），居家观察至 3月6日"]
     await chat.say(chain.tenant_group, chain.landlord,
                    "房东上报 返回 潘先生 13905791234 江西上饶")
     assert "无需重复登记" in chat.replies(chain.tenant_group)[0]
@@ -63,9 +63,9 @@ async def test_tenant_registered_by_landlord_is_linked_when_they_speak(
     await chat.say(chain.tenant_group, "sim-new-lina", "我已返回 安徽阜阳 13611112222",
                    name="娜娜")
     assert chat.replies(chain.tenant_group) == [
-        "已确认 李* 返回（租客本人已登记），居家观察至 03月06日"]
+        "已确认 李* 返回（租客本人已登记），居家观察至 3月6日"]
     await chat.say(chain.tenant_group, "sim-new-lina", "体温 36.4")
-    assert chat.replies(chain.tenant_group) == ["已记录 李* 体温 36.4℃，居家观察至 03月06日"]
+    assert chat.replies(chain.tenant_group) == ["已记录 李* 体温 36.4℃，居家观察至 3月6日"]
     assert await count(bot, Person, Person.mobile == "13611112222") == 1
 
 
@@ -84,7 +84,7 @@ async def test_fever_is_flagged_to_landlord_and_team_masked(bot, chat: Chat, cha
     assert reply == "潘先生 体温 37.6℃ 偏高（≥37.3℃），已通知房东和网格员，请保持居家，等候联系。"
     assert chat.mentions(chain.tenant_group) == [(chain.landlord,)]
     assert chat.replies(chain.landlords_group) == [
-        "【发热提醒】董宝明出租房 租客 潘先生 02月21日10:00 体温 37.6℃，请尽快上门跟进。"]
+        "【发热提醒】董宝明出租房 租客 潘先生 2月21日10:00 体温 37.6℃，请尽快上门跟进。"]
     async with bot.session() as s:
         stay = (await s.execute(select(TenantStay))).scalar_one()
         assert stay.fever
@@ -100,14 +100,14 @@ async def test_fever_in_the_return_message_itself(bot, chat: Chat, chain: DemoCh
 async def test_normal_reading_is_not_flagged(bot, chat: Chat, chain: DemoChain):
     await chat.say(chain.tenant_group, chain.tenant, "我回来了 江西上饶 13905791234")
     await chat.say(chain.tenant_group, chain.tenant, "体温：３６．８度")
-    assert chat.replies(chain.tenant_group) == ["已记录 潘先生 体温 36.8℃，居家观察至 03月06日"]
+    assert chat.replies(chain.tenant_group) == ["已记录 潘先生 体温 36.8℃，居家观察至 3月6日"]
     assert chat.replies(chain.landlords_group) == []
 
 
 async def test_landlord_reports_a_named_tenants_temperature(bot, chat: Chat, chain: DemoChain):
     await chat.say(chain.tenant_group, chain.landlord, "租客返回 王明 13800138000 来自湖南长沙")
     await chat.say(chain.tenant_group, chain.landlord, "体温 王明 36.6")
-    assert chat.replies(chain.tenant_group) == ["已记录 王* 体温 36.6℃，居家观察至 03月06日"]
+    assert chat.replies(chain.tenant_group) == ["已记录 王* 体温 36.6℃，居家观察至 3月6日"]
     await chat.say(chain.tenant_group, chain.landlord, "体温 36.6")
     assert chat.replies(chain.tenant_group) == ["请写上租客姓名，例：体温 王明 36.6"]
     await chat.say(chain.tenant_group, chain.landlord, "体温 张三 36.6")

@@ -56,9 +56,9 @@ async def test_todo_and_answer(bot, chat: Chat, chain: DemoChain, clock):
     assert chat.replies(chain.landlords_group) == ["\n".join([
         texts.Ticket.TODO_HEAD.format(n=2),
         texts.Ticket.TODO_LINE.format(id=1, group="董宝明租客群", text=LAMP_MASKED,
-                                      when="02月21日10:00"),
+                                      when="2月21日10:00"),
         texts.Ticket.TODO_LINE.format(id=2, group="应天喜租客群", text="楼下垃圾没人清",
-                                      when="02月21日10:30"),
+                                      when="2月21日10:30"),
     ])]
     await chat.say(chain.landlords_group, chain.team_member, "答复 1 已安排电工明天上门")
     assert chat.replies(chain.landlords_group) == [texts.Ticket.ANSWERED.format(id=1)]
@@ -73,7 +73,7 @@ async def test_todo_and_answer(bot, chat: Chat, chain: DemoChain, clock):
     assert chat.replies(chain.landlords_group) == ["\n".join([
         texts.Ticket.TODO_HEAD.format(n=1),
         texts.Ticket.TODO_LINE.format(id=2, group="应天喜租客群", text="楼下垃圾没人清",
-                                      when="02月21日10:30")])]
+                                      when="2月21日10:30")])]
     await chat.say(chain.landlords_group, chain.team_member, "答复 2 明早清理")
     await chat.say(chain.landlords_group, chain.team_member, "待办")
     assert chat.replies(chain.landlords_group) == [texts.Ticket.TODO_EMPTY]

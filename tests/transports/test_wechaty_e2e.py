@@ -278,7 +278,7 @@ async def test_fever_mentions_the_landlord_and_alerts_the_landlords_group(harnes
     # The alert goes through the outbox and the sender to the tier-4 group.
     alert = await harness.gw.bot_message("team1-landlords@chatroom", since=mark,
                                          startswith="【发热提醒】")
-    assert alert["text"] == "【发热提醒】董宝明出租房 租客 潘先生 02月21日10:00 体温 37.8℃，请尽快上门跟进。"
+    assert alert["text"] == "【发热提醒】董宝明出租房 租客 潘先生 2月21日10:00 体温 37.8℃，请尽快上门跟进。"
     await harness.app.idle()
     assert await count(harness.app, OutboxMessage,
                        OutboxMessage.status != OutboxStatus.SENT) == 0
