@@ -60,6 +60,7 @@ class Tenant:
     """租客返回, 体温, 我的租客."""
 
     RETURN_OK = "已登记 {name} 返回（来自{origin}，{arrived}到达），居家观察至 {until}"
+    RETURN_NAMED_BY_DISPLAY = "（未写姓名，按微信昵称登记；如不对，请写上姓名重发）"
     RETURN_OK_TEMPERATURE = "，体温 {value:.1f}℃"
     RETURN_FEVER = "。体温偏高，已通知房东和网格员，请居家等候联系"
     RETURN_AGAIN = "{name} 已经登记过返回，居家观察至 {until}，无需重复登记。"

@@ -48,6 +48,8 @@ async def on_tenant_return(cmd: TenantReturn, ctx: Context) -> Reply:
             name=name, origin=result.stay.origin or texts.Tenant.ORIGIN_UNKNOWN,
             arrived=tenant.arrival_text(cmd.arrival, result.stay.arrived_at, ctx.zone),
             until=until)
+    if cmd.name is None and ctx.sender is None and result.outcome == "new":
+        text += texts.Tenant.RETURN_NAMED_BY_DISPLAY  # a greeting is never taken for a name
     if cmd.temperature is not None:
         text += texts.Tenant.RETURN_OK_TEMPERATURE.format(value=cmd.temperature)
     if result.fever:
