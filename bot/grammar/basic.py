@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from bot.grammar.commands import Help
+from bot.grammar.commands import Command, Help
 from bot.grammar.core import END_PUNCT, fixed
 
 _HELP = re.compile(
@@ -13,3 +13,10 @@ _HELP = re.compile(
 )
 
 STEPS = (fixed(30, _HELP, Help),)
+
+# How people write this family's commands: each parses to its command (tests/grammar).
+EXAMPLES: tuple[tuple[str, type[Command]], ...] = (
+    ("帮助", Help),
+    ("菜单？", Help),
+    ("help", Help),
+)

@@ -34,3 +34,9 @@ def _parse_bind(text: str) -> Command | None:
 
 
 STEPS = (Step(40, on_text(_parse_bind)),)
+
+# How people write this family's commands: each parses to its command (tests/grammar).
+EXAMPLES: tuple[tuple[str, type[Command]], ...] = (
+    ("绑定 A7K2Q9", BindPerson),
+    ("绑定群：B8M3R4", BindGroup),
+)

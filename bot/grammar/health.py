@@ -166,3 +166,13 @@ STEPS = (
     Step(910, on_plain(_parse_named_temperature)),
     Step(990, on_plain(_parse_health)),
 )
+
+# How people write this family's commands: each parses to its command (tests/grammar).
+EXAMPLES: tuple[tuple[str, type[Command]], ...] = (
+    ("体温 36.6", Temperature),
+    ("体温37,5", Temperature),
+    ("体温三十六度五", Temperature),
+    ("王明体温37.8发烧", Temperature),
+    ("我发烧了", HealthMention),
+    ("体温多少算发烧？", HealthMention),
+)

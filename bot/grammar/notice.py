@@ -272,3 +272,14 @@ STEPS = (
     Step(85, on_plain(_parse_schedule_cancel)),
     Step(90, on_text(_parse_notice)),
 )
+
+# How people write this family's commands: each parses to its command (tests/grammar).
+EXAMPLES: tuple[tuple[str, type[Command]], ...] = (
+    ("通知 请各房东今日完成楼道消毒", SendNotice),
+    ("[强]收到", Ack),
+    ("已转发", Ack),
+    ("进度 27", Progress),
+    ("定时通知 明天8:00 开会", ScheduleNotice),
+    ("定时列表", ScheduleList),
+    ("取消定时 5", ScheduleCancel),
+)

@@ -178,3 +178,16 @@ STEPS = (
     Step(130, on_text(_parse_verify)),
     Step(140, on_text(_parse_appeal)),
 )
+
+# How people write this family's commands: each parses to its command (tests/grammar).
+EXAMPLES: tuple[tuple[str, type[Command]], ...] = (
+    ("积分", Score),
+    ("我现在积分多少？", Score),
+    ("积分明细", ScoreHistory),
+    ("加分 @董宝明 2 帮租客代购", AdjustPoints),
+    ("待核查", PendingChecks),
+    ("核查 12 通过", Verify),
+    ("申诉 12 当天已消毒", Appeal),
+    ("奖励", Reward),
+    ("好人候选", GoodPersonCandidates),
+)

@@ -98,3 +98,11 @@ def _parse_report(text: str) -> Command | None:
 
 
 STEPS = (Step(50, on_plain(_parse_report)),)
+
+# How people write this family's commands: each parses to its command (tests/grammar).
+EXAMPLES: tuple[tuple[str, type[Command]], ...] = (
+    ("房东上报 消毒", LandlordReport),
+    ("房东上抱 消毒", LandlordReport),
+    ("今天已经消毒了", LandlordReport),
+    ("房东上报 代办：帮王明取快递、买药", LandlordReport),
+)

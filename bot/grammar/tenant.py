@@ -294,3 +294,10 @@ STEPS = (
     Step(60, on_plain(_parse_return)),
     Step(900, on_plain(_parse_freeform_return)),
 )
+
+# How people write this family's commands: each parses to its command (tests/grammar).
+EXAMPLES: tuple[tuple[str, type[Command]], ...] = (
+    ("租客返回 王明 13800000000 来自湖南长沙", TenantReturn),
+    ("各位好，我是201的租客小王，今天从湖北孝感回来了，电话13800000000", TenantReturn),
+    ("我的租客", MyTenants),
+)

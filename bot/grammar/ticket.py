@@ -77,3 +77,12 @@ STEPS = (
     Step(100, on_text(_parse_feedback)),
     Step(110, on_text(_parse_answer)),
 )
+
+# How people write this family's commands: each parses to its command (tests/grammar).
+EXAMPLES: tuple[tuple[str, type[Command]], ...] = (
+    ("反馈 楼道灯坏了", Feedback),
+    ("问题反馈：三楼水管漏水", Feedback),
+    ("答复 12 已修好", Answer),
+    ("回复 1 已修好", Answer),
+    ("待办", Todo),
+)

@@ -17,6 +17,7 @@ from bot.grammar import (
     Temperature,
     parse,
 )
+from bot.grammar.parser import FAMILIES, steps
 
 FEVER_THRESHOLD = 37.3  # the default (tenants.fever_threshold)
 
@@ -151,3 +152,22 @@ def test_returns_in_run_on_sentences() -> None:
     assert cmd is not None and cmd.model_dump()["name"] == "王明远"
     arrival = cmd.model_dump()["arrival"]
     assert arrival["days_ago"] == 1 and arrival["period"] == "晚上" and arrival["hour"] is None
+
+
+# --- every family's own examples ----------------------------------------------------------------
+
+_EXAMPLES = [(family.__name__.rsplit(".", 1)[1], text, cls)
+             for family in FAMILIES for text, cls in family.EXAMPLES]
+
+
+@pytest.mark.parametrize(("family", "text", "cls"), _EXAMPLES,
+                         ids=[f"{f}:{t}" for f, t, _ in _EXAMPLES])
+def test_family_examples(family: str, text: str, cls: type[Command]) -> None:
+    assert type(parse(text)) is cls
+
+
+def test_every_family_has_steps_and_examples() -> None:
+    for family in FAMILIES:
+        assert family.STEPS and family.EXAMPLES, family.__name__
+    orders = [s.order for s in steps()]
+    assert orders == sorted(orders)
