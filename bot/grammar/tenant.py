@@ -19,6 +19,7 @@ from bot.grammar.core import (
     Step,
     by_length,
     fixed,
+    fuzzy_keyword,
     is_name,
     is_place,
     keyword,
@@ -261,7 +262,10 @@ def parse_return_args(
 def _parse_return(text: str) -> Command | None:
     """租客返回 … / 返回登记 … / 我回来了 … ."""
     for keywords, announce in ((_RETURN_FORMAL, False), (_RETURN_ANNOUNCE, True)):
+        # 租客反回, 返回等记: the formal keywords forgive one mistyped character.
         found = keyword(text, keywords)
+        if found is None and not announce:
+            found = fuzzy_keyword(text, ("租客返回", "返回登记", "租客登记"))
         if found is None:
             continue
         rest, apart = found
