@@ -30,8 +30,19 @@ class General:
 
     GROUP_NOT_BOUND = "本群还没有绑定到作战单元。请找指挥长要群邀请码，在本群发送：绑定群 邀请码"
     WRONG_GROUP = "「{command}」只能在{where}使用。"
-    NOT_PERMITTED = "您没有权限使用「{command}」。如需开通，请找指挥长要邀请码：绑定 邀请码"
+    NOT_PERMITTED = "「{command}」由{who}使用，您没有权限。"
+    ASK_INVITE = "如需开通，请找指挥长要邀请码：绑定 邀请码"
     INTERNAL_ERROR = "抱歉，处理出错了，请稍后再试。"
+
+
+TIER_SHORT: dict[int, str] = {1: "街道", 2: "社区", 3: "作战小组", 4: "房东群", 5: "出租房"}
+
+
+class Permission:
+    """Who may use a command, as refusals name it."""
+
+    VERIFIER = "{tier}{role}"
+    LANDLORD_FORM_KEYWORD = "房东上报"
 
 
 class Help:
@@ -115,6 +126,7 @@ class Notice:
     ACCOUNT_LINE = "{account} {groups} 个群"
     MORE_GROUPS = " 等{n}个群"
     PROGRESS_HEAD = "{tag}进度：送达 {delivered}/{total}，确认 {acked}/{total}，其他成员已读 {reads} 人次"
+    PROGRESS_NOT_YOURS = "「进度」只能查看您发出的或您所指挥单元发出的通知，您没有权限查看这一条。"
     PROGRESS_FAILED = "，发送失败 {failed} 个"
     PROGRESS_TIER = "{tier}级：送达 {delivered}/{total}，确认 {acked}/{total}"
     PROGRESS_MISSING = "，未确认：{names}"

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from bot import pii, texts
-from bot.domain import UserError
 from bot.grammar import Temperature, TenantReturn
+from bot.permission import LANDLORD_FORM
 from bot.router import Context, Reply, Router
 from bot.services import people, tenant
 from models import Role
@@ -23,13 +23,11 @@ async def _landlord_mentions(ctx: Context) -> tuple[str, ...]:
     return tuple(ids)
 
 
-@router.command(TenantReturn, tiers=TENANT_TIERS)
+@router.command(TenantReturn, tiers=TENANT_TIERS, allow=LANDLORD_FORM)
 async def on_tenant_return(cmd: TenantReturn, ctx: Context) -> Reply:
     """租客返回 姓名 手机号 来自哪里 [到达时间] [体温] — 登记返回，例：租客返回 王明 13800138000 来自湖南长沙 2月20日凌晨4点 体温36.5"""
     assert ctx.node is not None
     is_landlord = Role.LANDLORD in ctx.roles
-    if cmd.landlord_form and not is_landlord:
-        raise UserError(texts.General.NOT_PERMITTED.format(command="房东上报"))
     staff = bool(ctx.memberships) and any(m.role != Role.TENANT for m in ctx.memberships)
     result = await tenant.register_return(
         ctx.session, node=ctx.node, cmd=cmd, sender=ctx.sender, on_behalf=is_landlord or staff,
