@@ -48,7 +48,14 @@ async def on_tenant_return(cmd: TenantReturn, ctx: Context) -> Reply:
     if cmd.temperature is not None:
         text += texts.Tenant.RETURN_OK_TEMPERATURE.format(value=cmd.temperature)
     if result.fever:
-        return Reply(text + texts.Tenant.RETURN_FEVER, await _landlord_mentions(ctx))
+        text += texts.Tenant.RETURN_FEVER
+    if result.link is not None and result.claimed is not None:
+        # The landlord says whether this contact is the tenant he registered (确认/不是).
+        text += "\n" + texts.Identity.LINK_ASK.format(
+            name=pii.mask_name(result.claimed.name), id=result.link.id,
+            mobile=pii.mask_mobile(result.claimed.mobile or ""))
+    if result.fever or result.link is not None:
+        return Reply(text, await _landlord_mentions(ctx))
     return Reply(text)
 
 

@@ -32,6 +32,7 @@ from bot.grammar.commands import (
     Verify,
     When,
 )
+from bot.grammar.membership import ConfirmLink, EndTenancy, RejectLink, RemoveMember
 from bot.grammar.normalise import normalise, restore_cjk_punctuation
 from bot.grammar.parser import ParseError, parse
 from bot.grammar.usage import PROBLEMS, REPORT_KIND_LABELS, USAGE, hint, usage
@@ -49,6 +50,8 @@ __all__ = [
     "BindGroup",
     "BindPerson",
     "Command",
+    "ConfirmLink",
+    "EndTenancy",
     "Feedback",
     "GoodPersonCandidates",
     "Help",
@@ -57,7 +60,9 @@ __all__ = [
     "ParseError",
     "PendingChecks",
     "Progress",
+    "RejectLink",
     "Relay",
+    "RemoveMember",
     "ReportKind",
     "Reward",
     "ScheduleCancel",

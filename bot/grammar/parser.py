@@ -9,6 +9,7 @@ from typing import TypeVar
 
 from pydantic import ValidationError
 
+from bot.grammar import membership  # 确认/不是, 移除, 退租 live in their own module
 from bot.grammar.commands import (
     Ack,
     AdjustPoints,
@@ -1097,6 +1098,7 @@ _FIXED: tuple[tuple[re.Pattern[str], type[Command]], ...] = (
     (_GOOD_PERSON, GoodPersonCandidates),
 )
 _STEPS = (
+    membership.parse,
     _parse_bind, _parse_report, _parse_return, _parse_temperature,
     _parse_schedule, _parse_schedule_cancel, _parse_notice, _parse_feedback, _parse_answer,
     _parse_points, _parse_verify, _parse_appeal,
