@@ -115,6 +115,7 @@ class Identity:
     TENANCY_ENDED = "已为 {name} 办理退租，不再列入租客名单。"
     TENANT_UNKNOWN = "本群没有名为「{name}」的租客。"
     REASON_NONE = "未写明"
+    PRUNED = "链条文件中已删除"
     MEMBER_LEFT = ("【成员退群】{name}（{roles}）已退出「{group}」。身份未自动移除；"
                    "如需移除，请在该群发送“移除 登记姓名”（租客：退租 姓名）。")
 

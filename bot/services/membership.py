@@ -8,16 +8,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import pii, texts
 from bot.domain import HeldRole, UserError
-from bot.services import people
+from bot.services import outbox, people
 from bot.services.chain import COMMANDING_ROLE, commanding_role
+from bot.transports.base import RoomEvent
 from models import (
     Contact,
+    Group,
     LinkRequest,
     LinkStatus,
     Membership,
@@ -343,3 +346,124 @@ async def unlink_contact(session: AsyncSession, *, transport: str, contact_id: s
     await session.delete(contact)
     await session.flush()
     return person
+
+
+async def member_left(session: AsyncSession, *, event: RoomEvent, group: Group,
+                      now: datetime) -> int:
+    """A member's contact left a bound group: nothing is removed, but whoever commands them is
+    told (a tenant's landlord in the group itself; a commander's own commander one tier up).
+    Returns how many notes were queued."""
+    person = await people.find_by_contact(session, transport=event.transport,
+                                          contact_id=event.member_id)
+    if person is None:
+        return 0
+    node = await session.get(Node, group.node_id)
+    assert node is not None
+    roles = roles_in_group(await people.held_roles(session, person_id=person.id), node)
+    if not roles:
+        return 0
+    names = await node_names(session, ids={h.node_id for h in roles})
+    described = "、".join(texts.Identity.REMOVED_ROLE.format(
+        node=names[h.node_id], role=texts.ROLE_NAMES[h.role]) for h in roles)
+    text = texts.Identity.MEMBER_LEFT.format(name=pii.mask_name(person.name), roles=described,
+                                             group=group.title)
+    told: set[int] = set()
+    queued = 0
+    for held in roles:
+        at = await session.get(Node, held.node_id)
+        assert at is not None
+        # Whoever commands the node commands its members; its commander answers one tier up.
+        boss = at if held.role != commanding_role(at) else (
+            await session.get(Node, at.parent_id) if at.parent_id is not None else None)
+        if boss is None or boss.id in told:
+            continue
+        told.add(boss.id)
+        mentions: list[str] = []
+        for commander in await people.holders(session, node_id=boss.id,
+                                              role=commanding_role(boss)):
+            if commander.id != person.id:
+                mentions += await people.contact_ids(session, person_id=commander.id,
+                                                     transport=event.transport)
+        queued += await outbox.queue_to_node(session, node_id=boss.id, text=text,
+                                             source="member_left", now=now, mentions=mentions)
+    return queued
+
+
+# --- administrators: the CLI and the chain file ----------------------------------------------
+
+
+async def remove_by_admin(session: AsyncSession, *, person: Person, node: Node | None,
+                          role: Role | None, reason: str, now: datetime) -> list[HeldRole]:
+    """`tierbot people remove`: the person's roles (at a node, of a kind, or all), recorded."""
+    held = [h for h in await people.held_roles(session, person_id=person.id)
+            if (node is None or h.node_id == node.id) and (role is None or h.role == role)]
+    return await remove_roles(session, person=person, roles=held, via="cli", reason=reason,
+                              now=now)
+
+
+async def _file_person(session: AsyncSession, pspec: Any, transport: str) -> Person | None:
+    # The person the import matched this entry to (contact, then mobile, then name alone).
+    for ref in pspec.contacts:
+        tr, cid = ref.split(":", 1) if ":" in ref else (transport, ref)
+        found = await people.find_by_contact(session, transport=tr, contact_id=cid)
+        if found is not None:
+            return found
+    if pspec.mobile:
+        return await people.find_by_mobile(session, mobile=pspec.mobile)
+    return (await session.execute(
+        select(Person).where(Person.name == pspec.name, Person.mobile.is_(None))
+        .order_by(Person.id).limit(1))).scalar_one_or_none()
+
+
+async def prune_chain(session: AsyncSession, *, spec: Any, now: datetime) -> dict[str, int]:
+    """`tierbot chain import --prune`, after the import: at every node the file lists, the
+    roles it no longer lists are removed, and a listed person's contact ids on the file's
+    transports that it no longer lists are unlinked; each removal recorded. Tenants come and
+    go in chat (租客返回, 退租), so tenant roles are not pruned; nodes the file does not list
+    are left alone."""
+    persons: dict[str, Person] = {}
+    for pspec in spec.people:
+        found = await _file_person(session, pspec, spec.transport)
+        if found is not None:
+            persons[pspec.key] = found
+    counts = {"roles": 0, "contacts": 0}
+    nodes: dict[str, Node] = {}
+    for nspec in spec.nodes:
+        parent = nodes.get(nspec.parent) if nspec.parent is not None else None
+        node = (await session.execute(select(Node).where(
+            Node.name == nspec.name,
+            Node.parent_id == parent.id if parent else Node.parent_id.is_(None)))
+        ).scalar_one_or_none()
+        if node is None:
+            continue
+        nodes[nspec.key or nspec.name] = nodes[nspec.name] = node
+        listed = {(persons[k].id, Role(role)) for role, keys in nspec.roles.items()
+                  for k in keys if k in persons}
+        rows = (await session.execute(
+            select(Membership.person_id, Membership.role).where(
+                Membership.node_id == node.id, Membership.role != Role.TENANT))).all()
+        for person_id, role in rows:
+            if (person_id, Role(role)) in listed:
+                continue
+            person = await session.get(Person, person_id)
+            assert person is not None
+            await remove_roles(session, person=person,
+                               roles=[HeldRole(Role(role), node.id, node.parent_id)],
+                               via="import", reason=texts.Identity.PRUNED, now=now)
+            counts["roles"] += 1
+    for pspec in spec.people:
+        person = persons.get(pspec.key)
+        if person is None or not pspec.contacts:
+            continue
+        wanted = {tuple(ref.split(":", 1)) if ":" in ref else (spec.transport, ref)
+                  for ref in pspec.contacts}
+        transports = {tr for tr, _ in wanted}
+        for contact in list((await session.execute(
+                select(Contact).where(Contact.person_id == person.id))).scalars()):
+            if contact.transport in transports and (
+                    contact.transport, contact.contact_id) not in wanted:
+                await unlink_contact(session, transport=contact.transport,
+                                     contact_id=contact.contact_id, via="import",
+                                     reason=texts.Identity.PRUNED, now=now)
+                counts["contacts"] += 1
+    return counts
