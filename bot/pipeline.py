@@ -214,7 +214,7 @@ def authorise(spec: HandlerSpec, ctx: Context) -> str | None:
     if spec.needs_group and ctx.node is None:
         return texts.General.GROUP_NOT_BOUND
     if not spec.in_place(ctx):
-        tiers = spec.tiers_for(ctx.settings)
+        tiers = spec.tiers_for(ctx)
         assert tiers is not None
         where = "、".join(texts.TIER_NAMES[t] for t in sorted(tiers))
         return texts.General.WRONG_GROUP.format(command=keyword, where=where)

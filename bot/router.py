@@ -94,8 +94,9 @@ class HandlerSpec:
 
     command: type[Command]
     func: Handler
-    # Where: the tiers of group it is used in (a callable: read from the settings).
-    tiers: frozenset[int] | Callable[[Settings], Iterable[int]] | None
+    # Where: the tiers of group it is used in (a callable: read from the settings or the
+    # command's form).
+    tiers: frozenset[int] | Callable[[Context], Iterable[int]] | None
     # Who: the rule the sender must pass there (None: anyone in such a group).
     allow: Rule | None
     needs_group: bool
@@ -112,14 +113,14 @@ class HandlerSpec:
         """Whether the command belongs in this group (bound, of the right tier)."""
         if self.needs_group and ctx.node is None:
             return False
-        tiers = self.tiers_for(ctx.settings)
+        tiers = self.tiers_for(ctx)
         return tiers is None or (ctx.node is not None and ctx.node.tier in tiers)
 
-    def tiers_for(self, settings: Settings) -> frozenset[int] | None:
-        """The tiers of group the command is used in, under these settings."""
+    def tiers_for(self, ctx: Context) -> frozenset[int] | None:
+        """The tiers of group the command is used in (for this form, under these settings)."""
         if self.tiers is None or isinstance(self.tiers, frozenset):
             return self.tiers
-        return frozenset(self.tiers(settings))
+        return frozenset(self.tiers(ctx))
 
     def allowed(self, ctx: Context) -> bool:
         """Whether this sender may use the command in this group."""
@@ -137,7 +138,7 @@ class Router:
         self,
         command: type[C],
         *,
-        tiers: Iterable[int] | Callable[[Settings], Iterable[int]] | None = None,
+        tiers: Iterable[int] | Callable[[Context], Iterable[int]] | None = None,
         allow: Rule | None = None,
         needs_group: bool = True,
         quiet: bool = False,

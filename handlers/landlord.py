@@ -23,7 +23,8 @@ def _landlord_node_ids(ctx: Context) -> list[int]:
             if m.role == Role.LANDLORD and m.parent_id == ctx.node.id]
 
 
-async def _landlord_node(ctx: Context) -> Node:
+async def landlord_node(ctx: Context) -> Node:
+    """The landlord's own tier-5 node (here, or the one below this tier-4 group)."""
     ids = _landlord_node_ids(ctx)
     if len(ids) != 1:
         raise UserError(texts.Report.WHICH_NODE)
@@ -38,7 +39,7 @@ async def _landlord_node(ctx: Context) -> Node:
 async def on_landlord_report(cmd: LandlordReport, ctx: Context) -> str:
     """房东上报 消毒/代办/违规/调解/返回 [说明] — 房东上报，例：房东上报 代办 帮302租客买菜"""
     assert ctx.sender is not None
-    node = await _landlord_node(ctx)
+    node = await landlord_node(ctx)
     kind = ReportKind(cmd.kind)
     date = tenant.local_date(ctx.now(), ctx.zone)
     if kind == ReportKind.DISINFECT and await report.reported_on_day(

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 from bot import pii, texts
-from bot.config import Settings
 from bot.grammar import (
     AdjustPoints,
     Appeal,
@@ -33,9 +32,9 @@ def _line(ctx: Context, event: PointsEvent) -> str:
         status=texts.Points.STATUS[event.status])
 
 
-def _verifier_tier(settings: Settings) -> set[int]:
+def _verifier_tier(ctx: Context) -> set[int]:
     """The verifier's tier (configurable)."""
-    return {settings.points.verifier_tier}
+    return {ctx.settings.points.verifier_tier}
 
 
 @router.command(Score, tiers=LANDLORD_TIERS, allow=LANDLORD)

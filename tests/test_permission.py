@@ -47,3 +47,21 @@ def test_no_handler_checks_permission_in_its_body():
         source = path.read_text(encoding="utf-8")
         assert "NOT_PERMITTED" not in source and "WRONG_GROUP" not in source, path
         assert not re.search(r"router\.command\([^)]*roles=", source), path
+
+
+async def test_what_help_offers_a_landlord_in_the_tier4_group_works_there(
+        bot, chat: Chat, chain: DemoChain):
+    """帮助 there lists 房东上报 (消毒/代办/违规/调解/返回): 返回 included."""
+    from sqlalchemy import select
+
+    from models import Node, TenantStay
+    await chat.say(chain.landlords_group, chain.landlord, "房东上报 返回 王六 13800001112 湖南长沙")
+    assert chat.replies(chain.landlords_group)[0].startswith("已登记 王* 返回（来自湖南长沙")
+    async with bot.session() as s:
+        node = (await s.execute(select(Node.name).join(TenantStay, TenantStay.node_id == Node.id)
+                                )).scalar_one()
+    assert node == "董宝明出租房"
+    await chat.say(chain.landlords_group, chain.team_member, "房东上报 返回 王七 13800001113 湖南")
+    assert chat.replies(chain.landlords_group) == ["「房东上报」由房东使用，您没有权限。"]
+    await chat.say(chain.landlords_group, chain.landlord, "租客返回 王七 13800001113 湖南")
+    assert chat.replies(chain.landlords_group) == ["「租客返回」只能在房东+租客群使用。"]
