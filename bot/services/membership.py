@@ -156,8 +156,6 @@ async def decide_link(session: AsyncSession, *, node: Node, request_id: int, by:
                               Contact.person_id == request.claimant_id))).scalar_one_or_none()
     if contact is None or await _has_contact(session, person_id=person.id):
         # The contact was unlinked meanwhile, or the tenant got a contact another way.
-        request.status = LinkStatus.REJECTED
-        await session.flush()
         raise UserError(texts.Identity.LINK_STALE.format(id=request_id))
     request.status = LinkStatus.CONFIRMED
     contact.person_id = person.id

@@ -142,3 +142,19 @@ async def test_a_landlord_cannot_pull_another_nodes_tenant_into_his_list(
     await chat.say(chain.tenant_group, chain.landlord, f"租客返回 某某 {DONG_MOBILE} 来自湖南")
     assert chat.replies(chain.tenant_group) == [TAKEN]
     assert await count(bot, OutboxMessage, OutboxMessage.source == "fever") == 0
+
+
+async def test_two_contacts_claiming_one_tenant_only_one_is_linked(
+        bot, chat: Chat, chain: DemoChain):
+    await chat.say(chain.tenant_group, chain.landlord, "租客返回 李娜 13611112222 来自安徽阜阳")
+    await chat.say(chain.tenant_group, "sim-one", "我已返回 安徽阜阳 13611112222")
+    await chat.say(chain.tenant_group, "sim-two", "我已返回 安徽阜阳 13611112222")
+    assert "确认 2" in chat.replies(chain.tenant_group)[0]
+    await chat.say(chain.tenant_group, chain.landlord, "确认 2")
+    await chat.say(chain.tenant_group, chain.landlord, "确认 1")
+    assert chat.replies(chain.tenant_group) == [
+        "身份关联 1 已失效（该成员或租客的登记已变更），请让租客重新登记。"]
+    linked = await person_of(bot, "sim", "sim-two")
+    assert linked is not None and linked.name == "李娜"
+    other = await person_of(bot, "sim", "sim-one")
+    assert other is not None and other.id != linked.id
