@@ -12,6 +12,7 @@ from tests.conftest import Chat, DemoChain
 # names and numbers that match nothing. 收到 and relays are quiet (never answered) and left out.
 SAMPLES: tuple[tuple[str, str], ...] = (
     ("绑定", "绑定 ZZZZ99"),
+    ("绑定群", "绑定群 ZZZZ99"),
     ("租客返回", "租客返回 王五 13800001111 来自湖南长沙"),
     ("房东上报", "房东上报 返回 王六 13800001112 湖南长沙"),
     ("体温", "体温 36.6"),
