@@ -1,4 +1,4 @@
-"""The `tierbot` command: run, serve, demo, db, chain, invite."""
+"""The `tierbot` command: run, serve, demo, db, chain, invite, people, points."""
 
 from __future__ import annotations
 
@@ -52,6 +52,9 @@ def _parser() -> argparse.ArgumentParser:
     ch_sub = ch.add_subparsers(dest="chain_command", required=True)
     imp = ch_sub.add_parser("import", help="import a TOML or YAML chain file")
     imp.add_argument("file", type=Path)
+    imp.add_argument("--prune", action="store_true",
+                     help="also remove roles (not tenants') and contact ids the file no "
+                          "longer lists, at the nodes it lists (each removal recorded)")
     ch_sub.add_parser("show", help="print the tree with groups and commanders")
 
     inv = sub.add_parser("invite", help="issue an invite code")
@@ -61,6 +64,19 @@ def _parser() -> argparse.ArgumentParser:
                                     "(or 指挥长, 组员, 书记, 房东, 租客, 铺长)")
     who.add_argument("--group", action="store_true", help="a code that binds a chat room")
     inv.add_argument("--days", type=int, help="days until it expires (default from config)")
+
+    ppl = sub.add_parser("people", help="take roles or contact ids away (recorded)")
+    ppl_sub = ppl.add_subparsers(dest="people_command", required=True)
+    rem = ppl_sub.add_parser("remove", help="remove a person's roles (all, or at a node/role)")
+    rem.add_argument("who", help="a contact id, or the person's exact registered name")
+    rem.add_argument("--transport", default=None, help="of the contact id (default: config)")
+    rem.add_argument("--node", help="node id or exact name (default: every node)")
+    rem.add_argument("--role", help="only this role (commander, 指挥长, …)")
+    rem.add_argument("--reason", required=True, help="why (recorded)")
+    unl = ppl_sub.add_parser("unlink", help="a contact id no longer identifies its person")
+    unl.add_argument("contact", help="the contact id")
+    unl.add_argument("--transport", default=None, help="of the contact id (default: config)")
+    unl.add_argument("--reason", required=True, help="why (recorded)")
 
     # points (issue 5)
     pts = sub.add_parser("points", help="the landlords' 12-point system")
@@ -132,8 +148,9 @@ async def _demo(settings: Settings) -> None:
         await run_console(app)
 
 
-async def _chain_import(settings: Settings, path: Path) -> None:
+async def _chain_import(settings: Settings, path: Path, *, prune: bool = False) -> None:
     from bot import chainfile
+    from bot.services import membership
 
     spec = chainfile.load(path)
 
@@ -141,6 +158,9 @@ async def _chain_import(settings: Settings, path: Path) -> None:
         counts = await chainfile.import_chain(session, spec, now=app.now())
         print(f"imported {counts['nodes']} nodes, {counts['groups']} groups, "
               f"{counts['people']} people, {counts['roles']} roles")
+        if prune:
+            pruned = await membership.prune_chain(session, spec=spec, now=app.now())
+            print(f"pruned {pruned['roles']} roles, {pruned['contacts']} contact ids")
 
     await _with_store(settings, work)
 
@@ -176,6 +196,52 @@ async def _invite(settings: Settings, node_ref: str, role_word: str | None, days
         print(f"# {node.name}: {role or 'group'}; expires "
               f"{invite.expires_at.astimezone(settings.zone):%Y-%m-%d %H:%M}; in chat: {what}",
               file=sys.stderr)
+
+    await _with_store(settings, work)
+
+
+async def _people(settings: Settings, args: argparse.Namespace) -> None:
+    from sqlalchemy import select
+
+    from bot.console import ROLE_WORDS
+    from bot.services import chain, membership, people
+    from models import Person
+
+    transport = args.transport or settings.transport
+    role = ROLE_WORDS.get(args.role) if getattr(args, "role", None) else None
+    if getattr(args, "role", None) and role is None:
+        raise ConfigError(f"--role: unknown role {args.role!r}")
+
+    async def work(app: Any, session: Any) -> None:
+        if args.people_command == "unlink":
+            person = await membership.unlink_contact(
+                session, transport=transport, contact_id=args.contact, via="cli",
+                reason=args.reason, now=app.now())
+            if person is None:
+                raise ConfigError(f"no contact {transport}:{args.contact}")
+            print(f"unlinked {transport}:{args.contact} from person #{person.id}")
+            return
+        node = None
+        if args.node:
+            node = await chain.find_node(session, ref=args.node)
+            if node is None:
+                raise ConfigError(f"--node: no node {args.node!r} (see `tierbot chain show`)")
+        person = await people.find_by_contact(session, transport=transport,
+                                              contact_id=args.who)
+        if person is None:
+            named = list((await session.execute(
+                select(Person).where(Person.name == args.who))).scalars())
+            if len(named) > 1:
+                raise ConfigError(f"{len(named)} people are named {args.who!r}: "
+                                  "give a contact id")
+            person = named[0] if named else None
+        if person is None:
+            raise ConfigError(f"no person {args.who!r} (a contact id or an exact name)")
+        removed = await membership.remove_by_admin(session, person=person, node=node,
+                                                   role=role, reason=args.reason,
+                                                   now=app.now())
+        print(f"removed {len(removed)} roles of person #{person.id}: "
+              + (", ".join(f"{h.role}@{h.node_id}" for h in removed) or "-"))
 
     await _with_store(settings, work)
 
@@ -277,7 +343,9 @@ def main(argv: list[str] | None = None) -> int:
                 asyncio.run(_with_store(settings, lambda app, session: asyncio.sleep(0)))
                 print("database is at the latest schema")
             case "chain" if args.chain_command == "import":
-                asyncio.run(_chain_import(settings, args.file))
+                asyncio.run(_chain_import(settings, args.file, prune=args.prune))
+            case "people":
+                asyncio.run(_people(settings, args))
             case "chain":
                 asyncio.run(_chain_show(settings))
             case "invite":

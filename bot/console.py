@@ -31,6 +31,7 @@ CONSOLE_HELP = """console commands:
                                                (a new name is a new contact)
   /invite NODE ROLE   issue a person invite    /invite NODE 群 issue a group invite
   /newgroup TITLE     a new, unbound group     /time +3h      move the clock (m, h, d)
+  /leave              the speaker leaves this group (the bot tells their commander)
   /quit               leave
   $CODE in a line is replaced by the last invite code issued."""
 
@@ -134,6 +135,11 @@ class Console:
             self.rooms[room] = arg or room
             self.room = room
             self.say(f"  (new unbound group {self.rooms[room]}; now in it)")
+        elif cmd == "/leave":
+            await self.transport.member_left(self.room, self.contacts[self.speaker],
+                                             member_name=self.speaker)
+            await self.app.idle()
+            self.say(f"  ({self.speaker} left {self.rooms.get(self.room, self.room)})")
         elif cmd == "/invite":
             await self._invite(arg)
         elif cmd == "/time":

@@ -23,7 +23,7 @@ from bot import texts
 from bot.config import Settings
 from bot.domain import HeldRole, UserError
 from bot.grammar import Command, ParseError, as_written, normalise, parse
-from bot.router import Context, Dispatcher, Reply
+from bot.router import Context, Dispatcher, HandlerSpec, Reply
 from bot.services import chain, people
 from bot.services.notice import digest, echo_body
 from bot.transports.base import IncomingMessage
@@ -203,6 +203,29 @@ _IDENTITY_TABLES = {Contact.__tablename__, Membership.__tablename__, Group.__tab
                     Node.__tablename__, Person.__tablename__}
 
 
+def authorise(spec: HandlerSpec, ctx: Context) -> str | None:
+    """None when the route's declaration lets this sender use the command here; otherwise the
+    refusal, naming where and by whom it is used (the same declaration 帮助 reads)."""
+    if spec.allowed(ctx):
+        return None
+    command = ctx.command
+    keyword = getattr(command, "keyword", "") or type(command).__name__
+    if getattr(command, "landlord_form", False):
+        keyword = texts.Permission.LANDLORD_FORM_KEYWORD
+    if spec.needs_group and ctx.node is None:
+        return texts.General.GROUP_NOT_BOUND
+    if not spec.in_place(ctx):
+        tiers = spec.tiers_for(ctx)
+        assert tiers is not None
+        where = "、".join(texts.TIER_NAMES[t] for t in sorted(tiers))
+        return texts.General.WRONG_GROUP.format(command=keyword, where=where)
+    assert spec.allow is not None
+    refusal = texts.General.NOT_PERMITTED.format(command=keyword, who=spec.allow.describe(ctx))
+    if not ctx.memberships:
+        refusal += texts.General.ASK_INVITE
+    return refusal
+
+
 class Handling:
     """The per-message logic, usable in a shared (batched) or an own transaction."""
 
@@ -307,16 +330,10 @@ class Handling:
                       inbound_id=inbound_id, specs=self.dispatcher.specs,
                       on_schedule=self.on_schedule)
         ctx.after_commit = after_commit
-        keyword = getattr(item.command, "keyword", type(item.command).__name__)
-        if spec.quiet and not spec.allowed(ctx):
-            return None
-        if spec.needs_group and ctx.node is None:
-            return Reply(texts.General.GROUP_NOT_BOUND)
-        if spec.tiers is not None and (ctx.node is None or ctx.node.tier not in spec.tiers):
-            where = "、".join(texts.TIER_NAMES[t] for t in sorted(spec.tiers))
-            return Reply(texts.General.WRONG_GROUP.format(command=keyword, where=where))
-        if not spec.allowed(ctx):
-            return Reply(texts.General.NOT_PERMITTED.format(command=keyword))
+        ctx.command = item.command
+        refusal = authorise(spec, ctx)
+        if refusal is not None:
+            return None if spec.quiet else Reply(refusal)
         if watch is not None:
             return await self._run_unguarded(session, spec.func, item, ctx, watch)
         try:

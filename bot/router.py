@@ -1,5 +1,5 @@
-"""Routers: handlers declare their command and the tiers and roles allowed; the pipeline
-dispatches."""
+"""Routers: handlers declare their command, where (tiers) and who (a Rule) may use it; the
+pipeline dispatches, 帮助 lists and refusals explain from that one declaration."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.config import Settings
 from bot.domain import HeldRole
 from bot.grammar import Command
+from bot.permission import Rule
 from bot.transports.base import IncomingMessage
 from models import Group, Node, Person, Role
 
@@ -46,6 +47,8 @@ class Context:
     after_commit: list[Callable[[], None]] = field(default_factory=list)
     # How the app (re)places a schedule's job; None where no scheduler runs.
     on_schedule: Callable[[Any], None] | None = None
+    # The command being authorised or handled (a rule may read it, e.g. 房东上报 返回).
+    command: Command | None = None
 
     def now(self) -> datetime:
         """The current time (aware, UTC)."""
@@ -73,6 +76,12 @@ class Context:
                  if m.parent_id == self.node.id and m.role in (Role.LANDLORD, Role.CAPTAIN)}
         return frozenset(here)
 
+    def holds(self, role: Role, *, tier: int | None = None) -> bool:
+        """Whether the sender holds `role` in this group (and the group is of `tier`)."""
+        if tier is not None and (self.node is None or self.node.tier != tier):
+            return False
+        return role in self.roles
+
 
 HandlerResult = str | Reply | None
 C = TypeVar("C", bound=Command)
@@ -85,8 +94,11 @@ class HandlerSpec:
 
     command: type[Command]
     func: Handler
-    tiers: frozenset[int] | None
-    roles: frozenset[Role] | None
+    # Where: the tiers of group it is used in (a callable: read from the settings or the
+    # command's form).
+    tiers: frozenset[int] | Callable[[Context], Iterable[int]] | None
+    # Who: the rule the sender must pass there (None: anyone in such a group).
+    allow: Rule | None
     needs_group: bool
     # Say nothing when not allowed (收到 and relays are everyday words, not requests).
     quiet: bool = False
@@ -97,13 +109,22 @@ class HandlerSpec:
         doc = inspect.getdoc(self.func) or self.command.__name__
         return doc.splitlines()[0]
 
-    def allowed(self, ctx: Context) -> bool:
-        """Whether this sender may use the command in this group."""
+    def in_place(self, ctx: Context) -> bool:
+        """Whether the command belongs in this group (bound, of the right tier)."""
         if self.needs_group and ctx.node is None:
             return False
-        if self.tiers is not None and (ctx.node is None or ctx.node.tier not in self.tiers):
-            return False
-        return self.roles is None or bool(ctx.roles & self.roles)
+        tiers = self.tiers_for(ctx)
+        return tiers is None or (ctx.node is not None and ctx.node.tier in tiers)
+
+    def tiers_for(self, ctx: Context) -> frozenset[int] | None:
+        """The tiers of group the command is used in (for this form, under these settings)."""
+        if self.tiers is None or isinstance(self.tiers, frozenset):
+            return self.tiers
+        return frozenset(self.tiers(ctx))
+
+    def allowed(self, ctx: Context) -> bool:
+        """Whether this sender may use the command in this group."""
+        return self.in_place(ctx) and (self.allow is None or self.allow(ctx))
 
 
 class Router:
@@ -117,8 +138,8 @@ class Router:
         self,
         command: type[C],
         *,
-        tiers: Iterable[int] | None = None,
-        roles: Iterable[Role] | None = None,
+        tiers: Iterable[int] | Callable[[Context], Iterable[int]] | None = None,
+        allow: Rule | None = None,
         needs_group: bool = True,
         quiet: bool = False,
     ) -> Callable[[Callable[[C, Context], Awaitable[HandlerResult]]], Handler]:
@@ -127,8 +148,8 @@ class Router:
         def register(func: Callable[[C, Context], Awaitable[HandlerResult]]) -> Handler:
             self.handlers.append(HandlerSpec(
                 command=command, func=func,
-                tiers=frozenset(tiers) if tiers is not None else None,
-                roles=frozenset(roles) if roles is not None else None,
+                tiers=(tiers if tiers is None or callable(tiers) else frozenset(tiers)),
+                allow=allow,
                 needs_group=needs_group, quiet=quiet,
             ))
             return func

@@ -30,8 +30,19 @@ class General:
 
     GROUP_NOT_BOUND = "本群还没有绑定到作战单元。请找指挥长要群邀请码，在本群发送：绑定群 邀请码"
     WRONG_GROUP = "「{command}」只能在{where}使用。"
-    NOT_PERMITTED = "您没有权限使用「{command}」。如需开通，请找指挥长要邀请码：绑定 邀请码"
+    NOT_PERMITTED = "「{command}」由{who}使用，您没有权限。"
+    ASK_INVITE = "如需开通，请找指挥长要邀请码：绑定 邀请码"
     INTERNAL_ERROR = "抱歉，处理出错了，请稍后再试。"
+
+
+TIER_SHORT: dict[int, str] = {1: "街道", 2: "社区", 3: "作战小组", 4: "房东群", 5: "出租房"}
+
+
+class Permission:
+    """Who may use a command, as refusals name it."""
+
+    VERIFIER = "{tier}{role}"
+    LANDLORD_FORM_KEYWORD = "房东上报"
 
 
 class Help:
@@ -68,7 +79,6 @@ class Tenant:
     RETURN_FUTURE = "到达时间不能晚于现在，请核对日期后重发。"
     RETURN_BAD_DATE = "到达日期不对，请写成 2月20日 或 2月20日凌晨4点。"
     RETURN_NEEDS_NAME = "请写上租客姓名，例：租客返回 王明 13800138000 来自湖南长沙"
-    RETURN_NOT_YOURS = "该手机号已登记在其他人名下，请核对手机号。"
     ORIGIN_UNKNOWN = "未填"
     TEMP_OK = "已记录 {name} 体温 {value:.1f}℃，居家观察至 {until}"
     TEMP_FEVER = "{name} 体温 {value:.1f}℃ 偏高（≥{threshold:.1f}℃），已通知房东和网格员，请保持居家，等候联系。"
@@ -89,6 +99,30 @@ class Tenant:
     STATUS_FEVER = "⚠体温偏高 {value:.1f}℃"
     DATE = "{month}月{day}日"
     DATETIME = "{month}月{day}日{hour:02d}:{minute:02d}"
+
+
+class Identity:
+    """Who is who: mobiles that may not be used, links the landlord confirms, removals."""
+
+    MOBILE_TAKEN = "该手机号已经登记，不能在这里登记。如有疑问，请联系{community}。"
+    LINK_ASK = ("房东请确认：这位新成员自称是已登记的租客 {name}（{mobile}），是否为同一人？"
+                "请回复“确认 {id}”或“不是 {id}”。确认前按新租客单独登记。")
+    LINK_CONFIRMED = "已确认：这位成员就是租客 {name}，登记已合并。"
+    LINK_REJECTED = "已记录：这位成员不是租客 {name}，按新租客单独登记。"
+    LINK_UNKNOWN = "没有待确认的身份关联 {id}。"
+    LINK_STALE = "身份关联 {id} 已失效（该成员或租客的登记已变更），请让租客重新登记。"
+    REMOVED = "已移除 {name} 的身份：{roles}。"
+    REMOVED_ROLE = "{node}{role}"
+    REMOVE_UNKNOWN = "本群没有找到「{name}」，请 @该成员 或写其登记姓名。"
+    REMOVE_SEVERAL = "本群有多人名为「{name}」，请 @该成员。"
+    REMOVE_SELF = "不能移除自己，请联系上级指挥长。"
+    REMOVE_HEAD = "本群指挥长只能由上级指挥长移除。"
+    TENANCY_ENDED = "已为 {name} 办理退租，不再列入租客名单。"
+    TENANT_UNKNOWN = "本群没有名为「{name}」的租客。"
+    REASON_NONE = "未写明"
+    PRUNED = "链条文件中已删除"
+    MEMBER_LEFT = ("【成员退群】{name}（{roles}）已退出「{group}」。身份未自动移除；"
+                   "如需移除，请在该群发送“移除 登记姓名”（租客：退租 姓名）。")
 
 
 class Report:
@@ -120,6 +154,7 @@ class Notice:
     ACCOUNT_LINE = "{account} {groups} 个群"
     MORE_GROUPS = " 等{n}个群"
     PROGRESS_HEAD = "{tag}进度：送达 {delivered}/{total}，确认 {acked}/{total}，其他成员已读 {reads} 人次"
+    PROGRESS_NOT_YOURS = "「进度」只能查看您发出的或您所指挥单元发出的通知，您没有权限查看这一条。"
     PROGRESS_FAILED = "，发送失败 {failed} 个"
     PROGRESS_TIER = "{tier}级：送达 {delivered}/{total}，确认 {acked}/{total}"
     PROGRESS_MISSING = "，未确认：{names}"

@@ -1,8 +1,18 @@
 """Command handlers, one module per command family; ROUTERS is the order 帮助 lists them in."""
 
-from handlers import bind, help, landlord, notice, points, schedule, tenant, ticket
+from handlers import (
+    bind,
+    help,
+    landlord,
+    membership,
+    notice,
+    points,
+    schedule,
+    tenant,
+    ticket,
+)
 
 ROUTERS = (tenant.router, landlord.router, notice.router, schedule.router, ticket.router,
-           bind.router, points.router, help.router)
+           bind.router, points.router, membership.router, help.router)
 
 __all__ = ["ROUTERS"]

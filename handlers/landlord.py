@@ -5,6 +5,7 @@ from __future__ import annotations
 from bot import pii, texts
 from bot.domain import UserError
 from bot.grammar import LandlordReport, MyTenants
+from bot.permission import LANDLORD
 from bot.router import Context, Router
 from bot.services import points, report, tenant
 from models import Node, ReportKind, Role
@@ -22,7 +23,8 @@ def _landlord_node_ids(ctx: Context) -> list[int]:
             if m.role == Role.LANDLORD and m.parent_id == ctx.node.id]
 
 
-async def _landlord_node(ctx: Context) -> Node:
+async def landlord_node(ctx: Context) -> Node:
+    """The landlord's own tier-5 node (here, or the one below this tier-4 group)."""
     ids = _landlord_node_ids(ctx)
     if len(ids) != 1:
         raise UserError(texts.Report.WHICH_NODE)
@@ -33,11 +35,11 @@ async def _landlord_node(ctx: Context) -> Node:
     return node
 
 
-@router.command(LandlordReport, tiers=LANDLORD_TIERS, roles={Role.LANDLORD})
+@router.command(LandlordReport, tiers=LANDLORD_TIERS, allow=LANDLORD)
 async def on_landlord_report(cmd: LandlordReport, ctx: Context) -> str:
     """房东上报 消毒/代办/违规/调解/返回 [说明] — 房东上报，例：房东上报 代办 帮302租客买菜"""
     assert ctx.sender is not None
-    node = await _landlord_node(ctx)
+    node = await landlord_node(ctx)
     kind = ReportKind(cmd.kind)
     date = tenant.local_date(ctx.now(), ctx.zone)
     if kind == ReportKind.DISINFECT and await report.reported_on_day(
@@ -51,7 +53,7 @@ async def on_landlord_report(cmd: LandlordReport, ctx: Context) -> str:
     return texts.Report.OK[kind].format(detail=detail or texts.Report.NO_DETAIL, date=date)
 
 
-@router.command(MyTenants, tiers=LANDLORD_TIERS, roles={Role.LANDLORD})
+@router.command(MyTenants, tiers=LANDLORD_TIERS, allow=LANDLORD)
 async def on_my_tenants(cmd: MyTenants, ctx: Context) -> str:
     """我的租客 — 查看您的租客和居家观察情况（已隐去号码）"""
     ids = _landlord_node_ids(ctx)

@@ -5,20 +5,15 @@ from __future__ import annotations
 from bot import texts
 from bot.domain import UserError
 from bot.grammar import Ack, Progress, Relay, SendNotice
+from bot.permission import GROUP_COMMANDER, PARENT_COMMANDER
 from bot.router import Context, Router
-from bot.services import chain
 from bot.services import notice as notices
-from models import Notice, Role
 
 router = Router(name=__name__)
 
-COMMANDING = {Role.COMMANDER, Role.MEMBER, Role.LANDLORD, Role.CAPTAIN}
-
-
-def _require_commander(ctx: Context, keyword: str) -> None:
-    assert ctx.node is not None
-    if chain.commanding_role(ctx.node) not in ctx.roles:
-        raise UserError(texts.General.NOT_PERMITTED.format(command=keyword))
+# Relays count only from whoever brings the notice into this group: its commander, or the
+# commander one tier up who sits in it.
+RELAYING = GROUP_COMMANDER | PARENT_COMMANDER
 
 
 def _eta(ctx: Context, per_account: dict[str, int]) -> str:
@@ -46,11 +41,10 @@ async def read_targets(ctx: Context, text: str, down_to_tier: int | None
     return scope, text, look
 
 
-@router.command(SendNotice, roles=COMMANDING)
+@router.command(SendNotice, allow=GROUP_COMMANDER)
 async def on_send_notice(cmd: SendNotice, ctx: Context) -> str:
     """通知 [到3级|节点名|房东群] 内容 — 向下级各群发通知（紧急通知 更快提醒；预览 通知 … 只看范围）"""
     assert ctx.node is not None and ctx.group is not None and ctx.sender is not None
-    _require_commander(ctx, "通知")
     scope, text, look = await read_targets(ctx, cmd.text, cmd.down_to_tier)
     if cmd.preview:
         return texts.Notice.PREVIEW.format(
@@ -76,14 +70,15 @@ async def on_ack(cmd: Ack, ctx: Context) -> None:
         notice_id=cmd.notice_id, now=ctx.now(), settings=ctx.settings.notices)
 
 
-@router.command(Relay, quiet=True)
+@router.command(Relay, allow=RELAYING, quiet=True)
 async def on_relay(cmd: Relay, ctx: Context) -> None:
-    """【通知#27】… — 指挥长转发的通知，本群不再重复发送"""
+    """【通知#27】… — 指挥长转发的通知原文，本群不再重复发送"""
     assert ctx.group is not None
-    await notices.relay(ctx.session, group=ctx.group, notice_id=cmd.notice_id, now=ctx.now())
+    await notices.relay(ctx.session, group=ctx.group, notice_id=cmd.notice_id,
+                        text=ctx.message.text, now=ctx.now())
 
 
-@router.command(Progress, roles=COMMANDING)
+@router.command(Progress, allow=GROUP_COMMANDER)
 async def on_progress(cmd: Progress, ctx: Context) -> str:
     """进度 [27] — 查看通知的送达和确认情况（不写编号为您最近的一条）"""
     assert ctx.sender is not None and ctx.node is not None
@@ -92,14 +87,8 @@ async def on_progress(cmd: Progress, ctx: Context) -> str:
         if notice is None:
             return texts.Notice.PROGRESS_NONE
     else:
-        notice = await ctx.session.get(Notice, cmd.notice_id)
-        if notice is None or notice.missed:
-            return texts.Notice.PROGRESS_UNKNOWN.format(id=cmd.notice_id)
-        # The sender, or whoever commands the node it was sent from.
-        commanders = {p.id for p in await chain.commanders(
-            ctx.session, node=await ctx.session.get(type(ctx.node), notice.origin_node_id))}
-        if notice.sender_id != ctx.sender.id and ctx.sender.id not in commanders:
-            raise UserError(texts.General.NOT_PERMITTED.format(command="进度"))
+        notice = await notices.visible_to(ctx.session, notice_id=cmd.notice_id,
+                                          person_id=ctx.sender.id)
     p = await notices.progress(ctx.session, notice=notice)
     head = texts.Notice.PROGRESS_HEAD.format(
         tag=notices.tag(notice.id, notice.urgent), delivered=p.delivered, total=p.total,

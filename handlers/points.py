@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 from bot import pii, texts
-from bot.domain import UserError
 from bot.grammar import (
     AdjustPoints,
     Appeal,
@@ -15,17 +14,15 @@ from bot.grammar import (
     ScoreHistory,
     Verify,
 )
+from bot.permission import COMMANDER_OR_SECRETARY, GROUP_COMMANDER, LANDLORD, VERIFIER
 from bot.router import Context, Router
-from bot.services import chain
 from bot.services import points as pts
-from models import PointsEvent, Role
+from models import PointsEvent
 
 router = Router(name=__name__)
 
 LANDLORD_TIERS = {4, 5}
 COMMAND_TIERS = {1, 2, 3, 4}
-COMMANDING = {Role.COMMANDER, Role.MEMBER}
-VERIFYING = {Role.SECRETARY, Role.COMMANDER}
 
 
 def _line(ctx: Context, event: PointsEvent) -> str:
@@ -35,18 +32,12 @@ def _line(ctx: Context, event: PointsEvent) -> str:
         status=texts.Points.STATUS[event.status])
 
 
-def _require_verifier(ctx: Context, keyword: str) -> None:
-    """The verifier role at a node of the verifier tier (both configurable)."""
-    assert ctx.node is not None
-    settings = ctx.settings.points
-    if ctx.node.tier != settings.verifier_tier:
-        raise UserError(texts.General.WRONG_GROUP.format(
-            command=keyword, where=texts.TIER_NAMES[settings.verifier_tier]))
-    if Role(settings.verifier_role) not in ctx.roles:
-        raise UserError(texts.General.NOT_PERMITTED.format(command=keyword))
+def _verifier_tier(ctx: Context) -> set[int]:
+    """The verifier's tier (configurable)."""
+    return {ctx.settings.points.verifier_tier}
 
 
-@router.command(Score, tiers=LANDLORD_TIERS, roles={Role.LANDLORD})
+@router.command(Score, tiers=LANDLORD_TIERS, allow=LANDLORD)
 async def on_score(cmd: Score, ctx: Context) -> str:
     """积分 — 查看您的积分、排名和本周积分记录"""
     assert ctx.sender is not None
@@ -67,7 +58,7 @@ async def on_score(cmd: Score, ctx: Context) -> str:
     return "\n".join([head, texts.Points.WEEK_HEAD, *(_line(ctx, e) for e in events)])
 
 
-@router.command(ScoreHistory, tiers=LANDLORD_TIERS, roles={Role.LANDLORD})
+@router.command(ScoreHistory, tiers=LANDLORD_TIERS, allow=LANDLORD)
 async def on_score_history(cmd: ScoreHistory, ctx: Context) -> str:
     """积分明细 — 查看您最近的积分记录（编号可用于申诉）"""
     assert ctx.sender is not None
@@ -80,7 +71,7 @@ async def on_score_history(cmd: ScoreHistory, ctx: Context) -> str:
                       *(_line(ctx, e) for e in events)])
 
 
-@router.command(Appeal, tiers=LANDLORD_TIERS, roles={Role.LANDLORD})
+@router.command(Appeal, tiers=LANDLORD_TIERS, allow=LANDLORD)
 async def on_appeal(cmd: Appeal, ctx: Context) -> str:
     """申诉 编号 理由 — 对已核查的积分记录申诉，例：申诉 12 当天已消毒，忘记上报"""
     assert ctx.sender is not None
@@ -89,7 +80,7 @@ async def on_appeal(cmd: Appeal, ctx: Context) -> str:
     return texts.Points.APPEAL_OK.format(id=event.id)
 
 
-@router.command(Reward, tiers=LANDLORD_TIERS, roles={Role.LANDLORD})
+@router.command(Reward, tiers=LANDLORD_TIERS, allow=LANDLORD)
 async def on_reward(cmd: Reward, ctx: Context) -> str:
     """奖励 — 查看您的积分奖励"""
     assert ctx.sender is not None
@@ -100,10 +91,9 @@ async def on_reward(cmd: Reward, ctx: Context) -> str:
         per=per, week_points=got.week_points, week_amount=got.week_points * per)
 
 
-@router.command(PendingChecks, tiers={1, 2, 3}, roles=VERIFYING)
+@router.command(PendingChecks, tiers=_verifier_tier, allow=VERIFIER)
 async def on_pending_checks(cmd: PendingChecks, ctx: Context) -> str:
     """待核查 — 社区书记查看待核查的房东积分记录"""
-    _require_verifier(ctx, "待核查")
     assert ctx.node is not None
     lines, total = await pts.pending(ctx.session, verifier_node=ctx.node)
     if not lines:
@@ -129,10 +119,9 @@ async def on_pending_checks(cmd: PendingChecks, ctx: Context) -> str:
     return "\n".join(out)
 
 
-@router.command(Verify, tiers={1, 2, 3}, roles=VERIFYING)
+@router.command(Verify, tiers=_verifier_tier, allow=VERIFIER)
 async def on_verify(cmd: Verify, ctx: Context) -> str:
     """核查 编号 通过 / 核查 编号 驳回 原因 — 社区书记核查房东积分"""
-    _require_verifier(ctx, "核查")
     assert ctx.node is not None and ctx.sender is not None
     settings = ctx.settings.points
     event, landlord = await pts.verify(
@@ -150,13 +139,10 @@ async def on_verify(cmd: Verify, ctx: Context) -> str:
                                            delta=event.delta, reason=cmd.reason)
 
 
-@router.command(AdjustPoints, tiers=COMMAND_TIERS, roles=COMMANDING)
+@router.command(AdjustPoints, tiers=COMMAND_TIERS, allow=GROUP_COMMANDER)
 async def on_adjust_points(cmd: AdjustPoints, ctx: Context) -> str:
     """加分/扣分 @房东 分数 原因 — 指挥长为下级房东加减分（须写原因，经社区书记核查），例：扣分 @董宝明 3 瞒报租客"""
     assert ctx.node is not None and ctx.sender is not None
-    keyword = "加分" if cmd.delta > 0 else "扣分"
-    if chain.commanding_role(ctx.node) not in ctx.roles:
-        raise UserError(texts.General.NOT_PERMITTED.format(command=keyword))
     settings = ctx.settings.points
     target = await pts.find_landlord(ctx.session, root=ctx.node, name=cmd.target,
                                      mention_ids=ctx.message.mention_ids,
@@ -179,7 +165,7 @@ async def on_adjust_points(cmd: AdjustPoints, ctx: Context) -> str:
                                                  reason=reason)
 
 
-@router.command(GoodPersonCandidates, tiers={1, 2, 3}, roles={Role.COMMANDER, Role.SECRETARY})
+@router.command(GoodPersonCandidates, tiers={1, 2, 3}, allow=COMMANDER_OR_SECRETARY)
 async def on_good_person_candidates(cmd: GoodPersonCandidates, ctx: Context) -> str:
     """好人候选 — 查看本年度多次上五好房东红榜的好人候选"""
     assert ctx.node is not None

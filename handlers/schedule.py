@@ -4,18 +4,18 @@ from __future__ import annotations
 
 from bot import texts
 from bot.grammar import ScheduleCancel, ScheduleList, ScheduleNotice
+from bot.permission import GROUP_COMMANDER
 from bot.router import Context, Router
 from bot.services import schedule as schedules
-from handlers.notice import COMMANDING, _require_commander, read_targets
+from handlers.notice import read_targets
 
 router = Router(name=__name__)
 
 
-@router.command(ScheduleNotice, roles=COMMANDING)
+@router.command(ScheduleNotice, allow=GROUP_COMMANDER)
 async def on_schedule_notice(cmd: ScheduleNotice, ctx: Context) -> str:
     """定时通知 明天8:00 内容 / 每天 18:00 通知 [房东群] 内容 — 定时或每天发通知"""
     assert ctx.node is not None and ctx.group is not None and ctx.sender is not None
-    _require_commander(ctx, "定时通知")
     scope, text, look = await read_targets(ctx, cmd.text, cmd.down_to_tier)
     if cmd.daily:
         schedule = await schedules.create(
@@ -35,7 +35,7 @@ async def on_schedule_notice(cmd: ScheduleNotice, ctx: Context) -> str:
                            groups=look.total, text=text)
 
 
-@router.command(ScheduleList, roles=COMMANDING)
+@router.command(ScheduleList, allow=GROUP_COMMANDER)
 async def on_schedule_list(cmd: ScheduleList, ctx: Context) -> str:
     """定时列表 — 查看您设定、尚未发出的定时通知"""
     assert ctx.sender is not None
@@ -47,7 +47,7 @@ async def on_schedule_list(cmd: ScheduleList, ctx: Context) -> str:
                                         text=s.text[:30]) for s in items])
 
 
-@router.command(ScheduleCancel, roles=COMMANDING)
+@router.command(ScheduleCancel, allow=GROUP_COMMANDER)
 async def on_schedule_cancel(cmd: ScheduleCancel, ctx: Context) -> str:
     """取消定时 编号 — 取消一条定时通知"""
     assert ctx.sender is not None

@@ -5,34 +5,43 @@ from __future__ import annotations
 from bot import pii, texts
 from bot.domain import UserError
 from bot.grammar import HealthMention, Temperature, TenantReturn
+from bot.permission import LANDLORD_FORM
 from bot.router import Context, Reply, Router
 from bot.services import people, tenant
-from models import Role
+from handlers.landlord import landlord_node
+from models import Node, Role
 
 router = Router(name=__name__)
 
 TENANT_TIERS = {5}
 
 
-async def _landlord_mentions(ctx: Context) -> tuple[str, ...]:
-    assert ctx.node is not None
+def _return_tiers(ctx: Context) -> set[int]:
+    """租客返回 in tenant groups; the landlord's 房东上报 返回 also in the tier-4 group he sits
+    in (like his other reports)."""
+    return {4, 5} if getattr(ctx.command, "landlord_form", False) else TENANT_TIERS
+
+
+async def _landlord_mentions(ctx: Context, node: Node | None = None) -> tuple[str, ...]:
+    node = node or ctx.node
+    assert node is not None
     ids: list[str] = []
-    for landlord in await people.holders(ctx.session, node_id=ctx.node.id, role=Role.LANDLORD):
+    for landlord in await people.holders(ctx.session, node_id=node.id, role=Role.LANDLORD):
         ids += await people.contact_ids(ctx.session, person_id=landlord.id,
                                         transport=ctx.message.transport)
     return tuple(ids)
 
 
-@router.command(TenantReturn, tiers=TENANT_TIERS)
+@router.command(TenantReturn, tiers=_return_tiers, allow=LANDLORD_FORM)
 async def on_tenant_return(cmd: TenantReturn, ctx: Context) -> Reply:
     """租客返回 姓名 手机号 来自哪里 [到达时间] [体温] — 登记返回，例：租客返回 王明 13800138000 来自湖南长沙 2月20日凌晨4点 体温36.5"""
     assert ctx.node is not None
     is_landlord = Role.LANDLORD in ctx.roles
-    if cmd.landlord_form and not is_landlord:
-        raise UserError(texts.General.NOT_PERMITTED.format(command="房东上报"))
     staff = bool(ctx.memberships) and any(m.role != Role.TENANT for m in ctx.memberships)
+    # In the tier-4 group (房东上报 返回 only): the return belongs to the landlord's own place.
+    node = ctx.node if ctx.node.tier == 5 else await landlord_node(ctx)
     result = await tenant.register_return(
-        ctx.session, node=ctx.node, cmd=cmd, sender=ctx.sender, on_behalf=is_landlord or staff,
+        ctx.session, node=node, cmd=cmd, sender=ctx.sender, on_behalf=is_landlord or staff,
         by_landlord=is_landlord, transport=ctx.message.transport,
         contact_id=ctx.message.sender_id, display_name=ctx.message.sender_name, now=ctx.now(),
         zone=ctx.zone, watch_days=ctx.settings.tenants.home_watch_days,
@@ -53,7 +62,14 @@ async def on_tenant_return(cmd: TenantReturn, ctx: Context) -> Reply:
     if cmd.temperature is not None:
         text += texts.Tenant.RETURN_OK_TEMPERATURE.format(value=cmd.temperature)
     if result.fever:
-        return Reply(text + texts.Tenant.RETURN_FEVER, await _landlord_mentions(ctx))
+        text += texts.Tenant.RETURN_FEVER
+    if result.link is not None and result.claimed is not None:
+        # The landlord says whether this contact is the tenant he registered (确认/不是).
+        text += "\n" + texts.Identity.LINK_ASK.format(
+            name=pii.mask_name(result.claimed.name), id=result.link.id,
+            mobile=pii.mask_mobile(result.claimed.mobile or ""))
+    if result.fever or result.link is not None:
+        return Reply(text, await _landlord_mentions(ctx, node))
     return Reply(text)
 
 

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 from bot import texts
 from bot.grammar import Answer, Feedback, Todo
+from bot.permission import STAFF
 from bot.router import Context, Router
 from bot.services import ticket as tickets
 from bot.services.tenant import local_datetime
-from models import Role
 
 router = Router(name=__name__)
 
 # Tickets go to tier-3 and tier-4 nodes: their commanders, team members and secretaries answer
-# (a landlord also sits in the tier-4 group, but does not answer for the team).
-STAFF = {Role.COMMANDER, Role.MEMBER, Role.SECRETARY}
+# (a landlord also sits in the tier-4 group, but does not answer for the team): see STAFF.
 
 
 @router.command(Feedback, tiers={4, 5})
@@ -25,7 +24,7 @@ async def on_feedback(cmd: Feedback, ctx: Context) -> str:
     return texts.Ticket.OPENED.format(id=ticket.id)
 
 
-@router.command(Answer, roles=STAFF)
+@router.command(Answer, allow=STAFF)
 async def on_answer(cmd: Answer, ctx: Context) -> str:
     """答复 编号 内容 — 答复下级的反馈，例：答复 12 已安排电工明天上门"""
     assert ctx.node is not None and ctx.sender is not None
@@ -34,7 +33,7 @@ async def on_answer(cmd: Answer, ctx: Context) -> str:
     return texts.Ticket.ANSWERED.format(id=ticket.id)
 
 
-@router.command(Todo, roles=STAFF)
+@router.command(Todo, allow=STAFF)
 async def on_todo(cmd: Todo, ctx: Context) -> str:
     """待办 — 查看下级发来、还没答复的反馈"""
     assert ctx.node is not None

@@ -3,6 +3,7 @@
 from models.base import Base, UTCDateTime
 from models.building import Building, Flat
 from models.chain import TIER_OF_KIND, Group, Node, NodeKind
+from models.identity import LinkRequest, LinkStatus, Removal, RemovalKind
 from models.inbound import InboundMessage
 from models.notice import BotAccount, Echo, JobRun, Notice, NoticeRead, NoticeSchedule
 from models.outbox import OutboxMessage, OutboxStatus
@@ -20,4 +21,5 @@ __all__ = [
     "OutboxMessage", "OutboxStatus", "Person", "ReportKind", "Role", "Shop",
     "TemperatureReading", "TenantStay", "UTCDateTime",
     "PointsEvent", "PointsStanding", "PointsStatus", "PointsWeek",
+    "LinkRequest", "LinkStatus", "Removal", "RemovalKind",
 ]

@@ -29,6 +29,8 @@ class TenantStay(Base):
     self_reported_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     landlord_reported_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     fever: Mapped[bool] = mapped_column(default=False)
+    # The tenancy ended (退租, 移除): the stay is history, no longer listed or read into.
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
     tenant: Mapped[Person] = relationship(foreign_keys=[tenant_id], lazy="raise")

@@ -311,3 +311,27 @@ def test_second_demo_on_the_same_file_refuses_to_start(cli: Cli):
         first.stderr.close()
         first.stdout.close()  # type: ignore[union-attr]
     assert first.returncode == 0
+
+
+def test_people_remove_unlink_and_chain_import_prune(cli: Cli, tmp_path: Path):
+    (tmp_path / "chain.toml").write_text(SMALL_TOML, encoding="utf-8")
+    _ok(cli("chain", "import", "chain.toml"))
+    # The file drops 钱主任 as the community's commander: --prune removes it, recorded.
+    (tmp_path / "chain.toml").write_text(
+        SMALL_TOML.replace('roles = { commander = ["qian"], secretary = ["zhou"] }',
+                           'roles = { secretary = ["zhou"] }'), encoding="utf-8")
+    pruned = _ok(cli("chain", "import", "chain.toml", "--prune"))
+    assert pruned.stdout.splitlines()[-1] == "pruned 1 roles, 0 contact ids"
+    assert cli.rows("SELECT role FROM membership m JOIN person p ON p.id = m.person_id "
+                    "WHERE p.name = '钱主任'") == []
+    # 周书记 stops being the community's secretary; 孙组长's WeChat account is lost.
+    removed = _ok(cli("people", "remove", "sim-zhou", "--node", "下车门社区", "--role", "书记",
+                      "--reason", "调离"))
+    assert removed.stdout.strip().startswith("removed 1 roles of person #1: secretary@")
+    _ok(cli("people", "unlink", "sim-sun", "--reason", "手机丢失"))
+    assert cli.rows("SELECT count(*) FROM contact WHERE contact_id = 'sim-sun'") == [(0,)]
+    assert cli.rows("SELECT kind, role, via, reason FROM removal ORDER BY id") == [
+        ("role", "commander", "import", "链条文件中已删除"), ("role", "secretary", "cli", "调离"),
+        ("contact", None, "cli", "手机丢失")]
+    assert cli("people", "unlink", "sim-nobody", "--reason", "x").returncode == 2
+    assert cli("people", "remove", "无此人", "--reason", "x").returncode == 2

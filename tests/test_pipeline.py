@@ -65,8 +65,8 @@ async def test_unbound_group_is_told_how_to_bind(bot, chat: Chat, chain: DemoCha
 async def test_unauthorised_command_is_refused_and_changes_nothing(bot, chat: Chat,
                                                                    chain: DemoChain):
     await chat.say(chain.tenant_group, chain.tenant, "房东上报 消毒")
-    assert chat.replies(chain.tenant_group) == [
-        "您没有权限使用「房东上报」。如需开通，请找指挥长要邀请码：绑定 邀请码"]
+    # The refusal names who may use it; a tenant already has a role: no invite-code advice.
+    assert chat.replies(chain.tenant_group) == ["「房东上报」由房东使用，您没有权限。"]
     from models import LandlordReport
     assert await count(bot, LandlordReport) == 0
 

@@ -33,6 +33,7 @@ from bot.grammar.commands import (
     Verify,
     When,
 )
+from bot.grammar.membership import ConfirmLink, EndTenancy, RejectLink, RemoveMember
 from bot.grammar.normalise import as_written, normalise, restore_cjk_punctuation
 from bot.grammar.parser import ParseError, parse
 from bot.grammar.usage import PROBLEMS, REPORT_KIND_LABELS, USAGE, hint, usage
@@ -51,6 +52,8 @@ __all__ = [
     "BindGroup",
     "BindPerson",
     "Command",
+    "ConfirmLink",
+    "EndTenancy",
     "Feedback",
     "GoodPersonCandidates",
     "HealthMention",
@@ -60,7 +63,9 @@ __all__ = [
     "ParseError",
     "PendingChecks",
     "Progress",
+    "RejectLink",
     "Relay",
+    "RemoveMember",
     "ReportKind",
     "Reward",
     "ScheduleCancel",

@@ -9,7 +9,17 @@ from __future__ import annotations
 import re
 from types import ModuleType
 
-from bot.grammar import basic, bind, health, notice, points, report, tenant, ticket
+from bot.grammar import (
+    basic,
+    bind,
+    health,
+    membership,
+    notice,
+    points,
+    report,
+    tenant,
+    ticket,
+)
 from bot.grammar.commands import Command
 from bot.grammar.core import Message, ParseError, Step, plain, trim_decorations
 from bot.grammar.normalise import normalise
@@ -18,7 +28,7 @@ __all__ = ["FAMILIES", "ParseError", "parse", "steps"]
 
 # Every family module has STEPS: (order, parser) pairs; lower orders run first.
 FAMILIES: tuple[ModuleType, ...] = (
-    basic, bind, health, notice, points, report, tenant, ticket,
+    basic, bind, health, membership, notice, points, report, tenant, ticket,
 )
 
 # normalise() appends the tag of a quoted notice to the reply: `收到 【通知#27】`.

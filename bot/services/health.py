@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import texts
-from bot.services import chain, outbox, people
+from bot.services import chain, membership, outbox, people
 from bot.transports.base import AccountState, RoomEvent
 from models import BotAccount, Node, OutboxMessage, OutboxStatus
 
@@ -21,6 +21,8 @@ async def room_event(session: AsyncSession, *, event: RoomEvent, now: datetime) 
     group = await chain.group_by_room(session, transport=event.transport, room_id=event.room_id)
     if group is None:
         return 0
+    if event.kind == "member_left":
+        return await membership.member_left(session, event=event, group=group, now=now)
     if event.kind == "renamed":
         old = group.title
         group.title = event.new_topic or group.title

@@ -17,6 +17,9 @@ from sqlalchemy.orm import aliased
 
 from bot import texts
 from bot.config import NoticeSettings
+from bot.domain import UserError
+from bot.grammar import normalise
+from bot.services.chain import commanders
 from models import (
     Contact,
     Group,
@@ -345,8 +348,44 @@ async def acknowledge(
     return "read"
 
 
-async def relay(session: AsyncSession, *, group: Group, notice_id: int, now: datetime) -> bool:
-    """A commander re-posted the tagged notice here: it counts as delivered, no second send."""
+_TAG_AT_START = re.compile(r"^\s*【(?:紧急)?通知#[0-9]+】")
+# A re-post may carry a little more than the notice (a 补发 marker, a forwarder's "请落实").
+RELAY_SLACK = 12
+
+
+def _squeeze(text: str) -> str:
+    return re.sub(r"\s+", "", normalise(text))
+
+
+def is_the_notice(notice_text: str, posted: str) -> bool:
+    """Whether a tagged re-post really is the notice (its whole text), not any text after a
+    tag (【紧急通知#1】随便写点什么 must not stop the notice reaching the group)."""
+    body = _squeeze(notice_text)
+    rest = _squeeze(_TAG_AT_START.sub("", echo_body(posted), count=1))
+    rest = rest.replace(_squeeze(texts.Notice.RESEND), "", 1)
+    return bool(body) and body in rest and len(rest) <= len(body) + RELAY_SLACK
+
+
+async def visible_to(session: AsyncSession, *, notice_id: int, person_id: int) -> Notice:
+    """A notice for 进度: its sender's, or one sent from a node this person commands."""
+    notice = await session.get(Notice, notice_id)
+    if notice is None or notice.missed:
+        raise UserError(texts.Notice.PROGRESS_UNKNOWN.format(id=notice_id))
+    if notice.sender_id != person_id:
+        origin = await session.get(Node, notice.origin_node_id)
+        assert origin is not None
+        if person_id not in {p.id for p in await commanders(session, node=origin)}:
+            raise UserError(texts.Notice.PROGRESS_NOT_YOURS)
+    return notice
+
+
+async def relay(session: AsyncSession, *, group: Group, notice_id: int, text: str,
+                now: datetime) -> bool:
+    """A commander re-posted the tagged notice here: it counts as delivered, no second send.
+    Only the notice's own text counts (the caller checked who posted it)."""
+    notice = await session.get(Notice, notice_id)
+    if notice is None or not is_the_notice(notice.text, text):
+        return False
     result = await session.execute(
         update(OutboxMessage).where(
             OutboxMessage.notice_id == notice_id, OutboxMessage.group_id == group.id,

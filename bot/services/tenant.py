@@ -12,8 +12,20 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot import pii, texts
 from bot.domain import UserError
 from bot.grammar import Arrival, Temperature, TenantReturn
-from bot.services import outbox, people, report
-from models import Node, Person, ReportKind, Role, TemperatureReading, TenantStay
+from bot.services import membership, outbox, people, report
+from models import (
+    LinkRequest,
+    LinkStatus,
+    Node,
+    Person,
+    ReportKind,
+    Role,
+    TemperatureReading,
+    TenantStay,
+)
+
+# Tenant records a new contact got while the landlord has not yet said who they are.
+_UNCONFIRMED = select(LinkRequest.claimant_id).where(LinkRequest.status == LinkStatus.PENDING)
 
 # A stated arrival may be this far ahead of the clock (phones are not exactly in sync).
 FUTURE_SLACK = timedelta(minutes=10)
@@ -89,39 +101,59 @@ class ReturnResult:
     tenant: Person
     outcome: str  # "new", "again", "confirmed"
     fever: bool
+    # A new contact claimed a tenant the landlord registered: the landlord is asked.
+    link: LinkRequest | None = None
+    claimed: Person | None = None
 
 
-async def _tenant_for_landlord(session: AsyncSession, cmd: TenantReturn, *, now: datetime
-                               ) -> tuple[Person, bool]:
-    """The tenant, and whether they were created just now."""
+async def _tenant_for_landlord(session: AsyncSession, cmd: TenantReturn, *, node: Node,
+                               now: datetime) -> tuple[Person, bool]:
+    """The tenant, and whether they were created just now. A mobile of someone holding
+    another role, or of a tenant of another node, is refused without saying whose it is."""
     if not cmd.name:
         raise UserError(texts.Tenant.RETURN_NEEDS_NAME)
     found = await people.find_by_mobile(session, mobile=cmd.mobile)
     if found is not None:
+        if await membership.belongs_elsewhere(session, person=found, node=node, now=now):
+            raise await membership.mobile_taken(session, node=node)
         return found, False
     return await people.create_person(session, name=cmd.name, mobile=cmd.mobile,
                                       id_number=cmd.id_number, now=now), True
 
 
-async def _tenant_self(session: AsyncSession, cmd: TenantReturn, *, sender: Person | None,
-                       transport: str, contact_id: str, display_name: str, now: datetime
-                       ) -> tuple[Person, bool]:
-    """The tenant (the sender), and whether they were created just now."""
+async def _tenant_self(session: AsyncSession, cmd: TenantReturn, *, node: Node,
+                       sender: Person | None, transport: str, contact_id: str,
+                       display_name: str, now: datetime
+                       ) -> tuple[Person, bool, Person | None]:
+    """The tenant (the sender), whether they were created just now, and the registered tenant
+    they claim to be when that waits for the landlord's word. A typed mobile never attaches
+    the contact to its owner: a tenant the landlord registered here is asked about (确认/不是);
+    anyone else's mobile is refused without saying whose it is."""
     by_mobile = await people.find_by_mobile(session, mobile=cmd.mobile)
     if sender is not None:
         if by_mobile is not None and by_mobile.id != sender.id:
-            raise UserError(texts.Tenant.RETURN_NOT_YOURS)
+            if await membership.pending_claim(session, claimant_id=sender.id,
+                                              person_id=by_mobile.id) is None:
+                raise await membership.mobile_taken(session, node=node)
+            return sender, False, None  # still waiting for the landlord
         sender.mobile = sender.mobile or cmd.mobile
         sender.id_number = sender.id_number or cmd.id_number
-        return sender, False
-    # A landlord may have registered this tenant already: the mobile links the contact id.
-    person = by_mobile or await people.create_person(
-        session, name=cmd.name or display_name or contact_id, mobile=cmd.mobile,
-        id_number=cmd.id_number, now=now)
+        return sender, False, None
+    claimed = None
+    if by_mobile is not None:
+        if not await membership.may_claim(session, person=by_mobile, node=node, now=now):
+            raise await membership.mobile_taken(session, node=node)
+        claimed = by_mobile
+    # A new tenant record; when it claims a registered tenant it keeps no mobile (the mobile
+    # is the registered tenant's) until the landlord confirms they are one person.
+    person = await people.create_person(
+        session, name=cmd.name or display_name or contact_id,
+        mobile=None if claimed else cmd.mobile, id_number=None if claimed else cmd.id_number,
+        now=now)
     # Written with the stay (one flush for contact, role and stay).
     await people.attach_contact(session, person=person, transport=transport,
                                 contact_id=contact_id, now=now, flush=False)
-    return person, by_mobile is None
+    return person, True, claimed
 
 
 async def latest_stay(session: AsyncSession, *, tenant_id: int, node_id: int) -> TenantStay | None:
@@ -146,18 +178,21 @@ async def register_return(
     arrived = resolve_arrival(cmd.arrival, now=now, zone=zone)
     # Before anything is added: a query flushes what is pending (see below).
     landlords = await people.holders(session, node_id=node.id, role=Role.LANDLORD)
+    claimed = None
     if on_behalf:
-        tenant, created = await _tenant_for_landlord(session, cmd, now=now)
+        tenant, created = await _tenant_for_landlord(session, cmd, node=node, now=now)
     else:
-        tenant, created = await _tenant_self(session, cmd, sender=sender, transport=transport,
-                                             contact_id=contact_id, display_name=display_name,
-                                             now=now)
+        tenant, created, claimed = await _tenant_self(
+            session, cmd, node=node, sender=sender, transport=transport, contact_id=contact_id,
+            display_name=display_name, now=now)
     # A tenant created just now has no role and no stay yet: nothing to look up. Their
     # contact, role and stay are written together, with the stay's flush below.
     await people.grant_role(session, person_id=tenant.id, node_id=node.id, role=Role.TENANT,
                             now=now, new_person=created, flush=not created)
     stay = None if created else await latest_stay(session, tenant_id=tenant.id,
                                                   node_id=node.id)
+    if stay is not None and stay.ended_at is not None:
+        stay = None  # a tenancy that ended (退租) is history: a return starts a new stay
     outcome = "new"
     if stay is not None and stay.watch_until > now:
         # The same return told twice (or by both sides): one stay, the missing side filled in.
@@ -191,7 +226,11 @@ async def register_return(
         fever = await _add_reading(session, stay=stay, tenant=tenant, node=node, by=by,
                                    value=cmd.temperature, now=now, zone=zone,
                                    threshold=fever_threshold, inbound_id=inbound_id)
-    return ReturnResult(stay, tenant, outcome, fever)
+    link = None
+    if claimed is not None:
+        link = await membership.open_link(session, node=node, person=claimed, claimant=tenant,
+                                          transport=transport, contact_id=contact_id, now=now)
+    return ReturnResult(stay, tenant, outcome, fever, link, claimed)
 
 
 async def _add_reading(
@@ -252,7 +291,8 @@ async def record_temperature(
     if cmd.name is not None and as_landlord:
         row = (await session.execute(
             select(TenantStay, Person).join(Person, Person.id == TenantStay.tenant_id)
-            .where(TenantStay.node_id == node.id, Person.name == cmd.name)
+            .where(TenantStay.node_id == node.id, Person.name == cmd.name,
+                   TenantStay.ended_at.is_(None), ~Person.id.in_(_UNCONFIRMED))
             .order_by(TenantStay.arrived_at.desc()).limit(1)
         )).first()
         if row is None:
@@ -262,7 +302,7 @@ async def record_temperature(
         if sender is None:
             raise UserError(texts.Tenant.TEMP_NO_STAY)
         found = await latest_stay(session, tenant_id=sender.id, node_id=node.id)
-        if found is None:
+        if found is None or found.ended_at is not None:
             raise UserError(texts.Tenant.TEMP_NO_STAY)
         stay, tenant = found, sender
     assert sender is not None
@@ -285,7 +325,7 @@ async def list_tenants(session: AsyncSession, *, node_ids: list[int]) -> list[Te
     """The latest stay of every tenant at these nodes, newest arrival first."""
     stays = (await session.execute(
         select(TenantStay, Person).join(Person, Person.id == TenantStay.tenant_id)
-        .where(TenantStay.node_id.in_(node_ids))
+        .where(TenantStay.node_id.in_(node_ids), TenantStay.ended_at.is_(None))
         .order_by(TenantStay.arrived_at.desc(), TenantStay.id.desc())
     )).all()
     seen: set[int] = set()

@@ -49,15 +49,20 @@ class TransportError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class RoomEvent:
-    """Something happened to a room itself: the bot left or was removed, or it was renamed."""
+    """Something happened to a room: the bot left or was removed, it was renamed, or another
+    member left it (where the platform reports that)."""
 
     transport: str
     room_id: str
-    kind: str  # "left" (the bot is no longer a member) or "renamed"
+    # "left" (the bot is no longer a member), "renamed", or "member_left" (someone else left)
+    kind: str
     at: datetime
     account: str = ""
     old_topic: str = ""
     new_topic: str = ""
+    # "member_left": the contact id (and display name, if known) of who left.
+    member_id: str = ""
+    member_name: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -79,9 +79,15 @@ class MemoryTransport:
         await self._on_message(message)
 
     async def room_event(self, event: RoomEvent) -> None:
-        """Deliver a room event (the bot removed from a room, a room renamed)."""
+        """Deliver a room event (the bot removed from a room, a room renamed, a member left)."""
         if self._on_event is not None:
             await self._on_event(event)
+
+    async def member_left(self, room_id: str, member_id: str, *, member_name: str = "") -> None:
+        """Deliver the event of a member (not the bot) leaving or being removed from a room."""
+        await self.room_event(RoomEvent(transport=self.name, room_id=room_id,
+                                        kind="member_left", at=self._now(),
+                                        member_id=member_id, member_name=member_name))
 
     def message(self, room_id: str, sender_id: str, text: str, *, sender_name: str = "",
                 message_id: str | None = None, mentions_bot: bool = False,

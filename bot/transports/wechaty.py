@@ -110,6 +110,16 @@ def room_left_event(*, room_id: str, removed_ids: Iterable[str], self_id: str,
                      at=timestamp_to_datetime(timestamp, received_at), account=account)
 
 
+def members_left_events(*, room_id: str, removed_ids: Iterable[str], self_id: str,
+                        timestamp: float | None, account: str, received_at: datetime,
+                        transport: str = TRANSPORT_NAME) -> list[RoomEvent]:
+    """A 'member_left' RoomEvent for each removed member other than the bot."""
+    at = timestamp_to_datetime(timestamp, received_at)
+    return [RoomEvent(transport=transport, room_id=room_id, kind="member_left", at=at,
+                      account=account, member_id=member_id)
+            for member_id in dict.fromkeys(removed_ids) if member_id and member_id != self_id]
+
+
 def room_renamed_event(*, room_id: str, old_topic: str, new_topic: str, timestamp: float | None,
                        account: str, received_at: datetime,
                        transport: str = TRANSPORT_NAME) -> RoomEvent:
@@ -539,6 +549,11 @@ class WechatyTransport:
                                     account=acc.name, received_at=now, transport=self.name)
             if event is not None:
                 await self._emit(event)
+            for left in members_left_events(
+                    room_id=payload.room_id, removed_ids=payload.removed_ids or (),
+                    self_id=acc.self_id, timestamp=payload.timestamp, account=acc.name,
+                    received_at=now, transport=self.name):
+                await self._emit(left)
         elif kind == "room-topic":
             acc.topics[payload.room_id] = payload.new_topic or ""
             await self._emit(room_renamed_event(

@@ -128,7 +128,7 @@ async def test_a_bare_time_means_its_next_occurrence(bot, chat: Chat, chain: Dem
 
 
 async def test_only_commanders_schedule(bot, chat: Chat, chain: DemoChain):
-    refused = texts.General.NOT_PERMITTED.format(command="定时通知")
+    refused = texts.General.NOT_PERMITTED.format(command="定时通知", who="本群指挥长")
     await chat.say(chain.community_group, chain.secretary, "定时通知 明天8:00 开会")
     assert chat.replies(chain.community_group) == [refused]
     await chat.say(chain.tenant_group, chain.tenant, "定时通知 明天8:00 大家不要出门")

@@ -57,13 +57,13 @@ async def test_return_told_by_tenant_then_landlord_is_one_stay(bot, chat: Chat, 
         assert stay.self_reported_at is not None and stay.landlord_reported_at is not None
 
 
-async def test_tenant_registered_by_landlord_is_linked_when_they_speak(
+async def test_tenant_registered_by_landlord_is_linked_when_the_landlord_confirms(
         bot, chat: Chat, chain: DemoChain):
     await chat.say(chain.tenant_group, chain.landlord, "租客返回 李娜 13611112222 来自安徽阜阳")
     await chat.say(chain.tenant_group, "sim-new-lina", "我已返回 安徽阜阳 13611112222",
                    name="娜娜")
-    assert chat.replies(chain.tenant_group) == [
-        "已确认 李* 返回（租客本人已登记），居家观察至 3月6日"]
+    assert "确认 1" in chat.replies(chain.tenant_group)[0]
+    await chat.say(chain.tenant_group, chain.landlord, "确认 1")
     await chat.say(chain.tenant_group, "sim-new-lina", "体温 36.4")
     assert chat.replies(chain.tenant_group) == ["已记录 李* 体温 36.4℃，居家观察至 3月6日"]
     assert await count(bot, Person, Person.mobile == "13611112222") == 1
@@ -72,7 +72,8 @@ async def test_tenant_registered_by_landlord_is_linked_when_they_speak(
 async def test_someone_elses_mobile_is_refused(bot, chat: Chat, chain: DemoChain):
     await chat.say(chain.tenant_group, chain.tenant, "我回来了 江西上饶 13905791234")
     await chat.say(chain.tenant_group, chain.tenant2, "我回来了 湖南 13905791234")
-    assert chat.replies(chain.tenant_group) == ["该手机号已登记在其他人名下，请核对手机号。"]
+    assert chat.replies(chain.tenant_group) == [
+        "该手机号已经登记，不能在这里登记。如有疑问，请联系长春社区。"]
     assert await count(bot, TenantStay) == 1
 
 

@@ -8,6 +8,7 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from bot import texts
+from bot.permission import STAFF
 from models import Ticket
 from tests.conftest import START, Chat, DemoChain, count
 
@@ -108,10 +109,10 @@ async def test_tenants_cannot_answer_or_list(bot, chat: Chat, chain: DemoChain):
     await chat.say(chain.tenant_group, chain.tenant, "反馈 楼道灯坏了")
     await chat.say(chain.tenant_group, chain.tenant2, "答复 1 我修好了")
     assert chat.replies(chain.tenant_group) == [
-        texts.General.NOT_PERMITTED.format(command="答复")]
+        texts.General.NOT_PERMITTED.format(command="答复", who=STAFF.name)]
     await chat.say(chain.tenant_group, chain.tenant2, "待办")
     assert chat.replies(chain.tenant_group) == [
-        texts.General.NOT_PERMITTED.format(command="待办")]
+        texts.General.NOT_PERMITTED.format(command="待办", who=STAFF.name)]
 
 
 async def test_feedback_from_the_tier4_group_goes_to_the_team(bot, chat: Chat, chain: DemoChain):
@@ -162,10 +163,10 @@ async def test_landlords_in_the_tier4_group_do_not_answer_for_the_team(bot, chat
     await chat.say(chain.ying_group, chain.ying_tenant, "反馈 楼下垃圾没人清")
     await chat.say(chain.landlords_group, chain.captain, "答复 1 不归我管")
     assert chat.replies(chain.landlords_group) == [
-        texts.General.NOT_PERMITTED.format(command="答复")]
+        texts.General.NOT_PERMITTED.format(command="答复", who=STAFF.name)]
     await chat.say(chain.landlords_group, chain.landlord, "答复 1 我去看看")
     assert chat.replies(chain.landlords_group) == [
-        texts.General.NOT_PERMITTED.format(command="答复")]
+        texts.General.NOT_PERMITTED.format(command="答复", who=STAFF.name)]
     assert chat.replies(chain.ying_group) == []
     async with bot.session() as s:
         assert (await s.get(Ticket, 1)).status == "open"

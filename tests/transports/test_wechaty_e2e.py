@@ -617,9 +617,12 @@ async def test_room_events_reach_on_event(client: Client, gateway: GatewayDriver
     await gateway.cmd("remove_member", room="dong@chatroom", contact="wx-pan")
     await gateway.cmd("remove_member", room="ying@chatroom", contact="wx-bot")
     [left] = await client.events.wait(lambda e: e.kind == "left")
-    # Someone else leaving is no event (and it came first, so it would be here by now).
     assert (left.room_id, left.account) == ("ying@chatroom", "main")
-    assert [e.kind for e in client.events.items] == ["renamed", "left"]
+    # Someone else leaving is a member_left event (the bot tells their commander).
+    [member] = [e for e in client.events.items if e.kind == "member_left"]
+    assert (member.room_id, member.member_id, member.account) == (
+        "dong@chatroom", "wx-pan", "main")
+    assert [e.kind for e in client.events.items] == ["renamed", "member_left", "left"]
 
 
 async def test_send_errors_are_classified(client: Client, gateway: GatewayDriver):

@@ -14,6 +14,7 @@ from bot.transports.wechaty import (
     MessageFields,
     WechatyTransport,
     classify_error,
+    members_left_events,
     mention_text,
     reconnect_delay,
     room_left_event,
@@ -97,6 +98,16 @@ def test_room_leave_is_an_event_only_when_the_bot_leaves():
                            timestamp=TS_MS, account="main", received_at=NOW) is None
     assert room_left_event(room_id="ying@chatroom", removed_ids=["wx-bot"], self_id="",
                            timestamp=TS_MS, account="main", received_at=NOW) is None
+
+
+def test_room_leave_of_other_members_is_a_member_left_event_each():
+    events = members_left_events(room_id="ying@chatroom", removed_ids=["wx-zhao", "wx-bot",
+                                                                      "wx-qian", "wx-zhao"],
+                                 self_id="wx-bot", timestamp=TS_MS, account="main",
+                                 received_at=NOW)
+    assert [(e.kind, e.room_id, e.member_id, e.account) for e in events] == [
+        ("member_left", "ying@chatroom", "wx-zhao", "main"),
+        ("member_left", "ying@chatroom", "wx-qian", "main")]
 
 
 def test_room_topic_is_a_renamed_event():
