@@ -8,12 +8,11 @@ against the database and what the bot sent, never line by line.
 
 from __future__ import annotations
 
-import inspect
+import os
 
 import pytest
 from sqlalchemy import select
 
-from bot.router import Router
 from models import (
     Group,
     LandlordReport,
@@ -40,26 +39,15 @@ from tests.corpus_harness import (
 CAST = Cast.load()
 LINES = all_lines()
 
-# Refusals that name who may use a command come with the trust-identity branch (permissions
-# declared once per route, read by the refusal). Until its router takes `allow=`, a refusal
-# line is an expected failure; once it does, the mark lifts itself and the line must pass.
-_ROUTES_DECLARE_WHO = "allow" in inspect.signature(Router.command).parameters
-NEEDS_IDENTITY = pytest.mark.xfail(
-    not _ROUTES_DECLARE_WHO, strict=True,
-    reason="needs the trust-identity branch: refusals name who may use a command")
-
-
 def _params() -> list[object]:
-    out = []
-    for line in LINES:
-        marks = [NEEDS_IDENTITY] if line.kind == "refusal" else []
-        out.append(pytest.param(line, id=line.id, marks=marks))
-    return out
+    return [pytest.param(line, id=line.id) for line in LINES]
 
 
 def test_the_shared_corpus_is_found():
     names = [f.name for f in corpus_files()]
     if "understanding.tsv" not in names:
+        if os.environ.get("CI"):
+            pytest.fail("CI must find ../shared/corpus/understanding.tsv next to the clone")
         pytest.skip("../shared/corpus/understanding.tsv is not next to this repository")
     assert len(LINES) >= 40
 
