@@ -11,7 +11,10 @@ from pydantic import Field, ValidationError
 from bot.grammar.commands import Command
 from bot.grammar.core import ParseError, Step, on_text
 
-__all__ = ["EXAMPLES", "STEPS", "USAGE", "ConfirmLink", "EndTenancy", "RejectLink", "RemoveMember", "parse"]
+__all__ = [
+    "EXAMPLES", "STEPS", "USAGE",
+    "ConfirmLink", "EndTenancy", "RejectLink", "RemoveMember", "parse",
+]
 
 USAGE: Final[dict[str, str]] = {
     "ConfirmLink": "格式：确认 编号（房东确认新成员就是已登记的租客），例：确认 3",
