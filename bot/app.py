@@ -11,7 +11,7 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from bot import store
+from bot import pii, store
 from bot.clock import Clock, SystemClock
 from bot.config import ConfigError, Settings
 from bot.pipeline import Handling, Pipeline
@@ -163,6 +163,7 @@ def build_app(settings: Settings, *, transport: Transport | None = None,
               clock: Clock | None = None) -> BotApp:
     """A BotApp for these settings; tests pass a memory transport and a fake clock."""
     clock = clock or SystemClock()
+    pii.set_public_numbers(settings.privacy.public_numbers)
     if settings.sqlite_path is not None:
         settings.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
     return BotApp(settings, transport=transport or make_transport(settings, clock), clock=clock,

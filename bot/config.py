@@ -213,6 +213,13 @@ class PointsSettings(_Section):
 # --- end points ----------------------------------------------------------------------------
 
 
+class PrivacySettings(_Section):
+    """Masking of personal numbers in everything the bot sends and logs."""
+
+    # Numbers that may go out unmasked (a public hotline, the community office), any spelling.
+    public_numbers: list[str] = Field(default_factory=list)
+
+
 class ApiSettings(_Section):
     """The admin API."""
 
@@ -242,6 +249,7 @@ class Settings(BaseSettings):
     pacing: PacingSettings = Field(default_factory=PacingSettings)
     notices: NoticeSettings = Field(default_factory=NoticeSettings)
     points: PointsSettings = Field(default_factory=PointsSettings)
+    privacy: PrivacySettings = Field(default_factory=PrivacySettings)
     # Run the APScheduler jobs (reminders, roll-ups, scheduled notices) in this process.
     scheduler: bool = True
 
