@@ -108,7 +108,7 @@ async def _take_invite(
         .where(InviteCode.code == code.upper())
     )).first()
     if row is None:
-        raise UserError(texts.Bind.UNKNOWN.format(code=code))
+        raise UserError(texts.Bind.UNKNOWN)
     invite, node = row
     if invite.kind != kind:
         wrong = texts.Bind.IS_GROUP_CODE if invite.kind == InviteKind.GROUP else (
