@@ -167,6 +167,7 @@ def build_app(settings: Settings, *, transport: Transport | None = None,
     """A BotApp for these settings; tests pass a memory transport and a fake clock."""
     clock = clock or SystemClock()
     pii.set_public_numbers(settings.privacy.public_numbers)
+    pii.mask_log_records()
     if settings.sqlite_path is not None:
         settings.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
     return BotApp(settings, transport=transport or make_transport(settings, clock), clock=clock,

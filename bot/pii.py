@@ -7,8 +7,9 @@ import logging
 import math
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 __all__ = [
     "TEMPERATURE_MAX",
@@ -16,6 +17,7 @@ __all__ = [
     "INVISIBLE",
     "Found",
     "MaskingFilter",
+    "MaskingFormatter",
     "digit_of",
     "find_numbers",
     "fold_digits",
@@ -24,8 +26,11 @@ __all__ = [
     "is_mobile",
     "is_valid_temperature",
     "mask_id",
+    "mask_log_handlers",
+    "mask_log_records",
     "mask_mobile",
     "mask_name",
+    "mask_record",
     "mask_text",
     "public_numbers",
     "set_public_numbers",
@@ -304,7 +309,8 @@ def find_numbers(text: str, *, public: Iterable[str] | None = None) -> list[Foun
     found: list[Found] = []
     for chain in _tokens(text):
         hits = _windows(chain, strict=True)
-        rest, last = [], 0
+        rest: list[tuple[int, int, str, str]] = []
+        last = 0
         for first, end, _kind, _digits in [*hits, (len(chain), len(chain), "", "")]:
             rest.extend((last + a, last + b, kind, digits)
                         for a, b, kind, digits in _windows(chain[last:first], strict=False))
@@ -349,15 +355,92 @@ def is_valid_temperature(x: float) -> bool:
     return math.isfinite(x) and TEMPERATURE_MIN <= x <= TEMPERATURE_MAX
 
 
+_TRACEBACKS = logging.Formatter()
+
+
+def mask_record(record: logging.LogRecord, *, collapse: bool = False) -> logging.LogRecord:
+    """Mask a log record in place: its message (args masked one by one where that suffices,
+    so formatters that read the args keep working; else the formatted message replaces msg),
+    its traceback (formatted now, so every handler prints the masked text) and stack info."""
+    try:
+        message = record.getMessage()
+    except Exception:  # noqa: BLE001 - a bad format string is the handler's to report
+        message = None
+    if message is not None:
+        masked = mask_text(message)
+        if collapse or masked != message:
+            kept = False
+            args = record.args
+            if not collapse and isinstance(args, tuple) and isinstance(record.msg, str) \
+                    and mask_text(record.msg) == record.msg:
+                record.args = tuple(mask_text(a) if isinstance(a, str) else a for a in args)
+                try:
+                    kept = not find_numbers(record.getMessage())
+                except Exception:  # noqa: BLE001
+                    kept = False
+            if not kept:
+                record.msg, record.args = masked, None
+    if record.exc_info and record.exc_info[0] is not None and not record.exc_text:
+        record.exc_text = _TRACEBACKS.formatException(record.exc_info)
+    if record.exc_text:
+        record.exc_text = mask_text(record.exc_text)
+    if record.stack_info:
+        record.stack_info = mask_text(record.stack_info)
+    return record
+
+
+class MaskingFormatter(logging.Formatter):
+    """Masks the whole formatted line, traceback and stack included (wraps another formatter,
+    or formats like logging.Formatter)."""
+
+    def __init__(self, fmt: str | None = None, datefmt: str | None = None, *,
+                 inner: logging.Formatter | None = None):
+        super().__init__(fmt, datefmt)
+        self.inner = inner
+
+    def format(self, record: logging.LogRecord) -> str:
+        """The inner formatter's line, masked."""
+        return mask_text(self.inner.format(record) if self.inner is not None
+                         else super().format(record))
+
+
+class _MaskingRecordFactory:
+    """Wraps the log record factory: every record is masked as it is made, whichever handler
+    (the app's, python-wechaty's own, uvicorn's, a test's caplog) prints it."""
+
+    def __init__(self, inner: Callable[..., logging.LogRecord]):
+        self.inner = inner
+
+    def __call__(self, *args: Any, **kwargs: Any) -> logging.LogRecord:
+        return mask_record(self.inner(*args, **kwargs))
+
+
+def mask_log_records() -> None:
+    """Install the masking record factory (once per process)."""
+    factory = logging.getLogRecordFactory()
+    if not isinstance(factory, _MaskingRecordFactory):
+        logging.setLogRecordFactory(_MaskingRecordFactory(factory))
+
+
+def mask_log_handlers() -> None:
+    """Mask records as they are made and wrap the formatter of every handler installed so far
+    (the root's and every named logger's, python-wechaty's and uvicorn's included)."""
+    mask_log_records()
+    loggers: list[logging.Logger] = [logging.getLogger()]
+    loggers += [lg for lg in logging.Logger.manager.loggerDict.values()
+                if isinstance(lg, logging.Logger)]
+    for logger in loggers:
+        for handler in logger.handlers:
+            if not isinstance(handler.formatter, MaskingFormatter):
+                handler.setFormatter(MaskingFormatter(inner=handler.formatter
+                                                      or logging.Formatter()))
+
+
 class MaskingFilter(logging.Filter):
-    """A logging filter that masks mobile and ID numbers in the formatted message."""
+    """A logging filter that masks mobile and ID numbers in the formatted message, the
+    traceback and the stack info."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         """Replace the record's message by its masked, already formatted text."""
-        try:
-            message = record.getMessage()
-        except Exception:  # noqa: BLE001 - a bad format string is the handler's to report
-            return True
-        record.msg = mask_text(message)
-        record.args = None
+        mask_record(record, collapse=True)
         return True
