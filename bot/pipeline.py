@@ -7,6 +7,7 @@ its own SAVEPOINT so a failing message rolls back alone; replies leave only afte
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -23,6 +24,7 @@ from bot import texts
 from bot.config import Settings
 from bot.domain import HeldRole, UserError
 from bot.grammar import Command, ParseError, normalise, parse, restore_cjk_punctuation
+from bot.grammar.normalise import scrub
 from bot.router import Context, Dispatcher, Reply
 from bot.services import chain, people
 from bot.services.notice import digest, echo_body
@@ -54,10 +56,19 @@ class Parsed:
 PROSE_FIELDS = ("text", "detail", "reason")
 
 
+def scrubbed(message: IncomingMessage) -> IncomingMessage:
+    """The message with NUL, controls, bidi/zero-width characters and lone surrogates dropped
+    from its text, sender name and room topic, before anything parses or stores them."""
+    clean = {name: scrub(value) for name in ("text", "sender_name", "room_topic")
+             if scrub(value := getattr(message, name)) != value}
+    return dataclasses.replace(message, **clean) if clean else message
+
+
 def preparse(message: IncomingMessage, bot_names: Sequence[str]) -> Parsed | None:
     """Pure first step: None for chatter and the bot's own echoes (they never are commands)."""
     if message.is_self:
         return None
+    message = scrubbed(message)
     text = normalise(message.text, bot_names=bot_names)
     try:
         command = parse(text)
