@@ -39,6 +39,8 @@ class InviteSettings(_Section):
     """Invite codes."""
 
     ttl_days: int = Field(7, ge=1, le=90)
+    # Wrong codes one contact may send within an hour; after that, silence until the hour ends.
+    wrong_per_hour: int = Field(5, ge=1, le=100)
 
 
 class PipelineSettings(_Section):

@@ -4,6 +4,7 @@ from models.base import Base, UTCDateTime
 from models.building import Building, Flat
 from models.chain import TIER_OF_KIND, Group, Node, NodeKind
 from models.inbound import InboundMessage
+from models.invite_attempt import InviteAttempt
 from models.notice import BotAccount, Echo, JobRun, Notice, NoticeRead, NoticeSchedule
 from models.outbox import OutboxMessage, OutboxStatus
 from models.person import Contact, InviteCode, InviteKind, Membership, Person, Role
@@ -20,4 +21,5 @@ __all__ = [
     "OutboxMessage", "OutboxStatus", "Person", "ReportKind", "Role", "Shop",
     "TemperatureReading", "TenantStay", "UTCDateTime",
     "PointsEvent", "PointsStanding", "PointsStatus", "PointsWeek",
+    "InviteAttempt",
 ]
