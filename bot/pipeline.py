@@ -59,9 +59,11 @@ PROSE_FIELDS = ("text", "detail", "reason")
 def scrubbed(message: IncomingMessage) -> IncomingMessage:
     """The message with NUL, controls, bidi/zero-width characters and lone surrogates dropped
     from its text, sender name and room topic, before anything parses or stores them."""
-    clean = {name: scrub(value) for name in ("text", "sender_name", "room_topic")
-             if scrub(value := getattr(message, name)) != value}
-    return dataclasses.replace(message, **clean) if clean else message
+    text, name, topic = (scrub(message.text), scrub(message.sender_name),
+                         scrub(message.room_topic))
+    if (text, name, topic) == (message.text, message.sender_name, message.room_topic):
+        return message
+    return dataclasses.replace(message, text=text, sender_name=name, room_topic=topic)
 
 
 def preparse(message: IncomingMessage, bot_names: Sequence[str]) -> Parsed | None:
