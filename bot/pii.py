@@ -186,6 +186,12 @@ def public_numbers() -> frozenset[str]:
     return _public_numbers
 
 
+_ANY_DIGIT = re.compile("[\\d" + "".join(_CJK_DIGITS) + "]")
+# The characters _tokens looks at one by one; runs of anything else only break a number.
+_INTERESTING = re.compile("[\\dXx" + re.escape("".join(_CJK_DIGITS) + "".join(_SEPARATORS)
+                                                 + "".join(INVISIBLE)) + "]")
+
+
 def _tokens(text: str) -> list[list[_Token]]:
     """Chains of digit tokens joined by short separator gaps."""
     chains: list[list[_Token]] = []
@@ -199,7 +205,18 @@ def _tokens(text: str) -> list[list[_Token]]:
             chains.append(chain)
         chain = []
 
-    for i, ch in enumerate(text):
+    last = 0
+    for m in _INTERESTING.finditer(text):
+        i = m.start()
+        if i > last:
+            # Characters that are neither digits nor separators end any number.
+            if cur is not None:
+                chain.append(cur)
+                cur = None
+            close()
+            gap = -1
+        last = i + 1
+        ch = text[i]
         if ch in INVISIBLE:
             continue
         d = digit_of(ch)
@@ -303,11 +320,13 @@ def _windows(chain: list[_Token], strict: bool) -> list[tuple[int, int, str, str
 
 def find_numbers(text: str, *, public: Iterable[str] | None = None) -> list[Found]:
     """Mobile and ID numbers in free text, however they are spelled (public numbers excepted)."""
-    if not text:
+    if not text or not _ANY_DIGIT.search(text):
         return []
     allowed = _public_numbers if public is None else frozenset(public)
     found: list[Found] = []
     for chain in _tokens(text):
+        if sum(len(t.digits) for t in chain) < 11:
+            continue  # too few digits for any personal number
         hits = _windows(chain, strict=True)
         rest: list[tuple[int, int, str, str]] = []
         last = 0
