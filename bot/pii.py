@@ -124,7 +124,8 @@ INVISIBLE = frozenset(
     "\u00ad\u180e\u200b\u200c\u200d\u200e\u200f\u2060\u2061\u2062\u2063\u2064\ufeff"
     + "".join(chr(c) for c in range(0x202A, 0x202F))
     + "".join(chr(c) for c in range(0x2066, 0x206A)))
-# What people put between digit groups; at most _MAX_GAP of them between two groups.
+# What people put between digit groups; at most _MAX_GAP of them between two groups (the
+# four stars of a masked mobile are more, so masked text is never read as a number again).
 _SEPARATORS = frozenset(" \t\n\r\u3000\u00a0\u2002\u2003\u2004\u2005\u2009"
                         ".。·_/\\()（）[]【】,，、-－—–~～+*")
 _MAX_GAP = 3
