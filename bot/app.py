@@ -11,9 +11,10 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from bot import store
+from bot import pii, store
 from bot.clock import Clock, SystemClock
 from bot.config import ConfigError, Settings
+from bot.outbound import MaskingTransport
 from bot.pipeline import Handling, Pipeline
 from bot.router import Dispatcher, Reply
 from bot.scheduler import Scheduler
@@ -61,7 +62,9 @@ class BotApp:
         self.handling = Handling(settings=settings, dispatcher=self.dispatcher,
                                  clock_now=clock.now, on_schedule=self._schedule_changed)
         accounts = settings.wechaty.accounts if settings.transport == "wechaty" else []
-        self.sender = OutboxSender(sessions=self.sessions, transport=transport, clock=clock,
+        # Every send passes the masking seam, whatever sends it (replies, notices, notes).
+        self.outbound = MaskingTransport(transport)
+        self.sender = OutboxSender(sessions=self.sessions, transport=self.outbound, clock=clock,
                                    pacing=settings.pacing, zone=settings.zone,
                                    default_account=accounts[0].name if accounts else "")
         self.pipeline = Pipeline(handling=self.handling, sessions=self.sessions,
@@ -163,6 +166,8 @@ def build_app(settings: Settings, *, transport: Transport | None = None,
               clock: Clock | None = None) -> BotApp:
     """A BotApp for these settings; tests pass a memory transport and a fake clock."""
     clock = clock or SystemClock()
+    pii.set_public_numbers(settings.privacy.public_numbers)
+    pii.mask_log_records()
     if settings.sqlite_path is not None:
         settings.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
     return BotApp(settings, transport=transport or make_transport(settings, clock), clock=clock,

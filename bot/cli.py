@@ -20,9 +20,11 @@ log = logging.getLogger("tierbot")
 def setup_logging(level: str, stream: TextIO | None = None) -> None:
     """Log to stderr with phone and ID numbers masked in every line (driver logs included)."""
     handler = logging.StreamHandler(stream)
-    handler.addFilter(pii.MaskingFilter())
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(pii.MaskingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=level, handlers=[handler], force=True)
+    # Records are masked as they are made; handlers other libraries installed print masked
+    # lines too (python-wechaty's loggers, made later, rely on the masked records).
+    pii.mask_log_handlers()
     # Alembic narrates every start at INFO, aiosqlite every statement at DEBUG.
     logging.getLogger("alembic").setLevel(max(logging.WARNING, logging.getLevelName(level)))
     logging.getLogger("aiosqlite").setLevel(max(logging.INFO, logging.getLevelName(level)))

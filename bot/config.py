@@ -39,6 +39,8 @@ class InviteSettings(_Section):
     """Invite codes."""
 
     ttl_days: int = Field(7, ge=1, le=90)
+    # Wrong codes one contact may send within an hour; after that, silence until the hour ends.
+    wrong_per_hour: int = Field(5, ge=1, le=100)
 
 
 class PipelineSettings(_Section):
@@ -213,6 +215,13 @@ class PointsSettings(_Section):
 # --- end points ----------------------------------------------------------------------------
 
 
+class PrivacySettings(_Section):
+    """Masking of personal numbers in everything the bot sends and logs."""
+
+    # Numbers that may go out unmasked (a public hotline, the community office), any spelling.
+    public_numbers: list[str] = Field(default_factory=list)
+
+
 class ApiSettings(_Section):
     """The admin API."""
 
@@ -242,6 +251,7 @@ class Settings(BaseSettings):
     pacing: PacingSettings = Field(default_factory=PacingSettings)
     notices: NoticeSettings = Field(default_factory=NoticeSettings)
     points: PointsSettings = Field(default_factory=PointsSettings)
+    privacy: PrivacySettings = Field(default_factory=PrivacySettings)
     # Run the APScheduler jobs (reminders, roll-ups, scheduled notices) in this process.
     scheduler: bool = True
 

@@ -7,6 +7,7 @@ its own SAVEPOINT so a failing message rolls back alone; replies leave only afte
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -23,6 +24,7 @@ from bot import texts
 from bot.config import Settings
 from bot.domain import HeldRole, UserError
 from bot.grammar import Command, ParseError, as_written, normalise, parse
+from bot.grammar.normalise import scrub
 from bot.router import Context, Dispatcher, HandlerSpec, Reply
 from bot.services import chain, people
 from bot.services.notice import digest, echo_body
@@ -54,10 +56,21 @@ class Parsed:
 PROSE_FIELDS = ("text", "detail", "reason")
 
 
+def scrubbed(message: IncomingMessage) -> IncomingMessage:
+    """The message with NUL, controls, bidi/zero-width characters and lone surrogates dropped
+    from its text, sender name and room topic, before anything parses or stores them."""
+    text, name, topic = (scrub(message.text), scrub(message.sender_name),
+                         scrub(message.room_topic))
+    if (text, name, topic) == (message.text, message.sender_name, message.room_topic):
+        return message
+    return dataclasses.replace(message, text=text, sender_name=name, room_topic=topic)
+
+
 def preparse(message: IncomingMessage, bot_names: Sequence[str]) -> Parsed | None:
     """Pure first step: None for chatter and the bot's own echoes (they never are commands)."""
     if message.is_self:
         return None
+    message = scrubbed(message)
     text = normalise(message.text, bot_names=bot_names)
     try:
         command = parse(text)

@@ -56,7 +56,8 @@ class Help:
 class Bind:
     """绑定 / 绑定群."""
 
-    UNKNOWN = "邀请码「{code}」无效，请核对后重发。"
+    # A wrong code is never repeated: it may be a number someone typed by mistake.
+    UNKNOWN = "邀请码无效，请核对后重发。"
     USED = "邀请码「{code}」已经用过了，请找指挥长重新发放。"
     EXPIRED = "邀请码「{code}」已过期，请找指挥长重新发放。"
     IS_GROUP_CODE = "这是群邀请码，请在要绑定的群里发送：绑定群 {code}"

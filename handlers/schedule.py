@@ -32,7 +32,7 @@ async def on_schedule_notice(cmd: ScheduleNotice, ctx: Context) -> str:
         template = texts.Schedule.CREATED_ONCE
     ctx.schedule_changed(schedule)
     return template.format(id=schedule.id, when=schedules.describe(schedule, ctx.zone),
-                           groups=look.total, text=text)
+                           groups=look.total, text=schedule.text)
 
 
 @router.command(ScheduleList, allow=GROUP_COMMANDER)

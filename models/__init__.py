@@ -5,6 +5,7 @@ from models.building import Building, Flat
 from models.chain import TIER_OF_KIND, Group, Node, NodeKind
 from models.identity import LinkRequest, LinkStatus, Removal, RemovalKind
 from models.inbound import InboundMessage
+from models.invite_attempt import InviteAttempt
 from models.notice import BotAccount, Echo, JobRun, Notice, NoticeRead, NoticeSchedule
 from models.outbox import OutboxMessage, OutboxStatus
 from models.person import Contact, InviteCode, InviteKind, Membership, Person, Role
@@ -22,4 +23,5 @@ __all__ = [
     "TemperatureReading", "TenantStay", "UTCDateTime",
     "PointsEvent", "PointsStanding", "PointsStatus", "PointsWeek",
     "LinkRequest", "LinkStatus", "Removal", "RemovalKind",
+    "InviteAttempt",
 ]

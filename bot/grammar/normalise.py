@@ -6,7 +6,7 @@ import re
 import unicodedata
 from collections.abc import Iterable
 
-__all__ = ["as_written", "normalise", "restore_cjk_punctuation"]
+__all__ = ["as_written", "normalise", "restore_cjk_punctuation", "scrub"]
 
 # WeChat renders a reply that quotes a message as the quote, a line of spaced dashes, then the
 # reply (some clients put the quote last); only the sender's own words are a command.
@@ -19,6 +19,18 @@ _NOTICE_TAG = re.compile(r"【(?P<urgent>紧急)?通知\s*#\s*(?P<id>[0-9]{1,9})
 # Invisible characters that phones and WeChat sprinkle into text.
 _INVISIBLE = re.compile("[\u200b\u200c\u200d\u2060\ufeff\u00ad]")
 _SPACES = re.compile(r"\s+")
+# What never belongs in a message, a name or stored text: NUL and other C0/C1 controls (except
+# tab and line breaks; PostgreSQL rejects NUL in text), lone surrogates (not encodable), and
+# bidi/zero-width controls (they reorder or hide what a reader sees, e.g. inside a number).
+_UNSAFE = re.compile(
+    "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\u00ad\u061c\u180e"
+    "\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff\ufff9-\ufffb]")
+
+
+def scrub(text: str) -> str:
+    """Drop control, bidi and zero-width characters and lone surrogates (display names and
+    texts go through this before anything reads or stores them)."""
+    return _UNSAFE.sub("", text) if text else ""
 
 
 def _drop_quote(text: str) -> tuple[str, str]:
@@ -83,7 +95,7 @@ def normalise(text: str, *, bot_names: Iterable[str] = (), keep_punctuation: boo
     """
     if not text:
         return ""
-    reply, quote = _drop_quote(text)
+    reply, quote = _drop_quote(scrub(text))
     text = _fold(reply, keep_punctuation)
     names = sorted(
         {n for n in (_SPACES.sub(" ", unicodedata.normalize("NFKC", b)).strip()

@@ -100,6 +100,10 @@ async def issue_invite(
     return invite
 
 
+class WrongInviteCode(UserError):
+    """No invite has this code (counted against the contact's tries)."""
+
+
 async def _take_invite(
     session: AsyncSession, *, code: str, kind: InviteKind, now: datetime, used_by: str
 ) -> tuple[InviteCode, Node]:
@@ -108,7 +112,7 @@ async def _take_invite(
         .where(InviteCode.code == code.upper())
     )).first()
     if row is None:
-        raise UserError(texts.Bind.UNKNOWN.format(code=code))
+        raise WrongInviteCode(texts.Bind.UNKNOWN)
     invite, node = row
     if invite.kind != kind:
         wrong = texts.Bind.IS_GROUP_CODE if invite.kind == InviteKind.GROUP else (

@@ -15,7 +15,7 @@ from sqlalchemy import Select, and_, func, insert, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from bot import texts
+from bot import pii, texts
 from bot.config import NoticeSettings
 from bot.domain import UserError
 from bot.grammar import normalise
@@ -109,8 +109,10 @@ def echo_body(text: str) -> str:
 
 
 def digest(text: str) -> str:
-    """How an echo is matched to the send that caused it (leading @names ignored)."""
-    return hashlib.sha1(echo_body(text).encode("utf-8")).hexdigest()
+    """How an echo is matched to the send that caused it (leading @names ignored). The text
+    is masked first, as the outbound seam masks what it sends, so a text stored unmasked still
+    matches its echo."""
+    return hashlib.sha1(pii.mask_text(echo_body(text)).encode("utf-8")).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,8 +218,9 @@ async def create(
     """Store the notice and one pending outbox row per target group, in the caller's
     transaction. With a schedule, (schedule, fire time) is unique: a second call returns the
     notice already made, with 0 new rows."""
+    # Stored masked: what is stored, digested for echo matching and sent is one text.
     values = dict(sender_id=sender_id, origin_node_id=origin.id, origin_group_id=origin_group_id,
-                  text=text, urgent=urgent, scope=scope.as_json(), target_count=0,
+                  text=pii.mask_text(text), urgent=urgent, scope=scope.as_json(), target_count=0,
                   missed=False, schedule_id=schedule_id, fire_at=fire_at, created_at=now)
     if schedule_id is not None:
         # Look first (a skipped insert would still use up a notice number on PostgreSQL);

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot import texts
+from bot import pii, texts
 from bot.config import RecurringNoticeSettings
 from bot.domain import UserError
 from bot.grammar import When
@@ -94,7 +94,8 @@ async def create(
     """Store a schedule (the caller arranges its job after the commit)."""
     schedule = NoticeSchedule(
         creator_id=creator_id, origin_node_id=origin.id, origin_group_id=origin_group_id,
-        text=text, urgent=urgent, scope=scope.as_json(), daily=daily, run_at=run_at, hour=hour,
+        text=pii.mask_text(text), urgent=urgent, scope=scope.as_json(), daily=daily,
+        run_at=run_at, hour=hour,
         minute=minute, config_key=config_key, created_at=now)
     session.add(schedule)
     await session.flush()

@@ -11,9 +11,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bot.pii import (
+    INVISIBLE,
     TEMPERATURE_MAX,
     TEMPERATURE_MIN,
     MaskingFilter,
+    find_numbers,
+    fold_digits,
     is_id_number,
     is_mobile,
     is_valid_temperature,
@@ -21,7 +24,10 @@ from bot.pii import (
     mask_mobile,
     mask_name,
     mask_text,
+    public_numbers,
+    set_public_numbers,
 )
+from tests.spelling import FILLER, SEPARATORS, spelled_numbers
 
 _WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 # Independent of bot.pii on purpose: GB 11643's check character table.
@@ -194,3 +200,88 @@ def test_masking_filter_masks_formatted_message(caplog: pytest.LogCaptureFixture
         logger.filters.clear()
     assert caplog.messages == ["tenant 138****8000 id 330782********1239", "raw 139****1234"]
     assert all(r.args is None for r in caplog.records)
+
+
+# -- numbers however they are spelled (issue 8, item 4) --------------------------------------
+
+
+@pytest.mark.parametrize(
+    "spelling",
+    [
+        "139.0579.1234", "139_0579_1234", "139/0579/1234", "(139)05791234", "（139）0579 1234",
+        "1 3 9 0 5 7 9 1 2 3 4", "139 05 79 12 34", "139，0579，1234", "139、0579、1234",
+        "139-0579-1234", "一三九零五七九一二三四", "幺三九〇五七九幺两三四", "１３９０５７９１２３４",
+        "١٣٩٠٥٧٩١٢٣٤", "139\u202e0579\u200b1234", "13\u200d9 0579 12\ufeff34",
+        "139 0579 1234 2", "+86 139 0579 1234",
+    ],
+)
+def test_mask_text_finds_spelled_mobiles(spelling: str) -> None:
+    """Separators, digit forms and invisible controls do not hide a mobile."""
+    out = mask_text(f"请联系{spelling}核实")
+    assert "139****1234" in out
+    assert find_numbers(out) == []
+    assert "13905791234" not in fold_digits(out).replace(" ", "")
+
+
+@pytest.mark.parametrize(
+    ("spelling", "masked"),
+    [
+        ("110105.19491231.0021", "110105********0021"),
+        ("110105 19491231 002X", "110105********002X"),
+        ("11010519491231002X", "110105********002X"),
+        ("一一〇一〇五一九四九一二三一〇〇二X", "110105********002X"),
+        ("110105\u202e19491231002X", "110105********002X"),
+    ],
+)
+def test_mask_text_finds_spelled_ids(spelling: str, masked: str) -> None:
+    """An 18-character ID is found however it is cut or spelled."""
+    out = mask_text(f"身份证{spelling}，")
+    assert out == f"身份证{masked}，"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2020-02-21 20:00 开会", "2月21日 20:00", "2020.02.21 2020.02.22", "体温36.5，37.2，36.8",
+        "体温 36.5 37.2 36.8 36.6 37.0", "【通知#12】", "共13户，其中5户已返回", "房间 101 102 103 104 105",
+        "1 2 3 4 5 6 7 8 9 10 11 12 13", "订单号 1380013800012345", "电话 0579-85551234",
+        "三楼两户一人发热", "第一二三组", "12345 热线", "2020年02月21日 13时05分", "#12 #13 #14",
+    ],
+)
+def test_mask_text_leaves_ordinary_numbers(text: str) -> None:
+    """Dates, times, temperatures, notice numbers, counts and landlines are not personal."""
+    assert mask_text(text) == text
+    assert find_numbers(text) == []
+
+
+def test_public_numbers_pass() -> None:
+    """A configured public number (a hotline) passes in any spelling; others are masked."""
+    try:
+        set_public_numbers(["13800000000"])
+        assert mask_text("热线 138 0000 0000，联系人 13905791234") == (
+            "热线 138 0000 0000，联系人 139****1234")
+        assert public_numbers() == frozenset({"13800000000"})
+    finally:
+        set_public_numbers([])
+    assert mask_text("热线 13800000000") == "热线 138****0000"
+
+
+@given(FILLER, spelled_numbers, FILLER)
+def test_spelled_numbers_are_masked(before: str, found: tuple[str, str], after: str) -> None:
+    """Whatever the spelling, the number is replaced by its masked form and nothing of it can
+    be found again."""
+    number, spelling = found
+    out = mask_text(before + spelling + after)
+    assert find_numbers(out) == []
+    masked = mask_mobile(number) if len(number) == 11 else mask_id(number)
+    # An invisible control in front of the first digit is not part of the number.
+    assert "".join(c for c in out if c not in INVISIBLE) == before + masked + after
+
+
+@given(st.lists(st.one_of(st.text(max_size=6), spelled_numbers.map(lambda f: f[1]),
+                          st.sampled_from(SEPARATORS)), max_size=8).map("".join))
+def test_mask_text_is_idempotent_and_complete(text: str) -> None:
+    """Masked text holds nothing the detector finds, and masking it again changes nothing."""
+    out = mask_text(text)
+    assert find_numbers(out) == []
+    assert mask_text(out) == out
