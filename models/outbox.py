@@ -38,7 +38,8 @@ class OutboxMessage(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     group_id: Mapped[int] = mapped_column(ForeignKey("chat_group.id"), index=True)
     # A notice's rows carry no text of their own: it is rendered from the notice when sent.
-    notice_id: Mapped[int | None] = mapped_column(ForeignKey("notice.id"), index=True)
+    # Look-ups by notice use the unique (notice_id, group_id): no index of its own.
+    notice_id: Mapped[int | None] = mapped_column(ForeignKey("notice.id"))
     text: Mapped[str | None] = mapped_column(Text)
     # The bot account that sends it (the group's account at the time it was queued).
     account: Mapped[str] = mapped_column(String(64), default="")
