@@ -6,7 +6,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -184,6 +184,14 @@ async def commanders(session: AsyncSession, *, node: Node) -> list[Person]:
 async def all_nodes(session: AsyncSession) -> list[Node]:
     """Every node, in creation order."""
     return list((await session.execute(select(Node).order_by(Node.id))).scalars())
+
+
+def subtree_select(root_id: int) -> Select[tuple[int]]:
+    """The ids of a node and everything below it, as a recursive query walking down the
+    parent index (for filters at city scale, where loading every node costs)."""
+    tree = select(Node.id).where(Node.id == root_id).cte("subtree", recursive=True)
+    tree = tree.union_all(select(Node.id).where(Node.parent_id == tree.c.id))
+    return select(tree.c.id)
 
 
 async def subtree_ids(session: AsyncSession, *, root_id: int) -> list[int]:

@@ -8,15 +8,19 @@ plus the deltas of the events that count (approved, or appealed from an approval
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
+from types import SimpleNamespace
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
     and_,
+    bindparam,
     case,
     delete,
     func,
@@ -25,12 +29,13 @@ from sqlalchemy import (
     or_,
     select,
     text,
+    union,
     union_all,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.elements import BindParameter, ColumnElement
 
 from bot import pii, texts
 from bot.config import PointsRule, PointsSettings
@@ -55,7 +60,7 @@ from models import (
     Role,
     TenantStay,
 )
-from models.base import insert_for
+from models.base import UTCDateTime, insert_for
 
 # Stays looked at by the late-return check: older ones were settled by earlier runs.
 LATE_LOOKBACK = timedelta(days=30)
@@ -329,9 +334,8 @@ class PendingLine:
 async def pending(session: AsyncSession, *, verifier_node: Node, limit: int = 20
                   ) -> tuple[list[PendingLine], int]:
     """Events waiting for this verifier: pending and appealed, oldest first; and how many."""
-    ids = await chain.subtree_ids(session, root_id=verifier_node.id)
     where = and_(PointsEvent.status.in_([PointsStatus.PENDING, PointsStatus.APPEALED]),
-                 PointsEvent.node_id.in_(ids))
+                 PointsEvent.node_id.in_(chain.subtree_select(verifier_node.id)))
     total = (await session.execute(select(func.count(PointsEvent.id)).where(where))).scalar_one()
     rows = await session.execute(
         select(PointsEvent, Person).join(Person, Person.id == PointsEvent.landlord_id)
@@ -544,7 +548,7 @@ async def check_disinfection(session: AsyncSession, *, now: datetime, zone: Zone
 
 # --- the figures behind a rank ---------------------------------------------------------------
 
-_REBUILD_TOTALS = """
+REBUILD_TOTALS = """
 INSERT INTO points_total (landlord_id, total, deducted, node_id, registered_at, scope2_id,
                           scope1_id)
 SELECT p.id, COALESCE(e.total, 0), COALESCE(e.deducted, 0), l.node_id, l.registered_at,
@@ -569,7 +573,7 @@ async def rebuild_totals(session: AsyncSession) -> int:
     """Recompute every PointsTotal row from the ledger and the memberships, set-based (after
     a bulk load made with the triggers off, or to repair); returns the rows written."""
     await session.execute(delete(PointsTotal))
-    result = await session.execute(text(_REBUILD_TOTALS))
+    result = await session.execute(text(REBUILD_TOTALS))
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
@@ -579,8 +583,8 @@ def _direct(*, week_start: datetime, since: datetime | None) -> bool:
     return since is not None and since >= week_start
 
 
-def _adjustments(*, week_start: datetime, end: datetime, since: datetime | None,
-                 landlord_ids: Sequence[int] | None = None):  # type: ignore[no-untyped-def]
+def _adjustments(*, week_start: Any, end: Any, since: Any,  # type: ignore[no-untyped-def]
+                 landlord_ids: Any = None, direct: bool | None = None):
     """Per landlord, what to add to PointsTotal (total, deducted) for the period [since, end),
     and the week's change and reward points; only landlords with such events appear.
 
@@ -592,7 +596,9 @@ def _adjustments(*, week_start: datetime, end: datetime, since: datetime | None,
     zero = literal(0)
     counted = e.counts.is_(True)
     parts = []
-    if _direct(week_start=week_start, since=since):
+    if direct is None:
+        direct = _direct(week_start=week_start, since=since)
+    if direct:
         parts.append(select(e.landlord_id, e.delta.label("t"), zero.label("c"), lost.label("d"),
                             zero.label("r")).where(counted, e.occurred_at >= since,
                                                    e.occurred_at < end))
@@ -609,7 +615,7 @@ def _adjustments(*, week_start: datetime, end: datetime, since: datetime | None,
         counted, e.decided_at >= week_start, e.decided_at < end, e.delta > 0,
         e.occurred_at < end))
     if landlord_ids is not None:
-        parts = [part.where(e.landlord_id.in_(list(landlord_ids))) for part in parts]
+        parts = [part.where(e.landlord_id.in_(landlord_ids)) for part in parts]
     rows = union_all(*parts).subquery("adj")
     return (select(rows.c.landlord_id, func.sum(rows.c.t).label("total"),
                    func.sum(rows.c.c).label("week_change"), func.sum(rows.c.d).label("deducted"),
@@ -744,6 +750,72 @@ class _Key:
                                      other.registered_at, other.landlord_id)
 
 
+def _bind_dt(name: str) -> BindParameter[datetime]:
+    return bindparam(name, type_=UTCDateTime())
+
+
+@functools.cache
+def _rank_statements(tier: int, with_since: bool) -> SimpleNamespace:
+    """The statements of `_rank_by_count`, built once per shape with bound parameters (the
+    ORM then skips building and cache-keying them on every 积分)."""
+    t = PointsTotal
+    e = PointsEvent
+    end, week_start = _bind_dt("end"), _bind_dt("week_start")
+    since = _bind_dt("since") if with_since else None
+    scope_col = t.scope1_id if tier == 1 else t.scope2_id
+    in_scope = and_(scope_col == bindparam("scope_id"), t.registered_at < end)
+    ids: BindParameter[int] = bindparam("ids", expanding=True)
+    outside = e.occurred_at >= end
+    if since is not None:
+        outside = or_(outside, e.occurred_at < since)
+    # The odd ones: events outside the period, or a registration dated after the end (their
+    # stored figures or placement may not be what the ranking uses).
+    odd = union(
+        select(e.landlord_id).where(e.counts.is_(True), outside),
+        select(Membership.person_id).where(Membership.role == Role.LANDLORD,
+                                           Membership.created_at >= end))
+    stored = (select(t.landlord_id, t.total, t.deducted, t.registered_at)
+              .where(in_scope, t.landlord_id.in_(ids)))
+    n5, n4, n3, n2 = (aliased(Node) for _ in range(4))
+    placed = (select(Membership.person_id, func.min(Membership.node_id).label("node_id"),
+                     func.min(Membership.created_at).label("registered_at"))
+              .join(n5, n5.id == Membership.node_id)
+              .where(Membership.role == Role.LANDLORD, n5.tier == 5,
+                     Membership.created_at < end, Membership.person_id.in_(ids))
+              .group_by(Membership.person_id).subquery())
+    true_scope = n2.parent_id if tier == 1 else n2.id
+    adj = _adjustments(week_start=week_start, end=end, since=since, landlord_ids=ids,
+                       direct=False).subquery()
+    true = (select(placed.c.person_id, func.coalesce(t.total, 0), func.coalesce(t.deducted, 0),
+                   placed.c.registered_at, func.coalesce(adj.c.total, 0),
+                   func.coalesce(adj.c.week_change, 0), func.coalesce(adj.c.deducted, 0))
+            .join(n5, n5.id == placed.c.node_id).join(n4, n4.id == n5.parent_id)
+            .join(n3, n3.id == n4.parent_id).join(n2, n2.id == n3.parent_id)
+            .outerjoin(t, t.landlord_id == placed.c.person_id)
+            .outerjoin(adj, adj.c.landlord_id == placed.c.person_id)
+            .where(true_scope == bindparam("scope_id")))
+    my_total: BindParameter[int] = bindparam("total")
+    my_deducted: BindParameter[int] = bindparam("deducted")
+    me: BindParameter[int] = bindparam("me")
+    my_registered = _bind_dt("registered_at")
+
+    def count(*where):  # type: ignore[no-untyped-def]
+        return select(func.count()).select_from(t).where(in_scope, *where).scalar_subquery()
+
+    tb_before = or_(t.deducted < my_deducted, and_(
+        t.deducted == my_deducted, or_(t.registered_at < my_registered, and_(
+            t.registered_at == my_registered, t.landlord_id < me))))
+    counts = select(count(), count(t.total > my_total), count(t.total == my_total),
+                    count(t.total == my_total, tb_before))
+    week = (select(e.landlord_id, func.sum(e.delta).label("change"))
+            .where(e.counts.is_(True), e.occurred_at >= week_start, e.occurred_at < end)
+            .group_by(e.landlord_id).subquery())
+    active = (select(t.landlord_id, t.total, week.c.change, t.deducted, t.registered_at)
+              .join(week, week.c.landlord_id == t.landlord_id)
+              .where(in_scope, t.total == my_total))
+    return SimpleNamespace(odd=odd, stored=stored, true=true, counts=counts, active=active)
+
+
 async def _rank_by_count(
     session: AsyncSession, *, landlord_id: int, scope_id: int, settings: PointsSettings,
     week_start: datetime, end: datetime, since: datetime | None,
@@ -751,94 +823,49 @@ async def _rank_by_count(
     """(rank, landlords) in the scope as `ranking` would give them, without ranking everybody:
     indexed counts over PointsTotal (landlords with a higher total; the tie-break among equal
     totals), the week's events for the changes, and exact figures for the few landlords with
-    events outside the period (whose stored total is not their score). None: not ranked."""
-    t = PointsTotal
-    scope_col = t.scope1_id if settings.ranking_tier == 1 else t.scope2_id
-    in_scope = and_(scope_col == scope_id, t.registered_at < end)
-    e = PointsEvent
-    outside = e.occurred_at >= end
+    events outside the period or registrations after the end. None: not ranked."""
+    q = _rank_statements(settings.ranking_tier, since is not None)
+    params: dict[str, object] = {"end": end, "week_start": week_start, "scope_id": scope_id}
     if since is not None:
-        outside = or_(outside, e.occurred_at < since)
-    # The odd ones: events outside the period, or a registration dated after the end (their
-    # stored placement may not be where the ranking puts them).
-    odd = set((await session.execute(select(e.landlord_id).where(
-        e.counts.is_(True), outside).distinct())).scalars())
-    odd |= set((await session.execute(select(Membership.person_id).where(
-        Membership.role == Role.LANDLORD, Membership.created_at >= end).distinct())).scalars())
+        params["since"] = since
+    odd = set((await session.execute(q.odd, params)).scalars())
     odd.add(landlord_id)
+    params["ids"] = sorted(odd)
     stored = {r.landlord_id: _Key(r.landlord_id, r.total, 0, r.deducted, r.registered_at)
-              for r in (await session.execute(
-                  select(t.landlord_id, t.total, t.deducted, t.registered_at)
-                  .where(in_scope, t.landlord_id.in_(sorted(odd))))).all()}
-    # Their true place and figures, as `ranking` computes them.
-    n5, n4, n3, n2 = (aliased(Node) for _ in range(4))
-    placed = (select(Membership.person_id, func.min(Membership.node_id).label("node_id"),
-                     func.min(Membership.created_at).label("registered_at"))
-              .join(n5, n5.id == Membership.node_id)
-              .where(Membership.role == Role.LANDLORD, n5.tier == 5,
-                     Membership.created_at < end, Membership.person_id.in_(sorted(odd)))
-              .group_by(Membership.person_id).subquery())
-    true_scope = n2.parent_id if settings.ranking_tier == 1 else n2.id
-    adj = _adjustments(week_start=week_start, end=end, since=since,
-                       landlord_ids=sorted(odd)).subquery()
-    true_keys = {}
-    for r in (await session.execute(
-            select(placed.c.person_id, func.coalesce(t.total, 0), func.coalesce(t.deducted, 0),
-                   placed.c.registered_at, func.coalesce(adj.c.total, 0),
-                   func.coalesce(adj.c.week_change, 0), func.coalesce(adj.c.deducted, 0))
-            .join(n5, n5.id == placed.c.node_id).join(n4, n4.id == n5.parent_id)
-            .join(n3, n3.id == n4.parent_id).join(n2, n2.id == n3.parent_id)
-            .outerjoin(t, t.landlord_id == placed.c.person_id)
-            .outerjoin(adj, adj.c.landlord_id == placed.c.person_id)
-            .where(true_scope == scope_id))).all():
-        registered = r[3]
-        if isinstance(registered, str):  # SQLite's MIN over a datetime column is text
-            registered = datetime.fromisoformat(registered).replace(tzinfo=UTC)
-        true_keys[r[0]] = _Key(r[0], r[1] + r[4], r[5], r[2] + r[6], registered)
+              for r in (await session.execute(q.stored, params)).all()}
+    true_keys = {r[0]: _Key(r[0], r[1] + r[4], r[5], r[2] + r[6], r[3])
+                 for r in (await session.execute(q.true, params)).all()}
     if landlord_id not in true_keys:
         return None
     me = true_keys[landlord_id]
-
-    def count(*where):  # type: ignore[no-untyped-def]
-        return select(func.count()).select_from(t).where(in_scope, *where)
-
-    tb_before = or_(t.deducted < me.deducted, and_(
-        t.deducted == me.deducted, or_(t.registered_at < me.registered_at, and_(
-            t.registered_at == me.registered_at, t.landlord_id < me.landlord_id))))
-    n, higher, tied, tied_before = (await session.execute(select(
-        count().scalar_subquery(), count(t.total > me.total).scalar_subquery(),
-        count(t.total == me.total).scalar_subquery(),
-        count(t.total == me.total, tb_before).scalar_subquery()))).one()
+    params.update(total=me.total, deducted=me.deducted, registered_at=me.registered_at,
+                  me=landlord_id)
+    n, higher, tied, tied_before = (await session.execute(q.counts, params)).one()
     # The tied landlords with events this week (the others' change is 0).
-    week = (select(e.landlord_id, func.sum(e.delta).label("change"))
-            .where(e.counts.is_(True), e.occurred_at >= week_start, e.occurred_at < end)
-            .group_by(e.landlord_id).subquery())
     active = [_Key(r.landlord_id, r.total, r.change, r.deducted, r.registered_at)
-              for r in (await session.execute(
-                  select(t.landlord_id, t.total, week.c.change, t.deducted, t.registered_at)
-                  .join(week, week.c.landlord_id == t.landlord_id)
-                  .where(in_scope, t.total == me.total))).all()]
+              for r in (await session.execute(q.active, params)).all()]
+
+    def tb(key: _Key) -> tuple[int, datetime, int]:
+        return key.deducted, key.registered_at, key.landlord_id
+
     # Stored rows of the odd ones and of the landlord are counted above: take them out.
     for key in stored.values():
         if key.total > me.total:
             higher -= 1
         elif key.total == me.total:
             tied -= 1
-            tied_before -= (key.deducted, key.registered_at, key.landlord_id) < (
-                me.deducted, me.registered_at, me.landlord_id)
+            tied_before -= tb(key) < tb(me)
     active = [key for key in active if key.landlord_id not in odd]
-    n += len(true_keys) - len(stored)
     ahead = higher + sum(key.ahead_of(me) for key in active)
     # The tied landlords without events this week: change 0 against the landlord's.
-    quiet, quiet_before = tied - len(active), tied_before - sum(
-        (k.deducted, k.registered_at, k.landlord_id)
-        < (me.deducted, me.registered_at, me.landlord_id) for k in active)
+    quiet = tied - len(active)
+    quiet_before = tied_before - sum(tb(key) < tb(me) for key in active)
     if me.change < 0:
         ahead += quiet
     elif me.change == 0:
         ahead += quiet_before
     ahead += sum(key.ahead_of(me) for lid, key in true_keys.items() if lid != landlord_id)
-    return ahead + 1, n
+    return ahead + 1, n + len(true_keys) - len(stored)
 
 
 async def week_events(session: AsyncSession, *, landlord_id: int, now: datetime,

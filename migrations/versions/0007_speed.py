@@ -235,6 +235,13 @@ def upgrade() -> None:
         batch_op.create_index('ix_points_event_landlord',
                               ['landlord_id', 'occurred_at', 'counts', 'delta'])
     op.create_index('ix_membership_role_created_at', 'membership', ['role', 'created_at'])
+    # Standings are derived rows written by one statement: no per-row foreign-key checks,
+    # and the unique (week_id, landlord_id) serves look-ups by week.
+    with op.batch_alter_table('points_standing', schema=None) as batch_op:
+        batch_op.drop_index('ix_points_standing_week_id')
+        batch_op.drop_constraint('fk_points_standing_landlord_id_person', type_='foreignkey')
+        batch_op.drop_constraint('fk_points_standing_node_id_node', type_='foreignkey')
+        batch_op.drop_constraint('fk_points_standing_week_id_points_week', type_='foreignkey')
     # The outbox: the unique (notice_id, group_id) already serves look-ups by notice.
     with op.batch_alter_table('outbox_message', schema=None) as batch_op:
         batch_op.drop_index('ix_outbox_message_notice_id')
@@ -257,6 +264,13 @@ def downgrade() -> None:
         op.execute("DROP FUNCTION IF EXISTS points_total_place(integer[])")
     with op.batch_alter_table('outbox_message', schema=None) as batch_op:
         batch_op.create_index('ix_outbox_message_notice_id', ['notice_id'], unique=False)
+    with op.batch_alter_table('points_standing', schema=None) as batch_op:
+        batch_op.create_foreign_key('fk_points_standing_week_id_points_week', 'points_week',
+                                    ['week_id'], ['id'])
+        batch_op.create_foreign_key('fk_points_standing_node_id_node', 'node', ['node_id'], ['id'])
+        batch_op.create_foreign_key('fk_points_standing_landlord_id_person', 'person',
+                                    ['landlord_id'], ['id'])
+        batch_op.create_index('ix_points_standing_week_id', ['week_id'], unique=False)
     with op.batch_alter_table('points_event', schema=None) as batch_op:
         batch_op.drop_index('ix_points_event_landlord')
         batch_op.drop_index('ix_points_event_decided')
