@@ -243,8 +243,20 @@ def upgrade() -> None:
         batch_op.drop_constraint('fk_points_standing_node_id_node', type_='foreignkey')
         batch_op.drop_constraint('fk_points_standing_week_id_points_week', type_='foreignkey')
     # The outbox: the unique (notice_id, group_id) already serves look-ups by notice.
-    with op.batch_alter_table('outbox_message', schema=None) as batch_op:
-        batch_op.drop_index('ix_outbox_message_notice_id')
+    # and only sent rows are in the pacing index; no per-row foreign-key checks for the notice
+    # (written just before in the same transaction) and the acknowledger.
+    # No batch (table copy) on SQLite: the outbox has expression and partial indexes, and
+    # SQLite's foreign keys cost little; they are dropped on PostgreSQL only.
+    op.drop_index('ix_outbox_message_notice_id', table_name='outbox_message')
+    op.drop_index('ix_outbox_message_account_sent_at', table_name='outbox_message')
+    op.create_index('ix_outbox_message_account_sent_at', 'outbox_message', ['account', 'sent_at'],
+                    sqlite_where=sa.text('sent_at IS NOT NULL'),
+                    postgresql_where=sa.text('sent_at IS NOT NULL'))
+    if op.get_bind().dialect.name == "postgresql":
+        op.drop_constraint('fk_outbox_message_notice_id_notice', 'outbox_message',
+                           type_='foreignkey')
+        op.drop_constraint('fk_outbox_message_acked_by_id_person', 'outbox_message',
+                           type_='foreignkey')
     bind = op.get_bind()
     statements = _PG_FUNCTIONS + _PG_TRIGGERS if bind.dialect.name == "postgresql" \
         else _SQLITE_TRIGGERS
@@ -262,8 +274,14 @@ def downgrade() -> None:
             op.execute(f"DROP FUNCTION IF EXISTS {name}()")
     if bind.dialect.name == "postgresql":
         op.execute("DROP FUNCTION IF EXISTS points_total_place(integer[])")
-    with op.batch_alter_table('outbox_message', schema=None) as batch_op:
-        batch_op.create_index('ix_outbox_message_notice_id', ['notice_id'], unique=False)
+    if bind.dialect.name == "postgresql":
+        op.create_foreign_key('fk_outbox_message_acked_by_id_person', 'outbox_message',
+                              'person', ['acked_by_id'], ['id'])
+        op.create_foreign_key('fk_outbox_message_notice_id_notice', 'outbox_message',
+                              'notice', ['notice_id'], ['id'])
+    op.drop_index('ix_outbox_message_account_sent_at', table_name='outbox_message')
+    op.create_index('ix_outbox_message_account_sent_at', 'outbox_message', ['account', 'sent_at'])
+    op.create_index('ix_outbox_message_notice_id', 'outbox_message', ['notice_id'])
     with op.batch_alter_table('points_standing', schema=None) as batch_op:
         batch_op.create_foreign_key('fk_points_standing_week_id_points_week', 'points_week',
                                     ['week_id'], ['id'])
