@@ -170,7 +170,7 @@ def load(path: Path) -> ChainSpec:
                 # libyaml's C loader when PyYAML has it (about 10x the pure-Python one).
                 raw = yaml.load(stream, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
         else:
-            raise ChainFileError(f"{path}: use a .toml, .yaml, .yml or .xlsx file")
+            raise ChainFileError(f"{path}: use a .toml, .yaml or .yml file, or an .xlsx workbook")
         return ChainSpec.model_validate(raw)
     except OSError as exc:
         raise ChainFileError(f"{path}: {exc.strerror}") from None
