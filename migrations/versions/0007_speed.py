@@ -234,7 +234,7 @@ def upgrade() -> None:
                               ['counts', 'decided_at', 'landlord_id', 'delta', 'occurred_at'])
         batch_op.create_index('ix_points_event_landlord',
                               ['landlord_id', 'occurred_at', 'counts', 'delta'])
-    op.create_index('ix_membership_role_created_at', 'membership', ['role', 'created_at'])
+    op.create_index('ix_membership_created_at', 'membership', ['created_at'])
     # Standings are derived rows written by one statement: no per-row foreign-key checks,
     # and the unique (week_id, landlord_id) serves look-ups by week.
     with op.batch_alter_table('points_standing', schema=None) as batch_op:
@@ -296,7 +296,7 @@ def downgrade() -> None:
         batch_op.create_index('ix_points_event_landlord_id', ['landlord_id'], unique=False)
         batch_op.create_index('ix_points_event_rank',
                               ['counts', 'landlord_id', 'occurred_at', 'delta', 'decided_at'])
-    op.drop_index('ix_membership_role_created_at', table_name='membership')
+    op.drop_index('ix_membership_created_at', table_name='membership')
     op.drop_index('ix_points_total_scope2', table_name='points_total')
     op.drop_index('ix_points_total_scope1', table_name='points_total')
     op.drop_table('points_total')
