@@ -76,10 +76,17 @@ async def populate(url: str, landlords: int, per_landlord: int) -> None:
     started = time.perf_counter()
     created = "'2019-01-01 00:00:00.000000'" if not pg else "TIMESTAMP '2019-01-01'"
     async with engine.begin() as conn:
+        # A bulk load: the row triggers that keep points_total are off while it runs (on
+        # SQLite dropped and re-created from their stored DDL) and the table is rebuilt
+        # set-based at the end.
         if pg:
-            # A bulk load: row triggers and foreign keys off for this transaction; the
-            # triggers' table (points_total) is rebuilt set-based at the end.
             await conn.execute(text("SET LOCAL session_replication_role = replica"))
+            triggers = []
+        else:
+            triggers = (await conn.execute(text(
+                "SELECT name, sql FROM sqlite_master WHERE type = 'trigger'"))).all()
+            for name, _ in triggers:
+                await conn.execute(text(f"DROP TRIGGER {name}"))
         async def node(name: str, kind: NodeKind, tier: int, parent: int | None) -> int:
             return (await conn.execute(text(
                 "INSERT INTO node (tier, kind, name, parent_id, created_at) VALUES "
@@ -129,9 +136,11 @@ async def populate(url: str, landlords: int, per_landlord: int) -> None:
             "CAST(x AS TEXT), '', "
             f"CASE WHEN {counted} THEN {decided} ELSE NULL END, {occurred}, {occurred} "
             f"FROM {_series(pg, total)}"))
+        await conn.execute(text("DELETE FROM points_total"))
+        await conn.execute(text(points.REBUILD_TOTALS))
+        for _, sql in triggers:
+            await conn.execute(text(sql))
         if pg:
-            await conn.execute(text("DELETE FROM points_total"))
-            await conn.execute(text(points.REBUILD_TOTALS))
             for table in ("node", "person"):
                 await conn.execute(text(
                     f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "

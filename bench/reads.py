@@ -78,10 +78,17 @@ async def populate(url: str, landlords: int, events: int) -> None:
     true, false = ("TRUE", "FALSE") if pg else ("1", "0")
     n = landlords
     async with engine.begin() as conn:
+        # A bulk load: the row triggers that keep points_total are off while it runs (on
+        # SQLite dropped and re-created from their stored DDL) and the table is rebuilt
+        # set-based at the end.
         if pg:
-            # A bulk load: row triggers and foreign keys off for this transaction; the
-            # triggers' table (points_total) is rebuilt set-based at the end.
             await conn.execute(text("SET LOCAL session_replication_role = replica"))
+            triggers = []
+        else:
+            triggers = (await conn.execute(text(
+                "SELECT name, sql FROM sqlite_master WHERE type = 'trigger'"))).all()
+            for name, _ in triggers:
+                await conn.execute(text(f"DROP TRIGGER {name}"))
         async def run(sql: str, **params: object) -> None:
             await conn.execute(text(sql), params)
 
@@ -160,9 +167,11 @@ async def populate(url: str, landlords: int, events: int) -> None:
                   f"SELECT id, 1, '', {false}, '[]', 'notice', 'sent', 1, {false}, {false}, "
                   f"{sent_at}, {sent_at}, CASE WHEN id % 5 < 3 THEN {sent_at} ELSE NULL END "
                   "FROM chat_group")
+        await conn.execute(text("DELETE FROM points_total"))
+        await conn.execute(text(points.REBUILD_TOTALS))
+        for _, sql in triggers:
+            await conn.execute(text(sql))
         if pg:
-            await conn.execute(text("DELETE FROM points_total"))
-            await conn.execute(text(points.REBUILD_TOTALS))
             for table in ("node", "person", "tenant_stay", "notice"):
                 await run(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
                           f"(SELECT MAX(id) FROM {table}))")
