@@ -128,7 +128,7 @@ async def drain(app: BotApp) -> None:
         await asyncio.sleep(0.01)
 
 
-async def unpaced(url: str, groups: int, repeats: int) -> None:
+async def unpaced(url: str, groups: int, repeats: int, write_only: bool = False) -> None:
     """The outbox write and the sender's own overhead per delivery (pacing off)."""
     await fresh_store(url)
     settings = Settings(database_url=url, transport="memory", scheduler=False,
@@ -153,6 +153,8 @@ async def unpaced(url: str, groups: int, repeats: int) -> None:
     print(f"  median {statistics.median(walls):.1f} ms, min {min(walls):.1f} ms; of which "
           f"finding the targets (nodes + groups loaded) ~{await time_targets(app, root):.1f} ms")
     print(f"  peak RSS so far: {rss_mb():.0f} MB")
+    if write_only:
+        return
 
     total = await outstanding(app)
     print(f"--- sender overhead, pacing off, one account, a transport that only records "
@@ -254,7 +256,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--min-gap", type=float, default=0.02, help="seconds (default 0.02)")
     p.add_argument("--jitter", type=float, default=0.02, help="seconds (default 0.02)")
     p.add_argument("--seed", type=int, default=2020)
-    p.add_argument("--only", choices=("all", "unpaced", "paced"), default="all")
+    p.add_argument("--only", choices=("all", "unpaced", "paced", "write"), default="all",
+                   help="write: the outbox write alone")
     return p.parse_args(argv)
 
 
@@ -271,8 +274,8 @@ async def main(argv: list[str] | None = None) -> int:
     print(f"store: {where}")
     print(f"python {sys.version.split()[0]}, pid {os.getpid()}, cpus {os.cpu_count()}, "
           f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    if args.only in ("all", "unpaced"):
-        await unpaced(url, args.groups, args.repeats)
+    if args.only in ("all", "unpaced", "write"):
+        await unpaced(url, args.groups, args.repeats, write_only=args.only == "write")
     if args.only in ("all", "paced"):
         await paced(url_paced, args.paced_groups, args.accounts, args.min_gap, args.jitter,
                     args.seed)

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import sys
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, TextIO
@@ -52,7 +53,7 @@ def _parser() -> argparse.ArgumentParser:
 
     ch = sub.add_parser("chain", help="import or show the chain")
     ch_sub = ch.add_subparsers(dest="chain_command", required=True)
-    imp = ch_sub.add_parser("import", help="import a TOML or YAML chain file")
+    imp = ch_sub.add_parser("import", help="import a TOML, YAML or XLSX chain file")
     imp.add_argument("file", type=Path)
     imp.add_argument("--prune", action="store_true",
                      help="also remove roles (not tenants') and contact ids the file no "
@@ -150,14 +151,30 @@ async def _demo(settings: Settings) -> None:
         await run_console(app)
 
 
+def _progress_printer(stream: Any) -> Callable[[str, int, int], None]:
+    """Progress of a long import on one terminal line (nothing when not a terminal)."""
+    if not stream.isatty():
+        return lambda stage, done, total: None
+
+    def show(stage: str, done: int, total: int) -> None:
+        figures = f" {done:,}/{total:,}" if total else ""
+        stream.write(f"\r\033[K{stage}{figures}" if stage else "\r\033[K")
+        stream.flush()
+
+    return show
+
+
 async def _chain_import(settings: Settings, path: Path, *, prune: bool = False) -> None:
     from bot import chainfile
     from bot.services import membership
 
+    show = _progress_printer(sys.stderr)
+    show("reading", 0, 0)
     spec = chainfile.load(path)
 
     async def work(app: Any, session: Any) -> None:
-        counts = await chainfile.import_chain(session, spec, now=app.now())
+        counts = await chainfile.import_chain(session, spec, now=app.now(), progress=show)
+        show("", 0, 0)
         print(f"imported {counts['nodes']} nodes, {counts['groups']} groups, "
               f"{counts['people']} people, {counts['roles']} roles")
         if prune:

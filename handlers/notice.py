@@ -99,7 +99,8 @@ async def on_progress(cmd: Progress, ctx: Context) -> str:
     for t in p.tiers:
         line = texts.Notice.PROGRESS_TIER.format(tier=t.tier, delivered=t.delivered,
                                                  total=t.total, acked=t.acked)
-        if t.missing:
-            line += texts.Notice.PROGRESS_MISSING.format(names=notices.titles(t.missing))
+        if t.silent:
+            line += texts.Notice.PROGRESS_MISSING.format(
+                names=notices.titles(t.missing, count=t.silent))
         lines.append(line)
     return "\n".join(lines)

@@ -30,14 +30,17 @@ class PointsEvent(Base):
     __tablename__ = "points_event"
     __table_args__ = (
         UniqueConstraint("source_kind", "source_key"),
-        # The ranking scans this index only (GROUP BY landlord over counted events).
-        Index("ix_points_event_rank", "counts", "landlord_id", "occurred_at", "delta",
-              "decided_at"),
+        # The ranking reads ranges of time (the week, what happened after a week's end) on
+        # top of PointsTotal; a landlord's own events by time (积分, caps).
+        Index("ix_points_event_occurred", "counts", "occurred_at", "landlord_id", "delta"),
+        Index("ix_points_event_decided", "counts", "decided_at", "landlord_id", "delta",
+              "occurred_at"),
+        Index("ix_points_event_landlord", "landlord_id", "occurred_at", "counts", "delta"),
         Index("ix_points_event_status_node", "status", "node_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    landlord_id: Mapped[int] = mapped_column(ForeignKey("person.id"), index=True)
+    landlord_id: Mapped[int] = mapped_column(ForeignKey("person.id"))
     # The landlord's tier-5 node the event belongs to (its tier-2 node's secretary verifies).
     node_id: Mapped[int] = mapped_column(ForeignKey("node.id"), index=True)
     rule: Mapped[str] = mapped_column(String(32))
@@ -88,10 +91,13 @@ class PointsStanding(Base):
         Index("ix_points_standing_landlord_board", "landlord_id", "board"),
     )
 
+    # No foreign keys: standings are derived, written once by the close in one statement from
+    # rows that exist, and the checks (3 per row) were most of the close's time at 100,000.
+    # The unique (week_id, landlord_id) serves look-ups by week.
     id: Mapped[int] = mapped_column(primary_key=True)
-    week_id: Mapped[int] = mapped_column(ForeignKey("points_week.id"), index=True)
-    landlord_id: Mapped[int] = mapped_column(ForeignKey("person.id"))
-    node_id: Mapped[int] = mapped_column(ForeignKey("node.id"))
+    week_id: Mapped[int]
+    landlord_id: Mapped[int]
+    node_id: Mapped[int]
     rank: Mapped[int]
     score: Mapped[int]
     week_change: Mapped[int]
@@ -100,3 +106,28 @@ class PointsStanding(Base):
     board: Mapped[str] = mapped_column(String(8), default="")
     reward_points: Mapped[int] = mapped_column(default=0)
     reward_fen: Mapped[int] = mapped_column(default=0)
+
+
+class PointsTotal(Base):
+    """Per landlord: the counted deltas and deductions of all time, and where they are ranked.
+
+    Kept by database triggers on points_event and membership (migration 0007), whoever writes
+    those rows; never written by the application. `node_id` is the first tier-5 node (by id)
+    where the person is a landlord, `scope2_id`/`scope1_id` its tier-2 and tier-1 ancestors,
+    `registered_at` the first such registration; all NULL when the person is no landlord.
+    """
+
+    __tablename__ = "points_total"
+    __table_args__ = (
+        # 积分's rank: an indexed count of the landlords of a scope with a higher total.
+        Index("ix_points_total_scope1", "scope1_id", "total", "deducted", "registered_at"),
+        Index("ix_points_total_scope2", "scope2_id", "total", "deducted", "registered_at"),
+    )
+
+    landlord_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    total: Mapped[int] = mapped_column(default=0)
+    deducted: Mapped[int] = mapped_column(default=0)
+    node_id: Mapped[int | None]
+    registered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    scope1_id: Mapped[int | None]
+    scope2_id: Mapped[int | None]

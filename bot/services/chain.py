@@ -6,7 +6,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -31,16 +31,23 @@ def commanding_role(node: Node) -> Role:
     return COMMANDING_ROLE[node.tier]
 
 
+def tier_under(*, name: str, kind: NodeKind, parent_tier: int | None) -> int:
+    """The tier of a node of this kind under a parent of `parent_tier` (None: no parent);
+    ValueError when it cannot hang there."""
+    tier = TIER_OF_KIND[kind]
+    if (parent_tier is None) != (tier == 1):
+        raise ValueError(f"node {name!r}: a tier-{tier} node needs "
+                         f"{'no parent' if tier == 1 else 'a parent'}")
+    if parent_tier is not None and parent_tier != tier - 1:
+        raise ValueError(f"node {name!r} (tier {tier}) cannot hang under tier {parent_tier}")
+    return tier
+
+
 async def create_node(
     session: AsyncSession, *, name: str, kind: NodeKind, parent: Node | None, now: datetime
 ) -> Node:
     """A new node; its tier follows from its kind and must be one below its parent's."""
-    tier = TIER_OF_KIND[kind]
-    if (parent is None) != (tier == 1):
-        raise ValueError(f"node {name!r}: a tier-{tier} node needs "
-                         f"{'no parent' if tier == 1 else 'a parent'}")
-    if parent is not None and parent.tier != tier - 1:
-        raise ValueError(f"node {name!r} (tier {tier}) cannot hang under tier {parent.tier}")
+    tier = tier_under(name=name, kind=kind, parent_tier=parent.tier if parent else None)
     node = Node(name=name, kind=kind, tier=tier, parent_id=parent.id if parent else None,
                 created_at=now)
     session.add(node)
@@ -188,6 +195,14 @@ async def commanders(session: AsyncSession, *, node: Node) -> list[Person]:
 async def all_nodes(session: AsyncSession) -> list[Node]:
     """Every node, in creation order."""
     return list((await session.execute(select(Node).order_by(Node.id))).scalars())
+
+
+def subtree_select(root_id: int) -> Select[tuple[int]]:
+    """The ids of a node and everything below it, as a recursive query walking down the
+    parent index (for filters at city scale, where loading every node costs)."""
+    tree = select(Node.id).where(Node.id == root_id).cte("subtree", recursive=True)
+    tree = tree.union_all(select(Node.id).where(Node.parent_id == tree.c.id))
+    return select(tree.c.id)
 
 
 async def subtree_ids(session: AsyncSession, *, root_id: int) -> list[int]:

@@ -8,16 +8,34 @@ plus the deltas of the events that count (approved, or appealed from an approval
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from types import SimpleNamespace
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, case, func, insert, literal, select, text, update
+from sqlalchemy import (
+    and_,
+    bindparam,
+    case,
+    delete,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    text,
+    union,
+    union_all,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
+from sqlalchemy.sql.elements import BindParameter, ColumnElement
 
 from bot import pii, texts
 from bot.config import PointsRule, PointsSettings
@@ -36,12 +54,13 @@ from models import (
     PointsEvent,
     PointsStanding,
     PointsStatus,
+    PointsTotal,
     PointsWeek,
     ReportKind,
     Role,
     TenantStay,
 )
-from models.base import insert_for
+from models.base import UTCDateTime, insert_for
 
 # Stays looked at by the late-return check: older ones were settled by earlier runs.
 LATE_LOOKBACK = timedelta(days=30)
@@ -315,9 +334,8 @@ class PendingLine:
 async def pending(session: AsyncSession, *, verifier_node: Node, limit: int = 20
                   ) -> tuple[list[PendingLine], int]:
     """Events waiting for this verifier: pending and appealed, oldest first; and how many."""
-    ids = await chain.subtree_ids(session, root_id=verifier_node.id)
     where = and_(PointsEvent.status.in_([PointsStatus.PENDING, PointsStatus.APPEALED]),
-                 PointsEvent.node_id.in_(ids))
+                 PointsEvent.node_id.in_(chain.subtree_select(verifier_node.id)))
     total = (await session.execute(select(func.count(PointsEvent.id)).where(where))).scalar_one()
     rows = await session.execute(
         select(PointsEvent, Person).join(Person, Person.id == PointsEvent.landlord_id)
@@ -528,6 +546,83 @@ async def check_disinfection(session: AsyncSession, *, now: datetime, zone: Zone
     return made
 
 
+# --- the figures behind a rank ---------------------------------------------------------------
+
+REBUILD_TOTALS = """
+INSERT INTO points_total (landlord_id, total, deducted, node_id, registered_at, scope2_id,
+                          scope1_id)
+SELECT p.id, COALESCE(e.total, 0), COALESCE(e.deducted, 0), l.node_id, l.registered_at,
+       n2.id, n2.parent_id
+FROM (SELECT landlord_id AS id FROM points_event WHERE counts
+      UNION SELECT person_id FROM membership WHERE role = 'landlord') p
+LEFT JOIN (SELECT landlord_id, sum(delta) AS total,
+                  sum(CASE WHEN delta < 0 THEN -delta ELSE 0 END) AS deducted
+           FROM points_event WHERE counts GROUP BY landlord_id) e ON e.landlord_id = p.id
+LEFT JOIN (SELECT m.person_id, min(m.node_id) AS node_id, min(m.created_at) AS registered_at
+           FROM membership m JOIN node n ON n.id = m.node_id
+           WHERE m.role = 'landlord' AND n.tier = 5 GROUP BY m.person_id) l
+  ON l.person_id = p.id
+LEFT JOIN node n5 ON n5.id = l.node_id
+LEFT JOIN node n4 ON n4.id = n5.parent_id
+LEFT JOIN node n3 ON n3.id = n4.parent_id
+LEFT JOIN node n2 ON n2.id = n3.parent_id
+"""
+
+
+async def rebuild_totals(session: AsyncSession) -> int:
+    """Recompute every PointsTotal row from the ledger and the memberships, set-based (after
+    a bulk load made with the triggers off, or to repair); returns the rows written."""
+    await session.execute(delete(PointsTotal))
+    result = await session.execute(text(REBUILD_TOTALS))
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def _direct(*, week_start: datetime, since: datetime | None) -> bool:
+    """Whether the period is no longer than the week (the weekly period): its events are then
+    summed directly instead of correcting the all-time totals by the rest of the ledger."""
+    return since is not None and since >= week_start
+
+
+def _adjustments(*, week_start: Any, end: Any, since: Any,  # type: ignore[no-untyped-def]
+                 landlord_ids: Any = None, direct: bool | None = None):
+    """Per landlord, what to add to PointsTotal (total, deducted) for the period [since, end),
+    and the week's change and reward points; only landlords with such events appear.
+
+    In the weekly period (`_direct`) the period's events are summed instead and PointsTotal
+    is not used. Every part is a range of one index on (counts, occurred_at | decided_at).
+    """
+    e = PointsEvent
+    lost = case((e.delta < 0, -e.delta), else_=0)
+    zero = literal(0)
+    counted = e.counts.is_(True)
+    parts = []
+    if direct is None:
+        direct = _direct(week_start=week_start, since=since)
+    if direct:
+        parts.append(select(e.landlord_id, e.delta.label("t"), zero.label("c"), lost.label("d"),
+                            zero.label("r")).where(counted, e.occurred_at >= since,
+                                                   e.occurred_at < end))
+    else:
+        # Counted after the end (later weeks, or dated ahead) or before the period.
+        outside = e.occurred_at >= end
+        if since is not None:
+            outside = or_(outside, e.occurred_at < since)
+        parts.append(select(e.landlord_id, (-e.delta).label("t"), zero.label("c"),
+                            (-lost).label("d"), zero.label("r")).where(counted, outside))
+    parts.append(select(e.landlord_id, zero, e.delta, zero, zero).where(
+        counted, e.occurred_at >= week_start, e.occurred_at < end))
+    parts.append(select(e.landlord_id, zero, zero, zero, e.delta).where(
+        counted, e.decided_at >= week_start, e.decided_at < end, e.delta > 0,
+        e.occurred_at < end))
+    if landlord_ids is not None:
+        parts = [part.where(e.landlord_id.in_(landlord_ids)) for part in parts]
+    rows = union_all(*parts).subquery("adj")
+    return (select(rows.c.landlord_id, func.sum(rows.c.t).label("total"),
+                   func.sum(rows.c.c).label("week_change"), func.sum(rows.c.d).label("deducted"),
+                   func.sum(rows.c.r).label("reward_points"))
+            .group_by(rows.c.landlord_id))
+
+
 # --- ranking -------------------------------------------------------------------------------
 
 def ranking(settings: PointsSettings, *, week_start: datetime, end: datetime,
@@ -535,6 +630,10 @@ def ranking(settings: PointsSettings, *, week_start: datetime, end: datetime,
             landlord_id: int | None = None, per_point_fen: int = 0):  # type: ignore[no-untyped-def]
     """One set-based query: every landlord of the scope(s) with score, the tie-break figures,
     the week's reward points and the rank (ROW_NUMBER over the scope, fully ordered).
+
+    The ledger is not re-aggregated: each landlord's all-time counted total (PointsTotal, kept
+    by triggers) is corrected by the few events after `end` or before `since`, and the week's
+    own events give the change and the rewards (see `_adjustments`).
 
     Order: score (high first), this week's change (high first), points deducted in the period
     (fewer first), landlord registration (earlier first), person id.
@@ -547,24 +646,16 @@ def ranking(settings: PointsSettings, *, week_start: datetime, end: datetime,
         .join(n5, n5.id == Membership.node_id)
         .where(Membership.role == Role.LANDLORD, n5.tier == 5, Membership.created_at < end)
         .group_by(Membership.person_id)).cte("ll")
-    in_period = PointsEvent.occurred_at >= since if since is not None else literal(True)
-    events = (
-        select(PointsEvent.landlord_id,
-               func.sum(case((in_period, PointsEvent.delta), else_=0)).label("total"),
-               func.sum(case((PointsEvent.occurred_at >= week_start, PointsEvent.delta),
-                             else_=0)).label("week_change"),
-               func.sum(case((and_(in_period, PointsEvent.delta < 0), -PointsEvent.delta),
-                             else_=0)).label("deducted"),
-               func.sum(case((and_(PointsEvent.delta > 0, PointsEvent.decided_at >= week_start,
-                                   PointsEvent.decided_at < end), PointsEvent.delta),
-                             else_=0)).label("reward_points"))
-        .where(PointsEvent.counts.is_(True), PointsEvent.occurred_at < end)
-        .group_by(PointsEvent.landlord_id)).cte("ev")
+    events = _adjustments(week_start=week_start, end=end, since=since).cte("ev")
+    direct = _direct(week_start=week_start, since=since)
     n1_id = n2.parent_id
     scope_col = (n1_id if settings.ranking_tier == 1 else n2.id).label("scope_id")
-    total = func.coalesce(events.c.total, 0)
+    total: ColumnElement[int] = func.coalesce(events.c.total, 0)
     change = func.coalesce(events.c.week_change, 0)
-    deducted = func.coalesce(events.c.deducted, 0)
+    deducted: ColumnElement[int] = func.coalesce(events.c.deducted, 0)
+    if not direct:
+        total = total + func.coalesce(PointsTotal.total, 0)
+        deducted = deducted + func.coalesce(PointsTotal.deducted, 0)
     score_col = (literal(settings.start_score) + total)
     inner = (
         select(landlords.c.landlord_id, landlords.c.node_id, scope_col,
@@ -581,6 +672,8 @@ def ranking(settings: PointsSettings, *, week_start: datetime, end: datetime,
         .join(n5, n5.id == landlords.c.node_id).join(n4, n4.id == n5.parent_id)
         .join(n3, n3.id == n4.parent_id).join(n2, n2.id == n3.parent_id)
         .outerjoin(events, events.c.landlord_id == landlords.c.landlord_id))
+    if not direct:
+        inner = inner.outerjoin(PointsTotal, PointsTotal.landlord_id == landlords.c.landlord_id)
     if scope_ids is not None:
         inner = inner.where(scope_col.in_(list(scope_ids)))
     ranked = inner.subquery("ranked")
@@ -623,13 +716,156 @@ async def standing(session: AsyncSession, *, landlord_id: int, now: datetime, zo
     if scope is None:
         return Standing(current, None, 0, None)
     week_start, _ = week_bounds(current_week(now, zone), zone)
-    stmt = ranking(settings, week_start=week_start, end=now + timedelta(seconds=1),
-                   since=period_start(settings, week_start=week_start, zone=zone),
-                   scope_ids=[scope.id], landlord_id=landlord_id)
-    row = (await session.execute(stmt)).first()
-    if row is None:
+    end = now + timedelta(seconds=1)
+    since = period_start(settings, week_start=week_start, zone=zone)
+    if _direct(week_start=week_start, since=since):
+        # The weekly period: everybody's score is this week's events; rank them all.
+        stmt = ranking(settings, week_start=week_start, end=end, since=since,
+                       scope_ids=[scope.id], landlord_id=landlord_id)
+        row = (await session.execute(stmt)).first()
+        if row is None:
+            return Standing(current, None, 0, scope)
+        return Standing(current, row.pos, row.n, scope)
+    found = await _rank_by_count(session, landlord_id=landlord_id, scope_id=scope.id,
+                                 settings=settings, week_start=week_start, end=end, since=since)
+    if found is None:
         return Standing(current, None, 0, scope)
-    return Standing(current, row.pos, row.n, scope)
+    return Standing(current, found[0], found[1], scope)
+
+
+@dataclass(frozen=True, slots=True)
+class _Key:
+    """A landlord's place in the ranking order, as stored in PointsTotal or as it truly is."""
+
+    landlord_id: int
+    total: int
+    change: int
+    deducted: int
+    registered_at: datetime
+
+    def ahead_of(self, other: _Key) -> bool:
+        """Whether this landlord ranks before `other` (see `ranking` for the order)."""
+        return (-self.total, -self.change, self.deducted, self.registered_at,
+                self.landlord_id) < (-other.total, -other.change, other.deducted,
+                                     other.registered_at, other.landlord_id)
+
+
+def _bind_dt(name: str) -> BindParameter[datetime]:
+    return bindparam(name, type_=UTCDateTime())
+
+
+@functools.cache
+def _rank_statements(tier: int, with_since: bool) -> SimpleNamespace:
+    """The statements of `_rank_by_count`, built once per shape with bound parameters (the
+    ORM then skips building and cache-keying them on every 积分)."""
+    t = PointsTotal
+    e = PointsEvent
+    end, week_start = _bind_dt("end"), _bind_dt("week_start")
+    since = _bind_dt("since") if with_since else None
+    scope_col = t.scope1_id if tier == 1 else t.scope2_id
+    in_scope = and_(scope_col == bindparam("scope_id"), t.registered_at < end)
+    ids: BindParameter[int] = bindparam("ids", expanding=True)
+    outside = e.occurred_at >= end
+    if since is not None:
+        outside = or_(outside, e.occurred_at < since)
+    # The odd ones: events outside the period, or a registration dated after the end (their
+    # stored figures or placement may not be what the ranking uses).
+    odd = union(
+        select(e.landlord_id).where(e.counts.is_(True), outside),
+        select(Membership.person_id).where(Membership.role == Role.LANDLORD,
+                                           Membership.created_at >= end))
+    stored = (select(t.landlord_id, t.total, t.deducted, t.registered_at)
+              .where(in_scope, t.landlord_id.in_(ids)))
+    n5, n4, n3, n2 = (aliased(Node) for _ in range(4))
+    placed = (select(Membership.person_id, func.min(Membership.node_id).label("node_id"),
+                     func.min(Membership.created_at).label("registered_at"))
+              .join(n5, n5.id == Membership.node_id)
+              .where(Membership.role == Role.LANDLORD, n5.tier == 5,
+                     Membership.created_at < end, Membership.person_id.in_(ids))
+              .group_by(Membership.person_id).subquery())
+    true_scope = n2.parent_id if tier == 1 else n2.id
+    adj = _adjustments(week_start=week_start, end=end, since=since, landlord_ids=ids,
+                       direct=False).subquery()
+    true = (select(placed.c.person_id, func.coalesce(t.total, 0), func.coalesce(t.deducted, 0),
+                   placed.c.registered_at, func.coalesce(adj.c.total, 0),
+                   func.coalesce(adj.c.week_change, 0), func.coalesce(adj.c.deducted, 0))
+            .join(n5, n5.id == placed.c.node_id).join(n4, n4.id == n5.parent_id)
+            .join(n3, n3.id == n4.parent_id).join(n2, n2.id == n3.parent_id)
+            .outerjoin(t, t.landlord_id == placed.c.person_id)
+            .outerjoin(adj, adj.c.landlord_id == placed.c.person_id)
+            .where(true_scope == bindparam("scope_id")))
+    my_total: BindParameter[int] = bindparam("total")
+    my_deducted: BindParameter[int] = bindparam("deducted")
+    me: BindParameter[int] = bindparam("me")
+    my_registered = _bind_dt("registered_at")
+
+    def count(*where):  # type: ignore[no-untyped-def]
+        return select(func.count()).select_from(t).where(in_scope, *where).scalar_subquery()
+
+    tb_before = or_(t.deducted < my_deducted, and_(
+        t.deducted == my_deducted, or_(t.registered_at < my_registered, and_(
+            t.registered_at == my_registered, t.landlord_id < me))))
+    counts = select(count(), count(t.total > my_total), count(t.total == my_total),
+                    count(t.total == my_total, tb_before))
+    week = (select(e.landlord_id, func.sum(e.delta).label("change"))
+            .where(e.counts.is_(True), e.occurred_at >= week_start, e.occurred_at < end)
+            .group_by(e.landlord_id).subquery())
+    active = (select(t.landlord_id, t.total, week.c.change, t.deducted, t.registered_at)
+              .join(week, week.c.landlord_id == t.landlord_id)
+              .where(in_scope, t.total == my_total))
+    return SimpleNamespace(odd=odd, stored=stored, true=true, counts=counts, active=active)
+
+
+async def _rank_by_count(
+    session: AsyncSession, *, landlord_id: int, scope_id: int, settings: PointsSettings,
+    week_start: datetime, end: datetime, since: datetime | None,
+) -> tuple[int, int] | None:
+    """(rank, landlords) in the scope as `ranking` would give them, without ranking everybody:
+    indexed counts over PointsTotal (landlords with a higher total; the tie-break among equal
+    totals), the week's events for the changes, and exact figures for the few landlords with
+    events outside the period or registrations after the end. None: not ranked."""
+    q = _rank_statements(settings.ranking_tier, since is not None)
+    params: dict[str, object] = {"end": end, "week_start": week_start, "scope_id": scope_id}
+    if since is not None:
+        params["since"] = since
+    odd = set((await session.execute(q.odd, params)).scalars())
+    odd.add(landlord_id)
+    params["ids"] = sorted(odd)
+    stored = {r.landlord_id: _Key(r.landlord_id, r.total, 0, r.deducted, r.registered_at)
+              for r in (await session.execute(q.stored, params)).all()}
+    true_keys = {r[0]: _Key(r[0], r[1] + r[4], r[5], r[2] + r[6], r[3])
+                 for r in (await session.execute(q.true, params)).all()}
+    if landlord_id not in true_keys:
+        return None
+    me = true_keys[landlord_id]
+    params.update(total=me.total, deducted=me.deducted, registered_at=me.registered_at,
+                  me=landlord_id)
+    n, higher, tied, tied_before = (await session.execute(q.counts, params)).one()
+    # The tied landlords with events this week (the others' change is 0).
+    active = [_Key(r.landlord_id, r.total, r.change, r.deducted, r.registered_at)
+              for r in (await session.execute(q.active, params)).all()]
+
+    def tb(key: _Key) -> tuple[int, datetime, int]:
+        return key.deducted, key.registered_at, key.landlord_id
+
+    # Stored rows of the odd ones and of the landlord are counted above: take them out.
+    for key in stored.values():
+        if key.total > me.total:
+            higher -= 1
+        elif key.total == me.total:
+            tied -= 1
+            tied_before -= tb(key) < tb(me)
+    active = [key for key in active if key.landlord_id not in odd]
+    ahead = higher + sum(key.ahead_of(me) for key in active)
+    # The tied landlords without events this week: change 0 against the landlord's.
+    quiet = tied - len(active)
+    quiet_before = tied_before - sum(tb(key) < tb(me) for key in active)
+    if me.change < 0:
+        ahead += quiet
+    elif me.change == 0:
+        ahead += quiet_before
+    ahead += sum(key.ahead_of(me) for lid, key in true_keys.items() if lid != landlord_id)
+    return ahead + 1, n + len(true_keys) - len(stored)
 
 
 async def week_events(session: AsyncSession, *, landlord_id: int, now: datetime,

@@ -1,0 +1,276 @@
+#!/usr/bin/env python
+"""Reads that users wait for, at city scale: 积分, 我的租客, 待核查 and 进度 through the bot.
+
+    .venv/bin/python bench/reads.py [--landlords 100000] [--events 1000000] [--repeat 15]
+                                    [--db PATH | --db-url postgresql://...] [--reuse]
+
+The data is built set-based (INSERT ... SELECT over a number series) in a child process: one
+subdistrict, 20 communities (a secretary each), 200 teams with their landlords' groups, one
+tier-5 node and group per landlord, one returned tenant per landlord with two temperature
+readings, `--events` points events over a year (2% still pending verification), and one notice
+of the subdistrict's commander delivered to every group (60% acknowledged). Then the real bot
+(`build_app` with the in-memory transport, a fake clock, pacing off) answers each command
+`--repeat` times, from different senders, and the time from the message's arrival until the
+reply was sent is printed per command (p50 and max). With --db-url the database's public
+schema is dropped and recreated. Figures are printed, never asserted (the goal is < 50 ms).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from sqlalchemy import text
+
+from bot import store
+from bot.app import build_app, running
+from bot.clock import FakeClock
+from bot.config import Settings
+from bot.services import points
+from bot.transports.memory import MemoryTransport
+
+ZONE = ZoneInfo("Asia/Shanghai")
+NOW = datetime(2020, 3, 4, 10, 0, tzinfo=ZONE)  # a Wednesday at the end of the year of data
+YEAR_START = "2019-03-06"
+COMMUNITIES, TEAMS = 20, 200
+
+
+def _series(pg: bool, n: int) -> str:
+    """A FROM clause yielding x = 1..n."""
+    if pg:
+        return f"generate_series(1, {n}) AS s(x)"
+    return (f"(WITH RECURSIVE seq(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM seq "
+            f"WHERE x < {n}) SELECT x FROM seq) AS s")
+
+
+def _ts(pg: bool, days: str, seconds: str) -> str:
+    """A naive UTC timestamp `days` days and `seconds` seconds after YEAR_START."""
+    if pg:
+        return (f"(TIMESTAMP '{YEAR_START}' + ({days}) * INTERVAL '1 day' "
+                f"+ ({seconds}) * INTERVAL '1 second')")
+    return (f"(strftime('%Y-%m-%d %H:%M:%S', '{YEAR_START}', '+' || ({days}) || ' days', "
+            f"'+' || ({seconds}) || ' seconds') || '.000000')")
+
+
+async def populate(url: str, landlords: int, events: int) -> None:
+    """The chain, people, tenants, a year of points events and a notice to every group."""
+    pg = url.startswith("postgresql")
+    engine = store.create_engine(url)
+    if pg:
+        async with engine.begin() as conn:
+            await conn.execute(text("DROP SCHEMA public CASCADE"))
+            await conn.execute(text("CREATE SCHEMA public"))
+    await store.upgrade(engine)
+    started = time.perf_counter()
+    created = "TIMESTAMP '2019-01-01'" if pg else "'2019-01-01 00:00:00.000000'"
+    true, false = ("TRUE", "FALSE") if pg else ("1", "0")
+    n = landlords
+    async with engine.begin() as conn:
+        # A bulk load: the row triggers that keep points_total are off while it runs (on
+        # SQLite dropped and re-created from their stored DDL) and the table is rebuilt
+        # set-based at the end.
+        if pg:
+            await conn.execute(text("SET LOCAL session_replication_role = replica"))
+            triggers = []
+        else:
+            triggers = (await conn.execute(text(
+                "SELECT name, sql FROM sqlite_master WHERE type = 'trigger'"))).all()
+            for name, _ in triggers:
+                await conn.execute(text(f"DROP TRIGGER {name}"))
+        async def run(sql: str, **params: object) -> None:
+            await conn.execute(text(sql), params)
+
+        async def node(name: str, kind: str, tier: int, parent: int | None) -> int:
+            return (await conn.execute(text(
+                "INSERT INTO node (tier, kind, name, parent_id, created_at) VALUES "
+                f"(:tier, :kind, :name, :parent, {created}) RETURNING id"),
+                {"tier": tier, "kind": kind, "name": name, "parent": parent})).scalar_one()
+
+        root = await node("福田街道", "subdistrict", 1, None)
+        communities = [await node(f"社区{c}", "community", 2, root) for c in range(COMMUNITIES)]
+        teams = [await node(f"小组{t}", "team", 3, communities[t % COMMUNITIES])
+                 for t in range(TEAMS)]
+        fours = [await node(f"房东群{t}", "team_landlords", 4, team)
+                 for t, team in enumerate(teams)]
+        first4 = fours[0]
+        n5 = (await conn.execute(text("SELECT MAX(id) FROM node"))).scalar_one()
+        await run("INSERT INTO node (id, tier, kind, name, parent_id, created_at) "
+                  f"SELECT {n5} + x, 5, 'landlord_tenants', '出租房' || x, "
+                  f"{first4} + (x % {TEAMS}), {created} FROM {_series(pg, n)}")
+        await run("INSERT INTO chat_group (node_id, transport, room_id, title, account, "
+                  f"created_at) SELECT id, 'sim', 'room' || id, name, '', {created} FROM node")
+        # People: landlords 1..n, the commander n+1, secretaries n+2.., tenants 2n+100+x.
+        await run("INSERT INTO person (id, name, created_at) "
+                  f"SELECT x, '房东' || x, {created} FROM {_series(pg, n)}")
+        await run("INSERT INTO person (id, name, created_at) "
+                  f"SELECT {n} + x, '干部' || x, {created} FROM {_series(pg, 1 + COMMUNITIES)}")
+        await run("INSERT INTO person (id, name, created_at) "
+                  f"SELECT {2 * n + 100} + x, '租客' || x, {created} FROM {_series(pg, n)}")
+        await run("INSERT INTO contact (person_id, transport, contact_id, created_at) "
+                  f"SELECT x, 'sim', 'sim-ll-' || x, {created} FROM {_series(pg, n)}")
+        await run("INSERT INTO contact (person_id, transport, contact_id, created_at) "
+                  f"SELECT {n} + x, 'sim', 'sim-cadre-' || x, {created} "
+                  f"FROM {_series(pg, 1 + COMMUNITIES)}")
+        await run("INSERT INTO membership (person_id, node_id, role, created_at) "
+                  f"SELECT x, {n5} + x, 'landlord', {created} FROM {_series(pg, n)}")
+        await run("INSERT INTO membership (person_id, node_id, role, created_at) "
+                  f"VALUES ({n + 1}, {root}, 'commander', {created})")
+        await run("INSERT INTO membership (person_id, node_id, role, created_at) "
+                  f"SELECT {n + 1} + x, {communities[0]} - 1 + x, 'secretary', {created} "
+                  f"FROM {_series(pg, COMMUNITIES)}")
+        # One returned tenant per landlord, two readings each; the last tenth still watched.
+        arrived = _ts(pg, f"(x * 360) / {n}", "3600")
+        watch = _ts(pg, f"(x * 360) / {n} + 14", "3600")
+        await run("INSERT INTO tenant_stay (id, tenant_id, landlord_id, node_id, origin, "
+                  "arrived_at, watch_until, landlord_reported_at, fever, created_at) "
+                  f"SELECT x, {2 * n + 100} + x, x, {n5} + x, '湖南长沙', {arrived}, {watch}, "
+                  f"{arrived}, {false}, {arrived} FROM {_series(pg, n)}")
+        for k in range(2):
+            await run("INSERT INTO temperature_reading (stay_id, value, taken_at, by_id) "
+                      f"SELECT x, 36.5 + {k} * 0.1, {_ts(pg, f'(x * 360) / {n} + {k}', '7200')}, "
+                      f"x FROM {_series(pg, n)}")
+        # A year of points events: 60% +1, 20% -1, 10% -2, 10% -3; 2% pending verification.
+        delta = ("CASE WHEN x % 10 < 6 THEN 1 WHEN x % 10 < 8 THEN -1 WHEN x % 10 < 9 THEN -2 "
+                 "ELSE -3 END")
+        counted = "(x % 47) <> 0"
+        day = f"(CAST(x AS BIGINT) * 363) / {events}"  # spread over the year
+        occurred = _ts(pg, day, "((x % 10007) * 7919) % 86400")
+        decided = _ts(pg, f"{day} + 1", "((x % 10007) * 7919) % 86400")
+        await run(
+            "INSERT INTO points_event (landlord_id, node_id, rule, delta, status, counts, "
+            "source_kind, source_key, evidence, decided_at, occurred_at, created_at) "
+            f"SELECT 1 + (x % {n}), {n5} + 1 + (x % {n}), 'manual', {delta}, "
+            f"CASE WHEN {counted} THEN 'approved' ELSE 'pending' END, "
+            f"CASE WHEN {counted} THEN {true} ELSE {false} END, 'bench', CAST(x AS TEXT), "
+            f"'上报 消毒', CASE WHEN {counted} THEN {decided} ELSE NULL END, {occurred}, "
+            f"{occurred} FROM {_series(pg, events)}")
+        # One notice of the commander to every group, 60% acknowledged.
+        sent_at = _ts(pg, "360", "0")
+        await run("INSERT INTO notice (id, sender_id, origin_node_id, text, urgent, scope, "
+                  "target_count, missed, created_at) "
+                  f"VALUES (1, {n + 1}, {root}, '今晚8点前完成楼道消毒', {false}, '{{}}', "
+                  f"(SELECT COUNT(*) FROM chat_group), {false}, {sent_at})")
+        await run("INSERT INTO outbox_message (group_id, notice_id, account, urgent, mentions, "
+                  "source, status, attempts, resend, relayed, created_at, sent_at, acked_at) "
+                  f"SELECT id, 1, '', {false}, '[]', 'notice', 'sent', 1, {false}, {false}, "
+                  f"{sent_at}, {sent_at}, CASE WHEN id % 5 < 3 THEN {sent_at} ELSE NULL END "
+                  "FROM chat_group")
+        await conn.execute(text("DELETE FROM points_total"))
+        await conn.execute(text(points.REBUILD_TOTALS))
+        for _, sql in triggers:
+            await conn.execute(text(sql))
+        if pg:
+            for table in ("node", "person", "tenant_stay", "notice"):
+                await run(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                          f"(SELECT MAX(id) FROM {table}))")
+    async with engine.connect() as conn:
+        if pg:
+            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+        await conn.execute(text("VACUUM ANALYZE" if pg else "ANALYZE"))
+        if not pg:
+            await conn.commit()
+    await engine.dispose()
+    print(f"populated {landlords:,} landlords, {events:,} points events, {landlords:,} tenants, "
+          f"a notice to {landlords + 421:,} groups in {time.perf_counter() - started:.1f} s",
+          flush=True)
+
+
+async def measure(url: str, landlords: int, repeat: int, seed: int) -> None:
+    """Each command `repeat` times through the running bot; p50 and max per command."""
+    rng = random.Random(seed)
+    n = landlords
+    engine = store.create_engine(url)
+    async with engine.connect() as conn:
+        n5 = (await conn.execute(text("SELECT MIN(id) - 1 FROM node WHERE tier = 5"))
+              ).scalar_one()
+        community0 = (await conn.execute(text("SELECT MIN(id) FROM node WHERE tier = 2"))
+                      ).scalar_one()
+        root = (await conn.execute(text("SELECT MIN(id) FROM node WHERE tier = 1"))).scalar_one()
+    await engine.dispose()
+    settings = Settings(database_url=url, transport="memory", scheduler=False,
+                        pacing={"min_gap_seconds": 0, "jitter_seconds": 0})
+    transport = MemoryTransport("sim", bot_id="sim-bot")
+    clock = FakeClock(NOW)
+    transport._now = clock.now
+    app = build_app(settings, transport=transport, clock=clock)
+    picks = rng.sample(range(1, n + 1), repeat)
+    commands = {
+        # A control: a reply that reads nothing but the sender (the pipeline's own cost).
+        "帮助": [(f"room{n5 + x}", f"sim-ll-{x}", "帮助") for x in picks],
+        "积分": [(f"room{n5 + x}", f"sim-ll-{x}", "积分") for x in picks],
+        "我的租客": [(f"room{n5 + x}", f"sim-ll-{x}", "我的租客") for x in picks],
+        "待核查": [(f"room{community0 + c % COMMUNITIES}", f"sim-cadre-{2 + c % COMMUNITIES}",
+                  "待核查") for c in range(repeat)],
+        "进度": [(f"room{root}", "sim-cadre-1", "进度 1") for _ in range(repeat)],
+    }
+    print(f"database: {engine.dialect.name}; {repeat} runs per command", flush=True)
+    print(f"{'command':<8} {'p50 ms':>8} {'max ms':>8}  first reply", flush=True)
+    async with running(app):
+        for name, lines in commands.items():
+            times = []
+            first = ""
+            for room, contact, line in lines:
+                mark = len(transport.sent)
+                message = transport.message(room, contact, line)
+                started = time.perf_counter()
+                await transport.inject(message)
+                await app.idle()
+                times.append((time.perf_counter() - started) * 1000)
+                replies = [s.text for s in transport.sent[mark:] if s.room_id == room]
+                first = first or (replies[0] if replies else "(no reply)")
+            shown = first.replace("\n", " / ")[:70]
+            print(f"{name:<8} {statistics.median(times):>8.1f} {max(times):>8.1f}  {shown}",
+                  flush=True)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--landlords", type=int, default=100_000)
+    p.add_argument("--events", type=int, default=1_000_000)
+    p.add_argument("--repeat", type=int, default=15)
+    p.add_argument("--seed", type=int, default=1)
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--db", type=Path, help="SQLite file (default: a temporary one)")
+    where.add_argument("--db-url", help="PostgreSQL URL (its public schema is recreated)")
+    p.add_argument("--reuse", action="store_true", help="skip populating (same database)")
+    p.add_argument("--populate-only", action="store_true", help=argparse.SUPPRESS)
+    args = p.parse_args()
+    tmp = None
+    if args.db_url:
+        url = args.db_url.replace("postgresql://", "postgresql+asyncpg://", 1) \
+            if args.db_url.startswith("postgresql://") else args.db_url
+    else:
+        if args.db is None:
+            tmp = tempfile.TemporaryDirectory()
+            args.db = Path(tmp.name) / "reads.db"
+        url = f"sqlite+aiosqlite:///{args.db}"
+    if args.populate_only:
+        asyncio.run(populate(url, args.landlords, args.events))
+        return
+    if not args.reuse:
+        if not args.db_url:
+            for suffix in ("", "-wal", "-shm"):
+                Path(str(args.db) + suffix).unlink(missing_ok=True)
+        child = [sys.executable, __file__, "--populate-only", "--landlords",
+                 str(args.landlords), "--events", str(args.events)]
+        child += ["--db-url", url] if args.db_url else ["--db", str(args.db)]
+        subprocess.run(child, check=True, env=os.environ)
+    asyncio.run(measure(url, args.landlords, args.repeat, args.seed))
+    if tmp is not None:
+        tmp.cleanup()
+
+
+if __name__ == "__main__":
+    main()
