@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
+import signal
 import sys
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, TextIO
@@ -114,21 +117,61 @@ async def _with_app(settings: Settings, work: Any) -> Any:
         await app.engine.dispose()
 
 
-async def _run(settings: Settings, *, api: bool, bot: bool) -> None:
-    import uvicorn
+class _ApiServer:
+    """uvicorn's server without its own signal handling: it re-raises SIGTERM/SIGINT after
+    its shutdown, which would kill the process before the bot has stopped."""
 
+    def __new__(cls, config: Any) -> Any:
+        import uvicorn
+
+        class Server(uvicorn.Server):
+            @contextlib.contextmanager
+            def capture_signals(self) -> Iterator[None]:
+                yield
+
+        return Server(config)
+
+
+def _stop_on_signals(stop: asyncio.Event) -> None:
+    """SIGTERM (systemctl stop, docker stop) and SIGINT (Ctrl-C) ask for a clean stop."""
+    loop = asyncio.get_running_loop()
+
+    def asked(sig: signal.Signals) -> None:
+        if stop.is_set():
+            log.warning("%s again: still stopping (in-flight sends finish first)", sig.name)
+            return
+        log.warning("%s: stopping (no new sends; the one in flight finishes)", sig.name)
+        stop.set()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, asked, sig)
+
+
+async def _run(settings: Settings, *, api: bool, bot: bool) -> None:
     from bot.api import create_api
     from bot.app import build_app, running
 
+    stop = asyncio.Event()
+    _stop_on_signals(stop)
     app = build_app(settings)
     async with running(app) if bot else _store_only(app):
         if not api:
-            await asyncio.Event().wait()
-        if not settings.api.token:
-            log.warning("api.token is empty: every /api request will get 401")
-        server = uvicorn.Server(uvicorn.Config(create_api(app), host=settings.api.host,
+            await stop.wait()
+        else:
+            if not settings.api.token:
+                log.warning("api.token is empty: every /api request will get 401")
+            import uvicorn
+
+            server = _ApiServer(uvicorn.Config(create_api(app), host=settings.api.host,
                                                port=settings.api.port, log_config=None))
-        await server.serve()
+            serving = asyncio.create_task(server.serve(), name="api")
+            stopping = asyncio.create_task(stop.wait(), name="stop")
+            await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            server.should_exit = True
+            stopping.cancel()
+            await serving
+        log.info("stopping: scheduler, sender, transport, store")
+    log.info("tierbot stopped")
 
 
 class _store_only:
