@@ -203,21 +203,38 @@ def sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 
 
 class FileLock:
-    """An exclusive lock beside the SQLite file: one process per database file."""
+    """An exclusive lock beside the SQLite file: one process per database file.
+
+    The lock is taken beside the resolved file (symlinks followed), so two names of one file
+    share it; a file with several hard links is refused outright: SQLite keeps its journal
+    beside each name, so two names of one file can corrupt it (sqlite.org/howtocorrupt.html).
+    """
 
     def __init__(self, db_path: Path):
+        self.db_path = db_path
         self.path = db_path.with_name(db_path.name + ".lock")
         self._fd: int | None = None
 
     def acquire(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.db_path.parent.mkdir(parents=True, exist_ok=True)
+        real = Path(os.path.realpath(self.db_path))
+        self.path = real.with_name(real.name + ".lock")
+        if real.exists():
+            st = real.stat()
+            if st.st_nlink > 1:
+                raise StoreLockedError(
+                    f"{self.db_path} has {st.st_nlink} hard links (device {st.st_dev}, inode "
+                    f"{st.st_ino}): SQLite cannot keep one file safe under several names; "
+                    f"keep one name (use a symlink instead)")
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
+            shown = f"{self.db_path} (= {real})" if real != self.db_path.absolute() \
+                else f"{self.db_path}"
             raise StoreLockedError(
-                f"another tierbot process is using {self.path.with_suffix('')} "
+                f"another tierbot process is using {shown} "
                 f"(lock {self.path}); stop it first, or use PostgreSQL to run several"
             ) from None
         os.ftruncate(fd, 0)
