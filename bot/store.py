@@ -158,9 +158,26 @@ class InlineSQLite:
         self._conn.close()
 
 
+_ASYNC_DRIVERS = (("sqlite://", "sqlite+aiosqlite://"),
+                  ("postgresql://", "postgresql+asyncpg://"),
+                  ("postgres://", "postgresql+asyncpg://"),
+                  ("postgresql+psycopg2://", "postgresql+asyncpg://"))
+
+
+def async_url(url: str) -> str:
+    """The URL with the async driver the bot uses: postgresql:// (and postgres://) run on
+    asyncpg, sqlite:// on our inline SQLite adapter (psycopg2 is never needed)."""
+    for plain, driver in _ASYNC_DRIVERS:
+        if url.startswith(plain):
+            return driver + url[len(plain):]
+    return url
+
+
 def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
     """An async engine; SQLite gets WAL, full sync, foreign keys and real SAVEPOINT support,
-    on one connection used on the event loop's thread (see InlineSQLite)."""
+    on one connection used on the event loop's thread (see InlineSQLite). Plain
+    postgresql:// and sqlite:// URLs are run on the async drivers (see async_url)."""
+    url = async_url(url)
     if not url.startswith("sqlite"):
         return create_async_engine(url, echo=echo, pool_pre_ping=True)
     parsed = make_url(url)

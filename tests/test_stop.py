@@ -17,6 +17,8 @@ import pytest
 
 from tests.test_cli import DEMO_CHAIN, TIERBOT
 
+pytestmark = pytest.mark.crash
+
 STOP_WITHIN = 10.0
 
 

@@ -168,3 +168,29 @@ async def test_a_hard_link_to_the_database_is_refused(tmp_path: Path):
     link.unlink()
     async with running(third):
         assert await count(third, Node) == 0
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+async def test_a_plain_postgresql_url_runs_on_asyncpg(db_url: str):
+    # The README's form, without the driver: no psycopg2 is needed (nor installed).
+    plain = db_url.replace("postgresql+asyncpg://", "postgresql://")
+    for url in (plain, plain.replace("postgresql://", "postgres://")):
+        engine = store.create_engine(url)
+        try:
+            assert engine.dialect.driver == "asyncpg"
+            async with engine.connect() as conn:
+                assert (await conn.execute(text("SELECT 1"))).scalar_one() == 1
+        finally:
+            await engine.dispose()
+    app = build_app(Settings(database_url=plain, transport="memory"),
+                    transport=MemoryTransport("memory"), clock=FakeClock(START))
+    async with running(app):
+        assert await count(app, Node) == 0
+
+
+def test_urls_get_the_async_driver():
+    assert store.async_url("postgresql://u@h:5432/db") == "postgresql+asyncpg://u@h:5432/db"
+    assert store.async_url("postgres://u@h/db") == "postgresql+asyncpg://u@h/db"
+    assert store.async_url("postgresql+psycopg2://u@h/db") == "postgresql+asyncpg://u@h/db"
+    assert store.async_url("postgresql+asyncpg://u@h/db") == "postgresql+asyncpg://u@h/db"
+    assert store.async_url("sqlite:///x.db") == "sqlite+aiosqlite:///x.db"

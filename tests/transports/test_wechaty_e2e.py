@@ -39,6 +39,8 @@ from tests.conftest import count
 from tests.transports.conftest import EVENT_TIMEOUT, GatewayDriver, world
 from tests.wechaty_gateway.smoke_client import GatewayError
 
+pytestmark = pytest.mark.e2e
+
 T = TypeVar("T")
 FULL_MOBILE = re.compile(r"1[3-9]\d{9}")
 
