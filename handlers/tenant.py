@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from bot import pii, texts
 from bot.domain import UserError
 from bot.grammar import Temperature, TenantReturn
@@ -50,7 +52,19 @@ async def on_tenant_return(cmd: TenantReturn, ctx: Context) -> Reply:
     if cmd.temperature is not None:
         text += texts.Tenant.RETURN_OK_TEMPERATURE.format(value=cmd.temperature)
     if result.fever:
-        return Reply(text + texts.Tenant.RETURN_FEVER, await _landlord_mentions(ctx))
+        text += texts.Tenant.RETURN_FEVER
+    stay = result.stay
+    if stay.self_reported_at is not None and stay.landlord_reported_at is None:
+        # The landlord must confirm within late_return_hours or lose points: tell them now.
+        points = ctx.settings.points
+        rule = points.rule_for("auto:late_return")
+        text += texts.Tenant.RETURN_TELL_LANDLORD.format(deadline=tenant.local_datetime(
+            stay.self_reported_at + timedelta(hours=points.late_return_hours), ctx.zone))
+        if rule is not None:
+            text += texts.Tenant.RETURN_TELL_LANDLORD_LATE.format(points=abs(rule.delta))
+        return Reply(text, await _landlord_mentions(ctx))
+    if result.fever:
+        return Reply(text, await _landlord_mentions(ctx))
     return Reply(text)
 
 
