@@ -26,6 +26,10 @@ from models import NoticeSchedule
 
 log = logging.getLogger(__name__)
 
+# SIGTERM to exit: a service manager's default stop timeout is longer (systemd 90 s,
+# docker 10 s); the bot stays within the shorter one.
+STOP_SECONDS = 8.0
+
 
 def make_transport(settings: Settings, clock: Clock) -> Transport:
     """The transport the settings name."""
@@ -73,6 +77,7 @@ class BotApp:
                                  after_commit=self.sender.wake)
         self._lock: store.FileLock | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = False
 
     def _schedule_changed(self, schedule: NoticeSchedule) -> None:
         if self.scheduler is None:
@@ -120,7 +125,7 @@ class BotApp:
         """Open the store, start the pipeline and sender, then connect the transport."""
         await self.open_store()
         self._tasks = [asyncio.create_task(self.pipeline.run(), name="pipeline")]
-        await self.transport.start(self.pipeline.submit, self._on_room_event)
+        await self.transport.start(self._submit, self._on_room_event)
         # After the transport: reconciliation may ask it for echoes of unfinished sends.
         await self.sender.start([a.name for a in accounts] or [""]
                                 if (accounts := self.settings.wechaty.accounts)
@@ -140,26 +145,40 @@ class BotApp:
             if not self.pipeline.has_pending():
                 return
 
+    async def _submit(self, message: IncomingMessage) -> None:
+        if self._stopping:
+            # Stopping: the pipeline is draining; what arrives now is not started.
+            log.warning("stopping: message %s in %s not handled", message.message_id,
+                        message.room_id)
+            return
+        await self.pipeline.submit(message)
+
     async def stop(self) -> None:
-        """Disconnect, finish the tasks and release the store."""
-        if self.scheduler is not None:
-            await self.scheduler.stop()
-        await self.transport.stop()
-        # No new messages now: let the pipeline finish what it has (a task cancelled inside a
-        # transaction would leave its connection to the garbage collector).
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.pipeline.idle(), timeout=10)
-        await self.sender.stop()
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks = []
-        await self.engine.dispose()
-        if self._lock is not None:
-            self._lock.release()
-            self._lock = None
+        """Stop in order, within STOP_SECONDS in all: no new jobs, no new messages, the
+        messages in hand answered, the sends in flight finished and marked (no new claims),
+        then disconnect and release the store."""
+        self._stopping = True
+        try:
+            if self.scheduler is not None:
+                await self.scheduler.stop()
+            # A task cancelled inside a transaction would leave its connection to the garbage
+            # collector: let the pipeline finish what it has, while the transport still sends.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.pipeline.idle(), timeout=STOP_SECONDS / 2)
+            await self.sender.stop(timeout=STOP_SECONDS / 3)
+            await self.transport.stop()
+            for task in self._tasks:
+                task.cancel()
+            for task in self._tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            self._tasks = []
+            await self.engine.dispose()
+        finally:
+            self._stopping = False
+            if self._lock is not None:
+                self._lock.release()
+                self._lock = None
 
 
 def build_app(settings: Settings, *, transport: Transport | None = None,

@@ -1,12 +1,14 @@
-"""The `tierbot` command: run, serve, demo, db, chain, invite, people, points."""
+"""The `tierbot` command: run, serve, demo, status, db, chain, invite, people, points, jobs."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
+import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, TextIO
@@ -87,6 +89,18 @@ def _parser() -> argparse.ArgumentParser:
     exp = pts_sub.add_parser("export", help="a closed week's ranking, lists and rewards (CSV)")
     exp.add_argument("--week", required=True, help="ISO week, e.g. 2020-W09")
     exp.add_argument("--output", type=Path, help="file to write (default: stdout)")
+    close = pts_sub.add_parser("close", help="close a week now (the Monday job, by hand)")
+    close.add_argument("--week", required=True, help="ISO week, e.g. 2020-W09")
+    close.add_argument("--dry-run", action="store_true", help="say what it would write only")
+
+    jobs = sub.add_parser("jobs", help="the fixed jobs: periods done, missed, run one now")
+    jobs_sub = jobs.add_subparsers(dest="jobs_command", required=True)
+    jobs_sub.add_parser("list", help="each job: last period done, next run, missed periods")
+    jrun = jobs_sub.add_parser("run", help="run a job now (its missed periods, or one period)")
+    jrun.add_argument("name", help="daily-rollup, points-checks or points-week")
+    jrun.add_argument("--period", help="one period (2020-02-21, 2020-02-21T20:00, 2020-W09)")
+    jrun.add_argument("--dry-run", action="store_true",
+                      help="do the work and roll it back: print what it would write")
     return p
 
 
@@ -107,21 +121,75 @@ async def _with_store(settings: Settings, work: Any) -> Any:
         await app.engine.dispose()
 
 
-async def _run(settings: Settings, *, api: bool, bot: bool) -> None:
-    import uvicorn
+async def _with_app(settings: Settings, work: Any) -> Any:
+    """Like _with_store, for work that opens its own transactions (the jobs)."""
+    from bot import store
+    from bot.app import build_app
+    from bot.transports.memory import MemoryTransport
 
+    app = build_app(settings, transport=MemoryTransport("cli"))
+    try:
+        await store.upgrade(app.engine)
+        return await work(app)
+    finally:
+        await app.engine.dispose()
+
+
+class _ApiServer:
+    """uvicorn's server without its own signal handling: it re-raises SIGTERM/SIGINT after
+    its shutdown, which would kill the process before the bot has stopped."""
+
+    def __new__(cls, config: Any) -> Any:
+        import uvicorn
+
+        class Server(uvicorn.Server):
+            @contextlib.contextmanager
+            def capture_signals(self) -> Iterator[None]:
+                yield
+
+        return Server(config)
+
+
+def _stop_on_signals(stop: asyncio.Event) -> None:
+    """SIGTERM (systemctl stop, docker stop) and SIGINT (Ctrl-C) ask for a clean stop."""
+    loop = asyncio.get_running_loop()
+
+    def asked(sig: signal.Signals) -> None:
+        if stop.is_set():
+            log.warning("%s again: still stopping (in-flight sends finish first)", sig.name)
+            return
+        log.warning("%s: stopping (no new sends; the one in flight finishes)", sig.name)
+        stop.set()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, asked, sig)
+
+
+async def _run(settings: Settings, *, api: bool, bot: bool) -> None:
     from bot.api import create_api
     from bot.app import build_app, running
 
+    stop = asyncio.Event()
+    _stop_on_signals(stop)
     app = build_app(settings)
     async with running(app) if bot else _store_only(app):
         if not api:
-            await asyncio.Event().wait()
-        if not settings.api.token:
-            log.warning("api.token is empty: every /api request will get 401")
-        server = uvicorn.Server(uvicorn.Config(create_api(app), host=settings.api.host,
+            await stop.wait()
+        else:
+            if not settings.api.token:
+                log.warning("api.token is empty: every /api request will get 401")
+            import uvicorn
+
+            server = _ApiServer(uvicorn.Config(create_api(app), host=settings.api.host,
                                                port=settings.api.port, log_config=None))
-        await server.serve()
+            serving = asyncio.create_task(server.serve(), name="api")
+            stopping = asyncio.create_task(stop.wait(), name="stop")
+            await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            server.should_exit = True
+            stopping.cancel()
+            await serving
+        log.info("stopping: scheduler, sender, transport, store")
+    log.info("tierbot stopped")
 
 
 class _store_only:
@@ -296,6 +364,62 @@ async def _points_export(settings: Settings, week: str, output: Path | None) -> 
             stream.close()
 
 
+async def _jobs_list(settings: Settings) -> None:
+    """jobs list: one block per fixed job."""
+    from schedules import periods
+    from schedules.jobs import fixed_jobs
+
+    async def work(app: Any) -> None:
+        zone = settings.zone
+        for job in fixed_jobs(settings):
+            st = await periods.state(app, job)
+            last = (f"{st.last_period} (at {st.last_run_at.astimezone(zone):%Y-%m-%d %H:%M})"
+                    if st.last_period and st.last_run_at else "never")
+            nxt = f"{st.next_run_at.astimezone(zone):%Y-%m-%d %H:%M}" if st.next_run_at else "-"
+            print(f"{job.name}: {job.doc}")
+            print(f"  last done: {last}")
+            print(f"  next run:  {nxt}")
+            print(f"  missed:    {', '.join(st.missed) if st.missed else 'none'}")
+
+    await _with_app(settings, work)
+
+
+async def _jobs_run(settings: Settings, name: str, period: str | None, dry_run: bool) -> None:
+    """jobs run: the job's missed periods in order, or the one period asked for."""
+    from schedules import periods
+    from schedules.jobs import fixed_job, fixed_jobs
+
+    try:
+        job = fixed_job(settings, name)
+    except KeyError:
+        names = ", ".join(j.name for j in fixed_jobs(settings))
+        raise ConfigError(f"jobs run: no job {name!r} (one of: {names})") from None
+
+    async def work(app: Any) -> None:
+        if period is None:
+            runs = await periods.catch_up(app, job, dry_run=dry_run)
+        else:
+            at = job.fire_of(period, settings.zone)
+            if at > app.now():
+                raise ConfigError(f"{name}: period {period} is not due until "
+                                  f"{at.astimezone(settings.zone):%Y-%m-%d %H:%M}")
+            ran = await periods.run_period(app, job, period=period, at=at, dry_run=dry_run)
+            if ran is None:
+                print(f"{name} {period}: already done, nothing to do")
+                return
+            runs = [ran]
+        if not runs:
+            print(f"{name}: nothing due")
+        for ran in runs:
+            verb = "would write" if dry_run else "done, wrote"
+            print(f"{name} {ran.period}: {verb} {', '.join(str(n) for n in ran.counts)}")
+
+    try:
+        await _with_app(settings, work)
+    except periods.PeriodError as exc:
+        raise ConfigError(str(exc)) from None
+
+
 def _status(settings: Settings) -> None:
     """Ask the running bot's API; without it, show what the database knows."""
     import dataclasses
@@ -369,8 +493,14 @@ def main(argv: list[str] | None = None) -> int:
                 asyncio.run(_chain_show(settings))
             case "invite":
                 asyncio.run(_invite(settings, args.node, args.role, args.days))
+            case "points" if args.points_command == "close":
+                asyncio.run(_jobs_run(settings, "points-week", args.week, args.dry_run))
             case "points":
                 asyncio.run(_points_export(settings, args.week, args.output))
+            case "jobs" if args.jobs_command == "list":
+                asyncio.run(_jobs_list(settings))
+            case "jobs":
+                asyncio.run(_jobs_run(settings, args.name, args.period, args.dry_run))
     except (ConfigError, StoreLockedError) as exc:
         print(f"tierbot: {exc}", file=sys.stderr)
         return 2

@@ -14,7 +14,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot.services import schedule as schedules
 from models import NoticeSchedule
-from schedules.jobs import JOBS, fire_schedule
+from schedules.jobs import JOBS, catch_up_fixed, fire_schedule
 
 if TYPE_CHECKING:
     from bot.app import BotApp
@@ -55,6 +55,9 @@ class Scheduler:
             log.warning("after downtime: %d scheduled notices sent late, %d recorded missed",
                         fired, missed)
             app.sender.wake()
+        # Fixed jobs: weeks, days and hours missed during downtime (or killed mid-run) are
+        # done now, in order, before APScheduler takes over.
+        await catch_up_fixed(app)
         for spec in JOBS(app.settings):
             self.aps.add_job(spec.func, spec.trigger, args=[app], id=spec.id,
                              replace_existing=True, **spec.args)

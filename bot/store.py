@@ -158,9 +158,26 @@ class InlineSQLite:
         self._conn.close()
 
 
+_ASYNC_DRIVERS = (("sqlite://", "sqlite+aiosqlite://"),
+                  ("postgresql://", "postgresql+asyncpg://"),
+                  ("postgres://", "postgresql+asyncpg://"),
+                  ("postgresql+psycopg2://", "postgresql+asyncpg://"))
+
+
+def async_url(url: str) -> str:
+    """The URL with the async driver the bot uses: postgresql:// (and postgres://) run on
+    asyncpg, sqlite:// on our inline SQLite adapter (psycopg2 is never needed)."""
+    for plain, driver in _ASYNC_DRIVERS:
+        if url.startswith(plain):
+            return driver + url[len(plain):]
+    return url
+
+
 def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
     """An async engine; SQLite gets WAL, full sync, foreign keys and real SAVEPOINT support,
-    on one connection used on the event loop's thread (see InlineSQLite)."""
+    on one connection used on the event loop's thread (see InlineSQLite). Plain
+    postgresql:// and sqlite:// URLs are run on the async drivers (see async_url)."""
+    url = async_url(url)
     if not url.startswith("sqlite"):
         return create_async_engine(url, echo=echo, pool_pre_ping=True)
     parsed = make_url(url)
@@ -203,21 +220,38 @@ def sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 
 
 class FileLock:
-    """An exclusive lock beside the SQLite file: one process per database file."""
+    """An exclusive lock beside the SQLite file: one process per database file.
+
+    The lock is taken beside the resolved file (symlinks followed), so two names of one file
+    share it; a file with several hard links is refused outright: SQLite keeps its journal
+    beside each name, so two names of one file can corrupt it (sqlite.org/howtocorrupt.html).
+    """
 
     def __init__(self, db_path: Path):
+        self.db_path = db_path
         self.path = db_path.with_name(db_path.name + ".lock")
         self._fd: int | None = None
 
     def acquire(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.db_path.parent.mkdir(parents=True, exist_ok=True)
+        real = Path(os.path.realpath(self.db_path))
+        self.path = real.with_name(real.name + ".lock")
+        if real.exists():
+            st = real.stat()
+            if st.st_nlink > 1:
+                raise StoreLockedError(
+                    f"{self.db_path} has {st.st_nlink} hard links (device {st.st_dev}, inode "
+                    f"{st.st_ino}): SQLite cannot keep one file safe under several names; "
+                    f"keep one name (use a symlink instead)")
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
+            shown = f"{self.db_path} (= {real})" if real != self.db_path.absolute() \
+                else f"{self.db_path}"
             raise StoreLockedError(
-                f"another tierbot process is using {self.path.with_suffix('')} "
+                f"another tierbot process is using {shown} "
                 f"(lock {self.path}); stop it first, or use PostgreSQL to run several"
             ) from None
         os.ftruncate(fd, 0)

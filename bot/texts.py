@@ -74,6 +74,8 @@ class Tenant:
     RETURN_OK = "已登记 {name} 返回（来自{origin}，{arrived}到达），居家观察至 {until}"
     RETURN_NAMED_BY_DISPLAY = "（未写姓名，按微信昵称登记；如不对，请写上姓名重发）"
     RETURN_OK_TEMPERATURE = "，体温 {value:.1f}℃"
+    RETURN_TELL_LANDLORD = "\n请房东在 {deadline} 前确认登记（发：租客返回 姓名 手机号 来自地点）"
+    RETURN_TELL_LANDLORD_LATE = "，逾期未登记扣 {points} 分"
     RETURN_FEVER = "。体温偏高，已通知房东和网格员，请居家等候联系"
     RETURN_AGAIN = "{name} 已经登记过返回，居家观察至 {until}，无需重复登记。"
     RETURN_CONFIRMED = "已确认 {name} 返回（租客本人已登记），居家观察至 {until}"
@@ -255,6 +257,9 @@ class Points:
     TOLD_OK = "【积分核查】#{id} {name} {rule} {delta:+d} 已核查通过，当前 {score} 分。"
     TOLD_NO = ("【积分核查】#{id} {name} {rule} {delta:+d} 被驳回：{reason}。"
                "如有异议可发：申诉 {id} 理由")
+    TOLD_DEDUCTED = "【积分扣分】#{id} {name} {rule} {delta:+d}：{evidence}。{state}"
+    DEDUCTED_PENDING = "待社区核查，核查后如有异议可发：申诉 {id} 理由"
+    DEDUCTED_APPROVED = "已生效，当前 {score} 分，如有异议可发：申诉 {id} 理由"
     TOLD_AUTO = "【积分核查】#{id} {name} {rule} {delta:+d} 超过 {days} 天未核查，自动生效，当前 {score} 分。"
     AUTO_REASON = "超过 {days} 天未核查，自动通过"
     APPEAL_UNKNOWN = "没有找到您的积分记录#{id}。"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from bot import pii, texts
 from bot.domain import UserError
 from bot.grammar import HealthMention, Temperature, TenantReturn
@@ -68,7 +70,18 @@ async def on_tenant_return(cmd: TenantReturn, ctx: Context) -> Reply:
         text += "\n" + texts.Identity.LINK_ASK.format(
             name=pii.mask_name(result.claimed.name), id=result.link.id,
             mobile=pii.mask_mobile(result.claimed.mobile or ""))
-    if result.fever or result.link is not None:
+    stay = result.stay
+    told = False
+    if stay.self_reported_at is not None and stay.landlord_reported_at is None:
+        # The landlord must confirm within late_return_hours or lose points: tell them now.
+        points = ctx.settings.points
+        rule = points.rule_for("auto:late_return")
+        text += texts.Tenant.RETURN_TELL_LANDLORD.format(deadline=tenant.local_datetime(
+            stay.self_reported_at + timedelta(hours=points.late_return_hours), ctx.zone))
+        if rule is not None:
+            text += texts.Tenant.RETURN_TELL_LANDLORD_LATE.format(points=abs(rule.delta))
+        told = True
+    if told or result.fever or result.link is not None:
         return Reply(text, await _landlord_mentions(ctx, node))
     return Reply(text)
 

@@ -4,15 +4,19 @@ writes rows and returns; tests call them with a fake clock."""
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from collections.abc import Awaitable, Callable
+from datetime import date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import delete
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.services import notice as notices
 from bot.services import rollup
 from bot.services import schedule as schedules
 from models import Echo, NoticeSchedule
+from schedules import periods
 
 if TYPE_CHECKING:
     from bot.app import BotApp
@@ -36,14 +40,21 @@ async def check_notices(app: BotApp) -> tuple[int, int]:
     return reminded, escalated
 
 
+async def _rollup_work(session: AsyncSession, app: BotApp, period: str, now: datetime
+                      ) -> tuple[int, ...]:
+    written = await rollup.post_daily(session, now=now, zone=app.settings.zone,
+                                      fever_threshold=app.settings.tenants.fever_threshold,
+                                      day=date.fromisoformat(period))
+    return (written,)
+
+
 async def post_daily_rollup(app: BotApp) -> int:
-    """20:00: today's figures to every tier-1..3 group (once per day)."""
-    async with app.session() as session, session.begin():
-        written = await rollup.post_daily(session, now=app.now(), zone=app.settings.zone,
-                                          fever_threshold=app.settings.tenants.fever_threshold)
-    if written:
+    """20:00: each day's figures to every tier-1..3 group (once per day; missed days caught up
+    in order). Returns rows written."""
+    runs = await periods.catch_up(app, fixed_job(app.settings, "daily-rollup"))
+    if any(r.counts[0] for r in runs):
         app.sender.wake()
-    return written
+    return periods.totals(runs, 1)[0]
 
 
 async def fire_schedule(app: BotApp, schedule_id: int) -> int:
@@ -68,50 +79,132 @@ async def fire_schedule(app: BotApp, schedule_id: int) -> int:
 
 # --- points (issue 5) ----------------------------------------------------------------------
 
-async def check_points(app: BotApp) -> tuple[int, int, int]:
-    """Hourly: late return reports and missed disinfection become deductions (one per stay,
-    one per landlord's node and day), old pending events are auto-approved when configured."""
+async def _points_checks_work(session: AsyncSession, app: BotApp, period: str, now: datetime
+                             ) -> tuple[int, ...]:
     from bot.services import points
 
-    settings, zone, now = app.settings.points, app.settings.zone, app.now()
-    async with app.session() as session, session.begin():
-        late = await points.check_late_returns(session, now=now, zone=zone, settings=settings)
-        missed = await points.check_disinfection(session, now=now, zone=zone, settings=settings)
-        approved = await points.auto_approve(session, now=now, zone=zone, settings=settings)
-    if approved:
-        app.sender.wake()
+    settings, zone = app.settings.points, app.settings.zone
+    late = await points.check_late_returns(session, now=now, zone=zone, settings=settings)
+    missed = await points.check_disinfection(session, now=now, zone=zone, settings=settings)
+    approved = await points.auto_approve(session, now=now, zone=zone, settings=settings)
     return len(late), len(missed), approved
+
+
+async def check_points(app: BotApp) -> tuple[int, int, int]:
+    """Hourly: late return reports and missed disinfection become deductions (one per stay,
+    one per landlord's node and day), old pending events are auto-approved when configured;
+    hours missed are checked as of their own time first."""
+    runs = await periods.catch_up(app, fixed_job(app.settings, "points-checks"))
+    late, missed, approved = periods.totals(runs, 3)
+    if late or missed or approved:
+        app.sender.wake()
+    return late, missed, approved
+
+
+async def _points_week_work(session: AsyncSession, app: BotApp, period: str, now: datetime
+                            ) -> tuple[int, ...]:
+    from bot.services import points
+
+    settings, zone = app.settings.points, app.settings.zone
+    weeks = await points.close_week(session, now=now, zone=zone, settings=settings, week=period)
+    return (await points.post_lists(session, weeks=weeks, now=now, zone=zone),)
 
 
 async def close_points_week(app: BotApp) -> int:
     """Mondays 09:00: rank landlords per scope, store last week's red and black lists and
-    rewards, queue the lists for the groups (a second run for the same week does nothing)."""
-    from bot.services import points
-
-    settings, zone, now = app.settings.points, app.settings.zone, app.now()
-    async with app.session() as session, session.begin():
-        weeks = await points.close_week(session, now=now, zone=zone, settings=settings)
-        written = await points.post_lists(session, weeks=weeks, now=now, zone=zone)
+    rewards, queue the lists for the groups (each week once; missed weeks caught up in order).
+    Returns rows written."""
+    runs = await periods.catch_up(app, fixed_job(app.settings, "points-week"))
+    written = periods.totals(runs, 1)[0]
     if written:
         app.sender.wake()
     return written
+
+
 # --- end points ----------------------------------------------------------------------------
 
 
+def _hm(text: str) -> tuple[int, int]:
+    hour, minute = (int(x) for x in text.split(":"))
+    return hour, minute
+
+
+def _day_start(period: str, zone: ZoneInfo) -> datetime:
+    return datetime.combine(date.fromisoformat(period), time(0, 0), zone)
+
+
+def _minute_start(period: str, zone: ZoneInfo) -> datetime:
+    return datetime.strptime(period, "%Y-%m-%dT%H:%M").replace(tzinfo=zone)
+
+
+def _week_end(period: str, zone: ZoneInfo) -> datetime:
+    from bot.services import points
+
+    return points.week_bounds(period, zone)[1]
+
+
+def _last_week(at: datetime, zone: ZoneInfo) -> str:
+    from bot.services import points
+
+    return points.last_week(at, zone)
+
+
+def fixed_jobs(settings: Settings) -> list[periods.FixedJob]:
+    """The jobs whose runs complete periods (caught up at start and on every run)."""
+    hour, minute = _hm(settings.notices.rollup_time)
+    week_hour, week_minute = _hm(settings.points.weekly_time)
+    return [
+        periods.FixedJob(
+            "daily-rollup", {"hour": hour, "minute": minute},
+            key=lambda at, zone: f"{at.astimezone(zone):%Y-%m-%d}", start_of=_day_start,
+            work=_rollup_work, keep=timedelta(days=7),
+            doc="daily roll-up to tier-1..3 groups; period: a day, 2020-02-21"),
+        # points (issue 5): the hourly checks run on the minute of the disinfection deadline.
+        periods.FixedJob(
+            "points-checks", {"minute": _hm(settings.points.disinfection_deadline)[1]},
+            key=lambda at, zone: f"{at.astimezone(zone):%Y-%m-%dT%H:%M}",
+            start_of=_minute_start, work=_points_checks_work, keep=timedelta(days=3),
+            sweep=True,
+            doc="automatic deductions and auto-approval; period: an hour, 2020-02-21T20:00"),
+        periods.FixedJob(
+            "points-week", {"day_of_week": settings.points.weekly_day, "hour": week_hour,
+                            "minute": week_minute},
+            key=_last_week, start_of=_week_end, work=_points_week_work,
+            keep=timedelta(weeks=8),
+            doc="weekly close: ranking, red and black lists, rewards; period: a week, "
+                "2020-W09"),
+    ]
+
+
+def fixed_job(settings: Settings, name: str) -> periods.FixedJob:
+    """One fixed job by name (KeyError if there is none)."""
+    for job in fixed_jobs(settings):
+        if job.name == name:
+            return job
+    raise KeyError(name)
+
+
+_RUNNERS: dict[str, Callable[[BotApp], Awaitable[Any]]] = {
+    "daily-rollup": post_daily_rollup, "points-checks": check_points,
+    "points-week": close_points_week}
+
+
+async def catch_up_fixed(app: BotApp) -> None:
+    """At start: every fixed job does its missed periods (a failure is logged, not fatal)."""
+    for job in fixed_jobs(app.settings):
+        try:
+            await _RUNNERS[job.name](app)
+        except Exception:
+            log.exception("job %s: catching up failed; it is tried again at its next run",
+                          job.name)
+
+
 def JOBS(settings: Settings) -> list[JobSpec]:  # noqa: N802 - the table of jobs
-    """The fixed jobs (scheduled notices are added per schedule by the scheduler)."""
+    """The jobs APScheduler runs (scheduled notices are added per schedule by the scheduler;
+    the fixed jobs catch up on every run)."""
     from bot.scheduler import JobSpec
 
-    hour, minute = (int(x) for x in settings.notices.rollup_time.split(":"))
     args: dict[str, Any] = {"seconds": settings.notices.check_every_seconds}
-    return [
-        JobSpec("notice-checks", check_notices, "interval", args),
-        JobSpec("daily-rollup", post_daily_rollup, "cron", {"hour": hour, "minute": minute}),
-        # points (issue 5): the hourly checks run on the minute of the disinfection deadline.
-        JobSpec("points-checks", check_points, "cron",
-                {"minute": int(settings.points.disinfection_deadline.split(":")[1])}),
-        JobSpec("points-week", close_points_week, "cron", {
-            "day_of_week": settings.points.weekly_day,
-            "hour": int(settings.points.weekly_time.split(":")[0]),
-            "minute": int(settings.points.weekly_time.split(":")[1])}),
-    ]
+    return [JobSpec("notice-checks", check_notices, "interval", args)] + [
+        JobSpec(job.name, _RUNNERS[job.name], "cron", dict(job.cron))
+        for job in fixed_jobs(settings)]

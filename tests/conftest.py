@@ -24,7 +24,10 @@ from bot.console import load_demo_chain
 from bot.transports.memory import MemoryTransport
 from models import Base
 
-PG_URL = os.environ.get("TIERBOT_TEST_DATABASE_URL", "")
+# Either URL form works (postgresql:// is run on asyncpg, like the bot's own setting).
+PG_URL = store.async_url(os.environ.get("TIERBOT_TEST_DATABASE_URL", ""))
+# Under pytest-xdist each worker (gw0, gw1, …) gets its own database, made from PG_URL.
+WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 # The article's time: 21 February 2020, a Friday morning in Yiwu.
 START = datetime(2020, 2, 21, 10, 0, tzinfo=SHANGHAI)
@@ -51,15 +54,54 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+def _worker_url(url: str, worker: str) -> str:
+    """The URL of this worker's own database: the configured name + _gw0, _gw1, …"""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    return parsed.set(database=f"{parsed.database}_{worker}").render_as_string(
+        hide_password=False)
+
+
+def _create_or_drop(url: str, database: str, *, create: bool) -> None:
+    """CREATE or DROP one database through the configured one (it must exist)."""
+    async def go() -> None:
+        engine = store.create_engine(url)
+        try:
+            async with engine.connect() as conn:
+                conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+                await conn.execute(text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
+                if create:
+                    await conn.execute(text(f'CREATE DATABASE "{database}"'))
+        finally:
+            await engine.dispose()
+
+    asyncio.run(go())
+
+
 @pytest.fixture(scope="session")
-def pg_migrated() -> str:
-    """The PostgreSQL test database, migrated once per session."""
+def pg_migrated() -> Iterator[str]:
+    """The PostgreSQL test database, migrated once per session (per xdist worker: its own
+    database, created here and dropped at the end)."""
     if not PG_URL:
         if os.environ.get("TIERBOT_REQUIRE_POSTGRES"):
             pytest.fail("TIERBOT_REQUIRE_POSTGRES is set but TIERBOT_TEST_DATABASE_URL is not")
         pytest.skip("TIERBOT_TEST_DATABASE_URL is not set: the PostgreSQL run is skipped")
-    _migrate(PG_URL)
-    return PG_URL
+    if not WORKER:
+        _migrate(PG_URL)
+        yield PG_URL
+        return
+    url = _worker_url(PG_URL, WORKER)
+    from sqlalchemy.engine import make_url
+
+    name = make_url(url).database
+    assert name is not None
+    _create_or_drop(PG_URL, name, create=True)
+    try:
+        _migrate(url)
+        yield url
+    finally:
+        _create_or_drop(PG_URL, name, create=False)
 
 
 async def _truncate(url: str) -> None:

@@ -43,6 +43,8 @@ import pytest
 
 from tests.crash_child import NOTICE_TEXT, ROOT_ROOM, leaf_room
 
+pytestmark = pytest.mark.crash
+
 ROOT = Path(__file__).resolve().parent.parent
 GROUPS = 1000
 SEEDS = int(os.environ.get("TIERBOT_CRASH_SEEDS", "20"))

@@ -139,12 +139,17 @@ async def test_old_stays_are_watched_not_returned(bot, chat: Chat, chain: DemoCh
     await post_daily_rollup(bot)
     rollups = await _rollups(bot, transport, mark)
     assert rollups["futian@chatroom"] == body("福田街道", date="3月2日", watching=1, fevers=1)
-    # Past the watch: nobody.
+    # Past the watch: nobody. (The days in between are caught up, a week back at most, each
+    # with its own date; the last one is today's.)
     clock.set(at(3, 20, 20, 0))
     mark = len(transport.sent)
     await post_daily_rollup(bot)
-    rollups = await _rollups(bot, transport, mark)
-    assert rollups["futian@chatroom"] == body("福田街道", date="3月20日")
+    await bot.idle()
+    futian = [s.text for s in transport.sent[mark:]
+              if s.text.startswith("【每日汇总") and s.room_id == "futian@chatroom"]
+    assert [t[len("【每日汇总 "):].split("】")[0] for t in futian] == [
+        f"3月{d}日" for d in range(14, 21)]
+    assert futian[-1] == body("福田街道", date="3月20日")
 
 
 async def test_missed_scheduled_notices_are_not_counted(bot, chat: Chat, chain: DemoChain,

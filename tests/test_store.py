@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -127,3 +128,69 @@ async def test_migrations_create_a_fresh_sqlite_file(tmp_path: Path):
         await engine.dispose()
     assert set(Base.metadata.tables) <= tables
     assert version == head_revision()
+
+
+async def test_the_lock_holds_through_a_symlink(tmp_path: Path):
+    path = tmp_path / "bot.db"
+    (tmp_path / "elsewhere").mkdir()
+    link = tmp_path / "elsewhere" / "other-name.db"
+    first = sqlite_app(path)
+    async with running(first):
+        link.symlink_to(path)
+        second = sqlite_app(link)
+        with pytest.raises(StoreLockedError) as err:
+            await second.start()
+        assert "another tierbot process" in str(err.value)
+        assert str(link) in str(err.value) and str(path) in str(err.value)
+        await second.engine.dispose()
+    # The symlink alone is fine once the first has stopped.
+    async with running(second):
+        assert await count(second, Node) == 0
+
+
+async def test_a_hard_link_to_the_database_is_refused(tmp_path: Path):
+    path = tmp_path / "bot.db"
+    first = sqlite_app(path)
+    async with running(first):
+        (tmp_path / "elsewhere").mkdir()
+        link = tmp_path / "elsewhere" / "bot.db"
+        os.link(path, link)
+        second = sqlite_app(link)
+        with pytest.raises(StoreLockedError) as err:
+            await second.start()
+        assert "hard links" in str(err.value)
+        await second.engine.dispose()
+    # Refused even with nobody else running: one file, two journals.
+    third = sqlite_app(path)
+    with pytest.raises(StoreLockedError, match="hard links"):
+        await third.start()
+    await third.engine.dispose()
+    link.unlink()
+    async with running(third):
+        assert await count(third, Node) == 0
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+async def test_a_plain_postgresql_url_runs_on_asyncpg(db_url: str):
+    # The README's form, without the driver: no psycopg2 is needed (nor installed).
+    plain = db_url.replace("postgresql+asyncpg://", "postgresql://")
+    for url in (plain, plain.replace("postgresql://", "postgres://")):
+        engine = store.create_engine(url)
+        try:
+            assert engine.dialect.driver == "asyncpg"
+            async with engine.connect() as conn:
+                assert (await conn.execute(text("SELECT 1"))).scalar_one() == 1
+        finally:
+            await engine.dispose()
+    app = build_app(Settings(database_url=plain, transport="memory"),
+                    transport=MemoryTransport("memory"), clock=FakeClock(START))
+    async with running(app):
+        assert await count(app, Node) == 0
+
+
+def test_urls_get_the_async_driver():
+    assert store.async_url("postgresql://u@h:5432/db") == "postgresql+asyncpg://u@h:5432/db"
+    assert store.async_url("postgres://u@h/db") == "postgresql+asyncpg://u@h/db"
+    assert store.async_url("postgresql+psycopg2://u@h/db") == "postgresql+asyncpg://u@h/db"
+    assert store.async_url("postgresql+asyncpg://u@h/db") == "postgresql+asyncpg://u@h/db"
+    assert store.async_url("sqlite:///x.db") == "sqlite+aiosqlite:///x.db"

@@ -323,6 +323,24 @@ async def _tell_landlord(session: AsyncSession, *, event: PointsEvent, text: str
     return 0
 
 
+async def _tell_deduction(session: AsyncSession, *, event: PointsEvent, now: datetime,
+                          zone: ZoneInfo, settings: PointsSettings) -> int:
+    """An automatic deduction to the landlord's tier-4 group, the landlord mentioned."""
+    landlord = await session.get(Person, event.landlord_id)
+    if landlord is None:
+        return 0
+    if event.status == PointsStatus.PENDING:
+        state = texts.Points.DEDUCTED_PENDING.format(id=event.id)
+    else:
+        current = await score(session, landlord_id=landlord.id, now=now, zone=zone,
+                              settings=settings)
+        state = texts.Points.DEDUCTED_APPROVED.format(id=event.id, score=current)
+    text = texts.Points.TOLD_DEDUCTED.format(
+        id=event.id, name=landlord.name, rule=rule_name(settings, event.rule), delta=event.delta,
+        evidence=event.evidence, state=state)
+    return await _tell_landlord(session, event=event, now=now, text=text)
+
+
 @dataclass(frozen=True, slots=True)
 class PendingLine:
     """One line of 待核查."""
@@ -478,6 +496,7 @@ async def check_late_returns(session: AsyncSession, *, now: datetime, zone: Zone
                              occurred_at=deadline)
         if event is not None:
             made.append(event)
+            await _tell_deduction(session, event=event, now=now, zone=zone, settings=settings)
     return made
 
 
@@ -543,6 +562,8 @@ async def check_disinfection(session: AsyncSession, *, now: datetime, zone: Zone
                 now=now, zone=zone, occurred_at=deadline)
             if event is not None:
                 made.append(event)
+                await _tell_deduction(session, event=event, now=now, zone=zone,
+                                      settings=settings)
     return made
 
 

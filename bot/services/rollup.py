@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from datetime import datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
@@ -12,16 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot import texts
 from bot.services import outbox
 from bot.services.notice import _below, _tree, tag
-from models import JobRun, LandlordReport, Notice, OutboxMessage, TenantStay, Ticket
-from models.base import insert_for
-
-
-async def _claim_run(session: AsyncSession, job: str, key: str, now: datetime) -> bool:
-    insert = insert_for(session)
-    made = (await session.execute(insert(JobRun).values(job=job, key=key, at=now)
-                                  .on_conflict_do_nothing(index_elements=["job", "key"])
-                                  .returning(JobRun.id))).scalar_one_or_none()
-    return made is not None
+from models import LandlordReport, Notice, OutboxMessage, TenantStay, Ticket
 
 
 def _count(rows: list[tuple[int, ...]], ids: set[int], col: int = 0) -> int:
@@ -29,12 +20,12 @@ def _count(rows: list[tuple[int, ...]], ids: set[int], col: int = 0) -> int:
 
 
 async def post_daily(session: AsyncSession, *, now: datetime, zone: ZoneInfo,
-                     fever_threshold: float) -> int:
-    """Queue today's roll-up for every tier-1..3 group, once per day. Returns rows written."""
+                     fever_threshold: float, day: date | None = None) -> int:
+    """Queue the roll-up of `day` (default: today) for every tier-1..3 group; the job records
+    the day done (schedules/periods.py). Returns rows written."""
     local = now.astimezone(zone)
-    day_key = f"{local:%Y-%m-%d}"
-    if not await _claim_run(session, "daily-rollup", day_key, now):
-        return 0
+    if day is not None and day != local.date():
+        local = datetime.combine(day, time(23, 59, 59), zone)
     start = local.replace(hour=0, minute=0, second=0, microsecond=0)
     end = start + timedelta(days=1)
     nodes, children = await _tree(session)

@@ -39,6 +39,8 @@ from tests.conftest import count
 from tests.transports.conftest import EVENT_TIMEOUT, GatewayDriver, world
 from tests.wechaty_gateway.smoke_client import GatewayError
 
+pytestmark = pytest.mark.e2e
+
 T = TypeVar("T")
 FULL_MOBILE = re.compile(r"1[3-9]\d{9}")
 
@@ -267,8 +269,10 @@ async def test_tenant_return_is_registered_answered_masked_and_redelivery_has_on
 
 
 async def test_fever_mentions_the_landlord_and_alerts_the_landlords_group(harness: Harness):
-    await harness.ask("dong@chatroom", "wx-pan", "我回来了 江西上饶 13905791234",
-                      expect="已登记")
+    # The tenant's own return mentions the landlord (the deadline to confirm it).
+    registered = await harness.ask("dong@chatroom", "wx-pan", "我回来了 江西上饶 13905791234",
+                                   expect="@董宝明 已登记")
+    assert registered["mentions"] == ["wx-dong"]
     mark = harness.gw.mark()
     await harness.gw.say("dong@chatroom", "wx-pan", "体温 37.8")
     reply = await harness.gw.bot_message("dong@chatroom", since=mark)
