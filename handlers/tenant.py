@@ -72,8 +72,10 @@ async def on_tenant_return(cmd: TenantReturn, ctx: Context) -> Reply:
             mobile=pii.mask_mobile(result.claimed.mobile or ""))
     stay = result.stay
     told = False
-    if stay.self_reported_at is not None and stay.landlord_reported_at is None:
-        # The landlord must confirm within late_return_hours or lose points: tell them now.
+    if (result.link is None and stay.self_reported_at is not None
+            and stay.landlord_reported_at is None):
+        # The landlord must confirm within late_return_hours or lose points: tell them now
+        # (a claimed link asks him 确认/不是 instead).
         points = ctx.settings.points
         rule = points.rule_for("auto:late_return")
         text += texts.Tenant.RETURN_TELL_LANDLORD.format(deadline=tenant.local_datetime(

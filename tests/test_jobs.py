@@ -62,7 +62,7 @@ async def _done(app: BotApp, job: str) -> list[str]:
 
 
 def _rollup_dates(transport: MemoryTransport, room: str, mark: int = 0) -> list[str]:
-    return [s.text[len("【每日汇总 "):][:6] for s in transport.sent[mark:]
+    return [s.text[len("【每日汇总 "):].split("】")[0] for s in transport.sent[mark:]
             if s.room_id == room and s.text.startswith("【每日汇总")]
 
 

@@ -16,7 +16,7 @@ async def test_a_tenants_own_return_mentions_the_landlord_with_the_deadline(
                    name="潘先生")
     [reply] = chat.replies(chain.tenant_group)
     assert reply.startswith("已登记 潘先生 返回（来自江西上饶")
-    assert reply.endswith("\n请房东在 02月22日10:00 前确认登记（发：租客返回 姓名 手机号 来自地点），"
+    assert reply.endswith("\n请房东在 2月22日10:00 前确认登记（发：租客返回 姓名 手机号 来自地点），"
                           "逾期未登记扣 2 分")
     assert chat.mentions(chain.tenant_group) == [(chain.landlord,)]
     # The landlord confirms: no mention, no deadline.
@@ -43,7 +43,7 @@ async def test_the_deadline_follows_the_configured_hours_and_rule(bot, chat: Cha
     await chat.say(chain.tenant_group, chain.tenant, "我回来了 江西上饶 13905791234")
     [reply] = chat.replies(chain.tenant_group)
     # No deduction configured: the deadline still stands, no threat of points.
-    assert reply.endswith("\n请房东在 02月21日22:00 前确认登记（发：租客返回 姓名 手机号 来自地点）")
+    assert reply.endswith("\n请房东在 2月21日22:00 前确认登记（发：租客返回 姓名 手机号 来自地点）")
     assert chat.mentions(chain.tenant_group) == [(chain.landlord,)]
 
 
@@ -57,8 +57,8 @@ async def test_a_late_return_deduction_is_told_to_the_landlord(bot, chat: Chat,
     await bot.idle()
     told = [s for s in transport.sent[mark:] if s.room_id == chain.landlords_group]
     assert [s.text for s in told] == [
-        "【积分扣分】#1 董宝明 迟报租客返回 -2：租客潘先生 02月21日10:00 自行登记返回，"
-        "房东 24 小时内未登记（截至 02月22日10:00）。待社区核查，核查后如有异议可发：申诉 1 理由"]
+        "【积分扣分】#1 董宝明 迟报租客返回 -2：租客潘先生 2月21日10:00 自行登记返回，"
+        "房东 24 小时内未登记（截至 2月22日10:00）。待社区核查，核查后如有异议可发：申诉 1 理由"]
     assert told[0].mentions == (chain.landlord,)
     # Run again: told once.
     mark = len(transport.sent)
