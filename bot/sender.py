@@ -23,7 +23,7 @@ from bot import texts
 from bot.clock import Clock
 from bot.config import PacingSettings
 from bot.services import notice as notices
-from bot.services import people
+from bot.services import outbox, people
 from bot.transports.base import Transport, TransportError
 from models import BotAccount, Echo, Group, Notice, OutboxMessage, OutboxStatus
 from models.base import insert_for
@@ -521,5 +521,5 @@ class OutboxSender:
         mentions = (await people.contact_ids(session, person_id=notice.sender_id,
                                              transport=group.transport)
                     if notice.sender_id is not None else [])
-        session.add(OutboxMessage(group_id=group.id, account=group.account, text=text,
-                                  mentions=mentions, source="sender-note", created_at=now))
+        await outbox.queue(session, group_id=group.id, text=text, mentions=mentions,
+                           source="sender-note", now=now)
