@@ -312,11 +312,18 @@ async def acknowledge(
     is a read. Returns "ack", "read", or None when no notice is open here."""
     if person_id is None:
         return None
+    # Delivered, or possibly so: in flight, waiting to be resent after a crash or a failed
+    # attempt. A 收到 naming the notice counts whatever the row's state.
+    maybe_delivered = or_(
+        OutboxMessage.status.in_([OutboxStatus.SENT, OutboxStatus.SENDING]),
+        and_(OutboxMessage.status == OutboxStatus.PENDING,
+             or_(OutboxMessage.resend.is_(True), OutboxMessage.attempts > 0)))
     stmt = (select(OutboxMessage).where(
-        OutboxMessage.group_id == group.id, OutboxMessage.notice_id.is_not(None),
-        OutboxMessage.status == OutboxStatus.SENT))
+        OutboxMessage.group_id == group.id, OutboxMessage.notice_id.is_not(None)))
     if notice_id is not None:
         stmt = stmt.where(OutboxMessage.notice_id == notice_id)
+    else:
+        stmt = stmt.where(maybe_delivered)
     responsible = responsible_role(node, settings) in roles
     if responsible:
         stmt = stmt.where(OutboxMessage.acked_at.is_(None))
@@ -326,6 +333,10 @@ async def acknowledge(
     if row is None:
         return None
     assert row.notice_id is not None
+    if row.status != OutboxStatus.SENT:
+        # The group has it: no resend, and a sender still holding the row will find it
+        # settled (its mark only updates rows still `sending`).
+        row.status, row.sent_at, row.error = OutboxStatus.SENT, now, None
     if responsible:
         row.acked_at = now
         row.acked_by_id = person_id
