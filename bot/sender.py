@@ -12,12 +12,12 @@ import random
 import uuid
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, func, or_, select, update
+from sqlalchemy import Select, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot import faults, texts
@@ -34,8 +34,10 @@ log = logging.getLogger(__name__)
 # Rows claimed at once when an account sends without a gap (benchmarks, tests, a fast
 # gateway); with a gap there is one row in `sending` per account at a time.
 UNPACED_CLAIM = 50
-# How long before its send time a paced row is claimed.
-CLAIM_LEAD = timedelta(milliseconds=100)
+# Pending replies read at once to merge those for one room into one message.
+REPLY_CLAIM = 50
+# Pending texts of one kind for one group merged into one message at most.
+MERGE_LIMIT = 50
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
 
@@ -107,6 +109,8 @@ class Pacer:
             if len(recent) > cap:
                 recent.popleft()
         self.last_send = at if self.last_send is None else max(self.last_send, at)
+        # The jitter drawn before a restart is unknown: the longest gap it could have been.
+        self.gap = self.settings.min_gap_seconds + self.settings.jitter_seconds
 
     def record(self, at: datetime) -> None:
         """A send happened: the next one waits a fresh random gap."""
@@ -127,6 +131,37 @@ class Pacer:
         return self.paused_until
 
 
+class ReplyGate:
+    """Per contact: more than `per_minute` commands in a minute get one warning, then no
+    replies for `quiet_minutes` (the commands themselves are still handled)."""
+
+    def __init__(self, *, per_minute: int, quiet_minutes: float):
+        self.per_minute = per_minute
+        self.quiet = timedelta(minutes=quiet_minutes)
+        self._recent: dict[tuple[str, str], deque[datetime]] = {}
+        self._quiet_until: dict[tuple[str, str], datetime] = {}
+
+    def admit(self, contact: tuple[str, str], now: datetime) -> str:
+        """"reply", "warn" (the one warning) or "quiet" for the next reply to `contact`."""
+        until = self._quiet_until.get(contact)
+        if until is not None:
+            if now < until:
+                return "quiet"
+            del self._quiet_until[contact]
+        if len(self._recent) > 10_000:
+            minute_ago = now - timedelta(minutes=1)
+            self._recent = {k: q for k, q in self._recent.items() if q and q[-1] > minute_ago}
+        recent = self._recent.setdefault(contact, deque())
+        recent.append(now)
+        while recent[0] <= now - timedelta(minutes=1):
+            recent.popleft()
+        if len(recent) > self.per_minute:
+            recent.clear()
+            self._quiet_until[contact] = now + self.quiet
+            return "warn"
+        return "reply"
+
+
 @dataclass(frozen=True, slots=True)
 class Claimed:
     """A row this worker marked `sending`, with everything needed to send it (plain values:
@@ -143,6 +178,7 @@ class Claimed:
     urgent: bool
     # Rows merged into this one send (replies that piled up for one group), this one first.
     merged: tuple[int, ...] = ()
+    reply: bool = False
 
     @property
     def ids(self) -> list[int]:
@@ -177,6 +213,19 @@ def _failed_note(o: Outcome) -> Callable[[Notice], str]:
                                           group=o.row.group_title, attempts=o.row.attempts,
                                           error=o.error[:60])
     return render
+
+
+def _merged(row: Claimed, more: Sequence[tuple[int, str, Sequence[str]]], limit: int
+            ) -> Claimed:
+    """`row` and as many of `more` as fit in `limit` characters, one per line."""
+    text, ids, mentions = row.text or "", list(row.merged), list(row.mentions)
+    for row_id, extra, extra_mentions in more:
+        if len(text) + 1 + len(extra) > limit:
+            break
+        text += "\n" + extra
+        ids.append(row_id)
+        mentions += [m for m in extra_mentions if m not in mentions]
+    return replace(row, text=text, merged=tuple(ids), mentions=mentions)
 
 
 class OutboxSender:
@@ -274,29 +323,6 @@ class OutboxSender:
         """Accounts whose database steps keep failing, and since when."""
         return dict(self._failing_since)
 
-    # -- direct replies ----------------------------------------------------------------------
-
-    async def send_direct(self, account: str, room_id: str, text: str,
-                          mentions: Sequence[str] = ()) -> None:
-        """A reply to a command: not queued, but one send at a time per account, counted
-        against its caps, and never while the account is paused."""
-        pacer = self.pacer(account)
-        now = self.clock.now()
-        if pacer.paused_until is not None and pacer.paused_until > now:
-            log.warning("account %r paused until %s: reply to %s dropped", account,
-                        pacer.paused_until.isoformat(), room_id)
-            return
-        async with pacer.lock:
-            for i, part in enumerate(notices.split_text(text, self.pacing.split_at)):
-                try:
-                    await self.transport.send(room_id, part, mentions=mentions if i == 0 else (),
-                                              account=account)
-                except TransportError as exc:
-                    if exc.rate_limited:
-                        await self._pause(pacer, str(exc), [])
-                    raise
-                pacer.record(self.clock.now())
-
     # -- reconciliation ----------------------------------------------------------------------
 
     def _parts(self, row: Claimed) -> list[str]:
@@ -312,12 +338,19 @@ class OutboxSender:
         find_echo = getattr(self.transport, "find_echo", None)
         async with self.sessions() as session, session.begin():
             faults.hit("sender.reconcile")
-            rows = (await session.execute(
-                self._claim_columns().where(OutboxMessage.status == OutboxStatus.SENDING,
-                                            Group.transport == self.transport.name)
-                .order_by(OutboxMessage.id))).all()
+            rows = [r for r in (await session.execute(
+                self._claim_columns(bound=False)
+                .where(OutboxMessage.status == OutboxStatus.SENDING)
+                .order_by(OutboxMessage.id))).all() if r.transport == self.transport.name]
             for r in rows:
                 row = self._claimed(r)
+                if r.source == outbox.REPLY:
+                    # A reply's echo is not recorded; a stale answer repeated minutes later
+                    # misleads more than one lost (the user can ask again).
+                    await session.execute(update(OutboxMessage).where(
+                        OutboxMessage.id == row.id).values(
+                            status=OutboxStatus.FAILED, error="interrupted by a restart"))
+                    continue
                 if r.attempt_at is None:
                     await session.execute(update(OutboxMessage).where(
                         OutboxMessage.id == row.id).values(status=OutboxStatus.PENDING,
@@ -353,6 +386,8 @@ class OutboxSender:
                 pacer = self.pacer(account.name)
                 pacer.paused_until = account.paused_until
                 pacer.last_rate_limited = account.last_rate_limited_at
+                if account.last_sent_at is not None:
+                    pacer.remember(account.last_sent_at)
             names |= set((await session.execute(select(Group.account).distinct())).scalars())
             for name in names:
                 # The last day's sends, at most one daily cap of them (newest first).
@@ -426,7 +461,13 @@ class OutboxSender:
                     await self._wait(account, (allowed - now).total_seconds())
                     continue
                 # Claimed when it may go (no lead): the claim records that the attempt starts.
-                claimed = await self._claim(account, now, 1 if pacer.paced else UNPACED_CLAIM)
+                # Replies first, unless they used up their share of the caps.
+                claimed = []
+                if pacer.next_allowed(now, reply=True) <= now:
+                    claimed = await self._claim_replies(account, now, merge=pacer.paced)
+                if not claimed:
+                    claimed = await self._claim(account, now,
+                                                1 if pacer.paced else UNPACED_CLAIM)
                 await self._recovered(account)
                 backoff = 1.0
                 if not claimed:
@@ -495,14 +536,69 @@ class OutboxSender:
             Echo.digest == notices.digest(first_part), Echo.at >= since))).scalar_one()
 
     @staticmethod
-    def _claim_columns() -> Select[Any]:
-        return (select(OutboxMessage.id, OutboxMessage.notice_id, OutboxMessage.text,
-                       OutboxMessage.mentions, OutboxMessage.attempts, OutboxMessage.attempt_at,
-                       OutboxMessage.resend, OutboxMessage.urgent, Group.room_id, Group.title,
-                       Group.transport, Notice.text.label("notice_text"),
-                       Notice.urgent.label("notice_urgent"))
-                .join(Group, Group.id == OutboxMessage.group_id)
-                .outerjoin(Notice, Notice.id == OutboxMessage.notice_id))
+    def _claim_columns(*, bound: bool = True) -> Select[Any]:
+        """What a claim reads; `bound=False` also reads replies to rooms with no group."""
+        room: Any
+        title: Any
+        transport: Any
+        if bound:
+            room, title, transport = Group.room_id, Group.title, Group.transport
+        else:
+            room = func.coalesce(Group.room_id, OutboxMessage.room_id)
+            title = func.coalesce(Group.title, OutboxMessage.room_id)
+            transport = func.coalesce(Group.transport, OutboxMessage.transport)
+        stmt = select(OutboxMessage.id, OutboxMessage.group_id, OutboxMessage.notice_id,
+                      OutboxMessage.text,
+                      OutboxMessage.mentions, OutboxMessage.attempts, OutboxMessage.attempt_at,
+                      OutboxMessage.resend, OutboxMessage.urgent, OutboxMessage.source,
+                      room.label("room_id"), title.label("title"),
+                      transport.label("transport"), Notice.text.label("notice_text"),
+                      Notice.urgent.label("notice_urgent"))
+        if bound:
+            stmt = stmt.join(Group, Group.id == OutboxMessage.group_id)
+        else:
+            stmt = stmt.outerjoin(Group, Group.id == OutboxMessage.group_id)
+        return stmt.outerjoin(Notice, Notice.id == OutboxMessage.notice_id)
+
+    async def _claim_replies(self, account: str, now: datetime, *, merge: bool
+                             ) -> list[Claimed]:
+        """The oldest pending reply of this account, merged with every other reply pending
+        for the same room (several confirmations become one message). Unpaced (`merge`
+        false) nothing piles up: the pending replies are claimed one message each. Finding
+        nothing commits nothing (the transaction is rolled back)."""
+        async with self.sessions() as session:
+            faults.hit("sender.claim")
+            stmt = (self._claim_columns(bound=False)
+                    .where(OutboxMessage.status == OutboxStatus.PENDING,
+                           OutboxMessage.source == outbox.REPLY,
+                           OutboxMessage.account == account,
+                           or_(OutboxMessage.next_attempt_at.is_(None),
+                               OutboxMessage.next_attempt_at <= now))
+                    .order_by(OutboxMessage.id).limit(REPLY_CLAIM))
+            if session.bind.dialect.name == "postgresql":
+                stmt = stmt.with_for_update(of=OutboxMessage, skip_locked=True)
+            candidates = [r for r in (await session.execute(stmt)).all()
+                          if r.transport == self.transport.name]
+            if not candidates:
+                return []
+            if merge:
+                room = candidates[0].room_id
+                mine = [r for r in candidates if r.room_id == room]
+                claimed = [_merged(self._claimed(mine[0], attempts=mine[0].attempts + 1),
+                                   [(r.id, r.text or "", r.mentions or []) for r in mine[1:]],
+                                   self.pacing.split_at)]
+            else:
+                claimed = [self._claimed(r, attempts=r.attempts + 1) for r in candidates]
+            faults.hit("sender.claim_mark")
+            await session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id.in_([i for c in claimed for i in c.ids]),
+                       OutboxMessage.status == OutboxStatus.PENDING)
+                .values(status=OutboxStatus.SENDING, attempt_id=str(uuid.uuid4()),
+                        attempt_at=now, attempts=OutboxMessage.attempts + 1)
+                .execution_options(synchronize_session=False))
+            await session.commit()
+        return claimed
 
     @staticmethod
     def _claimed(r: Any, *, attempts: int | None = None) -> Claimed:
@@ -510,10 +606,13 @@ class OutboxSender:
         return Claimed(r.id, r.room_id, r.title, r.notice_id,
                        r.notice_text if is_notice else r.text, list(r.mentions or []),
                        r.attempts if attempts is None else attempts, r.resend,
-                       bool(r.notice_urgent) if is_notice else bool(r.urgent))
+                       bool(r.notice_urgent) if is_notice else bool(r.urgent),
+                       reply=r.source == outbox.REPLY)
 
     async def _claim(self, account: str, now: datetime, limit: int) -> list[Claimed]:
-        async with self.sessions() as session, session.begin():
+        """Mark up to `limit` pending rows of this account `sending` (finding nothing
+        commits nothing)."""
+        async with self.sessions() as session:
             faults.hit("sender.claim")
             stmt = (self._claim_columns()
                     .where(OutboxMessage.status == OutboxStatus.PENDING,
@@ -544,16 +643,41 @@ class OutboxSender:
                         continue
                 rows.append(row)
             if not rows:
+                await session.commit()
                 return []
+            first = candidates[0]
+            if (limit == 1 and rows[0].id == first.id and first.notice_id is None
+                    and not first.attempts):
+                # Paced, a plain text (an alert, a ticket): others of the same kind piling
+                # up for that group go with it in one message.
+                rows = [await self._merge(session, first, rows[0], now)]
             faults.hit("sender.claim_mark")
             await session.execute(
                 update(OutboxMessage)
-                .where(OutboxMessage.id.in_([r.id for r in rows]),
+                .where(OutboxMessage.id.in_([i for r in rows for i in r.ids]),
                        OutboxMessage.status == OutboxStatus.PENDING)
                 .values(status=OutboxStatus.SENDING, attempt_id=str(uuid.uuid4()),
                         attempt_at=now, attempts=OutboxMessage.attempts + 1)
                 .execution_options(synchronize_session=False))
+            await session.commit()
         return sorted(rows, key=lambda c: (not c.urgent, c.id))
+
+    async def _merge(self, session: AsyncSession, first: Any, row: Claimed, now: datetime
+                     ) -> Claimed:
+        """`row` with the other pending first tries of its source for its group, as one
+        message of at most `split_at` characters."""
+        more = (await session.execute(
+            select(OutboxMessage.id, OutboxMessage.text, OutboxMessage.mentions)
+            .where(OutboxMessage.group_id == first.group_id,
+                   OutboxMessage.status == OutboxStatus.PENDING,
+                   OutboxMessage.source == first.source,
+                   OutboxMessage.notice_id.is_(None), OutboxMessage.attempts == 0,
+                   OutboxMessage.id != first.id,
+                   or_(OutboxMessage.next_attempt_at.is_(None),
+                       OutboxMessage.next_attempt_at <= now))
+            .order_by(OutboxMessage.id).limit(MERGE_LIMIT))).all()
+        return _merged(row, [(m.id, m.text or "", m.mentions or []) for m in more],
+                       self.pacing.split_at)
 
     async def _send_claimed(self, account: str, pacer: Pacer, claimed: list[Claimed]) -> None:
         """Send what was claimed; every row ends with an outcome in `_unsettled`, whatever
@@ -631,7 +755,21 @@ class OutboxSender:
         async with self.sessions() as session, session.begin():
             faults.hit("sender.settle")
             sent = [(o.row, o.at) for o in outcomes if o.kind == "sent"]
+            if sent:
+                last = max(at for _, at in sent)
+                insert = insert_for(session)
+                await session.execute(insert(BotAccount).values(
+                    name=self.pacer(account).name, last_sent_at=last).on_conflict_do_update(
+                        index_elements=["name"], set_={"last_sent_at": last}))
+            replies = [i for row, _ in sent if row.reply for i in row.ids]
+            if replies:
+                # A sent reply leaves no row behind (the pacer counted it; the outbox does
+                # not grow by one row per command).
+                await session.execute(delete(OutboxMessage).where(
+                    OutboxMessage.id.in_(replies), OutboxMessage.status == OutboxStatus.SENDING))
             for row, at in sent:
+                if row.reply:
+                    continue
                 await session.execute(update(OutboxMessage).where(
                     OutboxMessage.id.in_(row.ids), OutboxMessage.status == OutboxStatus.SENDING
                 ).values(status=OutboxStatus.SENT, sent_at=at, error=None))

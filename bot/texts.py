@@ -32,6 +32,7 @@ class General:
     WRONG_GROUP = "「{command}」只能在{where}使用。"
     NOT_PERMITTED = "您没有权限使用「{command}」。如需开通，请找指挥长要邀请码：绑定 邀请码"
     INTERNAL_ERROR = "抱歉，处理出错了，请稍后再试。"
+    FLOOD = "您发送指令过于频繁，{minutes}分钟内不再逐条回复（指令仍会照常登记）。"
 
 
 class Help:

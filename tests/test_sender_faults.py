@@ -89,17 +89,20 @@ async def test_a_failed_mark_keeps_the_outcome_and_never_resends(
 
 async def test_killed_with_marks_unwritten_the_restart_uses_the_echoes(
         bot, chat: Chat, chain: DemoChain, clock, transport):
-    faults.arm("sender.settle", times=-1)
+    bot.settings.pacing.min_gap_seconds = 3
     await chat.say(chain.subdistrict_group, chain.commander, "通知 到3级 开会")
-    await drain(bot, clock, steps=3)
+    faults.arm("sender.settle", times=-1)
+    await drain(bot, clock, steps=3, step=3)
     sent_before = deliveries(transport)
-    assert sent_before  # some went out; their marks never reached the database
+    # One went out; its mark never reached the database, so the worker claims nothing more.
+    assert sum(sent_before.values()) == 1
+    assert await count(bot, OutboxMessage, OutboxMessage.status == OutboxStatus.SENDING) == 1
     # The "kill": the worker's memory is gone, the database still says `sending`.
     bot.sender._unsettled.clear()
     await bot.sender.stop()
     faults.disarm()
     await bot.sender.start()
-    await drain(bot, clock)
+    await drain(bot, clock, steps=4, step=3)
     assert sorted(deliveries(transport).items()) == [(room, 1) for room in TARGETS]
     assert not any("补发" in s.text for s in transport.sent)
 

@@ -7,18 +7,19 @@ outbox (tests/test_outbox.py checks the source tree), so no feature can forget t
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Select, insert, literal, select
+from sqlalchemy import Select, Table, insert, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models import Group, OutboxMessage, OutboxStatus
 
 # Sources whose rows are replies to a command: sent before notices, merged per group.
 REPLY = "reply"
+TABLE = cast(Table, OutboxMessage.__table__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +30,18 @@ class Draft:
     text: str
     mentions: Sequence[str] = field(default_factory=tuple)
     urgent: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyDraft:
+    """A reply to a command, for the room it came from; `account` is the account that saw
+    the command (used only when the room is not bound to a group)."""
+
+    transport: str
+    room_id: str
+    account: str
+    text: str
+    mentions: Sequence[str] = field(default_factory=tuple)
 
 
 async def groups_of(session: AsyncSession, *, node_id: int) -> list[Group]:
@@ -57,7 +70,7 @@ async def queue_many(session: AsyncSession, *, drafts: Sequence[Draft], source: 
     rows = [_row(d, account=accounts[d.group_id], source=source, now=now)
             for d in drafts if d.group_id in accounts]
     if rows:
-        await session.execute(insert(OutboxMessage.__table__), rows)
+        await session.execute(insert(TABLE), rows)
     return len(rows)
 
 
@@ -81,13 +94,38 @@ async def queue_to_node(
                                              for g in groups], source=source, now=now)
 
 
+async def queue_replies(session: AsyncSession, *, replies: Sequence[ReplyDraft],
+                        now: datetime,
+                        known: Mapping[tuple[str, str], tuple[int, str]] | None = None) -> int:
+    """Queue replies (in the command's own transaction): on the account of the room's group,
+    sent before notices and merged per room by the sender. `known` rooms (transport, room
+    id) -> (group id, account) are not looked up again. Returns rows written."""
+    if not replies:
+        return 0
+    groups: dict[tuple[str, str], tuple[int | None, str]] = dict(known or {})
+    rooms = {r.room_id for r in replies if (r.transport, r.room_id) not in groups}
+    if rooms:
+        groups.update({(t, room): (gid, account) for gid, account, t, room in (
+            await session.execute(select(Group.id, Group.account, Group.transport,
+                                         Group.room_id).where(Group.room_id.in_(rooms)))
+        ).tuples()})
+    rows = []
+    for r in replies:
+        gid, account = groups.get((r.transport, r.room_id), (None, r.account))
+        row = _row(Draft(0, r.text, tuple(r.mentions)), account=account, source=REPLY, now=now)
+        row.update(group_id=gid, room_id=r.room_id, transport=r.transport)
+        rows.append(row)
+    await session.execute(insert(TABLE), rows)
+    return len(rows)
+
+
 async def queue_notice(session: AsyncSession, *, notice_id: int, urgent: bool,
                        targets: Select[Any], now: datetime) -> None:
     """A notice's fan-out as one INSERT … SELECT: `targets` is a SELECT over `Group` (any
     joins and filters); one pending row per group it yields, on the group's account, with no
     text of its own (rendered from the notice when sent). Nothing per group passes through
     Python."""
-    table = OutboxMessage.__table__
+    table = TABLE
     await session.execute(insert(table).from_select(
         ["group_id", "notice_id", "account", "urgent", "source", "status", "mentions",
          "attempts", "resend", "relayed", "created_at"],
