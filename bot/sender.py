@@ -462,12 +462,9 @@ class OutboxSender:
                     continue
                 # Claimed when it may go (no lead): the claim records that the attempt starts.
                 # Replies first, unless they used up their share of the caps.
-                claimed = []
-                if pacer.next_allowed(now, reply=True) <= now:
-                    claimed = await self._claim_replies(account, now, merge=pacer.paced)
-                if not claimed:
-                    claimed = await self._claim(account, now,
-                                                1 if pacer.paced else UNPACED_CLAIM)
+                claimed = await self._claim(
+                    account, now, 1 if pacer.paced else UNPACED_CLAIM,
+                    replies=pacer.next_allowed(now, reply=True) <= now, merge=pacer.paced)
                 await self._recovered(account)
                 backoff = 1.0
                 if not claimed:
@@ -560,44 +557,42 @@ class OutboxSender:
             stmt = stmt.outerjoin(Group, Group.id == OutboxMessage.group_id)
         return stmt.outerjoin(Notice, Notice.id == OutboxMessage.notice_id)
 
-    async def _claim_replies(self, account: str, now: datetime, *, merge: bool
-                             ) -> list[Claimed]:
+    async def _claim_replies(self, session: AsyncSession, account: str, now: datetime, *,
+                             merge: bool) -> list[Claimed]:
         """The oldest pending reply of this account, merged with every other reply pending
         for the same room (several confirmations become one message). Unpaced (`merge`
         false) nothing piles up: the pending replies are claimed one message each. Finding
         nothing commits nothing (the transaction is rolled back)."""
-        async with self.sessions() as session:
-            faults.hit("sender.claim")
-            stmt = (self._claim_columns(bound=False)
-                    .where(OutboxMessage.status == OutboxStatus.PENDING,
-                           OutboxMessage.source == outbox.REPLY,
-                           OutboxMessage.account == account,
-                           or_(OutboxMessage.next_attempt_at.is_(None),
-                               OutboxMessage.next_attempt_at <= now))
-                    .order_by(OutboxMessage.id).limit(REPLY_CLAIM))
-            if session.bind.dialect.name == "postgresql":
-                stmt = stmt.with_for_update(of=OutboxMessage, skip_locked=True)
-            candidates = [r for r in (await session.execute(stmt)).all()
-                          if r.transport == self.transport.name]
-            if not candidates:
-                return []
-            if merge:
-                room = candidates[0].room_id
-                mine = [r for r in candidates if r.room_id == room]
-                claimed = [_merged(self._claimed(mine[0], attempts=mine[0].attempts + 1),
-                                   [(r.id, r.text or "", r.mentions or []) for r in mine[1:]],
-                                   self.pacing.split_at)]
-            else:
-                claimed = [self._claimed(r, attempts=r.attempts + 1) for r in candidates]
-            faults.hit("sender.claim_mark")
-            await session.execute(
-                update(OutboxMessage)
-                .where(OutboxMessage.id.in_([i for c in claimed for i in c.ids]),
-                       OutboxMessage.status == OutboxStatus.PENDING)
-                .values(status=OutboxStatus.SENDING, attempt_id=str(uuid.uuid4()),
-                        attempt_at=now, attempts=OutboxMessage.attempts + 1)
-                .execution_options(synchronize_session=False))
-            await session.commit()
+        stmt = (self._claim_columns(bound=False)
+                .where(OutboxMessage.status == OutboxStatus.PENDING,
+                       OutboxMessage.source == outbox.REPLY,
+                       OutboxMessage.account == account,
+                       or_(OutboxMessage.next_attempt_at.is_(None),
+                           OutboxMessage.next_attempt_at <= now))
+                .order_by(OutboxMessage.id).limit(REPLY_CLAIM))
+        if session.bind.dialect.name == "postgresql":
+            stmt = stmt.with_for_update(of=OutboxMessage, skip_locked=True)
+        candidates = [r for r in (await session.execute(stmt)).all()
+                      if r.transport == self.transport.name]
+        if not candidates:
+            return []
+        if merge:
+            room = candidates[0].room_id
+            mine = [r for r in candidates if r.room_id == room]
+            claimed = [_merged(self._claimed(mine[0], attempts=mine[0].attempts + 1),
+                               [(r.id, r.text or "", r.mentions or []) for r in mine[1:]],
+                               self.pacing.split_at)]
+        else:
+            claimed = [self._claimed(r, attempts=r.attempts + 1) for r in candidates]
+        faults.hit("sender.claim_mark")
+        await session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id.in_([i for c in claimed for i in c.ids]),
+                   OutboxMessage.status == OutboxStatus.PENDING)
+            .values(status=OutboxStatus.SENDING, attempt_id=str(uuid.uuid4()),
+                    attempt_at=now, attempts=OutboxMessage.attempts + 1)
+            .execution_options(synchronize_session=False))
+        await session.commit()
         return claimed
 
     @staticmethod
@@ -609,11 +604,16 @@ class OutboxSender:
                        bool(r.notice_urgent) if is_notice else bool(r.urgent),
                        reply=r.source == outbox.REPLY)
 
-    async def _claim(self, account: str, now: datetime, limit: int) -> list[Claimed]:
-        """Mark up to `limit` pending rows of this account `sending` (finding nothing
-        commits nothing)."""
+    async def _claim(self, account: str, now: datetime, limit: int, *, replies: bool = False,
+                     merge: bool = False) -> list[Claimed]:
+        """Mark what to send next `sending`: pending replies (when `replies`), else up to
+        `limit` other rows of this account; one session (finding nothing commits nothing)."""
         async with self.sessions() as session:
             faults.hit("sender.claim")
+            if replies:
+                found = await self._claim_replies(session, account, now, merge=merge)
+                if found:
+                    return found
             stmt = (self._claim_columns()
                     .where(OutboxMessage.status == OutboxStatus.PENDING,
                            OutboxMessage.account == account,
@@ -755,7 +755,8 @@ class OutboxSender:
         async with self.sessions() as session, session.begin():
             faults.hit("sender.settle")
             sent = [(o.row, o.at) for o in outcomes if o.kind == "sent"]
-            if sent:
+            if any(row.reply for row, _ in sent):
+                # Only a reply's send is not in the outbox afterwards (see `_load_state`).
                 last = max(at for _, at in sent)
                 insert = insert_for(session)
                 await session.execute(insert(BotAccount).values(
