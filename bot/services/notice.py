@@ -456,7 +456,8 @@ async def remind_and_escalate(session: AsyncSession, *, now: datetime,
     escalate = due(settings.escalate_after_minutes, settings.urgent_escalate_after_minutes,
                    OutboxMessage.escalated_at)
     nodes, _ = await _tree(session)
-    groups = {g.id: g for g in (await session.execute(select(Group))).scalars()}
+    groups: dict[int | None, Group] = {
+        g.id: g for g in (await session.execute(select(Group))).scalars()}
     reminded = escalated = 0
     if remind is not None:
         rows = list((await session.execute(
