@@ -11,15 +11,15 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from bot import pii, store
+from bot import pii, store, texts
 from bot.clock import Clock, SystemClock
 from bot.config import ConfigError, Settings
 from bot.outbound import MaskingTransport
-from bot.pipeline import Handling, Pipeline
+from bot.pipeline import Handling, Pipeline, Queued
 from bot.router import Dispatcher, Reply
 from bot.scheduler import Scheduler
-from bot.sender import OutboxSender
-from bot.services import health
+from bot.sender import OutboxSender, ReplyGate
+from bot.services import health, outbox
 from bot.transports.base import IncomingMessage, RoomEvent, Transport
 from handlers import ROUTERS
 from models import NoticeSchedule
@@ -74,7 +74,10 @@ class BotApp:
         self.pipeline = Pipeline(handling=self.handling, sessions=self.sessions,
                                  send_reply=self._send_reply, bot_names=settings.bot_names,
                                  batch_max=settings.pipeline.batch_max,
-                                 after_commit=self.sender.wake)
+                                 after_commit=self.sender.wake,
+                                 write_replies=self._write_replies)
+        self.reply_gate = ReplyGate(per_minute=settings.pacing.commands_per_minute,
+                                    quiet_minutes=settings.pacing.flood_quiet_minutes)
         self._lock: store.FileLock | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
@@ -108,9 +111,35 @@ class BotApp:
         """The current time from the injected clock."""
         return self.clock.now()
 
+    async def _write_replies(self, session: AsyncSession,
+                             pairs: list[tuple[IncomingMessage, Reply]]) -> None:
+        """Replies join the outbox in the command's transaction (one way out: the paced
+        sender). A contact sending too many commands gets one warning, then silence."""
+        now = self.now()
+        drafts = []
+        for message, reply in pairs:
+            verdict = self.reply_gate.admit((message.transport, message.sender_id), now)
+            if verdict == "quiet":
+                log.info("reply to %s withheld: too many commands", message.message_id)
+                continue
+            text, mentions = reply.text, reply.mentions
+            if verdict == "warn":
+                text = texts.General.FLOOD.format(
+                    minutes=round(self.settings.pacing.flood_quiet_minutes))
+                mentions = (message.sender_id,)
+            drafts.append(outbox.ReplyDraft(message.transport, message.room_id,
+                                            message.account, text, mentions))
+        await outbox.queue_replies(session, replies=drafts, now=now,
+                                   known=self.handling.rooms)
+
     async def _send_reply(self, message: IncomingMessage, reply: Reply) -> None:
-        await self.sender.send_direct(message.account, message.room_id, reply.text,
-                                      reply.mentions)
+        if not isinstance(reply, Queued):
+            # A reply made outside a command's transaction (the internal-error apology).
+            async with self.session() as session, session.begin():
+                await outbox.queue_replies(session, now=self.now(), replies=[outbox.ReplyDraft(
+                    message.transport, message.room_id, message.account, reply.text,
+                    reply.mentions)])
+        self.sender.wake()
 
     async def open_store(self) -> None:
         """Take the SQLite file lock and bring the schema up to date."""

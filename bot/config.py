@@ -85,6 +85,12 @@ class PacingSettings(_Section):
     retry_base_seconds: float = Field(30, ge=0)
     # Texts longer than this are split into parts marked (1/2), (2/2).
     split_at: int = Field(2000, ge=100, le=10000)
+    # The share of each hourly and daily cap that replies may not use: kept for notices.
+    notice_reserve: float = Field(0.25, ge=0, lt=1)
+    # A contact sending more commands than this in a minute gets one short warning, then no
+    # answers for `flood_quiet_minutes` (the commands are still handled and recorded).
+    commands_per_minute: int = Field(12, ge=1)
+    flood_quiet_minutes: float = Field(5, ge=0)
 
 
 class RecurringNoticeSettings(_Section):

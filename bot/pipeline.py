@@ -35,6 +35,12 @@ from models.base import insert_for
 log = logging.getLogger(__name__)
 
 SendReply = Callable[[IncomingMessage, Reply], Awaitable[None]]
+WriteReplies = Callable[[AsyncSession, list[tuple[IncomingMessage, Reply]]], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Queued(Reply):
+    """A reply already written to the outbox in the command's transaction."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,6 +248,9 @@ def authorise(spec: HandlerSpec, ctx: Context) -> str | None:
 class Handling:
     """The per-message logic, usable in a shared (batched) or an own transaction."""
 
+    # (transport, room id) -> (group id, account) of the rooms the last batch resolved.
+    rooms: dict[tuple[str, str], tuple[int, str]] = {}  # noqa: RUF012 (replaced, not mutated)
+
     def __init__(self, *, settings: Settings, dispatcher: Dispatcher,
                  clock_now: Callable[[], datetime],
                  on_schedule: Callable[[Any], None] | None = None):
@@ -317,6 +326,11 @@ class Handling:
                                            watch)
                     for item, inbound_id in zip(items, ids, strict=True)]
         finally:
+            # The rooms this batch resolved, for the reply writer (no second lookup); read
+            # without loading, so an entry a rollback expired is just left out.
+            self.rooms = {key: (g.__dict__["id"], g.__dict__["account"])
+                          for key, g in lookups.groups.items()
+                          if g is not None and "id" in g.__dict__ and "account" in g.__dict__}
             lookups.close()
             if watch is not None:
                 watch.stop()
@@ -423,8 +437,12 @@ class Pipeline:
 
     def __init__(self, *, handling: Handling, sessions: async_sessionmaker[AsyncSession],
                  send_reply: SendReply, bot_names: Sequence[str], batch_max: int,
-                 after_commit: Callable[[], None] | None = None):
+                 after_commit: Callable[[], None] | None = None,
+                 write_replies: WriteReplies | None = None):
         self.handling = handling
+        # Replies go into the outbox in the command's own transaction (then `send_reply`
+        # gets them as `Queued`, only to hear of them).
+        self.write_replies = write_replies
         self.sessions = sessions
         self.send_reply = send_reply
         self.bot_names = tuple(bot_names)
@@ -549,4 +567,7 @@ class Pipeline:
                                                      savepoints=savepoints)
             out += [(item.message, reply) for item, reply in zip(items, replies, strict=True)
                     if reply is not None]
+            if self.write_replies is not None and out:
+                await self.write_replies(session, out)
+                out = [(m, Queued(r.text, r.mentions)) for m, r in out]
         return out

@@ -7,23 +7,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import random
 import uuid
 from collections import deque
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import Select, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot import texts
+from bot import faults, texts
 from bot.clock import Clock
 from bot.config import PacingSettings
 from bot.services import notice as notices
-from bot.services import people
+from bot.services import outbox, people
 from bot.transports.base import Transport, TransportError
 from models import BotAccount, Echo, Group, Notice, OutboxMessage, OutboxStatus
 from models.base import insert_for
@@ -33,13 +34,18 @@ log = logging.getLogger(__name__)
 # Rows claimed at once when an account sends without a gap (benchmarks, tests, a fast
 # gateway); with a gap there is one row in `sending` per account at a time.
 UNPACED_CLAIM = 50
-# How long before its send time a paced row is claimed.
-CLAIM_LEAD = timedelta(milliseconds=100)
+# Pending replies read at once to merge those for one room into one message.
+REPLY_CLAIM = 50
+# Pending texts of one kind for one group merged into one message at most.
+MERGE_LIMIT = 50
+HOUR = timedelta(hours=1)
+DAY = timedelta(days=1)
 
 
 class Pacer:
     """One account's pace: one send at a time, a gap with jitter, hourly and daily caps, and
-    a pause after the platform says "too frequent"."""
+    a pause after the platform says "too frequent". The recent sends live in memory (at most
+    one cap's worth each), so asking when the next send may go costs O(1) amortised."""
 
     def __init__(self, name: str, settings: PacingSettings, rng: random.Random):
         self.name = name
@@ -48,35 +54,68 @@ class Pacer:
         self.lock = asyncio.Lock()
         self.last_send: datetime | None = None
         self.gap = 0.0
-        self.sent: deque[datetime] = deque()
+        # Sends of the last hour and the last day, oldest first, each trimmed to its cap.
+        self.hour: deque[datetime] = deque()
+        self.day: deque[datetime] = deque()
         self.paused_until: datetime | None = None
         self.last_rate_limited: datetime | None = None
+
+    @property
+    def sent(self) -> deque[datetime]:
+        """The sends of the last day that still count against the daily cap."""
+        return self.day
 
     @property
     def paced(self) -> bool:
         """Whether sends wait a gap between them."""
         return self.settings.min_gap_seconds > 0 or self.settings.jitter_seconds > 0
 
-    def next_allowed(self, now: datetime) -> datetime:
-        """The earliest time the next send may start."""
-        while self.sent and self.sent[0] <= now - timedelta(days=1):
-            self.sent.popleft()
+    def _trim(self, now: datetime) -> None:
+        hour_ago, day_ago = now - HOUR, now - DAY
+        while self.hour and self.hour[0] <= hour_ago:
+            self.hour.popleft()
+        while self.day and self.day[0] <= day_ago:
+            self.day.popleft()
+
+    def caps(self, *, reply: bool) -> tuple[int, int]:
+        """The hourly and daily caps for a reply (a share is kept for notices) or a notice."""
+        hourly, daily = self.settings.hourly_cap, self.settings.daily_cap
+        if not reply:
+            return hourly, daily
+        share = self.settings.notice_reserve
+        return (max(1, hourly - math.ceil(hourly * share)),
+                max(1, daily - math.ceil(daily * share)))
+
+    def next_allowed(self, now: datetime, *, reply: bool = False) -> datetime:
+        """The earliest time the next send (a reply, or a notice) may start."""
+        self._trim(now)
         at = now
         if self.paused_until is not None and self.paused_until > at:
             at = self.paused_until
         if self.last_send is not None:
             at = max(at, self.last_send + timedelta(seconds=self.gap))
-        hour_ago = now - timedelta(hours=1)
-        in_hour = [t for t in self.sent if t > hour_ago]
-        if len(in_hour) >= self.settings.hourly_cap:
-            at = max(at, in_hour[-self.settings.hourly_cap] + timedelta(hours=1))
-        if len(self.sent) >= self.settings.daily_cap:
-            at = max(at, self.sent[-self.settings.daily_cap] + timedelta(days=1))
+        hourly, daily = self.caps(reply=reply)
+        if len(self.hour) >= hourly:
+            at = max(at, self.hour[-hourly] + HOUR)
+        if len(self.day) >= daily:
+            at = max(at, self.day[-daily] + DAY)
         return at
+
+    def remember(self, at: datetime) -> None:
+        """A past send loaded at start: it counts against the caps."""
+        for recent, cap in ((self.hour, self.settings.hourly_cap),
+                            (self.day, self.settings.daily_cap)):
+            recent.append(at)
+            if len(recent) > cap:
+                recent.popleft()
+        self.last_send = at if self.last_send is None else max(self.last_send, at)
+        # The jitter drawn before a restart is unknown: the longest gap it could have been.
+        self.gap = self.settings.min_gap_seconds + self.settings.jitter_seconds
 
     def record(self, at: datetime) -> None:
         """A send happened: the next one waits a fresh random gap."""
-        self.sent.append(at)
+        self._trim(at)
+        self.remember(at)
         self.last_send = at
         self.gap = self.settings.min_gap_seconds + self.rng.uniform(
             0, self.settings.jitter_seconds)
@@ -92,9 +131,41 @@ class Pacer:
         return self.paused_until
 
 
+class ReplyGate:
+    """Per contact: more than `per_minute` commands in a minute get one warning, then no
+    replies for `quiet_minutes` (the commands themselves are still handled)."""
+
+    def __init__(self, *, per_minute: int, quiet_minutes: float):
+        self.per_minute = per_minute
+        self.quiet = timedelta(minutes=quiet_minutes)
+        self._recent: dict[tuple[str, str], deque[datetime]] = {}
+        self._quiet_until: dict[tuple[str, str], datetime] = {}
+
+    def admit(self, contact: tuple[str, str], now: datetime) -> str:
+        """"reply", "warn" (the one warning) or "quiet" for the next reply to `contact`."""
+        until = self._quiet_until.get(contact)
+        if until is not None:
+            if now < until:
+                return "quiet"
+            del self._quiet_until[contact]
+        if len(self._recent) > 10_000:
+            minute_ago = now - timedelta(minutes=1)
+            self._recent = {k: q for k, q in self._recent.items() if q and q[-1] > minute_ago}
+        recent = self._recent.setdefault(contact, deque())
+        recent.append(now)
+        while recent[0] <= now - timedelta(minutes=1):
+            recent.popleft()
+        if len(recent) > self.per_minute:
+            recent.clear()
+            self._quiet_until[contact] = now + self.quiet
+            return "warn"
+        return "reply"
+
+
 @dataclass(frozen=True, slots=True)
 class Claimed:
-    """A row this worker marked `sending`, with what is needed to send it."""
+    """A row this worker marked `sending`, with everything needed to send it (plain values:
+    no ORM object outlives the session that loaded it)."""
 
     id: int
     room_id: str
@@ -105,6 +176,56 @@ class Claimed:
     attempts: int
     resend: bool
     urgent: bool
+    # Rows merged into this one send (replies that piled up for one group), this one first.
+    merged: tuple[int, ...] = ()
+    reply: bool = False
+
+    @property
+    def ids(self) -> list[int]:
+        return [self.id, *self.merged]
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What happened to a claimed row, kept in memory until the database has it."""
+
+    kind: str  # "sent" | "release" | "retry" | "failed"
+    row: Claimed
+    at: datetime
+    error: str = ""
+    retry_at: datetime | None = None
+
+
+# Every database step of the sender, each a named fault point (bot.faults).
+FAULT_POINTS = ("sender.load", "sender.reconcile", "sender.claim", "sender.claim_mark",
+                "sender.send",
+                "sender.settle", "sender.pause", "sender.next_retry", "sender.pending")
+# Back-off after a failed database step: doubling from 1 s up to this.
+MAX_BACKOFF = 60.0
+# A database outage this long is reported to the operator (log) and, once over, to the
+# senders of the notices it held up.
+STUCK_AFTER = timedelta(minutes=5)
+
+
+def _failed_note(o: Outcome) -> Callable[[Notice], str]:
+    def render(n: Notice) -> str:
+        return texts.Notice.FAILED.format(tag=notices.tag(n.id, n.urgent),
+                                          group=o.row.group_title, attempts=o.row.attempts,
+                                          error=o.error[:60])
+    return render
+
+
+def _merged(row: Claimed, more: Sequence[tuple[int, str, Sequence[str]]], limit: int
+            ) -> Claimed:
+    """`row` and as many of `more` as fit in `limit` characters, one per line."""
+    text, ids, mentions = row.text or "", list(row.merged), list(row.mentions)
+    for row_id, extra, extra_mentions in more:
+        if len(text) + 1 + len(extra) > limit:
+            break
+        text += "\n" + extra
+        ids.append(row_id)
+        mentions += [m for m in extra_mentions if m not in mentions]
+    return replace(row, text=text, merged=tuple(ids), mentions=mentions)
 
 
 class OutboxSender:
@@ -127,7 +248,12 @@ class OutboxSender:
         self._busy: set[str] = set()
         self._idle = asyncio.Event()
         self._idle.set()
-        self._notices: dict[int, Notice] = {}
+        # Outcomes the database does not have yet (a failed mark): settled before any claim.
+        self._unsettled: dict[str, list[Outcome]] = {}
+        # Since when each account's database steps keep failing, and the notices held up.
+        self._failing_since: dict[str, datetime] = {}
+        self._held: dict[str, set[int]] = {}
+        self._reported: set[str] = set()
         self._started = False
         self._stopping = False
         self._helpers: set[asyncio.Task[None]] = set()
@@ -136,6 +262,7 @@ class OutboxSender:
 
     async def start(self, accounts: Sequence[str] = ("",)) -> None:
         """Load pacing state, reconcile what a crash left in `sending`, start the workers."""
+        faults.hit("sender.load")
         await self._load_state()
         await self.reconcile()
         self._started = True
@@ -158,7 +285,12 @@ class OutboxSender:
             for task in pending:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+        # Outcomes still unsettled: one last try (else the next start reconciles by echo).
+        for account in list(self._unsettled):
+            with contextlib.suppress(Exception):
+                await self._settle(account)
         self._workers.clear()
+        self._wakes.clear()
         self._helpers.clear()
         self._busy.clear()
         self._idle.set()
@@ -187,72 +319,58 @@ class OutboxSender:
             self.pacers[key] = Pacer(key, self.pacing, self.rng)
         return self.pacers[key]
 
-    # -- direct replies ----------------------------------------------------------------------
-
-    async def send_direct(self, account: str, room_id: str, text: str,
-                          mentions: Sequence[str] = ()) -> None:
-        """A reply to a command: not queued, but one send at a time per account, counted
-        against its caps, and never while the account is paused."""
-        pacer = self.pacer(account)
-        now = self.clock.now()
-        if pacer.paused_until is not None and pacer.paused_until > now:
-            log.warning("account %r paused until %s: reply to %s dropped", account,
-                        pacer.paused_until.isoformat(), room_id)
-            return
-        async with pacer.lock:
-            for i, part in enumerate(notices.split_text(text, self.pacing.split_at)):
-                try:
-                    await self.transport.send(room_id, part, mentions=mentions if i == 0 else (),
-                                              account=account)
-                except TransportError as exc:
-                    if exc.rate_limited:
-                        await self._pause(pacer, str(exc), [])
-                    raise
-                pacer.record(self.clock.now())
+    def stuck(self) -> dict[str, datetime]:
+        """Accounts whose database steps keep failing, and since when."""
+        return dict(self._failing_since)
 
     # -- reconciliation ----------------------------------------------------------------------
 
-    def _parts(self, row: Claimed | OutboxMessage, notice: Notice | None) -> list[str]:
-        text = notice.text if notice is not None else (row.text or "")
-        urgent = notice.urgent if notice is not None else False
-        return notices.render_parts(text=text, notice_id=row.notice_id, urgent=urgent,
-                                    resend=row.resend, limit=self.pacing.split_at)
-
-    async def _notice(self, session: AsyncSession, notice_id: int | None) -> Notice | None:
-        if notice_id is None:
-            return None
-        if notice_id not in self._notices:
-            found = await session.get(Notice, notice_id)
-            if found is None:
-                return None
-            self._notices[notice_id] = found
-        return self._notices[notice_id]
+    def _parts(self, row: Claimed) -> list[str]:
+        return notices.render_parts(text=row.text or "", notice_id=row.notice_id,
+                                    urgent=row.urgent, resend=row.resend,
+                                    limit=self.pacing.split_at)
 
     async def reconcile(self) -> tuple[int, int]:
         """Rows left `sending` by a crash: `sent` if our echo shows the send went out after the
-        attempt started, else `pending` again and marked 补发. Returns (confirmed, resent)."""
+        attempt started; else `pending` again, marked 补发 only when a send was attempted
+        (its claim recorded the attempt's start). Returns (confirmed, resent)."""
         confirmed = resent = 0
         find_echo = getattr(self.transport, "find_echo", None)
         async with self.sessions() as session, session.begin():
-            rows = (await session.execute(
-                select(OutboxMessage, Group).join(Group, Group.id == OutboxMessage.group_id)
-                .where(OutboxMessage.status == OutboxStatus.SENDING,
-                       Group.transport == self.transport.name)
-                .order_by(OutboxMessage.id))).all()
-            for row, group in rows:
-                notice = await self._notice(session, row.notice_id)
-                first = self._parts(row, notice)[0]
-                since = row.attempt_at or row.created_at
-                echo_at = await self._echo_since(session, group=group, first_part=first,
-                                                 since=since)
+            faults.hit("sender.reconcile")
+            rows = [r for r in (await session.execute(
+                self._claim_columns(bound=False)
+                .where(OutboxMessage.status == OutboxStatus.SENDING)
+                .order_by(OutboxMessage.id))).all() if r.transport == self.transport.name]
+            for r in rows:
+                row = self._claimed(r)
+                if r.source == outbox.REPLY:
+                    # A reply's echo is not recorded; a stale answer repeated minutes later
+                    # misleads more than one lost (the user can ask again).
+                    await session.execute(update(OutboxMessage).where(
+                        OutboxMessage.id == row.id).values(
+                            status=OutboxStatus.FAILED, error="interrupted by a restart"))
+                    continue
+                if r.attempt_at is None:
+                    await session.execute(update(OutboxMessage).where(
+                        OutboxMessage.id == row.id).values(status=OutboxStatus.PENDING,
+                                                           attempt_id=None))
+                    continue
+                first = self._parts(row)[0]
+                echo_at = await self._echo_since(session, transport=r.transport,
+                                                 room_id=row.room_id, first_part=first,
+                                                 since=r.attempt_at)
                 if echo_at is None and find_echo is not None:
-                    echo_at = await find_echo(group.room_id, first, since)
+                    echo_at = await find_echo(row.room_id, first, r.attempt_at)
                 if echo_at is not None:
-                    row.status, row.sent_at = OutboxStatus.SENT, echo_at
+                    values: dict[str, Any] = {"status": OutboxStatus.SENT, "sent_at": echo_at}
                     confirmed += 1
                 else:
-                    row.status, row.resend, row.attempt_id = OutboxStatus.PENDING, True, None
+                    values = {"status": OutboxStatus.PENDING, "resend": True,
+                              "attempt_id": None}
                     resent += 1
+                await session.execute(update(OutboxMessage).where(
+                    OutboxMessage.id == row.id).values(**values))
         if rows:
             log.warning("reconciled %d rows left sending: %d confirmed by echo, %d to resend",
                         len(rows), confirmed, resent)
@@ -263,24 +381,40 @@ class OutboxSender:
     async def _load_state(self) -> None:
         now = self.clock.now()
         async with self.sessions() as session:
+            names = set((await session.execute(select(BotAccount.name))).scalars())
             for account in (await session.execute(select(BotAccount))).scalars():
                 pacer = self.pacer(account.name)
                 pacer.paused_until = account.paused_until
                 pacer.last_rate_limited = account.last_rate_limited_at
-            for account, sent_at in await session.execute(
-                select(OutboxMessage.account, OutboxMessage.sent_at)
-                .where(OutboxMessage.sent_at > now - timedelta(days=1))
-                .order_by(OutboxMessage.sent_at)
-            ):
-                self.pacer(account).sent.append(sent_at)
+                if account.last_sent_at is not None:
+                    pacer.remember(account.last_sent_at)
+            names |= set((await session.execute(select(Group.account).distinct())).scalars())
+            for name in names:
+                # The last day's sends, at most one daily cap of them (newest first).
+                pacer = self.pacer(name)
+                recent = (await session.execute(
+                    select(OutboxMessage.sent_at)
+                    .where(OutboxMessage.account == name,
+                           OutboxMessage.sent_at > now - DAY)
+                    .order_by(OutboxMessage.sent_at.desc())
+                    .limit(self.pacing.daily_cap))).scalars().all()
+                for at in reversed(recent):
+                    if at is not None:
+                        pacer.remember(at)
 
     async def _ensure_workers_for_pending(self) -> None:
         if not self._started:
             return
-        async with self.sessions() as session:
-            accounts = (await session.execute(
-                select(OutboxMessage.account).where(OutboxMessage.status == OutboxStatus.PENDING)
-                .distinct())).scalars().all()
+        try:
+            async with self.sessions() as session:
+                faults.hit("sender.pending")
+                accounts = (await session.execute(
+                    select(OutboxMessage.account)
+                    .where(OutboxMessage.status == OutboxStatus.PENDING)
+                    .distinct())).scalars().all()
+        except Exception:
+            log.exception("could not list the accounts with pending rows")
+            return
         for name in accounts:
             self._ensure_worker(name)
 
@@ -301,7 +435,7 @@ class OutboxSender:
         self._busy.discard(account)
         if not self._busy:
             self._idle.set()
-        waiters = [asyncio.ensure_future(wake.wait())]
+        waiters: list[asyncio.Future[Any]] = [asyncio.ensure_future(wake.wait())]
         if seconds is not None:
             waiters.append(asyncio.ensure_future(self.clock.sleep(seconds)))
         try:
@@ -315,45 +449,172 @@ class OutboxSender:
     async def _work(self, account: str) -> None:
         pacer = self.pacer(account)
         wake = self._wakes[account]
+        backoff = 1.0
         while not self._stopping:
             wake.clear()
             try:
+                if self._unsettled.get(account):
+                    await self._settle(account)
                 now = self.clock.now()
                 allowed = pacer.next_allowed(now)
-                # Claim a little before the gap ends, so the claim's own transaction does not
-                # lengthen every gap; the send itself still waits for its time.
-                if allowed > now + CLAIM_LEAD:
-                    await self._wait(account, (allowed - now - CLAIM_LEAD).total_seconds())
+                if allowed > now:
+                    await self._wait(account, (allowed - now).total_seconds())
                     continue
-                claimed = await self._claim(account, now, 1 if pacer.paced else UNPACED_CLAIM)
+                # Claimed when it may go (no lead): the claim records that the attempt starts.
+                # Replies first, unless they used up their share of the caps.
+                claimed = await self._claim(
+                    account, now, 1 if pacer.paced else UNPACED_CLAIM,
+                    replies=pacer.next_allowed(now, reply=True) <= now, merge=pacer.paced)
+                await self._recovered(account)
+                backoff = 1.0
                 if not claimed:
                     await self._wait(account, await self._next_retry_in(account, now))
                     continue
                 await self._send_claimed(account, pacer, claimed)
+                await self._settle(account)
             except asyncio.CancelledError:
                 raise
             except Exception:
-                log.exception("sender for account %r failed; retrying", account)
-                await self._wait(account, 1.0)
+                log.exception("sender for account %r failed; retrying in %.0f s", account,
+                              backoff)
+                self._failing(account)
+                # Not woken early by new rows: a failing database gets its back-off.
+                wake.clear()
+                await self._wait(account, backoff)
+                backoff = min(MAX_BACKOFF, backoff * 2)
+
+    def _failing(self, account: str) -> None:
+        now = self.clock.now()
+        since = self._failing_since.setdefault(account, now)
+        held = self._held.setdefault(account, set())
+        held.update(o.row.notice_id for o in self._unsettled.get(account, [])
+                    if o.row.notice_id is not None)
+        if now - since >= STUCK_AFTER and account not in self._reported:
+            log.error("delivery on account %r stuck since %s (database errors); notices held "
+                      "up: %s", account, since.isoformat(), sorted(held) or "unknown")
+            self._reported.add(account)
+
+    async def _recovered(self, account: str) -> None:
+        """The database answers again: after a long outage, tell the senders of the notices
+        it held up (their delivery was late, not lost)."""
+        since = self._failing_since.pop(account, None)
+        held = self._held.pop(account, set())
+        self._reported.discard(account)
+        if since is None:
+            return
+        now = self.clock.now()
+        if now - since < STUCK_AFTER:
+            return
+        async with self.sessions() as session, session.begin():
+            pending: set[int] = {n for n in (await session.execute(
+                select(OutboxMessage.notice_id).where(
+                    OutboxMessage.account == account, OutboxMessage.notice_id.is_not(None),
+                    OutboxMessage.status.in_([OutboxStatus.PENDING, OutboxStatus.SENDING]))
+                .distinct())).scalars() if n is not None}
+            for notice_id in sorted(held | pending):
+                await self._tell_sender(session, notice_id, lambda n: texts.Notice.STUCK.format(
+                    tag=notices.tag(n.id, n.urgent),
+                    duration=texts.duration((now - since).total_seconds())), now)
+        self.wake()
 
     async def _next_retry_in(self, account: str, now: datetime) -> float | None:
         async with self.sessions() as session:
+            faults.hit("sender.next_retry")
             at = (await session.execute(select(func.min(OutboxMessage.next_attempt_at)).where(
                 OutboxMessage.status == OutboxStatus.PENDING,
                 OutboxMessage.account == account))).scalar_one()
         return None if at is None else max(0.0, (at - now).total_seconds())
 
-    async def _echo_since(self, session: AsyncSession, *, group: Group, first_part: str,
-                          since: datetime) -> datetime | None:
+    async def _echo_since(self, session: AsyncSession, *, transport: str, room_id: str,
+                          first_part: str, since: datetime) -> datetime | None:
         """When our echo of this text was seen in that room since `since` (None: not seen)."""
         return (await session.execute(select(func.min(Echo.at)).where(
-            Echo.transport == group.transport, Echo.room_id == group.room_id,
+            Echo.transport == transport, Echo.room_id == room_id,
             Echo.digest == notices.digest(first_part), Echo.at >= since))).scalar_one()
 
-    async def _claim(self, account: str, now: datetime, limit: int) -> list[Claimed]:
-        async with self.sessions() as session, session.begin():
-            stmt = (select(OutboxMessage, Group)
-                    .join(Group, Group.id == OutboxMessage.group_id)
+    @staticmethod
+    def _claim_columns(*, bound: bool = True) -> Select[Any]:
+        """What a claim reads; `bound=False` also reads replies to rooms with no group."""
+        room: Any
+        title: Any
+        transport: Any
+        if bound:
+            room, title, transport = Group.room_id, Group.title, Group.transport
+        else:
+            room = func.coalesce(Group.room_id, OutboxMessage.room_id)
+            title = func.coalesce(Group.title, OutboxMessage.room_id)
+            transport = func.coalesce(Group.transport, OutboxMessage.transport)
+        stmt = select(OutboxMessage.id, OutboxMessage.group_id, OutboxMessage.notice_id,
+                      OutboxMessage.text,
+                      OutboxMessage.mentions, OutboxMessage.attempts, OutboxMessage.attempt_at,
+                      OutboxMessage.resend, OutboxMessage.urgent, OutboxMessage.source,
+                      room.label("room_id"), title.label("title"),
+                      transport.label("transport"), Notice.text.label("notice_text"),
+                      Notice.urgent.label("notice_urgent"))
+        if bound:
+            stmt = stmt.join(Group, Group.id == OutboxMessage.group_id)
+        else:
+            stmt = stmt.outerjoin(Group, Group.id == OutboxMessage.group_id)
+        return stmt.outerjoin(Notice, Notice.id == OutboxMessage.notice_id)
+
+    async def _claim_replies(self, session: AsyncSession, account: str, now: datetime, *,
+                             merge: bool) -> list[Claimed]:
+        """The oldest pending reply of this account, merged with every other reply pending
+        for the same room (several confirmations become one message). Unpaced (`merge`
+        false) nothing piles up: the pending replies are claimed one message each. Finding
+        nothing commits nothing (the transaction is rolled back)."""
+        stmt = (self._claim_columns(bound=False)
+                .where(OutboxMessage.status == OutboxStatus.PENDING,
+                       OutboxMessage.source == outbox.REPLY,
+                       OutboxMessage.account == account,
+                       or_(OutboxMessage.next_attempt_at.is_(None),
+                           OutboxMessage.next_attempt_at <= now))
+                .order_by(OutboxMessage.id).limit(REPLY_CLAIM))
+        if session.bind.dialect.name == "postgresql":
+            stmt = stmt.with_for_update(of=OutboxMessage, skip_locked=True)
+        candidates = [r for r in (await session.execute(stmt)).all()
+                      if r.transport == self.transport.name]
+        if not candidates:
+            return []
+        if merge:
+            room = candidates[0].room_id
+            mine = [r for r in candidates if r.room_id == room]
+            claimed = [_merged(self._claimed(mine[0], attempts=mine[0].attempts + 1),
+                               [(r.id, r.text or "", r.mentions or []) for r in mine[1:]],
+                               self.pacing.split_at)]
+        else:
+            claimed = [self._claimed(r, attempts=r.attempts + 1) for r in candidates]
+        faults.hit("sender.claim_mark")
+        await session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id.in_([i for c in claimed for i in c.ids]),
+                   OutboxMessage.status == OutboxStatus.PENDING)
+            .values(status=OutboxStatus.SENDING, attempt_id=str(uuid.uuid4()),
+                    attempt_at=now, attempts=OutboxMessage.attempts + 1)
+            .execution_options(synchronize_session=False))
+        await session.commit()
+        return claimed
+
+    @staticmethod
+    def _claimed(r: Any, *, attempts: int | None = None) -> Claimed:
+        is_notice = r.notice_id is not None
+        return Claimed(r.id, r.room_id, r.title, r.notice_id,
+                       r.notice_text if is_notice else r.text, list(r.mentions or []),
+                       r.attempts if attempts is None else attempts, r.resend,
+                       bool(r.notice_urgent) if is_notice else bool(r.urgent),
+                       reply=r.source == outbox.REPLY)
+
+    async def _claim(self, account: str, now: datetime, limit: int, *, replies: bool = False,
+                     merge: bool = False) -> list[Claimed]:
+        """Mark what to send next `sending`: pending replies (when `replies`), else up to
+        `limit` other rows of this account; one session (finding nothing commits nothing)."""
+        async with self.sessions() as session:
+            faults.hit("sender.claim")
+            if replies:
+                found = await self._claim_replies(session, account, now, merge=merge)
+                if found:
+                    return found
+            stmt = (self._claim_columns()
                     .where(OutboxMessage.status == OutboxStatus.PENDING,
                            OutboxMessage.account == account,
                            Group.transport == self.transport.name,
@@ -366,125 +627,174 @@ class OutboxSender:
             candidates = (await session.execute(stmt)).all()
             if not candidates:
                 return []
-            ids, groups = [], {}
-            for row, group in candidates:
-                groups[group.id] = group
-                notice = await self._notice(session, row.notice_id)
-                if row.attempts and row.attempt_at is not None:
+            rows: list[Claimed] = []
+            for r in candidates:
+                row = self._claimed(r, attempts=r.attempts + 1)
+                if r.attempts and r.attempt_at is not None:
                     # A retry after an error (a lost connection, say): the platform may have
                     # delivered the first attempt anyway; our echo says so.
                     echo_at = await self._echo_since(
-                        session, group=group, first_part=self._parts(row, notice)[0],
-                        since=row.attempt_at)
+                        session, transport=r.transport, room_id=row.room_id,
+                        first_part=self._parts(row)[0], since=r.attempt_at)
                     if echo_at is not None:
-                        row.status, row.sent_at, row.error = OutboxStatus.SENT, echo_at, None
+                        await session.execute(update(OutboxMessage).where(
+                            OutboxMessage.id == row.id).values(
+                                status=OutboxStatus.SENT, sent_at=echo_at, error=None))
                         continue
-                ids.append(row.id)
-            if not ids:
+                rows.append(row)
+            if not rows:
+                await session.commit()
                 return []
-            attempt = str(uuid.uuid4())
-            rows = (await session.execute(
+            first = candidates[0]
+            if (limit == 1 and rows[0].id == first.id and first.notice_id is None
+                    and not first.attempts):
+                # Paced, a plain text (an alert, a ticket): others of the same kind piling
+                # up for that group go with it in one message.
+                rows = [await self._merge(session, first, rows[0], now)]
+            faults.hit("sender.claim_mark")
+            await session.execute(
                 update(OutboxMessage)
-                .where(OutboxMessage.id.in_(ids), OutboxMessage.status == OutboxStatus.PENDING)
-                .values(status=OutboxStatus.SENDING, attempt_id=attempt, attempt_at=now,
-                        attempts=OutboxMessage.attempts + 1)
-                .returning(OutboxMessage.id, OutboxMessage.group_id, OutboxMessage.notice_id,
-                           OutboxMessage.text, OutboxMessage.mentions, OutboxMessage.attempts,
-                           OutboxMessage.resend, OutboxMessage.urgent)
-                .execution_options(synchronize_session=False))).all()
-        return sorted((Claimed(r.id, groups[r.group_id].room_id, groups[r.group_id].title,
-                               r.notice_id, r.text, list(r.mentions or []), r.attempts, r.resend,
-                               r.urgent) for r in rows), key=lambda c: (not c.urgent, c.id))
+                .where(OutboxMessage.id.in_([i for r in rows for i in r.ids]),
+                       OutboxMessage.status == OutboxStatus.PENDING)
+                .values(status=OutboxStatus.SENDING, attempt_id=str(uuid.uuid4()),
+                        attempt_at=now, attempts=OutboxMessage.attempts + 1)
+                .execution_options(synchronize_session=False))
+            await session.commit()
+        return sorted(rows, key=lambda c: (not c.urgent, c.id))
+
+    async def _merge(self, session: AsyncSession, first: Any, row: Claimed, now: datetime
+                     ) -> Claimed:
+        """`row` with the other pending first tries of its source for its group, as one
+        message of at most `split_at` characters."""
+        more = (await session.execute(
+            select(OutboxMessage.id, OutboxMessage.text, OutboxMessage.mentions)
+            .where(OutboxMessage.group_id == first.group_id,
+                   OutboxMessage.status == OutboxStatus.PENDING,
+                   OutboxMessage.source == first.source,
+                   OutboxMessage.notice_id.is_(None), OutboxMessage.attempts == 0,
+                   OutboxMessage.id != first.id,
+                   or_(OutboxMessage.next_attempt_at.is_(None),
+                       OutboxMessage.next_attempt_at <= now))
+            .order_by(OutboxMessage.id).limit(MERGE_LIMIT))).all()
+        return _merged(row, [(m.id, m.text or "", m.mentions or []) for m in more],
+                       self.pacing.split_at)
 
     async def _send_claimed(self, account: str, pacer: Pacer, claimed: list[Claimed]) -> None:
-        sent: list[tuple[int, datetime]] = []
+        """Send what was claimed; every row ends with an outcome in `_unsettled`, whatever
+        is raised on the way."""
+        outcomes = self._unsettled.setdefault(account, [])
+        index = 0
         try:
-            for index, row in enumerate(claimed):
-                parts = self._parts(row, self._notices.get(row.notice_id or -1))
-                while (early := pacer.next_allowed(self.clock.now()) - self.clock.now()) \
-                        > timedelta(0):
-                    if early > 2 * CLAIM_LEAD or self._stopping:
-                        await self._release(claimed[index:])
+            for index, row in enumerate(claimed):  # noqa: B007 (read in `finally`)
+                async with pacer.lock:
+                    now = self.clock.now()
+                    if pacer.next_allowed(now) > now or self._stopping:
+                        # A reply took the turn (or we are stopping): not attempted.
+                        outcomes += [Outcome("release", r, now) for r in claimed[index:]]
+                        index = len(claimed)
                         return
-                    await self._wait(account, early.total_seconds())
-                try:
-                    # The check is inside the lock: replies (and a second worker under the
-                    # default account's other name) share this pacer.
-                    async with pacer.lock:
-                        now = self.clock.now()
-                        if pacer.next_allowed(now) > now:
-                            await self._release(claimed[index:])
-                            return
-                        for i, part in enumerate(parts):
+                    try:
+                        faults.hit("sender.send")
+                        for i, part in enumerate(self._parts(row)):
                             await self.transport.send(row.room_id, part,
                                                       mentions=row.mentions if i == 0 else (),
                                                       account=pacer.name)
                             pacer.record(self.clock.now())
-                except TransportError as exc:
-                    if exc.not_sent:
-                        # Nothing left (no connection): no attempt spent, try again later.
-                        await self._mark_sent(sent)
-                        sent = []
-                        await self._release(claimed[index:], retry_in=max(
-                            1.0, min(self.pacing.retry_base_seconds, 30.0)))
-                        return
-                    if exc.rate_limited:
-                        await self._mark_sent(sent)
-                        sent = []
-                        await self._release(claimed[index:])
-                        await self._pause(pacer, str(exc), claimed[index:])
-                        return
-                    await self._failed_attempt(row, exc)
-                    continue
-                sent.append((row.id, self.clock.now()))
+                    except TransportError as exc:
+                        now = self.clock.now()
+                        if exc.not_sent:
+                            # Nothing left (no connection): no attempt spent, try again later.
+                            retry = now + timedelta(seconds=max(
+                                1.0, min(self.pacing.retry_base_seconds, 30.0)))
+                            outcomes += [Outcome("release", r, now, retry_at=retry)
+                                         for r in claimed[index:]]
+                            index = len(claimed)
+                            return
+                        if exc.rate_limited:
+                            held = claimed[index:]
+                            outcomes += [Outcome("release", r, now) for r in held]
+                            index = len(claimed)
+                            await self._pause(pacer, str(exc), held)
+                            return
+                        outcomes.append(self._failure(row, str(exc), retryable=exc.retryable))
+                        continue
+                    except Exception as exc:
+                        # Anything else in the send step: the attempt may have gone out; a
+                        # retry checks our echo first.
+                        log.exception("send of outbox row %d raised", row.id)
+                        outcomes.append(self._failure(row, repr(exc)[:200], retryable=True))
+                        continue
+                outcomes.append(Outcome("sent", row, self.clock.now()))
+            index = len(claimed)
         finally:
-            await self._mark_sent(sent)
+            if index < len(claimed):
+                # Cancelled (or worse) before these were tried: put them back unattempted.
+                now = self.clock.now()
+                done = {o.row.id for o in outcomes}
+                outcomes += [Outcome("release", r, now) for r in claimed[index:]
+                             if r.id not in done]
 
-    async def _mark_sent(self, sent: list[tuple[int, datetime]]) -> None:
-        if not sent:
-            return
-        async with self.sessions() as session, session.begin():
-            for row_id, at in sent:
-                await session.execute(update(OutboxMessage).where(
-                    OutboxMessage.id == row_id, OutboxMessage.status == OutboxStatus.SENDING
-                ).values(status=OutboxStatus.SENT, sent_at=at, error=None))
-
-    async def _release(self, rows: Sequence[Claimed], *, retry_in: float | None = None) -> None:
-        """Put claimed rows back (the attempt did not happen), optionally not before
-        `retry_in` seconds."""
-        if not rows:
-            return
-        values: dict[str, Any] = {"status": OutboxStatus.PENDING, "attempt_id": None,
-                                  "attempts": OutboxMessage.attempts - 1}
-        if retry_in is not None:
-            values["next_attempt_at"] = self.clock.now() + timedelta(seconds=retry_in)
-        async with self.sessions() as session, session.begin():
-            await session.execute(update(OutboxMessage).where(
-                OutboxMessage.id.in_([r.id for r in rows]),
-                OutboxMessage.status == OutboxStatus.SENDING,
-            ).values(**values))
-
-    async def _failed_attempt(self, row: Claimed, exc: TransportError) -> None:
+    def _failure(self, row: Claimed, error: str, *, retryable: bool) -> Outcome:
         now = self.clock.now()
-        final = not exc.retryable or row.attempts >= self.pacing.max_attempts
+        final = not retryable or row.attempts >= self.pacing.max_attempts
         log.warning("send of outbox row %d failed (attempt %d%s): %s", row.id, row.attempts,
-                    ", giving up" if final else "", exc)
-        async with self.sessions() as session, session.begin():
-            values: dict[str, Any] = {"error": str(exc)[:500]}
-            if final:
-                values["status"] = OutboxStatus.FAILED
-            else:
-                values["status"] = OutboxStatus.PENDING
-                values["next_attempt_at"] = now + timedelta(
-                    seconds=self.pacing.retry_base_seconds * 2 ** (row.attempts - 1))
-            await session.execute(update(OutboxMessage).where(
-                OutboxMessage.id == row.id).values(**values))
-            notice = self._notices.get(row.notice_id or -1)
-            if final and notice is not None:
-                await self._tell_sender(session, notice, texts.Notice.FAILED.format(
-                    tag=notices.tag(notice.id, notice.urgent), group=row.group_title,
-                    attempts=row.attempts, error=str(exc)[:60]), now)
+                    ", giving up" if final else "", error)
         if final:
+            return Outcome("failed", row, now, error=error)
+        return Outcome("retry", row, now, error=error, retry_at=now + timedelta(
+            seconds=self.pacing.retry_base_seconds * 2 ** (row.attempts - 1)))
+
+    async def _settle(self, account: str) -> None:
+        """Write every outcome held in memory in one transaction; on failure they stay held
+        (the worker backs off and tries again before claiming anything)."""
+        outcomes = self._unsettled.get(account)
+        if not outcomes:
+            return
+        now = self.clock.now()
+        failed = False
+        async with self.sessions() as session, session.begin():
+            faults.hit("sender.settle")
+            sent = [(o.row, o.at) for o in outcomes if o.kind == "sent"]
+            if any(row.reply for row, _ in sent):
+                # Only a reply's send is not in the outbox afterwards (see `_load_state`).
+                last = max(at for _, at in sent)
+                insert = insert_for(session)
+                await session.execute(insert(BotAccount).values(
+                    name=self.pacer(account).name, last_sent_at=last).on_conflict_do_update(
+                        index_elements=["name"], set_={"last_sent_at": last}))
+            replies = [i for row, _ in sent if row.reply for i in row.ids]
+            if replies:
+                # A sent reply leaves no row behind (the pacer counted it; the outbox does
+                # not grow by one row per command).
+                await session.execute(delete(OutboxMessage).where(
+                    OutboxMessage.id.in_(replies), OutboxMessage.status == OutboxStatus.SENDING))
+            for row, at in sent:
+                if row.reply:
+                    continue
+                await session.execute(update(OutboxMessage).where(
+                    OutboxMessage.id.in_(row.ids), OutboxMessage.status == OutboxStatus.SENDING
+                ).values(status=OutboxStatus.SENT, sent_at=at, error=None))
+            for o in outcomes:
+                if o.kind == "release":
+                    values: dict[str, Any] = {"status": OutboxStatus.PENDING, "attempt_id": None,
+                                              "attempts": OutboxMessage.attempts - 1}
+                    if o.retry_at is not None:
+                        values["next_attempt_at"] = o.retry_at
+                elif o.kind == "retry":
+                    values = {"status": OutboxStatus.PENDING, "error": o.error[:500],
+                              "next_attempt_at": o.retry_at}
+                elif o.kind == "failed":
+                    values = {"status": OutboxStatus.FAILED, "error": o.error[:500]}
+                    failed = True
+                else:
+                    continue
+                await session.execute(update(OutboxMessage).where(
+                    OutboxMessage.id.in_(o.row.ids),
+                    OutboxMessage.status == OutboxStatus.SENDING).values(**values))
+                if o.kind == "failed" and o.row.notice_id is not None:
+                    await self._tell_sender(session, o.row.notice_id, _failed_note(o), now)
+        del outcomes[:]
+        if failed:
             self.wake()
 
     async def _pause(self, pacer: Pacer, error: str, rows: Sequence[Claimed]) -> None:
@@ -492,28 +802,33 @@ class OutboxSender:
         until = pacer.pause(now)
         log.warning("account %r rate-limited (%s): paused until %s", pacer.name, error,
                     until.isoformat())
-        async with self.sessions() as session, session.begin():
-            insert = insert_for(session)
-            values = {"paused_until": until, "last_rate_limited_at": now, "last_error": error}
-            await session.execute(insert(BotAccount).values(name=pacer.name, **values)
-                                  .on_conflict_do_update(index_elements=["name"], set_=values))
-            told: set[int] = set()
-            for row in rows:
-                notice = self._notices.get(row.notice_id or -1)
-                if notice is None or notice.id in told:
-                    continue
-                told.add(notice.id)
+        try:
+            async with self.sessions() as session, session.begin():
+                faults.hit("sender.pause")
+                insert = insert_for(session)
+                values = {"paused_until": until, "last_rate_limited_at": now,
+                          "last_error": error}
+                await session.execute(insert(BotAccount).values(name=pacer.name, **values)
+                                      .on_conflict_do_update(index_elements=["name"],
+                                                             set_=values))
                 local = until.astimezone(self.zone)
-                await self._tell_sender(session, notice, texts.Notice.PAUSED.format(
-                    tag=notices.tag(notice.id, notice.urgent), account=pacer.name or
-                    texts.Notice.DEFAULT_ACCOUNT, error=error[:40],
-                    until=f"{local:%m月%d日%H:%M}"), now)
+                for notice_id in dict.fromkeys(r.notice_id for r in rows
+                                               if r.notice_id is not None):
+                    await self._tell_sender(session, notice_id, lambda n: (
+                        texts.Notice.PAUSED.format(
+                            tag=notices.tag(n.id, n.urgent),
+                            account=pacer.name or texts.Notice.DEFAULT_ACCOUNT,
+                            error=error[:40], until=f"{local:%m月%d日%H:%M}")), now)
+        except Exception:
+            # The pause holds in memory anyway; only its record and the note are lost.
+            log.exception("could not record the pause of account %r", pacer.name)
         self.wake()
 
-    async def _tell_sender(self, session: AsyncSession, notice: Notice, text: str,
-                           now: datetime) -> None:
+    async def _tell_sender(self, session: AsyncSession, notice_id: int,
+                           render: Callable[[Notice], str], now: datetime) -> None:
         """Queue a note to the notice's origin group, mentioning whoever sent it."""
-        if notice.origin_group_id is None:
+        notice = await session.get(Notice, notice_id)
+        if notice is None or notice.origin_group_id is None:
             return
         group = await session.get(Group, notice.origin_group_id)
         if group is None:
@@ -521,5 +836,5 @@ class OutboxSender:
         mentions = (await people.contact_ids(session, person_id=notice.sender_id,
                                              transport=group.transport)
                     if notice.sender_id is not None else [])
-        session.add(OutboxMessage(group_id=group.id, account=group.account, text=text,
-                                  mentions=mentions, source="sender-note", created_at=now))
+        await outbox.queue(session, group_id=group.id, text=render(notice), mentions=mentions,
+                           source="sender-note", now=now)

@@ -33,6 +33,7 @@ class General:
     NOT_PERMITTED = "「{command}」由{who}使用，您没有权限。"
     ASK_INVITE = "如需开通，请找指挥长要邀请码：绑定 邀请码"
     INTERNAL_ERROR = "抱歉，处理出错了，请稍后再试。"
+    FLOOD = "您发送指令过于频繁，{minutes}分钟内不再逐条回复（指令仍会照常登记）。"
 
 
 TIER_SHORT: dict[int, str] = {1: "街道", 2: "社区", 3: "作战小组", 4: "房东群", 5: "出租房"}
@@ -165,6 +166,7 @@ class Notice:
     PROGRESS_UNKNOWN = "没有找到通知#{id}。"
     REMINDER = "{tag}提醒：请回复“收到”确认已收到通知。"
     ESCALATION = "{tag}「{group}」已{duration}未确认收到，请督促落实。"
+    STUCK = "{tag}提示：因数据库故障，发送中断了{duration}，现已恢复，未送达的群正在继续发送。"
     PAUSED = "{tag}提示：发送账号“{account}”被平台限制（{error}），暂停发送至 {until}，其余账号继续发送，暂停期间的群稍后补上。"
     FAILED = "{tag}未能送达「{group}」（已尝试 {attempts} 次：{error}），请人工转发。"
     DURATION_SECONDS = "{n}秒"

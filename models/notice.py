@@ -90,6 +90,8 @@ class BotAccount(Base):
     paused_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_rate_limited_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_error: Mapped[str | None] = mapped_column(Text)
+    # The account's last send (a reply leaves no outbox row): a restart keeps the gap.
+    last_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class JobRun(Base):

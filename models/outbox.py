@@ -14,6 +14,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, UTCDateTime
 
+REPLY_WHERE = "status = 'pending' AND source = 'reply'"
+
 
 class OutboxStatus(StrEnum):
     """Where a row is in its delivery: pending -> sending -> sent (or failed)."""
@@ -35,11 +37,18 @@ class OutboxMessage(Base):
         Index("ix_outbox_message_account_sent_at", "account", "sent_at",
               sqlite_where=text("sent_at IS NOT NULL"),
               postgresql_where=text("sent_at IS NOT NULL")),
+        # The reply claim: an account's pending replies, oldest first (replies go first).
+        Index("ix_outbox_message_reply", "account", "id",
+              sqlite_where=text(REPLY_WHERE), postgresql_where=text(REPLY_WHERE)),
         UniqueConstraint("notice_id", "group_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    group_id: Mapped[int] = mapped_column(ForeignKey("chat_group.id"), index=True)
+    # None only for a reply in a room not bound to a group (then room_id and transport say
+    # where it goes).
+    group_id: Mapped[int | None] = mapped_column(ForeignKey("chat_group.id"), index=True)
+    room_id: Mapped[str | None] = mapped_column(String(128))
+    transport: Mapped[str | None] = mapped_column(String(32))
     # A notice's rows carry no text of their own: it is rendered from the notice when sent.
     # Look-ups by notice use the unique (notice_id, group_id): no index of its own. No foreign
     # key either: the notice is written just before its rows in the same transaction, and the
@@ -68,3 +77,4 @@ class OutboxMessage(Base):
     reminded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     escalated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     relayed: Mapped[bool] = mapped_column(Boolean, default=False)
+

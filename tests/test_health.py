@@ -167,13 +167,15 @@ async def test_a_paused_account_with_rows_waiting(settings, transport, clock):
         async with httpx.AsyncClient(transport=asgi, base_url="http://t") as client:
             [row] = (await client.get("/api/accounts", headers=AUTH)).json()
             assert row["name"] == "" and row["connected"] is True
-            assert row["pending"] == 6
+            # The six deliveries, and the reply to 通知: replies wait out a pause too.
+            assert row["pending"] == 7
             assert row["last_error"] == "发送消息过于频繁"
             assert datetime.fromisoformat(row["paused_until"]) == until
             # The pause over: sent, nothing waiting, no longer paused.
             clock.advance(timedelta(hours=2))
             await app.idle()
-            assert len([s for s in transport.sent if s.text.startswith("【通知#1】")]) == 6
+            assert len([s for s in transport.sent if s.text.startswith("【通知#1】")
+                        and "已发出" not in s.text]) == 6
             [row] = (await client.get("/api/accounts", headers=AUTH)).json()
             assert row["pending"] == 0 and row["paused_until"] is None
 
@@ -193,7 +195,8 @@ async def test_a_rate_limit_shows_in_the_accounts(bot, chat: Chat, chain: DemoCh
     chat.transport.send = limit_once
     await chat.say(chain.subdistrict_group, chain.commander, "通知 到3级 开会")
     [row] = (await client.get("/api/accounts", headers=AUTH)).json()
-    assert row["pending"] == 2 and row["last_error"] == "操作过于频繁"
+    # The two deliveries, and the note telling the commander (same account: it waits too).
+    assert row["pending"] == 3 and row["last_error"] == "操作过于频繁"
     assert datetime.fromisoformat(row["paused_until"]) == clock.now() + timedelta(minutes=30)
     chat.transport.send = original
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, and_, case, func, insert, literal, or_, select, update
+from sqlalchemy import Select, and_, case, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -19,6 +19,7 @@ from bot import pii, texts
 from bot.config import NoticeSettings
 from bot.domain import UserError
 from bot.grammar import normalise
+from bot.services import outbox
 from bot.services.chain import commanders
 from models import (
     Contact,
@@ -246,17 +247,8 @@ async def create(
         await session.flush()
     # One INSERT … SELECT over the subtree (a recursive CTE): the database makes the rows,
     # nothing per group passes through Python, all in the notice's transaction.
-    table = OutboxMessage.__table__
-    await session.execute(insert(table).from_select(
-        ["group_id", "notice_id", "account", "urgent", "source", "status", "mentions",
-         "attempts", "resend", "relayed", "created_at"],
-        _targets_select(origin_id=origin.id, scope=scope).with_only_columns(
-            Group.id, literal(notice.id), Group.account,
-            literal(urgent, table.c.urgent.type), literal("notice"),
-            literal(str(OutboxStatus.PENDING)), literal([], table.c.mentions.type),
-            literal(0), literal(False, table.c.resend.type),
-            literal(False, table.c.relayed.type), literal(now, table.c.created_at.type)),
-    ))
+    await outbox.queue_notice(session, notice_id=notice.id, urgent=urgent, now=now,
+                              targets=_targets_select(origin_id=origin.id, scope=scope))
     # Counted, not taken from rowcount (drivers differ on INSERT … SELECT).
     rows = (await session.execute(select(func.count(OutboxMessage.id)).where(
         OutboxMessage.notice_id == notice.id))).scalar_one()
@@ -326,11 +318,18 @@ async def acknowledge(
     is a read. Returns "ack", "read", or None when no notice is open here."""
     if person_id is None:
         return None
+    # Delivered, or possibly so: in flight, waiting to be resent after a crash or a failed
+    # attempt. A 收到 naming the notice counts whatever the row's state.
+    maybe_delivered = or_(
+        OutboxMessage.status.in_([OutboxStatus.SENT, OutboxStatus.SENDING]),
+        and_(OutboxMessage.status == OutboxStatus.PENDING,
+             or_(OutboxMessage.resend.is_(True), OutboxMessage.attempts > 0)))
     stmt = (select(OutboxMessage).where(
-        OutboxMessage.group_id == group.id, OutboxMessage.notice_id.is_not(None),
-        OutboxMessage.status == OutboxStatus.SENT))
+        OutboxMessage.group_id == group.id, OutboxMessage.notice_id.is_not(None)))
     if notice_id is not None:
         stmt = stmt.where(OutboxMessage.notice_id == notice_id)
+    else:
+        stmt = stmt.where(maybe_delivered)
     responsible = responsible_role(node, settings) in roles
     if responsible:
         stmt = stmt.where(OutboxMessage.acked_at.is_(None))
@@ -340,6 +339,10 @@ async def acknowledge(
     if row is None:
         return None
     assert row.notice_id is not None
+    if row.status != OutboxStatus.SENT:
+        # The group has it: no resend, and a sender still holding the row will find it
+        # settled (its mark only updates rows still `sending`).
+        row.status, row.sent_at, row.error = OutboxStatus.SENT, now, None
     if responsible:
         row.acked_at = now
         row.acked_by_id = person_id
@@ -505,25 +508,22 @@ async def remind_and_escalate(session: AsyncSession, *, now: datetime,
     escalate = due(settings.escalate_after_minutes, settings.urgent_escalate_after_minutes,
                    OutboxMessage.escalated_at)
     nodes, _ = await _tree(session)
-    groups = {g.id: g for g in (await session.execute(select(Group))).scalars()}
+    groups: dict[int | None, Group] = {
+        g.id: g for g in (await session.execute(select(Group))).scalars()}
     reminded = escalated = 0
     if remind is not None:
         rows = list((await session.execute(
             select(OutboxMessage).where(base, remind).order_by(OutboxMessage.id))).scalars())
         contacts = await _responsible_contacts(
             session, {groups[r.group_id].node_id for r in rows}, nodes, settings)
-        new_rows = []
+        drafts = []
         for row in rows:
             group = groups[row.group_id]
-            new_rows.append(dict(
-                group_id=group.id, account=group.account, source="reminder", urgent=row.urgent,
-                text=texts.Notice.REMINDER.format(tag=tag(row.notice_id or 0, row.urgent)),
-                mentions=contacts.get(group.node_id, []), status=OutboxStatus.PENDING,
-                attempts=0, resend=False, relayed=False, created_at=now))
+            drafts.append(outbox.Draft(
+                group.id, texts.Notice.REMINDER.format(tag=tag(row.notice_id or 0, row.urgent)),
+                contacts.get(group.node_id, []), row.urgent))
             row.reminded_at = now
-        if new_rows:
-            await session.execute(insert(OutboxMessage.__table__), new_rows)
-        reminded = len(new_rows)
+        reminded = await outbox.queue_many(session, drafts=drafts, source="reminder", now=now)
     if escalate is not None:
         rows = list((await session.execute(
             select(OutboxMessage).where(base, escalate).order_by(OutboxMessage.id))).scalars())
@@ -533,7 +533,7 @@ async def remind_and_escalate(session: AsyncSession, *, now: datetime,
         by_node: dict[int, list[Group]] = defaultdict(list)
         for g in groups.values():
             by_node[g.node_id].append(g)
-        new_rows = []
+        drafts = []
         for row in rows:
             group = groups[row.group_id]
             parent = nodes[group.node_id].parent_id
@@ -541,17 +541,10 @@ async def remind_and_escalate(session: AsyncSession, *, now: datetime,
             if parent is None:
                 continue
             silent = texts.duration((now - (row.sent_at or now)).total_seconds())
-            for pg in by_node.get(parent, []):
-                new_rows.append(dict(
-                    group_id=pg.id, account=pg.account, source="escalation", urgent=row.urgent,
-                    text=texts.Notice.ESCALATION.format(
-                        tag=tag(row.notice_id or 0, row.urgent), group=group.title,
-                        duration=silent),
-                    mentions=contacts.get(parent, []), status=OutboxStatus.PENDING,
-                    attempts=0, resend=False, relayed=False, created_at=now))
-        if new_rows:
-            await session.execute(insert(OutboxMessage.__table__), new_rows)
-        escalated = len(new_rows)
+            drafts += [outbox.Draft(pg.id, texts.Notice.ESCALATION.format(
+                tag=tag(row.notice_id or 0, row.urgent), group=group.title, duration=silent),
+                contacts.get(parent, []), row.urgent) for pg in by_node.get(parent, [])]
+        escalated = await outbox.queue_many(session, drafts=drafts, source="escalation", now=now)
     await session.flush()
     return reminded, escalated
 

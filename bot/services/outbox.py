@@ -1,14 +1,48 @@
-"""Queueing texts for groups: handlers and jobs write rows, the sender delivers them."""
+"""The one writer of outbox rows: every text the bot sends to a group is queued here, and
+each row is sent by the account of the group it goes to (`Group.account`).
+
+Handlers and jobs write rows; the sender delivers them. No other module inserts into the
+outbox (tests/test_outbox.py checks the source tree), so no feature can forget the account.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import Select, Table, insert, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from models import Group, OutboxMessage
+from bot import pii
+from models import Group, OutboxMessage, OutboxStatus
+
+# Sources whose rows are replies to a command: sent before notices, merged per group.
+REPLY = "reply"
+TABLE = cast(Table, OutboxMessage.__table__)
+
+
+@dataclass(frozen=True, slots=True)
+class Draft:
+    """One text for one group, before the writer resolves its account."""
+
+    group_id: int
+    text: str
+    mentions: Sequence[str] = field(default_factory=tuple)
+    urgent: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyDraft:
+    """A reply to a command, for the room it came from; `account` is the account that saw
+    the command (used only when the room is not bound to a group)."""
+
+    transport: str
+    room_id: str
+    account: str
+    text: str
+    mentions: Sequence[str] = field(default_factory=tuple)
 
 
 async def groups_of(session: AsyncSession, *, node_id: int) -> list[Group]:
@@ -18,25 +52,89 @@ async def groups_of(session: AsyncSession, *, node_id: int) -> list[Group]:
     )).scalars())
 
 
+def _row(draft: Draft, *, account: str, source: str, now: datetime) -> dict[str, Any]:
+    # Stored masked: the row's text is what the seam sends and what its echo is matched by.
+    return {"group_id": draft.group_id, "text": pii.mask_text(draft.text), "account": account,
+            "urgent": draft.urgent, "mentions": list(draft.mentions), "source": source,
+            "status": OutboxStatus.PENDING, "attempts": 0, "resend": False, "relayed": False,
+            "created_at": now}
+
+
+async def queue_many(session: AsyncSession, *, drafts: Sequence[Draft], source: str,
+                     now: datetime) -> int:
+    """Queue several texts (one statement); each row gets its group's account. Returns rows
+    written (drafts for groups that no longer exist are dropped)."""
+    if not drafts:
+        return 0
+    ids = {d.group_id for d in drafts}
+    accounts = dict((await session.execute(
+        select(Group.id, Group.account).where(Group.id.in_(ids)))).tuples().all())
+    rows = [_row(d, account=accounts[d.group_id], source=source, now=now)
+            for d in drafts if d.group_id in accounts]
+    if rows:
+        await session.execute(insert(TABLE), rows)
+    return len(rows)
+
+
 async def queue(
     session: AsyncSession, *, group_id: int, text: str, source: str, now: datetime,
-    mentions: Sequence[str] = (),
-) -> OutboxMessage:
-    """Add one text for one group to the outbox (sent after the transaction commits)."""
-    row = OutboxMessage(group_id=group_id, text=text, mentions=list(mentions), source=source,
-                        created_at=now)
-    session.add(row)
-    await session.flush()
-    return row
+    mentions: Sequence[str] = (), urgent: bool = False,
+) -> int:
+    """Add one text for one group to the outbox (sent after the transaction commits).
+    Returns 1, or 0 when the group does not exist."""
+    return await queue_many(session, drafts=[Draft(group_id, text, tuple(mentions), urgent)],
+                            source=source, now=now)
 
 
 async def queue_to_node(
     session: AsyncSession, *, node_id: int, text: str, source: str, now: datetime,
-    mentions: Sequence[str] = (),
+    mentions: Sequence[str] = (), urgent: bool = False,
 ) -> int:
     """Queue a text for every group bound to a node; returns how many rows were written."""
     groups = await groups_of(session, node_id=node_id)
-    for group in groups:
-        await queue(session, group_id=group.id, text=text, source=source, now=now,
-                    mentions=mentions)
-    return len(groups)
+    return await queue_many(session, drafts=[Draft(g.id, text, tuple(mentions), urgent)
+                                             for g in groups], source=source, now=now)
+
+
+async def queue_replies(session: AsyncSession, *, replies: Sequence[ReplyDraft],
+                        now: datetime,
+                        known: Mapping[tuple[str, str], tuple[int, str]] | None = None) -> int:
+    """Queue replies (in the command's own transaction): on the account of the room's group,
+    sent before notices and merged per room by the sender. `known` rooms (transport, room
+    id) -> (group id, account) are not looked up again. Returns rows written."""
+    if not replies:
+        return 0
+    groups: dict[tuple[str, str], tuple[int | None, str]] = dict(known or {})
+    rooms = {r.room_id for r in replies if (r.transport, r.room_id) not in groups}
+    if rooms:
+        groups.update({(t, room): (gid, account) for gid, account, t, room in (
+            await session.execute(select(Group.id, Group.account, Group.transport,
+                                         Group.room_id).where(Group.room_id.in_(rooms)))
+        ).tuples()})
+    rows = []
+    for r in replies:
+        gid, account = groups.get((r.transport, r.room_id), (None, r.account))
+        row = _row(Draft(0, r.text, tuple(r.mentions)), account=account, source=REPLY, now=now)
+        row.update(group_id=gid, room_id=r.room_id, transport=r.transport)
+        rows.append(row)
+    await session.execute(insert(TABLE), rows)
+    return len(rows)
+
+
+async def queue_notice(session: AsyncSession, *, notice_id: int, urgent: bool,
+                       targets: Select[Any], now: datetime) -> None:
+    """A notice's fan-out as one INSERT … SELECT: `targets` is a SELECT over `Group` (any
+    joins and filters); one pending row per group it yields, on the group's account, with no
+    text of its own (rendered from the notice when sent). Nothing per group passes through
+    Python."""
+    table = TABLE
+    await session.execute(insert(table).from_select(
+        ["group_id", "notice_id", "account", "urgent", "source", "status", "mentions",
+         "attempts", "resend", "relayed", "created_at"],
+        targets.with_only_columns(
+            Group.id, literal(notice_id), Group.account,
+            literal(urgent, table.c.urgent.type), literal("notice"),
+            literal(str(OutboxStatus.PENDING)), literal([], table.c.mentions.type),
+            literal(0), literal(False, table.c.resend.type),
+            literal(False, table.c.relayed.type), literal(now, table.c.created_at.type)),
+    ))

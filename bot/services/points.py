@@ -48,8 +48,6 @@ from models import (
     Membership,
     Node,
     NodeKind,
-    OutboxMessage,
-    OutboxStatus,
     Person,
     PointsEvent,
     PointsStanding,
@@ -1039,12 +1037,8 @@ async def post_lists(session: AsyncSession, *, weeks: Sequence[PointsWeek], now:
         text = render_lists(week=week, scope_name=scope.name,
                             entries=await board_entries(session, week_id=week.id), zone=zone)
         groups = await _list_targets(session, scope=scope)
-        if groups:
-            await session.execute(insert(OutboxMessage.__table__), [
-                {"group_id": g.id, "text": text, "account": g.account, "urgent": False,
-                 "mentions": [], "source": "points-week", "status": OutboxStatus.PENDING,
-                 "attempts": 0, "resend": False, "relayed": False, "created_at": now}
-                for g in groups])
+        await outbox.queue_many(session, drafts=[outbox.Draft(g.id, text) for g in groups],
+                                source="points-week", now=now)
         week.posted = len(groups)
         written += len(groups)
     await session.flush()

@@ -1,7 +1,7 @@
 """speed: per-landlord points totals kept by triggers, indexes the reads use, a lighter outbox
 
 Revision ID: 0007
-Revises: 0003
+Revises: 0006
 Create Date: 2026-11-29 17:30:00
 
 `points_total` holds, per landlord, the sum of the counted deltas and of the counted
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = '0007'
-down_revision = '0004'
+down_revision = '0006'
 branch_labels = None
 depends_on = None
 

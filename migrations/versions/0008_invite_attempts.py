@@ -1,7 +1,7 @@
 """invite_attempt: wrong invite codes per contact, to limit guessing
 
 Revision ID: 0008
-Revises: 0003
+Revises: 0007
 """
 
 from __future__ import annotations
