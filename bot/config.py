@@ -343,10 +343,10 @@ def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Se
             tomllib.loads(path.read_text(encoding="utf-8"))
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config file {path}: not valid TOML: {exc}") from None
-    cls = Settings
+    cls: type[Settings] = Settings
     if path is not None:
         cls = type("FileSettings", (Settings,), {"model_config": {**Settings.model_config,
-                                                                  "toml_file": path}})
+                                                                  "toml_file": path}})  # type: ignore[assignment]
     try:
         return cls(**{k: v for k, v in overrides.items() if v is not None})
     except ValidationError as exc:

@@ -136,10 +136,13 @@ class Console:
             self.room = room
             self.say(f"  (new unbound group {self.rooms[room]}; now in it)")
         elif cmd == "/leave":
-            await self.transport.member_left(self.room, self.contacts[self.speaker],
-                                             member_name=self.speaker)
-            await self.app.idle()
-            self.say(f"  ({self.speaker} left {self.rooms.get(self.room, self.room)})")
+            if self.room is None or self.speaker is None:
+                self.say("  (first /in a group and /as someone)")
+            else:
+                await self.transport.member_left(self.room, self.contacts[self.speaker],
+                                                 member_name=self.speaker)
+                await self.app.idle()
+                self.say(f"  ({self.speaker} left {self.rooms.get(self.room, self.room)})")
         elif cmd == "/invite":
             await self._invite(arg)
         elif cmd == "/time":

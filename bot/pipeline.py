@@ -560,7 +560,7 @@ class Pipeline:
         async with self.sessions() as session, session.begin():
             if echoes:
                 now = self.handling.clock_now()
-                await session.execute(insert(Echo.__table__), [
+                await session.execute(insert(Echo), [
                     {"transport": e.transport, "room_id": e.room_id, "digest": digest(e.text),
                      "message_id": e.message_id, "at": now} for e in echoes])
             replies = await self.handling.handle_all(session, items, after,

@@ -134,7 +134,7 @@ class InlineSQLite:
 
     @isolation_level.setter
     def isolation_level(self, value: str | None) -> None:
-        self._conn.isolation_level = value
+        self._conn.isolation_level = value  # type: ignore[assignment]
 
     async def cursor(self) -> _InlineCursor:
         return _InlineCursor(self._conn.cursor())

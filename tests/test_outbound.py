@@ -53,7 +53,9 @@ async def test_a_wrong_invite_code_is_not_echoed(bot, chat: Chat, chain: DemoCha
 async def test_every_send_passes_the_masking_seam(bot, chat: Chat, chain: DemoChain,
                                                   transport):
     """A reply or an outbox row written around every service still goes out masked."""
-    await bot.sender.send_direct("", chain.team_group, "回复 1 3 9 0 5 7 9 1 2 3 4 好的")
+    # The transport the sender was given is the seam: whatever reaches it goes out masked.
+    assert bot.sender.transport is bot.outbound
+    await bot.outbound.send(chain.team_group, "回复 1 3 9 0 5 7 9 1 2 3 4 好的")
     assert transport.sent[-1].text == "回复 139****1234 好的"
     async with bot.session() as s, s.begin():
         group = (await s.execute(select(Group).where(

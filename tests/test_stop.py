@@ -92,14 +92,18 @@ class Bot:
                 "SELECT status, count(*) FROM outbox_message WHERE source = 'test' GROUP BY status").fetchall())
 
     def queue(self, n: int) -> None:
-        """n rows waiting in the outbox for the first group, as a job would write them."""
+        """n rows waiting in the outbox, one for each of n groups, as a job would write them
+        (rows of one kind for one group would go out merged as one message)."""
         with sqlite3.connect(self.db) as conn:
-            group_id = conn.execute("SELECT min(id) FROM chat_group").fetchone()[0]
+            group_ids = [row[0] for row in conn.execute(
+                "SELECT id FROM chat_group ORDER BY id LIMIT ?", (n,))]
+            assert len(group_ids) == n, "the demo chain has fewer groups than rows asked for"
             conn.executemany(
                 "INSERT INTO outbox_message (group_id, text, account, urgent, mentions, source,"
                 " status, attempts, resend, relayed, created_at) VALUES "
                 "(?, ?, '', 0, '[]', 'test', 'pending', 0, 0, 0, ?)",
-                [(group_id, f"第{i}条", "2020-02-21 02:00:00.000000") for i in range(n)])
+                [(group_id, f"第{i}条", "2020-02-21 02:00:00.000000")
+                 for i, group_id in enumerate(group_ids)])
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])

@@ -157,6 +157,7 @@ async def redeem_person_invite(
         person = await people.create_person(session, name=display_name or contact_id, now=now)
         await people.attach_contact(session, person=person, transport=transport,
                                     contact_id=contact_id, now=now)
+    assert invite.role is not None  # a person invite always names its role
     role = Role(invite.role)
     created = await people.grant_role(session, person_id=person.id, node_id=node.id, role=role,
                                       now=now)

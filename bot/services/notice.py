@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, and_, case, func, or_, select, update
+from sqlalchemy import ColumnElement, Select, and_, case, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -397,7 +397,7 @@ async def relay(session: AsyncSession, *, group: Group, notice_id: int, text: st
             OutboxMessage.notice_id == notice_id, OutboxMessage.group_id == group.id,
             OutboxMessage.status == OutboxStatus.PENDING)
         .values(status=OutboxStatus.SENT, relayed=True, sent_at=now))
-    return bool(result.rowcount)
+    return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
 @dataclass(slots=True)
@@ -489,7 +489,7 @@ async def remind_and_escalate(session: AsyncSession, *, now: datetime,
                               settings: NoticeSettings) -> tuple[int, int]:
     """Queue reminders in silent groups and escalations to their parents (once each).
     Returns (reminders, escalations) written."""
-    def due(minutes: float, urgent_minutes: float, column: object) -> object:
+    def due(minutes: float, urgent_minutes: float, column: Any) -> ColumnElement[bool] | None:
         clauses = []
         if minutes > 0:
             clauses.append(and_(OutboxMessage.urgent.is_(False),
@@ -499,7 +499,7 @@ async def remind_and_escalate(session: AsyncSession, *, now: datetime,
                                 OutboxMessage.sent_at <= now - timedelta(minutes=urgent_minutes)))
         if not clauses:
             return None
-        return and_(column.is_(None), or_(*clauses))  # type: ignore[attr-defined]
+        return and_(column.is_(None), or_(*clauses))
 
     base = and_(OutboxMessage.notice_id.is_not(None), OutboxMessage.status == OutboxStatus.SENT,
                 OutboxMessage.acked_at.is_(None))

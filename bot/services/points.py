@@ -943,9 +943,10 @@ async def close_week(session: AsyncSession, *, now: datetime, zone: ZoneInfo,
     await session.execute(insert(PointsStanding).from_select(
         ["week_id", "landlord_id", "node_id", "rank", "score", "week_change", "deducted",
          "board", "reward_points", "reward_fen"], source))
-    counts = dict((await session.execute(
+    counts: dict[int, int] = dict((await session.execute(
         select(PointsStanding.week_id, func.count(PointsStanding.id))
-        .where(PointsStanding.week_id.in_(new_ids)).group_by(PointsStanding.week_id))).all())
+        .where(PointsStanding.week_id.in_(new_ids)).group_by(PointsStanding.week_id)))
+        .tuples().all())
     for week_id, n in counts.items():
         await session.execute(update(PointsWeek).where(PointsWeek.id == week_id)
                               .values(landlords=n))

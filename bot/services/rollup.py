@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from datetime import date, datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
@@ -15,7 +17,7 @@ from bot.services.notice import _below, _tree, tag
 from models import LandlordReport, Notice, OutboxMessage, TenantStay, Ticket
 
 
-def _count(rows: list[tuple[int, ...]], ids: set[int], col: int = 0) -> int:
+def _count(rows: Sequence[Any], ids: set[int], col: int = 0) -> int:
     return sum(1 for r in rows if r[col] in ids)
 
 
@@ -41,14 +43,14 @@ async def post_daily(session: AsyncSession, *, now: datetime, zone: ZoneInfo,
     todays = (await session.execute(select(Notice.id, Notice.origin_node_id, Notice.urgent)
                                     .where(Notice.created_at >= start, Notice.created_at < end,
                                            Notice.missed.is_(False)))).all()
-    acks = dict((await session.execute(
+    acks: dict[int | None, int] = dict((await session.execute(
         select(OutboxMessage.notice_id, func.count(OutboxMessage.acked_at))
         .where(OutboxMessage.notice_id.in_([n.id for n in todays]))
-        .group_by(OutboxMessage.notice_id))).all()) if todays else {}
-    totals = dict((await session.execute(
+        .group_by(OutboxMessage.notice_id))).tuples().all()) if todays else {}
+    totals: dict[int | None, int] = dict((await session.execute(
         select(OutboxMessage.notice_id, func.count(OutboxMessage.id))
         .where(OutboxMessage.notice_id.in_([n.id for n in todays]))
-        .group_by(OutboxMessage.notice_id))).all()) if todays else {}
+        .group_by(OutboxMessage.notice_id))).tuples().all()) if todays else {}
     written = 0
     for node in nodes.values():
         if node.tier > 3:

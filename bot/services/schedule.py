@@ -53,7 +53,7 @@ def occurrences(schedule: NoticeSchedule, *, after: datetime, until: datetime,
         run_at = schedule.run_at
         return [run_at] if run_at is not None and after < run_at <= until else []
     assert schedule.hour is not None and schedule.minute is not None
-    out = []
+    out: list[datetime] = []
     day = after.astimezone(zone).date()
     while True:
         moment = datetime.combine(day, time(schedule.hour, schedule.minute), zone)
@@ -212,10 +212,12 @@ async def sync_config(session: AsyncSession, recurring: list[RecurringNoticeSett
         hour, minute = (int(x) for x in item.time.split(":"))
         kinds = tuple(NodeKind(k) for k in item.kinds) if item.kinds else None
         scope = notices.Scope(item.down_to_tier, None, kinds).as_json()
-        schedule = existing.get(key)
-        if schedule is None:
+        found = existing.get(key)
+        if found is None:
             schedule = NoticeSchedule(config_key=key, created_at=now, daily=True)
             session.add(schedule)
+        else:
+            schedule = found
         schedule.origin_node_id = origin.id
         schedule.text, schedule.urgent, schedule.scope = item.text, item.urgent, scope
         schedule.hour, schedule.minute, schedule.cancelled_at = hour, minute, None
