@@ -584,6 +584,13 @@ class OutboxSender:
                                self.pacing.split_at)]
         else:
             claimed = [self._claimed(r, attempts=r.attempts + 1) for r in candidates]
+        await self._mark_sending(session, claimed, now)
+        return claimed
+
+    @staticmethod
+    async def _mark_sending(session: AsyncSession, claimed: Sequence[Claimed],
+                            now: datetime) -> None:
+        """Mark the claimed rows `sending` (an attempt starts) and commit the claim."""
         faults.hit("sender.claim_mark")
         await session.execute(
             update(OutboxMessage)
@@ -593,7 +600,6 @@ class OutboxSender:
                     attempt_at=now, attempts=OutboxMessage.attempts + 1)
             .execution_options(synchronize_session=False))
         await session.commit()
-        return claimed
 
     @staticmethod
     def _claimed(r: Any, *, attempts: int | None = None) -> Claimed:
@@ -651,15 +657,7 @@ class OutboxSender:
                 # Paced, a plain text (an alert, a ticket): others of the same kind piling
                 # up for that group go with it in one message.
                 rows = [await self._merge(session, first, rows[0], now)]
-            faults.hit("sender.claim_mark")
-            await session.execute(
-                update(OutboxMessage)
-                .where(OutboxMessage.id.in_([i for r in rows for i in r.ids]),
-                       OutboxMessage.status == OutboxStatus.PENDING)
-                .values(status=OutboxStatus.SENDING, attempt_id=str(uuid.uuid4()),
-                        attempt_at=now, attempts=OutboxMessage.attempts + 1)
-                .execution_options(synchronize_session=False))
-            await session.commit()
+            await self._mark_sending(session, rows, now)
         return sorted(rows, key=lambda c: (not c.urgent, c.id))
 
     async def _merge(self, session: AsyncSession, first: Any, row: Claimed, now: datetime
