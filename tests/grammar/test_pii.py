@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime
 import logging
 import re
 
@@ -27,30 +26,16 @@ from bot.pii import (
     public_numbers,
     set_public_numbers,
 )
-from tests.spelling import FILLER, SEPARATORS, spelled_numbers
+from tests.spelling import (
+    FILLER,
+    SEPARATORS,
+    mobiles,
+    spelled_numbers,
+    valid_ids,
+)
 
-_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
-# Independent of bot.pii on purpose: GB 11643's check character table.
-_CHECK = "10X98765432"
 _MOBILE_IN_TEXT = re.compile(r"(?<![0-9])1[3-9][0-9]{9}(?![0-9])")
 _ID_IN_TEXT = re.compile(r"(?<![0-9])[0-9]{17}[0-9Xx](?![0-9])")
-
-
-def with_check(first17: str) -> str:
-    """Complete 17 digits with their check character."""
-    return first17 + _CHECK[sum(int(c) * w for c, w in zip(first17, _WEIGHTS, strict=True)) % 11]
-
-
-@st.composite
-def valid_ids(draw: st.DrawFn) -> str:
-    """Generate a valid 18-character ID number."""
-    area = draw(st.from_regex(r"\A[1-9][0-9]{5}\Z"))
-    born = draw(st.dates(datetime.date(1900, 1, 1), datetime.date(2099, 12, 31)))
-    seq = draw(st.from_regex(r"\A[0-9]{3}\Z"))
-    return with_check(f"{area}{born:%Y%m%d}{seq}")
-
-
-mobiles = st.from_regex(r"\A1[3-9][0-9]{9}\Z")
 
 
 @pytest.mark.parametrize(
