@@ -29,6 +29,7 @@ from zoneinfo import ZoneInfo
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import bulk  # bench/bulk.py: the set-based loading the benchmarks share
 from sqlalchemy import func, select, text
 
 from bot import store
@@ -47,46 +48,15 @@ def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _series(pg: bool, n: int) -> str:
-    """A FROM clause yielding x = 1..n."""
-    if pg:
-        return f"generate_series(1, {n}) AS s(x)"
-    return (f"(WITH RECURSIVE seq(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM seq "
-            f"WHERE x < {n}) SELECT x FROM seq) AS s")
-
-
-def _ts(pg: bool, days: str, seconds: str) -> str:
-    """A naive UTC timestamp `days` days and `seconds` seconds after YEAR_START."""
-    if pg:
-        return (f"(TIMESTAMP '{YEAR_START}' + ({days}) * INTERVAL '1 day' "
-                f"+ ({seconds}) * INTERVAL '1 second')")
-    return (f"(strftime('%Y-%m-%d %H:%M:%S', '{YEAR_START}', '+' || ({days}) || ' days', "
-            f"'+' || ({seconds}) || ' seconds') || '.000000')")
-
-
 async def populate(url: str, landlords: int, per_landlord: int) -> None:
     """Build the chain and a year of events with set-based SQL."""
     pg = url.startswith("postgresql")
-    engine = store.create_engine(url)
-    if pg:
-        async with engine.begin() as conn:
-            await conn.execute(text("DROP SCHEMA public CASCADE"))
-            await conn.execute(text("CREATE SCHEMA public"))
-    await store.upgrade(engine)
+    engine = await bulk.fresh_engine(url)
     started = time.perf_counter()
     created = "'2019-01-01 00:00:00.000000'" if not pg else "TIMESTAMP '2019-01-01'"
     async with engine.begin() as conn:
-        # A bulk load: the row triggers that keep points_total are off while it runs (on
-        # SQLite dropped and re-created from their stored DDL) and the table is rebuilt
-        # set-based at the end.
-        if pg:
-            await conn.execute(text("SET LOCAL session_replication_role = replica"))
-            triggers = []
-        else:
-            triggers = (await conn.execute(text(
-                "SELECT name, sql FROM sqlite_master WHERE type = 'trigger'"))).all()
-            for name, _ in triggers:
-                await conn.execute(text(f"DROP TRIGGER {name}"))
+        # A bulk load: the triggers that keep points_total are off while it runs.
+        triggers = await bulk.triggers_off(conn, pg)
         async def node(name: str, kind: NodeKind, tier: int, parent: int | None) -> int:
             return (await conn.execute(text(
                 "INSERT INTO node (tier, kind, name, parent_id, created_at) VALUES "
@@ -110,13 +80,13 @@ async def populate(url: str, landlords: int, per_landlord: int) -> None:
         await conn.execute(text(
             "INSERT INTO node (id, tier, kind, name, parent_id, created_at) "
             f"SELECT {n5} + x, 5, 'landlord_tenants', '出租房' || x, {first4} + (x % {TEAMS}), "
-            f"{created} FROM {_series(pg, landlords)}"))
+            f"{created} FROM {bulk.series(pg, landlords)}"))
         await conn.execute(text(
             "INSERT INTO person (id, name, created_at) "
-            f"SELECT x, '房东' || x, {created} FROM {_series(pg, landlords)}"))
+            f"SELECT x, '房东' || x, {created} FROM {bulk.series(pg, landlords)}"))
         await conn.execute(text(
             "INSERT INTO membership (person_id, node_id, role, created_at) "
-            f"SELECT x, {n5} + x, 'landlord', {created} FROM {_series(pg, landlords)}"))
+            f"SELECT x, {n5} + x, 'landlord', {created} FROM {bulk.series(pg, landlords)}"))
         total = landlords * per_landlord
         # Conduct by pattern: 60% +1, 20% -1, 10% -2, 10% -3; 85% decided and counted.
         delta = "CASE WHEN x % 10 < 6 THEN 1 WHEN x % 10 < 8 THEN -1 WHEN x % 10 < 9 THEN -2 " \
@@ -125,8 +95,8 @@ async def populate(url: str, landlords: int, per_landlord: int) -> None:
         true, false = ("TRUE", "FALSE") if pg else ("1", "0")
         # Spread over the year (x-th event on day 363 * x / total).
         day = f"(CAST(x AS BIGINT) * 363) / {total}"
-        occurred = _ts(pg, day, "((x % 10007) * 7919) % 86400")
-        decided = _ts(pg, f"{day} + 1", "((x % 10007) * 7919) % 86400")
+        occurred = bulk.timestamp(pg, YEAR_START, day, "((x % 10007) * 7919) % 86400")
+        decided = bulk.timestamp(pg, YEAR_START, f"{day} + 1", "((x % 10007) * 7919) % 86400")
         await conn.execute(text(
             "INSERT INTO points_event (landlord_id, node_id, rule, delta, status, counts, "
             "source_kind, source_key, evidence, decided_at, occurred_at, created_at) "
@@ -135,16 +105,10 @@ async def populate(url: str, landlords: int, per_landlord: int) -> None:
             f"CASE WHEN {counted} THEN {true} ELSE {false} END, 'bench', "
             "CAST(x AS TEXT), '', "
             f"CASE WHEN {counted} THEN {decided} ELSE NULL END, {occurred}, {occurred} "
-            f"FROM {_series(pg, total)}"))
-        await conn.execute(text("DELETE FROM points_total"))
-        await conn.execute(text(points.REBUILD_TOTALS))
-        for _, sql in triggers:
-            await conn.execute(text(sql))
+            f"FROM {bulk.series(pg, total)}"))
+        await bulk.triggers_on(conn, triggers)
         if pg:
-            for table in ("node", "person"):
-                await conn.execute(text(
-                    f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
-                    f"(SELECT MAX(id) FROM {table}))"))
+            await bulk.reset_sequences(conn, ("node", "person"))
     # Statistics for the planner, and on PostgreSQL the visibility map too, so that the
     # counts of 积分's rank are index-only scans (autovacuum does this in production).
     async with engine.connect() as conn:

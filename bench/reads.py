@@ -32,13 +32,13 @@ from zoneinfo import ZoneInfo
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import bulk  # bench/bulk.py: the set-based loading the benchmarks share
 from sqlalchemy import text
 
 from bot import store
 from bot.app import build_app, running
 from bot.clock import FakeClock
 from bot.config import Settings
-from bot.services import points
 from bot.transports.memory import MemoryTransport
 
 ZONE = ZoneInfo("Asia/Shanghai")
@@ -47,48 +47,17 @@ YEAR_START = "2019-03-06"
 COMMUNITIES, TEAMS = 20, 200
 
 
-def _series(pg: bool, n: int) -> str:
-    """A FROM clause yielding x = 1..n."""
-    if pg:
-        return f"generate_series(1, {n}) AS s(x)"
-    return (f"(WITH RECURSIVE seq(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM seq "
-            f"WHERE x < {n}) SELECT x FROM seq) AS s")
-
-
-def _ts(pg: bool, days: str, seconds: str) -> str:
-    """A naive UTC timestamp `days` days and `seconds` seconds after YEAR_START."""
-    if pg:
-        return (f"(TIMESTAMP '{YEAR_START}' + ({days}) * INTERVAL '1 day' "
-                f"+ ({seconds}) * INTERVAL '1 second')")
-    return (f"(strftime('%Y-%m-%d %H:%M:%S', '{YEAR_START}', '+' || ({days}) || ' days', "
-            f"'+' || ({seconds}) || ' seconds') || '.000000')")
-
-
 async def populate(url: str, landlords: int, events: int) -> None:
     """The chain, people, tenants, a year of points events and a notice to every group."""
     pg = url.startswith("postgresql")
-    engine = store.create_engine(url)
-    if pg:
-        async with engine.begin() as conn:
-            await conn.execute(text("DROP SCHEMA public CASCADE"))
-            await conn.execute(text("CREATE SCHEMA public"))
-    await store.upgrade(engine)
+    engine = await bulk.fresh_engine(url)
     started = time.perf_counter()
     created = "TIMESTAMP '2019-01-01'" if pg else "'2019-01-01 00:00:00.000000'"
     true, false = ("TRUE", "FALSE") if pg else ("1", "0")
     n = landlords
     async with engine.begin() as conn:
-        # A bulk load: the row triggers that keep points_total are off while it runs (on
-        # SQLite dropped and re-created from their stored DDL) and the table is rebuilt
-        # set-based at the end.
-        if pg:
-            await conn.execute(text("SET LOCAL session_replication_role = replica"))
-            triggers = []
-        else:
-            triggers = (await conn.execute(text(
-                "SELECT name, sql FROM sqlite_master WHERE type = 'trigger'"))).all()
-            for name, _ in triggers:
-                await conn.execute(text(f"DROP TRIGGER {name}"))
+        # A bulk load: the triggers that keep points_total are off while it runs.
+        triggers = await bulk.triggers_off(conn, pg)
         async def run(sql: str, **params: object) -> None:
             await conn.execute(text(sql), params)
 
@@ -108,46 +77,46 @@ async def populate(url: str, landlords: int, events: int) -> None:
         n5 = (await conn.execute(text("SELECT MAX(id) FROM node"))).scalar_one()
         await run("INSERT INTO node (id, tier, kind, name, parent_id, created_at) "
                   f"SELECT {n5} + x, 5, 'landlord_tenants', '出租房' || x, "
-                  f"{first4} + (x % {TEAMS}), {created} FROM {_series(pg, n)}")
+                  f"{first4} + (x % {TEAMS}), {created} FROM {bulk.series(pg, n)}")
         await run("INSERT INTO chat_group (node_id, transport, room_id, title, account, "
                   f"created_at) SELECT id, 'sim', 'room' || id, name, '', {created} FROM node")
         # People: landlords 1..n, the commander n+1, secretaries n+2.., tenants 2n+100+x.
         await run("INSERT INTO person (id, name, created_at) "
-                  f"SELECT x, '房东' || x, {created} FROM {_series(pg, n)}")
+                  f"SELECT x, '房东' || x, {created} FROM {bulk.series(pg, n)}")
         await run("INSERT INTO person (id, name, created_at) "
-                  f"SELECT {n} + x, '干部' || x, {created} FROM {_series(pg, 1 + COMMUNITIES)}")
+                  f"SELECT {n} + x, '干部' || x, {created} FROM {bulk.series(pg, 1 + COMMUNITIES)}")
         await run("INSERT INTO person (id, name, created_at) "
-                  f"SELECT {2 * n + 100} + x, '租客' || x, {created} FROM {_series(pg, n)}")
+                  f"SELECT {2 * n + 100} + x, '租客' || x, {created} FROM {bulk.series(pg, n)}")
         await run("INSERT INTO contact (person_id, transport, contact_id, created_at) "
-                  f"SELECT x, 'sim', 'sim-ll-' || x, {created} FROM {_series(pg, n)}")
+                  f"SELECT x, 'sim', 'sim-ll-' || x, {created} FROM {bulk.series(pg, n)}")
         await run("INSERT INTO contact (person_id, transport, contact_id, created_at) "
                   f"SELECT {n} + x, 'sim', 'sim-cadre-' || x, {created} "
-                  f"FROM {_series(pg, 1 + COMMUNITIES)}")
+                  f"FROM {bulk.series(pg, 1 + COMMUNITIES)}")
         await run("INSERT INTO membership (person_id, node_id, role, created_at) "
-                  f"SELECT x, {n5} + x, 'landlord', {created} FROM {_series(pg, n)}")
+                  f"SELECT x, {n5} + x, 'landlord', {created} FROM {bulk.series(pg, n)}")
         await run("INSERT INTO membership (person_id, node_id, role, created_at) "
                   f"VALUES ({n + 1}, {root}, 'commander', {created})")
         await run("INSERT INTO membership (person_id, node_id, role, created_at) "
                   f"SELECT {n + 1} + x, {communities[0]} - 1 + x, 'secretary', {created} "
-                  f"FROM {_series(pg, COMMUNITIES)}")
+                  f"FROM {bulk.series(pg, COMMUNITIES)}")
         # One returned tenant per landlord, two readings each; the last tenth still watched.
-        arrived = _ts(pg, f"(x * 360) / {n}", "3600")
-        watch = _ts(pg, f"(x * 360) / {n} + 14", "3600")
+        arrived = bulk.timestamp(pg, YEAR_START, f"(x * 360) / {n}", "3600")
+        watch = bulk.timestamp(pg, YEAR_START, f"(x * 360) / {n} + 14", "3600")
         await run("INSERT INTO tenant_stay (id, tenant_id, landlord_id, node_id, origin, "
                   "arrived_at, watch_until, landlord_reported_at, fever, created_at) "
                   f"SELECT x, {2 * n + 100} + x, x, {n5} + x, '湖南长沙', {arrived}, {watch}, "
-                  f"{arrived}, {false}, {arrived} FROM {_series(pg, n)}")
+                  f"{arrived}, {false}, {arrived} FROM {bulk.series(pg, n)}")
         for k in range(2):
             await run("INSERT INTO temperature_reading (stay_id, value, taken_at, by_id) "
-                      f"SELECT x, 36.5 + {k} * 0.1, {_ts(pg, f'(x * 360) / {n} + {k}', '7200')}, "
-                      f"x FROM {_series(pg, n)}")
+                      f"SELECT x, 36.5 + {k} * 0.1, {bulk.timestamp(pg, YEAR_START, f'(x * 360) / {n} + {k}', '7200')}, "
+                      f"x FROM {bulk.series(pg, n)}")
         # A year of points events: 60% +1, 20% -1, 10% -2, 10% -3; 2% pending verification.
         delta = ("CASE WHEN x % 10 < 6 THEN 1 WHEN x % 10 < 8 THEN -1 WHEN x % 10 < 9 THEN -2 "
                  "ELSE -3 END")
         counted = "(x % 47) <> 0"
         day = f"(CAST(x AS BIGINT) * 363) / {events}"  # spread over the year
-        occurred = _ts(pg, day, "((x % 10007) * 7919) % 86400")
-        decided = _ts(pg, f"{day} + 1", "((x % 10007) * 7919) % 86400")
+        occurred = bulk.timestamp(pg, YEAR_START, day, "((x % 10007) * 7919) % 86400")
+        decided = bulk.timestamp(pg, YEAR_START, f"{day} + 1", "((x % 10007) * 7919) % 86400")
         await run(
             "INSERT INTO points_event (landlord_id, node_id, rule, delta, status, counts, "
             "source_kind, source_key, evidence, decided_at, occurred_at, created_at) "
@@ -155,9 +124,9 @@ async def populate(url: str, landlords: int, events: int) -> None:
             f"CASE WHEN {counted} THEN 'approved' ELSE 'pending' END, "
             f"CASE WHEN {counted} THEN {true} ELSE {false} END, 'bench', CAST(x AS TEXT), "
             f"'上报 消毒', CASE WHEN {counted} THEN {decided} ELSE NULL END, {occurred}, "
-            f"{occurred} FROM {_series(pg, events)}")
+            f"{occurred} FROM {bulk.series(pg, events)}")
         # One notice of the commander to every group, 60% acknowledged.
-        sent_at = _ts(pg, "360", "0")
+        sent_at = bulk.timestamp(pg, YEAR_START, "360", "0")
         await run("INSERT INTO notice (id, sender_id, origin_node_id, text, urgent, scope, "
                   "target_count, missed, created_at) "
                   f"VALUES (1, {n + 1}, {root}, '今晚8点前完成楼道消毒', {false}, '{{}}', "
@@ -167,14 +136,9 @@ async def populate(url: str, landlords: int, events: int) -> None:
                   f"SELECT id, 1, '', {false}, '[]', 'notice', 'sent', 1, {false}, {false}, "
                   f"{sent_at}, {sent_at}, CASE WHEN id % 5 < 3 THEN {sent_at} ELSE NULL END "
                   "FROM chat_group")
-        await conn.execute(text("DELETE FROM points_total"))
-        await conn.execute(text(points.REBUILD_TOTALS))
-        for _, sql in triggers:
-            await conn.execute(text(sql))
+        await bulk.triggers_on(conn, triggers)
         if pg:
-            for table in ("node", "person", "tenant_stay", "notice"):
-                await run(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
-                          f"(SELECT MAX(id) FROM {table}))")
+            await bulk.reset_sequences(conn, ("node", "person", "tenant_stay", "notice"))
     async with engine.connect() as conn:
         if pg:
             conn = await conn.execution_options(isolation_level="AUTOCOMMIT")

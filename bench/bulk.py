@@ -1,0 +1,70 @@
+"""Set-based bulk loading shared by the benchmarks (bench/points.py, bench/reads.py): a
+fresh schema, row series and timestamps in either dialect, and the points_total triggers held
+off while a load runs (the table is rebuilt set-based afterwards)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from bot import store
+from bot.services import points
+
+
+async def fresh_engine(url: str) -> AsyncEngine:
+    """An engine on a migrated database; PostgreSQL's public schema is recreated first."""
+    engine = store.create_engine(url)
+    if url.startswith("postgresql"):
+        async with engine.begin() as conn:
+            await conn.execute(text("DROP SCHEMA public CASCADE"))
+            await conn.execute(text("CREATE SCHEMA public"))
+    await store.upgrade(engine)
+    return engine
+
+
+def series(pg: bool, n: int) -> str:
+    """A FROM clause yielding x = 1..n."""
+    if pg:
+        return f"generate_series(1, {n}) AS s(x)"
+    return (f"(WITH RECURSIVE seq(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM seq "
+            f"WHERE x < {n}) SELECT x FROM seq) AS s")
+
+
+def timestamp(pg: bool, start: str, days: str, seconds: str) -> str:
+    """A naive UTC timestamp `days` days and `seconds` seconds after the date `start`."""
+    if pg:
+        return (f"(TIMESTAMP '{start}' + ({days}) * INTERVAL '1 day' "
+                f"+ ({seconds}) * INTERVAL '1 second')")
+    return (f"(strftime('%Y-%m-%d %H:%M:%S', '{start}', '+' || ({days}) || ' days', "
+            f"'+' || ({seconds}) || ' seconds') || '.000000')")
+
+
+async def triggers_off(conn: AsyncConnection, pg: bool) -> list[Any]:
+    """Hold the row triggers that keep points_total off for this transaction (on SQLite
+    dropped; their stored DDL is returned for `triggers_on`)."""
+    if pg:
+        await conn.execute(text("SET LOCAL session_replication_role = replica"))
+        return []
+    triggers = list((await conn.execute(text(
+        "SELECT name, sql FROM sqlite_master WHERE type = 'trigger'"))).all())
+    for name, _ in triggers:
+        await conn.execute(text(f"DROP TRIGGER {name}"))
+    return triggers
+
+
+async def triggers_on(conn: AsyncConnection, triggers: list[Any]) -> None:
+    """Rebuild points_total set-based and put back what `triggers_off` dropped."""
+    await conn.execute(text("DELETE FROM points_total"))
+    await conn.execute(text(points.REBUILD_TOTALS))
+    for _, sql in triggers:
+        await conn.execute(text(sql))
+
+
+async def reset_sequences(conn: AsyncConnection, tables: tuple[str, ...]) -> None:
+    """On PostgreSQL: move the id sequences past the rows written with explicit ids."""
+    for table in tables:
+        await conn.execute(text(
+            f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+            f"(SELECT MAX(id) FROM {table}))"))
