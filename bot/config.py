@@ -91,6 +91,10 @@ class PacingSettings(_Section):
     # answers for `flood_quiet_minutes` (the commands are still handled and recorded).
     commands_per_minute: int = Field(12, ge=1)
     flood_quiet_minutes: float = Field(5, ge=0)
+    # Several processes on PostgreSQL: each account is driven by one process at a time, which
+    # renews its lease every third of this; another process takes the account over once the
+    # lease has run out this long after the holder's last renewal.
+    lease_seconds: float = Field(15, ge=1, le=600)
 
 
 class RecurringNoticeSettings(_Section):

@@ -8,7 +8,9 @@ import asyncio
 import contextlib
 import logging
 import math
+import os
 import random
+import socket
 import uuid
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -17,7 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, Select, delete, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot import faults, texts
@@ -26,7 +28,7 @@ from bot.config import PacingSettings
 from bot.services import notice as notices
 from bot.services import outbox, people
 from bot.transports.base import Transport, TransportError
-from models import BotAccount, Echo, Group, Notice, OutboxMessage, OutboxStatus
+from models import AccountLease, BotAccount, Echo, Group, Notice, OutboxMessage, OutboxStatus
 from models.base import insert_for
 
 log = logging.getLogger(__name__)
@@ -100,6 +102,15 @@ class Pacer:
         if len(self.day) >= daily:
             at = max(at, self.day[-daily] + DAY)
         return at
+
+    def reset(self) -> None:
+        """Forget every send (the account's state is about to be loaded again)."""
+        self.last_send = None
+        self.gap = 0.0
+        self.hour.clear()
+        self.day.clear()
+        self.paused_until = None
+        self.last_rate_limited = None
 
     def remember(self, at: datetime) -> None:
         """A past send loaded at start: it counts against the caps."""
@@ -179,6 +190,8 @@ class Claimed:
     # Rows merged into this one send (replies that piled up for one group), this one first.
     merged: tuple[int, ...] = ()
     reply: bool = False
+    # The lease epoch it was claimed under: its marks are refused once that epoch is gone.
+    epoch: int = 0
 
     @property
     def ids(self) -> list[int]:
@@ -197,14 +210,36 @@ class Outcome:
 
 
 # Every database step of the sender, each a named fault point (bot.faults).
-FAULT_POINTS = ("sender.load", "sender.reconcile", "sender.claim", "sender.claim_mark",
-                "sender.send",
+FAULT_POINTS = ("sender.load", "sender.reconcile", "sender.lease", "sender.claim",
+                "sender.claim_mark", "sender.send",
                 "sender.settle", "sender.pause", "sender.next_retry", "sender.pending")
 # Back-off after a failed database step: doubling from 1 s up to this.
 MAX_BACKOFF = 60.0
 # A database outage this long is reported to the operator (log) and, once over, to the
 # senders of the notices it held up.
 STUCK_AFTER = timedelta(minutes=5)
+
+
+@dataclass(slots=True)
+class Lease:
+    """This process drives one account until `until` (renewed from `renew_at` on) under
+    `epoch`; `reconciled` once the rows a predecessor left `sending` have been settled."""
+
+    key: str
+    epoch: int
+    until: datetime
+    renew_at: datetime
+    reconciled: bool = False
+
+
+def _count(result: Any) -> int:
+    """The rows a statement changed (a CursorResult's rowcount)."""
+    return int(result.rowcount or 0)
+
+
+def holder_id() -> str:
+    """This process, as a lease holder: host, pid and a random part (new at every start)."""
+    return f"{socket.gethostname()[:80]}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
 
 
 def _failed_note(o: Outcome) -> Callable[[Notice], str]:
@@ -233,7 +268,8 @@ class OutboxSender:
 
     def __init__(self, *, sessions: async_sessionmaker[AsyncSession], transport: Transport,
                  clock: Clock, pacing: PacingSettings, zone: ZoneInfo,
-                 default_account: str = "", rng: random.Random | None = None):
+                 default_account: str = "", rng: random.Random | None = None,
+                 holder: str | None = None, exclusive: bool | None = None):
         self.sessions = sessions
         self.transport = transport
         self.clock = clock
@@ -257,6 +293,14 @@ class OutboxSender:
         self._started = False
         self._stopping = False
         self._helpers: set[asyncio.Task[None]] = set()
+        # Leases: this process drives only the accounts it holds (see `_acquire`).
+        self.holder = holder or holder_id()
+        self.lease_seconds = pacing.lease_seconds
+        # Exclusive (SQLite: the file lock keeps every other process out): a lease left by a
+        # predecessor is taken over at once. None: decided by the database at start.
+        self.exclusive = exclusive
+        self._leases: dict[str, Lease] = {}
+        self._lease_locks: dict[str, asyncio.Lock] = {}
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -264,6 +308,16 @@ class OutboxSender:
         """Load pacing state, reconcile what a crash left in `sending`, start the workers."""
         faults.hit("sender.load")
         await self._load_state()
+        # The accounts named, and those a predecessor left rows `sending` for: held (when no
+        # other live process holds them) before anything is reconciled.
+        async with self.sessions() as session:
+            if self.exclusive is None:
+                self.exclusive = session.bind.dialect.name == "sqlite"
+            left = (await session.execute(
+                select(OutboxMessage.account).where(
+                    OutboxMessage.status == OutboxStatus.SENDING).distinct())).scalars().all()
+        for key in sorted({self._key(a) for a in [*accounts, *left]}):
+            await self._acquire(key)
         await self.reconcile()
         self._started = True
         for name in accounts:
@@ -289,6 +343,9 @@ class OutboxSender:
         for account in list(self._unsettled):
             with contextlib.suppress(Exception):
                 await self._settle(account)
+        # Nothing more goes out from here: another process may take the accounts over now.
+        with contextlib.suppress(Exception):
+            await self._release()
         self._workers.clear()
         self._wakes.clear()
         self._helpers.clear()
@@ -319,9 +376,153 @@ class OutboxSender:
             self.pacers[key] = Pacer(key, self.pacing, self.rng)
         return self.pacers[key]
 
+    def held(self) -> dict[str, int]:
+        """The accounts this process drives, with the epoch of each lease."""
+        return {key: lease.epoch for key, lease in self._leases.items()}
+
     def stuck(self) -> dict[str, datetime]:
         """Accounts whose database steps keep failing, and since when."""
         return dict(self._failing_since)
+
+    # -- leases ------------------------------------------------------------------------------
+
+    def _key(self, account: str) -> str:
+        """The lease (and pacer) of the rows naming `account`."""
+        return account or self.default_account
+
+    def _row_accounts(self, key: str) -> list[str]:
+        """What rows of the account leased as `key` name as their account."""
+        return [key, ""] if key and key == self.default_account else [key]
+
+    @staticmethod
+    def _fence(key: str, epoch: int) -> ColumnElement[bool]:
+        """True while the lease of `key` is still at `epoch`: every statement marking rows
+        carries it, so a holder whose lease was taken over changes nothing."""
+        return exists().where(AccountLease.account == key, AccountLease.epoch == epoch)
+
+    async def _acquire(self, key: str) -> Lease | None:
+        """Renew this process's lease of `key`, or take it (first holder, or after the last
+        holder's lease ran out: the epoch goes up by one). None: another process holds it."""
+        lock = self._lease_locks.setdefault(key, asyncio.Lock())
+        async with lock:
+            now = self.clock.now()
+            until = now + timedelta(seconds=self.lease_seconds)
+            held = self._leases.get(key)
+            taken_from: datetime | None = None
+            async with self.sessions() as session, session.begin():
+                faults.hit("sender.lease")
+                row = (await session.execute(
+                    select(AccountLease.holder, AccountLease.epoch, AccountLease.expires_at)
+                    .where(AccountLease.account == key).with_for_update())).first()
+                if row is None:
+                    inserted = await session.execute(
+                        insert_for(session)(AccountLease)
+                        .values(account=key, holder=self.holder, epoch=1, expires_at=until)
+                        .on_conflict_do_nothing(index_elements=["account"]))
+                    epoch = 1 if _count(inserted) == 1 else 0
+                elif (held is not None and row.holder == self.holder
+                      and row.epoch == held.epoch):
+                    # Still ours (even if it ran out meanwhile: nobody took it).
+                    await session.execute(update(AccountLease).where(
+                        AccountLease.account == key, AccountLease.epoch == held.epoch)
+                        .values(expires_at=until))
+                    epoch = held.epoch
+                elif row.expires_at <= now or self.exclusive or row.holder == self.holder:
+                    taken = await session.execute(update(AccountLease).where(
+                        AccountLease.account == key, AccountLease.epoch == row.epoch)
+                        .values(holder=self.holder, epoch=row.epoch + 1, expires_at=until))
+                    epoch = row.epoch + 1 if _count(taken) == 1 else 0
+                    if not self.exclusive and row.holder != self.holder:
+                        # The last holder may have sent until its lease ran out.
+                        taken_from = min(row.expires_at, now)
+                else:
+                    epoch = 0
+                if epoch and held is not None and held.epoch == epoch:
+                    lease = held
+                    lease.until = until
+                    lease.renew_at = now + timedelta(seconds=self.lease_seconds / 3)
+                    return lease
+                if epoch and self._started:
+                    # Taken over while running: this account's pacing is the database's.
+                    await self._load_pacer(session, key, now)
+            if held is not None:
+                log.warning("lease of account %r (epoch %d) lost to another process",
+                            key, held.epoch)
+                del self._leases[key]
+            if not epoch:
+                return None
+            if taken_from is not None:
+                self.pacer(key).remember(taken_from)
+            lease = Lease(key, epoch, until,
+                          now + timedelta(seconds=self.lease_seconds / 3))
+            self._leases[key] = lease
+            log.info("holding account %r (epoch %d)", key, epoch)
+            return lease
+
+    async def _hold(self, account: str) -> Lease | None:
+        """The lease to send `account`'s rows under, renewed or taken when due and its rows
+        reconciled once taken; None while another process holds it."""
+        key = self._key(account)
+        lease = self._leases.get(key)
+        if lease is None or self.clock.now() >= lease.renew_at:
+            lease = await self._acquire(key)
+        if lease is not None and not lease.reconciled:
+            await self.reconcile([key])
+        return lease
+
+    def _may_send(self, row: Claimed, account: str, now: datetime) -> bool:
+        """Whether the lease `row` was claimed under is still ours with a third of it left
+        (a send must end before another process may take the account over)."""
+        lease = self._leases.get(self._key(account))
+        return (lease is not None and lease.epoch == row.epoch
+                and (lease.until - now).total_seconds() >= self.lease_seconds / 3)
+
+    async def _lost(self, session: AsyncSession, key: str, epoch: int) -> bool:
+        """A mark changed fewer rows than expected: whether the lease is gone (then it is
+        dropped here: nothing more is claimed or sent for that account)."""
+        current = (await session.execute(select(AccountLease.epoch).where(
+            AccountLease.account == key))).scalar_one_or_none()
+        if current == epoch:
+            return False
+        lease = self._leases.get(key)
+        if lease is not None and lease.epoch == epoch:
+            log.warning("lease of account %r (epoch %d) taken over (epoch %s): its marks "
+                        "refused", key, epoch, current)
+            del self._leases[key]
+        return True
+
+    async def _release(self) -> None:
+        """Give every lease up (stopping): another process may take the accounts now."""
+        if not self._leases:
+            return
+        now = self.clock.now()
+        async with self.sessions() as session, session.begin():
+            for lease in self._leases.values():
+                await session.execute(update(AccountLease).where(
+                    AccountLease.account == lease.key, AccountLease.epoch == lease.epoch,
+                    AccountLease.holder == self.holder).values(expires_at=now))
+        self._leases.clear()
+
+    async def _load_pacer(self, session: AsyncSession, key: str, now: datetime) -> None:
+        """One account's pacing state as the database has it (rate-limit pause, the last
+        day's sends) after this process took the account over."""
+        pacer = self.pacer(key)
+        pacer.reset()
+        account = await session.get(BotAccount, pacer.name)
+        if account is not None:
+            pacer.paused_until = account.paused_until
+            pacer.last_rate_limited = account.last_rate_limited_at
+            if account.last_sent_at is not None:
+                pacer.remember(account.last_sent_at)
+        recent = (await session.execute(
+            select(OutboxMessage.sent_at)
+            .where(OutboxMessage.account.in_(self._row_accounts(key)),
+                   OutboxMessage.sent_at > now - DAY)
+            .order_by(OutboxMessage.sent_at.desc())
+            .limit(self.pacing.daily_cap))).scalars().all()
+        for at in reversed(recent):
+            if at is not None:
+                pacer.remember(at)
 
     # -- reconciliation ----------------------------------------------------------------------
 
@@ -330,31 +531,43 @@ class OutboxSender:
                                     urgent=row.urgent, resend=row.resend,
                                     limit=self.pacing.split_at)
 
-    async def reconcile(self) -> tuple[int, int]:
-        """Rows left `sending` by a crash: `sent` if our echo shows the send went out after the
-        attempt started; else `pending` again, marked 补发 only when a send was attempted
-        (its claim recorded the attempt's start). Returns (confirmed, resent)."""
+    async def reconcile(self, keys: Sequence[str] | None = None) -> tuple[int, int]:
+        """Rows left `sending` by a crash (of this process or of the last holder of an account
+        now ours), for the accounts held (or those of `keys` held): `sent` if our echo shows
+        the send went out after the attempt started; else `pending` again, marked 补发 only
+        when a send was attempted (its claim recorded the attempt's start). Rows of accounts
+        another process holds are not touched. Returns (confirmed, resent)."""
         confirmed = resent = 0
         find_echo = getattr(self.transport, "find_echo", None)
+        leases = [lease for key, lease in self._leases.items() if keys is None or key in keys]
+        by_account = {a: lease for lease in leases for a in self._row_accounts(lease.key)}
+        rows: list[Any] = []
         async with self.sessions() as session, session.begin():
             faults.hit("sender.reconcile")
-            rows = [r for r in (await session.execute(
-                self._claim_columns(bound=False)
-                .where(OutboxMessage.status == OutboxStatus.SENDING)
-                .order_by(OutboxMessage.id))).all() if r.transport == self.transport.name]
+            if by_account:
+                rows = [r for r in (await session.execute(
+                    self._claim_columns(bound=False)
+                    .add_columns(OutboxMessage.account)
+                    .where(OutboxMessage.status == OutboxStatus.SENDING,
+                           OutboxMessage.account.in_(list(by_account)))
+                    .order_by(OutboxMessage.id))).all() if r.transport == self.transport.name]
             for r in rows:
                 row = self._claimed(r)
+                lease = by_account[r.account]
+                mark = (update(OutboxMessage)
+                        .where(OutboxMessage.id == row.id,
+                               OutboxMessage.status == OutboxStatus.SENDING,
+                               self._fence(lease.key, lease.epoch))
+                        .execution_options(synchronize_session=False))
                 if r.source == outbox.REPLY:
                     # A reply's echo is not recorded; a stale answer repeated minutes later
                     # misleads more than one lost (the user can ask again).
-                    await session.execute(update(OutboxMessage).where(
-                        OutboxMessage.id == row.id).values(
-                            status=OutboxStatus.FAILED, error="interrupted by a restart"))
+                    await session.execute(mark.values(
+                        status=OutboxStatus.FAILED, error="interrupted by a restart"))
                     continue
                 if r.attempt_at is None:
-                    await session.execute(update(OutboxMessage).where(
-                        OutboxMessage.id == row.id).values(status=OutboxStatus.PENDING,
-                                                           attempt_id=None))
+                    await session.execute(mark.values(status=OutboxStatus.PENDING,
+                                                      attempt_id=None))
                     continue
                 first = self._parts(row)[0]
                 echo_at = await self._echo_since(session, transport=r.transport,
@@ -369,8 +582,9 @@ class OutboxSender:
                     values = {"status": OutboxStatus.PENDING, "resend": True,
                               "attempt_id": None}
                     resent += 1
-                await session.execute(update(OutboxMessage).where(
-                    OutboxMessage.id == row.id).values(**values))
+                await session.execute(mark.values(**values))
+        for lease in leases:
+            lease.reconciled = True
         if rows:
             log.warning("reconciled %d rows left sending: %d confirmed by echo, %d to resend",
                         len(rows), confirmed, resent)
@@ -408,9 +622,11 @@ class OutboxSender:
         try:
             async with self.sessions() as session:
                 faults.hit("sender.pending")
+                # Rows `sending` too: another process's, to take over if it dies.
                 accounts = (await session.execute(
                     select(OutboxMessage.account)
-                    .where(OutboxMessage.status == OutboxStatus.PENDING)
+                    .where(OutboxMessage.status.in_([OutboxStatus.PENDING,
+                                                     OutboxStatus.SENDING]))
                     .distinct())).scalars().all()
         except Exception:
             log.exception("could not list the accounts with pending rows")
@@ -455,20 +671,33 @@ class OutboxSender:
             try:
                 if self._unsettled.get(account):
                     await self._settle(account)
+                lease = await self._hold(account)
+                if lease is None:
+                    # Another process drives this account: look again when its lease may
+                    # have run out.
+                    await self._recovered(account)
+                    backoff = 1.0
+                    await self._wait(account, self.lease_seconds / 3)
+                    continue
                 now = self.clock.now()
+                renew_in = (lease.renew_at - now).total_seconds()
                 allowed = pacer.next_allowed(now)
                 if allowed > now:
-                    await self._wait(account, (allowed - now).total_seconds())
+                    await self._wait(account, min(renew_in, (allowed - now).total_seconds()))
                     continue
                 # Claimed when it may go (no lead): the claim records that the attempt starts.
                 # Replies first, unless they used up their share of the caps.
                 claimed = await self._claim(
-                    account, now, 1 if pacer.paced else UNPACED_CLAIM,
+                    account, now, 1 if pacer.paced else UNPACED_CLAIM, lease.epoch,
                     replies=pacer.next_allowed(now, reply=True) <= now, merge=pacer.paced)
                 await self._recovered(account)
                 backoff = 1.0
                 if not claimed:
-                    await self._wait(account, await self._next_retry_in(account, now))
+                    # Rows queued by another process wake nobody here: look again by the
+                    # renewal at the latest.
+                    retry_in = await self._next_retry_in(account, now)
+                    await self._wait(account, renew_in if retry_in is None
+                                     else min(renew_in, retry_in))
                     continue
                 await self._send_claimed(account, pacer, claimed)
                 await self._settle(account)
@@ -557,8 +786,8 @@ class OutboxSender:
             stmt = stmt.outerjoin(Group, Group.id == OutboxMessage.group_id)
         return stmt.outerjoin(Notice, Notice.id == OutboxMessage.notice_id)
 
-    async def _claim_replies(self, session: AsyncSession, account: str, now: datetime, *,
-                             merge: bool) -> list[Claimed]:
+    async def _claim_replies(self, session: AsyncSession, account: str, now: datetime,
+                             epoch: int, *, merge: bool) -> list[Claimed]:
         """The oldest pending reply of this account, merged with every other reply pending
         for the same room (several confirmations become one message). Unpaced (`merge`
         false) nothing piles up: the pending replies are claimed one message each. Finding
@@ -579,45 +808,54 @@ class OutboxSender:
         if merge:
             room = candidates[0].room_id
             mine = [r for r in candidates if r.room_id == room]
-            claimed = [_merged(self._claimed(mine[0], attempts=mine[0].attempts + 1),
+            claimed = [_merged(self._claimed(mine[0], attempts=mine[0].attempts + 1,
+                                             epoch=epoch),
                                [(r.id, r.text or "", r.mentions or []) for r in mine[1:]],
                                self.pacing.split_at)]
         else:
-            claimed = [self._claimed(r, attempts=r.attempts + 1) for r in candidates]
-        await self._mark_sending(session, claimed, now)
-        return claimed
+            claimed = [self._claimed(r, attempts=r.attempts + 1, epoch=epoch)
+                       for r in candidates]
+        return await self._mark_sending(session, account, claimed, now, epoch)
 
-    @staticmethod
-    async def _mark_sending(session: AsyncSession, claimed: Sequence[Claimed],
-                            now: datetime) -> None:
-        """Mark the claimed rows `sending` (an attempt starts) and commit the claim."""
+    async def _mark_sending(self, session: AsyncSession, account: str,
+                            claimed: list[Claimed], now: datetime, epoch: int
+                            ) -> list[Claimed]:
+        """Mark the claimed rows `sending` (an attempt starts) and commit the claim; nothing
+        (the claim undone) when the lease's epoch is no longer ours."""
         faults.hit("sender.claim_mark")
-        await session.execute(
+        key = self._key(account)
+        ids = [i for c in claimed for i in c.ids]
+        marked = await session.execute(
             update(OutboxMessage)
-            .where(OutboxMessage.id.in_([i for c in claimed for i in c.ids]),
-                   OutboxMessage.status == OutboxStatus.PENDING)
+            .where(OutboxMessage.id.in_(ids),
+                   OutboxMessage.status == OutboxStatus.PENDING,
+                   self._fence(key, epoch))
             .values(status=OutboxStatus.SENDING, attempt_id=str(uuid.uuid4()),
                     attempt_at=now, attempts=OutboxMessage.attempts + 1)
             .execution_options(synchronize_session=False))
+        if _count(marked) < len(ids) and await self._lost(session, key, epoch):
+            await session.rollback()
+            return []
         await session.commit()
+        return claimed
 
     @staticmethod
-    def _claimed(r: Any, *, attempts: int | None = None) -> Claimed:
+    def _claimed(r: Any, *, attempts: int | None = None, epoch: int = 0) -> Claimed:
         is_notice = r.notice_id is not None
         return Claimed(r.id, r.room_id, r.title, r.notice_id,
                        r.notice_text if is_notice else r.text, list(r.mentions or []),
                        r.attempts if attempts is None else attempts, r.resend,
                        bool(r.notice_urgent) if is_notice else bool(r.urgent),
-                       reply=r.source == outbox.REPLY)
+                       reply=r.source == outbox.REPLY, epoch=epoch)
 
-    async def _claim(self, account: str, now: datetime, limit: int, *, replies: bool = False,
-                     merge: bool = False) -> list[Claimed]:
+    async def _claim(self, account: str, now: datetime, limit: int, epoch: int, *,
+                     replies: bool = False, merge: bool = False) -> list[Claimed]:
         """Mark what to send next `sending`: pending replies (when `replies`), else up to
         `limit` other rows of this account; one session (finding nothing commits nothing)."""
         async with self.sessions() as session:
             faults.hit("sender.claim")
             if replies:
-                found = await self._claim_replies(session, account, now, merge=merge)
+                found = await self._claim_replies(session, account, now, epoch, merge=merge)
                 if found:
                     return found
             stmt = (self._claim_columns()
@@ -635,7 +873,7 @@ class OutboxSender:
                 return []
             rows: list[Claimed] = []
             for r in candidates:
-                row = self._claimed(r, attempts=r.attempts + 1)
+                row = self._claimed(r, attempts=r.attempts + 1, epoch=epoch)
                 if r.attempts and r.attempt_at is not None:
                     # A retry after an error (a lost connection, say): the platform may have
                     # delivered the first attempt anyway; our echo says so.
@@ -644,7 +882,8 @@ class OutboxSender:
                         first_part=self._parts(row)[0], since=r.attempt_at)
                     if echo_at is not None:
                         await session.execute(update(OutboxMessage).where(
-                            OutboxMessage.id == row.id).values(
+                            OutboxMessage.id == row.id,
+                            self._fence(self._key(account), epoch)).values(
                                 status=OutboxStatus.SENT, sent_at=echo_at, error=None))
                         continue
                 rows.append(row)
@@ -657,7 +896,7 @@ class OutboxSender:
                 # Paced, a plain text (an alert, a ticket): others of the same kind piling
                 # up for that group go with it in one message.
                 rows = [await self._merge(session, first, rows[0], now)]
-            await self._mark_sending(session, rows, now)
+            rows = await self._mark_sending(session, account, rows, now, epoch)
         return sorted(rows, key=lambda c: (not c.urgent, c.id))
 
     async def _merge(self, session: AsyncSession, first: Any, row: Claimed, now: datetime
@@ -686,8 +925,10 @@ class OutboxSender:
             for index, row in enumerate(claimed):  # noqa: B007 (read in `finally`)
                 async with pacer.lock:
                     now = self.clock.now()
-                    if pacer.next_allowed(now) > now or self._stopping:
-                        # A reply took the turn (or we are stopping): not attempted.
+                    if (pacer.next_allowed(now) > now or self._stopping
+                            or not self._may_send(row, account, now)):
+                        # A reply took the turn (or we are stopping, or the lease is about
+                        # to run out unrenewed): not attempted.
                         outcomes += [Outcome("release", r, now) for r in claimed[index:]]
                         index = len(claimed)
                         return
@@ -750,6 +991,20 @@ class OutboxSender:
             return
         now = self.clock.now()
         failed = False
+        key = self._key(account)
+        lease = self._leases.get(key)
+        stale = [o for o in outcomes if lease is None or o.row.epoch != lease.epoch]
+        if stale:
+            # Claimed under a lease this process no longer holds: its rows are the new
+            # holder's to reconcile (by echo), not ours to mark.
+            log.warning("account %r: %d outcomes of a lost lease left to its new holder",
+                        key, len(stale))
+            outcomes[:] = [o for o in outcomes if o not in stale]
+        if lease is None or not outcomes:
+            del outcomes[:]
+            return
+        fence = self._fence(key, lease.epoch)
+        expected = changed = 0
         async with self.sessions() as session, session.begin():
             faults.hit("sender.settle")
             sent = [(o.row, o.at) for o in outcomes if o.kind == "sent"]
@@ -764,14 +1019,18 @@ class OutboxSender:
             if replies:
                 # A sent reply leaves no row behind (the pacer counted it; the outbox does
                 # not grow by one row per command).
-                await session.execute(delete(OutboxMessage).where(
-                    OutboxMessage.id.in_(replies), OutboxMessage.status == OutboxStatus.SENDING))
+                expected += len(replies)
+                changed += _count(await session.execute(delete(OutboxMessage).where(
+                    OutboxMessage.id.in_(replies), OutboxMessage.status == OutboxStatus.SENDING,
+                    fence).execution_options(synchronize_session=False)))
             for row, at in sent:
                 if row.reply:
                     continue
-                await session.execute(update(OutboxMessage).where(
-                    OutboxMessage.id.in_(row.ids), OutboxMessage.status == OutboxStatus.SENDING
-                ).values(status=OutboxStatus.SENT, sent_at=at, error=None))
+                expected += len(row.ids)
+                changed += _count(await session.execute(update(OutboxMessage).where(
+                    OutboxMessage.id.in_(row.ids), OutboxMessage.status == OutboxStatus.SENDING,
+                    fence).values(status=OutboxStatus.SENT, sent_at=at, error=None)
+                    .execution_options(synchronize_session=False)))
             for o in outcomes:
                 if o.kind == "release":
                     values: dict[str, Any] = {"status": OutboxStatus.PENDING, "attempt_id": None,
@@ -786,11 +1045,18 @@ class OutboxSender:
                     failed = True
                 else:
                     continue
-                await session.execute(update(OutboxMessage).where(
+                expected += len(o.row.ids)
+                done = _count(await session.execute(update(OutboxMessage).where(
                     OutboxMessage.id.in_(o.row.ids),
-                    OutboxMessage.status == OutboxStatus.SENDING).values(**values))
-                if o.kind == "failed" and o.row.notice_id is not None:
+                    OutboxMessage.status == OutboxStatus.SENDING, fence).values(**values)
+                    .execution_options(synchronize_session=False)))
+                changed += done
+                if o.kind == "failed" and done and o.row.notice_id is not None:
                     await self._tell_sender(session, o.row.notice_id, _failed_note(o), now)
+            if changed < expected:
+                # Refused (the lease was taken over) or settled already: either way the
+                # database has the last word; a lost lease is dropped here.
+                await self._lost(session, key, lease.epoch)
         del outcomes[:]
         if failed:
             self.wake()

@@ -6,6 +6,7 @@ from models.chain import TIER_OF_KIND, Group, Node, NodeKind
 from models.identity import LinkRequest, LinkStatus, Removal, RemovalKind
 from models.inbound import InboundMessage
 from models.invite_attempt import InviteAttempt
+from models.lease import AccountLease
 from models.notice import BotAccount, Echo, JobRun, Notice, NoticeRead, NoticeSchedule
 from models.outbox import OutboxMessage, OutboxStatus
 from models.person import Contact, InviteCode, InviteKind, Membership, Person, Role
@@ -23,5 +24,5 @@ __all__ = [
     "TemperatureReading", "TenantStay", "UTCDateTime",
     "PointsEvent", "PointsStanding", "PointsStatus", "PointsTotal", "PointsWeek",
     "LinkRequest", "LinkStatus", "Removal", "RemovalKind",
-    "InviteAttempt",
+    "InviteAttempt", "AccountLease",
 ]
