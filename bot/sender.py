@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import math
 import os
@@ -19,7 +20,19 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, Select, delete, exists, func, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Executable,
+    Select,
+    bindparam,
+    delete,
+    exists,
+    func,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot import faults, texts
@@ -261,6 +274,98 @@ def _merged(row: Claimed, more: Sequence[tuple[int, str, Sequence[str]]], limit:
         ids.append(row_id)
         mentions += [m for m in extra_mentions if m not in mentions]
     return replace(row, text=text, merged=tuple(ids), mentions=mentions)
+
+
+# -- the hot path's statements, built once (parameters bound at each execution) -------------
+# Each is run on the session's connection as plain Core: building a statement, its cache key
+# and the ORM's bulk-update bookkeeping cost more CPU than the database work of one send.
+
+# True while the lease named by :lease_key is still at :lease_epoch.
+FENCE = exists().where(AccountLease.account == bindparam("lease_key"),
+                       AccountLease.epoch == bindparam("lease_epoch"))
+
+
+def _claim_columns(*, bound: bool = True) -> Select[Any]:
+    """What a claim reads; `bound=False` also reads replies to rooms with no group."""
+    room: Any
+    title: Any
+    transport: Any
+    if bound:
+        room, title, transport = Group.room_id, Group.title, Group.transport
+    else:
+        room = func.coalesce(Group.room_id, OutboxMessage.room_id)
+        title = func.coalesce(Group.title, OutboxMessage.room_id)
+        transport = func.coalesce(Group.transport, OutboxMessage.transport)
+    stmt = select(OutboxMessage.id, OutboxMessage.group_id, OutboxMessage.notice_id,
+                  OutboxMessage.text,
+                  OutboxMessage.mentions, OutboxMessage.attempts, OutboxMessage.attempt_at,
+                  OutboxMessage.resend, OutboxMessage.urgent, OutboxMessage.source,
+                  room.label("room_id"), title.label("title"),
+                  transport.label("transport"), Notice.text.label("notice_text"),
+                  Notice.urgent.label("notice_urgent"))
+    if bound:
+        stmt = stmt.join(Group, Group.id == OutboxMessage.group_id)
+    else:
+        stmt = stmt.outerjoin(Group, Group.id == OutboxMessage.group_id)
+    return stmt.outerjoin(Notice, Notice.id == OutboxMessage.notice_id)
+
+
+_DUE = or_(OutboxMessage.next_attempt_at.is_(None),
+           OutboxMessage.next_attempt_at <= bindparam("p_now"))
+
+
+@functools.cache
+def _claim_stmt(limit: int, pg: bool) -> Select[Any]:
+    """Up to `limit` pending rows of :p_account on :p_transport, urgent first, due by :p_now
+    (on PostgreSQL locked, skipping rows another transaction holds)."""
+    stmt = (_claim_columns()
+            .where(OutboxMessage.status == OutboxStatus.PENDING,
+                   OutboxMessage.account == bindparam("p_account"),
+                   Group.transport == bindparam("p_transport"), _DUE)
+            .order_by(OutboxMessage.urgent.desc(), OutboxMessage.id).limit(limit))
+    return stmt.with_for_update(of=OutboxMessage, skip_locked=True) if pg else stmt
+
+
+@functools.cache
+def _reply_stmt(pg: bool) -> Select[Any]:
+    """The oldest pending replies of :p_account due by :p_now."""
+    stmt = (_claim_columns(bound=False)
+            .where(OutboxMessage.status == OutboxStatus.PENDING,
+                   OutboxMessage.source == outbox.REPLY,
+                   OutboxMessage.account == bindparam("p_account"), _DUE)
+            .order_by(OutboxMessage.id).limit(REPLY_CLAIM))
+    return stmt.with_for_update(of=OutboxMessage, skip_locked=True) if pg else stmt
+
+
+_IDS = OutboxMessage.id.in_(bindparam("p_ids", expanding=True))
+_SENDING = OutboxMessage.status == OutboxStatus.SENDING
+MARK_SENDING = (update(OutboxMessage)
+                .where(_IDS, OutboxMessage.status == OutboxStatus.PENDING, FENCE)
+                .values(status=OutboxStatus.SENDING, attempt_id=bindparam("p_attempt"),
+                        attempt_at=bindparam("p_now"), attempts=OutboxMessage.attempts + 1))
+MARK_SENT = (update(OutboxMessage).where(_IDS, _SENDING, FENCE)
+             .values(status=OutboxStatus.SENT, sent_at=bindparam("p_at"), error=None))
+DELETE_SENT_REPLIES = delete(OutboxMessage).where(_IDS, _SENDING, FENCE)
+_RELEASE = {"status": OutboxStatus.PENDING, "attempt_id": None,
+            "attempts": OutboxMessage.attempts - 1}
+MARK = {
+    "release": update(OutboxMessage).where(_IDS, _SENDING, FENCE).values(**_RELEASE),
+    "release_later": update(OutboxMessage).where(_IDS, _SENDING, FENCE).values(
+        **_RELEASE, next_attempt_at=bindparam("p_retry")),
+    "retry": update(OutboxMessage).where(_IDS, _SENDING, FENCE).values(
+        status=OutboxStatus.PENDING, error=bindparam("p_error"),
+        next_attempt_at=bindparam("p_retry")),
+    "failed": update(OutboxMessage).where(_IDS, _SENDING, FENCE).values(
+        status=OutboxStatus.FAILED, error=bindparam("p_error")),
+}
+
+
+async def _run(session: AsyncSession, stmt: Executable, params: dict[str, Any]
+               ) -> CursorResult[Any]:
+    """`stmt` as plain Core on the session's connection (in its transaction)."""
+    conn = await session.connection()
+    result = await conn.execute(stmt, params)
+    return result  # type: ignore[return-value]
 
 
 class OutboxSender:
@@ -546,7 +651,7 @@ class OutboxSender:
             faults.hit("sender.reconcile")
             if by_account:
                 rows = [r for r in (await session.execute(
-                    self._claim_columns(bound=False)
+                    _claim_columns(bound=False)
                     .add_columns(OutboxMessage.account)
                     .where(OutboxMessage.status == OutboxStatus.SENDING,
                            OutboxMessage.account.in_(list(by_account)))
@@ -575,13 +680,18 @@ class OutboxSender:
                                                  since=r.attempt_at)
                 if echo_at is None and find_echo is not None:
                     echo_at = await find_echo(row.room_id, first, r.attempt_at)
+                pacer = self.pacer(lease.key)
                 if echo_at is not None:
                     values: dict[str, Any] = {"status": OutboxStatus.SENT, "sent_at": echo_at}
                     confirmed += 1
+                    pacer.remember(echo_at)
                 else:
                     values = {"status": OutboxStatus.PENDING, "resend": True,
                               "attempt_id": None}
                     resent += 1
+                    # The attempt may have gone out at any time until now: the next send
+                    # waits a whole gap.
+                    pacer.remember(max(self.clock.now(), r.attempt_at))
                 await session.execute(mark.values(**values))
         for lease in leases:
             lease.reconciled = True
@@ -761,48 +871,15 @@ class OutboxSender:
             Echo.transport == transport, Echo.room_id == room_id,
             Echo.digest == notices.digest(first_part), Echo.at >= since))).scalar_one()
 
-    @staticmethod
-    def _claim_columns(*, bound: bool = True) -> Select[Any]:
-        """What a claim reads; `bound=False` also reads replies to rooms with no group."""
-        room: Any
-        title: Any
-        transport: Any
-        if bound:
-            room, title, transport = Group.room_id, Group.title, Group.transport
-        else:
-            room = func.coalesce(Group.room_id, OutboxMessage.room_id)
-            title = func.coalesce(Group.title, OutboxMessage.room_id)
-            transport = func.coalesce(Group.transport, OutboxMessage.transport)
-        stmt = select(OutboxMessage.id, OutboxMessage.group_id, OutboxMessage.notice_id,
-                      OutboxMessage.text,
-                      OutboxMessage.mentions, OutboxMessage.attempts, OutboxMessage.attempt_at,
-                      OutboxMessage.resend, OutboxMessage.urgent, OutboxMessage.source,
-                      room.label("room_id"), title.label("title"),
-                      transport.label("transport"), Notice.text.label("notice_text"),
-                      Notice.urgent.label("notice_urgent"))
-        if bound:
-            stmt = stmt.join(Group, Group.id == OutboxMessage.group_id)
-        else:
-            stmt = stmt.outerjoin(Group, Group.id == OutboxMessage.group_id)
-        return stmt.outerjoin(Notice, Notice.id == OutboxMessage.notice_id)
-
     async def _claim_replies(self, session: AsyncSession, account: str, now: datetime,
                              epoch: int, *, merge: bool) -> list[Claimed]:
         """The oldest pending reply of this account, merged with every other reply pending
         for the same room (several confirmations become one message). Unpaced (`merge`
         false) nothing piles up: the pending replies are claimed one message each. Finding
         nothing commits nothing (the transaction is rolled back)."""
-        stmt = (self._claim_columns(bound=False)
-                .where(OutboxMessage.status == OutboxStatus.PENDING,
-                       OutboxMessage.source == outbox.REPLY,
-                       OutboxMessage.account == account,
-                       or_(OutboxMessage.next_attempt_at.is_(None),
-                           OutboxMessage.next_attempt_at <= now))
-                .order_by(OutboxMessage.id).limit(REPLY_CLAIM))
-        if session.bind.dialect.name == "postgresql":
-            stmt = stmt.with_for_update(of=OutboxMessage, skip_locked=True)
-        candidates = [r for r in (await session.execute(stmt)).all()
-                      if r.transport == self.transport.name]
+        stmt = _reply_stmt(session.bind.dialect.name == "postgresql")
+        candidates = [r for r in (await _run(session, stmt, {
+            "p_account": account, "p_now": now})).all() if r.transport == self.transport.name]
         if not candidates:
             return []
         if merge:
@@ -825,14 +902,9 @@ class OutboxSender:
         faults.hit("sender.claim_mark")
         key = self._key(account)
         ids = [i for c in claimed for i in c.ids]
-        marked = await session.execute(
-            update(OutboxMessage)
-            .where(OutboxMessage.id.in_(ids),
-                   OutboxMessage.status == OutboxStatus.PENDING,
-                   self._fence(key, epoch))
-            .values(status=OutboxStatus.SENDING, attempt_id=str(uuid.uuid4()),
-                    attempt_at=now, attempts=OutboxMessage.attempts + 1)
-            .execution_options(synchronize_session=False))
+        marked = await _run(session, MARK_SENDING, {
+            "p_ids": ids, "p_attempt": str(uuid.uuid4()), "p_now": now,
+            "lease_key": key, "lease_epoch": epoch})
         if _count(marked) < len(ids) and await self._lost(session, key, epoch):
             await session.rollback()
             return []
@@ -858,17 +930,12 @@ class OutboxSender:
                 found = await self._claim_replies(session, account, now, epoch, merge=merge)
                 if found:
                     return found
-            stmt = (self._claim_columns()
-                    .where(OutboxMessage.status == OutboxStatus.PENDING,
-                           OutboxMessage.account == account,
-                           Group.transport == self.transport.name,
-                           or_(OutboxMessage.next_attempt_at.is_(None),
-                               OutboxMessage.next_attempt_at <= now))
-                    .order_by(OutboxMessage.urgent.desc(), OutboxMessage.id).limit(limit))
-            if session.bind.dialect.name == "postgresql":
-                # Several sender processes share the outbox: each row goes to one of them.
-                stmt = stmt.with_for_update(of=OutboxMessage, skip_locked=True)
-            candidates = (await session.execute(stmt)).all()
+            # On PostgreSQL the rows are locked (skipping locked ones): each goes to one
+            # transaction, whatever else runs.
+            stmt = _claim_stmt(limit, session.bind.dialect.name == "postgresql")
+            candidates = (await _run(session, stmt, {
+                "p_account": account, "p_transport": self.transport.name,
+                "p_now": now})).all()
             if not candidates:
                 return []
             rows: list[Claimed] = []
@@ -881,10 +948,9 @@ class OutboxSender:
                         session, transport=r.transport, room_id=row.room_id,
                         first_part=self._parts(row)[0], since=r.attempt_at)
                     if echo_at is not None:
-                        await session.execute(update(OutboxMessage).where(
-                            OutboxMessage.id == row.id,
-                            self._fence(self._key(account), epoch)).values(
-                                status=OutboxStatus.SENT, sent_at=echo_at, error=None))
+                        await _run(session, MARK_SENT, {
+                            "p_ids": [row.id], "p_at": echo_at,
+                            "lease_key": self._key(account), "lease_epoch": epoch})
                         continue
                 rows.append(row)
             if not rows:
@@ -1003,7 +1069,7 @@ class OutboxSender:
         if lease is None or not outcomes:
             del outcomes[:]
             return
-        fence = self._fence(key, lease.epoch)
+        fence = {"lease_key": key, "lease_epoch": lease.epoch}
         expected = changed = 0
         async with self.sessions() as session, session.begin():
             faults.hit("sender.settle")
@@ -1020,36 +1086,23 @@ class OutboxSender:
                 # A sent reply leaves no row behind (the pacer counted it; the outbox does
                 # not grow by one row per command).
                 expected += len(replies)
-                changed += _count(await session.execute(delete(OutboxMessage).where(
-                    OutboxMessage.id.in_(replies), OutboxMessage.status == OutboxStatus.SENDING,
-                    fence).execution_options(synchronize_session=False)))
+                changed += _count(await _run(session, DELETE_SENT_REPLIES,
+                                             {"p_ids": replies, **fence}))
             for row, at in sent:
                 if row.reply:
                     continue
                 expected += len(row.ids)
-                changed += _count(await session.execute(update(OutboxMessage).where(
-                    OutboxMessage.id.in_(row.ids), OutboxMessage.status == OutboxStatus.SENDING,
-                    fence).values(status=OutboxStatus.SENT, sent_at=at, error=None)
-                    .execution_options(synchronize_session=False)))
+                changed += _count(await _run(session, MARK_SENT,
+                                             {"p_ids": row.ids, "p_at": at, **fence}))
             for o in outcomes:
-                if o.kind == "release":
-                    values: dict[str, Any] = {"status": OutboxStatus.PENDING, "attempt_id": None,
-                                              "attempts": OutboxMessage.attempts - 1}
-                    if o.retry_at is not None:
-                        values["next_attempt_at"] = o.retry_at
-                elif o.kind == "retry":
-                    values = {"status": OutboxStatus.PENDING, "error": o.error[:500],
-                              "next_attempt_at": o.retry_at}
-                elif o.kind == "failed":
-                    values = {"status": OutboxStatus.FAILED, "error": o.error[:500]}
-                    failed = True
-                else:
+                if o.kind == "sent":
                     continue
+                kind = "release_later" if o.kind == "release" and o.retry_at else o.kind
+                failed = failed or o.kind == "failed"
                 expected += len(o.row.ids)
-                done = _count(await session.execute(update(OutboxMessage).where(
-                    OutboxMessage.id.in_(o.row.ids),
-                    OutboxMessage.status == OutboxStatus.SENDING, fence).values(**values)
-                    .execution_options(synchronize_session=False)))
+                done = _count(await _run(session, MARK[kind], {
+                    "p_ids": o.row.ids, "p_retry": o.retry_at, "p_error": o.error[:500],
+                    **fence}))
                 changed += done
                 if o.kind == "failed" and done and o.row.notice_id is not None:
                     await self._tell_sender(session, o.row.notice_id, _failed_note(o), now)
