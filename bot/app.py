@@ -129,12 +129,15 @@ class BotApp:
                 mentions = (message.sender_id,)
             drafts.append(outbox.ReplyDraft(message.transport, message.room_id,
                                             message.account, text, mentions))
+        if drafts:
+            self.sender.replies_written()
         await outbox.queue_replies(session, replies=drafts, now=now,
                                    known=self.handling.rooms)
 
     async def _send_reply(self, message: IncomingMessage, reply: Reply) -> None:
         if not isinstance(reply, Queued):
             # A reply made outside a command's transaction (the internal-error apology).
+            self.sender.replies_written()
             async with self.session() as session, session.begin():
                 await outbox.queue_replies(session, now=self.now(), replies=[outbox.ReplyDraft(
                     message.transport, message.room_id, message.account, reply.text,

@@ -33,7 +33,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import CursorResult
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot import faults, texts
 from bot.clock import Clock
@@ -360,10 +360,13 @@ MARK = {
 }
 
 
-async def _run(session: AsyncSession, stmt: Executable, params: dict[str, Any]
-               ) -> CursorResult[Any]:
-    """`stmt` as plain Core on the session's connection (in its transaction)."""
-    conn = await session.connection()
+# A session, or a bare connection where no ORM object is needed (cheaper per transaction).
+Db = AsyncSession | AsyncConnection
+
+
+async def _run(db: Db, stmt: Executable, params: dict[str, Any]) -> CursorResult[Any]:
+    """`stmt` as plain Core on the connection (of the session), in its transaction."""
+    conn = await db.connection() if isinstance(db, AsyncSession) else db
     result = await conn.execute(stmt, params)
     return result  # type: ignore[return-value]
 
@@ -406,6 +409,19 @@ class OutboxSender:
         self.exclusive = exclusive
         self._leases: dict[str, Lease] = {}
         self._lease_locks: dict[str, asyncio.Lock] = {}
+        # Replies: a claim looks for them only when some may be pending (a look that found
+        # none is not repeated until replies were written, or the lease renewed: replies
+        # another process wrote are found by then). Generations avoid losing a reply written
+        # while a look was under way.
+        self._replies_written = False
+        self._reply_generation = 0
+        self._replies_seen: dict[str, int] = {}
+
+    @property
+    def _engine(self) -> AsyncEngine:
+        """The sessions' engine: the claim needs no ORM and runs on a bare connection."""
+        engine: AsyncEngine = self.sessions.kw["bind"]
+        return engine
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -458,8 +474,15 @@ class OutboxSender:
         self._idle.set()
         self._stopping = False
 
+    def replies_written(self) -> None:
+        """Replies are being queued (in a transaction that commits before the next wake)."""
+        self._replies_written = True
+
     def wake(self) -> None:
         """Rows were queued: every worker looks at the outbox now."""
+        if self._replies_written:
+            self._replies_written = False
+            self._reply_generation += 1
         if not self._started:
             return
         self._idle.clear()
@@ -571,6 +594,8 @@ class OutboxSender:
         lease = self._leases.get(key)
         if lease is None or self.clock.now() >= lease.renew_at:
             lease = await self._acquire(key)
+            # Replies another process queued for this account: looked for now and then.
+            self._replies_seen.pop(account, None)
         if lease is not None and not lease.reconciled:
             await self.reconcile([key])
         return lease
@@ -582,7 +607,7 @@ class OutboxSender:
         return (lease is not None and lease.epoch == row.epoch
                 and (lease.until - now).total_seconds() >= self.lease_seconds / 3)
 
-    async def _lost(self, session: AsyncSession, key: str, epoch: int) -> bool:
+    async def _lost(self, session: Db, key: str, epoch: int) -> bool:
         """A mark changed fewer rows than expected: whether the lease is gone (then it is
         dropped here: nothing more is claimed or sent for that account)."""
         current = (await session.execute(select(AccountLease.epoch).where(
@@ -864,20 +889,20 @@ class OutboxSender:
                 OutboxMessage.account == account))).scalar_one()
         return None if at is None else max(0.0, (at - now).total_seconds())
 
-    async def _echo_since(self, session: AsyncSession, *, transport: str, room_id: str,
+    async def _echo_since(self, session: Db, *, transport: str, room_id: str,
                           first_part: str, since: datetime) -> datetime | None:
         """When our echo of this text was seen in that room since `since` (None: not seen)."""
         return (await session.execute(select(func.min(Echo.at)).where(
             Echo.transport == transport, Echo.room_id == room_id,
             Echo.digest == notices.digest(first_part), Echo.at >= since))).scalar_one()
 
-    async def _claim_replies(self, session: AsyncSession, account: str, now: datetime,
+    async def _claim_replies(self, session: AsyncConnection, account: str, now: datetime,
                              epoch: int, *, merge: bool) -> list[Claimed]:
         """The oldest pending reply of this account, merged with every other reply pending
         for the same room (several confirmations become one message). Unpaced (`merge`
         false) nothing piles up: the pending replies are claimed one message each. Finding
         nothing commits nothing (the transaction is rolled back)."""
-        stmt = _reply_stmt(session.bind.dialect.name == "postgresql")
+        stmt = _reply_stmt(session.dialect.name == "postgresql")
         candidates = [r for r in (await _run(session, stmt, {
             "p_account": account, "p_now": now})).all() if r.transport == self.transport.name]
         if not candidates:
@@ -894,7 +919,7 @@ class OutboxSender:
                        for r in candidates]
         return await self._mark_sending(session, account, claimed, now, epoch)
 
-    async def _mark_sending(self, session: AsyncSession, account: str,
+    async def _mark_sending(self, session: AsyncConnection, account: str,
                             claimed: list[Claimed], now: datetime, epoch: int
                             ) -> list[Claimed]:
         """Mark the claimed rows `sending` (an attempt starts) and commit the claim; nothing
@@ -924,15 +949,17 @@ class OutboxSender:
                      replies: bool = False, merge: bool = False) -> list[Claimed]:
         """Mark what to send next `sending`: pending replies (when `replies`), else up to
         `limit` other rows of this account; one session (finding nothing commits nothing)."""
-        async with self.sessions() as session:
+        async with self._engine.connect() as session:
             faults.hit("sender.claim")
-            if replies:
+            generation = self._reply_generation
+            if replies and self._replies_seen.get(account, -1) < generation:
                 found = await self._claim_replies(session, account, now, epoch, merge=merge)
                 if found:
                     return found
+                self._replies_seen[account] = generation
             # On PostgreSQL the rows are locked (skipping locked ones): each goes to one
             # transaction, whatever else runs.
-            stmt = _claim_stmt(limit, session.bind.dialect.name == "postgresql")
+            stmt = _claim_stmt(limit, session.dialect.name == "postgresql")
             candidates = (await _run(session, stmt, {
                 "p_account": account, "p_transport": self.transport.name,
                 "p_now": now})).all()
@@ -965,7 +992,7 @@ class OutboxSender:
             rows = await self._mark_sending(session, account, rows, now, epoch)
         return sorted(rows, key=lambda c: (not c.urgent, c.id))
 
-    async def _merge(self, session: AsyncSession, first: Any, row: Claimed, now: datetime
+    async def _merge(self, session: AsyncConnection, first: Any, row: Claimed, now: datetime
                      ) -> Claimed:
         """`row` with the other pending first tries of its source for its group, as one
         message of at most `split_at` characters."""
