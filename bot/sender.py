@@ -644,10 +644,15 @@ class OutboxSender:
             pacer.last_rate_limited = account.last_rate_limited_at
             if account.last_sent_at is not None:
                 pacer.remember(account.last_sent_at)
+        await self._remember_recent(session, pacer, self._row_accounts(key), now)
+
+    async def _remember_recent(self, session: AsyncSession, pacer: Pacer,
+                               accounts: Sequence[str], now: datetime) -> None:
+        """The last day's sends of rows naming `accounts`, at most one daily cap of them
+        (newest first), counted by `pacer`."""
         recent = (await session.execute(
             select(OutboxMessage.sent_at)
-            .where(OutboxMessage.account.in_(self._row_accounts(key)),
-                   OutboxMessage.sent_at > now - DAY)
+            .where(OutboxMessage.account.in_(accounts), OutboxMessage.sent_at > now - DAY)
             .order_by(OutboxMessage.sent_at.desc())
             .limit(self.pacing.daily_cap))).scalars().all()
         for at in reversed(recent):
@@ -739,17 +744,7 @@ class OutboxSender:
                     pacer.remember(account.last_sent_at)
             names |= set((await session.execute(select(Group.account).distinct())).scalars())
             for name in names:
-                # The last day's sends, at most one daily cap of them (newest first).
-                pacer = self.pacer(name)
-                recent = (await session.execute(
-                    select(OutboxMessage.sent_at)
-                    .where(OutboxMessage.account == name,
-                           OutboxMessage.sent_at > now - DAY)
-                    .order_by(OutboxMessage.sent_at.desc())
-                    .limit(self.pacing.daily_cap))).scalars().all()
-                for at in reversed(recent):
-                    if at is not None:
-                        pacer.remember(at)
+                await self._remember_recent(session, self.pacer(name), [name], now)
 
     async def _ensure_workers_for_pending(self) -> None:
         if not self._started:

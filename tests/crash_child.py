@@ -106,8 +106,9 @@ class EchoingFileTransport(FileTransport):
         return min(found) if found else None
 
 
-async def build_chain(app: BotApp, groups: int) -> None:
-    """Tier 1 with a group, one node of each middle tier, `groups` tier-5 nodes with groups."""
+async def build_chain(app: BotApp, groups: int, accounts: int = 0) -> None:
+    """Tier 1 with a group, one node of each middle tier, `groups` tier-5 nodes with groups
+    (group i sent from account acct{i % accounts}, or the default account)."""
     now = app.now()
     async with app.session() as s, s.begin():
         root = await chains.create_node(s, name="街道", kind=NodeKind.SUBDISTRICT, parent=None,
@@ -124,7 +125,8 @@ async def build_chain(app: BotApp, groups: int) -> None:
             leaf = await chains.create_node(s, name=f"房东{i}", kind=NodeKind.LANDLORD_TENANTS,
                                             parent=landlords, now=now)
             await chains.bind_group(s, node=leaf, transport=TRANSPORT, room_id=leaf_room(i),
-                                    title=f"房东{i}租客群", now=now)
+                                    title=f"房东{i}租客群", now=now,
+                                    account=f"acct{i % accounts}" if accounts else "")
 
 
 async def create_notice(app: BotApp) -> tuple[int, int]:

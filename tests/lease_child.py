@@ -32,23 +32,10 @@ from sqlalchemy import func, select
 
 from bot.app import BotApp, build_app
 from bot.config import Settings
-from bot.services import chain as chains
-from bot.services import notice as notices
 from bot.transports.base import SentMessage
 from bot.transports.memory import MemoryTransport
-from models import NodeKind, OutboxMessage, OutboxStatus
-
-TRANSPORT = "memory"
-ROOT_ROOM = "root@chatroom"
-NOTICE_TEXT = "请各房东今晚20:00前完成楼道消毒，并在群内回复收到。"
-
-
-def leaf_room(i: int) -> str:
-    return f"leaf-{i:05d}@chatroom"
-
-
-def account_of(i: int, accounts: int) -> str:
-    return f"acct{i % accounts}"
+from models import OutboxMessage, OutboxStatus
+from tests.crash_child import TRANSPORT, build_chain, create_notice
 
 
 def emit(**fields: object) -> None:
@@ -94,31 +81,6 @@ class SharedFileTransport(MemoryTransport):
         os.close(self._fd)
 
 
-async def setup(app: BotApp, groups: int, accounts: int) -> int:
-    now = app.now()
-    async with app.session() as s, s.begin():
-        root = await chains.create_node(s, name="街道", kind=NodeKind.SUBDISTRICT, parent=None,
-                                        now=now)
-        origin = await chains.bind_group(s, node=root, transport=TRANSPORT, room_id=ROOT_ROOM,
-                                         title="街道群", now=now)
-        community = await chains.create_node(s, name="社区", kind=NodeKind.COMMUNITY,
-                                             parent=root, now=now)
-        team = await chains.create_node(s, name="小组", kind=NodeKind.TEAM, parent=community,
-                                        now=now)
-        landlords = await chains.create_node(s, name="房东", kind=NodeKind.TEAM_LANDLORDS,
-                                             parent=team, now=now)
-        for i in range(groups):
-            leaf = await chains.create_node(s, name=f"房东{i}", kind=NodeKind.LANDLORD_TENANTS,
-                                            parent=landlords, now=now)
-            await chains.bind_group(s, node=leaf, transport=TRANSPORT, room_id=leaf_room(i),
-                                    title=f"房东{i}租客群", now=now,
-                                    account=account_of(i, accounts))
-        _notice, rows = await notices.create(
-            s, origin=root, origin_group_id=origin.id, sender_id=None, text=NOTICE_TEXT,
-            urgent=False, scope=notices.Scope(), now=now)
-    return rows
-
-
 async def unfinished(app: BotApp) -> int:
     async with app.session() as s:
         return (await s.execute(select(func.count()).where(
@@ -147,7 +109,8 @@ async def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.setup:
             await app.open_store()
-            rows = await setup(app, args.groups, args.accounts)
+            await build_chain(app, args.groups, args.accounts)
+            _notice, rows = await create_notice(app)
             await app.engine.dispose()
             emit(event="setup", rows=rows)
             return 0
