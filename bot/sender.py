@@ -21,7 +21,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
-    ColumnElement,
     Executable,
     Select,
     bindparam,
@@ -280,7 +279,8 @@ def _merged(row: Claimed, more: Sequence[tuple[int, str, Sequence[str]]], limit:
 # Each is run on the session's connection as plain Core: building a statement, its cache key
 # and the ORM's bulk-update bookkeeping cost more CPU than the database work of one send.
 
-# True while the lease named by :lease_key is still at :lease_epoch.
+# True while the lease named by :lease_key is still at :lease_epoch: every statement marking
+# rows carries it, so a holder whose lease was taken over changes nothing.
 FENCE = exists().where(AccountLease.account == bindparam("lease_key"),
                        AccountLease.epoch == bindparam("lease_epoch"))
 
@@ -522,12 +522,6 @@ class OutboxSender:
         """What rows of the account leased as `key` name as their account."""
         return [key, ""] if key and key == self.default_account else [key]
 
-    @staticmethod
-    def _fence(key: str, epoch: int) -> ColumnElement[bool]:
-        """True while the lease of `key` is still at `epoch`: every statement marking rows
-        carries it, so a holder whose lease was taken over changes nothing."""
-        return exists().where(AccountLease.account == key, AccountLease.epoch == epoch)
-
     async def _acquire(self, key: str) -> Lease | None:
         """Renew this process's lease of `key`, or take it (first holder, or after the last
         holder's lease ran out: the epoch goes up by one). None: another process holds it."""
@@ -689,20 +683,17 @@ class OutboxSender:
             for r in rows:
                 row = self._claimed(r)
                 lease = by_account[r.account]
-                mark = (update(OutboxMessage)
-                        .where(OutboxMessage.id == row.id,
-                               OutboxMessage.status == OutboxStatus.SENDING,
-                               self._fence(lease.key, lease.epoch))
-                        .execution_options(synchronize_session=False))
+                mark = update(OutboxMessage).where(_IDS, _SENDING, FENCE)
+                fenced = {"p_ids": [row.id], "lease_key": lease.key, "lease_epoch": lease.epoch}
                 if r.source == outbox.REPLY:
                     # A reply's echo is not recorded; a stale answer repeated minutes later
                     # misleads more than one lost (the user can ask again).
-                    await session.execute(mark.values(
-                        status=OutboxStatus.FAILED, error="interrupted by a restart"))
+                    await _run(session, mark.values(
+                        status=OutboxStatus.FAILED, error="interrupted by a restart"), fenced)
                     continue
                 if r.attempt_at is None:
-                    await session.execute(mark.values(status=OutboxStatus.PENDING,
-                                                      attempt_id=None))
+                    await _run(session, mark.values(status=OutboxStatus.PENDING,
+                                                    attempt_id=None), fenced)
                     continue
                 first = self._parts(row)[0]
                 echo_at = await self._echo_since(session, transport=r.transport,
@@ -722,7 +713,7 @@ class OutboxSender:
                     # The attempt may have gone out at any time until now: the next send
                     # waits a whole gap.
                     pacer.remember(max(self.clock.now(), r.attempt_at))
-                await session.execute(mark.values(**values))
+                await _run(session, mark.values(**values), fenced)
         for lease in leases:
             lease.reconciled = True
         if rows:
