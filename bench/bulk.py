@@ -55,9 +55,12 @@ async def triggers_off(conn: AsyncConnection, pg: bool) -> list[Any]:
 
 
 async def triggers_on(conn: AsyncConnection, triggers: list[Any]) -> None:
-    """Rebuild points_total set-based and put back what `triggers_off` dropped."""
+    """Rebuild points_total and points_scope_count set-based and put back what
+    `triggers_off` dropped."""
     await conn.execute(text("DELETE FROM points_total"))
     await conn.execute(text(points.REBUILD_TOTALS))
+    await conn.execute(text("DELETE FROM points_scope_count"))
+    await conn.execute(text(points.REBUILD_SCOPE_COUNTS))
     for _, sql in triggers:
         await conn.execute(text(sql))
 

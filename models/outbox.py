@@ -15,6 +15,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from models.base import Base, UTCDateTime
 
 REPLY_WHERE = "status = 'pending' AND source = 'reply'"
+PENDING_WHERE = "status = 'pending'"
 
 
 class OutboxStatus(StrEnum):
@@ -40,6 +41,9 @@ class OutboxMessage(Base):
         # The reply claim: an account's pending replies, oldest first (replies go first).
         Index("ix_outbox_message_reply", "account", "id",
               sqlite_where=text(REPLY_WHERE), postgresql_where=text(REPLY_WHERE)),
+        # The sender's next retry time: pending rows only (a sent fan-out adds no entry).
+        Index("ix_outbox_message_retry", "account", "next_attempt_at",
+              sqlite_where=text(PENDING_WHERE), postgresql_where=text(PENDING_WHERE)),
         UniqueConstraint("notice_id", "group_id"),
     )
 

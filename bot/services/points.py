@@ -50,6 +50,7 @@ from models import (
     NodeKind,
     Person,
     PointsEvent,
+    PointsScopeCount,
     PointsStanding,
     PointsStatus,
     PointsTotal,
@@ -588,11 +589,25 @@ LEFT JOIN node n2 ON n2.id = n3.parent_id
 """
 
 
+# Landlords per (scope, total), from PointsTotal (what its triggers keep, migration 0012).
+REBUILD_SCOPE_COUNTS = """
+INSERT INTO points_scope_count (tier, scope_id, total, landlords)
+SELECT 1, scope1_id, total, count(*) FROM points_total WHERE scope1_id IS NOT NULL
+GROUP BY scope1_id, total
+UNION ALL
+SELECT 2, scope2_id, total, count(*) FROM points_total WHERE scope2_id IS NOT NULL
+GROUP BY scope2_id, total
+"""
+
+
 async def rebuild_totals(session: AsyncSession) -> int:
-    """Recompute every PointsTotal row from the ledger and the memberships, set-based (after
-    a bulk load made with the triggers off, or to repair); returns the rows written."""
+    """Recompute every PointsTotal row from the ledger and the memberships, and the counts
+    per (scope, total), set-based (after a bulk load made with the triggers off, or to
+    repair); returns the PointsTotal rows written."""
     await session.execute(delete(PointsTotal))
     result = await session.execute(text(REBUILD_TOTALS))
+    await session.execute(delete(PointsScopeCount))
+    await session.execute(text(REBUILD_SCOPE_COUNTS))
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
@@ -782,7 +797,9 @@ def _rank_statements(tier: int, with_since: bool) -> SimpleNamespace:
     end, week_start = _bind_dt("end"), _bind_dt("week_start")
     since = _bind_dt("since") if with_since else None
     scope_col = t.scope1_id if tier == 1 else t.scope2_id
-    in_scope = and_(scope_col == bindparam("scope_id"), t.registered_at < end)
+    # Every PointsTotal row placed in the scope, as PointsScopeCount counts them (a landlord
+    # registered after the end is one of the odd ones below, taken out by its stored row).
+    in_scope = scope_col == bindparam("scope_id")
     ids: BindParameter[int] = bindparam("ids", expanding=True)
     outside = e.occurred_at >= end
     if since is not None:
@@ -818,14 +835,21 @@ def _rank_statements(tier: int, with_since: bool) -> SimpleNamespace:
     me: BindParameter[int] = bindparam("me")
     my_registered = _bind_dt("registered_at")
 
-    def count(*where):  # type: ignore[no-untyped-def]
-        return select(func.count()).select_from(t).where(in_scope, *where).scalar_subquery()
+    c = PointsScopeCount
+    in_counts = and_(c.tier == tier, c.scope_id == bindparam("scope_id"))
+
+    def landlords(*where):  # type: ignore[no-untyped-def]
+        return (select(func.coalesce(func.sum(c.landlords), 0)).where(in_counts, *where)
+                .scalar_subquery())
 
     tb_before = or_(t.deducted < my_deducted, and_(
         t.deducted == my_deducted, or_(t.registered_at < my_registered, and_(
             t.registered_at == my_registered, t.landlord_id < me))))
-    counts = select(count(), count(t.total > my_total), count(t.total == my_total),
-                    count(t.total == my_total, tb_before))
+    # The scope's landlords, those with a higher total and those tied, from the few count
+    # rows of the scope; who goes first among the tied, from the index on (scope, total, …).
+    counts = select(landlords(), landlords(c.total > my_total), landlords(c.total == my_total),
+                    select(func.count()).select_from(t)
+                    .where(in_scope, t.total == my_total, tb_before).scalar_subquery())
     week = (select(e.landlord_id, func.sum(e.delta).label("change"))
             .where(e.counts.is_(True), e.occurred_at >= week_start, e.occurred_at < end)
             .group_by(e.landlord_id).subquery())
