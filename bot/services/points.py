@@ -667,29 +667,48 @@ def ranking(settings: PointsSettings, *, week_start: datetime, end: datetime,
 
     The ledger is not re-aggregated: each landlord's all-time counted total (PointsTotal, kept
     by triggers) is corrected by the few events after `end` or before `since`, and the week's
-    own events give the change and the rewards (see `_adjustments`).
+    own events give the change and the rewards (see `_adjustments`). Nor are the memberships
+    and the chain: PointsTotal says where each landlord is ranked, except for those with a
+    registration after `end`.
 
     Order: score (high first), this week's change (high first), points deducted in the period
     (fewer first), landlord registration (earlier first), person id.
     """
+    t = PointsTotal
     n5, n4, n3, n2 = (aliased(Node) for _ in range(4))
-    landlords = (
-        select(Membership.person_id.label("landlord_id"),
-               func.min(Membership.node_id).label("node_id"),
+    # Where each landlord registered by the end is ranked, and the all-time totals: as
+    # PointsTotal keeps them, except for the few with a registration dated after the end
+    # (their first node as of the end may be another), placed here from their memberships.
+    late = select(Membership.person_id).where(Membership.role == Role.LANDLORD,
+                                              Membership.created_at >= end)
+    stored = select(t.landlord_id, t.node_id, t.registered_at, t.scope1_id, t.scope2_id,
+                    t.total, t.deducted).where(t.registered_at < end,
+                                               t.scope2_id.is_not(None),
+                                               t.landlord_id.not_in(late))
+    placed = (
+        select(Membership.person_id, func.min(Membership.node_id).label("node_id"),
                func.min(Membership.created_at).label("registered_at"))
         .join(n5, n5.id == Membership.node_id)
-        .where(Membership.role == Role.LANDLORD, n5.tier == 5, Membership.created_at < end)
-        .group_by(Membership.person_id)).cte("ll")
+        .where(Membership.role == Role.LANDLORD, n5.tier == 5, Membership.created_at < end,
+               Membership.person_id.in_(late))
+        .group_by(Membership.person_id)).subquery("placed")
+    exact = (select(placed.c.person_id, placed.c.node_id, placed.c.registered_at,
+                    n2.parent_id, n2.id, func.coalesce(t.total, 0),
+                    func.coalesce(t.deducted, 0))
+             .join(n5, n5.id == placed.c.node_id).join(n4, n4.id == n5.parent_id)
+             .join(n3, n3.id == n4.parent_id).join(n2, n2.id == n3.parent_id)
+             .outerjoin(t, t.landlord_id == placed.c.person_id))
+    landlords = union_all(stored, exact).cte("ll")
     events = _adjustments(week_start=week_start, end=end, since=since).cte("ev")
     direct = _direct(week_start=week_start, since=since)
-    n1_id = n2.parent_id
-    scope_col = (n1_id if settings.ranking_tier == 1 else n2.id).label("scope_id")
+    scope_col = (landlords.c.scope1_id if settings.ranking_tier == 1
+                 else landlords.c.scope2_id).label("scope_id")
     total: ColumnElement[int] = func.coalesce(events.c.total, 0)
     change = func.coalesce(events.c.week_change, 0)
     deducted: ColumnElement[int] = func.coalesce(events.c.deducted, 0)
     if not direct:
-        total = total + func.coalesce(PointsTotal.total, 0)
-        deducted = deducted + func.coalesce(PointsTotal.deducted, 0)
+        total = total + landlords.c.total
+        deducted = deducted + landlords.c.deducted
     score_col = (literal(settings.start_score) + total)
     inner = (
         select(landlords.c.landlord_id, landlords.c.node_id, scope_col,
@@ -703,11 +722,7 @@ def ranking(settings: PointsSettings, *, week_start: datetime, end: datetime,
                ).label("pos"),
                func.count().over(partition_by=scope_col).label("n"))
         .select_from(landlords)
-        .join(n5, n5.id == landlords.c.node_id).join(n4, n4.id == n5.parent_id)
-        .join(n3, n3.id == n4.parent_id).join(n2, n2.id == n3.parent_id)
         .outerjoin(events, events.c.landlord_id == landlords.c.landlord_id))
-    if not direct:
-        inner = inner.outerjoin(PointsTotal, PointsTotal.landlord_id == landlords.c.landlord_id)
     if scope_ids is not None:
         inner = inner.where(scope_col.in_(list(scope_ids)))
     ranked = inner.subquery("ranked")
