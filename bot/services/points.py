@@ -352,7 +352,8 @@ async def pending(session: AsyncSession, *, verifier_node: Node, limit: int = 20
                   ) -> tuple[list[PendingLine], int]:
     """Events waiting for this verifier: pending and appealed, oldest first; and how many."""
     where = and_(PointsEvent.status.in_([PointsStatus.PENDING, PointsStatus.APPEALED]),
-                 PointsEvent.node_id.in_(chain.subtree_select(verifier_node.id)))
+                 PointsEvent.node_id.in_(chain.subtree_select(verifier_node.id,
+                                                                  verifier_node.tier)))
     total = (await session.execute(select(func.count(PointsEvent.id)).where(where))).scalar_one()
     rows = await session.execute(
         select(PointsEvent, Person).join(Person, Person.id == PointsEvent.landlord_id)
