@@ -4,10 +4,11 @@ off while a load runs (the table is rebuilt set-based afterwards)."""
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from bot import store
 from bot.services import points
@@ -71,3 +72,23 @@ async def reset_sequences(conn: AsyncConnection, tables: tuple[str, ...]) -> Non
         await conn.execute(text(
             f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
             f"(SELECT MAX(id) FROM {table}))"))
+
+
+async def server_pid(session: AsyncSession) -> int | None:
+    """The PostgreSQL backend serving this session (None on SQLite)."""
+    if session.bind.dialect.name != "postgresql":
+        return None
+    return int((await session.execute(text("SELECT pg_backend_pid()"))).scalar_one())
+
+
+def server_cpu(pid: int | None) -> float | None:
+    """CPU seconds (user + system) a local PostgreSQL backend has used so far, from /proc;
+    None when it is not on this machine (or on SQLite, whose work is this process's)."""
+    if pid is None:
+        return None
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
