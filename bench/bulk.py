@@ -92,3 +92,19 @@ def server_cpu(pid: int | None) -> float | None:
     except OSError:
         return None
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def database_cpu(conn: AsyncConnection) -> float | None:
+    """CPU seconds used so far by every local PostgreSQL backend of this connection's
+    database (the bot's pool and this connection); None on SQLite or when not local."""
+    if conn.dialect.name != "postgresql":
+        return None
+    pids = (await conn.execute(text(
+        "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"))).scalars()
+    total = 0.0
+    for pid in pids:
+        used = server_cpu(int(pid))
+        if used is None:
+            return None
+        total += used
+    return total
