@@ -4,10 +4,11 @@ off while a load runs (the table is rebuilt set-based afterwards)."""
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from bot import store
 from bot.services import points
@@ -55,9 +56,12 @@ async def triggers_off(conn: AsyncConnection, pg: bool) -> list[Any]:
 
 
 async def triggers_on(conn: AsyncConnection, triggers: list[Any]) -> None:
-    """Rebuild points_total set-based and put back what `triggers_off` dropped."""
+    """Rebuild points_total and points_scope_count set-based and put back what
+    `triggers_off` dropped."""
     await conn.execute(text("DELETE FROM points_total"))
     await conn.execute(text(points.REBUILD_TOTALS))
+    await conn.execute(text("DELETE FROM points_scope_count"))
+    await conn.execute(text(points.REBUILD_SCOPE_COUNTS))
     for _, sql in triggers:
         await conn.execute(text(sql))
 
@@ -68,3 +72,39 @@ async def reset_sequences(conn: AsyncConnection, tables: tuple[str, ...]) -> Non
         await conn.execute(text(
             f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
             f"(SELECT MAX(id) FROM {table}))"))
+
+
+async def server_pid(session: AsyncSession) -> int | None:
+    """The PostgreSQL backend serving this session (None on SQLite)."""
+    if session.bind.dialect.name != "postgresql":
+        return None
+    return int((await session.execute(text("SELECT pg_backend_pid()"))).scalar_one())
+
+
+def server_cpu(pid: int | None) -> float | None:
+    """CPU seconds (user + system) a local PostgreSQL backend has used so far, from /proc;
+    None when it is not on this machine (or on SQLite, whose work is this process's)."""
+    if pid is None:
+        return None
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def database_cpu(conn: AsyncConnection) -> float | None:
+    """CPU seconds used so far by every local PostgreSQL backend of this connection's
+    database (the bot's pool and this connection); None on SQLite or when not local."""
+    if conn.dialect.name != "postgresql":
+        return None
+    pids = (await conn.execute(text(
+        "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"))).scalars()
+    total = 0.0
+    for pid in pids:
+        used = server_cpu(int(pid))
+        if used is None:
+            return None
+        total += used
+    return total

@@ -139,15 +139,23 @@ async def measure(url: str, weeks: int) -> None:
           f"RSS before closing: {_rss_mb():.0f} MB", flush=True)
     for back in range(weeks - 1, -1, -1):
         now = CLOSE_AT - timedelta(days=7 * back)
-        started = time.perf_counter()
         async with sessions() as s, s.begin():
+            pid = await bulk.server_pid(s)
+            server_before = bulk.server_cpu(pid)
+            started, cpu_started = time.perf_counter(), time.process_time()
             closed = await points.close_week(s, now=now, zone=ZONE, settings=settings)
             posted = await points.post_lists(s, weeks=closed, now=now, zone=ZONE)
-        elapsed = time.perf_counter() - started
+            await s.commit()
+            elapsed = time.perf_counter() - started
+            cpu = time.process_time() - cpu_started
+            server_after = bulk.server_cpu(pid)
+        server = (f", PostgreSQL backend {server_after - server_before:.2f} s"
+                  if server_before is not None and server_after is not None else "")
         async with sessions() as s:
             rows = (await s.execute(select(func.count(PointsStanding.id)).where(
                 PointsStanding.week_id.in_([w.id for w in closed])))).scalar_one()
-        print(f"close {points.last_week(now, ZONE)}: {elapsed:.2f} s ({rows:,} standings, "
+        print(f"close {points.last_week(now, ZONE)}: {elapsed:.2f} s (CPU: this process "
+              f"{cpu:.2f} s{server}; {rows:,} standings, "
               f"{posted} list messages queued); peak RSS so far {_rss_mb():.0f} MB", flush=True)
     started = time.perf_counter()
     async with sessions() as s:

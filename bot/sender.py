@@ -872,7 +872,9 @@ class OutboxSender:
             faults.hit("sender.next_retry")
             at = (await session.execute(select(func.min(OutboxMessage.next_attempt_at)).where(
                 OutboxMessage.status == OutboxStatus.PENDING,
-                OutboxMessage.account == account))).scalar_one()
+                OutboxMessage.account == account,
+                # min() skips NULLs anyway; said here, the partial index serves the look-up.
+                OutboxMessage.next_attempt_at.is_not(None)))).scalar_one()
         return None if at is None else max(0.0, (at - now).total_seconds())
 
     async def _echo_since(self, session: Db, *, transport: str, room_id: str,

@@ -10,7 +10,14 @@ from models.lease import AccountLease
 from models.notice import BotAccount, Echo, JobRun, Notice, NoticeRead, NoticeSchedule
 from models.outbox import OutboxMessage, OutboxStatus
 from models.person import Contact, InviteCode, InviteKind, Membership, Person, Role
-from models.points import PointsEvent, PointsStanding, PointsStatus, PointsTotal, PointsWeek
+from models.points import (
+    PointsEvent,
+    PointsScopeCount,
+    PointsStanding,
+    PointsStatus,
+    PointsTotal,
+    PointsWeek,
+)
 from models.report import LandlordReport, ReportKind
 from models.shop import Shop
 from models.tenant import TemperatureReading, TenantStay
@@ -22,7 +29,8 @@ __all__ = [
     "InviteCode", "InviteKind", "LandlordReport", "Membership", "Node", "NodeKind",
     "OutboxMessage", "OutboxStatus", "Person", "ReportKind", "Role", "Shop",
     "TemperatureReading", "TenantStay", "UTCDateTime",
-    "PointsEvent", "PointsStanding", "PointsStatus", "PointsTotal", "PointsWeek",
+    "PointsEvent", "PointsScopeCount", "PointsStanding", "PointsStatus", "PointsTotal",
+    "PointsWeek",
     "LinkRequest", "LinkStatus", "Removal", "RemovalKind",
     "InviteAttempt", "AccountLease",
 ]

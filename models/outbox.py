@@ -15,6 +15,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from models.base import Base, UTCDateTime
 
 REPLY_WHERE = "status = 'pending' AND source = 'reply'"
+RETRY_WHERE = "status = 'pending' AND next_attempt_at IS NOT NULL"
 
 
 class OutboxStatus(StrEnum):
@@ -40,6 +41,10 @@ class OutboxMessage(Base):
         # The reply claim: an account's pending replies, oldest first (replies go first).
         Index("ix_outbox_message_reply", "account", "id",
               sqlite_where=text(REPLY_WHERE), postgresql_where=text(REPLY_WHERE)),
+        # The sender's next retry time: pending rows with one only (a fan-out's new rows and
+        # sent rows add no entry).
+        Index("ix_outbox_message_retry", "account", "next_attempt_at",
+              sqlite_where=text(RETRY_WHERE), postgresql_where=text(RETRY_WHERE)),
         UniqueConstraint("notice_id", "group_id"),
     )
 

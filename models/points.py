@@ -131,3 +131,17 @@ class PointsTotal(Base):
     registered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     scope1_id: Mapped[int | None]
     scope2_id: Mapped[int | None]
+
+
+class PointsScopeCount(Base):
+    """How many landlords of a ranking scope have a given all-time total (PointsTotal rows
+    placed there): `tier` 1 counts by `scope1_id`, 2 by `scope2_id`. Kept by triggers on
+    points_total (migration 0012_speed2), never written by the application; 积分's rank sums
+    the rows above a total instead of counting landlords. Rows may hold 0."""
+
+    __tablename__ = "points_scope_count"
+
+    tier: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    scope_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    total: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    landlords: Mapped[int]

@@ -29,6 +29,7 @@ from models import (
     NodeKind,
     Person,
     PointsEvent,
+    PointsScopeCount,
     PointsStanding,
     PointsStatus,
     PointsTotal,
@@ -127,6 +128,23 @@ async def _stored_totals(s: AsyncSession) -> dict[int, tuple[int, int]]:
     return {r[0]: (r[1], r[2]) for r in rows if (r[1], r[2]) != (0, 0)}
 
 
+async def _assert_scope_counts(s: AsyncSession) -> int:
+    """PointsScopeCount (kept by triggers on points_total) says exactly how many landlords
+    each (tier, scope, total) has, counted here from PointsTotal; returns the landlords."""
+    rows = (await s.execute(select(PointsTotal.scope1_id, PointsTotal.scope2_id,
+                                   PointsTotal.total))).all()
+    expected: dict[tuple[int, int, int], int] = {}
+    for scope1, scope2, total in rows:
+        for tier, scope in ((1, scope1), (2, scope2)):
+            if scope is not None:
+                expected[(tier, scope, total)] = expected.get((tier, scope, total), 0) + 1
+    stored = {(r.tier, r.scope_id, r.total): r.landlords for r in (await s.execute(
+        select(PointsScopeCount).execution_options(populate_existing=True))).scalars()}
+    assert all(n >= 0 for n in stored.values()), stored
+    assert {k: n for k, n in stored.items() if n} == expected
+    return sum(n for (tier, _, _), n in expected.items() if tier == 1)
+
+
 def _model_ranks(world: World, events: list[PointsEvent], memberships: list[Membership],
                  settings: PointsSettings, *, week_start: datetime, end: datetime,
                  since: datetime | None) -> dict[int, tuple[int, int, int, int]]:
@@ -206,9 +224,11 @@ async def test_totals_follow_the_ledger_through_every_kind_of_write(
                         .values(landlord_id=world.landlords[0]))
         await s.execute(delete(PointsEvent).where(PointsEvent.id % 17 == 0))
         assert await _stored_totals(s) == await _ledger_totals(s)
+        assert await _assert_scope_counts(s) > 20
     async with sessions() as s:
         # Committed, and the same seen from a new transaction.
         assert await _stored_totals(s) == await _ledger_totals(s)
+        assert await _assert_scope_counts(s) > 20
         assert await _check_live_ranks(s, world, PointsSettings()) > 20
 
 
@@ -227,6 +247,7 @@ async def test_a_rolled_back_write_leaves_the_totals_as_they_were(
             await s.rollback()
     async with sessions() as s:
         assert await _stored_totals(s) == before == await _ledger_totals(s)
+        assert await _assert_scope_counts(s) == 5
 
 
 async def test_placement_follows_memberships(sessions: async_sessionmaker[AsyncSession]) -> None:
@@ -263,6 +284,12 @@ async def test_placement_follows_memberships(sessions: async_sessionmaker[AsyncS
         await s.flush()
         placed = await s.get(PointsTotal, stranger.id)
         assert placed is not None and (placed.total, placed.node_id) == (2, None)
+        # Moved, unplaced, placed again, a stranger placed nowhere: the counts follow.
+        assert await _assert_scope_counts(s) == 4
+        await s.execute(delete(Membership).where(Membership.person_id == world.landlords[1]))
+        assert await _assert_scope_counts(s) == 3
+        await s.execute(delete(PointsTotal).where(PointsTotal.landlord_id == landlord))
+        assert await _assert_scope_counts(s) == 2
 
 
 @pytest.mark.parametrize(("tier", "campaign", "seed"), [
@@ -319,7 +346,8 @@ async def test_weekly_close_equals_the_model(
 
 
 async def test_migration_backfills_rows_written_before_it(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    """An existing database upgraded to 0007 gets its totals and placements from the rows."""
+    """An existing database upgraded past 0007 and 0012 gets its totals, placements and
+    counts per (scope, total) from the rows."""
     url = f"sqlite+aiosqlite:///{tmp_path / 'old.db'}"
     engine = store.create_engine(url)
     await store.upgrade(engine, "0003")
@@ -346,6 +374,10 @@ async def test_migration_backfills_rows_written_before_it(tmp_path) -> None:  # 
         assert row is not None
         assert (row.total, row.deducted, row.node_id, row.scope2_id, row.scope1_id) == (
             1, 2, 5, 2, 1)
+        # 0012_speed2 counted the landlords per (scope, total) from those rows.
+        assert await _assert_scope_counts(s) == 1
+        assert {(r.tier, r.scope_id, r.total, r.landlords) for r in (await s.execute(
+            select(PointsScopeCount))).scalars()} == {(1, 1, 1, 1), (2, 2, 1, 1)}
     await engine.dispose()
 
 
@@ -369,4 +401,6 @@ async def test_bench_rebuild_matches_the_triggers(
             PointsTotal.node_id, PointsTotal.registered_at, PointsTotal.scope1_id,
             PointsTotal.scope2_id))).all())
     assert rebuilt == kept and len(kept) >= 20
+    async with sessions() as s:
+        assert await _assert_scope_counts(s) >= 20
     _ = Node

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from datetime import timedelta
 
 from sqlalchemy import select
@@ -9,7 +10,19 @@ from sqlalchemy import select
 from bot.app import BotApp
 from bot.services import chain as chains
 from bot.services import notice as notices
-from models import Contact, Group, Node, NodeKind, Notice, OutboxMessage, OutboxStatus
+from bot.services import points as pts
+from models import (
+    Contact,
+    Group,
+    Node,
+    NodeKind,
+    Notice,
+    OutboxMessage,
+    OutboxStatus,
+    Person,
+    PointsEvent,
+    PointsStatus,
+)
 from tests.conftest import Chat, DemoChain
 
 
@@ -75,3 +88,72 @@ async def test_progress_counts_by_tier_and_names_the_first_silent_groups(
     line = next(x for x in reply.splitlines() if x.startswith("5级"))
     assert line.endswith(notices.titles(five.missing, count=five.silent))
     assert f"等{five.silent}个群" in line
+
+
+async def test_subtree_by_tier_is_exactly_the_recursive_subtree_of_every_node(
+        bot: BotApp) -> None:
+    """The fixed-depth subtree (one level per tier below the root) against the recursive
+    query and a walk in Python, from every node of a random forest of two tier-1 roots:
+    siblings, cousins and other roots never come in, leaves give themselves."""
+    rng = random.Random(3)
+    now = bot.now()
+    kinds = [NodeKind.SUBDISTRICT, NodeKind.COMMUNITY, NodeKind.TEAM, NodeKind.TEAM_LANDLORDS,
+             NodeKind.LANDLORD_TENANTS]
+    async with bot.session() as s, s.begin():
+        level: list[Node | None] = [None, None]
+        for depth, kind in enumerate(kinds):
+            below: list[Node | None] = []
+            for parent in level:
+                for i in range(rng.randint(0 if depth else 1, 3)):
+                    below.append(await chains.create_node(
+                        s, name=f"树{depth}-{i}-{parent.id if parent else 0}", kind=kind,
+                        parent=parent, now=now))
+            level = below
+        nodes = list((await s.execute(select(Node))).scalars())
+        assert {n.tier for n in nodes} == {1, 2, 3, 4, 5}
+        checked = 0
+        for node in nodes:
+            fixed = set((await s.execute(chains.subtree_select(node.id, node.tier))).scalars())
+            walked = set(await chains.subtree_ids(s, root_id=node.id))
+            recursive = set((await s.execute(chains.subtree_select(node.id))).scalars())
+            assert fixed == walked == recursive, node.id
+            checked += len(fixed) > 1
+        assert checked > 5
+
+
+async def test_pending_checks_are_those_of_the_verifiers_subtree_only(
+        bot: BotApp, chain: DemoChain) -> None:
+    """待核查 of a community lists and counts the pending or appealed events of its own
+    landlords' nodes, whatever the depth of the node, not a neighbouring community's."""
+    now = bot.now()
+    async with bot.session() as s, s.begin():
+        community = (await s.execute(select(Node).where(Node.tier == 2).order_by(Node.id))
+                     ).scalars().first()
+        assert community is not None
+        subdistrict = await s.get(Node, community.parent_id)
+        neighbour = await chains.create_node(s, name="邻社区", kind=NodeKind.COMMUNITY,
+                                             parent=subdistrict, now=now)
+        person = Person(name="房东测", created_at=now)
+        s.add(person)
+        await s.flush()
+        inside = set((await s.execute(chains.subtree_select(community.id))).scalars())
+        team = await chains.create_node(s, name="邻小组", kind=NodeKind.TEAM, parent=neighbour,
+                                        now=now)
+        statuses = [PointsStatus.PENDING, PointsStatus.APPEALED, PointsStatus.APPROVED]
+        expected, neighbours = [], 0
+        for i, node_id in enumerate([*sorted(inside), neighbour.id, team.id, subdistrict.id]):
+            status = statuses[i % 3]
+            event = PointsEvent(landlord_id=person.id, node_id=node_id, rule="manual", delta=-1,
+                                status=status, counts=False, source_kind="test",
+                                source_key=str(i), evidence="", occurred_at=now,
+                                created_at=now)
+            s.add(event)
+            await s.flush()
+            if node_id in inside and status != PointsStatus.APPROVED:
+                expected.append(event.id)
+            neighbours += node_id in (neighbour.id, team.id) and status != PointsStatus.APPROVED
+        lines, total = await pts.pending(s, verifier_node=community, limit=1000)
+        assert [line.event.id for line in lines] == expected and total == len(expected) > 2
+        # The neighbour's own events and its team's; never the community's.
+        theirs, n = await pts.pending(s, verifier_node=neighbour)
+        assert n == neighbours > 0 and not {line.event.id for line in theirs} & set(expected)

@@ -13,14 +13,13 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, case, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
 
 from bot import pii, texts
 from bot.config import NoticeSettings
 from bot.domain import UserError
 from bot.grammar import normalise
 from bot.services import outbox
-from bot.services.chain import commanders
+from bot.services.chain import commanders, subtree_select
 from models import (
     Contact,
     Group,
@@ -248,7 +247,7 @@ async def create(
     # One INSERT … SELECT over the subtree (a recursive CTE): the database makes the rows,
     # nothing per group passes through Python, all in the notice's transaction.
     await outbox.queue_notice(session, notice_id=notice.id, urgent=urgent, now=now,
-                              targets=_targets_select(origin_id=origin.id, scope=scope))
+                              targets=_targets_select(origin=origin, scope=scope))
     # Counted, not taken from rowcount (drivers differ on INSERT … SELECT).
     rows = (await session.execute(select(func.count(OutboxMessage.id)).where(
         OutboxMessage.notice_id == notice.id))).scalar_one()
@@ -257,16 +256,15 @@ async def create(
     return notice, rows
 
 
-def _targets_select(*, origin_id: int, scope: Scope) -> Select[Any]:
-    """The groups a scope admits below the origin, as SQL (subtree by a recursive CTE)."""
-    root = scope.subtree.id if scope.subtree is not None else origin_id
-    below = select(Node.id).where(Node.id == root).cte("below", recursive=True)
-    child = aliased(Node)
-    below = below.union_all(select(child.id).where(child.parent_id == below.c.id))
+def _targets_select(*, origin: Node, scope: Scope) -> Select[Any]:
+    """The groups a scope admits below the origin, as SQL (the subtree one tier at a time,
+    see `chain.subtree_select`)."""
+    root = scope.subtree if scope.subtree is not None else origin
     stmt = (select(Group.id).join(Node, Node.id == Group.node_id)
-            .where(Group.node_id.in_(select(below.c.id))).order_by(Group.id))
+            .where(Group.node_id.in_(subtree_select(root.id, root.tier)))
+            .order_by(Group.id))
     if scope.subtree is None:
-        stmt = stmt.where(Group.node_id != origin_id)
+        stmt = stmt.where(Group.node_id != origin.id)
     if scope.down_to_tier is not None:
         stmt = stmt.where(Node.tier <= scope.down_to_tier)
     if scope.kinds is not None:

@@ -50,6 +50,7 @@ from models import (
     NodeKind,
     Person,
     PointsEvent,
+    PointsScopeCount,
     PointsStanding,
     PointsStatus,
     PointsTotal,
@@ -351,7 +352,8 @@ async def pending(session: AsyncSession, *, verifier_node: Node, limit: int = 20
                   ) -> tuple[list[PendingLine], int]:
     """Events waiting for this verifier: pending and appealed, oldest first; and how many."""
     where = and_(PointsEvent.status.in_([PointsStatus.PENDING, PointsStatus.APPEALED]),
-                 PointsEvent.node_id.in_(chain.subtree_select(verifier_node.id)))
+                 PointsEvent.node_id.in_(chain.subtree_select(verifier_node.id,
+                                                                  verifier_node.tier)))
     total = (await session.execute(select(func.count(PointsEvent.id)).where(where))).scalar_one()
     rows = await session.execute(
         select(PointsEvent, Person).join(Person, Person.id == PointsEvent.landlord_id)
@@ -588,11 +590,25 @@ LEFT JOIN node n2 ON n2.id = n3.parent_id
 """
 
 
+# Landlords per (scope, total), from PointsTotal (what its triggers keep, migration 0012).
+REBUILD_SCOPE_COUNTS = """
+INSERT INTO points_scope_count (tier, scope_id, total, landlords)
+SELECT 1, scope1_id, total, count(*) FROM points_total WHERE scope1_id IS NOT NULL
+GROUP BY scope1_id, total
+UNION ALL
+SELECT 2, scope2_id, total, count(*) FROM points_total WHERE scope2_id IS NOT NULL
+GROUP BY scope2_id, total
+"""
+
+
 async def rebuild_totals(session: AsyncSession) -> int:
-    """Recompute every PointsTotal row from the ledger and the memberships, set-based (after
-    a bulk load made with the triggers off, or to repair); returns the rows written."""
+    """Recompute every PointsTotal row from the ledger and the memberships, and the counts
+    per (scope, total), set-based (after a bulk load made with the triggers off, or to
+    repair); returns the PointsTotal rows written."""
     await session.execute(delete(PointsTotal))
     result = await session.execute(text(REBUILD_TOTALS))
+    await session.execute(delete(PointsScopeCount))
+    await session.execute(text(REBUILD_SCOPE_COUNTS))
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
@@ -652,29 +668,48 @@ def ranking(settings: PointsSettings, *, week_start: datetime, end: datetime,
 
     The ledger is not re-aggregated: each landlord's all-time counted total (PointsTotal, kept
     by triggers) is corrected by the few events after `end` or before `since`, and the week's
-    own events give the change and the rewards (see `_adjustments`).
+    own events give the change and the rewards (see `_adjustments`). Nor are the memberships
+    and the chain: PointsTotal says where each landlord is ranked, except for those with a
+    registration after `end`.
 
     Order: score (high first), this week's change (high first), points deducted in the period
     (fewer first), landlord registration (earlier first), person id.
     """
+    t = PointsTotal
     n5, n4, n3, n2 = (aliased(Node) for _ in range(4))
-    landlords = (
-        select(Membership.person_id.label("landlord_id"),
-               func.min(Membership.node_id).label("node_id"),
+    # Where each landlord registered by the end is ranked, and the all-time totals: as
+    # PointsTotal keeps them, except for the few with a registration dated after the end
+    # (their first node as of the end may be another), placed here from their memberships.
+    late = select(Membership.person_id).where(Membership.role == Role.LANDLORD,
+                                              Membership.created_at >= end)
+    stored = select(t.landlord_id, t.node_id, t.registered_at, t.scope1_id, t.scope2_id,
+                    t.total, t.deducted).where(t.registered_at < end,
+                                               t.scope2_id.is_not(None),
+                                               t.landlord_id.not_in(late))
+    placed = (
+        select(Membership.person_id, func.min(Membership.node_id).label("node_id"),
                func.min(Membership.created_at).label("registered_at"))
         .join(n5, n5.id == Membership.node_id)
-        .where(Membership.role == Role.LANDLORD, n5.tier == 5, Membership.created_at < end)
-        .group_by(Membership.person_id)).cte("ll")
+        .where(Membership.role == Role.LANDLORD, n5.tier == 5, Membership.created_at < end,
+               Membership.person_id.in_(late))
+        .group_by(Membership.person_id)).subquery("placed")
+    exact = (select(placed.c.person_id, placed.c.node_id, placed.c.registered_at,
+                    n2.parent_id, n2.id, func.coalesce(t.total, 0),
+                    func.coalesce(t.deducted, 0))
+             .join(n5, n5.id == placed.c.node_id).join(n4, n4.id == n5.parent_id)
+             .join(n3, n3.id == n4.parent_id).join(n2, n2.id == n3.parent_id)
+             .outerjoin(t, t.landlord_id == placed.c.person_id))
+    landlords = union_all(stored, exact).cte("ll")
     events = _adjustments(week_start=week_start, end=end, since=since).cte("ev")
     direct = _direct(week_start=week_start, since=since)
-    n1_id = n2.parent_id
-    scope_col = (n1_id if settings.ranking_tier == 1 else n2.id).label("scope_id")
+    scope_col = (landlords.c.scope1_id if settings.ranking_tier == 1
+                 else landlords.c.scope2_id).label("scope_id")
     total: ColumnElement[int] = func.coalesce(events.c.total, 0)
     change = func.coalesce(events.c.week_change, 0)
     deducted: ColumnElement[int] = func.coalesce(events.c.deducted, 0)
     if not direct:
-        total = total + func.coalesce(PointsTotal.total, 0)
-        deducted = deducted + func.coalesce(PointsTotal.deducted, 0)
+        total = total + landlords.c.total
+        deducted = deducted + landlords.c.deducted
     score_col = (literal(settings.start_score) + total)
     inner = (
         select(landlords.c.landlord_id, landlords.c.node_id, scope_col,
@@ -688,11 +723,7 @@ def ranking(settings: PointsSettings, *, week_start: datetime, end: datetime,
                ).label("pos"),
                func.count().over(partition_by=scope_col).label("n"))
         .select_from(landlords)
-        .join(n5, n5.id == landlords.c.node_id).join(n4, n4.id == n5.parent_id)
-        .join(n3, n3.id == n4.parent_id).join(n2, n2.id == n3.parent_id)
         .outerjoin(events, events.c.landlord_id == landlords.c.landlord_id))
-    if not direct:
-        inner = inner.outerjoin(PointsTotal, PointsTotal.landlord_id == landlords.c.landlord_id)
     if scope_ids is not None:
         inner = inner.where(scope_col.in_(list(scope_ids)))
     ranked = inner.subquery("ranked")
@@ -782,7 +813,9 @@ def _rank_statements(tier: int, with_since: bool) -> SimpleNamespace:
     end, week_start = _bind_dt("end"), _bind_dt("week_start")
     since = _bind_dt("since") if with_since else None
     scope_col = t.scope1_id if tier == 1 else t.scope2_id
-    in_scope = and_(scope_col == bindparam("scope_id"), t.registered_at < end)
+    # Every PointsTotal row placed in the scope, as PointsScopeCount counts them (a landlord
+    # registered after the end is one of the odd ones below, taken out by its stored row).
+    in_scope = scope_col == bindparam("scope_id")
     ids: BindParameter[int] = bindparam("ids", expanding=True)
     outside = e.occurred_at >= end
     if since is not None:
@@ -818,14 +851,21 @@ def _rank_statements(tier: int, with_since: bool) -> SimpleNamespace:
     me: BindParameter[int] = bindparam("me")
     my_registered = _bind_dt("registered_at")
 
-    def count(*where):  # type: ignore[no-untyped-def]
-        return select(func.count()).select_from(t).where(in_scope, *where).scalar_subquery()
+    c = PointsScopeCount
+    in_counts = and_(c.tier == tier, c.scope_id == bindparam("scope_id"))
+
+    def landlords(*where):  # type: ignore[no-untyped-def]
+        return (select(func.coalesce(func.sum(c.landlords), 0)).where(in_counts, *where)
+                .scalar_subquery())
 
     tb_before = or_(t.deducted < my_deducted, and_(
         t.deducted == my_deducted, or_(t.registered_at < my_registered, and_(
             t.registered_at == my_registered, t.landlord_id < me))))
-    counts = select(count(), count(t.total > my_total), count(t.total == my_total),
-                    count(t.total == my_total, tb_before))
+    # The scope's landlords, those with a higher total and those tied, from the few count
+    # rows of the scope; who goes first among the tied, from the index on (scope, total, …).
+    counts = select(landlords(), landlords(c.total > my_total), landlords(c.total == my_total),
+                    select(func.count()).select_from(t)
+                    .where(in_scope, t.total == my_total, tb_before).scalar_subquery())
     week = (select(e.landlord_id, func.sum(e.delta).label("change"))
             .where(e.counts.is_(True), e.occurred_at >= week_start, e.occurred_at < end)
             .group_by(e.landlord_id).subquery())
