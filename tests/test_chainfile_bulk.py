@@ -30,7 +30,7 @@ async def _people(bot: BotApp) -> list[tuple[str, str | None, tuple[str, ...]]]:
         for person_id, tr, cid in await s.execute(
                 select(Contact.person_id, Contact.transport, Contact.contact_id)):
             contacts.setdefault(person_id, []).append(f"{tr}:{cid}")
-        return sorted((p.name, p.mobile, tuple(sorted(contacts.get(p.id, []))))
+        return sorted((p.name, p.mobile_bidx and p.mobile_mask, tuple(sorted(contacts.get(p.id, []))))
                       for p in (await s.execute(select(Person))).scalars())
 
 
