@@ -17,7 +17,20 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Table, and_, bindparam, delete, false, not_, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    String,
+    Table,
+    and_,
+    bindparam,
+    delete,
+    false,
+    func,
+    not_,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot import crypto, pii
@@ -167,8 +180,6 @@ def _not_under(kind: Kind, prefix: str) -> ColumnElement[bool]:
 
 async def pending_rotation(session: AsyncSession, *, keyring: crypto.Keyring) -> int:
     """How many people have a number not yet sealed under the active key."""
-    from sqlalchemy import func
-
     prefix = f"{crypto.FORMAT}.{keyring.active}."
     return (await session.execute(select(func.count()).select_from(Person).where(
         or_(_not_under("mobile", prefix), _not_under("id_number", prefix))))).scalar_one()
@@ -272,6 +283,7 @@ async def forget(session: AsyncSession, *, number: str, who: str, why: str, now:
                   .values(sender_id=""))
         await run(update(InviteAttempt).where(InviteAttempt.contact_id.in_(contact_ids))
                   .values(contact_id=""))
+        await _drop_mentions(session, contact_ids)
     await run(delete(LinkRequest).where(or_(LinkRequest.person_id.in_(ids),
                                             LinkRequest.claimant_id.in_(ids))))
     await run(delete(Contact).where(Contact.person_id.in_(ids)))
@@ -306,3 +318,14 @@ async def _scrub(session: AsyncSession, column: Any, needles: set[str]) -> None:
             text = text.replace(w, FORGOTTEN_TEXT)
         await session.execute(update(table).where(table.id == row_id).values({column.key: text})
                               .execution_options(synchronize_session=False))
+
+
+async def _drop_mentions(session: AsyncSession, contact_ids: set[str]) -> None:
+    # Messages the bot sent that @mentioned them keep their text, not the contact id.
+    as_text = func.cast(OutboxMessage.mentions, String)
+    rows = (await session.execute(select(OutboxMessage.id, OutboxMessage.mentions).where(
+        or_(false(), *(as_text.contains(c, autoescape=True) for c in contact_ids))))).all()
+    for row_id, mentions in rows:
+        await session.execute(update(OutboxMessage).where(OutboxMessage.id == row_id).values(
+            mentions=[m for m in mentions if m not in contact_ids])
+            .execution_options(synchronize_session=False))
