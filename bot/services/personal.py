@@ -261,6 +261,18 @@ async def forget(session: AsyncSession, *, number: str, who: str, why: str, now:
         select(LinkRequest.transport, LinkRequest.contact_id).where(
             or_(LinkRequest.person_id.in_(ids), LinkRequest.claimant_id.in_(ids))))).all())
     contact_ids = {cid for _, cid in contacts} | {cid for _, cid in claimed}
+    # What they wrote or where they came from, scrubbed where it was copied (a ticket relayed
+    # up the chain, a reply quoting the origin) in text that also names them, or anywhere
+    # when long enough not to be someone else's words by chance.
+    stays = select(TenantStay.id).where(TenantStay.tenant_id.in_(ids))
+    context: set[str] = set()
+    for stmt in (select(TenantStay.origin).where(TenantStay.tenant_id.in_(ids)),
+                 select(Ticket.text).where(Ticket.asker_id.in_(ids)),
+                 select(LandlordReport.detail).where(or_(LandlordReport.landlord_id.in_(ids),
+                                                         LandlordReport.stay_id.in_(stays))),
+                 select(PointsEvent.evidence).where(PointsEvent.landlord_id.in_(ids)),
+                 select(PointsEvent.appeal_reason).where(PointsEvent.landlord_id.in_(ids))):
+        context.update(v for v in (await session.execute(stmt)).scalars() if v and len(v) >= 2)
     scrubbed = 0
 
     async def run(stmt: Any) -> None:
@@ -268,7 +280,6 @@ async def forget(session: AsyncSession, *, number: str, who: str, why: str, now:
         scrubbed += (await session.execute(stmt.execution_options(
             synchronize_session=False))).rowcount or 0  # type: ignore[attr-defined]
 
-    stays = select(TenantStay.id).where(TenantStay.tenant_id.in_(ids))
     await run(update(TenantStay).where(TenantStay.tenant_id.in_(ids)).values(origin=None))
     await run(update(LandlordReport).where(or_(LandlordReport.landlord_id.in_(ids),
                                                LandlordReport.stay_id.in_(stays)))
@@ -293,7 +304,7 @@ async def forget(session: AsyncSession, *, number: str, who: str, why: str, now:
     for column in (OutboxMessage.text, Notice.text, NoticeSchedule.text, Ticket.text,
                    Ticket.answer, LandlordReport.detail, PointsEvent.evidence,
                    PointsEvent.decision_reason, PointsEvent.appeal_reason, Removal.reason):
-        await _scrub(session, column, needles | contact_ids)
+        await _scrub(session, column, identity=needles | contact_ids, context=context)
     for p in people:
         p.name = FORGOTTEN_NAME
         for kind in crypto.KINDS:
@@ -305,16 +316,19 @@ async def forget(session: AsyncSession, *, number: str, who: str, why: str, now:
     return Forgotten(ids, scrubbed)
 
 
-async def _scrub(session: AsyncSession, column: Any, needles: set[str]) -> None:
+async def _scrub(session: AsyncSession, column: Any, *, identity: set[str], context: set[str]
+                 ) -> None:
     # LIKE finds the rows, Python replaces (no dialect's REPLACE differences); few rows.
-    words = sorted((n for n in needles if n), key=len, reverse=True)
-    if not words:
+    # Context (an origin, their own words) goes from rows naming them, or anywhere when long.
+    anywhere = {w for w in identity if w} | {w for w in context if len(w) >= 6}
+    if not anywhere:
         return
     table = column.class_
-    where = or_(false(), *(column.contains(w, autoescape=True) for w in words))
+    where = or_(false(), *(column.contains(w, autoescape=True) for w in anywhere))
     rows = (await session.execute(select(table.id, column).where(where))).all()
     for row_id, text in rows:
-        for w in words:
+        named = any(w in text for w in identity)
+        for w in sorted(anywhere | (context if named else set()), key=len, reverse=True):
             text = text.replace(w, FORGOTTEN_TEXT)
         await session.execute(update(table).where(table.id == row_id).values({column.key: text})
                               .execution_options(synchronize_session=False))
