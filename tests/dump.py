@@ -15,9 +15,10 @@ from sqlalchemy.engine import make_url
 
 from bot import store
 
-# What a full number looks like in a dump, however it got there.
-FULL_MOBILE = re.compile(r"(?<![0-9])1[3-9][0-9]{9}(?![0-9])")
-FULL_ID = re.compile(r"(?<![0-9])[0-9]{17}[0-9Xx](?![0-9])")
+# What a full number looks like in a dump, however it got there (not a run of digits inside a
+# hex digest or a base64 ciphertext).
+FULL_MOBILE = re.compile(r"(?<![0-9A-Za-z])1[3-9][0-9]{9}(?![0-9A-Za-z])")
+FULL_ID = re.compile(r"(?<![0-9A-Za-z])[0-9]{17}[0-9Xx](?![0-9A-Za-z])")
 
 
 def _sqlite(url: str) -> str:
