@@ -229,25 +229,12 @@ async def _people_forget(settings: Settings, number: str, reason: str) -> None:
 
 
 async def _people_reveal(settings: Settings, args: argparse.Namespace) -> None:
-    from sqlalchemy import select
-
-    from bot.services import people, personal
-    from models import Person
+    from bot.services import personal
 
     transport = args.transport or settings.transport
 
     async def work(app: Any, session: Any) -> None:
-        person = await people.find_by_contact(session, transport=transport,
-                                              contact_id=args.who)
-        if person is None:
-            named = list((await session.execute(
-                select(Person).where(Person.name == args.who))).scalars())
-            if len(named) > 1:
-                raise ConfigError(f"{len(named)} people are named {args.who!r}: "
-                                  "give a contact id")
-            person = named[0] if named else None
-        if person is None:
-            raise ConfigError(f"no person {args.who!r} (a contact id or an exact name)")
+        person = await _person_named(session, args.who, transport=transport)
         value = await personal.reveal(session, person, args.field, who="cli", why=args.reason,
                                       now=app.now())
         print(value if value is not None else f"person #{person.id} has no {args.field}")
@@ -438,12 +425,29 @@ async def _invite(settings: Settings, node_ref: str, role_word: str | None, days
     await _with_store(settings, work)
 
 
-async def _people(settings: Settings, args: argparse.Namespace) -> None:
+async def _person_named(session: Any, who: str, *, transport: str) -> Any:
+    """The person a contact id or an exact registered name (of one person) names."""
     from sqlalchemy import select
 
-    from bot.console import ROLE_WORDS
-    from bot.services import chain, membership, people
+    from bot.services import people
     from models import Person
+
+    person = await people.find_by_contact(session, transport=transport, contact_id=who)
+    if person is None:
+        named = list((await session.execute(
+            select(Person).where(Person.name == who))).scalars())
+        if len(named) > 1:
+            raise ConfigError(f"{len(named)} people are named {who!r}: give a contact id")
+        person = named[0] if named else None
+    if person is None:
+        raise ConfigError(f"no person {who!r} (a contact id or an exact name)")
+    return person
+
+
+async def _people(settings: Settings, args: argparse.Namespace) -> None:
+
+    from bot.console import ROLE_WORDS
+    from bot.services import chain, membership
 
     transport = args.transport or settings.transport
     role = ROLE_WORDS.get(args.role) if getattr(args, "role", None) else None
@@ -464,17 +468,7 @@ async def _people(settings: Settings, args: argparse.Namespace) -> None:
             node = await chain.find_node(session, ref=args.node)
             if node is None:
                 raise ConfigError(f"--node: no node {args.node!r} (see `tierbot chain show`)")
-        person = await people.find_by_contact(session, transport=transport,
-                                              contact_id=args.who)
-        if person is None:
-            named = list((await session.execute(
-                select(Person).where(Person.name == args.who))).scalars())
-            if len(named) > 1:
-                raise ConfigError(f"{len(named)} people are named {args.who!r}: "
-                                  "give a contact id")
-            person = named[0] if named else None
-        if person is None:
-            raise ConfigError(f"no person {args.who!r} (a contact id or an exact name)")
+        person = await _person_named(session, args.who, transport=transport)
         removed = await membership.remove_by_admin(session, person=person, node=node,
                                                    role=role, reason=args.reason,
                                                    now=app.now())
