@@ -14,6 +14,17 @@ from bot import store
 from bot.services import points
 
 
+def throwaway_keys() -> None:
+    """Keys for a benchmark's own database (personal numbers are sealed; nothing is kept)."""
+    import os
+
+    from bot import crypto
+
+    ring = crypto.generate()
+    os.environ.setdefault("TIERBOT_KEYRING", ring.to_json())
+    crypto.use(crypto.Keyring.from_json(os.environ["TIERBOT_KEYRING"], source="bench"))
+
+
 async def fresh_engine(url: str) -> AsyncEngine:
     """An engine on a migrated database; PostgreSQL's public schema is recreated first."""
     engine = store.create_engine(url)

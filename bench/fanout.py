@@ -38,6 +38,7 @@ from bot.transports.memory import MemoryTransport
 from models import Group, Node, NodeKind, OutboxMessage, OutboxStatus
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import bulk  # noqa: E402 - bench/bulk.py: the throwaway keys
 from inbound import fresh_store  # noqa: E402 - the benchmarks share their set-up
 
 TRANSPORT = "memory"
@@ -294,6 +295,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 async def main(argv: list[str] | None = None) -> int:
+    bulk.throwaway_keys()
     args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     if args.db_url:

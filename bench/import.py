@@ -28,6 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import bulk  # bench/bulk.py: the throwaway keys
 import yaml
 from sqlalchemy import text
 
@@ -145,6 +146,7 @@ async def run_import(url: str, path: Path) -> dict[str, object]:
 
 
 def main() -> None:
+    bulk.throwaway_keys()
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--people", type=int, default=100_000)
     p.add_argument("--group-every", type=int, default=10,

@@ -34,6 +34,7 @@ from zoneinfo import ZoneInfo
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import bulk  # bench/bulk.py: the throwaway keys
 from sqlalchemy import event, func, select, text
 
 from bot import chainfile, store
@@ -538,6 +539,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 async def main(argv: list[str] | None = None) -> int:
+    bulk.throwaway_keys()
     args = parse_args(argv)
     errors = ErrorCounter()
     logging.getLogger().addHandler(errors)

@@ -11,7 +11,7 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from bot import pii, store, texts
+from bot import crypto, pii, store, texts
 from bot.clock import Clock, SystemClock
 from bot.config import ConfigError, Settings
 from bot.outbound import MaskingTransport
@@ -217,6 +217,13 @@ def build_app(settings: Settings, *, transport: Transport | None = None,
               clock: Clock | None = None) -> BotApp:
     """A BotApp for these settings; tests pass a memory transport and a fake clock."""
     clock = clock or SystemClock()
+    # No keys, no start: personal numbers are never stored in the clear (MissingKeyError says
+    # what to do). The keys are the process's, like the public numbers below.
+    keyring = crypto.load(settings.keys)
+    if keyring.rotating:
+        log.warning("a key rotation to %s is unfinished: run `tierbot keys rotate` again",
+                    keyring.active)
+    crypto.use(keyring)
     pii.set_public_numbers(settings.privacy.public_numbers)
     pii.mask_log_records()
     if settings.sqlite_path is not None:

@@ -16,7 +16,7 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import pii
-from bot.services import chain, people
+from bot.services import chain, people, personal
 from models import Building, Contact, Flat, Group, Membership, Node, NodeKind, Person, Role, Shop
 
 
@@ -253,25 +253,29 @@ async def import_chain(session: AsyncSession, spec: ChainSpec, *, now: datetime,
                         Contact.transport == tr, Contact.contact_id.in_(chunk))):
                 contact_owner[(tr, cid)] = person_id
     step("people: looked up", 0, len(spec.people))
-    mobiles = sorted({p.mobile for p in spec.people if p.mobile})
+    # Mobiles are matched by their blind index (nothing stored is decrypted).
+    index_of = {m: personal.index_columns(mobile=m)["mobile_bidx"]
+                for m in {p.mobile for p in spec.people if p.mobile}}
+    mobile_of = {bidx: m for m, bidx in index_of.items()}
     mobile_owner: dict[str, int] = {}
-    for chunk in _chunks(mobiles):
-        for mobile, person_id in await session.execute(
-                select(Person.mobile, func.min(Person.id)).where(Person.mobile.in_(chunk))
-                .group_by(Person.mobile)):
-            mobile_owner[mobile] = person_id
+    for chunk in _chunks(sorted(mobile_of)):
+        for bidx, person_id in await session.execute(
+                select(Person.mobile_bidx, func.min(Person.id))
+                .where(Person.mobile_bidx.in_(chunk)).group_by(Person.mobile_bidx)):
+            mobile_owner[mobile_of[bidx]] = person_id
     bare_names = sorted({p.name for p, pairs in zip(spec.people, pairs_of, strict=True)
                          if not pairs and not p.mobile})
     name_owner: dict[str, int] = {}
     for chunk in _chunks(bare_names):
         for name, person_id in await session.execute(
                 select(Person.name, func.min(Person.id)).where(
-                    Person.name.in_(chunk), Person.mobile.is_(None),
+                    Person.name.in_(chunk), ~personal.has_number("mobile"),
                     ~Person.id.in_(select(Contact.person_id))).group_by(Person.name)):
             name_owner[name] = person_id
     persons: dict[str, int] = {}
     new_people: list[dict[str, Any]] = []
     new_refs: list[int] = []
+    new_mobiles: list[str | None] = []
     new_contacts: list[tuple[int, str, str]] = []
     for pspec, pairs in zip(spec.people, pairs_of, strict=True):
         if pspec.key in persons:
@@ -286,7 +290,9 @@ async def import_chain(session: AsyncSession, spec: ChainSpec, *, now: datetime,
             found = name_owner.get(pspec.name)
         if found is None:
             found = ids.placeholder()
-            new_people.append({"name": pspec.name, "mobile": pspec.mobile, "created_at": now})
+            new_people.append({"name": pspec.name, "created_at": now, "mobile_bidx": None,
+                               "mobile_mask": None} | personal.index_columns(mobile=pspec.mobile))
+            new_mobiles.append(pspec.mobile)
             new_refs.append(found)
             if pspec.mobile:
                 mobile_owner[pspec.mobile] = found
@@ -297,6 +303,9 @@ async def import_chain(session: AsyncSession, spec: ChainSpec, *, now: datetime,
             contact_owner[(tr, cid)] = found
             new_contacts.append((found, tr, cid))
     await _insert(session, Person, new_people, new_refs, ids)
+    # Sealed values are bound to the row id, known only now.
+    await personal.seal_many(session, [(ids(ref), mobile, None) for ref, mobile
+                                       in zip(new_refs, new_mobiles, strict=True) if mobile])
     step("people", len(spec.people), len(spec.people))
     await _insert(session, Contact, [
         {"person_id": ids(ref), "transport": tr, "contact_id": cid, "created_at": now}

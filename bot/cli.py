@@ -1,4 +1,5 @@
-"""The `tierbot` command: run, serve, demo, status, db, chain, invite, people, points, jobs."""
+"""The `tierbot` command: run, serve, demo, status, db, chain, invite, people, points, jobs,
+keys."""
 
 from __future__ import annotations
 
@@ -82,6 +83,7 @@ def _parser() -> argparse.ArgumentParser:
     unl.add_argument("contact", help="the contact id")
     unl.add_argument("--transport", default=None, help="of the contact id (default: config)")
     unl.add_argument("--reason", required=True, help="why (recorded)")
+    _people_privacy_parsers(ppl_sub)
 
     # points (issue 5)
     pts = sub.add_parser("points", help="the landlords' 12-point system")
@@ -101,7 +103,143 @@ def _parser() -> argparse.ArgumentParser:
     jrun.add_argument("--period", help="one period (2020-02-21, 2020-02-21T20:00, 2020-W09)")
     jrun.add_argument("--dry-run", action="store_true",
                       help="do the work and roll it back: print what it would write")
+    _keys_parser(sub)
     return p
+
+
+# --- keys and personal data (issue 10: data at rest) -------------------------------------
+
+
+def _keys_parser(sub: Any) -> None:
+    keys = sub.add_parser("keys", help="the keys of mobiles and ID numbers at rest")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
+    keys_sub.add_parser("init", help="create the key file (keys.file, mode 0600)")
+    rot = keys_sub.add_parser("rotate", help="add a new key and re-encrypt every number under "
+                                             "it, in batches (run again to resume)")
+    rot.add_argument("--batch", type=int, default=500, help="people per transaction")
+    keys_sub.add_parser("status", help="the key ids, the active one, numbers left to rotate")
+
+
+def _people_privacy_parsers(ppl_sub: Any) -> None:
+    fgt = ppl_sub.add_parser("forget", help="anonymise a person everywhere (PIPL Art. 47), "
+                                            "keeping counts; recorded")
+    fgt.add_argument("number", help="the person's mobile or ID number")
+    fgt.add_argument("--reason", required=True, help="why (recorded in the access log)")
+    rev = ppl_sub.add_parser("reveal", help="show a person's full mobile or ID number "
+                                            "(recorded in the access log)")
+    rev.add_argument("who", help="a contact id, or the person's exact registered name")
+    rev.add_argument("--transport", default=None, help="of the contact id (default: config)")
+    rev.add_argument("--field", choices=["mobile", "id_number"], default="mobile")
+    rev.add_argument("--reason", required=True, help="why (recorded in the access log)")
+
+
+def _keys_init(settings: Settings) -> None:
+    import os
+
+    from bot import crypto
+
+    path = Path(settings.keys.file)
+    crypto.write_file(path, crypto.generate())
+    print(f"created key file {path} (mode 0600)")
+    print("back it up apart from the database: without it the stored mobiles and ID numbers "
+          "cannot be read", file=sys.stderr)
+    if settings.keys.env and os.environ.get(settings.keys.env):
+        print(f"note: ${settings.keys.env} is set and wins over the file", file=sys.stderr)
+
+
+def _key_file_keyring(settings: Settings) -> tuple[Path, Any]:
+    import os
+
+    from bot import crypto
+
+    if settings.keys.env and os.environ.get(settings.keys.env):
+        raise ConfigError(f"the keys come from ${settings.keys.env}: rotate them with a key "
+                          "file (keys.file), then set the variable to its new text")
+    return Path(settings.keys.file), crypto.load(settings.keys)
+
+
+async def _keys_rotate(settings: Settings, batch: int) -> None:
+    from bot import crypto
+    from bot.services import personal
+
+    if batch < 1:
+        raise ConfigError("--batch: at least 1")
+    path, keyring = _key_file_keyring(settings)
+    if keyring.rotating:
+        print(f"resuming the rotation to key {keyring.active}")
+    else:
+        keyring = keyring.with_new_key()
+        # The new key is on disk before any row uses it: an interruption loses nothing.
+        crypto.write_file(path, keyring, replace=True)
+        print(f"added key {keyring.active} (active); re-encrypting")
+
+    async def work(app: Any) -> int:
+        return await personal.rotate(app.sessions, keyring=keyring, batch=batch,
+                                     progress=lambda n: print(f"  {n} people re-encrypted",
+                                                              file=sys.stderr))
+
+    done = await _with_app(settings, work)
+    crypto.write_file(path, keyring.rotated(), replace=True)
+    print(f"rotation to {keyring.active} done: {done} people re-encrypted; older keys stay in "
+          "the file for older backups")
+
+
+async def _keys_status(settings: Settings) -> None:
+    from bot import crypto
+    from bot.services import personal
+
+    async def work(app: Any, session: Any) -> None:
+        ring = crypto.current()
+        left = await personal.pending_rotation(session, keyring=ring)
+        print(f"keys: {', '.join(sorted(ring.keys))}; active {ring.active}"
+              + ("; rotation unfinished" if ring.rotating else ""))
+        print(f"people with a number under an older key: {left}")
+
+    await _with_store(settings, work)
+
+
+def _demo_keys(settings: Settings) -> None:
+    """The demo makes its key file on first start (a real deployment runs `keys init`)."""
+    from bot import crypto
+
+    try:
+        crypto.load(settings.keys)
+    except crypto.MissingKeyError:
+        crypto.write_file(Path(settings.keys.file), crypto.generate())
+        print(f"demo: created key file {settings.keys.file}", file=sys.stderr)
+
+
+async def _people_forget(settings: Settings, number: str, reason: str) -> None:
+    from bot.services import personal
+
+    if personal.kind_of(number) is None:
+        raise ConfigError("forget: give an 11-digit mainland mobile or an 18-character ID "
+                          "number")
+
+    async def work(app: Any, session: Any) -> None:
+        done = await personal.forget(session, number=number, who="cli", why=reason,
+                                     now=app.now())
+        if not done.person_ids:
+            raise ConfigError(f"forget: nobody is registered with {pii.mask_text(number)}")
+        print(f"forgot {len(done.person_ids)} people (#"
+              + ", #".join(str(i) for i in done.person_ids)
+              + f"); {done.scrubbed} rows scrubbed; recorded in the access log")
+
+    await _with_store(settings, work)
+
+
+async def _people_reveal(settings: Settings, args: argparse.Namespace) -> None:
+    from bot.services import personal
+
+    transport = args.transport or settings.transport
+
+    async def work(app: Any, session: Any) -> None:
+        person = await _person_named(session, args.who, transport=transport)
+        value = await personal.reveal(session, person, args.field, who="cli", why=args.reason,
+                                      now=app.now())
+        print(value if value is not None else f"person #{person.id} has no {args.field}")
+
+    await _with_store(settings, work)
 
 
 async def _with_store(settings: Settings, work: Any) -> Any:
@@ -287,12 +425,29 @@ async def _invite(settings: Settings, node_ref: str, role_word: str | None, days
     await _with_store(settings, work)
 
 
-async def _people(settings: Settings, args: argparse.Namespace) -> None:
+async def _person_named(session: Any, who: str, *, transport: str) -> Any:
+    """The person a contact id or an exact registered name (of one person) names."""
     from sqlalchemy import select
 
-    from bot.console import ROLE_WORDS
-    from bot.services import chain, membership, people
+    from bot.services import people
     from models import Person
+
+    person = await people.find_by_contact(session, transport=transport, contact_id=who)
+    if person is None:
+        named = list((await session.execute(
+            select(Person).where(Person.name == who))).scalars())
+        if len(named) > 1:
+            raise ConfigError(f"{len(named)} people are named {who!r}: give a contact id")
+        person = named[0] if named else None
+    if person is None:
+        raise ConfigError(f"no person {who!r} (a contact id or an exact name)")
+    return person
+
+
+async def _people(settings: Settings, args: argparse.Namespace) -> None:
+
+    from bot.console import ROLE_WORDS
+    from bot.services import chain, membership
 
     transport = args.transport or settings.transport
     role = ROLE_WORDS.get(args.role) if getattr(args, "role", None) else None
@@ -313,17 +468,7 @@ async def _people(settings: Settings, args: argparse.Namespace) -> None:
             node = await chain.find_node(session, ref=args.node)
             if node is None:
                 raise ConfigError(f"--node: no node {args.node!r} (see `tierbot chain show`)")
-        person = await people.find_by_contact(session, transport=transport,
-                                              contact_id=args.who)
-        if person is None:
-            named = list((await session.execute(
-                select(Person).where(Person.name == args.who))).scalars())
-            if len(named) > 1:
-                raise ConfigError(f"{len(named)} people are named {args.who!r}: "
-                                  "give a contact id")
-            person = named[0] if named else None
-        if person is None:
-            raise ConfigError(f"no person {args.who!r} (a contact id or an exact name)")
+        person = await _person_named(session, args.who, transport=transport)
         removed = await membership.remove_by_admin(session, person=person, node=node,
                                                    role=role, reason=args.reason,
                                                    now=app.now())
@@ -479,6 +624,7 @@ def main(argv: list[str] | None = None) -> int:
             case "serve":
                 asyncio.run(_run(settings, api=True, bot=False))
             case "demo":
+                _demo_keys(settings)
                 asyncio.run(_demo(settings))
             case "status":
                 _status(settings)
@@ -487,8 +633,18 @@ def main(argv: list[str] | None = None) -> int:
                 print("database is at the latest schema")
             case "chain" if args.chain_command == "import":
                 asyncio.run(_chain_import(settings, args.file, prune=args.prune))
+            case "people" if args.people_command == "forget":
+                asyncio.run(_people_forget(settings, args.number, args.reason))
+            case "people" if args.people_command == "reveal":
+                asyncio.run(_people_reveal(settings, args))
             case "people":
                 asyncio.run(_people(settings, args))
+            case "keys" if args.keys_command == "init":
+                _keys_init(settings)
+            case "keys" if args.keys_command == "rotate":
+                asyncio.run(_keys_rotate(settings, args.batch))
+            case "keys":
+                asyncio.run(_keys_status(settings))
             case "chain":
                 asyncio.run(_chain_show(settings))
             case "invite":

@@ -232,6 +232,16 @@ class PrivacySettings(_Section):
     public_numbers: list[str] = Field(default_factory=list)
 
 
+class KeySettings(_Section):
+    """Where the keys of personal numbers at rest come from (never from the database)."""
+
+    # The key file `tierbot keys init` writes (0600); back it up apart from the database.
+    file: str = "./data/tierbot.keys"
+    # An environment variable holding the key file's text instead (wins when set; "" = none).
+    # Not TIERBOT_KEYS: that name is the [keys] section itself in the TIERBOT_* environment.
+    env: str = "TIERBOT_KEYRING"
+
+
 class ApiSettings(_Section):
     """The admin API."""
 
@@ -262,6 +272,7 @@ class Settings(BaseSettings):
     notices: NoticeSettings = Field(default_factory=NoticeSettings)
     points: PointsSettings = Field(default_factory=PointsSettings)
     privacy: PrivacySettings = Field(default_factory=PrivacySettings)
+    keys: KeySettings = Field(default_factory=KeySettings)
     # Run the APScheduler jobs (reminders, roll-ups, scheduled notices) in this process.
     scheduler: bool = True
 

@@ -72,7 +72,7 @@ async def on_my_tenants(cmd: MyTenants, ctx: Context) -> str:
             status = texts.Tenant.STATUS_DONE
         lines.append(texts.Tenant.LIST_LINE.format(
             index=index, name=pii.mask_name(row.tenant.name),
-            mobile=pii.mask_mobile(row.tenant.mobile) if row.tenant.mobile else "",
+            mobile=row.tenant.mobile_mask or "",
             origin=row.stay.origin or texts.Tenant.ORIGIN_UNKNOWN, status=status))
     watching = sum(1 for r in rows if r.stay.watch_until > now)
     node_name = ctx.node.name if ctx.node is not None and len(ids) == 1 and ctx.node.tier == 5 \

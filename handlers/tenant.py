@@ -69,7 +69,7 @@ async def on_tenant_return(cmd: TenantReturn, ctx: Context) -> Reply:
         # The landlord says whether this contact is the tenant he registered (确认/不是).
         text += "\n" + texts.Identity.LINK_ASK.format(
             name=pii.mask_name(result.claimed.name), id=result.link.id,
-            mobile=pii.mask_mobile(result.claimed.mobile or ""))
+            mobile=result.claimed.mobile_mask or "")
     stay = result.stay
     told = False
     if (result.link is None and stay.self_reported_at is not None

@@ -1,5 +1,6 @@
 """The ORM tables, importable from one place (Alembic reads Base.metadata from here)."""
 
+from models.access_log import AccessAction, AccessLog
 from models.base import Base, UTCDateTime
 from models.building import Building, Flat
 from models.chain import TIER_OF_KIND, Group, Node, NodeKind
@@ -33,4 +34,5 @@ __all__ = [
     "PointsWeek",
     "LinkRequest", "LinkStatus", "Removal", "RemovalKind",
     "InviteAttempt", "AccountLease",
+    "AccessAction", "AccessLog",
 ]

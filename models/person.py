@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from models.base import Base, UTCDateTime
@@ -23,14 +23,23 @@ class Role(StrEnum):
 
 
 class Person(Base):
-    """A person known to the chain; mobile and ID number are sensitive and never shown whole."""
+    """A person known to the chain; mobile and ID number are sensitive and never stored whole.
+
+    Each number is kept three ways (see bot/crypto.py, bot/services/personal.py): `*_enc` the
+    AES-GCM sealed value bound to this row (opened only by personal.reveal, which logs it),
+    `*_bidx` its keyed hash for look-ups, `*_mask` the masked form replies and the API show.
+    A new row gets its sealed values after the flush that gives it its id."""
 
     __tablename__ = "person"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(100))
-    mobile: Mapped[str | None] = mapped_column(String(11), index=True)
-    id_number: Mapped[str | None] = mapped_column(String(18))
+    mobile_enc: Mapped[str | None] = mapped_column(Text)
+    mobile_bidx: Mapped[str | None] = mapped_column(String(64), index=True)
+    mobile_mask: Mapped[str | None] = mapped_column(String(16))
+    id_number_enc: Mapped[str | None] = mapped_column(Text)
+    id_number_bidx: Mapped[str | None] = mapped_column(String(64), index=True)
+    id_number_mask: Mapped[str | None] = mapped_column(String(24))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 

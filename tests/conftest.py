@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import func, select, text
 
-from bot import store
+from bot import crypto, store
 from bot.app import BotApp, build_app, running
 from bot.clock import FakeClock
 from bot.config import Settings
@@ -31,6 +31,12 @@ WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 # The article's time: 21 February 2020, a Friday morning in Yiwu.
 START = datetime(2020, 2, 21, 10, 0, tzinfo=SHANGHAI)
+# The suite's keys for personal numbers at rest: in the variable the default config names
+# (every Settings() of the suite finds them; subprocesses inherit them), and loaded for code
+# that opens sessions without an app.
+TEST_KEYRING = crypto.generate()
+os.environ["TIERBOT_KEYRING"] = TEST_KEYRING.to_json()
+crypto.use(TEST_KEYRING)
 
 
 def _migrate(url: str) -> None:

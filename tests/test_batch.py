@@ -8,6 +8,7 @@ import logging
 from sqlalchemy import event, select
 
 import bot.services.tenant as tenant_service
+from bot.crypto import blind_index
 from bot.domain import UserError
 from models import Contact, InboundMessage, Membership, Person, TemperatureReading, TenantStay
 from tests.conftest import Chat, DemoChain, count
@@ -58,7 +59,7 @@ async def test_identity_made_earlier_in_the_batch_is_seen_by_later_messages(
     assert first.startswith("已登记")
     assert "36.5" in second and "没有找到" not in second
     assert "已经登记过返回" in third  # the stay made earlier in the batch is found
-    assert await count(bot, Person, Person.mobile == "13800001111") == 1
+    assert await count(bot, Person, Person.mobile_bidx == blind_index("mobile", "13800001111")) == 1
     assert await count(bot, Contact, Contact.contact_id == "sim-fresh") == 1
     assert await count(bot, TenantStay) == 1
     assert await count(bot, TemperatureReading) == 1
@@ -70,7 +71,7 @@ async def test_a_message_failing_after_writing_rolls_back_alone_without_savepoin
     original = tenant_service.record_temperature
 
     async def half_then_boom(session, *, inbound_id, sender, **kwargs):
-        if sender is not None and sender.mobile == "13800000001":
+        if sender is not None and sender.mobile_bidx == blind_index("mobile", "13800000001"):
             stay = (await session.execute(select(TenantStay).where(
                 TenantStay.tenant_id == sender.id))).scalar_one()
             session.add(TemperatureReading(stay_id=stay.id, value=36.0, taken_at=bot.now(),
@@ -107,7 +108,7 @@ async def test_a_user_error_after_writing_leaves_nothing_partial(bot, chat: Chat
     original = tenant_service.record_temperature
 
     async def write_then_refuse(session, *, sender, **kwargs):
-        if sender is not None and sender.mobile == "13800000000":
+        if sender is not None and sender.mobile_bidx == blind_index("mobile", "13800000000"):
             sender.name = "改过的名字"  # a change still pending when the refusal comes
             raise UserError("不行")
         return await original(session, sender=sender, **kwargs)

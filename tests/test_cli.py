@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from alembic.script import ScriptDirectory
 
-from bot import store
+from bot import crypto, store
 
 ROOT = Path(__file__).parents[1]
 DEMO_CHAIN = ROOT / "bot" / "demo" / "chain.toml"
@@ -38,13 +38,17 @@ TIERBOT = _tierbot()
 
 
 class Cli:
-    """Runs `tierbot` in tmp_path with its own SQLite file and no inherited TIERBOT_* setting."""
+    """Runs `tierbot` in tmp_path with its own SQLite file and no inherited TIERBOT_* setting;
+    with keys=True, the key file `tierbot keys init` would write is there."""
 
-    def __init__(self, tmp_path: Path):
+    def __init__(self, tmp_path: Path, *, keys: bool = True):
         self.cwd = tmp_path
         self.db = tmp_path / "tierbot.db"
+        self.keys = tmp_path / "data" / "tierbot.keys"
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("TIERBOT_")}
         self.env["TIERBOT_DATABASE_URL"] = f"sqlite:///{self.db}"
+        if keys:
+            crypto.write_file(self.keys, crypto.generate())
 
     def __call__(self, *args: str, stdin: str = "", **env: str
                  ) -> subprocess.CompletedProcess[str]:

@@ -201,7 +201,7 @@ async def _check_return(line, world, node, replies, sent, setup, before, context
             .where(TenantStay.node_id == node.id, TenantStay.origin != "湖南长沙")
             .order_by(TenantStay.id.desc()))).all()
     mobile = args.get("mobile")
-    matching = [(st, p) for st, p in rows if mobile is None or (p.mobile or "").endswith(mobile)]
+    matching = [(st, p) for st, p in rows if mobile is None or (p.mobile_mask or "").endswith(mobile)]
     assert matching, f"no return registered: {context}"
     stay, person = matching[0]
     if "name" in args:

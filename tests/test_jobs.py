@@ -24,7 +24,7 @@ from bot.transports.memory import MemoryTransport
 from models import JobRun, OutboxMessage, PointsWeek
 from schedules import periods
 from schedules.jobs import close_points_week, fixed_job, post_daily_rollup
-from tests.conftest import SHANGHAI, count
+from tests.conftest import SHANGHAI, TEST_KEYRING, count
 from tests.test_cli import DEMO_CHAIN, TIERBOT
 
 
@@ -203,6 +203,7 @@ def test_periods_name_and_find_their_fire_times(settings):
 def _cli(tmp_path: Path, url: str, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TIERBOT_")}
     env["TIERBOT_DATABASE_URL"] = url
+    env["TIERBOT_KEYRING"] = TEST_KEYRING.to_json()  # the suite's keys, as in-process
     return subprocess.run([TIERBOT, *args], capture_output=True, text=True, cwd=tmp_path,
                           env=env, timeout=120, check=False)
 

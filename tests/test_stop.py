@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import TEST_KEYRING
 from tests.test_cli import DEMO_CHAIN, TIERBOT
 
 pytestmark = pytest.mark.crash
@@ -36,7 +37,8 @@ class Bot:
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("TIERBOT_")}
         self.env.update({"TIERBOT_DATABASE_URL": f"sqlite:///{self.db}",
                          "TIERBOT_API__PORT": str(_free_port()), "TIERBOT_API__TOKEN": "t",
-                         "TIERBOT_LOG_LEVEL": "INFO", **env})
+                         "TIERBOT_LOG_LEVEL": "INFO",
+                         "TIERBOT_KEYRING": TEST_KEYRING.to_json(), **env})
         self.cwd = tmp_path
         self.args = args
         self.lines: list[str] = []

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import pii, texts
 from bot.domain import HeldRole, UserError
-from bot.services import outbox, people
+from bot.services import outbox, people, personal
 from bot.services.chain import COMMANDING_ROLE, commanding_role
 from bot.transports.base import RoomEvent
 from models import (
@@ -163,7 +163,7 @@ async def decide_link(session: AsyncSession, *, node: Node, request_id: int, by:
                             now=now)
     claimant = await session.get(Person, request.claimant_id)
     assert claimant is not None
-    person.id_number = person.id_number or claimant.id_number
+    await personal.copy_numbers(session, source=claimant, target=person, kinds=["id_number"])
     await _merge_stays(session, node=node, claimant=claimant, person=person, now=now)
     # The unconfirmed record keeps its history but no longer belongs anywhere.
     await session.execute(delete(Membership).where(Membership.person_id == claimant.id))
@@ -409,7 +409,7 @@ async def _file_person(session: AsyncSession, pspec: Any, transport: str) -> Per
     if pspec.mobile:
         return await people.find_by_mobile(session, mobile=pspec.mobile)
     return (await session.execute(
-        select(Person).where(Person.name == pspec.name, Person.mobile.is_(None))
+        select(Person).where(Person.name == pspec.name, ~personal.has_number("mobile"))
         .order_by(Person.id).limit(1))).scalar_one_or_none()
 
 

@@ -9,6 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain import HeldRole
+from bot.services import personal
 from models import Contact, Membership, Node, Person, Role
 
 
@@ -36,7 +37,7 @@ async def find_by_contacts(session: AsyncSession, *, transport: str, contact_ids
 async def find_by_mobile(session: AsyncSession, *, mobile: str) -> Person | None:
     """The person registered with this mobile number, if any (the oldest when several)."""
     return (await session.execute(
-        select(Person).where(Person.mobile == mobile).order_by(Person.id).limit(1)
+        select(Person).where(personal.matches("mobile", mobile)).order_by(Person.id).limit(1)
     )).scalar_one_or_none()
 
 
@@ -70,10 +71,11 @@ async def create_person(
     session: AsyncSession, *, name: str, now: datetime, mobile: str | None = None,
     id_number: str | None = None,
 ) -> Person:
-    """A new person record."""
-    person = Person(name=name, mobile=mobile, id_number=id_number, created_at=now)
+    """A new person record (flushed for its id, then its numbers sealed to that row)."""
+    person = Person(name=name, created_at=now)
     session.add(person)
     await session.flush()
+    await personal.set_numbers(session, person, mobile=mobile, id_number=id_number)
     return person
 
 

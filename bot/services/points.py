@@ -379,7 +379,8 @@ async def verify(
     event.counts = approve
     event.decided_by_id = by.id
     event.decided_at = now
-    event.decision_reason = reason
+    # Stored text keeps numbers masked, like the evidence and the appeal (the dump test).
+    event.decision_reason = pii.mask_text(reason)[:500] if reason else reason
     await session.flush()
     landlord = await session.get(Person, event.landlord_id)
     assert landlord is not None

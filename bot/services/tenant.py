@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot import pii, texts
 from bot.domain import UserError
 from bot.grammar import Arrival, Temperature, TenantReturn
-from bot.services import membership, outbox, people, report
+from bot.services import membership, outbox, people, personal, report
 from models import (
     LinkRequest,
     LinkStatus,
@@ -136,8 +136,8 @@ async def _tenant_self(session: AsyncSession, cmd: TenantReturn, *, node: Node,
                                               person_id=by_mobile.id) is None:
                 raise await membership.mobile_taken(session, node=node)
             return sender, False, None  # still waiting for the landlord
-        sender.mobile = sender.mobile or cmd.mobile
-        sender.id_number = sender.id_number or cmd.id_number
+        await personal.set_numbers(session, sender, mobile=cmd.mobile,
+                                   id_number=cmd.id_number, keep=True)
         return sender, False, None
     claimed = None
     if by_mobile is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
+from bot.crypto import blind_index
 from models import (
     Contact,
     LandlordReport,
@@ -82,7 +83,7 @@ async def test_a_registered_tenant_is_linked_only_when_the_landlord_confirms(
     assert chat.mentions(chain.tenant_group) == [(chain.landlord,)]
     # Until then: a separate, unconfirmed tenant record with its own stay and readings.
     claimant = await person_of(bot, "sim", "sim-new-lina")
-    assert claimant is not None and claimant.name == "娜娜" and claimant.mobile is None
+    assert claimant is not None and claimant.name == "娜娜" and claimant.mobile_bidx is None and claimant.mobile_enc is None
     await chat.say(chain.tenant_group, "sim-new-lina", "体温 36.4")
     assert chat.replies(chain.tenant_group) == ["已记录 娜* 体温 36.4℃，居家观察至 3月6日"]
     # A landlord's reading by the registered name goes to the registered tenant.
@@ -94,7 +95,7 @@ async def test_a_registered_tenant_is_linked_only_when_the_landlord_confirms(
     await chat.say(chain.tenant_group, chain.landlord, "确认 1")
     assert chat.replies(chain.tenant_group) == ["已确认：这位成员就是租客 李*，登记已合并。"]
     linked = await person_of(bot, "sim", "sim-new-lina")
-    assert linked is not None and linked.name == "李娜" and linked.mobile == "13611112222"
+    assert linked is not None and linked.name == "李娜" and linked.mobile_bidx == blind_index("mobile", "13611112222")
     async with bot.session() as s:
         stays = (await s.execute(select(TenantStay).where(TenantStay.ended_at.is_(None))
                                  )).scalars().all()
@@ -120,9 +121,9 @@ async def test_the_landlord_says_it_is_someone_else(bot, chat: Chat, chain: Demo
     await chat.say(chain.tenant_group, chain.landlord, "不是 1")
     assert chat.replies(chain.tenant_group) == ["已记录：这位成员不是租客 李*，按新租客单独登记。"]
     impostor = await person_of(bot, "sim", "sim-impostor")
-    assert impostor is not None and impostor.mobile is None
+    assert impostor is not None and impostor.mobile_bidx is None
     async with bot.session() as s:
-        lina = (await s.execute(select(Person).where(Person.mobile == "13611112222")
+        lina = (await s.execute(select(Person).where(Person.mobile_bidx == blind_index("mobile", "13611112222"))
                                 )).scalar_one()
     assert await count(bot, Contact, Contact.person_id == lina.id) == 0
     assert lina.id != impostor.id

@@ -6,6 +6,7 @@ import re
 
 from sqlalchemy import select
 
+from bot.crypto import blind_index
 from models import LandlordReport, Person, TemperatureReading, TenantStay
 from tests.conftest import Chat, DemoChain, count
 
@@ -29,7 +30,8 @@ async def test_tenant_announces_own_return_in_everyday_words(bot, chat: Chat, ch
     assert reply.startswith("已登记 潘先生 返回（来自江西上饶")
     async with bot.session() as s:
         person = (await s.execute(select(Person).where(Person.name == "潘先生"))).scalar_one()
-        assert person.mobile == "13905791234"
+        assert person.mobile_bidx == blind_index("mobile", "13905791234")
+        assert person.mobile_mask == "139****1234" and person.mobile_enc is not None
         stay = (await s.execute(select(TenantStay))).scalar_one()
         assert stay.self_reported_at is not None and stay.landlord_reported_at is None
 
@@ -66,7 +68,7 @@ async def test_tenant_registered_by_landlord_is_linked_when_the_landlord_confirm
     await chat.say(chain.tenant_group, chain.landlord, "确认 1")
     await chat.say(chain.tenant_group, "sim-new-lina", "体温 36.4")
     assert chat.replies(chain.tenant_group) == ["已记录 李* 体温 36.4℃，居家观察至 3月6日"]
-    assert await count(bot, Person, Person.mobile == "13611112222") == 1
+    assert await count(bot, Person, Person.mobile_bidx == blind_index("mobile", "13611112222")) == 1
 
 
 async def test_someone_elses_mobile_is_refused(bot, chat: Chat, chain: DemoChain):

@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
+from bot.crypto import blind_index
 from models import Person, TemperatureReading, TenantStay
 from tests.conftest import SHANGHAI, Chat, DemoChain, count
 
@@ -70,7 +71,7 @@ async def test_no_name_means_the_display_name_and_the_reply_says_so(
     [reply] = chat.replies(chain.tenant_group)
     assert "按微信昵称登记" in reply
     async with bot.session() as s:
-        person = (await s.execute(select(Person).where(Person.mobile == "13900000002"))
+        person = (await s.execute(select(Person).where(Person.mobile_bidx == blind_index("mobile", "13900000002")))
                   ).scalar_one()
     assert person.name == "上饶小李"  # not 大家好
 

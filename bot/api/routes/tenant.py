@@ -28,7 +28,7 @@ async def get_tenants(session: SessionDep, app: AppDep,
     return [
         TenantStayPublic(
             id=row.stay.id, node_id=row.stay.node_id, name=pii.mask_name(row.tenant.name),
-            mobile=pii.mask_mobile(row.tenant.mobile) if row.tenant.mobile else "",
+            mobile=row.tenant.mobile_mask or "",
             origin=row.stay.origin, arrived_at=row.stay.arrived_at,
             watch_until=row.stay.watch_until, under_watch=row.stay.watch_until > now,
             fever=row.stay.fever, last_temperature=row.last_reading)
