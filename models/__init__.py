@@ -11,7 +11,7 @@ from models.outbox import OutboxMessage, OutboxStatus
 from models.person import Contact, InviteCode, InviteKind, Membership, Person, Role
 from models.points import PointsEvent, PointsStanding, PointsStatus, PointsTotal, PointsWeek
 from models.report import LandlordReport, ReportKind
-from models.shop import Shop
+from models.shop import ReopeningStatus, Shop, ShopCheckin, ShopPatrol, ShopReopening
 from models.tenant import TemperatureReading, TenantStay
 from models.ticket import Ticket
 
@@ -20,6 +20,7 @@ __all__ = [
     "NoticeSchedule", "Ticket", "Building", "Contact", "Flat", "Group", "InboundMessage",
     "InviteCode", "InviteKind", "LandlordReport", "Membership", "Node", "NodeKind",
     "OutboxMessage", "OutboxStatus", "Person", "ReportKind", "Role", "Shop",
+    "ShopCheckin", "ShopPatrol", "ShopReopening", "ReopeningStatus",
     "TemperatureReading", "TenantStay", "UTCDateTime",
     "PointsEvent", "PointsStanding", "PointsStatus", "PointsTotal", "PointsWeek",
     "LinkRequest", "LinkStatus", "Removal", "RemovalKind",
