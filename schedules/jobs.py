@@ -127,8 +127,7 @@ async def _shop_remind_work(session: AsyncSession, app: BotApp, period: str, now
                             ) -> tuple[int, ...]:
     from bot.services import shop
 
-    return (await shop.remind_missing(session, day=date.fromisoformat(period), now=now,
-                                      transport=app.settings.transport),)
+    return (await shop.remind_missing(session, day=date.fromisoformat(period), now=now),)
 
 
 async def _shop_escalate_work(session: AsyncSession, app: BotApp, period: str, now: datetime

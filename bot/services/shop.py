@@ -245,19 +245,20 @@ async def rows_missing(session: AsyncSession, *, day: date) -> list[Node]:
                            ~Node.id.in_(checked)).order_by(Node.id))).scalars())
 
 
-async def remind_missing(session: AsyncSession, *, day: date, now: datetime,
-                         transport: str) -> int:
-    """The reminder in each row group without a check-in of `day`, mentioning the captain.
-    Returns rows written."""
+async def remind_missing(session: AsyncSession, *, day: date, now: datetime) -> int:
+    """The reminder in each row group without a check-in of `day`, mentioning the captain
+    (by the contact ids of the group's own transport). Returns rows written."""
     written = 0
     for node in await rows_missing(session, day=day):
-        mentions: list[str] = []
-        for captain in await people.holders(session, node_id=node.id, role=Role.CAPTAIN):
-            mentions += await people.contact_ids(session, person_id=captain.id,
-                                                 transport=transport)
-        written += await outbox.queue_to_node(
-            session, node_id=node.id, source="shop-remind", now=now, mentions=mentions,
-            text=texts.Shop.REMIND.format(date=day_text(day)))
+        captains = await people.holders(session, node_id=node.id, role=Role.CAPTAIN)
+        for group in await outbox.groups_of(session, node_id=node.id):
+            mentions: list[str] = []
+            for captain in captains:
+                mentions += await people.contact_ids(session, person_id=captain.id,
+                                                     transport=group.transport)
+            written += await outbox.queue(
+                session, group_id=group.id, source="shop-remind", now=now, mentions=mentions,
+                text=texts.Shop.REMIND.format(date=day_text(day)))
     return written
 
 
