@@ -34,6 +34,8 @@ from bot.grammar.commands import (
     When,
 )
 from bot.grammar.membership import ConfirmLink, EndTenancy, RejectLink, RemoveMember
+from bot.grammar.normalise import as_written, normalise, restore_cjk_punctuation
+from bot.grammar.parser import ParseError, parse
 from bot.grammar.shop import (
     BareCheckin,
     ReopenConfirm,
@@ -44,8 +46,6 @@ from bot.grammar.shop import (
     ShopEntry,
     Stats,
 )
-from bot.grammar.normalise import as_written, normalise, restore_cjk_punctuation
-from bot.grammar.parser import ParseError, parse
 from bot.grammar.usage import PROBLEMS, REPORT_KIND_LABELS, USAGE, hint, usage
 
 __all__ = [

@@ -23,9 +23,11 @@ from models import (
     ReopeningStatus,
     Role,
     Shop,
-    ShopCheckin as ShopCheckinRow,
     ShopPatrol,
     ShopReopening,
+)
+from models import (
+    ShopCheckin as ShopCheckinRow,
 )
 
 _NUMBER = re.compile(r"^([0-9]{1,3})号")

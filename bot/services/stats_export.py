@@ -79,7 +79,7 @@ def write(path: Path, *, figures: Sequence[stats.Figures],
             regs.write_string(0, c, label, head)
         for r, item in enumerate(reopenings, start=1):
             reg = item.reg
-            values: list[tuple[str | int, bool]] = [
+            values: list[tuple[object, bool]] = [
                 (reg.id, False), (item.node.name, True), (item.shop.name, True),
                 (pii.mask_name(item.owner.name), True),
                 # A phone column is text: Excel would turn digits into a number and lose them.
@@ -87,11 +87,11 @@ def write(path: Path, *, figures: Sequence[stats.Figures],
                 (reg.staff_from_elsewhere, False), (reg.supplies, True),
                 (texts.Shop.STATUS[reg.status], True),
                 (reg.created_at.astimezone(zone).strftime("%Y-%m-%d %H:%M"), True)]
-            for c, (value, is_text) in enumerate(values):
+            for c, (item_value, is_text) in enumerate(values):
                 if is_text:
-                    regs.write_string(r, c, str(value), as_text)
+                    regs.write_string(r, c, str(item_value), as_text)
                 else:
-                    regs.write_number(r, c, int(value), cell)
+                    regs.write_number(r, c, int(str(item_value)), cell)
         regs.set_column(4, 4, 16, as_text)
     finally:
         book.close()

@@ -7,7 +7,6 @@ import re
 
 from sqlalchemy import select
 
-from bot import texts
 from models import Person, ReopeningStatus, Shop, ShopCheckin, ShopPatrol, ShopReopening
 from tests.conftest import Chat, DemoChain, count
 

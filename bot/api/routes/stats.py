@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
+from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, status
 
@@ -15,11 +16,12 @@ router = APIRouter()
 
 
 @router.get("/stats", response_model=StatsPublic)
-async def get_stats(session: SessionDep, app: AppDep,
-                    node: int = Query(description="a node id: its whole subtree"),
-                    day: date | None = Query(None, alias="date",
-                                             description="the day, 2020-02-21 (default today)")
-                    ) -> StatsPublic:
+async def get_stats(
+    session: SessionDep, app: AppDep,
+    node: Annotated[int, Query(description="a node id: its whole subtree")],
+    day: Annotated[date | None, Query(alias="date",
+                                      description="the day, 2020-02-21 (default today)")] = None,
+) -> StatsPublic:
     """The figures of `node`'s subtree on `date`, section by section."""
     root = await session.get(Node, node)
     if root is None:
