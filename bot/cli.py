@@ -104,7 +104,8 @@ def _parser() -> argparse.ArgumentParser:
     jobs_sub = jobs.add_subparsers(dest="jobs_command", required=True)
     jobs_sub.add_parser("list", help="each job: last period done, next run, missed periods")
     jrun = jobs_sub.add_parser("run", help="run a job now (its missed periods, or one period)")
-    jrun.add_argument("name", help="daily-rollup, points-checks or points-week")
+    jrun.add_argument("name", help="daily-rollup, points-checks, points-week, shop-remind or "
+                                      "shop-escalate")
     jrun.add_argument("--period", help="one period (2020-02-21, 2020-02-21T20:00, 2020-W09)")
     jrun.add_argument("--dry-run", action="store_true",
                       help="do the work and roll it back: print what it would write")
