@@ -226,3 +226,22 @@ def test_cli_stats_export(tmp_path: Path):
     assert bad.returncode == 2 and "--date" in bad.stderr
     missing = cli("stats", "export", "--date", "2020-02-21", "--node", "没有这个")
     assert missing.returncode == 2 and "--node" in missing.stderr
+
+
+async def test_the_daily_rollup_carries_the_numbers(bot, chat: Chat, chain: DemoChain, clock,
+                                                    transport):
+    from schedules.jobs import post_daily_rollup
+
+    await _busy_day(chat, chain, clock)
+    clock.set(START.replace(hour=20))
+    mark = len(transport.sent)
+    assert await post_daily_rollup(bot) == 3
+    await bot.idle()
+    [text] = [s.text for s in transport.sent[mark:] if s.room_id == chain.community_group]
+    expected = await _independent(bot, "长春社区")
+    assert text.startswith("【每日汇总 2月21日】长春社区")
+    assert (f"商铺：商铺总数 {expected['商铺总数']}，已复工 {expected['已复工']}，"
+            f"待审核 {expected['待审核']}，今日打卡 {expected['今日打卡']}，"
+            f"今日营业 {expected['今日营业']}") in text.splitlines()
+    assert (f"人员：作战小组 {expected['作战小组']}，小组成员 {expected['小组成员']}，"
+            f"房东 {expected['房东']}") in text.splitlines()

@@ -197,16 +197,29 @@ async def compute(session: AsyncSession, *, node: Node, day: date, zone: ZoneInf
     return Figures(node, the_day, out)
 
 
+def line(section: Section, items: Items) -> str:
+    """One section as one line: 商铺：商铺总数 10，已复工 1，…"""
+    t = texts.Stats
+    return t.LINE.format(title=section.title, items=t.ITEM_SEPARATOR.join(
+        t.ITEM.format(label=label, value=value) for label, value in items))
+
+
 def render(figures: Figures) -> str:
     """统计's reply: a header and one line per section."""
-    t = texts.Stats
-    lines = [t.HEADER.format(date=texts.Shop.DATE.format(month=figures.day.month,
-                                                         day=figures.day.day),
-                             node=figures.node.name)]
-    for section, items in figures.sections:
-        lines.append(t.LINE.format(title=section.title, items=t.ITEM_SEPARATOR.join(
-            t.ITEM.format(label=label, value=value) for label, value in items)))
-    return "\n".join(lines)
+    header = texts.Stats.HEADER.format(
+        date=texts.Shop.DATE.format(month=figures.day.month, day=figures.day.day),
+        node=figures.node.name)
+    return "\n".join([header, *(line(s, items) for s, items in figures.sections)])
+
+
+# The roll-up's own body already gives these (returns, home watch, fevers, reports).
+IN_ROLLUP_BODY = frozenset({"tenants", "reports"})
+
+
+async def rollup_lines(session: AsyncSession, *, node_ids: Sequence[int], day: Day) -> list[str]:
+    """The sections the daily roll-up adds below its body, one line each."""
+    return [line(s, await s.compute(session, node_ids, day))
+            for s in SECTIONS if s.key not in IN_ROLLUP_BODY]
 
 
 async def find_below(session: AsyncSession, *, root: Node, name: str) -> Node:
