@@ -184,8 +184,9 @@ _CHECKED = re.compile(r"(?:巡查|检查|共计|共|走访)?\s*(?P<n>" + _NUM + 
 _OPENED = re.compile(r"(?:营业|开门|开业|已开)\s*(?P<n>" + _NUM + r")\s*" + _UNIT + r"?|"
                      r"(?P<m>" + _NUM + r")\s*" + _UNIT + r"\s*(?:营业|开门|开业|已开)(?!\s*"
                      + _NUM + ")")
-_CLOSED_COUNT = re.compile(r"(?:关门|未开|歇业|停业)\s*(?P<n>[0-9]{1,3})\s*(?:家|户|间)?|"
-                           r"(?P<m>[0-9]{1,3})\s*(?:家|户|间)\s*(?:关门|未开|歇业|停业)")
+_CLOSED_COUNT = re.compile(r"(?:关门|未开|歇业|停业)\s*(?P<n>" + _NUM + r")\s*" + _UNIT + r"?|"
+                           r"(?P<m>" + _NUM + r")\s*" + _UNIT
+                           + r"\s*(?:关门|未开|歇业|停业)(?!\s*" + _NUM + ")")
 _ALL_OPEN = re.compile(r"全部(?:营业|开门|开业)|都(?:营业|开门)了?|均已?(?:营业|开门)")
 _NOT_DISINFECTED = re.compile(r"(?:未|没有?|尚未)(?:完成)?(?:消毒|消杀)")
 _STAFF_NORMAL = re.compile(r"(?:员工|人员|店员)?(?:体温|测温)(?:均|都|全部)?(?:正常|合格)")
