@@ -127,7 +127,10 @@ async def _shop_remind_work(session: AsyncSession, app: BotApp, period: str, now
                             ) -> tuple[int, ...]:
     from bot.services import shop
 
-    return (await shop.remind_missing(session, day=date.fromisoformat(period), now=now),)
+    day = date.fromisoformat(period)
+    if day != app.now().astimezone(app.settings.zone).date():
+        return (0,)  # a reminder for a day gone by is noise; the escalation tells the team
+    return (await shop.remind_missing(session, day=day, now=now),)
 
 
 async def _shop_escalate_work(session: AsyncSession, app: BotApp, period: str, now: datetime

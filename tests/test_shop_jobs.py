@@ -67,3 +67,16 @@ async def test_downtime_is_caught_up_for_the_day_it_missed(bot, chat: Chat, chai
     told = [s.text for s in chat.transport.sent if s.room_id == chain.landlords_group]
     assert told[-1].startswith("【未打卡】长春专业街一排（铺长 王*）2月22日")
     assert await count(bot, JobRun, JobRun.job == "shop-escalate") == 2
+
+
+async def test_a_reminder_missed_by_downtime_is_not_sent_the_next_day(bot, chat: Chat,
+                                                                     chain: DemoChain, clock):
+    clock.set(at(21, 10))
+    assert await remind_shop_checkins(bot) == 1
+    # Down from the 22nd 09:00 to the 23rd 09:00: the 22nd's reminder is recorded as done
+    # but not sent (the escalation tells the team instead); the 23rd's comes at 10:00.
+    clock.set(at(23, 9))
+    assert await remind_shop_checkins(bot) == 0
+    assert await count(bot, OutboxMessage, OutboxMessage.source == "shop-remind") == 1
+    clock.set(at(23, 10))
+    assert await remind_shop_checkins(bot) == 1
