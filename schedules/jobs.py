@@ -114,11 +114,7 @@ async def close_points_week(app: BotApp) -> int:
     """Mondays 09:00: rank landlords per scope, store last week's red and black lists and
     rewards, queue the lists for the groups (each week once; missed weeks caught up in order).
     Returns rows written."""
-    runs = await periods.catch_up(app, fixed_job(app.settings, "points-week"))
-    written = periods.totals(runs, 1)[0]
-    if written:
-        app.sender.wake()
-    return written
+    return await _catch_up_rows(app, "points-week")
 
 
 # --- shop rows: missing check-ins --------------------------------------------------------
@@ -141,24 +137,25 @@ async def _shop_escalate_work(session: AsyncSession, app: BotApp, period: str, n
                                         at_time=app.settings.shops.escalate_time),)
 
 
-async def remind_shop_checkins(app: BotApp) -> int:
-    """10:00: each shop row without a check-in today is reminded, its captain mentioned
-    (once per day; a missed day caught up). Returns rows written."""
-    runs = await periods.catch_up(app, fixed_job(app.settings, "shop-remind"))
+async def _catch_up_rows(app: BotApp, name: str) -> int:
+    """Catch a fixed job of one count (rows written) up; wake the sender if it wrote."""
+    runs = await periods.catch_up(app, fixed_job(app.settings, name))
     written = periods.totals(runs, 1)[0]
     if written:
         app.sender.wake()
     return written
+
+
+async def remind_shop_checkins(app: BotApp) -> int:
+    """10:00: each shop row without a check-in today is reminded, its captain mentioned
+    (once per day; a reminder for a day gone by is not sent). Returns rows written."""
+    return await _catch_up_rows(app, "shop-remind")
 
 
 async def escalate_shop_checkins(app: BotApp) -> int:
     """14:00: the team's tier-4 group hears of each row still without a check-in today
     (once per day; a missed day caught up). Returns rows written."""
-    runs = await periods.catch_up(app, fixed_job(app.settings, "shop-escalate"))
-    written = periods.totals(runs, 1)[0]
-    if written:
-        app.sender.wake()
-    return written
+    return await _catch_up_rows(app, "shop-escalate")
 
 
 # --- end points ----------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -155,6 +155,26 @@ def build(cls: type[C], **values: object) -> C:
         return cls(**values)
     except ValidationError as exc:
         raise ParseError.of(cls.__name__, "invalid") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class Hints:
+    """A family's own forms and problems (a family module keeping its hints with it): the
+    ParseError for a problem, and commands built with a refused value as a hint."""
+
+    usage: Mapping[str, str]
+    problems: Mapping[str, str]
+
+    def error(self, command: str, problem: str) -> ParseError:
+        """The error for a command class name and a problem key (or text)."""
+        return ParseError(command, f"{self.problems.get(problem, problem)}。{self.usage[command]}")
+
+    def build(self, cls: type[C], **values: object) -> C:
+        """Construct a command; a value the model refuses is a hint, never a crash."""
+        try:
+            return cls(**values)
+        except ValidationError as exc:
+            raise self.error(cls.__name__, self.problems.get("invalid", "格式不正确")) from exc
 
 
 def set_apart(rest: str, separators: str = TEXT_SEPARATORS) -> bool:

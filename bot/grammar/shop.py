@@ -13,7 +13,7 @@ from bot.grammar.core import (
     HAN,
     QUESTION,
     STRIP,
-    ParseError,
+    Hints,
     Step,
     cn_int,
     is_name,
@@ -63,15 +63,9 @@ PROBLEMS: Final[dict[str, str]] = {
 }
 
 
-def _error(command: str, problem: str) -> ParseError:
-    return ParseError(command, f"{PROBLEMS.get(problem, problem)}。{USAGE[command]}")
-
-
-def _build(cls: type[Command], **values: object) -> Command:
-    try:
-        return cls(**values)
-    except ValidationError as exc:
-        raise _error(cls.__name__, "invalid") from exc
+_HINTS = Hints(USAGE, PROBLEMS)
+_error = _HINTS.error
+_build = _HINTS.build
 
 
 # --- commands ------------------------------------------------------------------------------
