@@ -96,7 +96,9 @@ def _in_shop_row(ctx: Context) -> bool:
 # Shop rows: the group of a row (anyone there, e.g. an owner registering), and its captain.
 SHOP_ROW_GROUP = Rule("商户群成员", _in_shop_row)
 CAPTAIN = holds(Role.CAPTAIN, name="铺长")
-ROW_CAPTAIN = Rule("本排铺长", lambda ctx: _in_shop_row(ctx) and Role.CAPTAIN in ctx.roles)
+# In the row's group, or in the team's tier-4 group a captain also sits in (see Context.roles).
+ROW_CAPTAIN = Rule("本排铺长", lambda ctx: Role.CAPTAIN in ctx.roles and (
+    _in_shop_row(ctx) or (ctx.node is not None and ctx.node.tier == 4)))
 COMMUNITY_REVIEWER = Rule("社区指挥长或书记",
                           lambda ctx: ctx.holds(Role.COMMANDER, tier=2)
                           or ctx.holds(Role.SECRETARY, tier=2))

@@ -311,6 +311,7 @@ class Shop:
     PART_UNAPPROVED = "注意：{shops} 未通过复工审核，不得营业"
     SEPARATOR = "，"
     UNKNOWN_SHOPS = "本排没有 {shops}。本排商位：{known}"
+    WHICH_ROW = "您负责不止一排商铺，请在该排的商户群里打卡。"
     NO_SHOPS = "本排还没有登记商位，请联系社区在链路文件中添加。"
     FEVER_TO_TEAM = "【发热提醒】{node} {shop} 员工 {when} 体温 {value:.1f}℃，请尽快上门跟进。"
     MAYBE_FEVER_TO_TEAM = "【可能发热】{node} 铺长巡查报告有员工发热（{when}），请尽快核实。"

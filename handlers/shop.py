@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bot import pii, texts
+from bot.domain import UserError
 from bot.grammar import (
     BareCheckin,
     ReopenConfirm,
@@ -15,20 +16,34 @@ from bot.permission import COMMUNITY_REVIEWER, ROW_CAPTAIN, SHOP_ROW_GROUP, STAF
 from bot.router import Context, Reply, Router
 from bot.services import chain
 from bot.services import shop as shops
-from models import Role
+from models import Node, Role
 
 router = Router(name=__name__)
 
 
-async def _checkin(cmd: ShopCheckin, ctx: Context) -> Reply:
+async def _row_node(ctx: Context) -> Node:
+    """The captain's row: this group's node, or the one row below this tier-4 group."""
     assert ctx.node is not None
+    if ctx.node.tier == 5:
+        return ctx.node
+    ids = [m.node_id for m in ctx.memberships
+           if m.role == Role.CAPTAIN and m.parent_id == ctx.node.id]
+    if len(ids) != 1:
+        raise UserError(texts.Shop.WHICH_ROW)
+    node = await ctx.session.get(Node, ids[0])
+    assert node is not None
+    return node
+
+
+async def _checkin(cmd: ShopCheckin, ctx: Context) -> Reply:
+    node = await _row_node(ctx)
     summary = await shops.record_checkin(
-        ctx.session, node=ctx.node, cmd=cmd, by=ctx.sender, now=ctx.now(), zone=ctx.zone,
+        ctx.session, node=node, cmd=cmd, by=ctx.sender, now=ctx.now(), zone=ctx.zone,
         fever_threshold=ctx.settings.tenants.fever_threshold, inbound_id=ctx.inbound_id)
     return Reply(shops.summary_text(summary))
 
 
-@router.command(ShopCheckin, tiers={5}, allow=ROW_CAPTAIN)
+@router.command(ShopCheckin, tiers={4, 5}, allow=ROW_CAPTAIN)
 async def on_shop_checkin(cmd: ShopCheckin, ctx: Context) -> Reply:
     """巡查 10家 营业3家 无异常 — 铺长每日打卡巡查（也可逐店写：3号 开门 2人 36.5 36.7）"""
     return await _checkin(cmd, ctx)

@@ -7,7 +7,7 @@ import re
 
 from sqlalchemy import select
 
-from models import Person, ReopeningStatus, Shop, ShopCheckin, ShopPatrol, ShopReopening
+from models import Node, Person, ReopeningStatus, Shop, ShopCheckin, ShopPatrol, ShopReopening
 from tests.conftest import Chat, DemoChain, count
 
 FULL_MOBILE = re.compile(r"1[3-9]\d{9}")
@@ -151,3 +151,16 @@ async def test_reopening_list(bot, chat: Chat, chain: DemoChain):
         "#2 长春专业街一排 5号商位 店主 李* 已通过"])]
     await chat.say(chain.tenant_group, chain.tenant, "复工列表")
     assert "由" in chat.replies(chain.tenant_group)[0]
+
+
+async def test_captain_checks_in_from_the_teams_group(bot, chat: Chat, chain: DemoChain):
+    await chat.say(chain.landlords_group, chain.captain, "巡查 10家 营业3家 无异常")
+    [reply] = chat.replies(chain.landlords_group)
+    assert reply.startswith("已记录 2月21日 巡查：巡查 10/10 家，营业 3 家")
+    async with bot.session() as s:
+        patrol = (await s.execute(select(ShopPatrol))).scalar_one()
+        node = await s.get(Node, patrol.node_id)
+    assert node is not None and node.name == "长春专业街一排"
+    # A landlord in that group is not a captain.
+    await chat.say(chain.landlords_group, chain.landlord, "巡查 10家 营业3家 无异常")
+    assert "由本排铺长使用" in chat.replies(chain.landlords_group)[0]
