@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot import pii, texts
 from bot.domain import UserError
 from bot.grammar import ReopenRegister, ShopCheckin
-from bot.services import chain, health, outbox, people
+from bot.services import health, outbox, people
 from models import (
     Node,
     NodeKind,
@@ -387,7 +387,8 @@ async def review_reopening(
     """复工审核 N 通过|驳回 原因: the community decides; the row's group is told."""
     reg, shop, _owner_person, row_node = await _registration(
         session, registration_id=registration_id)
-    if row_node.id not in set(await chain.subtree_ids(session, root_id=node.id)):
+    community = await community_of(session, node=row_node)
+    if community is None or community.id != node.id:
         raise UserError(texts.Shop.NOT_HERE.format(id=reg.id))
     if reg.status != ReopeningStatus.REVIEW:
         raise UserError(texts.Shop.WRONG_STEP.format(

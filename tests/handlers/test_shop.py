@@ -164,3 +164,35 @@ async def test_captain_checks_in_from_the_teams_group(bot, chat: Chat, chain: De
     # A landlord in that group is not a captain.
     await chat.say(chain.landlords_group, chain.landlord, "巡查 10家 营业3家 无异常")
     assert "由本排铺长使用" in chat.replies(chain.landlords_group)[0]
+
+
+async def test_a_community_reviews_only_its_own_shops(bot, chat: Chat, chain: DemoChain):
+    """A registration from a row under another community is not this community's to decide."""
+    from models import Node as NodeRow
+
+    async with bot.session() as s, s.begin():
+        futian = (await s.execute(select(NodeRow).where(NodeRow.name == "福田街道"))
+                  ).scalar_one()
+        parent = futian
+        for tier, kind, name in ((2, "community", "西城社区"), (3, "team", "西城小组"),
+                                 (4, "team_landlords", "西城房东群"),
+                                 (5, "shop_row", "西城专业街")):
+            node = NodeRow(tier=tier, kind=kind, name=name, parent_id=parent.id,
+                           created_at=bot.now())
+            s.add(node)
+            await s.flush()
+            parent = node
+        shop = Shop(node_id=parent.id, name="1号商位", is_open=False, created_at=bot.now())
+        owner = Person(name="孙丽", mobile="13712345678", created_at=bot.now())
+        s.add_all([shop, owner])
+        await s.flush()
+        s.add(ShopReopening(shop_id=shop.id, node_id=parent.id, owner_id=owner.id, staff=2,
+                            status=ReopeningStatus.REVIEW, created_at=bot.now()))
+    await chat.say(chain.community_group, chain.secretary, "复工审核 1 通过")
+    assert chat.replies(chain.community_group) == ["复工申请 #1 不属于本群管辖。"]
+    async with bot.session() as s:
+        reg = (await s.execute(select(ShopReopening))).scalar_one()
+    assert reg.status == ReopeningStatus.REVIEW
+    # Nor does 复工列表 of 长春社区 show it.
+    await chat.say(chain.community_group, chain.secretary, "复工列表")
+    assert chat.replies(chain.community_group) == ["暂无复工申请。"]
