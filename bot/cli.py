@@ -95,11 +95,19 @@ def _parser() -> argparse.ArgumentParser:
     close.add_argument("--week", required=True, help="ISO week, e.g. 2020-W09")
     close.add_argument("--dry-run", action="store_true", help="say what it would write only")
 
+    st = sub.add_parser("stats", help="the figures of 统计")
+    st_sub = st.add_subparsers(dest="stats_command", required=True)
+    sexp = st_sub.add_parser("export", help="a subtree's figures of one day as XLSX")
+    sexp.add_argument("--date", required=True, help="the day, e.g. 2020-02-21")
+    sexp.add_argument("--node", required=True, help="a node id or exact name")
+    sexp.add_argument("--output", type=Path, help="file to write (default: stats-DATE.xlsx)")
+
     jobs = sub.add_parser("jobs", help="the fixed jobs: periods done, missed, run one now")
     jobs_sub = jobs.add_subparsers(dest="jobs_command", required=True)
     jobs_sub.add_parser("list", help="each job: last period done, next run, missed periods")
     jrun = jobs_sub.add_parser("run", help="run a job now (its missed periods, or one period)")
-    jrun.add_argument("name", help="daily-rollup, points-checks or points-week")
+    jrun.add_argument("name", help="daily-rollup, points-checks, points-week, shop-remind or "
+                                      "shop-escalate")
     jrun.add_argument("--period", help="one period (2020-02-21, 2020-02-21T20:00, 2020-W09)")
     jrun.add_argument("--dry-run", action="store_true",
                       help="do the work and roll it back: print what it would write")
@@ -605,6 +613,32 @@ def _status(settings: Settings) -> None:
               + (f", last error: {row['last_error']}" if row["last_error"] else ""))
 
 
+async def _stats_export(settings: Settings, day_text: str, node_ref: str,
+                        output: Path | None) -> Path:
+    """stats export: the XLSX report of a subtree and day."""
+    from datetime import date
+
+    from bot.services import chain, stats_export
+
+    try:
+        day = date.fromisoformat(day_text)
+    except ValueError:
+        raise ConfigError(f"--date: expected a day like 2020-02-21, got {day_text!r}") from None
+    path = output or Path(f"stats-{day.isoformat()}.xlsx")
+
+    async def work(app: Any, session: Any) -> None:
+        root = await chain.find_node(session, ref=node_ref)
+        if root is None:
+            raise ConfigError(f"--node: no node {node_ref!r}")
+        figures, regs = await stats_export.collect(session, root=root, day=day,
+                                                   zone=settings.zone, now=app.now())
+        stats_export.write(path, figures=figures, reopenings=regs, zone=settings.zone)
+
+    await _with_store(settings, work)
+    print(f"wrote {path}")
+    return path
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script."""
     args = _parser().parse_args(argv)
@@ -653,6 +687,8 @@ def main(argv: list[str] | None = None) -> int:
                 asyncio.run(_jobs_run(settings, "points-week", args.week, args.dry_run))
             case "points":
                 asyncio.run(_points_export(settings, args.week, args.output))
+            case "stats":
+                asyncio.run(_stats_export(settings, args.date, args.node, args.output))
             case "jobs" if args.jobs_command == "list":
                 asyncio.run(_jobs_list(settings))
             case "jobs":

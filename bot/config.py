@@ -225,6 +225,15 @@ class PointsSettings(_Section):
 # --- end points ----------------------------------------------------------------------------
 
 
+class ShopSettings(_Section):
+    """Shop rows (铺长制): when a missing daily check-in is reminded and escalated."""
+
+    # The captain is reminded in the row's group when no check-in has come by then ...
+    remind_time: str = Field("10:00", pattern=r"^([01]?\d|2[0-3]):[0-5]\d$")
+    # ... and the team's tier-4 group is told by this later time.
+    escalate_time: str = Field("14:00", pattern=r"^([01]?\d|2[0-3]):[0-5]\d$")
+
+
 class PrivacySettings(_Section):
     """Masking of personal numbers in everything the bot sends and logs."""
 
@@ -273,6 +282,7 @@ class Settings(BaseSettings):
     points: PointsSettings = Field(default_factory=PointsSettings)
     privacy: PrivacySettings = Field(default_factory=PrivacySettings)
     keys: KeySettings = Field(default_factory=KeySettings)
+    shops: ShopSettings = Field(default_factory=ShopSettings)
     # Run the APScheduler jobs (reminders, roll-ups, scheduled notices) in this process.
     scheduler: bool = True
 

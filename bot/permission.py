@@ -86,3 +86,19 @@ STAFF = holds(Role.COMMANDER, Role.MEMBER, Role.SECRETARY, name="指挥长、作
 COMMANDER_OR_SECRETARY = holds(Role.COMMANDER, Role.SECRETARY, name="指挥长或书记")
 VERIFIER = Rule(_verifier_name, _verifies)
 LANDLORD_FORM = Rule("房东", _landlord_form_by_landlord)
+
+
+def _in_shop_row(ctx: Context) -> bool:
+    from models import NodeKind
+    return ctx.node is not None and ctx.node.kind == NodeKind.SHOP_ROW
+
+
+# Shop rows: the group of a row (anyone there, e.g. an owner registering), and its captain.
+SHOP_ROW_GROUP = Rule("商户群成员", _in_shop_row)
+CAPTAIN = holds(Role.CAPTAIN, name="铺长")
+# In the row's group, or in the team's tier-4 group a captain also sits in (see Context.roles).
+ROW_CAPTAIN = Rule("本排铺长", lambda ctx: Role.CAPTAIN in ctx.roles and (
+    _in_shop_row(ctx) or (ctx.node is not None and ctx.node.tier == 4)))
+COMMUNITY_REVIEWER = Rule("社区指挥长或书记",
+                          lambda ctx: ctx.holds(Role.COMMANDER, tier=2)
+                          or ctx.holds(Role.SECRETARY, tier=2))

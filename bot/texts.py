@@ -290,3 +290,74 @@ class Points:
     LATE_RETURN = "租客{tenant} {reported} 自行登记返回，房东 {hours} 小时内未登记（截至 {deadline}）"
     MISSED_DISINFECTION = "{date} {deadline} 前未上报消毒（{node}）"
     MANUAL = "{by}：{reason}"
+
+
+class Shop:
+    """打卡/巡查, 复工登记/确认/审核/列表, and the check-in reminders (shop rows)."""
+
+    DATE = "{month}月{day}日"
+    CHECKIN_OK = "已记录 {date} 巡查：{parts}"
+    PART_CHECKED = "巡查 {checked}/{total} 家"
+    PART_OPEN = "营业 {opened} 家"
+    PART_CLOSED = "关门 {closed} 家"
+    PART_STAFF = "员工 {staff} 人"
+    PART_NORMAL = "体温正常"
+    PART_DISINFECTED = "已消毒"
+    PART_NOT_DISINFECTED = "未消毒"
+    PART_PROBLEMS = "问题：{problems}"
+    PART_NO_PROBLEMS = "无异常"
+    PART_FEVER = "发热 {n} 人（{who}），已通知作战小组跟进"
+    FEVER_WHO = "{shop} {value:.1f}℃"
+    PART_UNAPPROVED = "注意：{shops} 未通过复工审核，不得营业"
+    SEPARATOR = "，"
+    UNKNOWN_SHOPS = "本排没有 {shops}。本排商位：{known}"
+    WHICH_ROW = "您负责不止一排商铺，请在该排的商户群里打卡。"
+    NO_SHOPS = "本排还没有登记商位，请联系社区在链路文件中添加。"
+    FEVER_TO_TEAM = "【发热提醒】{node} {shop} 员工 {when} 体温 {value:.1f}℃，请尽快上门跟进。"
+    MAYBE_FEVER_TO_TEAM = "【可能发热】{node} 铺长巡查报告有员工发热（{when}），请尽快核实。"
+    REMIND = "【打卡提醒】{date} 商铺巡查还未打卡，请铺长发送，例：巡查 10家 营业3家 无异常"
+    ESCALATE = "【未打卡】{node}（铺长 {captain}）{date} 到 {time} 仍未打卡巡查，请跟进。"
+    NO_CAPTAIN = "无"
+    # reopening
+    REGISTERED = ("已登记复工申请 #{id}：{shop}，店主 {owner} {mobile}，员工 {staff} 人"
+                  "（外地返回 {elsewhere} 人）。待铺长确认：复工确认 {id}")
+    REGISTERED_BY_CAPTAIN = ("已登记并确认复工申请 #{id}：{shop}，店主 {owner} {mobile}，"
+                             "员工 {staff} 人（外地返回 {elsewhere} 人），已报社区审核。")
+    CONFIRMED = "已确认复工申请 #{id}（{shop}），已报社区审核。"
+    TO_REVIEW = ("【复工审核】#{id} {node} {shop}：店主 {owner} {mobile}，员工 {staff} 人"
+                 "（外地返回 {elsewhere} 人），消毒用品：{supplies}，已承诺。"
+                 "请审核：复工审核 {id} 通过 / 复工审核 {id} 驳回 原因")
+    NO_SUPPLIES = "未写明"
+    APPROVED = "复工审核 #{id} 已通过：{shop}（{node}）"
+    REJECTED = "复工审核 #{id} 已驳回：{shop}（{node}），原因：{reason}"
+    APPROVED_DOWN = "【复工审核通过】#{id} {shop} 可以开门营业，请做好每日巡查打卡。"
+    REJECTED_DOWN = "【复工审核驳回】#{id} {shop}，原因：{reason}。整改后可重新登记。"
+    NOT_FOUND = "没有这个复工申请：#{id}"
+    NOT_HERE = "复工申请 #{id} 不属于本群管辖。"
+    WRONG_STEP = "复工申请 #{id} 当前状态为「{status}」，不能{action}。"
+    ACTION_CONFIRM = "确认"
+    ACTION_REVIEW = "审核"
+    ALREADY_OPEN = "{shop} 已有复工申请 #{id}（{status}），无需重复登记。"
+    STATUS: dict[str, str] = {
+        "captain": "待铺长确认", "review": "待社区审核", "approved": "已通过", "rejected": "已驳回",
+    }
+    LIST_HEADER = "复工列表（{node}）：待确认 {captain}，待审核 {review}，已通过 {approved}"
+    LIST_LINE = "#{id} {node} {shop} 店主 {owner} {status}"
+    LIST_EMPTY = "暂无复工申请。"
+
+
+class Stats:
+    """统计 and the numbers in the roll-up and the export."""
+
+    HEADER = "【统计 {date}】{node}"
+    LINE = "{title}：{items}"
+    ITEM = "{label} {value}"
+    ITEM_SEPARATOR = "，"
+    UNKNOWN_NODE = "本级以下没有「{name}」。"
+    AMBIGUOUS_NODE = "「{name}」不止一个，请写全称。"
+    EXPORT_TITLE = "{node} 统计 {date}"
+    EXPORT_NODE = "单位"
+    EXPORT_TIER = "层级"
+    REOPENING_SHEET = "复工登记"
+    REOPENING_HEADERS = ("编号", "单位", "商位", "店主", "手机号", "员工人数", "外地返回",
+                         "消毒用品", "状态", "登记时间")

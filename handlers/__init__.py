@@ -8,11 +8,14 @@ from handlers import (
     notice,
     points,
     schedule,
+    shop,
+    stats,
     tenant,
     ticket,
 )
 
 ROUTERS = (tenant.router, landlord.router, notice.router, schedule.router, ticket.router,
-           bind.router, points.router, membership.router, help.router)
+           bind.router, points.router, membership.router, shop.router, stats.router,
+           help.router)
 
 __all__ = ["ROUTERS"]

@@ -20,7 +20,7 @@ from models.points import (
     PointsWeek,
 )
 from models.report import LandlordReport, ReportKind
-from models.shop import Shop
+from models.shop import ReopeningStatus, Shop, ShopCheckin, ShopPatrol, ShopReopening
 from models.tenant import TemperatureReading, TenantStay
 from models.ticket import Ticket
 
@@ -29,6 +29,7 @@ __all__ = [
     "NoticeSchedule", "Ticket", "Building", "Contact", "Flat", "Group", "InboundMessage",
     "InviteCode", "InviteKind", "LandlordReport", "Membership", "Node", "NodeKind",
     "OutboxMessage", "OutboxStatus", "Person", "ReportKind", "Role", "Shop",
+    "ShopCheckin", "ShopPatrol", "ShopReopening", "ReopeningStatus",
     "TemperatureReading", "TenantStay", "UTCDateTime",
     "PointsEvent", "PointsScopeCount", "PointsStanding", "PointsStatus", "PointsTotal",
     "PointsWeek",

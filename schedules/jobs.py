@@ -114,11 +114,48 @@ async def close_points_week(app: BotApp) -> int:
     """Mondays 09:00: rank landlords per scope, store last week's red and black lists and
     rewards, queue the lists for the groups (each week once; missed weeks caught up in order).
     Returns rows written."""
-    runs = await periods.catch_up(app, fixed_job(app.settings, "points-week"))
+    return await _catch_up_rows(app, "points-week")
+
+
+# --- shop rows: missing check-ins --------------------------------------------------------
+
+async def _shop_remind_work(session: AsyncSession, app: BotApp, period: str, now: datetime
+                            ) -> tuple[int, ...]:
+    from bot.services import shop
+
+    day = date.fromisoformat(period)
+    if day != app.now().astimezone(app.settings.zone).date():
+        return (0,)  # a reminder for a day gone by is noise; the escalation tells the team
+    return (await shop.remind_missing(session, day=day, now=now),)
+
+
+async def _shop_escalate_work(session: AsyncSession, app: BotApp, period: str, now: datetime
+                              ) -> tuple[int, ...]:
+    from bot.services import shop
+
+    return (await shop.escalate_missing(session, day=date.fromisoformat(period), now=now,
+                                        at_time=app.settings.shops.escalate_time),)
+
+
+async def _catch_up_rows(app: BotApp, name: str) -> int:
+    """Catch a fixed job of one count (rows written) up; wake the sender if it wrote."""
+    runs = await periods.catch_up(app, fixed_job(app.settings, name))
     written = periods.totals(runs, 1)[0]
     if written:
         app.sender.wake()
     return written
+
+
+async def remind_shop_checkins(app: BotApp) -> int:
+    """10:00: each shop row without a check-in today is reminded, its captain mentioned
+    (once per day; a reminder for a day gone by is not sent). Returns rows written."""
+    return await _catch_up_rows(app, "shop-remind")
+
+
+async def escalate_shop_checkins(app: BotApp) -> int:
+    """14:00: the team's tier-4 group hears of each row still without a check-in today
+    (once per day; a missed day caught up). Returns rows written."""
+    return await _catch_up_rows(app, "shop-escalate")
 
 
 # --- end points ----------------------------------------------------------------------------
@@ -153,6 +190,8 @@ def fixed_jobs(settings: Settings) -> list[periods.FixedJob]:
     """The jobs whose runs complete periods (caught up at start and on every run)."""
     hour, minute = _hm(settings.notices.rollup_time)
     week_hour, week_minute = _hm(settings.points.weekly_time)
+    remind_hour, remind_minute = _hm(settings.shops.remind_time)
+    escalate_hour, escalate_minute = _hm(settings.shops.escalate_time)
     return [
         periods.FixedJob(
             "daily-rollup", {"hour": hour, "minute": minute},
@@ -173,6 +212,16 @@ def fixed_jobs(settings: Settings) -> list[periods.FixedJob]:
             keep=timedelta(weeks=8),
             doc="weekly close: ranking, red and black lists, rewards; period: a week, "
                 "2020-W09"),
+        periods.FixedJob(
+            "shop-remind", {"hour": remind_hour, "minute": remind_minute},
+            key=lambda at, zone: f"{at.astimezone(zone):%Y-%m-%d}", start_of=_day_start,
+            work=_shop_remind_work, keep=timedelta(days=1),
+            doc="shop rows without today's check-in reminded; period: a day, 2020-02-21"),
+        periods.FixedJob(
+            "shop-escalate", {"hour": escalate_hour, "minute": escalate_minute},
+            key=lambda at, zone: f"{at.astimezone(zone):%Y-%m-%d}", start_of=_day_start,
+            work=_shop_escalate_work, keep=timedelta(days=1),
+            doc="shop rows still without a check-in told to the tier-4 group; period: a day"),
     ]
 
 
@@ -186,7 +235,8 @@ def fixed_job(settings: Settings, name: str) -> periods.FixedJob:
 
 _RUNNERS: dict[str, Callable[[BotApp], Awaitable[Any]]] = {
     "daily-rollup": post_daily_rollup, "points-checks": check_points,
-    "points-week": close_points_week}
+    "points-week": close_points_week, "shop-remind": remind_shop_checkins,
+    "shop-escalate": escalate_shop_checkins}
 
 
 async def catch_up_fixed(app: BotApp) -> None:

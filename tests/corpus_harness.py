@@ -41,7 +41,7 @@ ENV_VAR = "TIERBOT_CORPUS"
 DEMO_CHAIN = REPO / "bot" / "demo" / "chain.toml"
 
 KINDS = ("reading", "fever", "reading-or-hint", "return", "report", "ack", "ticket", "score",
-         "answer", "refusal", "hint", "silence")
+         "answer", "refusal", "hint", "silence", "checkin")
 # The corpus names report kinds in English words; the database stores ReportKind values.
 REPORT_KINDS = {"disinfection": "disinfect", "disinfect": "disinfect", "errand": "errand",
                 "violation": "violation", "mediation": "mediation", "return": "return"}

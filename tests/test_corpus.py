@@ -269,9 +269,38 @@ async def _check_silence(line, world, node, replies, sent, setup, before, contex
     assert not sent, f"silence expected: {context}"
 
 
+async def _check_checkin(line, world, node, replies, sent, setup, before, context):
+    """checkin [checked=N] [opened=N] [shops=3号商位,4号商位] [fever=1]: the day's check-in of
+    the row is stored with those figures, the captain gets one line back, a fever goes up."""
+    from models import Shop, ShopCheckin, ShopPatrol
+
+    args = line.args
+    unknown = set(args) - {"checked", "opened", "shops", "fever"}
+    assert not unknown, f"unknown checkin keys {unknown}"
+    async with world.app.session() as s:
+        patrol = (await s.execute(select(ShopPatrol).where(ShopPatrol.node_id == node.id))
+                  ).scalar_one_or_none()
+        named = {shop.name: row for row, shop in (await s.execute(
+            select(ShopCheckin, Shop).join(Shop, Shop.id == ShopCheckin.shop_id)
+            .where(ShopCheckin.node_id == node.id))).tuples()}
+    assert patrol is not None, f"no check-in stored: {context}"
+    if "checked" in args:
+        assert max(patrol.checked, len(named)) == int(args["checked"]), context
+    if "opened" in args:
+        opened = max(patrol.opened, sum(1 for r in named.values() if r.is_open))
+        assert opened == int(args["opened"]), context
+    if "shops" in args:
+        assert sorted(named) == sorted(args["shops"].split(",")), f"{sorted(named)}: {context}"
+    assert len(replies) == 1 and "\n" not in replies[0].text.strip(), context
+    parents = await world.rooms_of(node.parent_id)
+    alerts = [x for x in sent if x.room_id in parents]
+    assert bool(alerts) == ("fever" in args), f"fever alert {alerts}: {context}"
+
+
 CHECKS = {
     "reading": _check_reading, "fever": _check_fever, "reading-or-hint": _check_reading_or_hint,
     "return": _check_return, "report": _check_report, "ack": _check_ack,
     "ticket": _check_ticket, "score": _check_score, "answer": _check_answer,
     "refusal": _check_refusal, "hint": _check_hint, "silence": _check_silence,
+    "checkin": _check_checkin,
 }

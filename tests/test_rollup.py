@@ -24,7 +24,16 @@ def body(node: str, *, date: str = "2月22日", returned: int = 0, watching: int
     return texts.Rollup.BODY.format(
         date=date, node=node, returned=returned, watching=watching, fevers=fevers,
         disinfect=disinfect, errand=errand, violation=violation, mediation=mediation,
-        opened=opened, answered=answered, notices=notices or texts.Rollup.NO_NOTICES)
+        opened=opened, answered=answered, notices=notices or texts.Rollup.NO_NOTICES
+    ) + "\n" + _more(node)
+
+
+def _more(node: str) -> str:
+    """The numbers of 统计 the roll-up adds: the demo chain's people and shop row (none of
+    them in 西城社区, which is empty)."""
+    people, shops = ((1, 2, 1), 10) if node != "西城社区" else ((0, 0, 0), 0)
+    return (f"人员：作战小组 {people[0]}，小组成员 {people[1]}，房东 {people[2]}\n"
+            f"商铺：商铺总数 {shops}，已复工 0，待审核 0，今日打卡 0，今日营业 0")
 
 
 def rate(notice_id: int, acked: int, total: int) -> str:

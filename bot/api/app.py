@@ -6,7 +6,7 @@ from fastapi import Depends, FastAPI
 from sqlalchemy import text
 
 from bot.api.deps import AppDep, require_token
-from bot.api.routes import account, chain, tenant
+from bot.api.routes import account, chain, stats, tenant
 from bot.api.routes import points as points_routes  # issue 5
 from bot.api.schemas import Health
 from bot.app import BotApp
@@ -22,6 +22,7 @@ def create_api(bot: BotApp) -> FastAPI:
     api.include_router(account.router, prefix="/api", dependencies=protected, tags=["accounts"])
     api.include_router(points_routes.router, prefix="/api", dependencies=protected,
                        tags=["points"])
+    api.include_router(stats.router, prefix="/api", dependencies=protected, tags=["stats"])
 
     @api.get("/health", response_model=Health)
     async def health(app: AppDep) -> Health:

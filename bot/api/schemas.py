@@ -59,3 +59,20 @@ class AccountPublic(BaseModel):
     last_error: str
     paused_until: datetime | None
     pending: int
+
+
+class StatsSectionPublic(BaseModel):
+    """One section of the figures: label -> value, in the section's order."""
+
+    key: str
+    title: str
+    items: dict[str, int]
+
+
+class StatsPublic(BaseModel):
+    """GET /api/stats: a subtree's figures of one day."""
+
+    node_id: int
+    node: str
+    date: str
+    sections: list[StatsSectionPublic]

@@ -36,6 +36,16 @@ from bot.grammar.commands import (
 from bot.grammar.membership import ConfirmLink, EndTenancy, RejectLink, RemoveMember
 from bot.grammar.normalise import as_written, normalise, restore_cjk_punctuation
 from bot.grammar.parser import ParseError, parse
+from bot.grammar.shop import (
+    BareCheckin,
+    ReopenConfirm,
+    ReopenList,
+    ReopenRegister,
+    ReopenReview,
+    ShopCheckin,
+    ShopEntry,
+    Stats,
+)
 from bot.grammar.usage import PROBLEMS, REPORT_KIND_LABELS, USAGE, hint, usage
 
 __all__ = [
@@ -49,6 +59,7 @@ __all__ = [
     "Answer",
     "Appeal",
     "Arrival",
+    "BareCheckin",
     "BindGroup",
     "BindPerson",
     "Command",
@@ -65,6 +76,10 @@ __all__ = [
     "Progress",
     "RejectLink",
     "Relay",
+    "ReopenConfirm",
+    "ReopenList",
+    "ReopenRegister",
+    "ReopenReview",
     "RemoveMember",
     "ReportKind",
     "Reward",
@@ -74,6 +89,9 @@ __all__ = [
     "Score",
     "ScoreHistory",
     "SendNotice",
+    "ShopCheckin",
+    "ShopEntry",
+    "Stats",
     "Temperature",
     "TenantReturn",
     "Todo",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -45,7 +45,7 @@ NOT_NAME_PARTS = TIME_WORDS + (
     "电话", "手机", "号码", "来自", "体温", "测温", "租客", "房东", "房客", "返回", "回来", "登记",
     "身份", "义乌", "姓名", "名字", "到达", "抵达", "老家", "时间", "地址", "消毒", "上报", "大家",
     "谢谢", "收到", "正常", "什么", "怎么", "我", "你", "他们", "吗", "呢", "吧", "了", "的",
-    "烧", "咳", "有点", "一下", "没有", "各位", "好", "十", "度",
+    "烧", "咳", "有点", "一下", "没有", "各位", "好", "十", "度", "打卡", "巡查",
 )
 NOT_PLACE_PARTS = TIME_WORDS + (
     "电话", "手机", "体温", "测温", "租客", "房东", "登记", "身份证", "谢谢", "收到", "我", "你",
@@ -155,6 +155,26 @@ def build(cls: type[C], **values: object) -> C:
         return cls(**values)
     except ValidationError as exc:
         raise ParseError.of(cls.__name__, "invalid") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class Hints:
+    """A family's own forms and problems (a family module keeping its hints with it): the
+    ParseError for a problem, and commands built with a refused value as a hint."""
+
+    usage: Mapping[str, str]
+    problems: Mapping[str, str]
+
+    def error(self, command: str, problem: str) -> ParseError:
+        """The error for a command class name and a problem key (or text)."""
+        return ParseError(command, f"{self.problems.get(problem, problem)}。{self.usage[command]}")
+
+    def build(self, cls: type[C], **values: object) -> C:
+        """Construct a command; a value the model refuses is a hint, never a crash."""
+        try:
+            return cls(**values)
+        except ValidationError as exc:
+            raise self.error(cls.__name__, self.problems.get("invalid", "格式不正确")) from exc
 
 
 def set_apart(rest: str, separators: str = TEXT_SEPARATORS) -> bool:

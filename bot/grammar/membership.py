@@ -6,10 +6,10 @@ from __future__ import annotations
 import re
 from typing import ClassVar, Final
 
-from pydantic import Field, ValidationError
+from pydantic import Field
 
 from bot.grammar.commands import Command
-from bot.grammar.core import ParseError, Step, on_text
+from bot.grammar.core import Hints, Step, on_text
 
 __all__ = [
     "EXAMPLES", "STEPS", "USAGE",
@@ -66,15 +66,9 @@ _END_TENANCY = re.compile(r"(?:退租|已退租)(?P<rest>(?:\s.*)?)", re.DOTALL)
 _TARGET = re.compile(r"(?P<at>@)?(?P<target>[^\s@]+)\s*(?P<reason>.*)", re.DOTALL)
 
 
-def _error(command: str, problem: str) -> Exception:
-    return ParseError(command, f"{PROBLEMS.get(problem, problem)}。{USAGE[command]}")
-
-
-def _build(cls: type[Command], **values: object) -> Command:
-    try:
-        return cls(**values)
-    except ValidationError as exc:
-        raise _error(cls.__name__, "格式不正确") from exc
+_HINTS = Hints(USAGE, PROBLEMS)
+_error = _HINTS.error
+_build = _HINTS.build
 
 
 def parse(text: str) -> Command | None:

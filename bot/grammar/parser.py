@@ -17,6 +17,7 @@ from bot.grammar import (
     notice,
     points,
     report,
+    shop,
     tenant,
     ticket,
 )
@@ -28,7 +29,7 @@ __all__ = ["FAMILIES", "ParseError", "parse", "steps"]
 
 # Every family module has STEPS: (order, parser) pairs; lower orders run first.
 FAMILIES: tuple[ModuleType, ...] = (
-    basic, bind, health, membership, notice, points, report, tenant, ticket,
+    basic, bind, health, membership, notice, points, report, shop, tenant, ticket,
 )
 
 # normalise() appends the tag of a quoted notice to the reply: `收到 【通知#27】`.

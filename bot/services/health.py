@@ -78,3 +78,13 @@ async def account_status(session: AsyncSession, *, states: list[AccountState], n
                         (row.last_error or "") if row else ""),
             paused_until=until, pending=pending.get(name, 0)))
     return out
+
+
+async def alert_fever(session: AsyncSession, *, node: Node, text: str, now: datetime) -> int:
+    """A fever at a tier-5 group (a tenant, a shop's staff): the team's tier-4 group, one tier
+    up, follows up. The text names no numbers (masked name only). Returns rows written."""
+    if node.parent_id is None:
+        return 0
+    return await outbox.queue_to_node(session, node_id=node.parent_id, source="fever", now=now,
+                                      text=text)
+

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import texts
-from bot.services import outbox
+from bot.services import outbox, stats
 from bot.services.notice import _below, _tree, tag
 from models import LandlordReport, Notice, OutboxMessage, TenantStay, Ticket
 
@@ -51,11 +51,14 @@ async def post_daily(session: AsyncSession, *, now: datetime, zone: ZoneInfo,
         select(OutboxMessage.notice_id, func.count(OutboxMessage.id))
         .where(OutboxMessage.notice_id.in_([n.id for n in todays]))
         .group_by(OutboxMessage.notice_id))).tuples().all()) if todays else {}
+    the_day = stats.Day.of(local.date(), zone=zone, now=now)
     written = 0
     for node in nodes.values():
         if node.tier > 3:
             continue
         ids = set(_below(children, node.id, include_root=True))
+        # The numbers of 统计 not in the body (people, shops, and any unit plugged in).
+        more = await stats.rollup_lines(session, node_ids=sorted(ids), day=the_day)
         returned = sum(1 for s in stays if s.node_id in ids and start <= s.created_at < end)
         watching = sum(1 for s in stays if s.node_id in ids and s.watch_until > now)
         fevers = sum(1 for s in stays if s.node_id in ids and s.fever and s.watch_until > now)
@@ -71,6 +74,7 @@ async def post_daily(session: AsyncSession, *, now: datetime, zone: ZoneInfo,
             violation=kinds["violation"], mediation=kinds["mediation"],
             opened=_count(opened, ids), answered=_count(answered, ids),
             notices=notice_lines or texts.Rollup.NO_NOTICES)
+        text = "\n".join([text, *more])
         written += await outbox.queue_to_node(session, node_id=node.id, source="rollup", now=now,
                                               text=text)
     return written

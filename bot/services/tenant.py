@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot import pii, texts
 from bot.domain import UserError
 from bot.grammar import Arrival, Temperature, TenantReturn
-from bot.services import membership, outbox, people, personal, report
+from bot.services import health, membership, people, personal, report
 from models import (
     LinkRequest,
     LinkStatus,
@@ -244,13 +244,10 @@ async def _add_reading(
         return False
     stay.fever = True
     await session.flush()
-    if node.parent_id is not None:
-        # The tier-4 group (team member + landlords) follows up: masked name, no numbers.
-        await outbox.queue_to_node(
-            session, node_id=node.parent_id, source="fever", now=now,
-            text=texts.Tenant.FEVER_TO_TEAM.format(
-                node=node.name, name=pii.mask_name(tenant.name), value=value,
-                when=local_datetime(now, zone)))
+    # The tier-4 group (team member + landlords) follows up: masked name, no numbers.
+    await health.alert_fever(session, node=node, now=now, text=texts.Tenant.FEVER_TO_TEAM.format(
+        node=node.name, name=pii.mask_name(tenant.name), value=value,
+        when=local_datetime(now, zone)))
     return True
 
 
@@ -259,11 +256,8 @@ async def report_possible_fever(
     zone: ZoneInfo,
 ) -> None:
     """A fever said but not read for sure: the team's group (tier 4) is told to check."""
-    if node.parent_id is None:
-        return
-    await outbox.queue_to_node(
-        session, node_id=node.parent_id, source="fever", now=now,
-        text=texts.Tenant.MAYBE_FEVER_TO_TEAM.format(
+    await health.alert_fever(
+        session, node=node, now=now, text=texts.Tenant.MAYBE_FEVER_TO_TEAM.format(
             node=node.name, name=pii.mask_name(name), when=local_datetime(now, zone),
             value=texts.Tenant.MAYBE_FEVER_VALUE.format(value=value) if value else ""))
 

@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = '0012_speed2'
-down_revision = '0008'
+down_revision = '0009'
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,39 @@
+"""GET /api/stats: a subtree's figures of one day (the sections of 统计)."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query, status
+
+from bot.api.deps import AppDep, SessionDep
+from bot.api.schemas import StatsPublic, StatsSectionPublic
+from bot.services import stats
+from models import Node
+
+router = APIRouter()
+
+
+@router.get("/stats", response_model=StatsPublic)
+async def get_stats(
+    session: SessionDep, app: AppDep,
+    node: Annotated[int, Query(description="a node id: its whole subtree")],
+    day: Annotated[date | None, Query(alias="date",
+                                      description="the day, 2020-02-21 (default today)")] = None,
+) -> StatsPublic:
+    """The figures of `node`'s subtree on `date`, section by section."""
+    root = await session.get(Node, node)
+    if root is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no node {node}")
+    now, zone = app.now(), app.settings.zone
+    today = now.astimezone(zone).date()
+    if day is not None and day > today:
+        raise HTTPException(422,
+                            f"date {day} is in the future (today is {today})")
+    figures = await stats.compute(session, node=root, day=day or today, zone=zone, now=now)
+    return StatsPublic(
+        node_id=root.id, node=root.name, date=figures.day.isoformat(),
+        sections=[StatsSectionPublic(key=s.key, title=s.title,
+                                     items={label: value for label, value in items})
+                  for s, items in figures.sections])

@@ -1,0 +1,237 @@
+"""统计: a subtree's figures of one day, in the article's terms, as a list of sections.
+
+The contract a section keeps (another unit plugs in with one line in SECTIONS):
+
+    Section(key, title, compute)
+    compute(session, node_ids, day) -> list[(label, value)]   (awaitable, ordered)
+
+- `node_ids`: every node of the subtree asked about (the root included), a list of ints.
+- `day`: a `Day`, which IS a `datetime.date` (the users' calendar day asked about) and also
+  carries `start`/`end` (aware UTC datetimes bounding that day in the users' zone) and `now`
+  (the moment "as of": the end of a past day, the clock for today). A section that only
+  wants the date treats it as a date.
+- `label` is Chinese and short (it heads a column of the export), `value` an int. Labels of
+  one section are unique and come in the same order every time (the API and the XLSX export
+  key on them).
+- Read only: a section never writes, never sends, never commits.
+
+`统计`, the daily roll-up, GET /api/stats and `tierbot stats export` all read compute().
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import case, distinct, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot import texts
+from models import (
+    LandlordReport,
+    Membership,
+    Node,
+    NodeKind,
+    ReopeningStatus,
+    ReportKind,
+    Role,
+    Shop,
+    ShopCheckin,
+    ShopPatrol,
+    ShopReopening,
+    TenantStay,
+)
+
+
+class Day(date):
+    """A calendar day with its bounds: a date that also knows start, end and now."""
+
+    start: datetime
+    end: datetime
+    now: datetime
+
+    @classmethod
+    def of(cls, day: date, *, zone: ZoneInfo, now: datetime) -> Day:
+        """The day in the users' zone; `now` is capped at its end (a past day is read whole)."""
+        out = cls(day.year, day.month, day.day)
+        out.start = datetime.combine(day, time(0, 0), zone)
+        out.end = out.start + timedelta(days=1)
+        out.now = min(now, out.end)
+        return out
+
+
+Items = list[tuple[str, int]]
+Compute = Callable[[AsyncSession, Sequence[int], Day], Awaitable[Items]]
+
+
+@dataclass(frozen=True, slots=True)
+class Section:
+    """One block of figures: a key (API), a Chinese title, and how to compute it."""
+
+    key: str
+    title: str
+    compute: Compute
+
+
+async def _scalar(session: AsyncSession, stmt: object) -> int:
+    return int((await session.execute(stmt)).scalar_one() or 0)  # type: ignore[call-overload]
+
+
+async def people_section(session: AsyncSession, node_ids: Sequence[int], day: Day) -> Items:
+    """Combat teams, their members, landlords."""
+    ids = list(node_ids)
+    teams = await _scalar(session, select(func.count(Node.id)).where(
+        Node.id.in_(ids), Node.kind == NodeKind.TEAM))
+    members = await _scalar(session, select(func.count(distinct(Membership.person_id)))
+                            .join(Node, Node.id == Membership.node_id)
+                            .where(Membership.node_id.in_(ids), Node.tier.in_((3, 4)),
+                                   Membership.role.in_((Role.COMMANDER, Role.MEMBER)),
+                                   Membership.created_at < day.end))
+    landlords = await _scalar(session, select(func.count(distinct(Membership.person_id)))
+                              .where(Membership.node_id.in_(ids),
+                                     Membership.role == Role.LANDLORD,
+                                     Membership.created_at < day.end))
+    return [("作战小组", teams), ("小组成员", members), ("房东", landlords)]
+
+
+async def tenants_section(session: AsyncSession, node_ids: Sequence[int], day: Day) -> Items:
+    """Tenants registered, returns today and in total, under home watch, fevers."""
+    ids = list(node_ids)
+    live = (TenantStay.node_id.in_(ids), TenantStay.created_at < day.end,
+            (TenantStay.ended_at.is_(None)) | (TenantStay.ended_at > day.now))
+    registered = await _scalar(session, select(func.count(distinct(TenantStay.tenant_id)))
+                               .where(*live))
+    today = await _scalar(session, select(func.count(TenantStay.id)).where(
+        TenantStay.node_id.in_(ids), TenantStay.created_at >= day.start,
+        TenantStay.created_at < day.end))
+    total = await _scalar(session, select(func.count(TenantStay.id)).where(
+        TenantStay.node_id.in_(ids), TenantStay.created_at < day.end))
+    watching = await _scalar(session, select(func.count(TenantStay.id)).where(
+        *live, TenantStay.watch_until > day.now))
+    fevers = await _scalar(session, select(func.count(TenantStay.id)).where(
+        *live, TenantStay.watch_until > day.now, TenantStay.fever.is_(True)))
+    return [("登记租客", registered), ("今日返回", today), ("累计返回", total),
+            ("居家观察", watching), ("发热", fevers)]
+
+
+REPORT_LABELS = (
+    (ReportKind.DISINFECT, "消毒"), (ReportKind.ERRAND, "代办"),
+    (ReportKind.VIOLATION, "违规"), (ReportKind.MEDIATION, "调解"), (ReportKind.RETURN, "返回"),
+)
+
+
+async def reports_section(session: AsyncSession, node_ids: Sequence[int], day: Day) -> Items:
+    """Landlord reports of the day, by kind."""
+    counts = dict((await session.execute(
+        select(LandlordReport.kind, func.count(LandlordReport.id))
+        .where(LandlordReport.node_id.in_(list(node_ids)),
+               LandlordReport.created_at >= day.start, LandlordReport.created_at < day.end)
+        .group_by(LandlordReport.kind))).tuples().all())
+    return [(label, int(counts.get(kind, 0))) for kind, label in REPORT_LABELS]
+
+
+async def shops_section(session: AsyncSession, node_ids: Sequence[int], day: Day) -> Items:
+    """Shops: total, reopened (approved), checked in and open today (an approved shop not
+    checked in as open counts as closed), reopenings waiting."""
+    ids = list(node_ids)
+    total = await _scalar(session, select(func.count(Shop.id)).where(
+        Shop.node_id.in_(ids), Shop.created_at < day.end))
+    reopened = await _scalar(session, select(func.count(distinct(ShopReopening.shop_id))).where(
+        ShopReopening.node_id.in_(ids), ShopReopening.status == ReopeningStatus.APPROVED,
+        ShopReopening.reviewed_at < day.end))
+    waiting = await _scalar(session, select(func.count(ShopReopening.id)).where(
+        ShopReopening.node_id.in_(ids),
+        ShopReopening.status.in_((ReopeningStatus.CAPTAIN, ReopeningStatus.REVIEW)),
+        ShopReopening.created_at < day.end))
+    # Per row: what the captain counted for the row, or the shops named, whichever is more.
+    per_shop = {node_id: (n, opened or 0) for node_id, n, opened in (await session.execute(
+        select(ShopCheckin.node_id, func.count(ShopCheckin.id),
+               func.sum(case((ShopCheckin.is_open.is_(True), 1), else_=0)))
+        .where(ShopCheckin.node_id.in_(ids), ShopCheckin.day == date(day.year, day.month,
+                                                                          day.day))
+        .group_by(ShopCheckin.node_id))).tuples()}
+    patrols = {node_id: (checked, opened) for node_id, checked, opened in (await session.execute(
+        select(ShopPatrol.node_id, ShopPatrol.checked, ShopPatrol.opened)
+        .where(ShopPatrol.node_id.in_(ids),
+               ShopPatrol.day == date(day.year, day.month, day.day)))).tuples()}
+    checked = opened = 0
+    for node_id in set(per_shop) | set(patrols):
+        shop_n, shop_open = per_shop.get(node_id, (0, 0))
+        row_n, row_open = patrols.get(node_id, (0, 0))
+        checked += max(shop_n, row_n)
+        opened += max(int(shop_open), row_open)
+    return [("商铺总数", total), ("已复工", reopened), ("待审核", waiting),
+            ("今日打卡", checked), ("今日营业", opened)]
+
+
+# The sections of 统计, in order. Another unit's figures: one more Section here.
+SECTIONS: list[Section] = [
+    Section("people", "人员", people_section),
+    Section("tenants", "租客", tenants_section),
+    Section("reports", "今日房东上报", reports_section),
+    Section("shops", "商铺", shops_section),
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Figures:
+    """The figures of one subtree and day."""
+
+    node: Node
+    day: Day
+    sections: list[tuple[Section, Items]]
+
+
+async def compute(session: AsyncSession, *, node: Node, day: date, zone: ZoneInfo,
+                  now: datetime, node_ids: Sequence[int] | None = None,
+                  sections: Sequence[Section] | None = None) -> Figures:
+    """Every section's figures for `node`'s subtree on `day`."""
+    from bot.services import chain
+
+    ids = list(node_ids) if node_ids is not None else await chain.subtree_ids(
+        session, root_id=node.id)
+    the_day = Day.of(day, zone=zone, now=now)
+    out = [(s, await s.compute(session, ids, the_day)) for s in (sections or SECTIONS)]
+    return Figures(node, the_day, out)
+
+
+def line(section: Section, items: Items) -> str:
+    """One section as one line: 商铺：商铺总数 10，已复工 1，…"""
+    t = texts.Stats
+    return t.LINE.format(title=section.title, items=t.ITEM_SEPARATOR.join(
+        t.ITEM.format(label=label, value=value) for label, value in items))
+
+
+def render(figures: Figures) -> str:
+    """统计's reply: a header and one line per section."""
+    header = texts.Stats.HEADER.format(
+        date=texts.Shop.DATE.format(month=figures.day.month, day=figures.day.day),
+        node=figures.node.name)
+    return "\n".join([header, *(line(s, items) for s, items in figures.sections)])
+
+
+# The roll-up's own body already gives these (returns, home watch, fevers, reports).
+IN_ROLLUP_BODY = frozenset({"tenants", "reports"})
+
+
+async def rollup_lines(session: AsyncSession, *, node_ids: Sequence[int], day: Day) -> list[str]:
+    """The sections the daily roll-up adds below its body, one line each."""
+    return [line(s, await s.compute(session, node_ids, day))
+            for s in SECTIONS if s.key not in IN_ROLLUP_BODY]
+
+
+async def find_below(session: AsyncSession, *, root: Node, name: str) -> Node:
+    """A node of this name in root's subtree (root itself included)."""
+    from bot.domain import UserError
+    from bot.services import chain
+
+    ids = await chain.subtree_ids(session, root_id=root.id)
+    found = list((await session.execute(
+        select(Node).where(Node.id.in_(ids), Node.name == name).order_by(Node.id))).scalars())
+    if not found:
+        raise UserError(texts.Stats.UNKNOWN_NODE.format(name=name))
+    if len(found) > 1:
+        raise UserError(texts.Stats.AMBIGUOUS_NODE.format(name=name))
+    return found[0]
