@@ -1,5 +1,6 @@
 """The ORM tables, importable from one place (Alembic reads Base.metadata from here)."""
 
+from models.api_token import ApiToken
 from models.base import Base, UTCDateTime
 from models.building import Building, Flat
 from models.chain import TIER_OF_KIND, Group, Node, NodeKind
@@ -24,4 +25,5 @@ __all__ = [
     "PointsEvent", "PointsStanding", "PointsStatus", "PointsTotal", "PointsWeek",
     "LinkRequest", "LinkStatus", "Removal", "RemovalKind",
     "InviteAttempt",
+    "ApiToken",
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -201,7 +202,13 @@ async def all_nodes(session: AsyncSession) -> list[Node]:
 def subtree_select(root_id: int) -> Select[tuple[int]]:
     """The ids of a node and everything below it, as a recursive query walking down the
     parent index (for filters at city scale, where loading every node costs)."""
-    tree = select(Node.id).where(Node.id == root_id).cte("subtree", recursive=True)
+    return subtrees_select([root_id])
+
+
+def subtrees_select(root_ids: Iterable[int]) -> Select[tuple[int]]:
+    """The ids of these nodes and everything below them (overlapping subtrees give an id
+    more than once: use it with IN)."""
+    tree = select(Node.id).where(Node.id.in_(list(root_ids))).cte("subtree", recursive=True)
     tree = tree.union_all(select(Node.id).where(Node.parent_id == tree.c.id))
     return select(tree.c.id)
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import pii, texts
@@ -321,8 +322,10 @@ class TenantRow:
     last_reading: float | None
 
 
-async def list_tenants(session: AsyncSession, *, node_ids: list[int]) -> list[TenantRow]:
-    """The latest stay of every tenant at these nodes, newest arrival first."""
+async def list_tenants(session: AsyncSession, *, node_ids: Collection[int] | Select[tuple[int]]
+                       ) -> list[TenantRow]:
+    """The latest stay of every tenant at these nodes (ids, or a query of ids), newest arrival
+    first."""
     stays = (await session.execute(
         select(TenantStay, Person).join(Person, Person.id == TenantStay.tenant_id)
         .where(TenantStay.node_id.in_(node_ids), TenantStay.ended_at.is_(None))
