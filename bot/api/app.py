@@ -12,9 +12,8 @@ from sqlalchemy import text
 from bot.api.deps import AppDep, FailureThrottle, get_scope
 from bot.api.routes import account, chain, tenant
 from bot.api.routes import points as points_routes  # issue 5
-from bot.api.schemas import Health
+from bot.api.schemas import Health, refusals
 from bot.app import BotApp
-
 
 # Every /api router with its tag; all are mounted behind the token (a test walks these and
 # checks each route against the OpenAPI's /api paths, so none is mounted another way).
@@ -38,7 +37,8 @@ def create_api(bot: BotApp) -> FastAPI:
     # forgot it refuse anonymous requests still.
     protected = [Depends(get_scope)]
     for router, tag in ROUTERS:
-        api.include_router(router, prefix="/api", dependencies=protected, tags=[tag])
+        api.include_router(router, prefix="/api", dependencies=protected, tags=[tag],
+                           responses=refusals(401, 429))
 
     if not public:
         @api.get("/openapi.json", include_in_schema=False, dependencies=protected)

@@ -28,8 +28,10 @@ from models import ApiToken, Node
 
 _bearer = HTTPBearer(auto_error=False, description="a token from `tierbot tokens create`")
 
-# Ids are 64-bit signed integers in both stores; anything else is a 422, never a 500.
-MAX_ID = 2**63 - 1
+# Ids are INTEGER columns: 64-bit in SQLite but 32-bit in PostgreSQL, where a larger value
+# makes the driver fail (a 500, found by schemathesis). So the narrower range: anything
+# outside it, or not an integer, is a 422.
+MAX_ID = 2**31 - 1
 PathId = Annotated[int, Path(ge=1, le=MAX_ID, description="an id")]
 MaybeId = Annotated[int | None, Query(ge=1, le=MAX_ID, description="an id")]
 Limit = Annotated[int, Query(ge=1, le=500, description="items per page")]

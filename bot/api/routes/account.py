@@ -5,12 +5,13 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from bot.api.deps import DEFAULT_LIMIT, AppDep, Cursor, Limit, Page, SuperuserDep
-from bot.api.schemas import AccountPublic
+from bot.api.schemas import AccountPublic, refusals
 
 router = APIRouter()
 
 
-@router.get("/accounts", response_model=Page[AccountPublic])
+@router.get("/accounts", response_model=Page[AccountPublic],
+            responses=refusals(403))
 async def get_accounts(app: AppDep, scope: SuperuserDep, limit: Limit = DEFAULT_LIMIT,
                        cursor: Cursor = None) -> Page[AccountPublic]:
     """Connected, logged in as, paused until, last error and rows waiting, per account (403

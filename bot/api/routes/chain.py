@@ -6,7 +6,7 @@ from fastapi import APIRouter, HTTPException, status
 from sqlalchemy import ColumnElement, select
 
 from bot.api.deps import DEFAULT_LIMIT, Cursor, Limit, Page, PathId, ScopeDep, SessionDep, paged
-from bot.api.schemas import GroupPublic, NodePublic
+from bot.api.schemas import GroupPublic, NodePublic, refusals
 from bot.services import chain
 from models import Group, Membership, Node, Person
 
@@ -53,7 +53,8 @@ async def get_chain(session: SessionDep, scope: ScopeDep, limit: Limit = DEFAULT
     return paged(roots[:limit + 1], limit=limit, key=lambda r: r.id)
 
 
-@router.get("/nodes/{node_id}", response_model=NodePublic)
+@router.get("/nodes/{node_id}", response_model=NodePublic,
+            responses=refusals(404))
 async def get_node(session: SessionDep, scope: ScopeDep, node_id: PathId) -> NodePublic:
     """One node with its subtree; 404 when it does not exist or the token does not see it."""
     if not await scope.sees(session, node_id):

@@ -6,6 +6,7 @@ from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import BaseModel
 
 from bot.api.deps import ScopeDep, SessionDep
+from bot.api.schemas import refusals
 from bot.services import points
 
 router = APIRouter()
@@ -41,7 +42,8 @@ class PointsWeekPublic(BaseModel):
     scopes: list[ScopeWeekPublic]
 
 
-@router.get("/points/weeks/{week}", response_model=PointsWeekPublic)
+@router.get("/points/weeks/{week}", response_model=PointsWeekPublic,
+            responses=refusals(404))
 async def get_points_week(session: SessionDep, seen: ScopeDep, week: str,
                           limit: int | None = Query(None, ge=1, le=100_000,
                                                     description="standings per scope")

@@ -20,7 +20,7 @@ from bot.api.deps import (
     SessionDep,
     paged,
 )
-from bot.api.schemas import TenantStayPublic
+from bot.api.schemas import TenantStayPublic, refusals
 from bot.services import chain, tenant
 from models import Node, TenantStay
 
@@ -36,7 +36,8 @@ def _public(row: tenant.TenantRow, now: datetime) -> TenantStayPublic:
         fever=row.stay.fever, last_temperature=row.last_reading)
 
 
-@router.get("/tenants", response_model=Page[TenantStayPublic])
+@router.get("/tenants", response_model=Page[TenantStayPublic],
+            responses=refusals(404))
 async def get_tenants(session: SessionDep, app: AppDep, scope: ScopeDep,
                       node: MaybeId = None, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
                       ) -> Page[TenantStayPublic]:
@@ -52,7 +53,8 @@ async def get_tenants(session: SessionDep, app: AppDep, scope: ScopeDep,
     return paged([_public(r, now) for r in rows[:limit + 1]], limit=limit, key=lambda s: s.id)
 
 
-@router.get("/tenants/{stay_id}", response_model=TenantStayPublic)
+@router.get("/tenants/{stay_id}", response_model=TenantStayPublic,
+            responses=refusals(404))
 async def get_tenant(session: SessionDep, app: AppDep, scope: ScopeDep, stay_id: PathId
                      ) -> TenantStayPublic:
     """One current stay, masked; 404 when it does not exist, has ended, or is not seen."""
