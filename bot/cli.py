@@ -192,10 +192,6 @@ async def _run(settings: Settings, *, api: bool, bot: bool) -> None:
         if not api:
             await stop.wait()
         else:
-            if settings.api.token:
-                log.warning("api.token is deprecated: it acts as a superuser token for the "
-                            "whole chain; give each administrator a token of their own "
-                            "(`tierbot tokens create --person …`) and remove it")
             import uvicorn
 
             server = _ApiServer(uvicorn.Config(create_api(app), host=settings.api.host,

@@ -288,3 +288,23 @@ async def test_docs_are_public_when_configured(settings: Settings, clock: FakeCl
         assert (await c.get("/docs")).status_code == 200
         # The API itself is no more public for it.
         assert (await c.get("/api/chain")).status_code == 401
+
+
+def test_the_shared_token_still_works_as_a_superuser_and_is_warned_about(
+        bot: BotApp, caplog: pytest.LogCaptureFixture):
+    with caplog.at_level("WARNING", logger="bot.api.app"):
+        create_api(bot)
+    assert "api.token is deprecated" in caplog.text
+    assert "test-token" not in caplog.text
+
+
+async def test_without_the_shared_token_nothing_is_warned(
+        settings: Settings, clock: FakeClock, caplog: pytest.LogCaptureFixture):
+    app = build_app(settings.model_copy(update={"api": settings.api.model_copy(
+        update={"token": ""})}), transport=MemoryTransport("sim"), clock=clock)
+    async with running(app), httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=create_api(app)), base_url="http://t") as c:
+        # An empty shared token matches nothing, not even an empty header.
+        for headers in ({}, {"Authorization": "Bearer "}, {"Authorization": "Bearer  "}):
+            assert (await c.get("/api/chain", headers=headers)).status_code == 401
+    assert "deprecated" not in caplog.text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI
@@ -15,6 +16,8 @@ from bot.api.routes import points as points_routes  # issue 5
 from bot.api.schemas import Health, refusals
 from bot.app import BotApp
 
+log = logging.getLogger(__name__)
+
 # Every /api router with its tag; all are mounted behind the token (a test walks these and
 # checks each route against the OpenAPI's /api paths, so none is mounted another way).
 ROUTERS: tuple[tuple[APIRouter, str], ...] = (
@@ -27,6 +30,10 @@ def create_api(bot: BotApp) -> FastAPI:
     """The admin API: every /api route needs a token and sees that token's scope; /health
     needs none; /docs and /openapi.json need a token unless `api.public_docs`."""
     settings = bot.settings.api
+    if settings.token:
+        log.warning("api.token is deprecated: it acts as a superuser token for the whole "
+                    "chain; give each administrator a token of their own (`tierbot tokens "
+                    "create --person …`) and remove it")
     public = settings.public_docs
     api = FastAPI(title="tierbot", version="0.2.0", docs_url="/docs" if public else None,
                   redoc_url=None, openapi_url="/openapi.json" if public else None)
