@@ -308,3 +308,47 @@ async def test_without_the_shared_token_nothing_is_warned(
         for headers in ({}, {"Authorization": "Bearer "}, {"Authorization": "Bearer  "}):
             assert (await c.get("/api/chain", headers=headers)).status_code == 401
     assert "deprecated" not in caplog.text
+
+
+async def test_pages_hold_each_tenants_latest_stay_as_the_unpaged_list_does(
+        bot: BotApp, client: httpx.AsyncClient, chain: DemoChain):
+    from datetime import timedelta
+
+    from sqlalchemy import select
+
+    from bot.services import people, tenant
+    from models import Node, TenantStay
+
+    now = bot.now()
+    async with bot.session() as s, s.begin():
+        nodes = {n.name: n.id for n in (await s.execute(select(Node))).scalars()}
+        dong, ying = nodes["董宝明出租房"], nodes["应天喜出租房"]
+        plan = [  # tenant index, node, days before now, ended
+            (0, dong, 3, False), (0, dong, 1, False), (0, ying, 2, False),
+            (1, dong, 5, False), (1, dong, 0, True),
+            (2, ying, 1, False), (2, ying, 1, False),   # same arrival: the higher id wins
+            (3, dong, 9, False),
+        ]
+        tenants = [await people.create_person(s, name=f"租客{i}", now=now) for i in range(4)]
+        for i, node, days, ended in plan:
+            s.add(TenantStay(tenant_id=tenants[i].id, node_id=node, arrived_at=now - timedelta(
+                days=days), watch_until=now + timedelta(days=14 - days), created_at=now,
+                ended_at=now if ended else None))
+        await s.flush()
+        for within in ([dong], [ying], [dong, ying]):
+            whole = sorted(r.stay.id for r in await tenant.list_tenants(s, node_ids=within))
+            for size in (1, 2, 3, 10):
+                paged_ids: list[int] = []
+                after = None
+                while True:
+                    rows = await tenant.page_tenants(s, node_ids=within, after_id=after,
+                                                     limit=size)
+                    paged_ids.extend(r.stay.id for r in rows)
+                    if len(rows) < size:
+                        break
+                    after = rows[-1].stay.id
+                assert paged_ids == whole, (within, size)
+    listed = (await client.get("/api/tenants", params={"limit": 2}, headers=AUTH)).json()
+    assert len(listed["items"]) == 2 and listed["next_cursor"] == listed["items"][1]["id"]
+    names = [t["name"] for t in (await client.get("/api/tenants", headers=AUTH)).json()["items"]]
+    assert names == ["租**"] * 4

@@ -47,10 +47,9 @@ async def get_tenants(session: SessionDep, app: AppDep, scope: ScopeDep,
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no node {node}")
     within = chain.subtree_select(node) if node is not None else select(Node.id).where(
         scope.filter(Node.id))
-    rows = sorted(await tenant.list_tenants(session, node_ids=within), key=lambda r: r.stay.id)
-    rows = [r for r in rows if cursor is None or r.stay.id > cursor]
+    rows = await tenant.page_tenants(session, node_ids=within, after_id=cursor, limit=limit + 1)
     now = app.now()
-    return paged([_public(r, now) for r in rows[:limit + 1]], limit=limit, key=lambda s: s.id)
+    return paged([_public(r, now) for r in rows], limit=limit, key=lambda s: s.id)
 
 
 @router.get("/tenants/{stay_id}", response_model=TenantStayPublic,
