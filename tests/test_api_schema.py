@@ -66,7 +66,8 @@ def live_api(settings: Settings, clock: FakeClock) -> Iterator[tuple[str, World]
     try:
         yield f"http://127.0.0.1:{state['port']}", state["world"]
     finally:
-        state["server"].should_exit = True
+        if "server" in state:
+            state["server"].should_exit = True
         thread.join(60)
 
 
