@@ -1,5 +1,5 @@
-"""The `tierbot` command: run, serve, demo, status, db, chain, invite, people, points, jobs,
-keys."""
+"""The `tierbot` command: run, serve, demo, status, db, chain, invite, people, points, stats,
+tokens, jobs, keys."""
 
 from __future__ import annotations
 
@@ -101,6 +101,20 @@ def _parser() -> argparse.ArgumentParser:
     sexp.add_argument("--date", required=True, help="the day, e.g. 2020-02-21")
     sexp.add_argument("--node", required=True, help="a node id or exact name")
     sexp.add_argument("--output", type=Path, help="file to write (default: stats-DATE.xlsx)")
+    # --- tokens (issue 10, access) ---
+    tok = sub.add_parser("tokens", help="admin API tokens: create, list, revoke")
+    tok_sub = tok.add_subparsers(dest="tokens_command", required=True)
+    tcreate = tok_sub.add_parser("create", help="a new token for a person (shown once)")
+    tcreate.add_argument("--person", required=True,
+                         help="person id (#12 or 12), a contact id, or the exact registered name")
+    tcreate.add_argument("--superuser", action="store_true",
+                         help="sees the whole chain (operators), not only the person's subtrees")
+    tcreate.add_argument("--days", type=int, help="days until it expires (default from config)")
+    tcreate.add_argument("--label", default="", help="a note: what or who it is for")
+    tok_sub.add_parser("list", help="every token: person, scope, state, expiry, last use")
+    trevoke = tok_sub.add_parser("revoke", help="revoke a token at once")
+    trevoke.add_argument("id", type=int, help="the token's id (see `tokens list`)")
+    # --- end tokens ---
 
     jobs = sub.add_parser("jobs", help="the fixed jobs: periods done, missed, run one now")
     jobs_sub = jobs.add_subparsers(dest="jobs_command", required=True)
@@ -322,8 +336,6 @@ async def _run(settings: Settings, *, api: bool, bot: bool) -> None:
         if not api:
             await stop.wait()
         else:
-            if not settings.api.token:
-                log.warning("api.token is empty: every /api request will get 401")
             import uvicorn
 
             server = _ApiServer(uvicorn.Config(create_api(app), host=settings.api.host,
@@ -573,6 +585,73 @@ async def _jobs_run(settings: Settings, name: str, period: str | None, dry_run: 
         raise ConfigError(str(exc)) from None
 
 
+# --- tokens (issue 10, access) ------------------------------------------------------------
+async def _find_person(session: Any, ref: str, transport: str) -> Any:
+    """A person by id (12 or #12), contact id, or exact unique name."""
+    from sqlalchemy import select
+
+    from bot.services import people
+    from models import Person
+
+    digits = ref.removeprefix("#")
+    if digits.isdigit():
+        found = await session.get(Person, int(digits))
+        if found is not None:
+            return found
+    found = await people.find_by_contact(session, transport=transport, contact_id=ref)
+    if found is not None:
+        return found
+    named = list((await session.execute(select(Person).where(Person.name == ref))).scalars())
+    if len(named) > 1:
+        raise ConfigError(f"{len(named)} people are named {ref!r}: give an id or a contact id")
+    if not named:
+        raise ConfigError(f"--person: no person {ref!r} (an id, a contact id or an exact name)")
+    return named[0]
+
+
+async def _tokens(settings: Settings, args: argparse.Namespace) -> None:
+    """tokens create | list | revoke."""
+    from bot.services import token as tokens
+
+    async def work(app: Any, session: Any) -> None:
+        now = app.now()
+        zone = settings.zone
+        if args.tokens_command == "create":
+            days = args.days if args.days is not None else settings.api.token_days
+            if days < 1:
+                raise ConfigError("--days: at least 1")
+            person = await _find_person(session, args.person, settings.transport)
+            roots = await tokens.scope_roots(session, person_id=person.id)
+            if not args.superuser and not roots:
+                raise ConfigError(f"person #{person.id} holds no role that sees part of the "
+                                  "chain: the token would see nothing (or give --superuser)")
+            token, secret = await tokens.create_token(
+                session, person=person, superuser=args.superuser, days=days,
+                label=args.label, now=now)
+            print(secret)
+            sees = "everything (superuser)" if args.superuser else (
+                "the subtrees of nodes " + ", ".join(str(r) for r in roots))
+            print(f"# token {token.id} of person #{person.id}, sees {sees}; expires "
+                  f"{token.expires_at.astimezone(zone):%Y-%m-%d %H:%M}. It is shown only "
+                  "now: keep it safe.", file=sys.stderr)
+        elif args.tokens_command == "list":
+            for token, name in await tokens.list_tokens(session):
+                used = (f"{token.last_used_at.astimezone(zone):%Y-%m-%d %H:%M}"
+                        if token.last_used_at else "never")
+                print(f"{token.id}\t{tokens.state_of(token, now)}\t#{token.person_id} "
+                      f"{name}\t{'superuser' if token.superuser else 'subtree'}"
+                      f"\texpires {token.expires_at.astimezone(zone):%Y-%m-%d %H:%M}"
+                      f"\tlast used {used}\t{token.label}")
+        else:
+            revoked = await tokens.revoke_token(session, token_id=args.id, now=now)
+            if revoked is None:
+                raise ConfigError(f"no token {args.id} (see `tierbot tokens list`)")
+            print(f"token {args.id} revoked")
+
+    await _with_store(settings, work)
+# --- end tokens ----------------------------------------------------------------------------
+
+
 def _status(settings: Settings) -> None:
     """Ask the running bot's API; without it, show what the database knows."""
     import dataclasses
@@ -585,7 +664,7 @@ def _status(settings: Settings) -> None:
         "Authorization": f"Bearer {settings.api.token}"})
     try:
         with urllib.request.urlopen(request, timeout=3) as response:
-            rows = json.load(response)
+            rows = json.load(response)["items"]
         source = f"live, from {url}"
     except (urllib.error.URLError, OSError) as exc:
         from bot.app import BotApp
@@ -689,6 +768,8 @@ def main(argv: list[str] | None = None) -> int:
                 asyncio.run(_points_export(settings, args.week, args.output))
             case "stats":
                 asyncio.run(_stats_export(settings, args.date, args.node, args.output))
+            case "tokens":
+                asyncio.run(_tokens(settings, args))
             case "jobs" if args.jobs_command == "list":
                 asyncio.run(_jobs_list(settings))
             case "jobs":

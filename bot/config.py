@@ -254,7 +254,17 @@ class KeySettings(_Section):
 class ApiSettings(_Section):
     """The admin API."""
 
+    # Deprecated: one shared token that acts as a superuser (warned at start). Give each
+    # administrator their own: `tierbot tokens create --person …`.
     token: str = ""
+    # /docs and /openapi.json without a token (only on a trusted network).
+    public_docs: bool = False
+    # Days a new token lives unless `tokens create --days` says otherwise.
+    token_days: int = Field(90, ge=1, le=3650)
+    # Wrong tokens one address may present before each further try waits, doubling from
+    # one second up to the longest delay (429 with Retry-After meanwhile).
+    failures_before_delay: int = Field(5, ge=1, le=1000)
+    max_delay_seconds: float = Field(900, ge=1)
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=1, le=65535)
 

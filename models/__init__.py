@@ -1,6 +1,7 @@
 """The ORM tables, importable from one place (Alembic reads Base.metadata from here)."""
 
 from models.access_log import AccessAction, AccessLog
+from models.api_token import ApiToken
 from models.base import Base, UTCDateTime
 from models.building import Building, Flat
 from models.chain import TIER_OF_KIND, Group, Node, NodeKind
@@ -36,4 +37,6 @@ __all__ = [
     "LinkRequest", "LinkStatus", "Removal", "RemovalKind",
     "InviteAttempt", "AccountLease",
     "AccessAction", "AccessLog",
+    "InviteAttempt",
+    "ApiToken",
 ]

@@ -141,8 +141,9 @@ async def test_the_default_account(bot, chat: Chat, chain: DemoChain, client: ht
     await chat.say(chain.subdistrict_group, chain.commander, "通知 开会")
     response = await client.get("/api/accounts", headers=AUTH)
     assert response.status_code == 200
-    assert response.json() == [{"name": "", "connected": True, "logged_in_as": "sim-bot",
-                                "last_error": "", "paused_until": None, "pending": 0}]
+    assert response.json() == {"items": [
+        {"name": "", "connected": True, "logged_in_as": "sim-bot", "last_error": "",
+         "paused_until": None, "pending": 0}], "next_cursor": None}
 
 
 async def test_a_paused_account_with_rows_waiting(settings, transport, clock):
@@ -165,7 +166,7 @@ async def test_a_paused_account_with_rows_waiting(settings, transport, clock):
         assert [s for s in transport.sent if s.text.startswith("【通知#1】")] == []
         asgi = httpx.ASGITransport(app=create_api(app))
         async with httpx.AsyncClient(transport=asgi, base_url="http://t") as client:
-            [row] = (await client.get("/api/accounts", headers=AUTH)).json()
+            [row] = (await client.get("/api/accounts", headers=AUTH)).json()["items"]
             assert row["name"] == "" and row["connected"] is True
             # The six deliveries, and the reply to 通知: replies wait out a pause too.
             assert row["pending"] == 7
@@ -176,7 +177,7 @@ async def test_a_paused_account_with_rows_waiting(settings, transport, clock):
             await app.idle()
             assert len([s for s in transport.sent if s.text.startswith("【通知#1】")
                         and "已发出" not in s.text]) == 6
-            [row] = (await client.get("/api/accounts", headers=AUTH)).json()
+            [row] = (await client.get("/api/accounts", headers=AUTH)).json()["items"]
             assert row["pending"] == 0 and row["paused_until"] is None
 
 
@@ -194,7 +195,7 @@ async def test_a_rate_limit_shows_in_the_accounts(bot, chat: Chat, chain: DemoCh
 
     chat.transport.send = limit_once
     await chat.say(chain.subdistrict_group, chain.commander, "通知 到3级 开会")
-    [row] = (await client.get("/api/accounts", headers=AUTH)).json()
+    [row] = (await client.get("/api/accounts", headers=AUTH)).json()["items"]
     # The two deliveries, and the note telling the commander (same account: it waits too).
     assert row["pending"] == 3 and row["last_error"] == "操作过于频繁"
     assert datetime.fromisoformat(row["paused_until"]) == clock.now() + timedelta(minutes=30)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel
 
@@ -76,3 +77,15 @@ class StatsPublic(BaseModel):
     node: str
     date: str
     sections: list[StatsSectionPublic]
+class Problem(BaseModel):
+    """Why a request was refused (401, 403, 404, 429)."""
+
+    detail: str
+
+
+def refusals(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for these refusal status codes."""
+    said = {401: "no valid bearer token (missing, unknown, expired or revoked)",
+            403: "the token may not do this", 404: "not found, or not in the token's scope",
+            429: "too many wrong tokens from this address: wait Retry-After seconds"}
+    return {code: {"model": Problem, "description": said[code]} for code in codes}

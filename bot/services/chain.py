@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -217,6 +218,14 @@ def subtree_select(root_id: int, tier: int | None = None) -> Select[tuple[int]]:
     if tier >= LOWEST_TIER:
         levels = levels[:1]
     return select(union_all(*levels).subquery("subtree").c.id)
+
+
+def subtrees_select(root_ids: Iterable[int]) -> Select[tuple[int]]:
+    """The ids of these nodes and everything below them (overlapping subtrees give an id
+    more than once: use it with IN)."""
+    tree = select(Node.id).where(Node.id.in_(list(root_ids))).cte("subtree", recursive=True)
+    tree = tree.union_all(select(Node.id).where(Node.parent_id == tree.c.id))
+    return select(tree.c.id)
 
 
 async def subtree_ids(session: AsyncSession, *, root_id: int) -> list[int]:

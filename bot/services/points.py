@@ -19,6 +19,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
+    Select,
     and_,
     bindparam,
     case,
@@ -29,6 +30,7 @@ from sqlalchemy import (
     or_,
     select,
     text,
+    true,
     union,
     union_all,
     update,
@@ -1167,8 +1169,10 @@ class WeekRow:
     reward_fen: int
 
 
-async def week_rows(session: AsyncSession, *, week: str) -> list[WeekRow]:
-    """Every standing of a closed week, by scope and rank (empty when it is not closed)."""
+async def week_rows(session: AsyncSession, *, week: str,
+                    within: Select[tuple[int]] | None = None) -> list[WeekRow]:
+    """Every standing of a closed week (of landlords at the nodes `within` selects, when
+    given), by scope and rank (empty when it is not closed)."""
     scope_node = aliased(Node)
     rows = await session.execute(
         select(PointsWeek.week, scope_node.name, PointsStanding.rank, Person.name, Node.name,
@@ -1178,7 +1182,8 @@ async def week_rows(session: AsyncSession, *, week: str) -> list[WeekRow]:
         .join(scope_node, scope_node.id == PointsWeek.scope_node_id)
         .join(Person, Person.id == PointsStanding.landlord_id)
         .join(Node, Node.id == PointsStanding.node_id)
-        .where(PointsWeek.week == week)
+        .where(PointsWeek.week == week,
+               PointsStanding.node_id.in_(within) if within is not None else true())
         .order_by(PointsWeek.scope_node_id, PointsStanding.rank))
     return [WeekRow(*row) for row in rows]
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import Select, and_, exists, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from bot import pii, texts
 from bot.domain import UserError
@@ -315,8 +317,10 @@ class TenantRow:
     last_reading: float | None
 
 
-async def list_tenants(session: AsyncSession, *, node_ids: list[int]) -> list[TenantRow]:
-    """The latest stay of every tenant at these nodes, newest arrival first."""
+async def list_tenants(session: AsyncSession, *, node_ids: Collection[int] | Select[tuple[int]]
+                       ) -> list[TenantRow]:
+    """The latest stay of every tenant at these nodes (ids, or a query of ids), newest arrival
+    first."""
     stays = (await session.execute(
         select(TenantStay, Person).join(Person, Person.id == TenantStay.tenant_id)
         .where(TenantStay.node_id.in_(node_ids), TenantStay.ended_at.is_(None))
@@ -328,12 +332,37 @@ async def list_tenants(session: AsyncSession, *, node_ids: list[int]) -> list[Te
         if person.id not in seen:
             seen.add(person.id)
             latest.append((stay, person))
+    return await _with_readings(session, latest)
+
+
+async def page_tenants(session: AsyncSession, *, node_ids: Collection[int] | Select[tuple[int]],
+                       after_id: int | None, limit: int) -> list[TenantRow]:
+    """list_tenants one page at a time, in stay id order: at most `limit` rows with ids above
+    `after_id` (the database picks each tenant's latest stay, not the caller)."""
+    newer = aliased(TenantStay)
+    stays = (await session.execute(
+        select(TenantStay, Person).join(Person, Person.id == TenantStay.tenant_id)
+        .where(TenantStay.node_id.in_(node_ids), TenantStay.ended_at.is_(None),
+               TenantStay.id > (after_id or 0),
+               ~exists().where(newer.tenant_id == TenantStay.tenant_id,
+                               newer.node_id.in_(node_ids), newer.ended_at.is_(None),
+                               or_(newer.arrived_at > TenantStay.arrived_at,
+                                   and_(newer.arrived_at == TenantStay.arrived_at,
+                                        newer.id > TenantStay.id))))
+        .order_by(TenantStay.id).limit(limit)
+    )).tuples().all()
+    return await _with_readings(session, list(stays))
+
+
+async def _with_readings(session: AsyncSession, stays: list[tuple[TenantStay, Person]]
+                         ) -> list[TenantRow]:
+    """Rows with each stay's last temperature reading."""
     readings: dict[int, float] = {}
-    if latest:
+    if stays:
         for stay_id, value in await session.execute(
             select(TemperatureReading.stay_id, TemperatureReading.value)
-            .where(TemperatureReading.stay_id.in_([s.id for s, _ in latest]))
+            .where(TemperatureReading.stay_id.in_([s.id for s, _ in stays]))
             .order_by(TemperatureReading.taken_at, TemperatureReading.id)
         ):
             readings[stay_id] = value
-    return [TenantRow(p, s, readings.get(s.id)) for s, p in latest]
+    return [TenantRow(p, s, readings.get(s.id)) for s, p in stays]

@@ -5,7 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import BaseModel
 
-from bot.api.deps import SessionDep
+from bot.api.deps import ScopeDep, SessionDep
+from bot.api.schemas import refusals
 from bot.services import points
 
 router = APIRouter()
@@ -41,18 +42,21 @@ class PointsWeekPublic(BaseModel):
     scopes: list[ScopeWeekPublic]
 
 
-@router.get("/points/weeks/{week}", response_model=PointsWeekPublic)
-async def get_points_week(session: SessionDep, week: str,
-                          limit: int | None = Query(None, ge=1, description="standings per scope")
+@router.get("/points/weeks/{week}", response_model=PointsWeekPublic,
+            responses=refusals(404))
+async def get_points_week(session: SessionDep, seen: ScopeDep, week: str,
+                          limit: int | None = Query(None, ge=1, le=100_000,
+                                                    description="standings per scope")
                           ) -> PointsWeekPublic:
-    """The week's ranking per scope with its lists and rewards; 404 until the week is closed."""
+    """The week's ranking per scope with its lists and rewards, of the landlords the token
+    sees (ranks stay those of the whole scope); 404 until the week is closed."""
     try:
         points.parse_week(week)
     except ValueError:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"not an ISO week: {week}") from None
-    rows = await points.week_rows(session, week=week)
-    if not rows:
+    if not await points.closed_weeks(session, week=week):
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"week {week} is not closed")
+    rows = await points.week_rows(session, week=week, within=seen.nodes())
     scopes = []
     for scope, items in points.group_by_scope(rows).items():
         public = [StandingPublic(rank=r.rank, landlord=r.landlord, node=r.node, score=r.score,

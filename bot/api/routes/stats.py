@@ -7,24 +7,25 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, status
 
-from bot.api.deps import AppDep, SessionDep
-from bot.api.schemas import StatsPublic, StatsSectionPublic
+from bot.api.deps import MAX_ID, AppDep, ScopeDep, SessionDep
+from bot.api.schemas import StatsPublic, StatsSectionPublic, refusals
 from bot.services import stats
 from models import Node
 
 router = APIRouter()
 
 
-@router.get("/stats", response_model=StatsPublic)
+@router.get("/stats", response_model=StatsPublic, responses=refusals(404))
 async def get_stats(
-    session: SessionDep, app: AppDep,
-    node: Annotated[int, Query(description="a node id: its whole subtree")],
+    session: SessionDep, app: AppDep, scope: ScopeDep,
+    node: Annotated[int, Query(ge=1, le=MAX_ID, description="a node id: its whole subtree")],
     day: Annotated[date | None, Query(alias="date",
                                       description="the day, 2020-02-21 (default today)")] = None,
 ) -> StatsPublic:
-    """The figures of `node`'s subtree on `date`, section by section."""
+    """The figures of `node`'s subtree on `date`, section by section; 404 for a node the
+    token does not see."""
     root = await session.get(Node, node)
-    if root is None:
+    if root is None or not await scope.sees(session, node):
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no node {node}")
     now, zone = app.now(), app.settings.zone
     today = now.astimezone(zone).date()
