@@ -23,6 +23,7 @@ from schedules.jobs import check_notices
 ROLE_WORDS = {
     "指挥长": Role.COMMANDER, "组员": Role.MEMBER, "作战小组成员": Role.MEMBER,
     "书记": Role.SECRETARY, "房东": Role.LANDLORD, "租客": Role.TENANT, "铺长": Role.CAPTAIN,
+    "联络员": Role.LIAISON, "专班负责人": Role.PROJECT_LEAD,
     **{r.value: r for r in Role},
 }
 CONSOLE_HELP = """console commands:

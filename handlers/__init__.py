@@ -10,9 +10,10 @@ from handlers import (
     schedule,
     tenant,
     ticket,
+    unit,
 )
 
 ROUTERS = (tenant.router, landlord.router, notice.router, schedule.router, ticket.router,
-           bind.router, points.router, membership.router, help.router)
+           bind.router, points.router, membership.router, unit.router, help.router)
 
 __all__ = ["ROUTERS"]

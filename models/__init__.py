@@ -14,6 +14,15 @@ from models.report import LandlordReport, ReportKind
 from models.shop import Shop
 from models.tenant import TemperatureReading, TenantStay
 from models.ticket import Ticket
+from models.unit import (
+    Enterprise,
+    EnterpriseReport,
+    EnterpriseStatus,
+    WorkCard,
+    WorkerCard,
+    WorkerHealth,
+    WorkerReading,
+)
 
 __all__ = [
     "TIER_OF_KIND", "Base", "BotAccount", "Echo", "JobRun", "Notice", "NoticeRead",
@@ -24,4 +33,6 @@ __all__ = [
     "PointsEvent", "PointsStanding", "PointsStatus", "PointsTotal", "PointsWeek",
     "LinkRequest", "LinkStatus", "Removal", "RemovalKind",
     "InviteAttempt",
+    "Enterprise", "EnterpriseReport", "EnterpriseStatus", "WorkCard", "WorkerCard",
+    "WorkerHealth", "WorkerReading",
 ]

@@ -36,6 +36,7 @@ from bot.grammar.commands import (
 from bot.grammar.membership import ConfirmLink, EndTenancy, RejectLink, RemoveMember
 from bot.grammar.normalise import as_written, normalise, restore_cjk_punctuation
 from bot.grammar.parser import ParseError, parse
+from bot.grammar.unit import EnterpriseRegister, EnterpriseReport, WorkCard, WorkerRegister
 from bot.grammar.usage import PROBLEMS, REPORT_KIND_LABELS, USAGE, hint, usage
 
 __all__ = [
@@ -54,6 +55,8 @@ __all__ = [
     "Command",
     "ConfirmLink",
     "EndTenancy",
+    "EnterpriseRegister",
+    "EnterpriseReport",
     "Feedback",
     "GoodPersonCandidates",
     "HealthMention",
@@ -79,6 +82,8 @@ __all__ = [
     "Todo",
     "Verify",
     "When",
+    "WorkCard",
+    "WorkerRegister",
     "hint",
     "normalise",
     "restore_cjk_punctuation",

@@ -19,6 +19,7 @@ from bot.grammar import (
     report,
     tenant,
     ticket,
+    unit,
 )
 from bot.grammar.commands import Command
 from bot.grammar.core import Message, ParseError, Step, plain, trim_decorations
@@ -28,7 +29,7 @@ __all__ = ["FAMILIES", "ParseError", "parse", "steps"]
 
 # Every family module has STEPS: (order, parser) pairs; lower orders run first.
 FAMILIES: tuple[ModuleType, ...] = (
-    basic, bind, health, membership, notice, points, report, tenant, ticket,
+    basic, bind, health, membership, notice, points, report, tenant, ticket, unit,
 )
 
 # normalise() appends the tag of a quoted notice to the reply: `收到 【通知#27】`.

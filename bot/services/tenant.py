@@ -244,28 +244,30 @@ async def _add_reading(
         return False
     stay.fever = True
     await session.flush()
-    if node.parent_id is not None:
-        # The tier-4 group (team member + landlords) follows up: masked name, no numbers.
-        await outbox.queue_to_node(
-            session, node_id=node.parent_id, source="fever", now=now,
-            text=texts.Tenant.FEVER_TO_TEAM.format(
-                node=node.name, name=pii.mask_name(tenant.name), value=value,
-                when=local_datetime(now, zone)))
+    # The tier-4 group (team member + landlords) follows up: masked name, no numbers.
+    await notify_fever(session, node=node, now=now, text=texts.Tenant.FEVER_TO_TEAM.format(
+        node=node.name, name=pii.mask_name(tenant.name), value=value,
+        when=local_datetime(now, zone)))
     return True
+
+
+async def notify_fever(session: AsyncSession, *, node: Node, text: str, now: datetime) -> int:
+    """A fever read or said at a node: the group one tier up is told (the text masked by the
+    caller: a masked name, never a number). Returns rows written."""
+    if node.parent_id is None:
+        return 0
+    return await outbox.queue_to_node(session, node_id=node.parent_id, source="fever", now=now,
+                                      text=text)
 
 
 async def report_possible_fever(
     session: AsyncSession, *, node: Node, name: str, value: float | None, now: datetime,
     zone: ZoneInfo,
 ) -> None:
-    """A fever said but not read for sure: the team's group (tier 4) is told to check."""
-    if node.parent_id is None:
-        return
-    await outbox.queue_to_node(
-        session, node_id=node.parent_id, source="fever", now=now,
-        text=texts.Tenant.MAYBE_FEVER_TO_TEAM.format(
-            node=node.name, name=pii.mask_name(name), when=local_datetime(now, zone),
-            value=texts.Tenant.MAYBE_FEVER_VALUE.format(value=value) if value else ""))
+    """A fever said but not read for sure: the group one tier up is told to check."""
+    await notify_fever(session, node=node, now=now, text=texts.Tenant.MAYBE_FEVER_TO_TEAM.format(
+        node=node.name, name=pii.mask_name(name), when=local_datetime(now, zone),
+        value=texts.Tenant.MAYBE_FEVER_VALUE.format(value=value) if value else ""))
 
 
 @dataclass(frozen=True, slots=True)
