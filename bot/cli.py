@@ -214,7 +214,7 @@ async def _demo(settings: Settings) -> None:
     app = build_app(settings.model_copy(update={"transport": "sim", "pacing": pacing}),
                     clock=OffsetClock())
     async with running(app):
-        loaded = await load_demo_chain(app)
+        loaded = await load_demo_chain(app, units=True)
         print("demo chain loaded" if loaded else "using the chain already in the store")
         await run_console(app)
 

@@ -9,7 +9,14 @@ from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -228,6 +235,26 @@ class PrivacySettings(_Section):
     public_numbers: list[str] = Field(default_factory=list)
 
 
+_HM = r"^([01]?\d|2[0-3]):[0-5]\d$"
+
+
+class UnitSettings(_Section):
+    """Enterprises and key projects: when a missing 企业日报 or 工作卡 is reminded in the unit's
+    own group, and when the community is told which units have not reported."""
+
+    remind_time: str = Field("10:00", pattern=_HM)
+    escalate_time: str = Field("14:00", pattern=_HM)
+
+    @model_validator(mode="after")
+    def _escalate_after_remind(self) -> UnitSettings:
+        def minutes(hm: str) -> int:
+            hour, minute = hm.split(":")
+            return int(hour) * 60 + int(minute)
+        if minutes(self.escalate_time) <= minutes(self.remind_time):
+            raise ValueError("units.escalate_time must be later than units.remind_time")
+        return self
+
+
 class ApiSettings(_Section):
     """The admin API."""
 
@@ -258,6 +285,7 @@ class Settings(BaseSettings):
     notices: NoticeSettings = Field(default_factory=NoticeSettings)
     points: PointsSettings = Field(default_factory=PointsSettings)
     privacy: PrivacySettings = Field(default_factory=PrivacySettings)
+    units: UnitSettings = Field(default_factory=UnitSettings)
     # Run the APScheduler jobs (reminders, roll-ups, scheduled notices) in this process.
     scheduler: bool = True
 

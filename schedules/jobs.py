@@ -123,6 +123,43 @@ async def close_points_week(app: BotApp) -> int:
 
 # --- end points ----------------------------------------------------------------------------
 
+# --- enterprises and key projects (issue 12) ------------------------------------------------
+
+
+def _unit_work(escalate: bool) -> periods.Work:
+    async def work(session: AsyncSession, app: BotApp, period: str, now: datetime
+                   ) -> tuple[int, ...]:
+        from bot.services import unit
+
+        settings = app.settings.units
+        at = settings.escalate_time if escalate else settings.remind_time
+        return (await unit.remind_missing(session, now=now, zone=app.settings.zone,
+                                          escalate=escalate, at=at),)
+    return work
+
+
+async def remind_units(app: BotApp) -> int:
+    """remind_time (10:00): enterprises without today's 企业日报 and key projects without
+    today's 工作卡 are reminded in their own group (each day once, missed days caught up)."""
+    runs = await periods.catch_up(app, fixed_job(app.settings, "units-remind"))
+    written = periods.totals(runs, 1)[0]
+    if written:
+        app.sender.wake()
+    return written
+
+
+async def escalate_units(app: BotApp) -> int:
+    """escalate_time (14:00): each community is told which of its enterprises and key projects
+    have still not reported today (each day once, missed days caught up)."""
+    runs = await periods.catch_up(app, fixed_job(app.settings, "units-escalate"))
+    written = periods.totals(runs, 1)[0]
+    if written:
+        app.sender.wake()
+    return written
+
+
+# --- end enterprises and key projects ---------------------------------------------------------
+
 
 def _hm(text: str) -> tuple[int, int]:
     hour, minute = (int(x) for x in text.split(":"))
@@ -153,6 +190,17 @@ def fixed_jobs(settings: Settings) -> list[periods.FixedJob]:
     """The jobs whose runs complete periods (caught up at start and on every run)."""
     hour, minute = _hm(settings.notices.rollup_time)
     week_hour, week_minute = _hm(settings.points.weekly_time)
+    units = [
+        periods.FixedJob(
+            name, {"hour": _hm(hm)[0], "minute": _hm(hm)[1]},
+            key=lambda at, zone: f"{at.astimezone(zone):%Y-%m-%d}", start_of=_day_start,
+            work=_unit_work(escalate), keep=timedelta(days=2), doc=doc)
+        for name, hm, escalate, doc in (
+            ("units-remind", settings.units.remind_time, False,
+             "enterprise reports and work cards missing: remind; period: a day, 2020-02-21"),
+            ("units-escalate", settings.units.escalate_time, True,
+             "enterprise reports and work cards still missing: tell the community; period: a "
+             "day, 2020-02-21"))]
     return [
         periods.FixedJob(
             "daily-rollup", {"hour": hour, "minute": minute},
@@ -173,6 +221,7 @@ def fixed_jobs(settings: Settings) -> list[periods.FixedJob]:
             keep=timedelta(weeks=8),
             doc="weekly close: ranking, red and black lists, rewards; period: a week, "
                 "2020-W09"),
+        *units,
     ]
 
 
@@ -186,7 +235,8 @@ def fixed_job(settings: Settings, name: str) -> periods.FixedJob:
 
 _RUNNERS: dict[str, Callable[[BotApp], Awaitable[Any]]] = {
     "daily-rollup": post_daily_rollup, "points-checks": check_points,
-    "points-week": close_points_week}
+    "points-week": close_points_week, "units-remind": remind_units,
+    "units-escalate": escalate_units}
 
 
 async def catch_up_fixed(app: BotApp) -> None:

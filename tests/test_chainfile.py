@@ -11,11 +11,11 @@ import yaml
 from bot import chainfile
 from bot.app import BotApp
 from bot.chainfile import ChainFileError
-from models import Building, Contact, Enterprise, Flat, Group, Membership, Node, Person, Shop
+from models import Building, Contact, Flat, Group, Membership, Node, Person, Shop
 from tests.conftest import count
 
 DEMO_CHAIN = Path(__file__).parents[1] / "bot" / "demo" / "chain.toml"
-TABLES = (Node, Group, Membership, Person, Contact, Building, Flat, Shop, Enterprise)
+TABLES = (Node, Group, Membership, Person, Contact, Building, Flat, Shop)
 
 
 async def import_file(bot: BotApp, path: Path) -> dict[str, int]:
@@ -46,11 +46,10 @@ def line_of(rendered: str, name: str) -> str:
 
 async def test_demo_chain_import_counts(bot: BotApp):
     counts = await import_file(bot, DEMO_CHAIN)
-    # + an enterprise with two workshops and a key project (their liaison, lead and a worker).
-    assert counts == {"nodes": 11, "groups": 11, "people": 13, "roles": 13}
+    assert counts == {"nodes": 7, "groups": 7, "people": 10, "roles": 11}
     assert await table_counts(bot) == {
-        "node": 11, "chat_group": 11, "membership": 13, "person": 13, "contact": 13,
-        "building": 1, "flat": 6, "shop": 10, "enterprise": 1}
+        "node": 7, "chat_group": 7, "membership": 11, "person": 10, "contact": 10,
+        "building": 1, "flat": 6, "shop": 10}
     assert await count(bot, Node, Node.tier == 5) == 3
 
 
@@ -89,7 +88,7 @@ async def test_yaml_equivalent_of_the_demo_chain(bot: BotApp, tmp_path: Path):
     path = write(tmp_path / "chain.yaml", yaml.safe_dump(raw, allow_unicode=True))
     assert chainfile.load(path) == chainfile.load(DEMO_CHAIN)
     counts = await import_file(bot, path)
-    assert counts == {"nodes": 11, "groups": 11, "people": 13, "roles": 13}
+    assert counts == {"nodes": 7, "groups": 7, "people": 10, "roles": 11}
     assert "福田街道" in await tree(bot)
 
 
@@ -251,10 +250,6 @@ async def test_render_tree_shows_names_tiers_commanders_and_groups(bot: BotApp):
         ("董宝明出租房", 4, 5, "landlord: 董宝明"),
         ("应天喜出租房", 4, 5, "landlord: -"),
         ("长春专业街一排", 4, 5, "captain: 王强"),
-        # An enterprise and its workshops are commanded by its liaison, a project by its lead.
-        ("华鑫针织", 2, 3, "liaison: 孙涛"),
-        ("华鑫一车间", 3, 4, "liaison: -"),
-        ("长春路改造工程", 2, 3, "project_lead: 周磊"),
     ]
     for name, depth, tier, heads in expected:
         line = line_of(rendered, name)
@@ -263,9 +258,9 @@ async def test_render_tree_shows_names_tiers_commanders_and_groups(bot: BotApp):
     # The secretary and the member are counted, not listed as commanders.
     assert "+1 others" in line_of(rendered, "长春社区")
     assert "group 应天喜租客群 (sim:ying@chatroom)" in rendered
-    assert rendered.splitlines()[-1] == "11 nodes, 11 groups, 13 contact ids"
-    # The landlord's and the liaison's mobile numbers are not printed.
-    assert "13757912345" not in rendered and "13957900512" not in rendered
+    assert rendered.splitlines()[-1] == "7 nodes, 7 groups, 10 contact ids"
+    # The landlord's mobile number is not printed.
+    assert "13757912345" not in rendered
 
 
 async def test_render_tree_of_an_empty_store(bot: BotApp):

@@ -84,9 +84,7 @@ async def test_the_daily_rollup(bot, chat: Chat, chain: DemoChain, clock, transp
     figures = {"returned": 1, "watching": 2, "fevers": 1, "disinfect": 1, "errand": 1,
                "violation": 1, "mediation": 0, "opened": 1, "answered": 1}
     assert rollups["futian@chatroom"] == body(
-        # The subdistrict's notice went to all 11 groups (the enterprise's three and the key
-        # project's included).
-        "福田街道", notices=f"{rate(1, 2, 11)}；{rate(2, 1, 2)}", **figures)
+        "福田街道", notices=f"{rate(1, 2, 7)}；{rate(2, 1, 2)}", **figures)
     assert rollups["changchun@chatroom"] == body("长春社区", notices=rate(2, 1, 2), **figures)
     assert rollups["team1@chatroom"] == body("长春第一作战小组", **figures)
     assert rollups["xicheng@chatroom"] == body("西城社区")
