@@ -3,7 +3,6 @@ and key projects (in their task force group), and workers' temperatures."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import timedelta
 
 from bot import pii, texts, unit_texts
@@ -14,17 +13,15 @@ from bot.router import Context, Reply, Router
 from bot.services import chain, people
 from bot.services import unit as units
 from bot.services.tenant import local_date, report_possible_fever
-from models import InviteKind, NodeKind, Role
+from models import TIER_OF_KIND, InviteKind, NodeKind, Role
 
 router = Router(name=__name__)
 
 
-def kinds(*wanted: NodeKind) -> Callable[[Context], set[int]]:
-    """The tiers a command is used in: those of groups of these kinds of node."""
-    def tiers(ctx: Context) -> set[int]:
-        node = ctx.node
-        return {node.tier} if node is not None and node.kind in wanted else set()
-    return tiers
+def kinds(*wanted: NodeKind) -> frozenset[int]:
+    """The tiers of these kinds of node (the route's rule then checks the kind itself, so a
+    refusal elsewhere names who may use the command)."""
+    return frozenset(TIER_OF_KIND[k] for k in wanted)
 
 
 @router.command(EnterpriseRegister, tiers=kinds(NodeKind.COMMUNITY, *units.ENTERPRISE_KINDS),

@@ -163,35 +163,36 @@ class CardResult:
 
 
 async def _worker_person(session: AsyncSession, *, node: Node, cmd: WorkerRegister,
-                         now: datetime) -> Person:
-    """The worker: the person with this mobile when the name agrees, else a new person. A
-    mobile on file under another name is refused without saying whose it is."""
-    found = await people.find_by_mobile(session, mobile=cmd.mobile)
-    if found is not None:
-        if found.name != cmd.name:
-            raise await membership.mobile_taken(session, node=node)
-        if cmd.id_number and not found.id_number:
-            found.id_number = cmd.id_number
-        return found
-    return await people.create_person(session, name=cmd.name, mobile=cmd.mobile,
-                                      id_number=cmd.id_number, now=now)
-
-
-async def _link_contact(session: AsyncSession, *, person: Person, transport: str,
-                        contact_ids: Sequence[str], now: datetime) -> bool:
-    """The liaison @-mentions the worker: that WeChat contact is the worker (vouched for by
-    the liaison, never by a typed number). False when nothing was mentioned."""
-    if not contact_ids:
-        return False
-    if len(contact_ids) > 1:
+                         transport: str, mentioned: Sequence[str], now: datetime
+                         ) -> tuple[Person, bool]:
+    """The worker, and whether a mentioned contact was linked. A mobile on file under another
+    name is refused without saying whose it is. The liaison @-mentioning the worker vouches
+    that this WeChat contact is the worker (never a typed number): a contact already known as
+    someone of the same name without another mobile is that person; of anyone else, refused."""
+    if len(mentioned) > 1:
         raise UserError(unit_texts.Worker.MANY_MENTIONS)
-    owner = await people.find_by_contact(session, transport=transport, contact_id=contact_ids[0])
-    if owner is not None and owner.id != person.id:
-        raise UserError(unit_texts.Worker.CONTACT_TAKEN.format(name=pii.mask_name(person.name)))
-    if owner is None:
+    found = await people.find_by_mobile(session, mobile=cmd.mobile)
+    if found is not None and found.name != cmd.name:
+        raise await membership.mobile_taken(session, node=node)
+    owner = None
+    if mentioned:
+        owner = await people.find_by_contact(session, transport=transport,
+                                             contact_id=mentioned[0])
+        if owner is not None and (owner.name != cmd.name or (found is not None and owner.id
+                                                             != found.id)
+                                  or owner.mobile not in (None, cmd.mobile)):
+            raise UserError(unit_texts.Worker.CONTACT_TAKEN.format(
+                name=pii.mask_name(cmd.name)))
+    person = found or owner
+    if person is None:
+        person = await people.create_person(session, name=cmd.name, mobile=cmd.mobile,
+                                            id_number=cmd.id_number, now=now)
+    person.mobile = person.mobile or cmd.mobile
+    person.id_number = person.id_number or cmd.id_number
+    if mentioned and owner is None:
         await people.attach_contact(session, person=person, transport=transport,
-                                    contact_id=contact_ids[0], now=now)
-    return True
+                                    contact_id=mentioned[0], now=now)
+    return person, bool(mentioned)
 
 
 async def register_worker(
@@ -211,9 +212,8 @@ async def register_worker(
                 known="、".join(g.name for g in groups) or unit_texts.Worker.NO_GROUPS))
         group = match
     arrived = resolve_arrival(cmd.arrival, now=now, zone=zone)
-    person = await _worker_person(session, node=enterprise, cmd=cmd, now=now)
-    linked = await _link_contact(session, person=person, transport=transport,
-                                 contact_ids=mentioned, now=now)
+    person, linked = await _worker_person(session, node=enterprise, cmd=cmd,
+                                          transport=transport, mentioned=mentioned, now=now)
     card = (await session.execute(select(WorkerCard).where(
         WorkerCard.enterprise_node_id == enterprise.id, WorkerCard.person_id == person.id)
     )).scalar_one_or_none()
