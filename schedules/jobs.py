@@ -133,7 +133,10 @@ def _unit_work(escalate: bool) -> periods.Work:
 
         settings = app.settings.units
         at = settings.escalate_time if escalate else settings.remind_time
-        return (await unit.remind_missing(session, now=now, zone=app.settings.zone,
+        # The clock's now, not the period's fire time: a day caught up late is over, and
+        # its reminder would come too late to help (its escalation still tells).
+        return (await unit.remind_missing(session, day=date.fromisoformat(period),
+                                          now=app.now(), zone=app.settings.zone,
                                           escalate=escalate, at=at),)
     return work
 

@@ -14,6 +14,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import pii, unit_texts
+from bot.texts import Tenant as texts_tenant
 from bot.domain import UserError
 from bot.grammar import EnterpriseRegister, EnterpriseReport, Temperature, WorkCard, WorkerRegister
 from bot.services import chain, membership, outbox, people
@@ -384,27 +385,31 @@ async def file_work_card(session: AsyncSession, *, node: Node, group: Group, by:
 # --- reminders ---------------------------------------------------------------------------------
 
 
-async def _missing(session: AsyncSession, *, kind: NodeKind, model: Any, day: date
-                   ) -> list[Node]:
-    """Units of this kind with a bound group and no row for the day, in id order."""
+async def _missing(session: AsyncSession, *, kind: NodeKind, model: Any, day: date,
+                   zone: ZoneInfo) -> list[Node]:
+    """Units of this kind that existed that day, with a bound group and no row for the day,
+    in id order."""
     filed = select(model.node_id).where(model.day == day)
     return list((await session.execute(
         select(Node).where(Node.kind == kind, ~Node.id.in_(filed),
+                           Node.created_at < _day_end(day, zone),
                            Node.id.in_(select(Group.node_id)))
         .order_by(Node.id))).scalars())
 
 
-async def remind_missing(session: AsyncSession, *, now: datetime, zone: ZoneInfo,
+async def remind_missing(session: AsyncSession, *, day: date, now: datetime, zone: ZoneInfo,
                          escalate: bool, at: str) -> int:
-    """Enterprises without today's 企业日报 and projects without today's 工作卡: remind their
-    own group (mentioning who reports), or, escalating, tell each community which of its
-    units have not reported. Returns rows written."""
-    day = local_day(now, zone)
-    date_text = local_date(now, zone)
+    """Enterprises without the day's 企业日报 and projects without its 工作卡: remind their
+    own group (mentioning who reports; only on the day itself), or, escalating, tell each
+    community which of its units have not reported (a day caught up late too). Returns rows
+    written."""
+    if not escalate and day != local_day(now, zone):
+        return 0  # a reminder to report a day that is over helps no one
+    date_text = texts_tenant.DATE.format(month=day.month, day=day.day)
     written = 0
     for kind, model, texts in ((NodeKind.ENTERPRISE, EnterpriseReportRow, unit_texts.Report),
                                (NodeKind.PROJECT, WorkCardRow, unit_texts.Card)):
-        missing = await _missing(session, kind=kind, model=model, day=day)
+        missing = await _missing(session, kind=kind, model=model, day=day, zone=zone)
         if not escalate:
             for node in missing:
                 mentions: list[str] = []
