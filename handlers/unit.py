@@ -13,19 +13,14 @@ from bot.router import Context, Reply, Router
 from bot.services import chain, people
 from bot.services import unit as units
 from bot.services.tenant import local_date, report_possible_fever
-from models import TIER_OF_KIND, InviteKind, NodeKind, Role
+from models import InviteKind, NodeKind, Role
 
 router = Router(name=__name__)
 
 
-def kinds(*wanted: NodeKind) -> frozenset[int]:
-    """The tiers of these kinds of node (the route's rule then checks the kind itself, so a
-    refusal elsewhere names who may use the command)."""
-    return frozenset(TIER_OF_KIND[k] for k in wanted)
-
-
-@router.command(EnterpriseRegister, tiers=kinds(NodeKind.COMMUNITY, *units.ENTERPRISE_KINDS),
-                allow=COMMUNITY_STAFF | LIAISON)
+# The routes declare no tiers: their rules check the kind of node (enterprise, project), so a
+# refusal anywhere names who uses the command rather than a tier (a team is also tier 3).
+@router.command(EnterpriseRegister, allow=COMMUNITY_STAFF | LIAISON)
 async def on_enterprise_register(cmd: EnterpriseRegister, ctx: Context) -> str:
     """企业登记 名称 地址:… 联络员:姓名 手机号 员工N人 车间:… 宿舍:… [已复工] — 企业建档（一企一档），例：企业登记 华鑫针织 地址:长春路12号 员工120人 已复工"""
     assert ctx.node is not None
@@ -55,7 +50,7 @@ def _mentioned(ctx: Context) -> tuple[str, ...]:
     return tuple(c for c in ctx.message.mention_ids if c != ctx.message.sender_id)
 
 
-@router.command(WorkerRegister, tiers=kinds(*units.ENTERPRISE_KINDS), allow=LIAISON)
+@router.command(WorkerRegister, allow=LIAISON)
 async def on_worker_register(cmd: WorkerRegister, ctx: Context) -> str:
     """员工登记 [@员工] 姓名 手机号 来自哪里 [返岗日期] [车间/宿舍] [居家观察/隔离] — 员工建卡（一人一卡），例：员工登记 张伟 13905790001 来自安徽阜阳 2月18日 一车间"""
     assert ctx.node is not None
@@ -128,7 +123,7 @@ async def _liaison_mentions(ctx: Context) -> tuple[str, ...]:
     return tuple(ids)
 
 
-@router.command(EnterpriseReport, tiers=kinds(*units.ENTERPRISE_KINDS), allow=LIAISON)
+@router.command(EnterpriseReport, allow=LIAISON)
 async def on_enterprise_report(cmd: EnterpriseReport, ctx: Context) -> str:
     """企业日报 在岗N 返岗N 隔离N 异常N — 企业每日报告，例：企业日报 在岗120 返岗3 隔离2 异常0"""
     assert ctx.node is not None
@@ -144,7 +139,7 @@ async def on_enterprise_report(cmd: EnterpriseReport, ctx: Context) -> str:
     return text
 
 
-@router.command(WorkCard, tiers=kinds(NodeKind.PROJECT), allow=PROJECT_LEAD)
+@router.command(WorkCard, allow=PROJECT_LEAD)
 async def on_work_card(cmd: WorkCard, ctx: Context) -> str:
     """工作卡 在场N 新进N 异常N [问题:…] — 重点工程每日工作卡，例：工作卡 在场85 新进5 异常0 问题:口罩缺200个"""
     assert ctx.node is not None and ctx.group is not None
