@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import select
 
 from bot import chainfile
-
+from models import EnterpriseReport as EnterpriseReportRow
 from models import (
     Group,
     LandlordReport,
@@ -27,7 +27,6 @@ from models import (
     WorkCard,
     WorkerCard,
 )
-from models import EnterpriseReport as EnterpriseReportRow
 from tests.conftest import Chat, DemoChain
 from tests.corpus_harness import (
     DEMO_CHAIN,

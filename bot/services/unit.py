@@ -14,12 +14,12 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import pii, unit_texts
-from bot.texts import Tenant as texts_tenant
 from bot.domain import UserError
 from bot.grammar import EnterpriseRegister, EnterpriseReport, Temperature, WorkCard, WorkerRegister
 from bot.services import chain, membership, outbox, people
 from bot.services import ticket as tickets
 from bot.services.tenant import local_date, local_datetime, notify_fever, resolve_arrival
+from bot.texts import Tenant as texts_tenant
 from models import (
     Enterprise,
     EnterpriseStatus,
