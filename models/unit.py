@@ -79,40 +79,39 @@ class WorkerReading(Base):
     inbound_id: Mapped[int | None] = mapped_column(ForeignKey("inbound_message.id"))
 
 
-class EnterpriseReport(Base):
-    """企业日报: one per enterprise and day (a second one that day corrects the first)."""
-
-    __tablename__ = "enterprise_report"
-    __table_args__ = (UniqueConstraint("node_id", "day"),)
+class DailyRow:
+    """Columns of a unit's one row per day: whose node, which day, who wrote it from which
+    message, when (a second one that day corrects the first)."""
 
     id: Mapped[int] = mapped_column(primary_key=True)
     node_id: Mapped[int] = mapped_column(ForeignKey("node.id"))
     day: Mapped[date] = mapped_column(Date, index=True)
-    on_duty: Mapped[int]
-    returned: Mapped[int]
-    isolated: Mapped[int]
-    anomalies: Mapped[int]
     by_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
     inbound_id: Mapped[int | None] = mapped_column(ForeignKey("inbound_message.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
-class WorkCard(Base):
-    """每日工作卡 of a key project: one per project and day (a second one corrects it)."""
+class EnterpriseReport(DailyRow, Base):
+    """企业日报: one per enterprise and day."""
+
+    __tablename__ = "enterprise_report"
+    __table_args__ = (UniqueConstraint("node_id", "day"),)
+
+    on_duty: Mapped[int]
+    returned: Mapped[int]
+    isolated: Mapped[int]
+    anomalies: Mapped[int]
+
+
+class WorkCard(DailyRow, Base):
+    """每日工作卡 of a key project: one per project and day."""
 
     __tablename__ = "work_card"
     __table_args__ = (UniqueConstraint("node_id", "day"),)
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    node_id: Mapped[int] = mapped_column(ForeignKey("node.id"))
-    day: Mapped[date] = mapped_column(Date, index=True)
     on_site: Mapped[int]
     arrivals: Mapped[int]
     anomalies: Mapped[int]
     # Materials short and problems to solve, numbers masked.
     problems: Mapped[str] = mapped_column(Text, default="")
-    by_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
-    inbound_id: Mapped[int | None] = mapped_column(ForeignKey("inbound_message.id"))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)

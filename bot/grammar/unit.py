@@ -6,12 +6,18 @@ from __future__ import annotations
 import re
 from typing import ClassVar, Final, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError
 
-from bot.grammar.commands import Arrival, Command, TenantReturn
+from bot.grammar.commands import (
+    Arrival,
+    Command,
+    IdNumber,
+    MobileNumber,
+    Reading,
+    TenantReturn,
+)
 from bot.grammar.core import STRIP, ParseError, Step, by_length, cn_int, keyword, on_plain
 from bot.grammar.tenant import parse_return_args
-from bot.pii import is_id_number, is_mobile, is_valid_temperature
 
 __all__ = [
     "EXAMPLES", "PROBLEMS", "STEPS", "USAGE",
@@ -52,18 +58,11 @@ class EnterpriseRegister(Command):
     name: str | None = Field(default=None, min_length=2, max_length=100)
     address: str | None = Field(default=None, max_length=200)
     liaison: str | None = Field(default=None, min_length=1, max_length=100)
-    mobile: str | None = None
+    mobile: MobileNumber | None = None
     headcount: int | None = Field(default=None, ge=0, le=_MAX)
     workshops: tuple[str, ...] = ()
     dorms: tuple[str, ...] = ()
     status: Status | None = None
-
-    @field_validator("mobile")
-    @classmethod
-    def _valid_mobile(cls, v: str | None) -> str | None:
-        if v is not None and not is_mobile(v):
-            raise ValueError("not an 11-digit mainland mobile number")
-        return v
 
 
 class WorkerRegister(Command):
@@ -71,35 +70,14 @@ class WorkerRegister(Command):
 
     keyword: ClassVar[str] = "员工登记"
     name: str = Field(min_length=1, max_length=100)
-    mobile: str
+    mobile: MobileNumber
     origin: str | None = None
     arrival: Arrival | None = None
-    temperature: float | None = None
-    id_number: str | None = None
+    temperature: Reading | None = None
+    id_number: IdNumber | None = None
     groups: tuple[str, ...] = ()
     watch: bool = False
     isolated: bool = False
-
-    @field_validator("mobile")
-    @classmethod
-    def _valid_mobile(cls, v: str) -> str:
-        if not is_mobile(v):
-            raise ValueError("not an 11-digit mainland mobile number")
-        return v
-
-    @field_validator("id_number")
-    @classmethod
-    def _valid_id(cls, v: str | None) -> str | None:
-        if v is not None and not is_id_number(v.upper()):
-            raise ValueError("invalid ID number")
-        return v.upper() if v else v
-
-    @field_validator("temperature")
-    @classmethod
-    def _valid_temperature(cls, v: float | None) -> float | None:
-        if v is not None and not is_valid_temperature(v):
-            raise ValueError("temperature out of range")
-        return v
 
 
 class EnterpriseReport(Command):

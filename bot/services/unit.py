@@ -18,7 +18,13 @@ from bot.domain import UserError
 from bot.grammar import EnterpriseRegister, EnterpriseReport, Temperature, WorkCard, WorkerRegister
 from bot.services import chain, membership, outbox, people
 from bot.services import ticket as tickets
-from bot.services.tenant import local_date, local_datetime, notify_fever, resolve_arrival
+from bot.services.tenant import (
+    keep_reading,
+    local_date,
+    local_datetime,
+    notify_fever,
+    resolve_arrival,
+)
 from bot.texts import Tenant as texts_tenant
 from models import (
     Enterprise,
@@ -247,19 +253,16 @@ async def add_reading(session: AsyncSession, *, card: WorkerCard, person: Person
                       threshold: float, inbound_id: int | None) -> bool:
     """Store a worker's reading; a fever marks the card and tells the community (the same
     path as a tenant's fever: tenant.notify_fever). Returns whether it was a fever."""
-    session.add(WorkerReading(card_id=card.id, value=value, taken_at=now, by_id=by.id,
-                              inbound_id=inbound_id))
-    if value < threshold:
-        await session.flush()
-        return False
-    card.health = WorkerHealth.FEVER
-    card.updated_at = now
-    await session.flush()
-    await notify_fever(session, node=enterprise, now=now,
-                       text=unit_texts.Worker.FEVER_TO_COMMUNITY.format(
-                           node=enterprise.name, name=pii.mask_name(person.name), value=value,
-                           when=local_datetime(now, zone)))
-    return True
+    def flag() -> str:
+        card.health, card.updated_at = WorkerHealth.FEVER, now
+        return unit_texts.Worker.FEVER_TO_COMMUNITY.format(
+            node=enterprise.name, name=pii.mask_name(person.name), value=value,
+            when=local_datetime(now, zone))
+
+    return await keep_reading(
+        session, WorkerReading(card_id=card.id, value=value, taken_at=now, by_id=by.id,
+                               inbound_id=inbound_id),
+        value=value, threshold=threshold, node=enterprise, now=now, on_fever=flag)
 
 
 @dataclass(frozen=True, slots=True)
