@@ -24,7 +24,7 @@ class Enterprise:
     NONE = "未填"
     NEEDS_NAME = "请写上企业名称，例：企业登记 华鑫针织 地址:长春路12号"
     OTHER_NAME = "本群是「{name}」的企业群，只能更新本企业的档案；新企业请在社区群登记"
-    STATUS_TO_COMMUNITY = "【企业复工】{name} 状态改为：{status}（{by}登记）"
+    STATUS_TO_COMMUNITY = "【企业复工】{name} 联络员将复工状态改为：{status}"
 
 
 class Worker:

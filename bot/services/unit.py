@@ -22,7 +22,6 @@ from bot.services.tenant import (
     keep_reading,
     local_date,
     local_datetime,
-    notify_fever,
     resolve_arrival,
 )
 from bot.texts import Tenant as texts_tenant
@@ -42,6 +41,15 @@ from models import EnterpriseReport as EnterpriseReportRow
 from models import WorkCard as WorkCardRow
 
 ENTERPRISE_KINDS = (NodeKind.ENTERPRISE, NodeKind.WORKGROUP)
+
+
+async def _tell_community(session: AsyncSession, *, node: Node, text: str, now: datetime
+                          ) -> int:
+    """Tell the groups of the unit's community (its parent). Returns rows written."""
+    if node.parent_id is None:
+        return 0
+    return await outbox.queue_to_node(session, node_id=node.parent_id, text=text, source="unit",
+                                      now=now)
 
 
 def local_day(now: datetime, zone: ZoneInfo) -> date:
@@ -130,6 +138,12 @@ async def register_enterprise(session: AsyncSession, *, node: Node, cmd: Enterpr
     if cmd.status is not None and cmd.status != file.status:
         file.status = cmd.status
         file.reopened_on = local_day(now, zone) if cmd.status == "reopened" else None
+        if node.kind != NodeKind.COMMUNITY and not created:
+            # The liaison changed it: the community that approves reopening hears of it.
+            await _tell_community(session, node=target, now=now,
+                                  text=unit_texts.Enterprise.STATUS_TO_COMMUNITY.format(
+                                   name=target.name,
+                                   status=unit_texts.STATUS_NAMES[cmd.status]))
     file.updated_at = now
     known = {g.name for g in await workgroups(session, enterprise=target)}
     for name in (*cmd.workshops, *cmd.dorms):
@@ -348,7 +362,7 @@ async def file_report(session: AsyncSession, *, node: Node, by: Person | None,
                                            isolated=cmd.isolated, anomalies=cmd.anomalies))
     told = False
     if cmd.anomalies:
-        told = bool(await notify_fever(
+        told = bool(await _tell_community(
             session, node=enterprise, now=now,
             text=unit_texts.Report.ANOMALY_TO_COMMUNITY.format(
                 name=enterprise.name, date=local_date(now, zone), anomalies=cmd.anomalies,
@@ -368,7 +382,7 @@ async def file_work_card(session: AsyncSession, *, node: Node, group: Group, by:
                                            anomalies=cmd.anomalies, problems=problems))
     told = False
     if cmd.anomalies:
-        told = bool(await notify_fever(
+        told = bool(await _tell_community(
             session, node=node, now=now, text=unit_texts.Card.ANOMALY_TO_COMMUNITY.format(
                 name=node.name, date=local_date(now, zone), anomalies=cmd.anomalies,
                 on_site=cmd.on_site)))

@@ -343,3 +343,43 @@ async def test_kinds_of_the_units(bot, units: Units):
     async with bot.session() as s:
         rows = dict((await s.execute(select(Node.name, Node.kind))).tuples().all())
     assert rows["华鑫针织"] == NodeKind.ENTERPRISE and rows["长春路改造工程"] == NodeKind.PROJECT
+
+
+async def test_the_liaison_reopening_is_told_to_the_community(bot, chat: Chat, units: Units):
+    await chat.say(units.enterprise_group, units.liaison, "企业登记 未复工")
+    assert chat.replies(units.community_group) == [
+        unit_texts.Enterprise.STATUS_TO_COMMUNITY.format(name="华鑫针织", status="未复工")]
+    await chat.say(units.enterprise_group, units.liaison, "企业登记 员工100人")
+    assert chat.replies(units.community_group) == []  # no change of status, nothing to tell
+    async with bot.session() as s:
+        file = (await s.execute(select(Enterprise))).scalar_one()
+    assert (file.status, file.reopened_on, file.headcount) == ("closed", None, 100)
+
+
+async def test_a_card_made_in_a_workshop_group_belongs_to_that_workshop(
+        bot, chat: Chat, units: Units):
+    await chat.say(units.workshop2, units.liaison, "员工登记 李娜 13905790002 来自江西上饶 隔离")
+    assert chat.replies(units.workshop2) == [unit_texts.Worker.REGISTERED.format(
+        name="李*", origin="江西上饶", returned="2月21日", group="，华鑫二车间",
+        health=unit_texts.Worker.ISOLATED)]
+    # Registered again from the enterprise group with another workshop: the one card moves.
+    await chat.say(units.enterprise_group, units.liaison,
+                   "员工登记 李娜 13905790002 来自江西上饶 华鑫一车间")
+    [reply] = chat.replies(units.enterprise_group)
+    assert reply.startswith("已更新 李* 的员工卡") and "华鑫一车间" in reply
+    async with bot.session() as s:
+        card = (await s.execute(select(WorkerCard))).scalar_one()
+        w1 = (await s.execute(select(Node).where(Node.name == "华鑫一车间"))).scalar_one()
+    assert card.workgroup_node_id == w1.id and card.health == "normal"
+
+
+async def test_a_notice_to_the_enterprise_groups_only(bot, chat: Chat, units: Units):
+    await chat.say(units.community_group, units.community_commander,
+                   "通知 企业群 请各企业今日完成车间消毒")
+    assert chat.replies(units.enterprise_group) and not chat.replies(units.workshop1)
+    assert not chat.replies(units.project_group) and not chat.replies(units.team_group)
+    # The liaison acknowledges for the enterprise (the group's responsible person).
+    await chat.say(units.enterprise_group, units.liaison, "收到")
+    await chat.say(units.community_group, units.community_commander, "进度")
+    [progress] = chat.replies(units.community_group)
+    assert "确认 1/1" in progress, progress
