@@ -319,6 +319,21 @@ async def record_temperature(
     return WorkerReadingResult(person, cmd.value, fever)
 
 
+async def import_workers(session: AsyncSession, *, enterprise: Node,
+                         cards: Sequence[WorkerRegister], now: datetime, zone: ZoneInfo,
+                         watch_days: int, fever_threshold: float) -> tuple[int, int]:
+    """Worker cards from a file (bot/workerfile.py), as 员工登记 each: (new, updated)."""
+    if enterprise.kind != NodeKind.ENTERPRISE:
+        raise UserError(f"{enterprise.name} is not an enterprise")
+    new = updated = 0
+    for cmd in cards:
+        result = await register_worker(
+            session, node=enterprise, by=None, cmd=cmd, transport="", mentioned=(), now=now,
+            zone=zone, watch_days=watch_days, fever_threshold=fever_threshold, inbound_id=None)
+        new, updated = (new + 1, updated) if result.created else (new, updated + 1)
+    return new, updated
+
+
 # --- 企业日报 and 工作卡 -----------------------------------------------------------------------
 
 
