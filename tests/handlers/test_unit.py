@@ -19,6 +19,7 @@ from bot.grammar.unit import USAGE
 from bot.transports.memory import MemoryTransport
 from models import (
     Enterprise,
+    Group,
     EnterpriseReport,
     Node,
     NodeKind,
@@ -383,3 +384,28 @@ async def test_a_notice_to_the_enterprise_groups_only(bot, chat: Chat, units: Un
     await chat.say(units.community_group, units.community_commander, "进度")
     [progress] = chat.replies(units.community_group)
     assert "确认 1/1" in progress, progress
+
+
+async def test_a_new_enterprise_is_bound_by_its_codes_and_its_liaison_reports(
+        bot, chat: Chat, units: Units):
+    await chat.say(units.community_group, units.community_commander,
+                   "企业登记 新华五金 联络员:钱进 13957900777 员工30人 已复工")
+    [reply] = chat.replies(units.community_group)
+    group_code = re.search(r"绑定群 ([A-Z0-9]+)", reply)
+    person_code = re.search(r"(?<!群 )绑定 ([A-Z0-9]+)", reply)
+    assert group_code and person_code, reply
+    await chat.say("xinhua@chatroom", "sim-qianjin", f"绑定群 {group_code.group(1)}")
+    await chat.say("xinhua@chatroom", "sim-qianjin", f"绑定 {person_code.group(1)}",
+                   name="钱进")
+    [bound] = chat.replies("xinhua@chatroom")
+    assert "企业联络员" in bound, bound
+    await chat.say("xinhua@chatroom", "sim-qianjin", "企业日报 在岗30 返岗0 隔离0 异常0")
+    assert chat.replies("xinhua@chatroom") == [unit_texts.Report.OK.format(
+        name="新华五金", date="2月21日", on_duty=30, returned=0, isolated=0, anomalies=0)]
+    # The codes are single-use: a second group cannot take the enterprise's code.
+    await chat.say("other@chatroom", "sim-other", f"绑定群 {group_code.group(1)}")
+    assert await count(bot, EnterpriseReport) == 1
+    async with bot.session() as s:
+        rooms = (await s.execute(select(Node.name).join(
+            Group, Group.node_id == Node.id).where(Group.room_id == "other@chatroom"))).all()
+    assert rooms == []
