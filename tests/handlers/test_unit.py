@@ -19,8 +19,8 @@ from bot.grammar.unit import USAGE
 from bot.transports.memory import MemoryTransport
 from models import (
     Enterprise,
-    Group,
     EnterpriseReport,
+    Group,
     Node,
     NodeKind,
     Person,
