@@ -30,7 +30,8 @@ USAGE: Final[dict[str, str]] = {
         "例：企业登记 华鑫针织 地址:长春路12号 联络员:孙涛 13905791234 员工120人 "
         "车间:一车间、二车间 宿舍:一号宿舍 已复工"),
     "WorkerRegister": (
-        "格式：员工登记 姓名 手机号 来自哪里 [返岗日期] [车间/宿舍] [身份证号] [居家观察/隔离]，"
+        "格式：员工登记 姓名 手机号 来自哪里 [返岗日期] [车间/宿舍] [身份证号] "
+        "[居家观察/隔离/解除隔离]，"
         "例：员工登记 张伟 13905790001 来自安徽阜阳 2月18日 一车间 居家观察"),
     "EnterpriseReport": (
         "格式：企业日报 在岗N 返岗N 隔离N 异常N，例：企业日报 在岗120 返岗3 隔离2 异常0"),
@@ -44,7 +45,7 @@ PROBLEMS: Final[dict[str, str]] = {
     "count_missing": "缺少{field}人数",
     "count_twice": "{field}写了两次",
     "count_invalid": "{field}人数应为0到100000之间的整数",
-    "health_conflict": "居家观察和隔离只能写一个",
+    "health_conflict": "居家观察、隔离和解除隔离只能写一个",
 }
 
 Status = Literal["closed", "filed", "reopened"]
@@ -78,6 +79,8 @@ class WorkerRegister(Command):
     groups: tuple[str, ...] = ()
     watch: bool = False
     isolated: bool = False
+    # 解除隔离 / 解除观察 / 恢复正常: the card's isolation, home watch and fever flag end.
+    cleared: bool = False
 
 
 class EnterpriseReport(Command):
@@ -246,6 +249,7 @@ def _parse_enterprise(text: str) -> Command | None:
 _WORKER_WORDS = by_length("员工登记", "职工登记", "工人登记", "一人一卡", "员工建卡")
 _GROUP_TOKEN = re.compile(r"(?:车间|宿舍|班组)\s*:\s*(?P<v>\S+)|(?P<w>\S{1,12}(?:车间|宿舍|班组))")
 _MENTION = re.compile(r"@\S+")
+_CLEARED = re.compile(r"解除(?:隔离|观察|居家观察)|恢复正常|已康复")
 _WATCH = re.compile(r"居家观察|居家隔离|健康观察")
 _ISOLATED = re.compile(r"(?:集中)?隔离(?:中)?")
 _RETURN_WORD = re.compile(r"(?:返岗|返厂|返回|回厂)(?:日期|时间)?")
@@ -260,11 +264,13 @@ def _parse_worker(text: str) -> Command | None:
     for m in _GROUP_TOKEN.finditer(rest):
         groups.append(m.group("v") or m.group("w"))
     rest = _GROUP_TOKEN.sub(" ", rest)
+    cleared = _CLEARED.search(rest) is not None
+    rest = _CLEARED.sub(" ", rest)
     watch = _WATCH.search(rest) is not None
     rest = _WATCH.sub(" ", rest)
     isolated = _ISOLATED.search(rest) is not None
     rest = _ISOLATED.sub(" ", rest)
-    if watch and isolated:
+    if watch + isolated + cleared > 1:
         raise _error("WorkerRegister", "health_conflict")
     rest = _RETURN_WORD.sub(" ", rest)
     try:
@@ -277,7 +283,7 @@ def _parse_worker(text: str) -> Command | None:
     return _build(WorkerRegister, name=parsed.name, mobile=parsed.mobile, origin=parsed.origin,
                   arrival=parsed.arrival, temperature=parsed.temperature,
                   id_number=parsed.id_number, groups=tuple(groups), watch=watch,
-                  isolated=isolated)
+                  isolated=isolated, cleared=cleared)
 
 
 def parse(text: str) -> Command | None:

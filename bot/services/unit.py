@@ -245,10 +245,16 @@ async def register_worker(
         session.add(card)
     card.workgroup_node_id = group.id if group else card.workgroup_node_id
     card.origin = cmd.origin or card.origin
-    card.returned_on = arrived.astimezone(zone).date()
-    card.watch_until = arrived + timedelta(days=watch_days) if cmd.watch else None
-    card.health = WorkerHealth.ISOLATED if cmd.isolated else (
-        card.health if card.health == WorkerHealth.FEVER else WorkerHealth.NORMAL)
+    # A second registration changes what it says and keeps the rest (a move to another
+    # workshop does not end a home watch).
+    if created or cmd.arrival is not None:
+        card.returned_on = arrived.astimezone(zone).date()
+    if cmd.watch:
+        card.watch_until = arrived + timedelta(days=watch_days)
+    if cmd.isolated:
+        card.health = WorkerHealth.ISOLATED
+    if cmd.cleared:
+        card.health, card.watch_until = WorkerHealth.NORMAL, None
     card.registered_by_id = by.id if by else None
     card.updated_at = now
     await session.flush()

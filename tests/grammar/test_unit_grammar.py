@@ -99,7 +99,8 @@ def test_a_worker_card_is_never_taken_for_a_tenants_return():
 @pytest.mark.parametrize(("text", "problem"), [
     ("员工登记 张伟 来自安徽阜阳", "缺少手机号"),
     ("员工登记 张伟 13905790001", "缺少来自哪里"),
-    ("员工登记 张伟 13905790001 来自安徽 居家观察 隔离", "居家观察和隔离只能写一个"),
+    ("员工登记 张伟 13905790001 来自安徽 居家观察 隔离", "只能写一个"),
+    ("员工登记 张伟 13905790001 来自安徽 隔离 解除隔离", "只能写一个"),
 ])
 def test_botched_worker_registers_name_the_worker_form(text: str, problem: str):
     with pytest.raises(ParseError) as err:

@@ -206,7 +206,7 @@ async def test_the_liaison_reports_for_a_named_worker_and_a_stranger_fever_is_ne
 @pytest.mark.parametrize(("line", "problem"), [
     ("员工登记 张伟 13905790001 来自安徽阜阳 三车间", "本企业没有「三车间」"),
     ("员工登记 张伟 来自安徽阜阳", "缺少手机号"),
-    ("员工登记 张伟 13905790001 来自安徽阜阳 居家观察 隔离", "居家观察和隔离只能写一个"),
+    ("员工登记 张伟 13905790001 来自安徽阜阳 居家观察 隔离", "只能写一个"),
     ("员工登记 张伟 13905790001 来自安徽阜阳 身份证110105194912310021", "身份证号不正确"),
     # The landlord's mobile under another name: refused without saying whose.
     ("员工登记 张伟 13757912345 来自安徽阜阳", "已经登记"),
@@ -371,7 +371,16 @@ async def test_a_card_made_in_a_workshop_group_belongs_to_that_workshop(
     async with bot.session() as s:
         card = (await s.execute(select(WorkerCard))).scalar_one()
         w1 = (await s.execute(select(Node).where(Node.name == "华鑫一车间"))).scalar_one()
-    assert card.workgroup_node_id == w1.id and card.health == "normal"
+    # The move keeps the isolation and the return date; 解除隔离 ends it.
+    assert card.workgroup_node_id == w1.id and card.health == "isolated"
+    assert str(card.returned_on) == "2020-02-21"
+    await chat.say(units.workshop1, units.liaison, "员工登记 李娜 13905790002 来自江西上饶 解除隔离")
+    [reply] = chat.replies(units.workshop1)
+    assert reply == unit_texts.Worker.UPDATED.format(
+        name="李*", origin="江西上饶", returned="2月21日", group="，华鑫一车间", health="")
+    async with bot.session() as s:
+        card = (await s.execute(select(WorkerCard))).scalar_one()
+    assert (card.health, card.watch_until) == ("normal", None)
 
 
 async def test_a_notice_to_the_enterprise_groups_only(bot, chat: Chat, units: Units):
