@@ -17,7 +17,20 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import pii
 from bot.services import chain, people, personal
-from models import Building, Contact, Flat, Group, Membership, Node, NodeKind, Person, Role, Shop
+from models import (
+    Building,
+    Contact,
+    Enterprise,
+    EnterpriseStatus,
+    Flat,
+    Group,
+    Membership,
+    Node,
+    NodeKind,
+    Person,
+    Role,
+    Shop,
+)
 
 
 class ChainFileError(Exception):
@@ -60,6 +73,16 @@ class BuildingSpec(_Strict):
     flats: list[str] = Field(default_factory=list)
 
 
+class EnterpriseSpec(_Strict):
+    """An enterprise's file (一企一档); `liaison` is a person key. Its workshops and dorms are
+    nodes of kind workgroup below it."""
+
+    address: str = ""
+    liaison: str | None = None
+    headcount: int = Field(0, ge=0)
+    status: EnterpriseStatus = EnterpriseStatus.CLOSED
+
+
 class NodeSpec(_Strict):
     """A node; `parent` is the key (or name) of a node listed before it."""
 
@@ -71,6 +94,7 @@ class NodeSpec(_Strict):
     roles: dict[Role, list[str]] = Field(default_factory=dict)
     buildings: list[BuildingSpec] = Field(default_factory=list)
     shops: list[str] = Field(default_factory=list)
+    enterprise: EnterpriseSpec | None = None
 
 
 class ChainSpec(_Strict):
@@ -391,7 +415,31 @@ async def import_chain(session: AsyncSession, spec: ChainSpec, *, now: datetime,
             node = await session.get(Node, ids(ref))
             assert node is not None
             await _buildings_and_shops(session, nspec, node, now=now)
+        if nspec.enterprise is not None:
+            await _enterprise_file(session, nspec, ids(ref), persons={
+                k: ids(v) for k, v in persons.items()}, now=now)
     return counts
+
+
+async def _enterprise_file(session: AsyncSession, nspec: NodeSpec, node_id: int, *,
+                           persons: dict[str, int], now: datetime) -> None:
+    """Create or update the enterprise's file (一企一档) from the chain file."""
+    espec = nspec.enterprise
+    assert espec is not None
+    if nspec.kind != NodeKind.ENTERPRISE:
+        raise ChainFileError(f"node {nspec.name!r}: an enterprise file needs kind enterprise")
+    if espec.liaison is not None and espec.liaison not in persons:
+        raise ChainFileError(f"node {nspec.name!r}: enterprise liaison: unknown person "
+                             f"{espec.liaison!r}")
+    file = (await session.execute(
+        select(Enterprise).where(Enterprise.node_id == node_id))).scalar_one_or_none()
+    if file is None:
+        file = Enterprise(node_id=node_id, created_at=now)
+        session.add(file)
+    file.address, file.headcount, file.status = espec.address, espec.headcount, espec.status
+    file.liaison_id = persons[espec.liaison] if espec.liaison else None
+    file.updated_at = now
+    await session.flush()
 
 
 async def _buildings_and_shops(session: AsyncSession, nspec: NodeSpec, node: Node, *,

@@ -63,6 +63,14 @@ def _parser() -> argparse.ArgumentParser:
                           "longer lists, at the nodes it lists (each removal recorded)")
     ch_sub.add_parser("show", help="print the tree with groups and commanders")
 
+    wk = sub.add_parser("workers", help="enterprises' worker cards (一人一卡)")
+    wk_sub = wk.add_subparsers(dest="workers_command", required=True)
+    wimp = wk_sub.add_parser(
+        "import", help="import worker cards from a CSV or XLSX sheet "
+                       "(姓名, 手机, 来自, [身份证, 返岗日期, 车间, 居家观察, 隔离])")
+    wimp.add_argument("file", type=Path)
+    wimp.add_argument("--enterprise", required=True, help="the enterprise: node id or name")
+
     inv = sub.add_parser("invite", help="issue an invite code")
     inv.add_argument("--node", required=True, help="node id or exact name")
     who = inv.add_mutually_exclusive_group(required=True)
@@ -372,7 +380,7 @@ async def _demo(settings: Settings) -> None:
     app = build_app(settings.model_copy(update={"transport": "sim", "pacing": pacing}),
                     clock=OffsetClock())
     async with running(app):
-        loaded = await load_demo_chain(app)
+        loaded = await load_demo_chain(app, units=True)
         print("demo chain loaded" if loaded else "using the chain already in the store")
         await run_console(app)
 
@@ -406,6 +414,29 @@ async def _chain_import(settings: Settings, path: Path, *, prune: bool = False) 
         if prune:
             pruned = await membership.prune_chain(session, spec=spec, now=app.now())
             print(f"pruned {pruned['roles']} roles, {pruned['contacts']} contact ids")
+
+    await _with_store(settings, work)
+
+
+async def _workers_import(settings: Settings, path: Path, enterprise: str) -> None:
+    from bot import workerfile
+    from bot.domain import UserError
+    from bot.services import chain, unit
+
+    cards = workerfile.load(path)
+
+    async def work(app: Any, session: Any) -> None:
+        node = await chain.find_node(session, ref=enterprise)
+        if node is None:
+            raise workerfile.WorkerFileError(f"no node {enterprise!r}")
+        try:
+            new, updated = await unit.import_workers(
+                session, enterprise=node, cards=cards, now=app.now(), zone=settings.zone,
+                watch_days=settings.tenants.home_watch_days,
+                fever_threshold=settings.tenants.fever_threshold)
+        except UserError as exc:
+            raise workerfile.WorkerFileError(f"{path}: {exc.text}") from None
+        print(f"imported {new} new worker cards, updated {updated}")
 
     await _with_store(settings, work)
 
@@ -758,6 +789,8 @@ def main(argv: list[str] | None = None) -> int:
                 asyncio.run(_keys_rotate(settings, args.batch))
             case "keys":
                 asyncio.run(_keys_status(settings))
+            case "workers":
+                asyncio.run(_workers_import(settings, args.file, args.enterprise))
             case "chain":
                 asyncio.run(_chain_show(settings))
             case "invite":

@@ -9,7 +9,14 @@ from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -249,6 +256,24 @@ class KeySettings(_Section):
     # An environment variable holding the key file's text instead (wins when set; "" = none).
     # Not TIERBOT_KEYS: that name is the [keys] section itself in the TIERBOT_* environment.
     env: str = "TIERBOT_KEYRING"
+_HM = r"^([01]?\d|2[0-3]):[0-5]\d$"
+
+
+class UnitSettings(_Section):
+    """Enterprises and key projects: when a missing 企业日报 or 工作卡 is reminded in the unit's
+    own group, and when the community is told which units have not reported."""
+
+    remind_time: str = Field("10:00", pattern=_HM)
+    escalate_time: str = Field("14:00", pattern=_HM)
+
+    @model_validator(mode="after")
+    def _escalate_after_remind(self) -> UnitSettings:
+        def minutes(hm: str) -> int:
+            hour, minute = hm.split(":")
+            return int(hour) * 60 + int(minute)
+        if minutes(self.escalate_time) <= minutes(self.remind_time):
+            raise ValueError("units.escalate_time must be later than units.remind_time")
+        return self
 
 
 class ApiSettings(_Section):
@@ -293,6 +318,7 @@ class Settings(BaseSettings):
     privacy: PrivacySettings = Field(default_factory=PrivacySettings)
     keys: KeySettings = Field(default_factory=KeySettings)
     shops: ShopSettings = Field(default_factory=ShopSettings)
+    units: UnitSettings = Field(default_factory=UnitSettings)
     # Run the APScheduler jobs (reminders, roll-ups, scheduled notices) in this process.
     scheduler: bool = True
 

@@ -23,6 +23,7 @@ from schedules.jobs import check_notices
 ROLE_WORDS = {
     "指挥长": Role.COMMANDER, "组员": Role.MEMBER, "作战小组成员": Role.MEMBER,
     "书记": Role.SECRETARY, "房东": Role.LANDLORD, "租客": Role.TENANT, "铺长": Role.CAPTAIN,
+    "联络员": Role.LIAISON, "专班负责人": Role.PROJECT_LEAD,
     **{r.value: r for r in Role},
 }
 CONSOLE_HELP = """console commands:
@@ -36,15 +37,17 @@ CONSOLE_HELP = """console commands:
   $CODE in a line is replaced by the last invite code issued."""
 
 
-async def load_demo_chain(app: BotApp) -> bool:
-    """Load the demo chain into an empty store; False when the store already had a chain."""
+async def load_demo_chain(app: BotApp, *, units: bool = False) -> bool:
+    """Load the demo chain into an empty store; False when the store already had a chain.
+    units: with the demo's enterprise and key project (bot/demo/units.toml)."""
     async with app.session() as session, session.begin():
         if not await chain.is_empty(session):
             return False
-        text = resources.files("bot.demo").joinpath("chain.toml")
-        with resources.as_file(text) as path:
-            spec = chainfile.load(path)
-        await chainfile.import_chain(session, spec, now=app.now())
+        for name in ("chain.toml", "units.toml") if units else ("chain.toml",):
+            text = resources.files("bot.demo").joinpath(name)
+            with resources.as_file(text) as path:
+                spec = chainfile.load(path)
+            await chainfile.import_chain(session, spec, now=app.now())
     return True
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from bot.services.chain import COMMANDING_ROLE, commanding_role
-from models import Role
+from models import NodeKind, Role
 
 if TYPE_CHECKING:
     from bot.router import Context
@@ -102,3 +102,25 @@ ROW_CAPTAIN = Rule("本排铺长", lambda ctx: Role.CAPTAIN in ctx.roles and (
 COMMUNITY_REVIEWER = Rule("社区指挥长或书记",
                           lambda ctx: ctx.holds(Role.COMMANDER, tier=2)
                           or ctx.holds(Role.SECRETARY, tier=2))
+def _liaison_here(ctx: Context) -> bool:
+    # The liaison holds the role at the enterprise and commands its workshop and dorm groups.
+    node = ctx.node
+    if node is None or node.kind not in (NodeKind.ENTERPRISE, NodeKind.WORKGROUP):
+        return False
+    places = {node.id} | ({node.parent_id} if node.kind == NodeKind.WORKGROUP else set())
+    return any(m.role == Role.LIAISON and m.node_id in places for m in ctx.memberships)
+
+
+def _leads_project(ctx: Context) -> bool:
+    return (ctx.node is not None and ctx.node.kind == NodeKind.PROJECT
+            and Role.PROJECT_LEAD in ctx.roles)
+
+
+def _community_staff(ctx: Context) -> bool:
+    return (ctx.node is not None and ctx.node.kind == NodeKind.COMMUNITY
+            and bool(ctx.roles & {Role.COMMANDER, Role.SECRETARY}))
+
+
+LIAISON = Rule("企业联络员", _liaison_here)
+PROJECT_LEAD = Rule("专班负责人", _leads_project)
+COMMUNITY_STAFF = Rule("社区指挥长或书记", _community_staff)

@@ -14,6 +14,8 @@ ROLE_NAMES: dict[str, str] = {
     Role.LANDLORD: "房东",
     Role.TENANT: "租客",
     Role.CAPTAIN: "铺长",
+    Role.LIAISON: "企业联络员",
+    Role.PROJECT_LEAD: "专班负责人",
 }
 
 TIER_NAMES: dict[int, str] = {

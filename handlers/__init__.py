@@ -12,10 +12,11 @@ from handlers import (
     stats,
     tenant,
     ticket,
+    unit,
 )
 
 ROUTERS = (tenant.router, landlord.router, notice.router, schedule.router, ticket.router,
            bind.router, points.router, membership.router, shop.router, stats.router,
-           help.router)
+           unit.router, help.router)
 
 __all__ = ["ROUTERS"]

@@ -10,12 +10,26 @@ from bot.grammar import HealthMention, Temperature, TenantReturn
 from bot.permission import LANDLORD_FORM
 from bot.router import Context, Reply, Router
 from bot.services import people, tenant
+from bot.services import unit as units
+from handlers import unit as unit_handlers
 from handlers.landlord import landlord_node
 from models import Node, Role
 
 router = Router(name=__name__)
 
 TENANT_TIERS = {5}
+
+
+def _health_tiers(ctx: Context) -> set[int]:
+    """体温 and health words in tenant groups, and in an enterprise's groups (its workers)."""
+    node = ctx.node
+    if node is not None and node.kind in units.ENTERPRISE_KINDS:
+        return TENANT_TIERS | {node.tier}
+    return TENANT_TIERS
+
+
+def _in_enterprise(ctx: Context) -> bool:
+    return ctx.node is not None and ctx.node.kind in units.ENTERPRISE_KINDS
 
 
 def _return_tiers(ctx: Context) -> set[int]:
@@ -103,10 +117,12 @@ async def _possible_fever(ctx: Context, *, name: str | None, value: float | None
     return Reply(text, await _landlord_mentions(ctx))
 
 
-@router.command(Temperature, tiers=TENANT_TIERS)
+@router.command(Temperature, tiers=_health_tiers)
 async def on_temperature(cmd: Temperature, ctx: Context) -> Reply:
     """体温 36.6 — 居家观察期间每日报体温（房东代报：体温 姓名 36.6）"""
     assert ctx.node is not None
+    if _in_enterprise(ctx):
+        return await unit_handlers.on_worker_temperature(cmd, ctx)
     threshold = ctx.settings.tenants.fever_threshold
     try:
         result = await tenant.record_temperature(
@@ -128,10 +144,12 @@ async def on_temperature(cmd: Temperature, ctx: Context) -> Reply:
         name=name, value=result.value, until=tenant.local_date(result.stay.watch_until, ctx.zone)))
 
 
-@router.command(HealthMention, tiers=TENANT_TIERS, quiet=True)
+@router.command(HealthMention, tiers=_health_tiers, quiet=True)
 async def on_health_mention(cmd: HealthMention, ctx: Context) -> Reply:
     """发烧、咳嗽等情况 — 如实告知，房东和网格员会跟进；报体温请发：体温 36.5"""
     threshold = ctx.settings.tenants.fever_threshold
     if cmd.fever or (cmd.value is not None and cmd.value >= threshold):
+        if _in_enterprise(ctx):
+            return await unit_handlers.worker_possible_fever(ctx, value=cmd.value)
         return await _possible_fever(ctx, name=cmd.name, value=cmd.value)
     return Reply(texts.Tenant.HEALTH_HINT)

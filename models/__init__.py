@@ -24,6 +24,15 @@ from models.report import LandlordReport, ReportKind
 from models.shop import ReopeningStatus, Shop, ShopCheckin, ShopPatrol, ShopReopening
 from models.tenant import TemperatureReading, TenantStay
 from models.ticket import Ticket
+from models.unit import (
+    Enterprise,
+    EnterpriseReport,
+    EnterpriseStatus,
+    WorkCard,
+    WorkerCard,
+    WorkerHealth,
+    WorkerReading,
+)
 
 __all__ = [
     "TIER_OF_KIND", "Base", "BotAccount", "Echo", "JobRun", "Notice", "NoticeRead",
@@ -37,6 +46,7 @@ __all__ = [
     "LinkRequest", "LinkStatus", "Removal", "RemovalKind",
     "InviteAttempt", "AccountLease",
     "AccessAction", "AccessLog",
-    "InviteAttempt",
     "ApiToken",
+    "Enterprise", "EnterpriseReport", "EnterpriseStatus", "WorkCard", "WorkerCard",
+    "WorkerHealth", "WorkerReading",
 ]

@@ -21,6 +21,12 @@ class NodeKind(StrEnum):
     LANDLORD_TENANTS = "landlord_tenants"
     # A shop-row captain (铺长) with the shops of their row: a tier-5 group like a landlord's.
     SHOP_ROW = "shop_row"
+    # An enterprise (一企一档) under a community, its group commanded by its liaison; its
+    # workshops and dormitories (分组管理) are groups below it.
+    ENTERPRISE = "enterprise"
+    WORKGROUP = "workgroup"
+    # A key project (重点工程) under a community, its task force group (专班) led by its lead.
+    PROJECT = "project"
 
 
 TIER_OF_KIND: dict[NodeKind, int] = {
@@ -30,6 +36,9 @@ TIER_OF_KIND: dict[NodeKind, int] = {
     NodeKind.TEAM_LANDLORDS: 4,
     NodeKind.LANDLORD_TENANTS: 5,
     NodeKind.SHOP_ROW: 5,
+    NodeKind.ENTERPRISE: 3,
+    NodeKind.WORKGROUP: 4,
+    NodeKind.PROJECT: 3,
 }
 
 

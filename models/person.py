@@ -20,6 +20,9 @@ class Role(StrEnum):
     LANDLORD = "landlord"
     TENANT = "tenant"
     CAPTAIN = "captain"
+    # An enterprise's liaison (联络员) and a key project's task force lead (专班负责人).
+    LIAISON = "liaison"
+    PROJECT_LEAD = "project_lead"
 
 
 class Person(Base):

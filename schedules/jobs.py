@@ -160,6 +160,38 @@ async def escalate_shop_checkins(app: BotApp) -> int:
 
 # --- end points ----------------------------------------------------------------------------
 
+# --- enterprises and key projects (issue 12) ------------------------------------------------
+
+
+def _unit_work(escalate: bool) -> periods.Work:
+    async def work(session: AsyncSession, app: BotApp, period: str, now: datetime
+                   ) -> tuple[int, ...]:
+        from bot.services import unit
+
+        settings = app.settings.units
+        at = settings.escalate_time if escalate else settings.remind_time
+        # The clock's now, not the period's fire time: a day caught up late is over, and
+        # its reminder would come too late to help (its escalation still tells).
+        return (await unit.remind_missing(session, day=date.fromisoformat(period),
+                                          now=app.now(), zone=app.settings.zone,
+                                          escalate=escalate, at=at),)
+    return work
+
+
+async def remind_units(app: BotApp) -> int:
+    """remind_time (10:00): enterprises without today's 企业日报 and key projects without
+    today's 工作卡 are reminded in their own group (each day once, missed days caught up)."""
+    return await _catch_up_rows(app, "units-remind")
+
+
+async def escalate_units(app: BotApp) -> int:
+    """escalate_time (14:00): each community is told which of its enterprises and key projects
+    have still not reported today (each day once, missed days caught up)."""
+    return await _catch_up_rows(app, "units-escalate")
+
+
+# --- end enterprises and key projects ---------------------------------------------------------
+
 
 def _hm(text: str) -> tuple[int, int]:
     hour, minute = (int(x) for x in text.split(":"))
@@ -192,6 +224,17 @@ def fixed_jobs(settings: Settings) -> list[periods.FixedJob]:
     week_hour, week_minute = _hm(settings.points.weekly_time)
     remind_hour, remind_minute = _hm(settings.shops.remind_time)
     escalate_hour, escalate_minute = _hm(settings.shops.escalate_time)
+    units = [
+        periods.FixedJob(
+            name, {"hour": _hm(hm)[0], "minute": _hm(hm)[1]},
+            key=lambda at, zone: f"{at.astimezone(zone):%Y-%m-%d}", start_of=_day_start,
+            work=_unit_work(escalate), keep=timedelta(days=2), doc=doc)
+        for name, hm, escalate, doc in (
+            ("units-remind", settings.units.remind_time, False,
+             "enterprise reports and work cards missing: remind; period: a day, 2020-02-21"),
+            ("units-escalate", settings.units.escalate_time, True,
+             "enterprise reports and work cards still missing: tell the community; period: a "
+             "day, 2020-02-21"))]
     return [
         periods.FixedJob(
             "daily-rollup", {"hour": hour, "minute": minute},
@@ -222,6 +265,7 @@ def fixed_jobs(settings: Settings) -> list[periods.FixedJob]:
             key=lambda at, zone: f"{at.astimezone(zone):%Y-%m-%d}", start_of=_day_start,
             work=_shop_escalate_work, keep=timedelta(days=1),
             doc="shop rows still without a check-in told to the tier-4 group; period: a day"),
+        *units,
     ]
 
 
@@ -236,7 +280,8 @@ def fixed_job(settings: Settings, name: str) -> periods.FixedJob:
 _RUNNERS: dict[str, Callable[[BotApp], Awaitable[Any]]] = {
     "daily-rollup": post_daily_rollup, "points-checks": check_points,
     "points-week": close_points_week, "shop-remind": remind_shop_checkins,
-    "shop-escalate": escalate_shop_checkins}
+    "shop-escalate": escalate_shop_checkins, "units-remind": remind_units,
+    "units-escalate": escalate_units}
 
 
 async def catch_up_fixed(app: BotApp) -> None:

@@ -39,9 +39,12 @@ SHARED_NAME = Path("shared") / "corpus" / "understanding.tsv"
 # TIERBOT_CORPUS: further corpus files or directories of *.tsv, separated by os.pathsep.
 ENV_VAR = "TIERBOT_CORPUS"
 DEMO_CHAIN = REPO / "bot" / "demo" / "chain.toml"
+# The demo's enterprise and key project, loaded on top of the demo chain for the corpus.
+DEMO_UNITS = REPO / "bot" / "demo" / "units.toml"
 
 KINDS = ("reading", "fever", "reading-or-hint", "return", "report", "ack", "ticket", "score",
-         "answer", "refusal", "hint", "silence", "checkin")
+         "answer", "refusal", "hint", "silence", "checkin", "enterprise-report", "work-card",
+         "worker-card")
 # The corpus names report kinds in English words; the database stores ReportKind values.
 REPORT_KINDS = {"disinfection": "disinfect", "disinfect": "disinfect", "errand": "errand",
                 "violation": "violation", "mediation": "mediation", "return": "return"}
@@ -145,11 +148,18 @@ class Cast:
     rooms: dict[str, str]  # group title -> room id
 
     @classmethod
-    def load(cls, path: Path = DEMO_CHAIN) -> Cast:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-        contacts = {p["name"]: p["contacts"][0] for p in data["people"] if p.get("contacts")}
-        rooms = {g["title"]: g["room"] for n in data["nodes"] for g in n.get("groups", ())}
-        return cls(data.get("transport", "sim"), contacts, rooms)
+    def load(cls, path: Path = DEMO_CHAIN, *more: Path) -> Cast:
+        contacts: dict[str, str] = {}
+        rooms: dict[str, str] = {}
+        transport = "sim"
+        for i, each in enumerate((path, *more)):
+            data = tomllib.loads(each.read_text(encoding="utf-8"))
+            contacts |= {p["name"]: p["contacts"][0] for p in data["people"]
+                         if p.get("contacts")}
+            rooms |= {g["title"]: g["room"] for n in data["nodes"] for g in n.get("groups", ())}
+            if i == 0:
+                transport = data.get("transport", "sim")
+        return cls(transport, contacts, rooms)
 
     def contact(self, speaker: str) -> str:
         """The speaker's contact id; an unknown speaker is a new contact of that name."""

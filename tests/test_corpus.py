@@ -13,6 +13,8 @@ import os
 import pytest
 from sqlalchemy import select
 
+from bot import chainfile
+from models import EnterpriseReport as EnterpriseReportRow
 from models import (
     Group,
     LandlordReport,
@@ -22,9 +24,13 @@ from models import (
     Role,
     TenantStay,
     Ticket,
+    WorkCard,
+    WorkerCard,
 )
 from tests.conftest import Chat, DemoChain
 from tests.corpus_harness import (
+    DEMO_CHAIN,
+    DEMO_UNITS,
     REPORT_KINDS,
     Cast,
     Line,
@@ -36,7 +42,7 @@ from tests.corpus_harness import (
     score_pattern,
 )
 
-CAST = Cast.load()
+CAST = Cast.load(DEMO_CHAIN, DEMO_UNITS)
 LINES = all_lines()
 
 def _params() -> list[object]:
@@ -55,6 +61,7 @@ def test_the_shared_corpus_is_found():
 @pytest.mark.parametrize("line", _params())
 async def test_corpus_line(line: Line, bot, chat: Chat, chain: DemoChain, transport, clock):
     world = World(bot, transport, CAST)
+    await _load_units(bot)
     room = CAST.rooms[line.group]
     contact = CAST.contact(line.speaker)
     node = await world.node_of_room(room)
@@ -72,6 +79,13 @@ async def test_corpus_line(line: Line, bot, chat: Chat, chain: DemoChain, transp
 
 
 # --- preparing what a line needs ----------------------------------------------------------------
+
+
+async def _load_units(app) -> None:
+    """The demo's enterprise and key project on top of the demo chain (their groups speak)."""
+    async with app.session() as s, s.begin():
+        await chainfile.import_chain(s, chainfile.load(DEMO_UNITS), now=app.now())
+
 
 
 async def _prepare(line: Line, world: World, chat: Chat, node: Node) -> dict[str, object]:
@@ -295,6 +309,29 @@ async def _check_checkin(line, world, node, replies, sent, setup, before, contex
     parents = await world.rooms_of(node.parent_id)
     alerts = [x for x in sent if x.room_id in parents]
     assert bool(alerts) == ("fever" in args), f"fever alert {alerts}: {context}"
+async def _check_enterprise_report(line, world, node, replies, sent, setup, before, context):
+    async with world.app.session() as s:
+        rows = list((await s.execute(select(EnterpriseReportRow))).scalars())
+    assert len(rows) == 1, f"no enterprise report stored: {context}"
+    assert replies, context
+
+
+async def _check_work_card(line, world, node, replies, sent, setup, before, context):
+    async with world.app.session() as s:
+        rows = list((await s.execute(select(WorkCard).where(WorkCard.node_id == node.id))
+                     ).scalars())
+    assert len(rows) == 1, f"no work card stored: {context}"
+    assert replies, context
+
+
+async def _check_worker_card(line, world, node, replies, sent, setup, before, context):
+    async with world.app.session() as s:
+        rows = (await s.execute(select(WorkerCard, Person).join(
+            Person, Person.id == WorkerCard.person_id))).all()
+    assert len(rows) == 1, f"no worker card: {context}"
+    if "name" in line.args:
+        assert rows[0][1].name == line.args["name"], f"name {rows[0][1].name!r}: {context}"
+    assert replies, context
 
 
 CHECKS = {
@@ -303,4 +340,6 @@ CHECKS = {
     "ticket": _check_ticket, "score": _check_score, "answer": _check_answer,
     "refusal": _check_refusal, "hint": _check_hint, "silence": _check_silence,
     "checkin": _check_checkin,
+    "enterprise-report": _check_enterprise_report, "work-card": _check_work_card,
+    "worker-card": _check_worker_card,
 }

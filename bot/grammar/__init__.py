@@ -46,6 +46,7 @@ from bot.grammar.shop import (
     ShopEntry,
     Stats,
 )
+from bot.grammar.unit import EnterpriseRegister, EnterpriseReport, WorkCard, WorkerRegister
 from bot.grammar.usage import PROBLEMS, REPORT_KIND_LABELS, USAGE, hint, usage
 
 __all__ = [
@@ -65,6 +66,8 @@ __all__ = [
     "Command",
     "ConfirmLink",
     "EndTenancy",
+    "EnterpriseRegister",
+    "EnterpriseReport",
     "Feedback",
     "GoodPersonCandidates",
     "HealthMention",
@@ -97,6 +100,8 @@ __all__ = [
     "Todo",
     "Verify",
     "When",
+    "WorkCard",
+    "WorkerRegister",
     "hint",
     "normalise",
     "restore_cjk_punctuation",

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from collections.abc import Callable
+from typing import Annotated, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 from bot.pii import is_id_number, is_mobile, is_valid_temperature
 
@@ -46,6 +54,28 @@ DayPeriod = Literal["凌晨", "早上", "上午", "中午", "下午", "傍晚", 
 ReportKind = Literal["disinfect", "errand", "violation", "mediation"]
 
 _CODE_PATTERN = r"^[A-Z0-9]{4,12}$"
+
+
+def _checked(test: Callable[[str], bool], problem: str,
+             prepare: Callable[[str], str] = str) -> AfterValidator:
+    def check(value: str) -> str:
+        value = prepare(value)
+        if not test(value):
+            raise ValueError(problem)
+        return value
+    return AfterValidator(check)
+
+
+def _reading(value: float) -> float:
+    if not is_valid_temperature(value):
+        raise ValueError("temperature out of range")
+    return value
+
+
+# The personal numbers and readings commands carry, checked where they are parsed.
+MobileNumber = Annotated[str, _checked(is_mobile, "not an 11-digit mainland mobile number")]
+IdNumber = Annotated[str, _checked(is_id_number, "invalid ID number", str.upper)]
+Reading = Annotated[float, AfterValidator(_reading)]
 
 
 class Command(BaseModel):
@@ -94,35 +124,12 @@ class TenantReturn(Command):
 
     keyword: ClassVar[str] = "租客返回"
     name: str | None = None
-    mobile: str
+    mobile: MobileNumber
     origin: str | None = None
     arrival: Arrival | None = None
-    temperature: float | None = None
-    id_number: str | None = None
+    temperature: Reading | None = None
+    id_number: IdNumber | None = None
     landlord_form: bool = False
-
-    @field_validator("mobile")
-    @classmethod
-    def _valid_mobile(cls, v: str) -> str:
-        if not is_mobile(v):
-            raise ValueError("not an 11-digit mainland mobile number")
-        return v
-
-    @field_validator("temperature")
-    @classmethod
-    def _valid_temperature(cls, v: float | None) -> float | None:
-        if v is not None and not is_valid_temperature(v):
-            raise ValueError("temperature out of range")
-        return v
-
-    @field_validator("id_number")
-    @classmethod
-    def _valid_id(cls, v: str | None) -> str | None:
-        if v is not None:
-            v = v.upper()
-            if not is_id_number(v):
-                raise ValueError("invalid ID number")
-        return v
 
 
 class Temperature(Command):

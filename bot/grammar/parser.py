@@ -20,6 +20,7 @@ from bot.grammar import (
     shop,
     tenant,
     ticket,
+    unit,
 )
 from bot.grammar.commands import Command
 from bot.grammar.core import Message, ParseError, Step, plain, trim_decorations
@@ -29,7 +30,7 @@ __all__ = ["FAMILIES", "ParseError", "parse", "steps"]
 
 # Every family module has STEPS: (order, parser) pairs; lower orders run first.
 FAMILIES: tuple[ModuleType, ...] = (
-    basic, bind, health, membership, notice, points, report, shop, tenant, ticket,
+    basic, bind, health, membership, notice, points, report, shop, tenant, ticket, unit,
 )
 
 # normalise() appends the tag of a quoted notice to the reply: `收到 【通知#27】`.

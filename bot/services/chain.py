@@ -27,11 +27,19 @@ COMMANDING_ROLE: dict[int, Role] = {
 }
 
 
+# Units whose group is commanded by someone other than the tier's usual commander.
+COMMANDING_ROLE_OF_KIND: dict[str, Role] = {
+    NodeKind.SHOP_ROW: Role.CAPTAIN,
+    NodeKind.ENTERPRISE: Role.LIAISON,
+    NodeKind.WORKGROUP: Role.LIAISON,
+    NodeKind.PROJECT: Role.PROJECT_LEAD,
+}
+
+
 def commanding_role(node: Node) -> Role:
-    """The role that commands a node's group (a shop row is commanded by its captain)."""
-    if node.kind == NodeKind.SHOP_ROW:
-        return Role.CAPTAIN
-    return COMMANDING_ROLE[node.tier]
+    """The role that commands a node's group (a shop row is commanded by its captain, an
+    enterprise and its workshops and dorms by its liaison, a key project by its lead)."""
+    return COMMANDING_ROLE_OF_KIND.get(node.kind) or COMMANDING_ROLE[node.tier]
 
 
 def tier_under(*, name: str, kind: NodeKind, parent_tier: int | None) -> int:

@@ -19,7 +19,7 @@ from bot.config import NoticeSettings
 from bot.domain import UserError
 from bot.grammar import normalise
 from bot.services import outbox
-from bot.services.chain import commanders, subtree_select
+from bot.services.chain import commanders, commanding_role, subtree_select
 from models import (
     Contact,
     Group,
@@ -43,20 +43,16 @@ KIND_WORDS: dict[str, tuple[NodeKind, ...]] = {
     "租客群": (NodeKind.LANDLORD_TENANTS,),
     "商户群": (NodeKind.SHOP_ROW,),
     "铺长群": (NodeKind.SHOP_ROW,),
+    "企业群": (NodeKind.ENTERPRISE,),
+    "车间群": (NodeKind.WORKGROUP,),
+    "专班群": (NodeKind.PROJECT,),
 }
-
-DEFAULT_RESPONSIBLE: dict[int, Role] = {
-    1: Role.COMMANDER, 2: Role.COMMANDER, 3: Role.COMMANDER, 4: Role.MEMBER, 5: Role.LANDLORD,
-}
-
 
 def responsible_role(node: Node, settings: NoticeSettings) -> Role:
     """Who acknowledges a notice for this node's group (configurable per tier)."""
     if node.tier in settings.responsible:
         return Role(settings.responsible[node.tier])
-    if node.kind == NodeKind.SHOP_ROW:
-        return Role.CAPTAIN
-    return DEFAULT_RESPONSIBLE[node.tier]
+    return commanding_role(node)
 
 
 def tag(notice_id: int, urgent: bool) -> str:

@@ -14,7 +14,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot import texts
 from bot.services import outbox, stats
 from bot.services.notice import _below, _tree, tag
-from models import LandlordReport, Notice, OutboxMessage, TenantStay, Ticket
+from models import LandlordReport, NodeKind, Notice, OutboxMessage, TenantStay, Ticket
+
+# Enterprises and key projects sit at tier 3 but command no subtree of the chain: their groups
+# get their own reminders, not the roll-up of what came up from below.
+UNIT_KINDS = (NodeKind.ENTERPRISE, NodeKind.PROJECT)
 
 
 def _count(rows: Sequence[Any], ids: set[int], col: int = 0) -> int:
@@ -54,7 +58,7 @@ async def post_daily(session: AsyncSession, *, now: datetime, zone: ZoneInfo,
     the_day = stats.Day.of(local.date(), zone=zone, now=now)
     written = 0
     for node in nodes.values():
-        if node.tier > 3:
+        if node.tier > 3 or node.kind in UNIT_KINDS:
             continue
         ids = set(_below(children, node.id, include_root=True))
         # The numbers of 统计 not in the body (people, shops, and any unit plugged in).

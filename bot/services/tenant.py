@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -239,17 +239,32 @@ async def _add_reading(
     session: AsyncSession, *, stay: TenantStay, tenant: Person, node: Node, by: Person,
     value: float, now: datetime, zone: ZoneInfo, threshold: float, inbound_id: int | None,
 ) -> bool:
-    session.add(TemperatureReading(stay_id=stay.id, value=value, taken_at=now, by_id=by.id,
-                                   inbound_id=inbound_id))
+    def flag() -> str:
+        stay.fever = True
+        # The tier-4 group (team member + landlords) follows up: masked name, no numbers.
+        return texts.Tenant.FEVER_TO_TEAM.format(
+            node=node.name, name=pii.mask_name(tenant.name), value=value,
+            when=local_datetime(now, zone))
+
+    return await keep_reading(
+        session, TemperatureReading(stay_id=stay.id, value=value, taken_at=now, by_id=by.id,
+                                    inbound_id=inbound_id),
+        value=value, threshold=threshold, node=node, now=now, on_fever=flag)
+
+
+async def keep_reading(session: AsyncSession, reading: object, *, value: float,
+                       threshold: float, node: Node, now: datetime,
+                       on_fever: Callable[[], str]) -> bool:
+    """Store a reading (a tenant's or a worker's); at or above the threshold `on_fever` flags
+    its record and gives the alert for the group one tier up (health.alert_fever). Returns whether
+    it was a fever."""
+    session.add(reading)
     if value < threshold:
         await session.flush()
         return False
-    stay.fever = True
+    text = on_fever()
     await session.flush()
-    # The tier-4 group (team member + landlords) follows up: masked name, no numbers.
-    await health.alert_fever(session, node=node, now=now, text=texts.Tenant.FEVER_TO_TEAM.format(
-        node=node.name, name=pii.mask_name(tenant.name), value=value,
-        when=local_datetime(now, zone)))
+    await health.alert_fever(session, node=node, text=text, now=now)
     return True
 
 

@@ -14,17 +14,19 @@ from models import Group, Node, Person, Ticket
 
 
 async def open_ticket(session: AsyncSession, *, group: Group, node: Node, asker: Person | None,
-                      text: str, now: datetime) -> Ticket:
-    """反馈: a numbered ticket for the node one tier up, announced in its groups (masked)."""
-    if node.parent_id is None:
+                      text: str, now: datetime, target: Node | None = None) -> Ticket:
+    """反馈: a numbered ticket for the node one tier up (or `target`, e.g. the subdistrict for
+    a key project's problem), announced in its groups (masked)."""
+    target_id = target.id if target is not None else node.parent_id
+    if target_id is None:
         raise UserError(texts.Ticket.NO_PARENT)
-    ticket = Ticket(node_id=node.id, group_id=group.id, target_node_id=node.parent_id,
+    ticket = Ticket(node_id=node.id, group_id=group.id, target_node_id=target_id,
                     asker_id=asker.id if asker else None, text=pii.mask_text(text),
                     created_at=now)
     session.add(ticket)
     await session.flush()
     sent = await outbox.queue_to_node(
-        session, node_id=node.parent_id, source="ticket", now=now,
+        session, node_id=target_id, source="ticket", now=now,
         text=texts.Ticket.UP.format(id=ticket.id, group=group.title,
                                     name=pii.mask_name(asker.name if asker else ""),
                                     text=ticket.text))
