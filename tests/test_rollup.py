@@ -30,10 +30,13 @@ def body(node: str, *, date: str = "2月22日", returned: int = 0, watching: int
 
 def _more(node: str) -> str:
     """The numbers of 统计 the roll-up adds: the demo chain's people and shop row (none of
-    them in 西城社区, which is empty)."""
+    them in 西城社区, which is empty); it has no enterprise or key project."""
     people, shops = ((1, 2, 1), 10) if node != "西城社区" else ((0, 0, 0), 0)
     return (f"人员：作战小组 {people[0]}，小组成员 {people[1]}，房东 {people[2]}\n"
-            f"商铺：商铺总数 {shops}，已复工 0，待审核 0，今日打卡 0，今日营业 0")
+            f"商铺：商铺总数 {shops}，已复工 0，待审核 0，今日打卡 0，今日营业 0\n"
+            "企业和重点工程：企业数 0，企业已复工 0，企业日报今日已报 0，员工已建卡 0，员工已返岗 0，"
+            "员工隔离/居家观察 0，员工发热 0，重点工程数 0，工作卡今日已报 0，工程今日在场 0，"
+            "工程今日异常 0")
 
 
 def rate(notice_id: int, acked: int, total: int) -> str:

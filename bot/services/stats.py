@@ -166,12 +166,23 @@ async def shops_section(session: AsyncSession, node_ids: Sequence[int], day: Day
             ("今日打卡", checked), ("今日营业", opened)]
 
 
+async def units_section(session: AsyncSession, node_ids: Sequence[int], day: Day) -> Items:
+    """Enterprises (reopened, reports, workers back, isolated, fevers) and key projects (work
+    cards, on site, anomalies): bot.services.unit.unit_stats, in the day's own zone."""
+    from bot.services import unit
+
+    zone = day.start.tzinfo
+    assert isinstance(zone, ZoneInfo)
+    return await unit.unit_stats(session, node_ids, day, zone=zone)
+
+
 # The sections of 统计, in order. Another unit's figures: one more Section here.
 SECTIONS: list[Section] = [
     Section("people", "人员", people_section),
     Section("tenants", "租客", tenants_section),
     Section("reports", "今日房东上报", reports_section),
     Section("shops", "商铺", shops_section),
+    Section("units", "企业和重点工程", units_section),
 ]
 
 

@@ -480,7 +480,7 @@ def _day_end(day: date, zone: ZoneInfo) -> datetime:
 
 
 async def unit_stats(session: AsyncSession, node_ids: Sequence[int], day: date,
-                     zone: ZoneInfo | None = None) -> list[tuple[str, int | str]]:
+                     zone: ZoneInfo | None = None) -> list[tuple[str, int]]:
     """The enterprise and key-project lines of 统计 for the nodes `node_ids` (a subtree):
     enterprises, reopened, today's reports; workers carded, back by the day, in isolation or
     home watch at the day's end, with a fever; key projects, today's work cards, workers on
