@@ -228,6 +228,21 @@ class PrivacySettings(_Section):
     public_numbers: list[str] = Field(default_factory=list)
 
 
+class RetentionSettings(_Section):
+    """How long each kind of personal record is kept, and when the daily purge runs."""
+
+    # Temperature readings and the stay itself, counted from the end of the home watch (or of
+    # the tenancy, if it ended first).
+    stay_days: int = Field(30, ge=1, le=3650)
+    # Inbound message rows (who sent which command where; no text is kept).
+    inbound_days: int = Field(7, ge=1, le=3650)
+    # The text (and mentions) of delivered or failed outbox rows; roll-ups keep theirs.
+    outbox_text_days: int = Field(30, ge=1, le=3650)
+    # Who revealed which number when (the access log, PIPL's record of processing).
+    access_log_days: int = Field(1095, ge=30, le=36500)
+    purge_time: str = Field("03:30", pattern=r"^([01]?\d|2[0-3]):[0-5]\d$")
+
+
 class ApiSettings(_Section):
     """The admin API."""
 
@@ -258,6 +273,7 @@ class Settings(BaseSettings):
     notices: NoticeSettings = Field(default_factory=NoticeSettings)
     points: PointsSettings = Field(default_factory=PointsSettings)
     privacy: PrivacySettings = Field(default_factory=PrivacySettings)
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
     # Run the APScheduler jobs (reminders, roll-ups, scheduled notices) in this process.
     scheduler: bool = True
 

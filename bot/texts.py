@@ -290,3 +290,10 @@ class Points:
     LATE_RETURN = "租客{tenant} {reported} 自行登记返回，房东 {hours} 小时内未登记（截至 {deadline}）"
     MISSED_DISINFECTION = "{date} {deadline} 前未上报消毒（{node}）"
     MANUAL = "{by}：{reason}"
+
+
+class Retention:
+    """What stays of a record after the campaign's personal data is purged."""
+
+    ERASED_NAME = "（已清除）"
+    ERASED_TEXT = "（内容已清除）"

@@ -124,6 +124,23 @@ async def close_points_week(app: BotApp) -> int:
 # --- end points ----------------------------------------------------------------------------
 
 
+async def _purge_work(session: AsyncSession, app: BotApp, period: str, now: datetime
+                      ) -> tuple[int, ...]:
+    from bot.services import retention
+
+    return (await retention.purge_due(session, now=now, settings=app.settings.retention)
+            ).as_tuple()
+
+
+async def purge_personal_data(app: BotApp) -> tuple[int, ...]:
+    """Daily: delete or anonymise what is past its retention period (each missed day once, as
+    of its own run time). Returns rows per kind (retention.PURGE_KINDS)."""
+    from bot.services import retention
+
+    runs = await periods.catch_up(app, fixed_job(app.settings, "retention-purge"))
+    return periods.totals(runs, len(retention.PURGE_KINDS))
+
+
 def _hm(text: str) -> tuple[int, int]:
     hour, minute = (int(x) for x in text.split(":"))
     return hour, minute
@@ -153,6 +170,7 @@ def fixed_jobs(settings: Settings) -> list[periods.FixedJob]:
     """The jobs whose runs complete periods (caught up at start and on every run)."""
     hour, minute = _hm(settings.notices.rollup_time)
     week_hour, week_minute = _hm(settings.points.weekly_time)
+    purge_hour, purge_minute = _hm(settings.retention.purge_time)
     return [
         periods.FixedJob(
             "daily-rollup", {"hour": hour, "minute": minute},
@@ -173,6 +191,12 @@ def fixed_jobs(settings: Settings) -> list[periods.FixedJob]:
             keep=timedelta(weeks=8),
             doc="weekly close: ranking, red and black lists, rewards; period: a week, "
                 "2020-W09"),
+        periods.FixedJob(
+            "retention-purge", {"hour": purge_hour, "minute": purge_minute},
+            key=lambda at, zone: f"{at.astimezone(zone):%Y-%m-%d}", start_of=_day_start,
+            work=_purge_work, keep=timedelta(days=7),
+            doc="purge of personal records past their retention (readings and stays, "
+                "inbound, outbox text, access log); period: a day, 2020-02-21"),
     ]
 
 
@@ -186,7 +210,7 @@ def fixed_job(settings: Settings, name: str) -> periods.FixedJob:
 
 _RUNNERS: dict[str, Callable[[BotApp], Awaitable[Any]]] = {
     "daily-rollup": post_daily_rollup, "points-checks": check_points,
-    "points-week": close_points_week}
+    "points-week": close_points_week, "retention-purge": purge_personal_data}
 
 
 async def catch_up_fixed(app: BotApp) -> None:

@@ -226,10 +226,10 @@ def test_jobs_cli_lists_runs_dry_runs_and_closes_a_week(db_url: str, tmp_path: P
     assert _cli(tmp_path, db_url, "chain", "import", str(DEMO_CHAIN)).returncode == 0
     listed = _cli(tmp_path, db_url, "jobs", "list")
     assert listed.returncode == 0, listed.stderr
-    for name in ("daily-rollup", "points-checks", "points-week"):
+    for name in ("daily-rollup", "points-checks", "points-week", "retention-purge"):
         assert f"{name}:" in listed.stdout
-    assert listed.stdout.count("last done: never") == 3
-    assert listed.stdout.count("next run:") == 3
+    assert listed.stdout.count("last done: never") == 4
+    assert listed.stdout.count("next run:") == 4
 
     dry = _cli(tmp_path, db_url, "points", "close", "--week", "2020-W09", "--dry-run")
     assert dry.returncode == 0, dry.stderr
