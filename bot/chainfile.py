@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import re
 import tomllib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import pii
@@ -157,29 +157,135 @@ def _load_xlsx(path: Path) -> dict[str, Any]:
     return raw
 
 
-def load(path: Path) -> ChainSpec:
-    """Read and validate a chain file (.toml, .yaml, .yml or .xlsx)."""
+class _Resplit(Exception):
+    """The TOML file could not be read in pieces: read it whole."""
+
+
+# A `[[people]]` or `[[nodes]]` header: where one item of a list starts.
+_ITEM_HEADER = re.compile(r"^\s*\[\[\s*(people|nodes)\s*\]\]\s*(#.*)?$")
+# Items parsed per piece of a TOML file.
+_ITEMS_PER_PIECE = 2000
+_LISTS = ("people", "nodes")
+
+Part = tuple[str, Any]
+
+
+def _toml_parts(path: Path) -> Iterator[Part]:
+    """A TOML chain file read in pieces of a few thousand `[[people]]`/`[[nodes]]` items, so
+    the whole parsed file is never in memory at once: ("top", the keys before the first item)
+    then (list name, item) in file order. Anything a piece cannot hold for certain (another
+    table after the items, a multi-line string cut at a header) raises _Resplit."""
+    lines: list[str] = []
+    section: str | None = None
+    items = 0
+
+    def parse(piece: list[str], name: str | None) -> Iterator[Part]:
+        try:
+            data = tomllib.loads("".join(piece))
+        except tomllib.TOMLDecodeError:
+            raise _Resplit from None
+        if name is None:
+            if any(k in data for k in _LISTS):
+                raise _Resplit  # lists written inline (people = [...]): read whole
+            yield "top", data
+            return
+        if set(data) != {name}:
+            raise _Resplit
+        for item in data[name]:
+            yield name, item
+
+    with path.open(encoding="utf-8") as stream:
+        for line in stream:
+            found = _ITEM_HEADER.match(line)
+            if found:
+                if lines and (section is None or found.group(1) != section
+                              or items >= _ITEMS_PER_PIECE):
+                    yield from parse(lines, section)
+                    lines, items = [], 0
+                section = found.group(1)
+                items += 1
+            lines.append(line)
+    if lines or section is None:
+        yield from parse(lines, section)
+
+
+def _dict_parts(raw: Any) -> Iterator[Part]:
+    """A file read whole, as parts; each item is let go once it has been handed out."""
+    if not isinstance(raw, dict):
+        yield "top", raw
+        return
+    lists = {k: raw[k] for k in _LISTS if isinstance(raw.get(k), list)}
+    yield "top", {**raw, **{k: [] for k in lists}}
+    raw.clear()
+    for name, items in lists.items():
+        items.reverse()
+        while items:
+            yield name, items.pop()
+
+
+def _validate(parts: Iterator[Part]) -> ChainSpec:
+    """Validate item by item (the raw item is dropped as soon as it is a model), then the
+    top level; every problem is reported with its place (people.3.mobile)."""
+    top: Any = {}
+    found: dict[str, list[Any]] = {"people": [], "nodes": []}
+    models: dict[str, type[BaseModel]] = {"people": PersonSpec, "nodes": NodeSpec}
+    index = {"people": 0, "nodes": 0}
+    problems: list[str] = []
+    for name, item in parts:
+        if name == "top":
+            top = item
+            continue
+        try:
+            found[name].append(models[name].model_validate(item))
+        except ValidationError as exc:
+            problems.extend(_describe(exc, prefix=(name, index[name])))
+        index[name] += 1
+    if isinstance(top, dict):
+        top = {**top, **{name: [] for name, n in index.items() if n}}
     try:
-        raw: Any
+        head = ChainSpec.model_validate(top)
+    except ValidationError as exc:
+        problems[:0] = _describe(exc)
+        head = None
+    if problems or head is None:
+        raise ValidationErrors("; ".join(problems))
+    return ChainSpec.model_construct(transport=head.transport, people=found["people"],
+                                     nodes=found["nodes"])
+
+
+class ValidationErrors(Exception):
+    """Problems found while validating a chain file (joined, each with its place)."""
+
+
+def _describe(exc: ValidationError, prefix: tuple[Any, ...] = ()) -> list[str]:
+    return [f"{'.'.join(str(p) for p in (*prefix, *e['loc']))}: {e['msg']}"
+            for e in exc.errors()]
+
+
+def load(path: Path) -> ChainSpec:
+    """Read and validate a chain file (.toml, .yaml, .yml or .xlsx). A TOML file is read in
+    pieces and every item validated as it comes, so a city's file never sits in memory twice
+    (parsed and validated)."""
+    try:
         if path.suffix == ".xlsx":
-            raw = _load_xlsx(path)
-        elif path.suffix == ".toml":
-            raw = tomllib.loads(path.read_text(encoding="utf-8"))
-        elif path.suffix in (".yaml", ".yml"):
+            return _validate(_dict_parts(_load_xlsx(path)))
+        if path.suffix == ".toml":
+            try:
+                return _validate(_toml_parts(path))
+            except _Resplit:
+                return _validate(_dict_parts(tomllib.loads(path.read_text(encoding="utf-8"))))
+        if path.suffix in (".yaml", ".yml"):
             with path.open(encoding="utf-8") as stream:
                 # libyaml's C loader when PyYAML has it (about 10x the pure-Python one).
                 raw = yaml.load(stream, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-        else:
-            raise ChainFileError(f"{path}: use a .toml, .yaml or .yml file, or an .xlsx workbook")
-        return ChainSpec.model_validate(raw)
+            return _validate(_dict_parts(raw))
+        raise ChainFileError(f"{path}: use a .toml, .yaml or .yml file, or an .xlsx workbook")
     except OSError as exc:
         raise ChainFileError(f"{path}: {exc.strerror}") from None
     except (tomllib.TOMLDecodeError, yaml.YAMLError, _CalamineError) as exc:
         raise ChainFileError(f"{path}: not valid: {exc}") from None
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
-        raise ChainFileError(f"{path}: {problems}") from None
+    except ValidationErrors as exc:
+        raise ChainFileError(f"{path}: {exc}") from None
 
 
 Progress = Callable[[str, int, int], None]
@@ -208,20 +314,89 @@ class _Ids:
         return ref if ref > 0 else self.real[ref]
 
 
-async def _insert(session: AsyncSession, model: Any, rows: list[dict[str, Any]],
-                  refs: list[int] | None = None, ids: _Ids | None = None) -> None:
-    """Bulk insert (many rows per statement); with refs, learn the new ids of placeholders."""
+async def _new_ids(session: AsyncSession, table: Any, n: int) -> list[int]:
+    """Ids for n rows to be written with explicit ids (no RETURNING round trip): from the
+    table's sequence on PostgreSQL; past the largest id on SQLite, whose write lock the
+    import's transaction holds (BEGIN IMMEDIATE), so no other writer can take them."""
+    if n == 0:
+        return []
+    if _is_pg(session):
+        return list((await session.execute(text(
+            "SELECT nextval(pg_get_serial_sequence(:t, 'id')) FROM generate_series(1, :n)"),
+            {"t": table.name, "n": n})).scalars())
+    top = (await session.execute(select(func.max(table.c.id)))).scalar_one_or_none() or 0
+    return list(range(top + 1, top + 1 + n))
+
+
+def _is_pg(session: AsyncSession) -> bool:
+    bind: Any = session.bind
+    return bool(bind.dialect.name == "postgresql")
+
+
+async def _write(session: AsyncSession, model: Any, columns: Sequence[str],
+                 rows: Iterable[tuple[Any, ...]]) -> int:
+    """Write rows (tuples in `columns` order) in batches with Core, below the ORM: COPY on
+    PostgreSQL, the driver's executemany on SQLite. Values pass the columns' own bind
+    processing (UTC datetimes). Returns the rows written."""
     table = model.__table__
-    for start in range(0, len(rows), _CHUNK):
-        chunk = rows[start:start + _CHUNK]
-        if refs is None or ids is None:
-            await session.execute(insert(table), chunk)
-            continue
-        new_ids = (await session.execute(
-            insert(table).returning(table.c.id, sort_by_parameter_order=True), chunk
-        )).scalars().all()
-        for ref, new_id in zip(refs[start:start + _CHUNK], new_ids, strict=True):
-            ids.real[ref] = new_id
+    conn = await session.connection()
+    dialect = conn.dialect
+    procs = [(i, proc) for i, c in enumerate(columns)
+             if (proc := table.c[c].type.bind_processor(dialect)) is not None]
+    pg = dialect.name == "postgresql"
+    sql = (f"INSERT INTO {table.name} ({', '.join(columns)}) "
+           f"VALUES ({', '.join('?' for _ in columns)})")
+    written = 0
+    for batch in _batches(rows, _CHUNK):
+        if procs:
+            for k, row in enumerate(batch):
+                values = list(row)
+                for i, proc in procs:
+                    if values[i] is not None:
+                        values[i] = proc(values[i])
+                batch[k] = tuple(values)
+        if pg:
+            raw = await conn.get_raw_connection()
+            await raw.driver_connection.copy_records_to_table(  # type: ignore[union-attr]
+                table.name, records=batch, columns=list(columns))
+        else:
+            await conn.exec_driver_sql(sql, batch)  # type: ignore[arg-type]
+        written += len(batch)
+    return written
+
+
+def _batches(rows: Iterable[tuple[Any, ...]], size: int) -> Iterator[list[tuple[Any, ...]]]:
+    batch: list[tuple[Any, ...]] = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+# Above this many new roles SQLite's row triggers that keep points_total are held off and the
+# table is rebuilt set-based afterwards (PostgreSQL's triggers are per statement already).
+_BULK_ROLES = 1000
+
+
+async def _write_roles(session: AsyncSession, rows: list[tuple[Any, ...]]) -> None:
+    columns = ("person_id", "node_id", "role", "created_at")
+    if _is_pg(session) or len(rows) < _BULK_ROLES:
+        await _write(session, Membership, columns, rows)
+        return
+    from bot.services import points
+
+    held = list((await session.execute(text(
+        "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' "
+        "AND tbl_name = 'membership'"))).all())
+    for name, _ in held:
+        await session.execute(text(f'DROP TRIGGER "{name}"'))
+    await _write(session, Membership, columns, rows)
+    for _, sql in held:
+        await session.execute(text(sql))
+    await points.rebuild_totals(session)
 
 
 async def import_chain(session: AsyncSession, spec: ChainSpec, *, now: datetime,
@@ -270,7 +445,7 @@ async def import_chain(session: AsyncSession, spec: ChainSpec, *, now: datetime,
                     ~Person.id.in_(select(Contact.person_id))).group_by(Person.name)):
             name_owner[name] = person_id
     persons: dict[str, int] = {}
-    new_people: list[dict[str, Any]] = []
+    new_people: list[tuple[str, str | None]] = []
     new_refs: list[int] = []
     new_contacts: list[tuple[int, str, str]] = []
     for pspec, pairs in zip(spec.people, pairs_of, strict=True):
@@ -286,7 +461,7 @@ async def import_chain(session: AsyncSession, spec: ChainSpec, *, now: datetime,
             found = name_owner.get(pspec.name)
         if found is None:
             found = ids.placeholder()
-            new_people.append({"name": pspec.name, "mobile": pspec.mobile, "created_at": now})
+            new_people.append((pspec.name, pspec.mobile))
             new_refs.append(found)
             if pspec.mobile:
                 mobile_owner[pspec.mobile] = found
@@ -296,18 +471,22 @@ async def import_chain(session: AsyncSession, spec: ChainSpec, *, now: datetime,
         for tr, cid in pairs:
             contact_owner[(tr, cid)] = found
             new_contacts.append((found, tr, cid))
-    await _insert(session, Person, new_people, new_refs, ids)
+    ids.real.update(zip(new_refs, await _new_ids(session, Person.__table__, len(new_refs)),
+                        strict=True))
+    await _write(session, Person, ("id", "name", "mobile", "created_at"),
+                 ((ids(ref), name, mobile, now)
+                  for ref, (name, mobile) in zip(new_refs, new_people, strict=True)))
+    del new_people
     step("people", len(spec.people), len(spec.people))
-    await _insert(session, Contact, [
-        {"person_id": ids(ref), "transport": tr, "contact_id": cid, "created_at": now}
-        for ref, tr, cid in new_contacts])
+    await _write(session, Contact, ("person_id", "transport", "contact_id", "created_at"),
+                 ((ids(ref), tr, cid, now) for ref, tr, cid in new_contacts))
     step("contacts", len(new_contacts), len(new_contacts))
     # --- nodes -----------------------------------------------------------------------------
     existing: dict[tuple[str, int | None], tuple[int, int]] = {
         (name, parent): (node_id, tier) for node_id, name, parent, tier in await session.execute(
             select(Node.id, Node.name, Node.parent_id, Node.tier))}
     nodes: dict[str, tuple[int, int]] = {}  # key or name -> (id or placeholder, tier)
-    levels: dict[int, list[tuple[int, dict[str, Any], int | None]]] = {}
+    levels: dict[int, list[tuple[int, str, str, int | None]]] = {}
     planned: list[int] = []
     counts = {"nodes": 0, "groups": 0, "roles": 0, "people": len(persons)}
     for nspec in spec.nodes:
@@ -326,20 +505,21 @@ async def import_chain(session: AsyncSession, spec: ChainSpec, *, now: datetime,
             except ValueError as exc:
                 raise ChainFileError(str(exc)) from None
             ref = ids.placeholder()
-            levels.setdefault(tier, []).append((ref, {
-                "name": nspec.name, "kind": nspec.kind, "tier": tier, "created_at": now},
-                parent_ref))
+            levels.setdefault(tier, []).append((ref, nspec.name, str(nspec.kind), parent_ref))
             here = existing[(nspec.name, parent_ref)] = (ref, tier)
             counts["nodes"] += 1
         nodes[nspec.key or nspec.name] = nodes[nspec.name] = here
         planned.append(here[0])
     # Parents first: one bulk insert per tier.
+    refs = [ref for tier in sorted(levels) for ref, _, _, _ in levels[tier]]
+    ids.real.update(zip(refs, await _new_ids(session, Node.__table__, len(refs)), strict=True))
     done = 0
     for tier in sorted(levels):
-        rows = [dict(row, parent_id=ids(parent) if parent is not None else None)
-                for _, row, parent in levels[tier]]
-        await _insert(session, Node, rows, [ref for ref, _, _ in levels[tier]], ids)
-        done += len(rows)
+        done += await _write(session, Node,
+                             ("id", "name", "kind", "tier", "parent_id", "created_at"),
+                             ((ids(ref), name, kind, tier,
+                               ids(parent) if parent is not None else None, now)
+                              for ref, name, kind, parent in levels[tier]))
         step("nodes", done, counts["nodes"])
     # --- groups and roles -----------------------------------------------------------------
     rooms = [(g.transport or spec.transport, g.room) for n in spec.nodes for g in n.groups]
@@ -348,19 +528,17 @@ async def import_chain(session: AsyncSession, spec: ChainSpec, *, now: datetime,
         for chunk in _chunks(sorted({room for t, room in rooms if t == tr})):
             bound.update((tr, room) for room in (await session.execute(select(Group.room_id).where(
                 Group.transport == tr, Group.room_id.in_(chunk)))).scalars())
-    new_groups = []
+    new_groups: list[tuple[Any, ...]] = []
     held = {(p, n, r) for p, n, r in await session.execute(
         select(Membership.person_id, Membership.node_id, Membership.role))}
-    new_roles = []
+    new_roles: list[tuple[Any, ...]] = []
     for nspec, ref in zip(spec.nodes, planned, strict=True):
         node_id = ids(ref)
         for gspec in nspec.groups:
             tr = gspec.transport or spec.transport
             if (tr, gspec.room) not in bound:
                 bound.add((tr, gspec.room))
-                new_groups.append({"node_id": node_id, "transport": tr, "room_id": gspec.room,
-                                   "title": gspec.title, "account": gspec.account,
-                                   "created_at": now})
+                new_groups.append((node_id, tr, gspec.room, gspec.title, gspec.account, now))
         for role, keys in nspec.roles.items():
             for key in keys:
                 if key not in persons:
@@ -369,12 +547,13 @@ async def import_chain(session: AsyncSession, spec: ChainSpec, *, now: datetime,
                 person_id = ids(persons[key])
                 if (person_id, node_id, role) not in held:
                     held.add((person_id, node_id, role))
-                    new_roles.append({"person_id": person_id, "node_id": node_id, "role": role,
-                                      "created_at": now})
-    await _insert(session, Group, new_groups)
+                    new_roles.append((person_id, node_id, str(role), now))
+    await _write(session, Group,
+                 ("node_id", "transport", "room_id", "title", "account", "created_at"),
+                 new_groups)
     counts["groups"] = len(new_groups)
     step("groups", len(new_groups), len(new_groups))
-    await _insert(session, Membership, new_roles)
+    await _write_roles(session, new_roles)
     counts["roles"] = len(new_roles)
     step("roles", len(new_roles), len(new_roles))
     for nspec, ref in zip(spec.nodes, planned, strict=True):
