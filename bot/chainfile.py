@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
+from pydantic.dataclasses import dataclass
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -28,13 +29,19 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class PersonSpec(_Strict):
+# The items of a chain file are slotted dataclasses with tuples (a city's file holds 200,000
+# of them: a BaseModel with lists costs about 2.5x the memory); validated by pydantic alike.
+_ITEM = ConfigDict(extra="forbid")
+
+
+@dataclass(slots=True, config=_ITEM)
+class PersonSpec:
     """A person: `key` is how nodes refer to them; contacts are 'id' or 'transport:id'."""
 
     key: str
     name: str
     mobile: str | None = None
-    contacts: list[str] = Field(default_factory=list)
+    contacts: tuple[str, ...] = ()
 
     @field_validator("mobile")
     @classmethod
@@ -44,7 +51,8 @@ class PersonSpec(_Strict):
         return value
 
 
-class GroupSpec(_Strict):
+@dataclass(slots=True, config=_ITEM)
+class GroupSpec:
     """A chat room bound to the node."""
 
     room: str
@@ -53,24 +61,26 @@ class GroupSpec(_Strict):
     account: str = ""
 
 
-class BuildingSpec(_Strict):
+@dataclass(slots=True, config=_ITEM)
+class BuildingSpec:
     """A building of a landlord's node and its flats."""
 
     name: str
-    flats: list[str] = Field(default_factory=list)
+    flats: tuple[str, ...] = ()
 
 
-class NodeSpec(_Strict):
+@dataclass(slots=True, config=_ITEM)
+class NodeSpec:
     """A node; `parent` is the key (or name) of a node listed before it."""
 
     name: str
     kind: NodeKind
     key: str | None = None
     parent: str | None = None
-    groups: list[GroupSpec] = Field(default_factory=list)
-    roles: dict[Role, list[str]] = Field(default_factory=dict)
-    buildings: list[BuildingSpec] = Field(default_factory=list)
-    shops: list[str] = Field(default_factory=list)
+    groups: tuple[GroupSpec, ...] = ()
+    roles: dict[Role, tuple[str, ...]] = Field(default_factory=dict)
+    buildings: tuple[BuildingSpec, ...] = ()
+    shops: tuple[str, ...] = ()
 
 
 class ChainSpec(_Strict):
@@ -228,7 +238,7 @@ def _validate(parts: Iterator[Part]) -> ChainSpec:
     top level; every problem is reported with its place (people.3.mobile)."""
     top: Any = {}
     found: dict[str, list[Any]] = {"people": [], "nodes": []}
-    models: dict[str, type[BaseModel]] = {"people": PersonSpec, "nodes": NodeSpec}
+    models: dict[str, TypeAdapter[Any]] = {"people": _PEOPLE, "nodes": _NODES}
     index = {"people": 0, "nodes": 0}
     problems: list[str] = []
     for name, item in parts:
@@ -236,7 +246,7 @@ def _validate(parts: Iterator[Part]) -> ChainSpec:
             top = item
             continue
         try:
-            found[name].append(models[name].model_validate(item))
+            found[name].append(models[name].validate_python(item))
         except ValidationError as exc:
             problems.extend(_describe(exc, prefix=(name, index[name])))
         index[name] += 1
@@ -251,6 +261,10 @@ def _validate(parts: Iterator[Part]) -> ChainSpec:
         raise ValidationErrors("; ".join(problems))
     return ChainSpec.model_construct(transport=head.transport, people=found["people"],
                                      nodes=found["nodes"])
+
+
+_PEOPLE: TypeAdapter[PersonSpec] = TypeAdapter(PersonSpec)
+_NODES: TypeAdapter[NodeSpec] = TypeAdapter(NodeSpec)
 
 
 class ValidationErrors(Exception):
@@ -481,6 +495,8 @@ async def import_chain(session: AsyncSession, spec: ChainSpec, *, now: datetime,
     await _write(session, Contact, ("person_id", "transport", "contact_id", "created_at"),
                  ((ids(ref), tr, cid, now) for ref, tr, cid in new_contacts))
     step("contacts", len(new_contacts), len(new_contacts))
+    # Only key -> person is needed from here on: the look-up tables go before the nodes'.
+    del pairs_of, contact_owner, mobile_owner, name_owner, new_contacts, new_refs, by_transport
     # --- nodes -----------------------------------------------------------------------------
     existing: dict[tuple[str, int | None], tuple[int, int]] = {
         (name, parent): (node_id, tier) for node_id, name, parent, tier in await session.execute(

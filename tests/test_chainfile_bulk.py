@@ -167,7 +167,7 @@ async def test_xlsx_workbook_gives_the_demo_chain(bot: BotApp, tmp_path: Path) -
     path = write_xlsx(tmp_path / "chain.xlsx", sheets)
     expected = chainfile.load(DEMO_CHAIN)
     for node in expected.nodes:
-        node.buildings = []
+        node.buildings = ()
     assert chainfile.load(path) == expected
     counts = await _import(bot, chainfile.load(path))
     assert counts == {"nodes": 7, "groups": 7, "people": 10, "roles": 11}
