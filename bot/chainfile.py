@@ -219,6 +219,82 @@ def _toml_parts(path: Path) -> Iterator[Part]:
         yield from parse(lines, section)
 
 
+_YAML_KEY = re.compile(r"^([A-Za-z_][\w-]*)\s*:\s*(#.*)?$")
+_YAML_ITEM = re.compile(r"^(\s*)-(\s|$)")
+
+
+def _yaml_load(text: str) -> Any:
+    # libyaml's C loader when PyYAML has it (about 10x the pure-Python one).
+    return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+
+
+def _yaml_parts(path: Path) -> Iterator[Part]:
+    """A YAML chain file read in pieces like a TOML one: the items of the block lists
+    `people:` and `nodes:` a few thousand at a time, then ("top", the other keys). A file
+    the pieces cannot hold for certain (documents, a list given twice or inline, an alias to
+    another piece) raises _Resplit."""
+    top: list[str] = []
+    piece: list[str] = []
+    section: str | None = None
+    indent: int | None = None
+    items = 0
+    seen: set[str] = set()
+
+    def parse() -> Iterator[Part]:
+        try:
+            data = _yaml_load("".join(piece))
+        except yaml.YAMLError:
+            raise _Resplit from None
+        if not isinstance(data, list):
+            raise _Resplit
+        for item in data:
+            yield section or "", item
+
+    with path.open(encoding="utf-8") as stream:
+        for line in stream:
+            if line.startswith(("---", "...", "%")):
+                raise _Resplit
+            if section is not None:
+                item = _YAML_ITEM.match(line)
+                if indent is None and item:
+                    indent = len(item.group(1))
+                blank = not line.strip() or line.lstrip().startswith("#")
+                if blank or (item and len(item.group(1)) == indent) or (
+                        indent is not None and len(line) - len(line.lstrip()) > indent):
+                    if item and len(item.group(1)) == indent:
+                        if items >= _ITEMS_PER_PIECE:
+                            yield from parse()
+                            piece, items = [], 0
+                        items += 1
+                    piece.append(line)
+                    continue
+                if indent is None:
+                    raise _Resplit  # `people:` with no block list under it
+                yield from parse()
+                piece, items, section, indent = [], 0, None, None
+            key = _YAML_KEY.match(line)
+            if key and key.group(1) in _LISTS:
+                if key.group(1) in seen:
+                    raise _Resplit
+                seen.add(key.group(1))
+                section = key.group(1)
+                continue
+            top.append(line)
+    if section is not None:
+        if indent is None:
+            raise _Resplit
+        yield from parse()
+    try:
+        head = _yaml_load("".join(top)) if top else {}
+    except yaml.YAMLError:
+        raise _Resplit from None
+    if head is None:
+        head = {}
+    if not isinstance(head, dict) or any(k in head for k in _LISTS):
+        raise _Resplit
+    yield "top", {**head, **{k: [] for k in seen}}
+
+
 def _dict_parts(raw: Any) -> Iterator[Part]:
     """A file read whole, as parts; each item is let go once it has been handed out."""
     if not isinstance(raw, dict):
@@ -277,9 +353,9 @@ def _describe(exc: ValidationError, prefix: tuple[Any, ...] = ()) -> list[str]:
 
 
 def load(path: Path) -> ChainSpec:
-    """Read and validate a chain file (.toml, .yaml, .yml or .xlsx). A TOML file is read in
-    pieces and every item validated as it comes, so a city's file never sits in memory twice
-    (parsed and validated)."""
+    """Read and validate a chain file (.toml, .yaml, .yml or .xlsx). TOML and YAML files are
+    read in pieces and every item validated as it comes, so a city's file never sits in
+    memory twice (parsed and validated)."""
     try:
         if path.suffix == ".xlsx":
             return _validate(_dict_parts(_load_xlsx(path)))
@@ -289,10 +365,10 @@ def load(path: Path) -> ChainSpec:
             except _Resplit:
                 return _validate(_dict_parts(tomllib.loads(path.read_text(encoding="utf-8"))))
         if path.suffix in (".yaml", ".yml"):
-            with path.open(encoding="utf-8") as stream:
-                # libyaml's C loader when PyYAML has it (about 10x the pure-Python one).
-                raw = yaml.load(stream, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-            return _validate(_dict_parts(raw))
+            try:
+                return _validate(_yaml_parts(path))
+            except _Resplit:
+                return _validate(_dict_parts(_yaml_load(path.read_text(encoding="utf-8"))))
         raise ChainFileError(f"{path}: use a .toml, .yaml or .yml file, or an .xlsx workbook")
     except OSError as exc:
         raise ChainFileError(f"{path}: {exc.strerror}") from None

@@ -292,13 +292,33 @@ PIECES = [
 ]
 
 
-@pytest.mark.parametrize("text", PIECES)
-def test_a_toml_file_read_in_pieces_is_the_file_read_whole(tmp_path: Path, text: str,
-                                                           monkeypatch):
+YAML_PIECES = [
+    yaml.safe_dump(tomllib.loads(PIECES[0]), allow_unicode=True, sort_keys=False),
+    # Items indented under their key, a comment, a block scalar holding "- " lines.
+    ('transport: sim\npeople:\n  - {key: a, name: 甲, contacts: [sim-a]}\n# note\n'
+     '  - key: b\n    name: |\n      乙\n      - key: c\n  - key: d\n    name: 丁\n'
+     'nodes:\n  - name: 福田街道\n    kind: subdistrict\n    roles: {commander: [a, b, d]}\n'),
+    # Read whole: lists inline, a list given twice, an alias into another piece, `people:`
+    # with nothing under it, a document marker.
+    'people: [{key: a, name: 甲}]\nnodes: [{name: 福田街道, kind: subdistrict}]\n',
+    ('people:\n- {key: a, name: 甲}\nnodes:\n- {name: 福田街道, kind: subdistrict}\n'
+     'people:\n- {key: b, name: 乙}\n'),
+    ('people:\n- &x {key: a, name: 甲}\n- {key: b, name: 乙}\n- {key: c, name: 丙}\n'
+     '- {key: d, name: 丁}\n- *x\nnodes:\n- {name: 福田街道, kind: subdistrict}\n'),
+    'people:\nnodes:\n- {name: 福田街道, kind: subdistrict}\n',
+    '---\nnodes:\n- {name: 福田街道, kind: subdistrict}\n',
+]
+
+
+@pytest.mark.parametrize(("suffix", "text"), [(".toml", t) for t in PIECES]
+                         + [(".yaml", t) for t in YAML_PIECES])
+def test_a_file_read_in_pieces_is_the_file_read_whole(tmp_path: Path, suffix: str,
+                                                      text: str, monkeypatch):
     monkeypatch.setattr(chainfile, "_ITEMS_PER_PIECE", 2)
-    path = write(tmp_path / "chain.toml", text)
+    path = write(tmp_path / f"chain{suffix}", text)
     try:
-        whole: object = ChainSpec.model_validate(tomllib.loads(text))
+        whole: object = ChainSpec.model_validate(
+            tomllib.loads(text) if suffix == ".toml" else yaml.safe_load(text))
     except ValidationError as exc:
         whole = sorted(".".join(str(p) for p in e["loc"]) for e in exc.errors())
     try:
