@@ -113,34 +113,36 @@ def _split(value: str) -> list[str]:
     return [part for part in re.split(r"[,，、;；\s]+", value) if part]
 
 
-def _rows(book: Any, name: str) -> list[dict[str, str]]:
+def _rows(book: Any, name: str) -> Iterator[dict[str, str]]:
+    """The rows of a sheet as dicts by header, one at a time (none if there is no sheet)."""
     if name not in book.sheet_names:
-        return []
-    rows = book.get_sheet_by_name(name).to_python(skip_empty_area=True)
-    if not rows:
-        return []
-    header = [_cells(h).lower() for h in rows[0]]
-    return [{h: _cells(v) for h, v in zip(header, row, strict=False) if h}
-            for row in rows[1:] if any(_cells(v) for v in row)]
+        return
+    rows = iter(book.get_sheet_by_name(name).iter_rows())
+    first = next(rows, None)
+    if first is None:
+        return
+    header = [_cells(h).lower() for h in first]
+    for row in rows:
+        if any(_cells(v) for v in row):
+            yield {h: _cells(v) for h, v in zip(header, row, strict=False) if h}
 
 
-def _load_xlsx(path: Path) -> dict[str, Any]:
-    """A workbook as the dict a TOML/YAML file gives. Sheets: `people` (key, name, mobile,
-    contacts), `nodes` (key, name, kind, parent, one column per role holding person keys,
-    shops), `groups` (node, room, title, transport, account), optional `chain` (transport).
-    Lists in a cell are separated by commas, 、 or spaces."""
+def _xlsx_parts(path: Path) -> Iterator[Part]:
+    """A workbook as parts, row by row: the same items a TOML/YAML file gives. Sheets:
+    `people` (key, name, mobile, contacts), `nodes` (key, name, kind, parent, one column per
+    role holding person keys, shops), `groups` (node, room, title, transport, account),
+    optional `chain` (transport). Lists in a cell are separated by commas, 、 or spaces."""
     from python_calamine import CalamineWorkbook
 
     book = CalamineWorkbook.from_path(str(path))
-    raw: dict[str, Any] = {}
+    top: dict[str, Any] = {"people": [], "nodes": []}
     for row in _rows(book, "chain"):
         if row.get("transport"):
-            raw["transport"] = row["transport"]
-    raw["people"] = [
-        {k: v for k, v in {"key": r.get("key", ""), "name": r.get("name", ""),
-                           "mobile": r.get("mobile") or None,
-                           "contacts": _split(r.get("contacts", ""))}.items() if v is not None}
-        for r in _rows(book, "people")]
+            top["transport"] = row["transport"]
+    for r in _rows(book, "people"):
+        yield "people", {k: v for k, v in {
+            "key": r.get("key", ""), "name": r.get("name", ""), "mobile": r.get("mobile") or None,
+            "contacts": _split(r.get("contacts", ""))}.items() if v is not None}
     groups: dict[str, list[dict[str, str]]] = {}
     for r in _rows(book, "groups"):
         group = {"room": r.get("room", ""), "title": r.get("title", ""),
@@ -148,7 +150,6 @@ def _load_xlsx(path: Path) -> dict[str, Any]:
         if r.get("transport"):
             group["transport"] = r["transport"]
         groups.setdefault(r.get("node", ""), []).append(group)
-    raw["nodes"] = []
     for r in _rows(book, "nodes"):
         node: dict[str, Any] = {"name": r.get("name", ""), "kind": r.get("kind", "")}
         if r.get("key"):
@@ -163,8 +164,8 @@ def _load_xlsx(path: Path) -> dict[str, Any]:
         found = groups.get(r.get("key") or r.get("name", ""))
         if found:
             node["groups"] = found
-        raw["nodes"].append(node)
-    return raw
+        yield "nodes", node
+    yield "top", top
 
 
 class _Resplit(Exception):
@@ -358,7 +359,7 @@ def load(path: Path) -> ChainSpec:
     memory twice (parsed and validated)."""
     try:
         if path.suffix == ".xlsx":
-            return _validate(_dict_parts(_load_xlsx(path)))
+            return _validate(_xlsx_parts(path))
         if path.suffix == ".toml":
             try:
                 return _validate(_toml_parts(path))
