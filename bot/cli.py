@@ -432,23 +432,29 @@ async def _jobs_run(settings: Settings, name: str, period: str | None, dry_run: 
         raise ConfigError(str(exc)) from None
 
 
-async def _purge(settings: Settings, *, dry_run: bool) -> None:
-    """purge: what is past its retention now, counted per kind (never the records)."""
-    from bot.services import retention
-
+async def _counted(settings: Settings, title: str, purge: Any, *, dry_run: bool) -> None:
+    """Run a purge in one transaction (rolled back in a dry run) and print its rows per kind,
+    never a record."""
     async def work(app: Any) -> None:
         async with app.session() as session:
             async with session.begin() as tx:
-                counts = await retention.purge_due(session, now=app.now(),
-                                                   settings=settings.retention)
+                counts = await purge(session, app)
                 if dry_run:
                     await tx.rollback()
         verb = "would delete or anonymise" if dry_run else "deleted or anonymised"
-        print(f"purge ({verb}, rows per kind):")
+        print(f"{title} ({verb}, rows per kind):")
         for line in counts.lines():
             print(f"  {line}")
 
     await _with_app(settings, work)
+
+
+async def _purge(settings: Settings, *, dry_run: bool) -> None:
+    """purge: what is past its retention now."""
+    from bot.services import retention
+
+    await _counted(settings, "purge", lambda session, app: retention.purge_due(
+        session, now=app.now(), settings=settings.retention), dry_run=dry_run)
 
 
 CAMPAIGN_CONFIRM = "end campaign"
@@ -470,18 +476,8 @@ async def _campaign_end(settings: Settings, *, yes: bool, dry_run: bool,
         if ask(f'Type "{CAMPAIGN_CONFIRM}" to go on: ').strip() != CAMPAIGN_CONFIRM:
             raise ConfigError("campaign end: not confirmed, nothing changed")
 
-    async def work(app: Any) -> None:
-        async with app.session() as session:
-            async with session.begin() as tx:
-                counts = await retention.end_campaign(session, now=app.now())
-                if dry_run:
-                    await tx.rollback()
-        verb = "would delete or anonymise" if dry_run else "deleted or anonymised"
-        print(f"campaign end ({verb}, rows per kind):")
-        for line in counts.lines():
-            print(f"  {line}")
-
-    await _with_app(settings, work)
+    await _counted(settings, "campaign end", lambda session, app: retention.end_campaign(
+        session, now=app.now()), dry_run=dry_run)
 
 
 def _status(settings: Settings) -> None:
