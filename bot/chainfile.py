@@ -433,7 +433,8 @@ async def _write(session: AsyncSession, model: Any, columns: Sequence[str],
     conn = await session.connection()
     dialect = conn.dialect
     procs = [(i, proc) for i, c in enumerate(columns)
-             if (proc := table.c[c].type.bind_processor(dialect)) is not None]
+             if (proc := table.c[c].type.dialect_impl(dialect).bind_processor(dialect))
+             is not None]
     pg = dialect.name == "postgresql"
     sql = (f"INSERT INTO {table.name} ({', '.join(columns)}) "
            f"VALUES ({', '.join('?' for _ in columns)})")

@@ -178,3 +178,21 @@ def test_broken_xlsx_is_a_chain_file_error(tmp_path: Path) -> None:
     path.write_bytes(b"not a workbook")
     with pytest.raises(ChainFileError, match="chain.xlsx"):
         chainfile.load(path)
+
+
+async def test_bulk_written_times_compare_like_the_orm_writes_them(bot: BotApp) -> None:
+    """Rows written below the ORM store times as the ORM does (on SQLite, text with
+    microseconds even when there are none), so range and equality look-ups find them."""
+    now = bot.now()
+    assert now.microsecond == 0
+    counts = await _import(bot, _spec([{"key": "a", "name": "甲", "contacts": ["sim-a"]}],
+                                      {"commander": ["a"]}))
+    assert counts["roles"] == 1
+    async with bot.session() as s:
+        for model in (Person, Contact, Node, Group, Membership):
+            found = (await s.execute(select(func.count()).select_from(model).where(
+                model.created_at == now))).scalar_one()
+            assert found == 1, model.__name__
+            later = (await s.execute(select(func.count()).select_from(model).where(
+                model.created_at > now))).scalar_one()
+            assert later == 0, model.__name__
