@@ -142,7 +142,20 @@ async def run_import(url: str, path: Path) -> dict[str, object]:
         sys.stderr.write("\r\033[K")
     return {"load": loaded, "total": time.perf_counter() - started,
             "cpu": time.process_time() - cpu0,
-            "rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, **counts}
+            "rss": peak_rss_mb(), **counts}
+
+
+def peak_rss_mb() -> float:
+    """This process's peak RSS in MB. VmHWM on Linux: ru_maxrss survives execve, so a child
+    started by a parent that had built the chain in memory would report the parent's peak."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def main() -> None:

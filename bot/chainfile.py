@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import re
 import tomllib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-from sqlalchemy import func, insert, select
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
+from pydantic.dataclasses import dataclass
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import pii
@@ -41,13 +42,19 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class PersonSpec(_Strict):
+# The items of a chain file are slotted dataclasses with tuples (a city's file holds 200,000
+# of them: a BaseModel with lists costs about 2.5x the memory); validated by pydantic alike.
+_ITEM = ConfigDict(extra="forbid")
+
+
+@dataclass(slots=True, config=_ITEM)
+class PersonSpec:
     """A person: `key` is how nodes refer to them; contacts are 'id' or 'transport:id'."""
 
     key: str
     name: str
     mobile: str | None = None
-    contacts: list[str] = Field(default_factory=list)
+    contacts: tuple[str, ...] = ()
 
     @field_validator("mobile")
     @classmethod
@@ -57,7 +64,8 @@ class PersonSpec(_Strict):
         return value
 
 
-class GroupSpec(_Strict):
+@dataclass(slots=True, config=_ITEM)
+class GroupSpec:
     """A chat room bound to the node."""
 
     room: str
@@ -66,11 +74,12 @@ class GroupSpec(_Strict):
     account: str = ""
 
 
-class BuildingSpec(_Strict):
+@dataclass(slots=True, config=_ITEM)
+class BuildingSpec:
     """A building of a landlord's node and its flats."""
 
     name: str
-    flats: list[str] = Field(default_factory=list)
+    flats: tuple[str, ...] = ()
 
 
 class EnterpriseSpec(_Strict):
@@ -83,17 +92,18 @@ class EnterpriseSpec(_Strict):
     status: EnterpriseStatus = EnterpriseStatus.CLOSED
 
 
-class NodeSpec(_Strict):
+@dataclass(slots=True, config=_ITEM)
+class NodeSpec:
     """A node; `parent` is the key (or name) of a node listed before it."""
 
     name: str
     kind: NodeKind
     key: str | None = None
     parent: str | None = None
-    groups: list[GroupSpec] = Field(default_factory=list)
-    roles: dict[Role, list[str]] = Field(default_factory=dict)
-    buildings: list[BuildingSpec] = Field(default_factory=list)
-    shops: list[str] = Field(default_factory=list)
+    groups: tuple[GroupSpec, ...] = ()
+    roles: dict[Role, tuple[str, ...]] = Field(default_factory=dict)
+    buildings: tuple[BuildingSpec, ...] = ()
+    shops: tuple[str, ...] = ()
     enterprise: EnterpriseSpec | None = None
 
 
@@ -127,34 +137,36 @@ def _split(value: str) -> list[str]:
     return [part for part in re.split(r"[,，、;；\s]+", value) if part]
 
 
-def _rows(book: Any, name: str) -> list[dict[str, str]]:
+def _rows(book: Any, name: str) -> Iterator[dict[str, str]]:
+    """The rows of a sheet as dicts by header, one at a time (none if there is no sheet)."""
     if name not in book.sheet_names:
-        return []
-    rows = book.get_sheet_by_name(name).to_python(skip_empty_area=True)
-    if not rows:
-        return []
-    header = [_cells(h).lower() for h in rows[0]]
-    return [{h: _cells(v) for h, v in zip(header, row, strict=False) if h}
-            for row in rows[1:] if any(_cells(v) for v in row)]
+        return
+    rows = iter(book.get_sheet_by_name(name).iter_rows())
+    first = next(rows, None)
+    if first is None:
+        return
+    header = [_cells(h).lower() for h in first]
+    for row in rows:
+        if any(_cells(v) for v in row):
+            yield {h: _cells(v) for h, v in zip(header, row, strict=False) if h}
 
 
-def _load_xlsx(path: Path) -> dict[str, Any]:
-    """A workbook as the dict a TOML/YAML file gives. Sheets: `people` (key, name, mobile,
-    contacts), `nodes` (key, name, kind, parent, one column per role holding person keys,
-    shops), `groups` (node, room, title, transport, account), optional `chain` (transport).
-    Lists in a cell are separated by commas, 、 or spaces."""
+def _xlsx_parts(path: Path) -> Iterator[Part]:
+    """A workbook as parts, row by row: the same items a TOML/YAML file gives. Sheets:
+    `people` (key, name, mobile, contacts), `nodes` (key, name, kind, parent, one column per
+    role holding person keys, shops), `groups` (node, room, title, transport, account),
+    optional `chain` (transport). Lists in a cell are separated by commas, 、 or spaces."""
     from python_calamine import CalamineWorkbook
 
     book = CalamineWorkbook.from_path(str(path))
-    raw: dict[str, Any] = {}
+    top: dict[str, Any] = {"people": [], "nodes": []}
     for row in _rows(book, "chain"):
         if row.get("transport"):
-            raw["transport"] = row["transport"]
-    raw["people"] = [
-        {k: v for k, v in {"key": r.get("key", ""), "name": r.get("name", ""),
-                           "mobile": r.get("mobile") or None,
-                           "contacts": _split(r.get("contacts", ""))}.items() if v is not None}
-        for r in _rows(book, "people")]
+            top["transport"] = row["transport"]
+    for r in _rows(book, "people"):
+        yield "people", {k: v for k, v in {
+            "key": r.get("key", ""), "name": r.get("name", ""), "mobile": r.get("mobile") or None,
+            "contacts": _split(r.get("contacts", ""))}.items() if v is not None}
     groups: dict[str, list[dict[str, str]]] = {}
     for r in _rows(book, "groups"):
         group = {"room": r.get("room", ""), "title": r.get("title", ""),
@@ -162,7 +174,6 @@ def _load_xlsx(path: Path) -> dict[str, Any]:
         if r.get("transport"):
             group["transport"] = r["transport"]
         groups.setdefault(r.get("node", ""), []).append(group)
-    raw["nodes"] = []
     for r in _rows(book, "nodes"):
         node: dict[str, Any] = {"name": r.get("name", ""), "kind": r.get("kind", "")}
         if r.get("key"):
@@ -177,33 +188,219 @@ def _load_xlsx(path: Path) -> dict[str, Any]:
         found = groups.get(r.get("key") or r.get("name", ""))
         if found:
             node["groups"] = found
-        raw["nodes"].append(node)
-    return raw
+        yield "nodes", node
+    yield "top", top
+
+
+class _Resplit(Exception):
+    """The TOML file could not be read in pieces: read it whole."""
+
+
+# A `[[people]]` or `[[nodes]]` header: where one item of a list starts.
+_ITEM_HEADER = re.compile(r"^\s*\[\[\s*(people|nodes)\s*\]\]\s*(#.*)?$")
+# Items parsed per piece of a TOML file.
+_ITEMS_PER_PIECE = 2000
+_LISTS = ("people", "nodes")
+
+Part = tuple[str, Any]
+
+
+def _toml_parts(path: Path) -> Iterator[Part]:
+    """A TOML chain file read in pieces of a few thousand `[[people]]`/`[[nodes]]` items, so
+    the whole parsed file is never in memory at once: ("top", the keys before the first item)
+    then (list name, item) in file order. Anything a piece cannot hold for certain (another
+    table after the items, a multi-line string cut at a header) raises _Resplit."""
+    lines: list[str] = []
+    section: str | None = None
+    items = 0
+
+    def parse(piece: list[str], name: str | None) -> Iterator[Part]:
+        try:
+            data = tomllib.loads("".join(piece))
+        except tomllib.TOMLDecodeError:
+            raise _Resplit from None
+        if name is None:
+            if any(k in data for k in _LISTS):
+                raise _Resplit  # lists written inline (people = [...]): read whole
+            yield "top", data
+            return
+        if set(data) != {name}:
+            raise _Resplit
+        for item in data[name]:
+            yield name, item
+
+    with path.open(encoding="utf-8") as stream:
+        for line in stream:
+            found = _ITEM_HEADER.match(line)
+            if found:
+                if lines and (section is None or found.group(1) != section
+                              or items >= _ITEMS_PER_PIECE):
+                    yield from parse(lines, section)
+                    lines, items = [], 0
+                section = found.group(1)
+                items += 1
+            lines.append(line)
+    if lines or section is None:
+        yield from parse(lines, section)
+
+
+_YAML_KEY = re.compile(r"^([A-Za-z_][\w-]*)\s*:\s*(#.*)?$")
+_YAML_ITEM = re.compile(r"^(\s*)-(\s|$)")
+
+
+def _yaml_load(text: str) -> Any:
+    # libyaml's C loader when PyYAML has it (about 10x the pure-Python one).
+    return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+
+
+def _yaml_parts(path: Path) -> Iterator[Part]:
+    """A YAML chain file read in pieces like a TOML one: the items of the block lists
+    `people:` and `nodes:` a few thousand at a time, then ("top", the other keys). A file
+    the pieces cannot hold for certain (documents, a list given twice or inline, an alias to
+    another piece) raises _Resplit."""
+    top: list[str] = []
+    piece: list[str] = []
+    section: str | None = None
+    indent: int | None = None
+    items = 0
+    seen: set[str] = set()
+
+    def parse() -> Iterator[Part]:
+        try:
+            data = _yaml_load("".join(piece))
+        except yaml.YAMLError:
+            raise _Resplit from None
+        if not isinstance(data, list):
+            raise _Resplit
+        for item in data:
+            yield section or "", item
+
+    with path.open(encoding="utf-8") as stream:
+        for line in stream:
+            if line.startswith(("---", "...", "%")):
+                raise _Resplit
+            if section is not None:
+                item = _YAML_ITEM.match(line)
+                if indent is None and item:
+                    indent = len(item.group(1))
+                blank = not line.strip() or line.lstrip().startswith("#")
+                if blank or (item and len(item.group(1)) == indent) or (
+                        indent is not None and len(line) - len(line.lstrip()) > indent):
+                    if item and len(item.group(1)) == indent:
+                        if items >= _ITEMS_PER_PIECE:
+                            yield from parse()
+                            piece, items = [], 0
+                        items += 1
+                    piece.append(line)
+                    continue
+                if indent is None:
+                    raise _Resplit  # `people:` with no block list under it
+                yield from parse()
+                piece, items, section, indent = [], 0, None, None
+            key = _YAML_KEY.match(line)
+            if key and key.group(1) in _LISTS:
+                if key.group(1) in seen:
+                    raise _Resplit
+                seen.add(key.group(1))
+                section = key.group(1)
+                continue
+            top.append(line)
+    if section is not None:
+        if indent is None:
+            raise _Resplit
+        yield from parse()
+    try:
+        head = _yaml_load("".join(top)) if top else {}
+    except yaml.YAMLError:
+        raise _Resplit from None
+    if head is None:
+        head = {}
+    if not isinstance(head, dict) or any(k in head for k in _LISTS):
+        raise _Resplit
+    yield "top", {**head, **{k: [] for k in seen}}
+
+
+def _dict_parts(raw: Any) -> Iterator[Part]:
+    """A file read whole, as parts; each item is let go once it has been handed out."""
+    if not isinstance(raw, dict):
+        yield "top", raw
+        return
+    lists = {k: raw[k] for k in _LISTS if isinstance(raw.get(k), list)}
+    yield "top", {**raw, **{k: [] for k in lists}}
+    raw.clear()
+    for name, items in lists.items():
+        items.reverse()
+        while items:
+            yield name, items.pop()
+
+
+def _validate(parts: Iterator[Part]) -> ChainSpec:
+    """Validate item by item (the raw item is dropped as soon as it is a model), then the
+    top level; every problem is reported with its place (people.3.mobile)."""
+    top: Any = {}
+    found: dict[str, list[Any]] = {"people": [], "nodes": []}
+    models: dict[str, TypeAdapter[Any]] = {"people": _PEOPLE, "nodes": _NODES}
+    index = {"people": 0, "nodes": 0}
+    problems: list[str] = []
+    for name, item in parts:
+        if name == "top":
+            top = item
+            continue
+        try:
+            found[name].append(models[name].validate_python(item))
+        except ValidationError as exc:
+            problems.extend(_describe(exc, prefix=(name, index[name])))
+        index[name] += 1
+    if isinstance(top, dict):
+        top = {**top, **{name: [] for name, n in index.items() if n}}
+    try:
+        head = ChainSpec.model_validate(top)
+    except ValidationError as exc:
+        problems[:0] = _describe(exc)
+        head = None
+    if problems or head is None:
+        raise ValidationErrors("; ".join(problems))
+    return ChainSpec.model_construct(transport=head.transport, people=found["people"],
+                                     nodes=found["nodes"])
+
+
+_PEOPLE: TypeAdapter[PersonSpec] = TypeAdapter(PersonSpec)
+_NODES: TypeAdapter[NodeSpec] = TypeAdapter(NodeSpec)
+
+
+class ValidationErrors(Exception):
+    """Problems found while validating a chain file (joined, each with its place)."""
+
+
+def _describe(exc: ValidationError, prefix: tuple[Any, ...] = ()) -> list[str]:
+    return [f"{'.'.join(str(p) for p in (*prefix, *e['loc']))}: {e['msg']}"
+            for e in exc.errors()]
 
 
 def load(path: Path) -> ChainSpec:
-    """Read and validate a chain file (.toml, .yaml, .yml or .xlsx)."""
+    """Read and validate a chain file (.toml, .yaml, .yml or .xlsx). TOML and YAML files are
+    read in pieces and every item validated as it comes, so a city's file never sits in
+    memory twice (parsed and validated)."""
     try:
-        raw: Any
         if path.suffix == ".xlsx":
-            raw = _load_xlsx(path)
-        elif path.suffix == ".toml":
-            raw = tomllib.loads(path.read_text(encoding="utf-8"))
-        elif path.suffix in (".yaml", ".yml"):
-            with path.open(encoding="utf-8") as stream:
-                # libyaml's C loader when PyYAML has it (about 10x the pure-Python one).
-                raw = yaml.load(stream, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-        else:
-            raise ChainFileError(f"{path}: use a .toml, .yaml or .yml file, or an .xlsx workbook")
-        return ChainSpec.model_validate(raw)
+            return _validate(_xlsx_parts(path))
+        if path.suffix == ".toml":
+            try:
+                return _validate(_toml_parts(path))
+            except _Resplit:
+                return _validate(_dict_parts(tomllib.loads(path.read_text(encoding="utf-8"))))
+        if path.suffix in (".yaml", ".yml"):
+            try:
+                return _validate(_yaml_parts(path))
+            except _Resplit:
+                return _validate(_dict_parts(_yaml_load(path.read_text(encoding="utf-8"))))
+        raise ChainFileError(f"{path}: use a .toml, .yaml or .yml file, or an .xlsx workbook")
     except OSError as exc:
         raise ChainFileError(f"{path}: {exc.strerror}") from None
     except (tomllib.TOMLDecodeError, yaml.YAMLError, _CalamineError) as exc:
         raise ChainFileError(f"{path}: not valid: {exc}") from None
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
-        raise ChainFileError(f"{path}: {problems}") from None
+    except ValidationErrors as exc:
+        raise ChainFileError(f"{path}: {exc}") from None
 
 
 Progress = Callable[[str, int, int], None]
@@ -232,20 +429,90 @@ class _Ids:
         return ref if ref > 0 else self.real[ref]
 
 
-async def _insert(session: AsyncSession, model: Any, rows: list[dict[str, Any]],
-                  refs: list[int] | None = None, ids: _Ids | None = None) -> None:
-    """Bulk insert (many rows per statement); with refs, learn the new ids of placeholders."""
+async def _new_ids(session: AsyncSession, table: Any, n: int) -> list[int]:
+    """Ids for n rows to be written with explicit ids (no RETURNING round trip): from the
+    table's sequence on PostgreSQL; past the largest id on SQLite, whose write lock the
+    import's transaction holds (BEGIN IMMEDIATE), so no other writer can take them."""
+    if n == 0:
+        return []
+    if _is_pg(session):
+        return list((await session.execute(text(
+            "SELECT nextval(pg_get_serial_sequence(:t, 'id')) FROM generate_series(1, :n)"),
+            {"t": table.name, "n": n})).scalars())
+    top = (await session.execute(select(func.max(table.c.id)))).scalar_one_or_none() or 0
+    return list(range(top + 1, top + 1 + n))
+
+
+def _is_pg(session: AsyncSession) -> bool:
+    bind: Any = session.bind
+    return bool(bind.dialect.name == "postgresql")
+
+
+async def _write(session: AsyncSession, model: Any, columns: Sequence[str],
+                 rows: Iterable[tuple[Any, ...]]) -> int:
+    """Write rows (tuples in `columns` order) in batches with Core, below the ORM: COPY on
+    PostgreSQL, the driver's executemany on SQLite. Values pass the columns' own bind
+    processing (UTC datetimes). Returns the rows written."""
     table = model.__table__
-    for start in range(0, len(rows), _CHUNK):
-        chunk = rows[start:start + _CHUNK]
-        if refs is None or ids is None:
-            await session.execute(insert(table), chunk)
-            continue
-        new_ids = (await session.execute(
-            insert(table).returning(table.c.id, sort_by_parameter_order=True), chunk
-        )).scalars().all()
-        for ref, new_id in zip(refs[start:start + _CHUNK], new_ids, strict=True):
-            ids.real[ref] = new_id
+    conn = await session.connection()
+    dialect = conn.dialect
+    procs = [(i, proc) for i, c in enumerate(columns)
+             if (proc := table.c[c].type.dialect_impl(dialect).bind_processor(dialect))
+             is not None]
+    pg = dialect.name == "postgresql"
+    sql = (f"INSERT INTO {table.name} ({', '.join(columns)}) "
+           f"VALUES ({', '.join('?' for _ in columns)})")
+    written = 0
+    for batch in _batches(rows, _CHUNK):
+        if procs:
+            for k, row in enumerate(batch):
+                values = list(row)
+                for i, proc in procs:
+                    if values[i] is not None:
+                        values[i] = proc(values[i])
+                batch[k] = tuple(values)
+        if pg:
+            raw = await conn.get_raw_connection()
+            await raw.driver_connection.copy_records_to_table(  # type: ignore[union-attr]
+                table.name, records=batch, columns=list(columns))
+        else:
+            await conn.exec_driver_sql(sql, batch)  # type: ignore[arg-type]
+        written += len(batch)
+    return written
+
+
+def _batches(rows: Iterable[tuple[Any, ...]], size: int) -> Iterator[list[tuple[Any, ...]]]:
+    batch: list[tuple[Any, ...]] = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+# Above this many new roles SQLite's row triggers that keep points_total are held off and the
+# table is rebuilt set-based afterwards (PostgreSQL's triggers are per statement already).
+_BULK_ROLES = 1000
+
+
+async def _write_roles(session: AsyncSession, rows: list[tuple[Any, ...]]) -> None:
+    columns = ("person_id", "node_id", "role", "created_at")
+    if _is_pg(session) or len(rows) < _BULK_ROLES:
+        await _write(session, Membership, columns, rows)
+        return
+    from bot.services import points
+
+    held = list((await session.execute(text(
+        "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' "
+        "AND tbl_name = 'membership'"))).all())
+    for name, _ in held:
+        await session.execute(text(f'DROP TRIGGER "{name}"'))
+    await _write(session, Membership, columns, rows)
+    for _, sql in held:
+        await session.execute(text(sql))
+    await points.rebuild_totals(session)
 
 
 async def import_chain(session: AsyncSession, spec: ChainSpec, *, now: datetime,
@@ -297,9 +564,8 @@ async def import_chain(session: AsyncSession, spec: ChainSpec, *, now: datetime,
                     ~Person.id.in_(select(Contact.person_id))).group_by(Person.name)):
             name_owner[name] = person_id
     persons: dict[str, int] = {}
-    new_people: list[dict[str, Any]] = []
+    new_people: list[tuple[str, str | None]] = []
     new_refs: list[int] = []
-    new_mobiles: list[str | None] = []
     new_contacts: list[tuple[int, str, str]] = []
     for pspec, pairs in zip(spec.people, pairs_of, strict=True):
         if pspec.key in persons:
@@ -314,9 +580,7 @@ async def import_chain(session: AsyncSession, spec: ChainSpec, *, now: datetime,
             found = name_owner.get(pspec.name)
         if found is None:
             found = ids.placeholder()
-            new_people.append({"name": pspec.name, "created_at": now, "mobile_bidx": None,
-                               "mobile_mask": None} | personal.index_columns(mobile=pspec.mobile))
-            new_mobiles.append(pspec.mobile)
+            new_people.append((pspec.name, pspec.mobile))
             new_refs.append(found)
             if pspec.mobile:
                 mobile_owner[pspec.mobile] = found
@@ -326,21 +590,26 @@ async def import_chain(session: AsyncSession, spec: ChainSpec, *, now: datetime,
         for tr, cid in pairs:
             contact_owner[(tr, cid)] = found
             new_contacts.append((found, tr, cid))
-    await _insert(session, Person, new_people, new_refs, ids)
-    # Sealed values are bound to the row id, known only now.
-    await personal.seal_many(session, [(ids(ref), mobile, None) for ref, mobile
-                                       in zip(new_refs, new_mobiles, strict=True) if mobile])
+    ids.real.update(zip(new_refs, await _new_ids(session, Person.__table__, len(new_refs)),
+                        strict=True))
+    # Ids are known before the insert, so each mobile is sealed to its row as it is written
+    # (blind index and mask beside it); the plain number is stored nowhere.
+    await _write(session, Person, ("id", "name", "created_at", *personal.MOBILE_COLUMNS),
+                 ((ids(ref), name, now, *personal.new_person_mobile(ids(ref), mobile))
+                  for ref, (name, mobile) in zip(new_refs, new_people, strict=True)))
+    del new_people
     step("people", len(spec.people), len(spec.people))
-    await _insert(session, Contact, [
-        {"person_id": ids(ref), "transport": tr, "contact_id": cid, "created_at": now}
-        for ref, tr, cid in new_contacts])
+    await _write(session, Contact, ("person_id", "transport", "contact_id", "created_at"),
+                 ((ids(ref), tr, cid, now) for ref, tr, cid in new_contacts))
     step("contacts", len(new_contacts), len(new_contacts))
+    # Only key -> person is needed from here on: the look-up tables go before the nodes'.
+    del pairs_of, contact_owner, mobile_owner, name_owner, new_contacts, new_refs, by_transport
     # --- nodes -----------------------------------------------------------------------------
     existing: dict[tuple[str, int | None], tuple[int, int]] = {
         (name, parent): (node_id, tier) for node_id, name, parent, tier in await session.execute(
             select(Node.id, Node.name, Node.parent_id, Node.tier))}
     nodes: dict[str, tuple[int, int]] = {}  # key or name -> (id or placeholder, tier)
-    levels: dict[int, list[tuple[int, dict[str, Any], int | None]]] = {}
+    levels: dict[int, list[tuple[int, str, str, int | None]]] = {}
     planned: list[int] = []
     counts = {"nodes": 0, "groups": 0, "roles": 0, "people": len(persons)}
     for nspec in spec.nodes:
@@ -359,20 +628,21 @@ async def import_chain(session: AsyncSession, spec: ChainSpec, *, now: datetime,
             except ValueError as exc:
                 raise ChainFileError(str(exc)) from None
             ref = ids.placeholder()
-            levels.setdefault(tier, []).append((ref, {
-                "name": nspec.name, "kind": nspec.kind, "tier": tier, "created_at": now},
-                parent_ref))
+            levels.setdefault(tier, []).append((ref, nspec.name, str(nspec.kind), parent_ref))
             here = existing[(nspec.name, parent_ref)] = (ref, tier)
             counts["nodes"] += 1
         nodes[nspec.key or nspec.name] = nodes[nspec.name] = here
         planned.append(here[0])
     # Parents first: one bulk insert per tier.
+    refs = [ref for tier in sorted(levels) for ref, _, _, _ in levels[tier]]
+    ids.real.update(zip(refs, await _new_ids(session, Node.__table__, len(refs)), strict=True))
     done = 0
     for tier in sorted(levels):
-        rows = [dict(row, parent_id=ids(parent) if parent is not None else None)
-                for _, row, parent in levels[tier]]
-        await _insert(session, Node, rows, [ref for ref, _, _ in levels[tier]], ids)
-        done += len(rows)
+        done += await _write(session, Node,
+                             ("id", "name", "kind", "tier", "parent_id", "created_at"),
+                             ((ids(ref), name, kind, tier,
+                               ids(parent) if parent is not None else None, now)
+                              for ref, name, kind, parent in levels[tier]))
         step("nodes", done, counts["nodes"])
     # --- groups and roles -----------------------------------------------------------------
     rooms = [(g.transport or spec.transport, g.room) for n in spec.nodes for g in n.groups]
@@ -381,19 +651,17 @@ async def import_chain(session: AsyncSession, spec: ChainSpec, *, now: datetime,
         for chunk in _chunks(sorted({room for t, room in rooms if t == tr})):
             bound.update((tr, room) for room in (await session.execute(select(Group.room_id).where(
                 Group.transport == tr, Group.room_id.in_(chunk)))).scalars())
-    new_groups = []
+    new_groups: list[tuple[Any, ...]] = []
     held = {(p, n, r) for p, n, r in await session.execute(
         select(Membership.person_id, Membership.node_id, Membership.role))}
-    new_roles = []
+    new_roles: list[tuple[Any, ...]] = []
     for nspec, ref in zip(spec.nodes, planned, strict=True):
         node_id = ids(ref)
         for gspec in nspec.groups:
             tr = gspec.transport or spec.transport
             if (tr, gspec.room) not in bound:
                 bound.add((tr, gspec.room))
-                new_groups.append({"node_id": node_id, "transport": tr, "room_id": gspec.room,
-                                   "title": gspec.title, "account": gspec.account,
-                                   "created_at": now})
+                new_groups.append((node_id, tr, gspec.room, gspec.title, gspec.account, now))
         for role, keys in nspec.roles.items():
             for key in keys:
                 if key not in persons:
@@ -402,12 +670,13 @@ async def import_chain(session: AsyncSession, spec: ChainSpec, *, now: datetime,
                 person_id = ids(persons[key])
                 if (person_id, node_id, role) not in held:
                     held.add((person_id, node_id, role))
-                    new_roles.append({"person_id": person_id, "node_id": node_id, "role": role,
-                                      "created_at": now})
-    await _insert(session, Group, new_groups)
+                    new_roles.append((person_id, node_id, str(role), now))
+    await _write(session, Group,
+                 ("node_id", "transport", "room_id", "title", "account", "created_at"),
+                 new_groups)
     counts["groups"] = len(new_groups)
     step("groups", len(new_groups), len(new_groups))
-    await _insert(session, Membership, new_roles)
+    await _write_roles(session, new_roles)
     counts["roles"] = len(new_roles)
     step("roles", len(new_roles), len(new_roles))
     for nspec, ref in zip(spec.nodes, planned, strict=True):

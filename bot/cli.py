@@ -1,5 +1,5 @@
 """The `tierbot` command: run, serve, demo, status, db, chain, invite, people, points, stats,
-tokens, jobs, keys."""
+tokens, jobs, keys, purge, campaign."""
 
 from __future__ import annotations
 
@@ -128,11 +128,22 @@ def _parser() -> argparse.ArgumentParser:
     jobs_sub = jobs.add_subparsers(dest="jobs_command", required=True)
     jobs_sub.add_parser("list", help="each job: last period done, next run, missed periods")
     jrun = jobs_sub.add_parser("run", help="run a job now (its missed periods, or one period)")
-    jrun.add_argument("name", help="daily-rollup, points-checks, points-week, shop-remind or "
-                                      "shop-escalate")
+    jrun.add_argument("name", help="daily-rollup, points-checks, points-week, shop-remind, "
+                                    "shop-escalate, units-remind, units-escalate or "
+                                    "retention-purge")
     jrun.add_argument("--period", help="one period (2020-02-21, 2020-02-21T20:00, 2020-W09)")
     jrun.add_argument("--dry-run", action="store_true",
                       help="do the work and roll it back: print what it would write")
+
+    prg = sub.add_parser("purge", help="delete or anonymise personal records past retention")
+    prg.add_argument("--dry-run", action="store_true",
+                     help="only count what would go, per kind (nothing is changed)")
+    camp = sub.add_parser("campaign", help="the epidemic campaign")
+    camp_sub = camp.add_subparsers(dest="campaign_command", required=True)
+    end = camp_sub.add_parser("end", help="purge every record whose only purpose was the "
+                                          "campaign (tenants, stays, readings, …; see README)")
+    end.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    end.add_argument("--dry-run", action="store_true", help="only count what would go")
     _keys_parser(sub)
     return p
 
@@ -681,6 +692,52 @@ async def _tokens(settings: Settings, args: argparse.Namespace) -> None:
 
     await _with_store(settings, work)
 # --- end tokens ----------------------------------------------------------------------------
+async def _counted(settings: Settings, title: str, purge: Any, *, dry_run: bool) -> None:
+    """Run a purge in one transaction (rolled back in a dry run) and print its rows per kind,
+    never a record."""
+    async def work(app: Any) -> None:
+        async with app.session() as session:
+            async with session.begin() as tx:
+                counts = await purge(session, app)
+                if dry_run:
+                    await tx.rollback()
+        verb = "would delete or anonymise" if dry_run else "deleted or anonymised"
+        print(f"{title} ({verb}, rows per kind):")
+        for line in counts.lines():
+            print(f"  {line}")
+
+    await _with_app(settings, work)
+
+
+async def _purge(settings: Settings, *, dry_run: bool) -> None:
+    """purge: what is past its retention now."""
+    from bot.services import retention
+
+    await _counted(settings, "purge", lambda session, app: retention.purge_due(
+        session, now=app.now(), settings=settings.retention), dry_run=dry_run)
+
+
+CAMPAIGN_CONFIRM = "end campaign"
+
+
+async def _campaign_end(settings: Settings, *, yes: bool, dry_run: bool,
+                        ask: Callable[[str], str] = input) -> None:
+    """campaign end: after confirmation, purge every record only the campaign needed."""
+    from bot.services import retention
+
+    if not yes and not dry_run:
+        if not sys.stdin.isatty():
+            raise ConfigError("campaign end: confirm on a terminal, or pass --yes")
+        print("This deletes every tenant's stays and temperature readings, the tenants' names, "
+              "numbers, contact ids and roles, inbound message rows, the text of delivered "
+              "messages, report details and points evidence. The chain, its other people, "
+              "notices, points totals and weekly standings and the daily roll-ups stay. "
+              "It cannot be undone.", file=sys.stderr)
+        if ask(f'Type "{CAMPAIGN_CONFIRM}" to go on: ').strip() != CAMPAIGN_CONFIRM:
+            raise ConfigError("campaign end: not confirmed, nothing changed")
+
+    await _counted(settings, "campaign end", lambda session, app: retention.end_campaign(
+        session, now=app.now()), dry_run=dry_run)
 
 
 def _status(settings: Settings) -> None:
@@ -807,6 +864,10 @@ def main(argv: list[str] | None = None) -> int:
                 asyncio.run(_jobs_list(settings))
             case "jobs":
                 asyncio.run(_jobs_run(settings, args.name, args.period, args.dry_run))
+            case "purge":
+                asyncio.run(_purge(settings, dry_run=args.dry_run))
+            case "campaign":
+                asyncio.run(_campaign_end(settings, yes=args.yes, dry_run=args.dry_run))
     except (ConfigError, StoreLockedError) as exc:
         print(f"tierbot: {exc}", file=sys.stderr)
         return 2

@@ -256,6 +256,8 @@ class KeySettings(_Section):
     # An environment variable holding the key file's text instead (wins when set; "" = none).
     # Not TIERBOT_KEYS: that name is the [keys] section itself in the TIERBOT_* environment.
     env: str = "TIERBOT_KEYRING"
+
+
 _HM = r"^([01]?\d|2[0-3]):[0-5]\d$"
 
 
@@ -274,6 +276,21 @@ class UnitSettings(_Section):
         if minutes(self.escalate_time) <= minutes(self.remind_time):
             raise ValueError("units.escalate_time must be later than units.remind_time")
         return self
+
+
+class RetentionSettings(_Section):
+    """How long each kind of personal record is kept, and when the daily purge runs."""
+
+    # Temperature readings and the stay itself, counted from the end of the home watch (or of
+    # the tenancy, if it ended first).
+    stay_days: int = Field(30, ge=1, le=3650)
+    # Inbound message rows (who sent which command where; no text is kept).
+    inbound_days: int = Field(7, ge=1, le=3650)
+    # The text (and mentions) of delivered or failed outbox rows; roll-ups keep theirs.
+    outbox_text_days: int = Field(30, ge=1, le=3650)
+    # Who revealed which number when (the access log, PIPL's record of processing).
+    access_log_days: int = Field(1095, ge=30, le=36500)
+    purge_time: str = Field("03:30", pattern=r"^([01]?\d|2[0-3]):[0-5]\d$")
 
 
 class ApiSettings(_Section):
@@ -319,6 +336,7 @@ class Settings(BaseSettings):
     keys: KeySettings = Field(default_factory=KeySettings)
     shops: ShopSettings = Field(default_factory=ShopSettings)
     units: UnitSettings = Field(default_factory=UnitSettings)
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
     # Run the APScheduler jobs (reminders, roll-ups, scheduled notices) in this process.
     scheduler: bool = True
 

@@ -363,3 +363,10 @@ class Stats:
     REOPENING_SHEET = "复工登记"
     REOPENING_HEADERS = ("编号", "单位", "商位", "店主", "手机号", "员工人数", "外地返回",
                          "消毒用品", "状态", "登记时间")
+
+
+class Retention:
+    """What stays of a record after the campaign's personal data is purged."""
+
+    ERASED_NAME = "（已清除）"
+    ERASED_TEXT = "（内容已清除）"

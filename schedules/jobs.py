@@ -193,9 +193,31 @@ async def escalate_units(app: BotApp) -> int:
 # --- end enterprises and key projects ---------------------------------------------------------
 
 
+async def _purge_work(session: AsyncSession, app: BotApp, period: str, now: datetime
+                      ) -> tuple[int, ...]:
+    from bot.services import retention
+
+    return (await retention.purge_due(session, now=now, settings=app.settings.retention)
+            ).as_tuple()
+
+
+async def purge_personal_data(app: BotApp) -> tuple[int, ...]:
+    """Daily: delete or anonymise what is past its retention period (each missed day once, as
+    of its own run time). Returns rows per kind (retention.PURGE_KINDS)."""
+    from bot.services import retention
+
+    runs = await periods.catch_up(app, fixed_job(app.settings, "retention-purge"))
+    return periods.totals(runs, len(retention.PURGE_KINDS))
+
+
 def _hm(text: str) -> tuple[int, int]:
     hour, minute = (int(x) for x in text.split(":"))
     return hour, minute
+
+
+def _day_key(at: datetime, zone: ZoneInfo) -> str:
+    """A daily job's period: the local date of its fire time, 2020-02-21."""
+    return f"{at.astimezone(zone):%Y-%m-%d}"
 
 
 def _day_start(period: str, zone: ZoneInfo) -> datetime:
@@ -227,7 +249,7 @@ def fixed_jobs(settings: Settings) -> list[periods.FixedJob]:
     units = [
         periods.FixedJob(
             name, {"hour": _hm(hm)[0], "minute": _hm(hm)[1]},
-            key=lambda at, zone: f"{at.astimezone(zone):%Y-%m-%d}", start_of=_day_start,
+            key=_day_key, start_of=_day_start,
             work=_unit_work(escalate), keep=timedelta(days=2), doc=doc)
         for name, hm, escalate, doc in (
             ("units-remind", settings.units.remind_time, False,
@@ -235,10 +257,11 @@ def fixed_jobs(settings: Settings) -> list[periods.FixedJob]:
             ("units-escalate", settings.units.escalate_time, True,
              "enterprise reports and work cards still missing: tell the community; period: a "
              "day, 2020-02-21"))]
+    purge_hour, purge_minute = _hm(settings.retention.purge_time)
     return [
         periods.FixedJob(
             "daily-rollup", {"hour": hour, "minute": minute},
-            key=lambda at, zone: f"{at.astimezone(zone):%Y-%m-%d}", start_of=_day_start,
+            key=_day_key, start_of=_day_start,
             work=_rollup_work, keep=timedelta(days=7),
             doc="daily roll-up to tier-1..3 groups; period: a day, 2020-02-21"),
         # points (issue 5): the hourly checks run on the minute of the disinfection deadline.
@@ -257,14 +280,20 @@ def fixed_jobs(settings: Settings) -> list[periods.FixedJob]:
                 "2020-W09"),
         periods.FixedJob(
             "shop-remind", {"hour": remind_hour, "minute": remind_minute},
-            key=lambda at, zone: f"{at.astimezone(zone):%Y-%m-%d}", start_of=_day_start,
+            key=_day_key, start_of=_day_start,
             work=_shop_remind_work, keep=timedelta(days=1),
             doc="shop rows without today's check-in reminded; period: a day, 2020-02-21"),
         periods.FixedJob(
             "shop-escalate", {"hour": escalate_hour, "minute": escalate_minute},
-            key=lambda at, zone: f"{at.astimezone(zone):%Y-%m-%d}", start_of=_day_start,
+            key=_day_key, start_of=_day_start,
             work=_shop_escalate_work, keep=timedelta(days=1),
             doc="shop rows still without a check-in told to the tier-4 group; period: a day"),
+        periods.FixedJob(
+            "retention-purge", {"hour": purge_hour, "minute": purge_minute},
+            key=_day_key, start_of=_day_start,
+            work=_purge_work, keep=timedelta(days=7),
+            doc="purge of personal records past their retention (readings and stays, "
+                "inbound, outbox text, access log); period: a day, 2020-02-21"),
         *units,
     ]
 
@@ -281,7 +310,7 @@ _RUNNERS: dict[str, Callable[[BotApp], Awaitable[Any]]] = {
     "daily-rollup": post_daily_rollup, "points-checks": check_points,
     "points-week": close_points_week, "shop-remind": remind_shop_checkins,
     "shop-escalate": escalate_shop_checkins, "units-remind": remind_units,
-    "units-escalate": escalate_units}
+    "units-escalate": escalate_units, "retention-purge": purge_personal_data}
 
 
 async def catch_up_fixed(app: BotApp) -> None:

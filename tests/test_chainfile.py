@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+from pydantic import ValidationError
 
 from bot import chainfile
 from bot.app import BotApp
-from bot.chainfile import ChainFileError
+from bot.chainfile import ChainFileError, ChainSpec
 from models import Building, Contact, Flat, Group, Membership, Node, Person, Shop
 from tests.conftest import count
 
@@ -265,3 +266,78 @@ async def test_render_tree_shows_names_tiers_commanders_and_groups(bot: BotApp):
 
 async def test_render_tree_of_an_empty_store(bot: BotApp):
     assert await tree(bot) == "0 nodes, 0 groups, 0 contact ids"
+
+
+# --- a TOML file read in pieces (bot/chainfile.py: _toml_parts) -------------------------------
+
+PIECES = [
+    # Sections interleaved, sub-tables of an item, more items than a piece holds.
+    ('transport = "sim"\n'
+     + "".join(f'[[people]]\nkey = "p{i}"\nname = "人{i}"\ncontacts = ["sim-p{i}"]\n'
+               for i in range(7))
+     + '[[nodes]]\nname = "福田街道"\nkind = "subdistrict"\n'
+       '[[nodes.groups]]\nroom = "futian@chatroom"\ntitle = "福田街道群"\n'
+       '[nodes.roles]\ncommander = ["p0", "p1"]\n'
+     + '[[people]]\nkey = "late"\nname = "迟到"\n'
+     + "".join(f'[[nodes]]\nname = "社区{i}"\nkind = "community"\nparent = "福田街道"\n'
+               for i in range(5))),
+    # A multi-line string holding a header line: cut there, a piece fails; read whole.
+    ("".join(f'[[people]]\nkey = "p{i}"\nname = "人{i}"\n' for i in range(3))
+     + '[[people]]\nkey = "a"\nname = """甲\n[[people]]\nkey = "b"\n"""\n'
+       '[[nodes]]\nname = "福田街道"\nkind = "subdistrict"\n'),
+    # Lists written inline, and a table after the items: read whole.
+    'people = [{key = "a", name = "甲"}]\nnodes = [{name = "福田街道", kind = "subdistrict"}]\n',
+    ('[[nodes]]\nname = "福田街道"\nkind = "subdistrict"\n'
+     '[[people]]\nkey = "a"\nname = "甲"\n[chain]\nnote = "x"\n'),
+]
+
+
+YAML_PIECES = [
+    yaml.safe_dump(tomllib.loads(PIECES[0]), allow_unicode=True, sort_keys=False),
+    # Items indented under their key, a comment, a block scalar holding "- " lines.
+    ('transport: sim\npeople:\n  - {key: a, name: 甲, contacts: [sim-a]}\n# note\n'
+     '  - key: b\n    name: |\n      乙\n      - key: c\n  - key: d\n    name: 丁\n'
+     'nodes:\n  - name: 福田街道\n    kind: subdistrict\n    roles: {commander: [a, b, d]}\n'),
+    # Read whole: lists inline, a list given twice, an alias into another piece, `people:`
+    # with nothing under it, a document marker.
+    'people: [{key: a, name: 甲}]\nnodes: [{name: 福田街道, kind: subdistrict}]\n',
+    ('people:\n- {key: a, name: 甲}\nnodes:\n- {name: 福田街道, kind: subdistrict}\n'
+     'people:\n- {key: b, name: 乙}\n'),
+    ('people:\n- &x {key: a, name: 甲}\n- {key: b, name: 乙}\n- {key: c, name: 丙}\n'
+     '- {key: d, name: 丁}\n- *x\nnodes:\n- {name: 福田街道, kind: subdistrict}\n'),
+    'people:\nnodes:\n- {name: 福田街道, kind: subdistrict}\n',
+    '---\nnodes:\n- {name: 福田街道, kind: subdistrict}\n',
+]
+
+
+@pytest.mark.parametrize(("suffix", "text"), [(".toml", t) for t in PIECES]
+                         + [(".yaml", t) for t in YAML_PIECES])
+def test_a_file_read_in_pieces_is_the_file_read_whole(tmp_path: Path, suffix: str,
+                                                      text: str, monkeypatch):
+    monkeypatch.setattr(chainfile, "_ITEMS_PER_PIECE", 2)
+    path = write(tmp_path / f"chain{suffix}", text)
+    try:
+        whole: object = ChainSpec.model_validate(
+            tomllib.loads(text) if suffix == ".toml" else yaml.safe_load(text))
+    except ValidationError as exc:
+        whole = sorted(".".join(str(p) for p in e["loc"]) for e in exc.errors())
+    try:
+        pieces: object = chainfile.load(path)
+    except ChainFileError as exc:
+        pieces = sorted(part.split(": ")[0] for part in
+                        str(exc).removeprefix(f"{path}: ").split("; "))
+    assert pieces == whole
+
+
+def test_problems_in_later_pieces_name_their_item(tmp_path: Path, monkeypatch):
+    monkeypatch.setattr(chainfile, "_ITEMS_PER_PIECE", 2)
+    text = "".join(f'[[people]]\nkey = "p{i}"\nname = "人{i}"\n'
+                   + ('mobile = "12345"\n' if i in (4, 6) else "") for i in range(8))
+    path = write(tmp_path / "chain.toml", text + '[[nodes]]\nname = "街道"\nkind = "team"\n'
+                 '[[nodes]]\nname = "x"\n')
+    with pytest.raises(ChainFileError) as err:
+        chainfile.load(path)
+    message = str(err.value)
+    for place in ("people.4.mobile", "people.6.mobile", "nodes.1.kind"):
+        assert place in message
+    assert "people.5" not in message and "nodes.0" not in message

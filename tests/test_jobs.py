@@ -228,7 +228,7 @@ def test_jobs_cli_lists_runs_dry_runs_and_closes_a_week(db_url: str, tmp_path: P
     listed = _cli(tmp_path, db_url, "jobs", "list")
     assert listed.returncode == 0, listed.stderr
     names = ("daily-rollup", "points-checks", "points-week", "shop-remind", "shop-escalate",
-             "units-remind", "units-escalate")
+             "units-remind", "units-escalate", "retention-purge")
     for name in names:
         assert f"{name}:" in listed.stdout
     assert listed.stdout.count("last done: never") == len(names)

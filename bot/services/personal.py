@@ -12,17 +12,15 @@ holds it): `reveal` for display, which writes the access log in the caller's tra
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
     String,
-    Table,
     and_,
-    bindparam,
     delete,
     false,
     func,
@@ -103,23 +101,18 @@ async def set_numbers(session: AsyncSession, person: Person, *, mobile: str | No
         setattr(person, column, value)
 
 
-async def seal_many(session: AsyncSession, rows: Sequence[tuple[int, str | None, str | None]]
-                    ) -> None:
-    """Seal (person id, mobile, id number) of rows just inserted with index_columns."""
-    by_kind: dict[str, list[dict[str, Any]]] = {"mobile": [], "id_number": []}
-    for person_id, mobile, id_number in rows:
-        for kind, value in (("mobile", mobile), ("id_number", id_number)):
-            if value is not None:
-                by_kind[kind].append({"pid": person_id, "enc": crypto.seal(
-                    crypto.normalise(kind, value), table=TABLE, column=kind,  # type: ignore[arg-type]
-                    row=person_id)})
-    table = cast(Table, Person.__table__)
-    for kind, params in by_kind.items():
-        for start in range(0, len(params), 1000):
-            await session.execute(
-                update(table).where(table.c.id == bindparam("pid"))
-                .values({f"{kind}_enc": bindparam("enc")})
-                .execution_options(synchronize_session=False), params[start:start + 1000])
+# The stored columns of a person's mobile, in the order new_person_mobile() gives them.
+MOBILE_COLUMNS = ("mobile_bidx", "mobile_mask", "mobile_enc")
+
+
+def new_person_mobile(person_id: int, mobile: str | None) -> tuple[str | None, ...]:
+    """A new row's mobile as its MOBILE_COLUMNS values (for a bulk insert whose ids are known
+    before it: the value is sealed to its row as it is written)."""
+    if not mobile:
+        return (None,) * len(MOBILE_COLUMNS)
+    found: dict[str, str | None] = {**index_columns(mobile=mobile),
+                                    **sealed_columns(person_id, mobile=mobile)}
+    return tuple(found[c] for c in MOBILE_COLUMNS)
 
 
 def matches(kind: Kind, value: str) -> ColumnElement[bool]:
