@@ -74,10 +74,9 @@ async def test_no_number_in_plain_text_after_the_chat_scenarios(
     # A chain import with mobiles, the other way numbers come in.
     spec = chainfile.load(DEMO_CHAIN)
     async with bot.session() as s, s.begin():
-        await chainfile.import_chain(s, spec.model_validate(spec.model_dump() | {"people": [
-            *[p.model_dump() for p in spec.people],
-            {"key": "extra", "name": "钱主任", "mobile": "13611119999",
-             "contacts": ["sim-qian"]}]}), now=bot.now())
+        await chainfile.import_chain(s, spec.model_copy(update={"people": [
+            *spec.people, chainfile.PersonSpec(key="extra", name="钱主任", mobile="13611119999",
+                                               contacts=("sim-qian",))]}), now=bot.now())
     numbers = numbers_in([text for _, _, text in lines]) | {"13757912345", "13611119999"}
     assert {"13905791234", "13800138000", ID_PAN, ID_WANG, ID_OTHER} <= numbers
     assert len(numbers) >= 14

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Integer, select
 
-from bot import cli
+from bot import cli, crypto, pii
 from bot.app import BotApp
 from bot.config import ConfigError, Settings
 from bot.services import retention
@@ -39,13 +39,17 @@ from models import (
 )
 from schedules import periods
 from schedules.jobs import close_points_week, fixed_job, post_daily_rollup, purge_personal_data
-from tests.conftest import SHANGHAI, Chat, DemoChain, count
+from tests.conftest import SHANGHAI, TEST_KEYRING, Chat, DemoChain, count
 from tests.test_cli import TIERBOT
 
 # What the campaign scenario says about tenants: none of it may survive `campaign end`.
-TENANT_TRACES = ("王明", "潘先生", "赵丽", "李娜", "13800138000", "13905791234", "13611112222",
-                 "湖南长沙", "江西上饶", "安徽阜阳", "sim-panxiansheng", "sim-wangming",
-                 "sim-zhaoli", "sim-new-lina", "买菜")
+TENANT_MOBILES = ("13800138000", "13905791234", "13611112222")
+# A tenant's mobile is stored only as its blind index, mask and sealed value (never plain):
+# the traces of one are its index and mask.
+TENANT_TRACES = ("王明", "潘先生", "赵丽", "李娜", "湖南长沙", "江西上饶", "安徽阜阳",
+                 "sim-panxiansheng", "sim-wangming", "sim-zhaoli", "sim-new-lina", "买菜",
+                 *(crypto.blind_index("mobile", m) for m in TENANT_MOBILES),
+                 *(pii.mask_mobile(m) for m in TENANT_MOBILES))
 
 
 def at(month: int, day: int, hour: int, minute: int = 0) -> datetime:
@@ -265,6 +269,7 @@ def _cli(tmp_path: Path, url: str, *args: str, stdin: str = ""
          ) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TIERBOT_")}
     env["TIERBOT_DATABASE_URL"] = url
+    env["TIERBOT_KEYRING"] = TEST_KEYRING.to_json()  # the suite's keys, as in-process
     return subprocess.run([TIERBOT, *args], capture_output=True, text=True, cwd=tmp_path,
                           env=env, timeout=120, check=False, input=stdin)
 
@@ -342,10 +347,11 @@ async def test_campaign_end_leaves_the_chain_and_the_statistics_only(
     for word in TENANT_TRACES:
         if word != "sim-new-lina":
             assert word in text_before, f"the scenario should leave {word!r} to purge"
+    assert not any(m in text_before for m in TENANT_MOBILES)
     async with bot.session() as s:
         rollups = sorted((await s.execute(select(OutboxMessage.text).where(
             OutboxMessage.source == "rollup"))).scalars())
-        landlords = (await s.execute(select(Person.id, Person.name, Person.mobile).join(
+        landlords = (await s.execute(select(Person.id, Person.name, Person.mobile_bidx).join(
             Membership, Membership.person_id == Person.id).where(
             Membership.role != "tenant").distinct().order_by(Person.id))).all()
         people = await retention.campaign_people(s)
@@ -373,7 +379,7 @@ async def test_campaign_end_leaves_the_chain_and_the_statistics_only(
     assert await count(bot, Membership) == len(before["membership"]) - tenant_roles
     assert await count(bot, Membership, Membership.role == "tenant") == 0
     async with bot.session() as s:
-        kept = (await s.execute(select(Person.id, Person.name, Person.mobile).join(
+        kept = (await s.execute(select(Person.id, Person.name, Person.mobile_bidx).join(
             Membership, Membership.person_id == Person.id).where(
             Membership.role != "tenant").distinct().order_by(Person.id))).all()
         assert kept == landlords
@@ -385,7 +391,8 @@ async def test_campaign_end_leaves_the_chain_and_the_statistics_only(
             PointsEvent.id, PointsEvent.landlord_id, PointsEvent.delta, PointsEvent.counts,
             PointsEvent.status, PointsEvent.occurred_at))).all()) == points
     assert sorted(p.id for p in tenants) == people
-    assert all(p.mobile is None and p.id_number is None for p in tenants)
+    assert all(p.mobile_bidx is None and p.mobile_enc is None and p.mobile_mask is None
+               and p.id_number_bidx is None and p.id_number_enc is None for p in tenants)
     assert await count(bot, TemperatureReading) == 0
     assert await count(bot, TenantStay) <= 1
     assert await count(bot, TenantStay, TenantStay.origin.is_not(None)) == 0
