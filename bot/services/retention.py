@@ -18,7 +18,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
+    Column,
     ColumnElement,
+    and_,
     delete,
     func,
     or_,
@@ -32,6 +34,7 @@ from bot import texts
 from bot.config import RetentionSettings
 from models import (
     AccessLog,
+    Base,
     Contact,
     Echo,
     InboundMessage,
@@ -49,6 +52,9 @@ from models import (
     TemperatureReading,
     TenantStay,
     Ticket,
+    WorkerCard,
+    WorkerHealth,
+    WorkerReading,
 )
 
 # Outbox rows whose text is an aggregate without personal data (tests/test_retention.py
@@ -126,15 +132,42 @@ async def _drop_stays(session: AsyncSession, due: ColumnElement[bool], counts: C
                     self_reported_at=None, landlord_reported_at=None)))
 
 
+def _references_to(model: type[Base]) -> list[Column[Any]]:
+    """Every column of every table holding a foreign key to this model's rows (all nullable:
+    a record keeps its row when what it came from is purged). Read from the metadata, so a
+    table added later (a shop check-in, a worker's reading) is covered without a list here."""
+    target = model.__table__
+    found = [fk.parent for table in Base.metadata.sorted_tables for fk in table.foreign_keys
+             if fk.column.table is target]
+    assert all(c.nullable for c in found), [str(c) for c in found if not c.nullable]
+    return found
+
+
+async def _drop_worker_health(session: AsyncSession, due: ColumnElement[bool],
+                              counts: Counts) -> None:
+    """Workers' readings of the due cards deleted and the cards' whereabouts and health
+    cleared (counted as readings and stays: the same kinds of record as a tenant's); the card
+    itself stays (enterprise, workshop, person), so the head counts hold."""
+    ids = await _ids(session, select(WorkerCard.id).where(due).order_by(WorkerCard.id))
+    for part in _chunks(ids):
+        counts.add("readings", await _rowcount(session, delete(WorkerReading).where(
+            WorkerReading.card_id.in_(part))))
+        counts.add("stays", await _rowcount(session, update(WorkerCard).where(
+            WorkerCard.id.in_(part), or_(
+                WorkerCard.origin.is_not(None), WorkerCard.returned_on.is_not(None),
+                WorkerCard.watch_until.is_not(None), WorkerCard.health != WorkerHealth.NORMAL))
+            .values(origin=None, returned_on=None, watch_until=None,
+                    health=WorkerHealth.NORMAL)))
+
+
 async def _drop_inbound(session: AsyncSession, due: ColumnElement[bool], counts: Counts) -> None:
     """Inbound rows deleted (references to them cleared; the newest anonymised)."""
     newest = await _newest(session, InboundMessage.id)
     ids = await _ids(session, select(InboundMessage.id).where(due).order_by(InboundMessage.id))
     for part in _chunks(ids):
-        for model in (TemperatureReading, LandlordReport, PointsEvent):
-            await session.execute(update(model).where(model.inbound_id.in_(part))
-                                  .values(inbound_id=None),
-                                  execution_options={"synchronize_session": False})
+        for column in _references_to(InboundMessage):
+            await session.execute(update(column.table).where(column.in_(part))
+                                  .values({column.name: None}))
         counts.add("inbound", await _rowcount(session, delete(InboundMessage).where(
             InboundMessage.id.in_(part), InboundMessage.id != newest)))
     if newest is not None and newest in ids:
@@ -160,6 +193,13 @@ async def purge_due(session: AsyncSession, *, now: datetime,
     stays_before = now - timedelta(days=settings.stay_days)
     await _drop_stays(session, or_(TenantStay.watch_until < stays_before,
                                    TenantStay.ended_at < stays_before), counts)
+    # A worker's card is due like a stay: its watch over (or none) and no reading for as long.
+    await _drop_worker_health(session, and_(
+        or_(WorkerCard.watch_until.is_(None), WorkerCard.watch_until < stays_before),
+        WorkerCard.updated_at < stays_before,
+        ~select(WorkerReading.id).where(WorkerReading.card_id == WorkerCard.id,
+                                        WorkerReading.taken_at >= stays_before).exists()),
+        counts)
     await _drop_inbound(session, InboundMessage.received_at
                         < now - timedelta(days=settings.inbound_days), counts)
     await _drop_outbox_text(session, func.coalesce(OutboxMessage.sent_at, OutboxMessage.created_at)
@@ -170,8 +210,9 @@ async def purge_due(session: AsyncSession, *, now: datetime,
 
 
 async def campaign_people(session: AsyncSession) -> list[int]:
-    """People known only as tenants: a stay, a tenant role or a claim, and no other role."""
-    tenantish = union(select(TenantStay.tenant_id),
+    """People known only as tenants or carded workers: a stay, a tenant role, a claim or a
+    worker card, and no role other than a tenant's."""
+    tenantish = union(select(TenantStay.tenant_id), select(WorkerCard.person_id),
                       select(Membership.person_id).where(Membership.role == Role.TENANT),
                       select(LinkRequest.claimant_id))
     other = select(Membership.person_id).where(Membership.role != Role.TENANT)
@@ -199,6 +240,7 @@ async def end_campaign(session: AsyncSession, *, now: datetime) -> Counts:
     true: ColumnElement[bool] = TenantStay.id.is_not(None)
     await _drop_stays(session, true, counts)
     counts.add("readings", await _rowcount(session, delete(TemperatureReading)))
+    await _drop_worker_health(session, WorkerCard.id.is_not(None), counts)
     await _drop_inbound(session, InboundMessage.id.is_not(None), counts)
     await _drop_outbox_text(session, OutboxMessage.id.is_not(None), counts)
     counts.add("reports", await _rowcount(session, update(LandlordReport).where(

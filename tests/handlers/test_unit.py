@@ -420,3 +420,53 @@ async def test_a_new_enterprise_is_bound_by_its_codes_and_its_liaison_reports(
         rooms = (await s.execute(select(Node.name).join(
             Group, Group.node_id == Node.id).where(Group.room_id == "other@chatroom"))).all()
     assert rooms == []
+
+
+# --- retention and campaign end cover the workers ------------------------------------------
+
+
+async def test_workers_health_records_are_purged_and_ended_with_the_campaign(
+        bot, chat: Chat, units: Units, transport: MemoryTransport):
+    from bot.services import retention
+
+    await say_mentioning(chat, transport, units.enterprise_group, units.liaison,
+                         f"员工登记 @张伟 张伟 13905790001 来自安徽阜阳 2月18日返岗 华鑫一车间 "
+                         f"身份证{ID_NUMBER} 居家观察", mentions=(units.worker,))
+    await chat.say(units.workshop1, units.worker, "体温 36.5")
+    await chat.say(units.workshop1, units.worker, "体温 36.7")
+    assert await count(bot, WorkerReading) == 2
+    settings = bot.settings.retention
+
+    async with bot.session() as s:
+        watch_until = (await s.execute(select(WorkerCard.watch_until))).scalar_one()
+    assert watch_until is not None and watch_until > bot.now()
+
+    async def purge(days: int) -> None:
+        async with bot.session() as s, s.begin():
+            await retention.purge_due(s, now=watch_until + timedelta(days=days),
+                                      settings=settings)
+
+    # Under home watch and then the retention period after it: kept.
+    await purge(settings.stay_days - 1)
+    assert await count(bot, WorkerReading) == 2
+    assert await count(bot, WorkerCard, WorkerCard.origin == "安徽阜阳") == 1
+    # Past it: the readings go, the card keeps only where the worker belongs.
+    await purge(settings.stay_days + 1)
+    assert await count(bot, WorkerReading) == 0
+    async with bot.session() as s:
+        card = (await s.execute(select(WorkerCard))).scalar_one()
+        assert (card.origin, card.returned_on, card.watch_until) == (None, None, None)
+        assert card.workgroup_node_id is not None
+        card_id, person_id = card.id, card.person_id
+    # The campaign's end: the worker is known no more (name, numbers, contact), the card
+    # stays for the head counts.
+    await chat.say(units.workshop1, units.worker, "体温 36.6")
+    async with bot.session() as s, s.begin():
+        await retention.end_campaign(s, now=bot.now())
+    assert await count(bot, WorkerReading) == 0
+    async with bot.session() as s:
+        person = await s.get(Person, person_id)
+        assert person is not None and person.name != "张伟"
+        assert (person.mobile_bidx, person.mobile_enc, person.id_number_bidx) == (
+            None, None, None)
+        assert (await s.get(WorkerCard, card_id)) is not None
