@@ -257,6 +257,8 @@ def main() -> None:
             tmp = tempfile.TemporaryDirectory()
             args.db = Path(tmp.name) / "reads.db"
         url = f"sqlite+aiosqlite:///{args.db}"
+    # One throwaway key for this run, in the environment so the populating child shares it.
+    bulk.throwaway_keys()
     if args.populate_only:
         asyncio.run(populate(url, args.landlords, args.events))
         return
