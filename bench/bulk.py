@@ -1,10 +1,18 @@
-"""Set-based bulk loading shared by the benchmarks (bench/points.py, bench/reads.py): a
-fresh schema, row series and timestamps in either dialect, and the points_total triggers held
-off while a load runs (the table is rebuilt set-based afterwards)."""
+"""Set-based bulk loading shared by the benchmarks (bench/points.py, bench/reads.py): the
+store arguments and a populating child process, a fresh schema, row series and timestamps in
+either dialect, and the points_total triggers held off while a load runs (the table is
+rebuilt set-based afterwards)."""
 
 from __future__ import annotations
 
+import argparse
+import contextlib
 import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import text
@@ -12,6 +20,39 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from bot import store
 from bot.services import points
+
+
+def add_store_args(p: argparse.ArgumentParser) -> None:
+    """--db or --db-url, --reuse, and the hidden --populate-only of the populating child."""
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--db", type=Path, help="SQLite file (default: a temporary one)")
+    where.add_argument("--db-url", help="PostgreSQL URL (its public schema is recreated)")
+    p.add_argument("--reuse", action="store_true", help="skip populating (same database)")
+    p.add_argument("--populate-only", action="store_true", help=argparse.SUPPRESS)
+
+
+@contextlib.contextmanager
+def store_url(args: argparse.Namespace, name: str) -> Iterator[str]:
+    """The run's database URL: --db-url on the async driver, else --db, else a SQLite file
+    `name` in a temporary directory (set as args.db, removed afterwards)."""
+    if args.db_url:
+        yield store.async_url(args.db_url)
+        return
+    with contextlib.ExitStack() as stack:
+        if args.db is None:
+            args.db = Path(stack.enter_context(tempfile.TemporaryDirectory())) / name
+        yield f"sqlite+aiosqlite:///{args.db}"
+
+
+def populate_in_child(script: str, args: argparse.Namespace, url: str, *options: str) -> None:
+    """Run `script --populate-only OPTIONS` on the same database in a fresh process (so the
+    measuring process starts cold); a SQLite file is removed first."""
+    if not args.db_url:
+        for suffix in ("", "-wal", "-shm"):
+            Path(str(args.db) + suffix).unlink(missing_ok=True)
+    child = [sys.executable, script, "--populate-only", *options]
+    child += ["--db-url", url] if args.db_url else ["--db", str(args.db)]
+    subprocess.run(child, check=True, env=os.environ)
 
 
 def throwaway_keys() -> None:

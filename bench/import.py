@@ -188,7 +188,7 @@ def main() -> None:
         path = where / f"chain.{fmt}"
         writers[fmt](path, raw)
         if args.db_url:
-            url = args.db_url.replace("postgresql://", "postgresql+asyncpg://", 1)
+            url = store.async_url(args.db_url)
         else:
             db_path = where / f"import-{fmt}.db"
             for suffix in ("", "-wal", "-shm"):

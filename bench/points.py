@@ -17,11 +17,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import resource
-import subprocess
 import sys
-import tempfile
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -171,36 +168,16 @@ def main() -> None:
     p.add_argument("--landlords", type=int, default=100_000)
     p.add_argument("--events-per-landlord", type=int, default=20)
     p.add_argument("--weeks", type=int, default=3, help="weeks to close (newest last)")
-    where = p.add_mutually_exclusive_group()
-    where.add_argument("--db", type=Path, help="SQLite file (default: a temporary one)")
-    where.add_argument("--db-url", help="PostgreSQL URL (its public schema is recreated)")
-    p.add_argument("--reuse", action="store_true", help="skip populating (same database)")
-    p.add_argument("--populate-only", action="store_true", help=argparse.SUPPRESS)
+    bulk.add_store_args(p)
     args = p.parse_args()
-    tmp = None
-    if args.db_url:
-        url = args.db_url.replace("postgresql://", "postgresql+asyncpg://", 1) \
-            if args.db_url.startswith("postgresql://") else args.db_url
-    else:
-        if args.db is None:
-            tmp = tempfile.TemporaryDirectory()
-            args.db = Path(tmp.name) / "points.db"
-        url = f"sqlite+aiosqlite:///{args.db}"
-    if args.populate_only:
-        asyncio.run(populate(url, args.landlords, args.events_per_landlord))
-        return
-    if not args.reuse:
-        if args.db is not None and not args.db_url:
-            for suffix in ("", "-wal", "-shm"):
-                Path(str(args.db) + suffix).unlink(missing_ok=True)
-        child = [sys.executable, __file__, "--populate-only", "--landlords",
-                 str(args.landlords), "--events-per-landlord", str(args.events_per_landlord)]
-        child += ["--db-url", url] if args.db_url else ["--db", str(args.db)]
-        subprocess.run(child, check=True, env=os.environ)
-    asyncio.run(measure(url, args.weeks))
-    if tmp is not None:
-        tmp.cleanup()
-
+    with bulk.store_url(args, "points.db") as url:
+        if args.populate_only:
+            asyncio.run(populate(url, args.landlords, args.events_per_landlord))
+            return
+        if not args.reuse:
+            bulk.populate_in_child(__file__, args, url, "--landlords", str(args.landlords),
+                                   "--events-per-landlord", str(args.events_per_landlord))
+        asyncio.run(measure(url, args.weeks))
 
 if __name__ == "__main__":
     main()

@@ -22,12 +22,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import random
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Sequence
@@ -242,38 +239,18 @@ def main() -> None:
     p.add_argument("--events", type=int, default=1_000_000)
     p.add_argument("--repeat", type=int, default=15)
     p.add_argument("--seed", type=int, default=1)
-    where = p.add_mutually_exclusive_group()
-    where.add_argument("--db", type=Path, help="SQLite file (default: a temporary one)")
-    where.add_argument("--db-url", help="PostgreSQL URL (its public schema is recreated)")
-    p.add_argument("--reuse", action="store_true", help="skip populating (same database)")
-    p.add_argument("--populate-only", action="store_true", help=argparse.SUPPRESS)
+    bulk.add_store_args(p)
     args = p.parse_args()
-    tmp = None
-    if args.db_url:
-        url = args.db_url.replace("postgresql://", "postgresql+asyncpg://", 1) \
-            if args.db_url.startswith("postgresql://") else args.db_url
-    else:
-        if args.db is None:
-            tmp = tempfile.TemporaryDirectory()
-            args.db = Path(tmp.name) / "reads.db"
-        url = f"sqlite+aiosqlite:///{args.db}"
     # One throwaway key for this run, in the environment so the populating child shares it.
     bulk.throwaway_keys()
-    if args.populate_only:
-        asyncio.run(populate(url, args.landlords, args.events))
-        return
-    if not args.reuse:
-        if not args.db_url:
-            for suffix in ("", "-wal", "-shm"):
-                Path(str(args.db) + suffix).unlink(missing_ok=True)
-        child = [sys.executable, __file__, "--populate-only", "--landlords",
-                 str(args.landlords), "--events", str(args.events)]
-        child += ["--db-url", url] if args.db_url else ["--db", str(args.db)]
-        subprocess.run(child, check=True, env=os.environ)
-    asyncio.run(measure(url, args.landlords, args.repeat, args.seed))
-    if tmp is not None:
-        tmp.cleanup()
-
+    with bulk.store_url(args, "reads.db") as url:
+        if args.populate_only:
+            asyncio.run(populate(url, args.landlords, args.events))
+            return
+        if not args.reuse:
+            bulk.populate_in_child(__file__, args, url, "--landlords", str(args.landlords),
+                                   "--events", str(args.events))
+        asyncio.run(measure(url, args.landlords, args.repeat, args.seed))
 
 if __name__ == "__main__":
     main()
