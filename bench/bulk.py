@@ -66,6 +66,18 @@ def throwaway_keys() -> None:
     crypto.use(crypto.Keyring.from_json(os.environ["TIERBOT_KEYRING"], source="bench"))
 
 
+async def analyze(engine: AsyncEngine) -> None:
+    """Statistics for the planner after a bulk load, and on PostgreSQL the visibility map too
+    (index-only scans), as autovacuum would leave them in production."""
+    pg = engine.dialect.name == "postgresql"
+    async with engine.connect() as conn:
+        if pg:
+            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+        await conn.execute(text("VACUUM ANALYZE" if pg else "ANALYZE"))
+        if not pg:
+            await conn.commit()
+
+
 async def fresh_engine(url: str) -> AsyncEngine:
     """An engine on a migrated database; PostgreSQL's public schema is recreated first."""
     engine = store.create_engine(url)

@@ -28,9 +28,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import bulk  # bench/bulk.py: the throwaway keys
+import bulk  # bench/bulk.py: the throwaway keys and a fresh schema
 import yaml
-from sqlalchemy import text
 
 from bot import chainfile, store
 from tests.xlsx import write_xlsx
@@ -109,13 +108,7 @@ def write_workbook(path: Path, raw: dict[str, object]) -> None:
 
 
 async def _fresh(url: str) -> None:
-    engine = store.create_engine(url)
-    if url.startswith("postgresql"):
-        async with engine.begin() as conn:
-            await conn.execute(text("DROP SCHEMA public CASCADE"))
-            await conn.execute(text("CREATE SCHEMA public"))
-    await store.upgrade(engine)
-    await engine.dispose()
+    await (await bulk.fresh_engine(url)).dispose()
 
 
 async def run_import(url: str, path: Path) -> dict[str, object]:

@@ -143,12 +143,7 @@ async def populate(url: str, landlords: int, events: int) -> None:
         await bulk.triggers_on(conn, triggers)
         if pg:
             await bulk.reset_sequences(conn, ("node", "person", "tenant_stay", "notice"))
-    async with engine.connect() as conn:
-        if pg:
-            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
-        await conn.execute(text("VACUUM ANALYZE" if pg else "ANALYZE"))
-        if not pg:
-            await conn.commit()
+    await bulk.analyze(engine)
     await engine.dispose()
     print(f"populated {landlords:,} landlords, {events:,} points events, {landlords:,} tenants, "
           f"a notice to {landlords + 421:,} groups in {time.perf_counter() - started:.1f} s",
