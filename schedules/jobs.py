@@ -117,6 +117,8 @@ async def close_points_week(app: BotApp) -> int:
     return await _catch_up_rows(app, "points-week")
 
 
+# --- end points ----------------------------------------------------------------------------
+
 # --- shop rows: missing check-ins --------------------------------------------------------
 
 async def _shop_remind_work(session: AsyncSession, app: BotApp, period: str, now: datetime
@@ -158,7 +160,7 @@ async def escalate_shop_checkins(app: BotApp) -> int:
     return await _catch_up_rows(app, "shop-escalate")
 
 
-# --- end points ----------------------------------------------------------------------------
+# --- end shop rows -------------------------------------------------------------------------
 
 # --- enterprises and key projects (issue 12) ------------------------------------------------
 
@@ -240,30 +242,21 @@ def _last_week(at: datetime, zone: ZoneInfo) -> str:
     return points.last_week(at, zone)
 
 
+def _daily(name: str, hm: str, work: periods.Work, *, keep: timedelta, doc: str
+           ) -> periods.FixedJob:
+    """A job run once a day at hm (local time), its period the day, 2020-02-21."""
+    hour, minute = _hm(hm)
+    return periods.FixedJob(name, {"hour": hour, "minute": minute}, key=_day_key,
+                            start_of=_day_start, work=work, keep=keep, doc=doc)
+
+
 def fixed_jobs(settings: Settings) -> list[periods.FixedJob]:
     """The jobs whose runs complete periods (caught up at start and on every run)."""
-    hour, minute = _hm(settings.notices.rollup_time)
     week_hour, week_minute = _hm(settings.points.weekly_time)
-    remind_hour, remind_minute = _hm(settings.shops.remind_time)
-    escalate_hour, escalate_minute = _hm(settings.shops.escalate_time)
-    units = [
-        periods.FixedJob(
-            name, {"hour": _hm(hm)[0], "minute": _hm(hm)[1]},
-            key=_day_key, start_of=_day_start,
-            work=_unit_work(escalate), keep=timedelta(days=2), doc=doc)
-        for name, hm, escalate, doc in (
-            ("units-remind", settings.units.remind_time, False,
-             "enterprise reports and work cards missing: remind; period: a day, 2020-02-21"),
-            ("units-escalate", settings.units.escalate_time, True,
-             "enterprise reports and work cards still missing: tell the community; period: a "
-             "day, 2020-02-21"))]
-    purge_hour, purge_minute = _hm(settings.retention.purge_time)
+    day = "period: a day, 2020-02-21"
     return [
-        periods.FixedJob(
-            "daily-rollup", {"hour": hour, "minute": minute},
-            key=_day_key, start_of=_day_start,
-            work=_rollup_work, keep=timedelta(days=7),
-            doc="daily roll-up to tier-1..3 groups; period: a day, 2020-02-21"),
+        _daily("daily-rollup", settings.notices.rollup_time, _rollup_work,
+               keep=timedelta(days=7), doc=f"daily roll-up to tier-1..3 groups; {day}"),
         # points (issue 5): the hourly checks run on the minute of the disinfection deadline.
         periods.FixedJob(
             "points-checks", {"minute": _hm(settings.points.disinfection_deadline)[1]},
@@ -278,23 +271,23 @@ def fixed_jobs(settings: Settings) -> list[periods.FixedJob]:
             keep=timedelta(weeks=8),
             doc="weekly close: ranking, red and black lists, rewards; period: a week, "
                 "2020-W09"),
-        periods.FixedJob(
-            "shop-remind", {"hour": remind_hour, "minute": remind_minute},
-            key=_day_key, start_of=_day_start,
-            work=_shop_remind_work, keep=timedelta(days=1),
-            doc="shop rows without today's check-in reminded; period: a day, 2020-02-21"),
-        periods.FixedJob(
-            "shop-escalate", {"hour": escalate_hour, "minute": escalate_minute},
-            key=_day_key, start_of=_day_start,
-            work=_shop_escalate_work, keep=timedelta(days=1),
-            doc="shop rows still without a check-in told to the tier-4 group; period: a day"),
-        periods.FixedJob(
-            "retention-purge", {"hour": purge_hour, "minute": purge_minute},
-            key=_day_key, start_of=_day_start,
-            work=_purge_work, keep=timedelta(days=7),
-            doc="purge of personal records past their retention (readings and stays, "
-                "inbound, outbox text, access log); period: a day, 2020-02-21"),
-        *units,
+        _daily("shop-remind", settings.shops.remind_time, _shop_remind_work,
+               keep=timedelta(days=1),
+               doc=f"shop rows without today's check-in reminded; {day}"),
+        _daily("shop-escalate", settings.shops.escalate_time, _shop_escalate_work,
+               keep=timedelta(days=1),
+               doc="shop rows still without a check-in told to the tier-4 group; period: a day"),
+        _daily("retention-purge", settings.retention.purge_time, _purge_work,
+               keep=timedelta(days=7),
+               doc="purge of personal records past their retention (readings and stays, "
+                   f"inbound, outbox text, access log); {day}"),
+        _daily("units-remind", settings.units.remind_time, _unit_work(escalate=False),
+               keep=timedelta(days=2),
+               doc=f"enterprise reports and work cards missing: remind; {day}"),
+        _daily("units-escalate", settings.units.escalate_time, _unit_work(escalate=True),
+               keep=timedelta(days=2),
+               doc="enterprise reports and work cards still missing: tell the community; "
+                   f"{day}"),
     ]
 
 
