@@ -54,6 +54,13 @@ def armed() -> set[str]:
     return set(_armed)
 
 
+def failures_left() -> int | None:
+    """How many more hits will raise in all (None: a point is armed until disarmed)."""
+    if any(left < 0 for left, _ in _armed.values()):
+        return None
+    return sum(left for left, _ in _armed.values())
+
+
 @contextmanager
 def armed_at(name: str, *, times: int = 1) -> Iterator[None]:
     """Arm a point for the duration of a block."""

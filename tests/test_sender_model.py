@@ -151,7 +151,12 @@ class Delivery(RuleBasedStateMachine):
             sender._idle.set()
             sender._started = False
             sender.pacers.clear()
-            for _ in range(5):  # a restart may meet an armed fault: the operator retries
+            # A restart may meet armed faults (up to 3 at each of the start's points: load,
+            # lease, reconcile): the operator retries; each failed start spends one, so
+            # once they are spent it must start.
+            left = faults.failures_left()
+            assert left is not None
+            for _ in range(left + 1):
                 try:
                     await sender.start()
                     return
