@@ -68,8 +68,13 @@ class Group(Base):
     transport: Mapped[str] = mapped_column(String(32))
     room_id: Mapped[str] = mapped_column(String(128))
     title: Mapped[str] = mapped_column(String(200))
-    # The bot account that sends to this group ("" = the transport's only account).
+    # The channel (bot account or robot) that sends to this group now ("" = the transport's
+    # only account): outbox rows copy it when queued, so a retry goes the same way.
     account: Mapped[str] = mapped_column(String(64), default="")
+    # The channel to send through when `account` is down ("" = none); failover swaps them
+    # and records the primary in `moved_from` ("" while the group is on its primary).
+    fallback_account: Mapped[str] = mapped_column(String(64), default="", server_default="")
+    moved_from: Mapped[str] = mapped_column(String(64), default="", server_default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
     node: Mapped[Node] = relationship(lazy="raise")
