@@ -1,0 +1,59 @@
+"""Shared pieces of the channel adapter tests: an httpx client per test, the property checks
+every split must pass, and a log capture that holds every logger down to DEBUG."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import AsyncIterator, Iterable
+
+import httpx
+import pytest
+
+_MARKER = re.compile(r"^\((\d+)/(\d+)\)")
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(timeout=5.0) as c:
+        yield c
+
+
+@pytest.fixture
+def all_logs(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
+    """Every record of every logger, httpx's and httpcore's included, from DEBUG up."""
+    caplog.set_level(logging.DEBUG)
+    for name in ("httpx", "httpcore", "bot"):
+        caplog.set_level(logging.DEBUG, logger=name)
+    return caplog
+
+
+def logged(caplog: pytest.LogCaptureFixture) -> str:
+    """All that was logged, as a handler would format it (message and exception text)."""
+    out = []
+    for r in caplog.records:
+        out.append(r.getMessage())
+        if r.exc_info:
+            out.append(logging.Formatter().formatException(r.exc_info))
+    return "\n".join(out)
+
+
+def recovered(parts: Iterable[str], *, tag: str, tail: str = "", lead: str = "") -> str:
+    """The text the parts carry, with the tag, the (i/n) markers, the keyword tail and the
+    mention lead taken off again; asserts each part has its tag, marker and tail."""
+    parts = list(parts)
+    chunks = []
+    for i, part in enumerate(parts, 1):
+        assert part.startswith(tag), part[:40]
+        rest = part[len(tag):]
+        if len(parts) > 1:
+            m = _MARKER.match(rest)
+            assert m and (int(m.group(1)), int(m.group(2))) == (i, len(parts)), rest[:20]
+            rest = rest[m.end():]
+        if tail:
+            assert rest.endswith(tail)
+            rest = rest[:-len(tail)]
+        chunks.append(rest)
+    text = "".join(chunks)
+    assert text.startswith(lead)
+    return text[len(lead):]
