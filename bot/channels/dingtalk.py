@@ -18,7 +18,7 @@ import hashlib
 import hmac
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import quote_plus
+from urllib.parse import quote, quote_plus
 
 from bot.channels.base import Limits, OutboundChannel, Payload, Rendering, SendResult
 from bot.channels.http import (
@@ -95,7 +95,8 @@ class DingtalkRobot(HttpChannel):
         return payloads
 
     async def send(self, room_id: str, payload: Payload) -> SendResult:
-        url = f"{self.base_url}{SEND_PATH}?access_token={self._credential['access_token']}"
+        token = quote(self._credential["access_token"], safe="")
+        url = f"{self.base_url}{SEND_PATH}?access_token={token}"
         secret = self._credential.get("secret", "")
         if secret:
             ms = int(self.now().timestamp() * 1000)

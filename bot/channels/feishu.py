@@ -26,11 +26,10 @@ import base64
 import hashlib
 import hmac
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
-
-import httpx
+from urllib.parse import quote
 
 from bot.channels.base import (
     Capabilities,
@@ -52,7 +51,6 @@ from bot.channels.http import (
     retry,
 )
 from bot.channels.render import clean, dumps, json_cost, part_texts, sort_mentions
-from bot.clock import Clock
 
 BOT_BODY_BYTES = 20 * 1024
 # A text message's request body may hold 150 KB, a post (rich text) 30 KB.
@@ -115,6 +113,10 @@ class FeishuBot(HttpChannel):
     default_base_url = "https://open.feishu.cn"
     credential_keys = (("token",),)
 
+    @property
+    def _hook(self) -> str:
+        return quote(self._credential["token"], safe="")
+
     def render(self, rendering: Rendering) -> list[Payload]:
         mentions = sort_mentions(rendering.mentions)
         title = rendering.tag or (self.keyword or "通知")
@@ -147,7 +149,7 @@ class FeishuBot(HttpChannel):
         if secret:
             ts = int(self.now().timestamp())
             body = {"timestamp": str(ts), "sign": bot_sign(secret, ts), **body}
-        url = f"{self.base_url}/open-apis/bot/v2/hook/{self._credential['token']}"
+        url = f"{self.base_url}/open-apis/bot/v2/hook/{self._hook}"
         response = await self.post(url, dumps(body))
         if isinstance(response, SendResult):
             return self.settle(response)
@@ -180,12 +182,7 @@ class FeishuApp(HttpChannel):
     default_base_url = "https://open.feishu.cn"
     credential_keys = (("app_id", "app_secret"),)
 
-    def __init__(self, name: str, credential: Mapping[str, str], *,
-                 limits: Limits | None = None, keyword: str = "",
-                 base_url: str | None = None, client: httpx.AsyncClient | None = None,
-                 clock: Clock | None = None) -> None:
-        super().__init__(name, credential, limits=limits, keyword=keyword, base_url=base_url,
-                         client=client, clock=clock)
+    def configure(self, *, base_url_given: bool) -> None:
         self._token = ""
         self._token_until: datetime | None = None
         self._token_lock = asyncio.Lock()

@@ -132,14 +132,17 @@ def result_for(code: int | str, message: str, rule: CodeRule | None, *,
     return SendResult(rule.outcome, code=str(code), detail=detail)
 
 
-def classify_exception(exc: httpx.HTTPError) -> SendResult:
+def classify_exception(exc: httpx.HTTPError | httpx.InvalidURL) -> SendResult:
     """A transport failure: before the request left (no connection, DNS, pool) nothing was
     sent, so retry; once it may have been written (write/read timeout, connection dropped
     mid-exchange) the platform may have posted it: unknown."""
     name = type(exc).__name__
     detail = scrub(f"{name}: {exc}".rstrip(": "))
+    if isinstance(exc, httpx.InvalidURL | httpx.UnsupportedProtocol):
+        # The configured base URL or credential cannot make a URL: a person must fix it.
+        return SendResult(Outcome.PERMANENT, code="bad-url", detail=detail)
     if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout
-                  | httpx.UnsupportedProtocol | httpx.ProxyError):
+                  | httpx.ProxyError):
         return SendResult(Outcome.RETRY_AFTER, retry_after=DEFAULT_RETRY_SECONDS,
                           code="not-sent", detail=detail)
     if isinstance(exc, httpx.TransportError):
@@ -225,6 +228,10 @@ class HttpChannel:
         self._client = client
         self._owns_client = client is None
         self.clock: Clock = clock or SystemClock()
+        self.configure(base_url_given=base_url is not None)
+
+    def configure(self, *, base_url_given: bool) -> None:
+        """A subclass's own setup after the common one (parse the credential, make caches)."""
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r} kind={self.kind}>"
@@ -256,7 +263,7 @@ class HttpChannel:
             return await self.client.post(
                 url, content=body,
                 headers={"Content-Type": "application/json; charset=utf-8", **(headers or {})})
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
             result = classify_exception(exc)
             log.warning("channel %s: %s (%s)", self.name, result.outcome.value, result.detail)
             return result

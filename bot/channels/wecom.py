@@ -12,11 +12,9 @@ URL (a wrong or deleted key), -1 system busy."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
-
-import httpx
+from urllib.parse import parse_qs, quote, urlsplit
 
 from bot.channels.base import Limits, OutboundChannel, Payload, Rendering, SendResult
 from bot.channels.http import (
@@ -28,7 +26,6 @@ from bot.channels.http import (
     retry,
 )
 from bot.channels.render import dumps, part_texts, sort_mentions
-from bot.clock import Clock
 
 TEXT_BYTES = 2048
 MARKDOWN_BYTES = 4096
@@ -54,19 +51,14 @@ class WecomRobot(HttpChannel):
     default_base_url = "https://qyapi.weixin.qq.com"
     credential_keys = (("key",), ("webhook",))
 
-    def __init__(self, name: str, credential: Mapping[str, str], *,
-                 limits: Limits | None = None, keyword: str = "",
-                 base_url: str | None = None, client: httpx.AsyncClient | None = None,
-                 clock: Clock | None = None) -> None:
-        super().__init__(name, credential, limits=limits, keyword=keyword, base_url=base_url,
-                         client=client, clock=clock)
+    def configure(self, *, base_url_given: bool) -> None:
         key = self._credential.get("key", "")
         if not key:
             parts = urlsplit(self._credential["webhook"])
             key = (parse_qs(parts.query).get("key") or [""])[0]
             if not key:
-                raise ValueError(f"wecom_robot channel {name!r}: the webhook URL has no key")
-            if base_url is None and parts.scheme and parts.netloc:
+                raise ValueError(f"wecom_robot channel {self.name!r}: the webhook URL has no key")
+            if not base_url_given and parts.scheme and parts.netloc:
                 self.base_url = f"{parts.scheme}://{parts.netloc}"
         self._key = key
 
@@ -95,8 +87,8 @@ class WecomRobot(HttpChannel):
                 for i, (b, t) in enumerate(zip(bodies, texts, strict=True), 1)]
 
     async def send(self, room_id: str, payload: Payload) -> SendResult:
-        response = await self.post(f"{self.base_url}{SEND_PATH}?key={self._key}",
-                                   dumps(payload.body))
+        key = quote(self._key, safe="")
+        response = await self.post(f"{self.base_url}{SEND_PATH}?key={key}", dumps(payload.body))
         if isinstance(response, SendResult):
             return self.settle(response)
         return self.settle(classify_response(response, CODES,

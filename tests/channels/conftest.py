@@ -10,6 +10,9 @@ from collections.abc import AsyncIterator, Iterable
 import httpx
 import pytest
 
+from bot.channels.base import Outcome, SendResult
+from bot.channels.http import CodeRule
+
 _MARKER = re.compile(r"^\((\d+)/(\d+)\)")
 
 
@@ -57,3 +60,11 @@ def recovered(parts: Iterable[str], *, tag: str, tail: str = "", lead: str = "")
     text = "".join(chunks)
     assert text.startswith(lead)
     return text[len(lead):]
+
+
+def assert_rule(result: SendResult, rule: CodeRule, code: int) -> None:
+    """The result is what the code table says for `code`."""
+    assert (result.outcome, result.code, result.rate_limited) == (
+        rule.outcome, str(code), rule.rate_limited)
+    if rule.outcome is Outcome.RETRY_AFTER:
+        assert result.retry_after is not None and result.retry_after > 0

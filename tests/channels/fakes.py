@@ -120,9 +120,16 @@ class FakePlatform:
         return self.answer(inject.code, inject.message, status=inject.status,
                            headers=inject.headers)
 
+    # How the platform names its error code and message in an answer.
+    code_field = "errcode"
+    message_field = "errmsg"
+
     def answer(self, code: int, message: str, *, status: int = 200,
                headers: dict[str, str] | None = None) -> Response:
-        raise NotImplementedError
+        body: dict[str, Any] = {self.code_field: code, self.message_field: message}
+        if self.code_field == "code":
+            body["data"] = {}
+        return JSONResponse(body, status_code=status, headers=headers)
 
     def routes(self) -> list[Route]:
         raise NotImplementedError
@@ -188,11 +195,6 @@ class FakeWecom(FakePlatform):
         super().__init__(clock, keyword=keyword)
         self.key = key
 
-    def answer(self, code: int, message: str, *, status: int = 200,
-               headers: dict[str, str] | None = None) -> Response:
-        return JSONResponse({"errcode": code, "errmsg": message}, status_code=status,
-                            headers=headers)
-
     def routes(self) -> list[Route]:
         return [Route("/cgi-bin/webhook/send", self.send, methods=["POST"])]
 
@@ -239,11 +241,6 @@ class FakeDingtalk(FakePlatform):
         self.access_token = access_token
         self.secret = secret
 
-    def answer(self, code: int, message: str, *, status: int = 200,
-               headers: dict[str, str] | None = None) -> Response:
-        return JSONResponse({"errcode": code, "errmsg": message}, status_code=status,
-                            headers=headers)
-
     def routes(self) -> list[Route]:
         return [Route("/robot/send", self.send, methods=["POST"])]
 
@@ -289,6 +286,7 @@ class FakeFeishuBot(FakePlatform):
     per_second = 5
     penalty = 0.0
     max_body = 20 * 1024
+    code_field, message_field = "code", "msg"
 
     def __init__(self, clock: FakeClock, *, token: str, secret: str,
                  keyword: str = "") -> None:
@@ -297,11 +295,6 @@ class FakeFeishuBot(FakePlatform):
         self.secret = secret
         # Answer frequency errors as HTTP 429 with the reset header (seconds) instead.
         self.http_429_reset: int | None = None
-
-    def answer(self, code: int, message: str, *, status: int = 200,
-               headers: dict[str, str] | None = None) -> Response:
-        return JSONResponse({"code": code, "msg": message, "data": {}}, status_code=status,
-                            headers=headers)
 
     def routes(self) -> list[Route]:
         return [Route("/open-apis/bot/v2/hook/{token}", self.send, methods=["POST"])]
@@ -349,6 +342,7 @@ class FakeFeishuApp(FakePlatform):
     per_second = 50
     max_body = 150 * 1024
     token_seconds = 7200
+    code_field, message_field = "code", "msg"
 
     def __init__(self, clock: FakeClock, *, app_id: str, app_secret: str) -> None:
         super().__init__(clock)
@@ -357,11 +351,6 @@ class FakeFeishuApp(FakePlatform):
         self.tokens: dict[str, float] = {}
         self.tokens_issued = 0
         self.chats: set[str] = set()
-
-    def answer(self, code: int, message: str, *, status: int = 200,
-               headers: dict[str, str] | None = None) -> Response:
-        return JSONResponse({"code": code, "msg": message, "data": {}}, status_code=status,
-                            headers=headers)
 
     def routes(self) -> list[Route]:
         return [Route("/open-apis/auth/v3/tenant_access_token/internal", self.token,

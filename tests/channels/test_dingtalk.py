@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from bot.channels.base import Limits, OutboundChannel, Outcome, Rendering
 from bot.channels.dingtalk import CODES, KINDS, DingtalkRobot, sign
 from bot.clock import FakeClock
-from tests.channels.conftest import logged, recovered
+from tests.channels.conftest import assert_rule, logged, recovered
 from tests.channels.fakes import FakeDingtalk, Inject, closed_port
 
 TOKEN = "bf73a2c6d9e84f0aa1b2c3d4e5f60718293a4b5c6d7e8f90"
@@ -196,11 +196,7 @@ async def test_each_mapped_error_is_classified(fake, client, clock, code):
     server.inject(Inject(code=code))
     result = await robot(url, client, clock).send(
         "", robot(url, client, clock).render(Rendering(text="测试"))[0])
-    rule = CODES[code]
-    assert (result.outcome, result.code, result.rate_limited) == (
-        rule.outcome, str(code), rule.rate_limited)
-    if rule.outcome is Outcome.RETRY_AFTER:
-        assert result.retry_after and result.retry_after > 0
+    assert_rule(result, CODES[code], code)
 
 
 @pytest.mark.parametrize(("inject", "outcome"), [

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from bot.channels.base import OutboundChannel, Outcome, Rendering
 from bot.channels.wecom import CODES, KINDS, WecomRobot
 from bot.clock import FakeClock
-from tests.channels.conftest import logged, recovered
+from tests.channels.conftest import assert_rule, logged, recovered
 from tests.channels.fakes import FakeWecom, Inject, closed_port
 
 KEY = "693a91f6-7xoc-4bc4-97a0-0ec2sifa5aaa"
@@ -158,11 +158,7 @@ async def test_each_mapped_error_is_classified(fake, client, clock, code):
     server.inject(Inject(code=code, message="injected"))
     ch = robot(url, client, clock)
     result = await ch.send("", ch.render(Rendering(text="测试"))[0])
-    rule = CODES[code]
-    assert (result.outcome, result.code, result.rate_limited) == (
-        rule.outcome, str(code), rule.rate_limited)
-    if rule.outcome is Outcome.RETRY_AFTER:
-        assert result.retry_after and result.retry_after > 0
+    assert_rule(result, CODES[code], code)
 
 
 @pytest.mark.parametrize(("inject", "outcome", "code"), [
@@ -214,3 +210,11 @@ async def test_the_key_and_mobiles_are_never_logged_or_shown(fake, client, clock
     with pytest.raises(ValueError) as exc:
         WecomRobot("w", {"webhook": f"https://example.invalid/x?nokey={KEY}"})
     assert KEY not in str(exc.value)
+
+
+async def test_a_base_url_that_is_no_url_is_permanent_not_raised(client, clock):
+    ch = WecomRobot("w", {"key": KEY}, base_url="qyapi.weixin.qq.com", client=client,
+                    clock=clock)
+    result = await ch.send("", ch.render(Rendering(text="测试"))[0])
+    assert (result.outcome, result.code) == (Outcome.PERMANENT, "bad-url")
+    assert KEY not in result.detail
