@@ -57,6 +57,8 @@ BOT_BODY_BYTES = 20 * 1024
 APP_TEXT_BYTES = 150 * 1024
 APP_POST_BYTES = 30 * 1024
 RESET_HEADERS = ("x-ogw-ratelimit-reset",)
+# A text message mentions by <at user_id="…"> in the content.
+MENTION_MARKUP = ("<at",)
 # Keep clear of the first minute of each half hour, when everyone's reminders go out.
 HALF_HOURS = ((0, 60), (1800, 1860))
 
@@ -97,6 +99,12 @@ def _lead(user_ids: tuple[str, ...], mention_all: bool) -> str:
     return " ".join(ats) + (" " if ats else "")
 
 
+def _as_post(rendering: Rendering, user_ids: tuple[str, ...]) -> bool:
+    """Whether to send a post (rich text): asked for, and nobody to mention (a post's text
+    elements do not mention; mentions go as a text message)."""
+    return rendering.markdown and not user_ids and not rendering.mention_all
+
+
 def _post(title: str, text: str) -> dict[str, Any]:
     """A post (rich text) body: one line a paragraph, mentions left as <at> text."""
     return {"zh_cn": {"title": title,
@@ -120,11 +128,12 @@ class FeishuBot(HttpChannel):
     def render(self, rendering: Rendering) -> list[Payload]:
         mentions = sort_mentions(rendering.mentions)
         title = rendering.tag or (self.keyword or "通知")
+        markdown = _as_post(rendering, mentions.user_ids)
 
         def build(text: str) -> dict[str, Any]:
             # Room for the signature the send adds: ten digits and a 44-character sign.
             head = {"timestamp": "0" * 10, "sign": "0" * 44}
-            if rendering.markdown:
+            if markdown:
                 return {**head, "msg_type": "post", "content": {"post": _post(title, text)}}
             return {**head, "msg_type": "text", "content": {"text": text}}
 
@@ -134,7 +143,7 @@ class FeishuBot(HttpChannel):
         texts = part_texts(rendering.text, tag=rendering.tag, keyword=self.keyword,
                            limit=limit - envelope,
                            lead=_lead(mentions.user_ids, rendering.mention_all),
-                           cost=_post_cost if rendering.markdown else json_cost)
+                           cost=_post_cost if markdown else json_cost, inert=MENTION_MARKUP)
         payloads = []
         for i, text in enumerate(texts, 1):
             body = build(text)
@@ -190,21 +199,23 @@ class FeishuApp(HttpChannel):
     def render(self, rendering: Rendering) -> list[Payload]:
         mentions = sort_mentions(rendering.mentions)
         title = rendering.tag or "通知"
+        markdown = _as_post(rendering, mentions.user_ids)
 
         def build(text: str) -> dict[str, Any]:
-            if rendering.markdown:
+            if markdown:
                 content = json.dumps({"post": _post(title, text)}, ensure_ascii=False)
                 return {"receive_id": "", "msg_type": "post", "content": content}
             return {"receive_id": "", "msg_type": "text",
                     "content": json.dumps({"text": text}, ensure_ascii=False)}
 
-        cap = APP_POST_BYTES if rendering.markdown else APP_TEXT_BYTES
+        cap = APP_POST_BYTES if markdown else APP_TEXT_BYTES
         # The content is JSON inside a JSON string: escaping applies twice, and a chat id
         # (~40 bytes) is added at send time.
         limit = min(self.limits.max_body_bytes, cap) - len(dumps(build(""))) - 64
         texts = part_texts(rendering.text, tag=rendering.tag, keyword=self.keyword,
                            limit=limit, lead=_lead(mentions.user_ids, rendering.mention_all),
-                           cost=_twice(_post_cost if rendering.markdown else json_cost))
+                           cost=_twice(_post_cost if markdown else json_cost),
+                           inert=MENTION_MARKUP)
         return [Payload(body=build(t), size=len(dumps(build(t))), part=i, parts=len(texts))
                 for i, t in enumerate(texts, 1)]
 

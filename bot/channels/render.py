@@ -5,6 +5,7 @@ sorting mention ids into mobiles and platform user ids."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
@@ -127,11 +128,22 @@ def at_text(ids: Sequence[str]) -> str:
     return "".join(f"@{n} " for n in ids)
 
 
+def defuse(text: str, openers: Sequence[str]) -> str:
+    """The text with every markup opener that would mention someone (Feishu's `<at`,
+    WeCom markdown's `<@`) made inert by a full-width "＜": a notice or a relayed report
+    must not be able to mention everyone by its wording."""
+    for opener in openers:
+        text = re.sub(re.escape(opener), "＜" + opener[1:], text, flags=re.IGNORECASE)
+    return text
+
+
 def part_texts(text: str, *, tag: str, keyword: str, limit: int, lead: str = "",
-               cost: Callable[[str], int] = utf8_cost) -> list[str]:
+               cost: Callable[[str], int] = utf8_cost, inert: Sequence[str] = ()
+               ) -> list[str]:
     """The texts of one message's parts: the tag at the head of each, `lead` (mentions
     written into the text) at the start of the first, the keyword on each where the
-    platform's keyword security needs it, each within `limit` by `cost`."""
-    body = lead + clean(strip_tag(text, tag))
+    platform's keyword security needs it, each within `limit` by `cost`; the mention
+    openers `inert` defused in the text (not in `lead`)."""
+    body = lead + defuse(clean(strip_tag(text, tag)), inert)
     return split_within(body, limit, head=clean(tag), tail=keyword_tail(keyword, tag),
                         cost=cost)

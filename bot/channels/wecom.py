@@ -30,6 +30,8 @@ from bot.channels.render import dumps, part_texts, sort_mentions
 TEXT_BYTES = 2048
 MARKDOWN_BYTES = 4096
 SEND_PATH = "/cgi-bin/webhook/send"
+# Markdown mentions a user by <@userid> in the content.
+MENTION_MARKUP = ("<@",)
 
 CODES: dict[int, CodeRule] = {
     -1: retry("system busy"),
@@ -69,7 +71,7 @@ class WecomRobot(HttpChannel):
         limit = min(MARKDOWN_BYTES if markdown else TEXT_BYTES, self.limits.max_body_bytes)
         lead = "".join(f"<@{u}>" for u in mentions.user_ids) if markdown else ""
         texts = part_texts(rendering.text, tag=rendering.tag, keyword=self.keyword,
-                           limit=limit, lead=lead)
+                           limit=limit, lead=lead, inert=MENTION_MARKUP if markdown else ())
         bodies: list[dict[str, Any]] = []
         for i, text in enumerate(texts):
             if markdown:

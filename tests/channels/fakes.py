@@ -74,6 +74,8 @@ class FakePlatform:
         self.requests = 0
         self.windows: dict[str, Window] = {}
         self.ips_allowed = True
+        # The last request as it came (path and query, body), for replaying it.
+        self.last_request: tuple[str, bytes] = ("", b"")
 
     def now(self) -> float:
         return self.clock.now().timestamp()
@@ -137,7 +139,12 @@ class FakePlatform:
     @contextmanager
     def serve(self) -> Iterator[str]:
         """Run the fake on a free port of 127.0.0.1; yields its base URL."""
-        with serving(Starlette(routes=self.routes())) as url:
+        app = Starlette(routes=self.routes())
+
+        async def with_fake(scope: Any, receive: Any, send: Any) -> None:
+            await app({**scope, "fake": self}, receive, send)
+
+        with serving(with_fake) as url:
             yield url
 
 
@@ -178,6 +185,10 @@ def closed_port() -> str:
 async def read_json(request: Request, limit: int) -> tuple[dict[str, Any] | None, bool]:
     """The parsed body (None when not JSON) and whether it is over `limit` bytes."""
     raw = await request.body()
+    fake = request.scope.get("fake")
+    if isinstance(fake, FakePlatform):
+        with fake.lock:
+            fake.last_request = (str(request.url.path) + "?" + request.url.query, raw)
     try:
         body = json.loads(raw)
     except ValueError:

@@ -232,3 +232,15 @@ async def test_token_secret_signature_and_mobiles_never_logged(fake, client, clo
     for shown in (text, repr(ch), failed.detail):
         for secret in (TOKEN, SECRET, MOBILE, signature, unquote_plus(signature)):
             assert secret not in shown
+
+
+async def test_a_captured_signed_url_replayed_after_an_hour_is_refused(fake, client, clock):
+    server, url = fake
+    assert await send_one(robot(url, client, clock)) is Outcome.DELIVERED
+    path, raw = server.last_request
+    assert "sign=" in path
+    clock.advance(timedelta(hours=1, seconds=1))
+    replay = await client.post(url + path, content=raw,
+                               headers={"Content-Type": "application/json"})
+    assert replay.json()["errcode"] == 310000
+    assert len(server.accepted) == 1

@@ -18,7 +18,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bot.channels.base import Limits, OutboundChannel, Outcome, Rendering
-from bot.channels.feishu import APP_CODES, BOT_CODES, KINDS, FeishuApp, FeishuBot, bot_sign
+from bot.channels.feishu import (
+    APP_CODES,
+    BOT_CODES,
+    KINDS,
+    MENTION_MARKUP,
+    FeishuApp,
+    FeishuBot,
+    bot_sign,
+)
+from bot.channels.render import defuse
 from bot.clock import FakeClock
 from tests.channels.conftest import assert_rule, logged, recovered
 from tests.channels.fakes import FakeFeishuApp, FakeFeishuBot, Inject, closed_port
@@ -208,7 +217,7 @@ def test_every_body_fits_keeps_the_tag_and_gives_the_text_back(text, tag, keywor
     else:
         texts = [p.body["content"]["text"] for p in payloads]
     tail = "" if not keyword else "\n" + keyword
-    assert recovered(texts, tag=tag, tail=tail) == text
+    assert recovered(texts, tag=tag, tail=tail) == defuse(text, MENTION_MARKUP)
 
 
 @pytest.mark.parametrize("code", sorted(BOT_CODES))
@@ -315,3 +324,35 @@ async def test_hook_secret_app_secret_and_token_never_logged(fake, fake_app, cli
     for shown in (text, repr(b), repr(a), failed.detail):
         for secret in (HOOK, SECRET, APP_SECRET, token, signature):
             assert secret not in shown
+
+
+async def test_a_text_cannot_mention_everyone_by_its_wording(fake, fake_app, client, clock):
+    """A notice (or a relayed report) that spells out <at user_id="all"> mentions nobody."""
+    server, url = fake
+    sly = '请<at user_id="all">所有人</at>注意，<AT user_id="ou_boss"></AT>'
+    assert await send_one(bot(url, client, clock), sly) is Outcome.DELIVERED
+    app_server, app_url = fake_app
+    assert await send_one(app(app_url, client, clock), sly, room=CHAT) is Outcome.DELIVERED
+    for text in (server.accepted[0]["content"]["text"],
+                 json.loads(app_server.accepted[0]["content"])["text"]):
+        assert "<at" not in text.lower() and text.count("＜") == 2
+
+
+async def test_mentions_in_markdown_go_as_text_where_they_work(fake, client, clock):
+    server, url = fake
+    ch = bot(url, client, clock)
+    [payload] = ch.render(Rendering(text="**注意**", tag=TAG, markdown=True, mentions=["ou_1"]))
+    assert (await ch.send("", payload)).outcome is Outcome.DELIVERED
+    assert server.accepted[0]["msg_type"] == "text"
+    assert '<at user_id="ou_1">' in server.accepted[0]["content"]["text"]
+
+
+async def test_a_captured_request_replayed_after_an_hour_is_refused(fake, client, clock):
+    server, url = fake
+    assert await send_one(bot(url, client, clock)) is Outcome.DELIVERED
+    path, raw = server.last_request
+    clock.advance(timedelta(hours=1, seconds=1))
+    replay = await client.post(url + path, content=raw,
+                               headers={"Content-Type": "application/json"})
+    assert replay.json()["code"] == 19021
+    assert len(server.accepted) == 1

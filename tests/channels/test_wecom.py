@@ -13,7 +13,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bot.channels.base import OutboundChannel, Outcome, Rendering
-from bot.channels.wecom import CODES, KINDS, WecomRobot
+from bot.channels.render import defuse
+from bot.channels.wecom import CODES, KINDS, MENTION_MARKUP, WecomRobot
 from bot.clock import FakeClock
 from tests.channels.conftest import assert_rule, logged, recovered
 from tests.channels.fakes import FakeWecom, Inject, closed_port
@@ -148,7 +149,8 @@ def test_every_part_fits_keeps_the_tag_and_gives_the_text_back(text, tag, keywor
     contents = [p.body[kind]["content"] for p in payloads]
     assert all(len(c.encode()) <= limit for c in contents)
     tail = "" if not keyword or keyword in tag else "\n" + keyword
-    assert recovered(contents, tag=tag, tail=tail) == text
+    assert recovered(contents, tag=tag, tail=tail) == (
+        defuse(text, MENTION_MARKUP) if markdown else text)
     assert [p.part for p in payloads] == list(range(1, len(payloads) + 1))
 
 
@@ -218,3 +220,10 @@ async def test_a_base_url_that_is_no_url_is_permanent_not_raised(client, clock):
     result = await ch.send("", ch.render(Rendering(text="测试"))[0])
     assert (result.outcome, result.code) == (Outcome.PERMANENT, "bad-url")
     assert KEY not in result.detail
+
+
+async def test_a_markdown_text_cannot_mention_by_its_wording(fake, client, clock):
+    server, url = fake
+    ch = robot(url, client, clock)
+    await send_all(ch, Rendering(text="请<@zhangsan>回复", tag=TAG, markdown=True))
+    assert server.accepted[0]["markdown"]["content"] == TAG + "请＜@zhangsan>回复"
