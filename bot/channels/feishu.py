@@ -106,7 +106,7 @@ def _as_post(rendering: Rendering, user_ids: tuple[str, ...]) -> bool:
 
 
 def _post(title: str, text: str) -> dict[str, Any]:
-    """A post (rich text) body: one line a paragraph, mentions left as <at> text."""
+    """A post (rich text) body: one text element a line (no mentions: see `_as_post`)."""
     return {"zh_cn": {"title": title,
                       "content": [[{"tag": "text", "text": line}] for line in text.split("\n")]}}
 
@@ -138,7 +138,6 @@ class FeishuBot(HttpChannel):
             return {**head, "msg_type": "text", "content": {"text": text}}
 
         limit = min(self.limits.max_body_bytes, BOT_BODY_BYTES)
-        # A post splits a text into one element per line: ~30 bytes more per line.
         envelope = len(dumps(build("")))
         texts = part_texts(rendering.text, tag=rendering.tag, keyword=self.keyword,
                            limit=limit - envelope,

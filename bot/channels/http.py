@@ -14,7 +14,7 @@ import logging
 import re
 import threading
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -194,6 +194,25 @@ def json_body(response: httpx.Response) -> dict[str, Any] | None:
     return body if isinstance(body, dict) else None
 
 
+def within(limits: Limits | None, platform: Limits) -> Limits:
+    """Configured limits, held to the platform's: configuration may only lower a rate or a
+    size and only lengthen a penalty."""
+    if limits is None:
+        return platform
+
+    def lower(mine: int | None, theirs: int | None) -> int | None:
+        return theirs if mine is None else mine if theirs is None else min(mine, theirs)
+
+    return replace(
+        limits,
+        per_minute=min(limits.per_minute, platform.per_minute),
+        per_second=lower(limits.per_second, platform.per_second),
+        per_group_per_second=lower(limits.per_group_per_second, platform.per_group_per_second),
+        max_body_bytes=min(limits.max_body_bytes, platform.max_body_bytes),
+        penalty_seconds=max(limits.penalty_seconds, platform.penalty_seconds),
+        avoid=tuple(dict.fromkeys((*platform.avoid, *limits.avoid))))
+
+
 ROBOT_CAPABILITIES = Capabilities(receive=False, ack_in_chat=False, mention_user=True,
                                   mention_all=True, markdown=True, cards=False)
 
@@ -222,7 +241,7 @@ class HttpChannel:
         self.name = name
         self._credential = dict(credential)
         SECRETS.add(self._credential.values())
-        self.limits = limits or self.default_limits
+        self.limits = within(limits, self.default_limits)
         self.keyword = keyword
         self.base_url = (base_url or self.default_base_url).rstrip("/")
         self._client = client

@@ -356,3 +356,30 @@ async def test_a_captured_request_replayed_after_an_hour_is_refused(fake, client
                                headers={"Content-Type": "application/json"})
     assert replay.json()["code"] == 19021
     assert len(server.accepted) == 1
+
+
+@given(text=st.text(TEXT_CHARS, max_size=4000), markdown=st.booleans(),
+       mention=st.sampled_from([[], ["ou_7d8a6e6df7621556"]]))
+def test_every_app_body_fits_with_its_chat_id_and_gives_the_text_back(text, markdown, mention):
+    ch = FeishuApp("p", {"app_id": APP_ID, "app_secret": APP_SECRET},
+                   limits=Limits(per_minute=1000, max_body_bytes=1200))
+    payloads = ch.render(Rendering(text=text, tag=TAG, markdown=markdown, mentions=mention))
+    bodies = [{**p.body, "receive_id": CHAT} for p in payloads]
+    assert all(len(json.dumps(b, ensure_ascii=False, separators=(",", ":")).encode()) <= 1200
+               for b in bodies)
+    contents = [json.loads(b["content"]) for b in bodies]
+    if markdown and not mention:
+        texts = ["\n".join(line[0]["text"] for line in c["post"]["zh_cn"]["content"])
+                 for c in contents]
+    else:
+        texts = [c["text"] for c in contents]
+    lead = "".join(f'<at user_id="{m}"></at> ' for m in mention)
+    assert recovered(texts, tag=TAG, lead=lead) == defuse(text, MENTION_MARKUP)
+
+
+def test_configuration_may_only_lower_the_platform_limits():
+    ch = FeishuBot("b", {"token": HOOK}, limits=Limits(per_minute=500, per_second=2,
+                                                       max_body_bytes=99_999))
+    assert (ch.limits.per_minute, ch.limits.per_second, ch.limits.max_body_bytes) == (
+        100, 2, 20 * 1024)
+    assert ch.limits.avoid == ((0, 60), (1800, 1860))
