@@ -28,6 +28,7 @@ import hmac
 import json
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any
 from urllib.parse import quote
 
@@ -213,7 +214,7 @@ class FeishuApp(HttpChannel):
         limit = min(self.limits.max_body_bytes, cap) - len(dumps(build(""))) - 64
         texts = part_texts(rendering.text, tag=rendering.tag, keyword=self.keyword,
                            limit=limit, lead=_lead(mentions.user_ids, rendering.mention_all),
-                           cost=_twice(_post_cost if markdown else json_cost),
+                           cost=_POST_IN_CONTENT if markdown else _TEXT_IN_CONTENT,
                            inert=MENTION_MARKUP)
         return [Payload(body=build(t), size=len(dumps(build(t))), part=i, parts=len(texts))
                 for i, t in enumerate(texts, 1)]
@@ -280,6 +281,7 @@ class FeishuApp(HttpChannel):
 def _twice(cost: Callable[[str], int]) -> Callable[[str], int]:
     """The cost of a character in JSON text that is itself a JSON string value (the app's
     `content`): escaped once by `cost`'s rule, then every character escaped again."""
+    @lru_cache(maxsize=4096)
     def twice(ch: str) -> int:
         if ch == "\n" and cost is _post_cost:
             # A new post element, its eight quotes escaped: `\"}],[{\"tag\":…\"text\":\"`.
@@ -287,6 +289,10 @@ def _twice(cost: Callable[[str], int]) -> Callable[[str], int]:
         once = json.dumps(clean(ch), ensure_ascii=False)[1:-1]
         return sum(json_cost(c) for c in once)
     return twice
+
+
+_TEXT_IN_CONTENT = _twice(json_cost)
+_POST_IN_CONTENT = _twice(_post_cost)
 
 
 KINDS: dict[str, Callable[..., OutboundChannel]] = {"feishu_bot": FeishuBot,

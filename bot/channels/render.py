@@ -8,6 +8,7 @@ import json
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from bot.pii import is_mobile
 
@@ -15,21 +16,27 @@ from bot.pii import is_mobile
 _CUT_AFTER = ("\n", "。", "！", "？", "；", "，", ",", " ")
 
 
+@lru_cache(maxsize=4096)
 def utf8_cost(ch: str) -> int:
     """Bytes a character takes in UTF-8 (a lone surrogate is replaced, so it counts three)."""
     return len(ch.encode("utf-8", "replace")) if ch < "\ud800" or ch > "\udfff" else 3
 
 
+@lru_cache(maxsize=4096)
 def json_cost(ch: str) -> int:
     """Bytes a character takes inside a JSON string (UTF-8, not ASCII-escaped): quotes,
     backslashes and control characters are escaped."""
+    if ch >= " " and ch not in "\"\\" and not "\ud800" <= ch <= "\udfff":
+        return len(ch.encode("utf-8"))
     return len(json.dumps(clean(ch), ensure_ascii=False).encode("utf-8")) - 2
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def clean(text: str) -> str:
     """The text with lone surrogates (which cannot be encoded) replaced by U+FFFD."""
-    return text.encode("utf-8", "replace").decode("utf-8") if any(
-        "\ud800" <= c <= "\udfff" for c in text) else text
+    return _SURROGATE.sub("\ufffd", text)
 
 
 def measure(text: str, cost: Callable[[str], int] = utf8_cost) -> int:

@@ -352,6 +352,7 @@ class FakeFeishuApp(FakePlatform):
     per_minute = 1000
     per_second = 50
     max_body = 150 * 1024
+    group_per_second = 5
     token_seconds = 7200
     code_field, message_field = "code", "msg"
 
@@ -389,7 +390,7 @@ class FakeFeishuApp(FakePlatform):
         now = self.now()
         with self.lock:
             w = self.windows.setdefault("chat:" + chat, Window())
-            if w.count(now, 1) >= 5:
+            if w.count(now, 1) >= self.group_per_second:
                 return True
             w.times.append(now)
             return False
