@@ -61,7 +61,8 @@ class DingtalkRobot(HttpChannel):
                             penalty_seconds=PENALTY_SECONDS)
     default_base_url = "https://oapi.dingtalk.com"
     # The secret may be absent where the robot uses keyword or IP security only.
-    credential_keys = (("access_token",),)
+    credential_keys = (("access_token",), ("webhook",))
+    webhook_field = ("access_token", "query")
 
     def render(self, rendering: Rendering) -> list[Payload]:
         mentions = sort_mentions(rendering.mentions)

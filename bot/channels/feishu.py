@@ -120,7 +120,8 @@ class FeishuBot(HttpChannel):
     default_limits = Limits(per_minute=100, per_second=5, max_body_bytes=BOT_BODY_BYTES,
                             penalty_seconds=60.0, avoid=HALF_HOURS)
     default_base_url = "https://open.feishu.cn"
-    credential_keys = (("token",),)
+    credential_keys = (("token",), ("webhook",))
+    webhook_field = ("token", "path")
 
     @property
     def _hook(self) -> str:
@@ -191,7 +192,7 @@ class FeishuApp(HttpChannel):
     default_base_url = "https://open.feishu.cn"
     credential_keys = (("app_id", "app_secret"),)
 
-    def configure(self, *, base_url_given: bool) -> None:
+    def configure(self) -> None:
         self._token = ""
         self._token_until: datetime | None = None
         self._token_lock = asyncio.Lock()

@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, ClassVar
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import httpx
 
@@ -194,6 +195,18 @@ def json_body(response: httpx.Response) -> dict[str, Any] | None:
     return body if isinstance(body, dict) else None
 
 
+def from_webhook(url: str, field: str, where: str) -> tuple[str, str]:
+    """(scheme://host of the URL, the credential in it): the query parameter `field`, or the
+    last path segment."""
+    parts = urlsplit(url.strip())
+    if where == "query":
+        value = (parse_qs(parts.query).get(field) or [""])[0]
+    else:
+        value = unquote(parts.path.rstrip("/").rpartition("/")[2])
+    origin = f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else ""
+    return origin, value
+
+
 def within(limits: Limits | None, platform: Limits) -> Limits:
     """Configured limits, held to the platform's: configuration may only lower a rate or a
     size and only lengthen a penalty."""
@@ -229,6 +242,10 @@ class HttpChannel:
     default_base_url: ClassVar[str]
     # Keys the credential must hold (any one of the tuples inside).
     credential_keys: ClassVar[tuple[tuple[str, ...], ...]]
+    # The credential field a full webhook URL ("webhook", as `tierbot channels add` stores a
+    # bare value) carries, and where: ("key", "query") or ("token", "path") (the last path
+    # segment). ("", "") for channels without a webhook.
+    webhook_field: ClassVar[tuple[str, str]] = ("", "")
 
     def __init__(self, name: str, credential: Mapping[str, str], *,
                  limits: Limits | None = None, keyword: str = "",
@@ -244,12 +261,20 @@ class HttpChannel:
         self.limits = within(limits, self.default_limits)
         self.keyword = keyword
         self.base_url = (base_url or self.default_base_url).rstrip("/")
+        field, where = self.webhook_field
+        if field and not self._credential.get(field) and self._credential.get("webhook"):
+            origin, value = from_webhook(self._credential["webhook"], field, where)
+            if not value:
+                raise ValueError(f"{self.kind} channel {name!r}: the webhook URL has no {field}")
+            self._credential[field] = value
+            if base_url is None and origin:
+                self.base_url = origin
         self._client = client
         self._owns_client = client is None
         self.clock: Clock = clock or SystemClock()
-        self.configure(base_url_given=base_url is not None)
+        self.configure()
 
-    def configure(self, *, base_url_given: bool) -> None:
+    def configure(self) -> None:
         """A subclass's own setup after the common one (parse the credential, make caches)."""
 
     def __repr__(self) -> str:

@@ -1,19 +1,26 @@
-"""Rendering shared by the official-robot channels: splitting a text into parts within a byte
-limit (the notice's tag and the keyword on every part, a (1/3) marker when split), and
-sorting mention ids into mobiles and platform user ids."""
+"""Rendering one text for a channel: split at the platform's byte limit with the tag
+(【通知#12】) at the head of every part and a (i/n) marker where there are several, the keyword
+a robot's keyword security needs at the end of every part, mention ids sorted into mobiles and
+platform user ids, mention markup in the text made inert. Pure functions.
+
+`split_utf8` counts UTF-8 bytes of the text (WeCom's limits); `split_within` takes any
+per-character cost, so DingTalk and Feishu, whose limits are on the whole JSON body, split by
+what each character costs there once escaped (`json_cost`)."""
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
+from bot.channels.base import Payload, Rendering
 from bot.pii import is_mobile
 
-# Where a cut reads best, best first: a line break, then a sentence or clause end.
-_CUT_AFTER = ("\n", "。", "！", "？", "；", "，", ",", " ")
+# Cut a part after the last of these where one lies in the second half of the room.
+SEPARATORS = ("\n", "。", "！", "？", "；", "，", ",", " ")
 
 
 @lru_cache(maxsize=4096)
@@ -53,8 +60,8 @@ def _marker(i: int, n: int) -> str:
 
 
 def _chunks(text: str, budget: int, cost: Callable[[str], int]) -> list[str]:
-    """`text` cut into pieces of at most `budget` (by `cost`), at a readable place when one
-    lies in the second half of the piece."""
+    """`text` cut into pieces of at most `budget` (by `cost`), never inside a character,
+    after the last separator when it lies in the second half of the piece."""
     chunks: list[str] = []
     start = 0
     while start < len(text):
@@ -66,12 +73,9 @@ def _chunks(text: str, budget: int, cost: Callable[[str], int]) -> list[str]:
         if end == start:
             raise ValueError("no room for a single character")
         if end < len(text):
-            half = start + (end - start) // 2
-            for sep in _CUT_AFTER:
-                at = text.rfind(sep, half, end)
-                if at >= 0:
-                    end = at + 1
-                    break
+            cut = max(text.rfind(sep, start, end) for sep in SEPARATORS)
+            if cut + 1 - start > (end - start) // 2:
+                end = cut + 1
         chunks.append(text[start:end])
         start = end
     return chunks or [""]
@@ -89,7 +93,7 @@ def split_within(text: str, limit: int, *, head: str = "", tail: str = "",
     while True:
         room = limit - fixed - measure(_marker(10 ** width - 1, 10 ** width - 1), cost)
         if room <= 0:
-            raise ValueError(f"the tag and keyword leave no room within {limit} bytes")
+            raise ValueError(f"a limit of {limit} bytes leaves no room for the text")
         chunks = _chunks(text, room, cost)
         if len(str(len(chunks))) <= width:
             n = len(chunks)
@@ -97,10 +101,33 @@ def split_within(text: str, limit: int, *, head: str = "", tail: str = "",
         width += 1
 
 
-def keyword_tail(keyword: str, head: str) -> str:
-    """What to add after each part so that the platform's keyword check passes: nothing when
-    there is no keyword or the tag already holds it."""
-    return "" if not keyword or keyword in head else "\n" + keyword
+def split_utf8(body: str, *, max_bytes: int, tag: str = "", suffix: str = "") -> list[str]:
+    """The parts of `body`, each `tag + marker + chunk + suffix` within `max_bytes` UTF-8 bytes;
+    the chunks joined give `body` back. ValueError when not even one character fits."""
+    return split_within(body, max_bytes, head=tag, tail=suffix)
+
+
+def keyword_suffix(text: str, keyword: str) -> str:
+    """What to append so a robot with keyword security accepts the text ("" when the keyword
+    is already in it or none is configured). For a text that may be split, pass what every
+    part holds (the tag), not the whole text."""
+    return "" if not keyword or keyword in text else f"\n{keyword}"
+
+
+def text_payloads(rendering: Rendering, *, max_bytes: int, keyword: str = "") -> list[Payload]:
+    """Generic text payloads (`{"text", "mentions", "mention_all"}`; mentions on the first
+    part only): the simulated channel's bodies."""
+    suffix = keyword_suffix(rendering.tag + rendering.text, keyword)
+    parts = split_utf8(rendering.text, max_bytes=max_bytes, tag=rendering.tag, suffix=suffix)
+    if len(parts) > 1 and not suffix:
+        # Split, the keyword somewhere in the text is not in every part.
+        suffix = keyword_suffix(rendering.tag, keyword)
+        parts = split_utf8(rendering.text, max_bytes=max_bytes, tag=rendering.tag,
+                           suffix=suffix)
+    return [Payload(body={"text": part, "mentions": list(rendering.mentions) if i == 1 else [],
+                          "mention_all": rendering.mention_all and i == 1},
+                    size=len(part.encode("utf-8")), part=i, parts=len(parts))
+            for i, part in enumerate(parts, 1)]
 
 
 def strip_tag(text: str, tag: str) -> str:
@@ -152,5 +179,34 @@ def part_texts(text: str, *, tag: str, keyword: str, limit: int, lead: str = "",
     platform's keyword security needs it, each within `limit` by `cost`; the mention
     openers `inert` defused in the text (not in `lead`)."""
     body = lead + defuse(clean(strip_tag(text, tag)), inert)
-    return split_within(body, limit, head=clean(tag), tail=keyword_tail(keyword, tag),
+    return split_within(body, limit, head=clean(tag), tail=keyword_suffix(tag, keyword),
                         cost=cost)
+
+
+def part_text(body: Mapping[str, Any]) -> str:
+    """The text one payload body posts, whatever the platform's shape: the sim's "text", WeCom
+    and DingTalk text/markdown, a Feishu bot's content, a Feishu app's JSON content (a post's
+    lines joined). What an echo of the part is matched by."""
+    text = body.get("text")
+    if isinstance(text, str):
+        return text
+    if isinstance(text, Mapping):
+        return str(text.get("content", ""))
+    markdown = body.get("markdown")
+    if isinstance(markdown, Mapping):
+        return str(markdown.get("content") or markdown.get("text") or "")
+    content = body.get("content")
+    if isinstance(content, str):
+        try:
+            content = json.loads(content)
+        except ValueError:
+            return content
+    if isinstance(content, Mapping):
+        if isinstance(content.get("text"), str):
+            return str(content["text"])
+        post = content.get("post")
+        if isinstance(post, Mapping):
+            locale: Any = next(iter(post.values()), {})
+            lines = locale.get("content", []) if isinstance(locale, Mapping) else []
+            return "\n".join("".join(str(e.get("text", "")) for e in line) for line in lines)
+    return ""

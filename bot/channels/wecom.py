@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import parse_qs, quote, urlsplit
+from urllib.parse import quote
 
 from bot.channels.base import Limits, OutboundChannel, Payload, Rendering, SendResult
 from bot.channels.http import (
@@ -52,17 +52,7 @@ class WecomRobot(HttpChannel):
     default_limits = Limits(per_minute=20, max_body_bytes=MARKDOWN_BYTES, penalty_seconds=60.0)
     default_base_url = "https://qyapi.weixin.qq.com"
     credential_keys = (("key",), ("webhook",))
-
-    def configure(self, *, base_url_given: bool) -> None:
-        key = self._credential.get("key", "")
-        if not key:
-            parts = urlsplit(self._credential["webhook"])
-            key = (parse_qs(parts.query).get("key") or [""])[0]
-            if not key:
-                raise ValueError(f"wecom_robot channel {self.name!r}: the webhook URL has no key")
-            if not base_url_given and parts.scheme and parts.netloc:
-                self.base_url = f"{parts.scheme}://{parts.netloc}"
-        self._key = key
+    webhook_field = ("key", "query")
 
     def render(self, rendering: Rendering) -> list[Payload]:
         mentions = sort_mentions(rendering.mentions)
@@ -89,7 +79,7 @@ class WecomRobot(HttpChannel):
                 for i, (b, t) in enumerate(zip(bodies, texts, strict=True), 1)]
 
     async def send(self, room_id: str, payload: Payload) -> SendResult:
-        key = quote(self._key, safe="")
+        key = quote(self._credential["key"], safe="")
         response = await self.post(f"{self.base_url}{SEND_PATH}?key={key}", dumps(payload.body))
         if isinstance(response, SendResult):
             return self.settle(response)

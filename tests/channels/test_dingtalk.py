@@ -9,7 +9,7 @@ import base64
 import hashlib
 import hmac
 import json
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 from urllib.parse import unquote_plus
 
@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from bot.channels.base import Limits, OutboundChannel, Outcome, Rendering
 from bot.channels.dingtalk import CODES, KINDS, DingtalkRobot, sign
 from bot.clock import FakeClock
-from tests.channels.conftest import assert_rule, logged, recovered
+from tests.channels.adapter_checks import assert_rule, capture_all, logged, recovered
 from tests.channels.fakes import FakeDingtalk, Inject, closed_port
 
 TOKEN = "bf73a2c6d9e84f0aa1b2c3d4e5f60718293a4b5c6d7e8f90"
@@ -30,6 +30,12 @@ MOBILE = "13812345678"
 TAG = "【通知#12】"
 KEYWORD = "社区通知"
 TEXT_CHARS = st.characters(blacklist_categories=("Cs",))
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(timeout=5.0) as c:
+        yield c
 
 
 @pytest.fixture
@@ -219,7 +225,8 @@ async def test_no_connection_is_not_sent_and_a_late_answer_is_unknown(fake, clie
     assert len(server.accepted) == 1
 
 
-async def test_token_secret_signature_and_mobiles_never_logged(fake, client, clock, all_logs):
+async def test_token_secret_signature_and_mobiles_never_logged(fake, client, clock, caplog):
+    all_logs = capture_all(caplog)
     server, url = fake
     ch = robot(url, client, clock)
     [payload] = ch.render(Rendering(text="测试", mentions=[MOBILE]))
@@ -244,3 +251,15 @@ async def test_a_captured_signed_url_replayed_after_an_hour_is_refused(fake, cli
                                headers={"Content-Type": "application/json"})
     assert replay.json()["errcode"] == 310000
     assert len(server.accepted) == 1
+
+
+async def test_the_webhook_url_form_of_the_credential_works(fake, client, clock):
+    """`tierbot channels add` stores a bare value as "webhook": the robot's full URL."""
+    server, url = fake
+    ch = DingtalkRobot("d", {"webhook": f"{url}/robot/send?access_token={TOKEN}",
+                             "secret": SECRET}, client=client, clock=clock)
+    assert await send_one(ch) is Outcome.DELIVERED
+    assert TOKEN not in repr(ch)
+    with pytest.raises(ValueError) as exc:
+        DingtalkRobot("d", {"webhook": f"https://oapi.dingtalk.com/robot/send?x={TOKEN}"})
+    assert TOKEN not in str(exc.value)

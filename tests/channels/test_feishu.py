@@ -9,7 +9,7 @@ import base64
 import hashlib
 import hmac
 import json
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 
 import httpx
@@ -27,9 +27,9 @@ from bot.channels.feishu import (
     FeishuBot,
     bot_sign,
 )
-from bot.channels.render import defuse
+from bot.channels.render import defuse, part_text
 from bot.clock import FakeClock
-from tests.channels.conftest import assert_rule, logged, recovered
+from tests.channels.adapter_checks import assert_rule, capture_all, logged, recovered
 from tests.channels.fakes import FakeFeishuApp, FakeFeishuBot, Inject, closed_port
 
 HOOK = "5e3d587e-d78e-4a07-bd07-265f269f86fd"
@@ -39,6 +39,12 @@ APP_SECRET = "Vb7x2Kq9LmN3pR5tW8yZ1cF4hJ6"
 CHAT = "oc_a0553eda9014c201e6969b478895c230"
 TAG = "【通知#3】"
 TEXT_CHARS = st.characters(blacklist_categories=("Cs",))
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(timeout=5.0) as c:
+        yield c
 
 
 @pytest.fixture
@@ -308,7 +314,8 @@ async def test_each_mapped_app_error_is_classified(fake_app, client, clock, code
 
 
 async def test_hook_secret_app_secret_and_token_never_logged(fake, fake_app, client, clock,
-                                                             all_logs):
+                                                             caplog):
+    all_logs = capture_all(caplog)
     server, url = fake
     b = bot(url, client, clock)
     assert await send_one(b) is Outcome.DELIVERED
@@ -383,3 +390,25 @@ def test_configuration_may_only_lower_the_platform_limits():
     assert (ch.limits.per_minute, ch.limits.per_second, ch.limits.max_body_bytes) == (
         100, 2, 20 * 1024)
     assert ch.limits.avoid == ((0, 60), (1800, 1860))
+
+
+async def test_the_webhook_url_form_of_the_credential_works(fake, client, clock):
+    server, url = fake
+    ch = FeishuBot("b", {"webhook": f"{url}/open-apis/bot/v2/hook/{HOOK}", "secret": SECRET},
+                   client=client, clock=clock)
+    assert await send_one(ch) is Outcome.DELIVERED
+    assert len(server.accepted) == 1
+
+
+def test_part_text_reads_every_body_shape():
+    """What an echo of a part is matched by, from each adapter's body."""
+    rendering = Rendering(text="第一行\n第二行", tag=TAG)
+    for ch in (FeishuBot("b", {"token": HOOK}), FeishuApp("a", {"app_id": APP_ID,
+                                                               "app_secret": APP_SECRET})):
+        for markdown in (False, True):
+            [p] = ch.render(Rendering(text=rendering.text, tag=TAG, markdown=markdown))
+            assert part_text(p.body) == TAG + "第一行\n第二行"
+    assert part_text({"text": "sim"}) == "sim"
+    assert part_text({"msgtype": "text", "text": {"content": "企微"}}) == "企微"
+    assert part_text({"msgtype": "markdown", "markdown": {"title": "t", "text": "钉钉"}}) == "钉钉"
+    assert part_text({}) == ""

@@ -4,7 +4,7 @@ the key and mobiles kept out of logs, reprs and details."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 
 import httpx
@@ -16,13 +16,19 @@ from bot.channels.base import OutboundChannel, Outcome, Rendering
 from bot.channels.render import defuse
 from bot.channels.wecom import CODES, KINDS, MENTION_MARKUP, WecomRobot
 from bot.clock import FakeClock
-from tests.channels.conftest import assert_rule, logged, recovered
+from tests.channels.adapter_checks import assert_rule, capture_all, logged, recovered
 from tests.channels.fakes import FakeWecom, Inject, closed_port
 
 KEY = "693a91f6-7xoc-4bc4-97a0-0ec2sifa5aaa"
 MOBILE = "13912345678"
 TAG = "【通知#7】"
 TEXT_CHARS = st.characters(blacklist_categories=("Cs",))
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(timeout=5.0) as c:
+        yield c
 
 
 @pytest.fixture
@@ -197,7 +203,8 @@ async def test_a_timeout_after_the_request_left_is_unknown(fake, clock):
     assert len(server.accepted) == 1
 
 
-async def test_the_key_and_mobiles_are_never_logged_or_shown(fake, client, clock, all_logs):
+async def test_the_key_and_mobiles_are_never_logged_or_shown(fake, client, clock, caplog):
+    all_logs = capture_all(caplog)
     server, url = fake
     ch = robot(url, client, clock)
     [payload] = ch.render(Rendering(text="测试", mentions=[MOBILE]))

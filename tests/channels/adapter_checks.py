@@ -1,13 +1,12 @@
-"""Shared pieces of the channel adapter tests: an httpx client per test, the property checks
-every split must pass, and a log capture that holds every logger down to DEBUG."""
+"""Shared checks of the channel adapter tests: the property checks every split must pass, a
+log capture that holds every logger down to DEBUG, a result against its code table."""
 
 from __future__ import annotations
 
 import logging
 import re
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import Iterable
 
-import httpx
 import pytest
 
 from bot.channels.base import Outcome, SendResult
@@ -16,14 +15,7 @@ from bot.channels.http import CodeRule
 _MARKER = re.compile(r"^\((\d+)/(\d+)\)")
 
 
-@pytest.fixture
-async def client() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=5.0) as c:
-        yield c
-
-
-@pytest.fixture
-def all_logs(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
+def capture_all(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
     """Every record of every logger, httpx's and httpcore's included, from DEBUG up."""
     caplog.set_level(logging.DEBUG)
     for name in ("httpx", "httpcore", "bot"):
