@@ -5,8 +5,9 @@ error-code tables, and keeping credentials out of logs, exceptions, reprs and de
 httpx logs every request's full URL at INFO ("HTTP Request: POST https://…?key=…"), and the
 WeCom key, the DingTalk access token and the Feishu hook id are in the URL: a filter on the
 "httpx" logger replaces every registered credential (and any key=/access_token=/sign= value
-and /hook/ id) before a handler sees the record. httpcore's DEBUG traces name only the host
-and the method."""
+and /hook/ id) before a handler sees the record. httpcore's DEBUG traces name the host, the
+method and the response headers, never the URL's query or a request header; they are
+filtered the same way all the same."""
 
 from __future__ import annotations
 
@@ -80,7 +81,9 @@ _FILTER = RedactingFilter()
 
 
 def _install_filter() -> None:
-    for name in ("httpx", "httpcore", __name__):
+    # A logger's filter sees only the records logged on that logger, not its children's.
+    for name in ("httpx", "httpcore", "httpcore.connection", "httpcore.http11",
+                 "httpcore.http2", "httpcore.proxy", __name__):
         logger = logging.getLogger(name)
         if _FILTER not in logger.filters:
             logger.addFilter(_FILTER)
