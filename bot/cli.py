@@ -476,15 +476,26 @@ class _store_only:
 async def _demo(settings: Settings) -> None:
     from bot.app import build_app, running
     from bot.clock import OffsetClock
-    from bot.console import load_demo_chain, run_console
+    from bot.console import (
+        DEMO_CHANNEL,
+        bind_staff_to_channel,
+        demo_channel,
+        load_demo_chain,
+        run_console,
+    )
 
     # The simulated chat cannot be banned for speed: no pacing, so answers show at once.
     pacing = settings.pacing.model_copy(update={"min_gap_seconds": 0, "jitter_seconds": 0})
+    # Tiers 1-3 on a simulated official channel beside the simulated WeChat of tiers 4-5.
     app = build_app(settings.model_copy(update={"transport": "sim", "pacing": pacing}),
-                    clock=OffsetClock())
+                    clock=OffsetClock(), channels={DEMO_CHANNEL: demo_channel()})
     async with running(app):
         loaded = await load_demo_chain(app, units=True)
         print("demo chain loaded" if loaded else "using the chain already in the store")
+        if loaded:
+            moved = await bind_staff_to_channel(app)
+            print(f"tiers 1-3 ({moved} groups) send through the simulated official channel "
+                  f"{DEMO_CHANNEL!r}; tiers 4-5 through the simulated WeChat")
         await run_console(app)
 
 
