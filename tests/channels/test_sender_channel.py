@@ -10,7 +10,7 @@ from datetime import timedelta
 from sqlalchemy import select, update
 
 from bot.app import BotApp
-from bot.channels.base import Capabilities, Outcome, SendResult
+from bot.channels.base import Capabilities, Limits, Outcome, SendResult
 from bot.channels.sim import SimOfficialChannel
 from bot.clock import FakeClock
 from bot.services import notice as notices
@@ -216,3 +216,44 @@ async def test_oversize_text_is_split_by_bytes_with_the_tag_on_each_part(
     parts = [text for room, text in robot_sent(robot) if room == chain.community_group]
     assert len(parts) == 4
     assert all(p.startswith(f"{TAG1}(") and len(p.encode()) <= 2048 for p in parts)
+
+
+async def test_the_credentials_minute_limit_holds_a_broadcast_back(
+        bot: BotApp, chat: Chat, chain: DemoChain, clock: FakeClock, robot, transport):
+    from tests.channels.conftest import bind_staff
+
+    robot.limits = Limits(per_minute=2, max_body_bytes=2048, penalty_seconds=600.0)
+    bot.sender.pacers.pop("robot", None)
+    await bind_staff(bot, tiers=(2, 3, 4, 5))
+    await chat.say(chain.subdistrict_group, chain.commander, NOTICE)
+    assert len(notice_rooms(robot_sent(robot))) == 2
+    clock.advance(timedelta(seconds=59))
+    await bot.idle()
+    assert len(notice_rooms(robot_sent(robot))) == 2
+    clock.advance(timedelta(seconds=1))
+    await bot.idle()
+    assert len(notice_rooms(robot_sent(robot))) == 4
+    clock.advance(timedelta(seconds=60))
+    await bot.idle()
+    assert notice_rooms(robot_sent(robot)) == sorted(STAFF_BELOW | WECHAT_BELOW)
+    # Nothing of the robot's groups went through WeChat meanwhile.
+    assert notice_rooms(wechat_sent(transport)) == []
+
+
+async def test_one_group_per_second_holds_that_group_only(
+        bot: BotApp, chat: Chat, chain: DemoChain, clock: FakeClock, robot, staff_on_robot):
+    robot.limits = Limits(per_minute=1000, per_second=50, per_group_per_second=1,
+                          max_body_bytes=2048)
+    bot.sender.pacers.pop("robot", None)
+    await chat.say(chain.subdistrict_group, chain.commander, "通知 到2级 第一条")
+    await chat.say(chain.subdistrict_group, chain.commander, "通知 到2级 第二条")
+    assert robot.texts(chain.community_group) == ["【通知#1】第一条"]
+    async with bot.session() as s:
+        row = (await s.execute(select(OutboxMessage).where(OutboxMessage.notice_id == 2))
+               ).scalar_one()
+    # Put back unattempted until the group's second is over.
+    assert row.status == OutboxStatus.PENDING and row.attempts == 0
+    assert row.next_attempt_at == clock.now() + timedelta(seconds=1)
+    clock.advance(timedelta(seconds=1))
+    await bot.idle()
+    assert robot.texts(chain.community_group) == ["【通知#1】第一条", "【通知#2】第二条"]
