@@ -217,9 +217,10 @@ class ChannelPacer(Pacer):
             before = at
             at = self._window(at, self.minute, self.limits.per_minute, timedelta(minutes=1))
             at = self._window(at, self.second, self.limits.per_second, timedelta(seconds=1))
-            if room and self.limits.per_group_per_second is not None:
-                at = self._window(at, self.rooms.setdefault(room, deque()),
-                                  self.limits.per_group_per_second, timedelta(seconds=1))
+            sent_to_room = self.rooms.get(room) if room else None
+            if sent_to_room and self.limits.per_group_per_second is not None:
+                at = self._window(at, sent_to_room, self.limits.per_group_per_second,
+                                  timedelta(seconds=1))
             at = self._avoid(at)
             if at == before:
                 break
@@ -237,7 +238,7 @@ class ChannelPacer(Pacer):
             if cap is None:
                 continue
             recent.append(at)
-            if cap is not None and len(recent) > cap:
+            if len(recent) > cap:
                 recent.popleft()
         if room and self.limits.per_group_per_second is not None:
             if len(self.rooms) > 10_000:
