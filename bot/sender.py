@@ -1123,10 +1123,11 @@ class OutboxSender:
                     if echo_at is not None:
                         # The row is `pending` here (MARK_SENT, for rows `sending`, left it
                         # pending and it was claimed again and again, never sent).
-                        await _run(session, MARK_ECHOED, {
+                        marked = await _run(session, MARK_ECHOED, {
                             "p_ids": [row.id], "p_at": echo_at,
                             "lease_key": self._key(account), "lease_epoch": epoch})
-                        self._echoed.add(account)
+                        if _count(marked):
+                            self._echoed.add(account)
                         continue
                 rows.append(row)
             if not rows:
