@@ -6,12 +6,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot import crypto, pii, store, texts
+from bot.channels import registry
+from bot.channels.base import OutboundChannel
 from bot.clock import Clock, SystemClock
 from bot.config import ConfigError, Settings
 from bot.outbound import MaskingTransport
@@ -19,7 +21,7 @@ from bot.pipeline import Handling, Pipeline, Queued
 from bot.router import Dispatcher, Reply
 from bot.scheduler import Scheduler
 from bot.sender import OutboxSender, ReplyGate
-from bot.services import health, outbox
+from bot.services import credential, health, outbox
 from bot.transports.base import IncomingMessage, RoomEvent, Transport
 from handlers import ROUTERS
 from models import NoticeSchedule
@@ -55,7 +57,7 @@ class BotApp:
     """One running bot: a store, a transport, the inbound pipeline and the outbox sender."""
 
     def __init__(self, settings: Settings, *, transport: Transport, clock: Clock,
-                 engine: AsyncEngine):
+                 engine: AsyncEngine, channels: Mapping[str, OutboundChannel] | None = None):
         self.settings = settings
         self.transport = transport
         self.clock = clock
@@ -71,6 +73,12 @@ class BotApp:
         self.sender = OutboxSender(sessions=self.sessions, transport=self.outbound, clock=clock,
                                    pacing=settings.pacing, zone=settings.zone,
                                    default_account=accounts[0].name if accounts else "")
+        # Every sending credential by name: the transport's WeChat accounts now, the official
+        # [[channels]] once their credentials are read at start (`load_channels`); channels
+        # given here (tests, the demo) are used as they are.
+        self._given_channels = dict(channels or {})
+        self.channels: dict[str, OutboundChannel] = registry.wechat(
+            self.outbound, [a.name for a in accounts] or [""], settings.pacing)
         self.pipeline = Pipeline(handling=self.handling, sessions=self.sessions,
                                  send_reply=self._send_reply, bot_names=settings.bot_names,
                                  batch_max=settings.pipeline.batch_max,
@@ -153,9 +161,29 @@ class BotApp:
             self._lock = lock
         await store.upgrade(self.engine)
 
+    async def load_channels(self) -> dict[str, OutboundChannel]:
+        """Build the official channels from [[channels]] and their stored credentials (the
+        ones given to build_app win) and hand them to the sender."""
+        entries = [e for e in self.settings.channels if e.name not in self._given_channels]
+        if entries:
+            async with self.session() as session:
+                stored = await credential.open_all(session)
+            built = registry.official(entries, stored)
+            del stored
+        else:
+            built = {}
+        official = {**built, **self._given_channels}
+        self.channels.update(official)
+        self.sender.channels.update(official)
+        for name, channel in official.items():
+            log.info("channel %r: %s, %d/min, %d bytes", name, channel.kind,
+                     channel.limits.per_minute, channel.limits.max_body_bytes)
+        return official
+
     async def start(self) -> None:
         """Open the store, start the pipeline and sender, then connect the transport."""
         await self.open_store()
+        await self.load_channels()
         self._tasks = [asyncio.create_task(self.pipeline.run(), name="pipeline")]
         await self.transport.start(self._submit, self._on_room_event)
         # After the transport: reconciliation may ask it for echoes of unfinished sends.
@@ -214,8 +242,10 @@ class BotApp:
 
 
 def build_app(settings: Settings, *, transport: Transport | None = None,
-              clock: Clock | None = None) -> BotApp:
-    """A BotApp for these settings; tests pass a memory transport and a fake clock."""
+              clock: Clock | None = None,
+              channels: Mapping[str, OutboundChannel] | None = None) -> BotApp:
+    """A BotApp for these settings; tests pass a memory transport, a fake clock and (for
+    official channels) channels built in memory."""
     clock = clock or SystemClock()
     # No keys, no start: personal numbers are never stored in the clear (MissingKeyError says
     # what to do). The keys are the process's, like the public numbers below.
@@ -229,7 +259,7 @@ def build_app(settings: Settings, *, transport: Transport | None = None,
     if settings.sqlite_path is not None:
         settings.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
     return BotApp(settings, transport=transport or make_transport(settings, clock), clock=clock,
-                  engine=store.create_engine(settings.database_url))
+                  engine=store.create_engine(settings.database_url), channels=channels)
 
 
 @contextlib.asynccontextmanager

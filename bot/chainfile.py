@@ -11,12 +11,21 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic.dataclasses import dataclass
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import pii
+from bot.channels.registry import CHANNEL_TRANSPORT
 from bot.services import chain, people, personal
 from models import (
     Building,
@@ -66,12 +75,37 @@ class PersonSpec:
 
 @dataclass(slots=True, config=_ITEM)
 class GroupSpec:
-    """A chat room bound to the node."""
+    """A chat room bound to the node, and the channels that send to it.
+
+    `channel` (or its older name `account`) is the group's binding: a WeChat account's name,
+    or a [[channels]] name (an official robot); "" is the transport's only account. `fallback`
+    is where failover moves it. A WeChat group that a robot also posts to keeps its WeChat
+    room and transport (`channel = "wecom-jd"`, `fallback = "main"`); a group that exists only
+    on an official platform has `transport = "channel"` and `room` = the channel's name for a
+    webhook robot (one webhook is one group) or the platform's chat id for an app bot."""
 
     room: str
     title: str
     transport: str | None = None
     account: str = ""
+    channel: str = ""
+    fallback: str = ""
+
+    @model_validator(mode="after")
+    def _binding(self) -> GroupSpec:
+        if self.channel and self.account and self.channel != self.account:
+            raise ValueError("channel and account name the same binding: give one")
+        if self.transport == CHANNEL_TRANSPORT and not (self.channel or self.account):
+            raise ValueError(f'a group with transport "{CHANNEL_TRANSPORT}" exists only on an '
+                             "official channel: name it (channel = …)")
+        if self.fallback and self.fallback == self.binding:
+            raise ValueError("fallback is the group's own channel")
+        return self
+
+    @property
+    def binding(self) -> str:
+        """The channel that sends to the group."""
+        return self.channel or self.account
 
 
 @dataclass(slots=True, config=_ITEM)
@@ -154,7 +188,8 @@ def _rows(book: Any, name: str) -> Iterator[dict[str, str]]:
 def _xlsx_parts(path: Path) -> Iterator[Part]:
     """A workbook as parts, row by row: the same items a TOML/YAML file gives. Sheets:
     `people` (key, name, mobile, contacts), `nodes` (key, name, kind, parent, one column per
-    role holding person keys, shops), `groups` (node, room, title, transport, account),
+    role holding person keys, shops), `groups` (node, room, title, transport, account or channel,
+    fallback),
     optional `chain` (transport). Lists in a cell are separated by commas, 、 or spaces."""
     from python_calamine import CalamineWorkbook
 
@@ -170,7 +205,8 @@ def _xlsx_parts(path: Path) -> Iterator[Part]:
     groups: dict[str, list[dict[str, str]]] = {}
     for r in _rows(book, "groups"):
         group = {"room": r.get("room", ""), "title": r.get("title", ""),
-                 "account": r.get("account", "")}
+                 "account": r.get("account", ""), "channel": r.get("channel", ""),
+                 "fallback": r.get("fallback", "")}
         if r.get("transport"):
             group["transport"] = r["transport"]
         groups.setdefault(r.get("node", ""), []).append(group)
@@ -661,7 +697,8 @@ async def import_chain(session: AsyncSession, spec: ChainSpec, *, now: datetime,
             tr = gspec.transport or spec.transport
             if (tr, gspec.room) not in bound:
                 bound.add((tr, gspec.room))
-                new_groups.append((node_id, tr, gspec.room, gspec.title, gspec.account, now))
+                new_groups.append((node_id, tr, gspec.room, gspec.title, gspec.binding,
+                                   gspec.fallback, now))
         for role, keys in nspec.roles.items():
             for key in keys:
                 if key not in persons:
@@ -672,8 +709,8 @@ async def import_chain(session: AsyncSession, spec: ChainSpec, *, now: datetime,
                     held.add((person_id, node_id, role))
                     new_roles.append((person_id, node_id, str(role), now))
     await _write(session, Group,
-                 ("node_id", "transport", "room_id", "title", "account", "created_at"),
-                 new_groups)
+                 ("node_id", "transport", "room_id", "title", "account", "fallback_account",
+                  "created_at"), new_groups)
     counts["groups"] = len(new_groups)
     step("groups", len(new_groups), len(new_groups))
     await _write_roles(session, new_roles)

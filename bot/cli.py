@@ -14,7 +14,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
-from bot import pii
+from bot import channel_texts, pii
 from bot.config import ConfigError, Settings, load_settings
 from bot.store import StoreLockedError
 
@@ -145,6 +145,7 @@ def _parser() -> argparse.ArgumentParser:
     end.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     end.add_argument("--dry-run", action="store_true", help="only count what would go")
     _keys_parser(sub)
+    _channels_parser(sub)
     return p
 
 
@@ -159,6 +160,90 @@ def _keys_parser(sub: Any) -> None:
                                              "it, in batches (run again to resume)")
     rot.add_argument("--batch", type=int, default=500, help="people per transaction")
     keys_sub.add_parser("status", help="the key ids, the active one, numbers left to rotate")
+
+
+# --- official channels' credentials (issue 15) --------------------------------------------
+
+# Where `channels add` reads the secret when stdin is a terminal (never from argv: argv shows
+# in `ps`, shell history and process accounting).
+SECRET_ENV = "TIERBOT_CHANNEL_SECRET"
+
+
+def _channels_parser(sub: Any) -> None:
+    chs = sub.add_parser("channels", help="official channels' credentials (stored encrypted)")
+    chs_sub = chs.add_subparsers(dest="channels_command", required=True)
+    add = chs_sub.add_parser(
+        "add", help=f"store (or replace) a channel's secret, read from stdin or ${SECRET_ENV}: "
+                    "a webhook URL, field=value lines, or a JSON object")
+    add.add_argument("name", help="the channel's name, as in [[channels]]")
+    add.add_argument("--kind", required=True,
+                     help="wecom_robot | dingtalk_robot | feishu_bot | feishu_app | …")
+    add.add_argument("--env", default=SECRET_ENV,
+                     help=f"the variable holding the secret (default {SECRET_ENV})")
+    chs_sub.add_parser("list", help="the stored credentials, masked")
+    rm = chs_sub.add_parser("remove", help="delete a channel's stored secret")
+    rm.add_argument("name")
+
+
+def _read_secret(env: str) -> str:
+    import os
+
+    value = os.environ.get(env, "")
+    if value:
+        return value
+    if not sys.stdin.isatty():
+        return sys.stdin.read()
+    raise ConfigError(channel_texts.Channel.NO_SECRET.format(env=env))
+
+
+async def _channels(settings: Settings, args: argparse.Namespace) -> None:
+    from bot.channels import registry
+    from bot.services import credential
+
+    texts_ = channel_texts.Channel
+    if args.channels_command == "add":
+        known = registry.kinds()
+        if args.kind not in known:
+            raise ConfigError(f"--kind: unknown kind {args.kind!r} (known: "
+                              f"{', '.join(sorted(known))})")
+        try:
+            fields = credential.parse_secret(_read_secret(args.env))
+        except credential.CredentialError as exc:
+            raise ConfigError(f"channels add: {exc}") from None
+        configured = {c.name: c.kind for c in settings.channels}
+        if configured.get(args.name, args.kind) != args.kind:
+            raise ConfigError(f"channels add: [[channels]] {args.name!r} is of kind "
+                              f"{configured[args.name]!r}")
+
+        async def add(app: Any, session: Any) -> None:
+            before = {c.name for c in await credential.listing(session)}
+            shown = await credential.store(session, name=args.name, kind=args.kind,
+                                           fields=fields, now=app.now())
+            line = texts_.REPLACED if args.name in before else texts_.ADDED
+            print(line.format(name=shown.name, kind=shown.kind, mask=shown.mask))
+
+        await _with_store(settings, add)
+        if args.name not in configured:
+            print(f"note: add a [[channels]] entry named {args.name!r} to use it",
+                  file=sys.stderr)
+    elif args.channels_command == "list":
+        async def show(app: Any, session: Any) -> None:
+            rows = await credential.listing(session)
+            if not rows:
+                print(texts_.NONE)
+            for c in rows:
+                at = c.updated_at.astimezone(settings.zone)
+                print(texts_.LIST_LINE.format(name=c.name, kind=c.kind, mask=c.mask,
+                                              at=f"{at:%Y-%m-%d %H:%M}"))
+
+        await _with_store(settings, show)
+    else:
+        async def remove(app: Any, session: Any) -> None:
+            if not await credential.remove(session, name=args.name):
+                raise ConfigError(texts_.NOT_FOUND.format(name=args.name))
+            print(texts_.REMOVED.format(name=args.name))
+
+        await _with_store(settings, remove)
 
 
 def _people_privacy_parsers(ppl_sub: Any) -> None:
@@ -201,7 +286,7 @@ def _key_file_keyring(settings: Settings) -> tuple[Path, Any]:
 
 async def _keys_rotate(settings: Settings, batch: int) -> None:
     from bot import crypto
-    from bot.services import personal
+    from bot.services import credential, personal
 
     if batch < 1:
         raise ConfigError("--batch: at least 1")
@@ -214,15 +299,18 @@ async def _keys_rotate(settings: Settings, batch: int) -> None:
         crypto.write_file(path, keyring, replace=True)
         print(f"added key {keyring.active} (active); re-encrypting")
 
-    async def work(app: Any) -> int:
-        return await personal.rotate(app.sessions, keyring=keyring, batch=batch,
-                                     progress=lambda n: print(f"  {n} people re-encrypted",
-                                                              file=sys.stderr))
+    async def work(app: Any) -> tuple[int, int]:
+        people = await personal.rotate(app.sessions, keyring=keyring, batch=batch,
+                                       progress=lambda n: print(f"  {n} people re-encrypted",
+                                                                file=sys.stderr))
+        # The official channels' credentials are sealed with the same keys.
+        channels = await credential.rotate(app.sessions, keyring=keyring)
+        return people, channels
 
-    done = await _with_app(settings, work)
+    done, sealed = await _with_app(settings, work)
     crypto.write_file(path, keyring.rotated(), replace=True)
-    print(f"rotation to {keyring.active} done: {done} people re-encrypted; older keys stay in "
-          "the file for older backups")
+    print(f"rotation to {keyring.active} done: {done} people and {sealed} channel credentials "
+          "re-encrypted; older keys stay in the file for older backups")
 
 
 async def _keys_status(settings: Settings) -> None:
@@ -230,11 +318,15 @@ async def _keys_status(settings: Settings) -> None:
     from bot.services import personal
 
     async def work(app: Any, session: Any) -> None:
+        from bot.services import credential
+
         ring = crypto.current()
         left = await personal.pending_rotation(session, keyring=ring)
+        channels_left = await credential.pending_rotation(session, keyring=ring)
         print(f"keys: {', '.join(sorted(ring.keys))}; active {ring.active}"
               + ("; rotation unfinished" if ring.rotating else ""))
         print(f"people with a number under an older key: {left}")
+        print(f"channel credentials under an older key: {channels_left}")
 
     await _with_store(settings, work)
 
@@ -384,15 +476,26 @@ class _store_only:
 async def _demo(settings: Settings) -> None:
     from bot.app import build_app, running
     from bot.clock import OffsetClock
-    from bot.console import load_demo_chain, run_console
+    from bot.console import (
+        DEMO_CHANNEL,
+        bind_staff_to_channel,
+        demo_channel,
+        load_demo_chain,
+        run_console,
+    )
 
     # The simulated chat cannot be banned for speed: no pacing, so answers show at once.
     pacing = settings.pacing.model_copy(update={"min_gap_seconds": 0, "jitter_seconds": 0})
+    # Tiers 1-3 on a simulated official channel beside the simulated WeChat of tiers 4-5.
     app = build_app(settings.model_copy(update={"transport": "sim", "pacing": pacing}),
-                    clock=OffsetClock())
+                    clock=OffsetClock(), channels={DEMO_CHANNEL: demo_channel()})
     async with running(app):
         loaded = await load_demo_chain(app, units=True)
         print("demo chain loaded" if loaded else "using the chain already in the store")
+        if loaded:
+            moved = await bind_staff_to_channel(app)
+            print(f"tiers 1-3 ({moved} groups) send through the simulated official channel "
+                  f"{DEMO_CHANNEL!r}; tiers 4-5 through the simulated WeChat")
         await run_console(app)
 
 
@@ -846,6 +949,8 @@ def main(argv: list[str] | None = None) -> int:
                 asyncio.run(_keys_rotate(settings, args.batch))
             case "keys":
                 asyncio.run(_keys_status(settings))
+            case "channels":
+                asyncio.run(_channels(settings, args))
             case "workers":
                 asyncio.run(_workers_import(settings, args.file, args.enterprise))
             case "chain":

@@ -241,6 +241,67 @@ class ShopSettings(_Section):
     escalate_time: str = Field("14:00", pattern=r"^([01]?\d|2[0-3]):[0-5]\d$")
 
 
+# The platforms' published limits, per sending credential (issue 15): [[channels]] may only
+# lower them. Kept here (plain numbers, no adapter import) so configuration validates alone.
+PLATFORM_LIMITS: dict[str, dict[str, Any]] = {
+    # WeCom group robot: 20 a minute; text 2,048 bytes (markdown 4,096).
+    "wecom_robot": {"per_minute": 20, "max_body_bytes": 2048, "penalty_seconds": 60.0},
+    # DingTalk custom robot: 20 a minute, then a 10-minute penalty (130101); < 20,000 bytes.
+    "dingtalk_robot": {"per_minute": 20, "max_body_bytes": 19_999, "penalty_seconds": 600.0},
+    # Feishu custom bot: 100 a minute, 5 a second, avoiding :00 and :30; 20 KB.
+    "feishu_bot": {"per_minute": 100, "per_second": 5, "max_body_bytes": 20_000,
+                   "penalty_seconds": 60.0, "avoid": ((0, 60), (1800, 1860))},
+    # Feishu app: 1,000 a minute, 50 a second, 5 a second per group.
+    "feishu_app": {"per_minute": 1000, "per_second": 50, "per_group_per_second": 5,
+                   "max_body_bytes": 20_000, "penalty_seconds": 60.0},
+    # The simulated official channel of the demo and the tests (WeCom-like).
+    "sim_official": {"per_minute": 20, "max_body_bytes": 2048, "penalty_seconds": 600.0},
+}
+_LOWER_ONLY = ("per_minute", "per_second", "per_group_per_second", "max_body_bytes")
+
+
+class ChannelSettings(_Section):
+    """One official sending credential ([[channels]]): a group robot's webhook or an app bot.
+    Its secret (webhook URL or key, signing secret, app id and secret) is never here: it is
+    stored encrypted by `tierbot channels add` and joined to this entry by `name`."""
+
+    # The binding's name: what chat_group.account / fallback_account and outbox rows name.
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+    kind: str = Field(min_length=1, max_length=32)
+    # Lower than the platform's limits only (a shared credential, a cautious start).
+    per_minute: int | None = Field(None, ge=1)
+    per_second: int | None = Field(None, ge=1)
+    per_group_per_second: int | None = Field(None, ge=1)
+    max_body_bytes: int | None = Field(None, ge=200)
+    # Longer than the platform's penalty only.
+    penalty_seconds: float | None = Field(None, ge=0)
+    # The word the robot's keyword security requires in every message ("" = none).
+    keyword: str = Field("", max_length=32)
+    # The platform's API root; tests point it at a fake server on 127.0.0.1.
+    base_url: str | None = None
+
+    @model_validator(mode="after")
+    def _only_lower(self) -> ChannelSettings:
+        defaults = PLATFORM_LIMITS.get(self.kind)
+        if defaults is None:
+            return self  # a kind an adapter module registers: checked when the registry builds
+        for key in _LOWER_ONLY:
+            mine, theirs = getattr(self, key), defaults.get(key)
+            if mine is not None and theirs is not None and mine > theirs:
+                raise ValueError(f"channels.{self.name}.{key}: {mine} is above the platform's "
+                                 f"limit {theirs} (configuration may only lower it)")
+        penalty = defaults.get("penalty_seconds", 0.0)
+        if self.penalty_seconds is not None and self.penalty_seconds < penalty:
+            raise ValueError(f"channels.{self.name}.penalty_seconds: {self.penalty_seconds} is "
+                             f"below the platform's penalty {penalty}")
+        return self
+
+    def overrides(self) -> dict[str, Any]:
+        """The limits this entry sets (to apply over the platform's defaults)."""
+        return {k: v for k in (*_LOWER_ONLY, "penalty_seconds")
+                if (v := getattr(self, k)) is not None}
+
+
 class PrivacySettings(_Section):
     """Masking of personal numbers in everything the bot sends and logs."""
 
@@ -337,8 +398,21 @@ class Settings(BaseSettings):
     shops: ShopSettings = Field(default_factory=ShopSettings)
     units: UnitSettings = Field(default_factory=UnitSettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
+    # Official channels beside the WeChat accounts (issue 15); secrets stored encrypted.
+    channels: list[ChannelSettings] = Field(default_factory=list)
     # Run the APScheduler jobs (reminders, roll-ups, scheduled notices) in this process.
     scheduler: bool = True
+
+    @model_validator(mode="after")
+    def _unique_channel_names(self) -> Settings:
+        names = [c.name for c in self.channels]
+        accounts = {a.name for a in self.wechaty.accounts}
+        for name in names:
+            if names.count(name) > 1:
+                raise ValueError(f"channels: the name {name!r} is used twice")
+            if name in accounts:
+                raise ValueError(f"channels: {name!r} is also a wechaty account's name")
+        return self
 
     @field_validator("timezone")
     @classmethod

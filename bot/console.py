@@ -10,14 +10,16 @@ from datetime import timedelta
 from importlib import resources
 from typing import TextIO
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from bot import chainfile, pii
 from bot.app import BotApp
+from bot.channels.base import Capabilities
+from bot.channels.sim import SimOfficialChannel
 from bot.clock import OffsetClock
 from bot.services import chain
 from bot.transports.sim import SimTransport
-from models import Contact, Group, InviteKind, Person, Role
+from models import Contact, Group, InviteKind, Node, Person, Role
 from schedules.jobs import check_notices
 
 ROLE_WORDS = {
@@ -35,6 +37,33 @@ CONSOLE_HELP = """console commands:
   /leave              the speaker leaves this group (the bot tells their commander)
   /quit               leave
   $CODE in a line is replaced by the last invite code issued."""
+
+
+# The demo's official channel: a simulated staff robot (WeCom-like limits) that, unlike a
+# webhook robot, sees its groups (like a DingTalk or Feishu app bot), so 收到 and 进度 typed in
+# the staff groups still reach the bot.
+DEMO_CHANNEL = "sim-official"
+DEMO_CAPABILITIES = Capabilities(receive=True, ack_in_chat=True, mention_user=True,
+                                 mention_all=True, markdown=True, cards=False)
+# Tiers on the official channel: the staff (subdistrict, community, combat team); landlords
+# and tenants (tiers 4-5) stay on WeChat, where no official robot can post.
+STAFF_TIERS = (1, 2, 3)
+
+
+def demo_channel() -> SimOfficialChannel:
+    """The demo's simulated official channel."""
+    return SimOfficialChannel(DEMO_CHANNEL, capabilities=DEMO_CAPABILITIES)
+
+
+async def bind_staff_to_channel(app: BotApp, channel: str = DEMO_CHANNEL) -> int:
+    """Put the staff tiers' groups on `channel`, the WeChat account as their fallback (what a
+    chain file says with `channel = …, fallback = …` per group). Returns the groups moved."""
+    async with app.session() as session, session.begin():
+        staff = select(Node.id).where(Node.tier.in_(STAFF_TIERS)).scalar_subquery()
+        result = await session.execute(
+            update(Group).where(Group.node_id.in_(staff), Group.account == "")
+            .values(account=channel, fallback_account=""))
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
 async def load_demo_chain(app: BotApp, *, units: bool = False) -> bool:
@@ -64,6 +93,9 @@ class Console:
         self.speaker: str | None = None
         self.last_code = ""
         transport.printer = self._print_bot
+        for channel in app.channels.values():
+            if isinstance(channel, SimOfficialChannel):
+                channel.printer = self._print_channel
 
     def _print_bot(self, room_id: str, text: str, mentions: Sequence[str]) -> None:
         names = {cid: name for name, cid in self.contacts.items()}
@@ -71,6 +103,12 @@ class Console:
         body = text.replace("\n", "\n    ")
         where = self.rooms.get(room_id, room_id)
         self.out.write(f"  [{where}] 🤖 {at + ' ' if at else ''}{body}\n")
+        self.out.flush()
+
+    def _print_channel(self, channel: str, room_id: str, text: str) -> None:
+        body = text.replace("\n", "\n    ")
+        where = self.rooms.get(room_id, room_id)
+        self.out.write(f"  [{where}] 🤖[{channel}] {body}\n")
         self.out.flush()
 
     def say(self, line: str) -> None:

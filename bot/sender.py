@@ -14,7 +14,7 @@ import random
 import socket
 import uuid
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -34,13 +34,25 @@ from sqlalchemy import (
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
-from bot import faults, texts
+from bot import channel_texts, faults, texts
+from bot.channels.base import Limits, OutboundChannel, Rendering, SendResult
+from bot.channels.base import Outcome as SendOutcome
 from bot.clock import Clock
 from bot.config import PacingSettings
+from bot.outbound import mask_outbound
+from bot.services import chain, outbox, people
 from bot.services import notice as notices
-from bot.services import outbox, people
 from bot.transports.base import Transport, TransportError
-from models import AccountLease, BotAccount, Echo, Group, Notice, OutboxMessage, OutboxStatus
+from models import (
+    AccountLease,
+    BotAccount,
+    Echo,
+    Group,
+    Node,
+    Notice,
+    OutboxMessage,
+    OutboxStatus,
+)
 from models.base import insert_for
 
 log = logging.getLogger(__name__)
@@ -100,8 +112,9 @@ class Pacer:
         return (max(1, hourly - math.ceil(hourly * share)),
                 max(1, daily - math.ceil(daily * share)))
 
-    def next_allowed(self, now: datetime, *, reply: bool = False) -> datetime:
-        """The earliest time the next send (a reply, or a notice) may start."""
+    def next_allowed(self, now: datetime, *, reply: bool = False, room: str = "") -> datetime:
+        """The earliest time the next send (a reply, or a notice) may start (WeChat paces the
+        account as a whole: `room` is for channels limited per group)."""
         self._trim(now)
         at = now
         if self.paused_until is not None and self.paused_until > at:
@@ -135,7 +148,7 @@ class Pacer:
         # The jitter drawn before a restart is unknown: the longest gap it could have been.
         self.gap = self.settings.min_gap_seconds + self.settings.jitter_seconds
 
-    def record(self, at: datetime) -> None:
+    def record(self, at: datetime, room: str = "") -> None:
         """A send happened: the next one waits a fresh random gap."""
         self._trim(at)
         self.remember(at)
@@ -150,6 +163,100 @@ class Pacer:
         length = (timedelta(hours=self.settings.repeat_pause_hours) if again
                   else timedelta(minutes=self.settings.pause_minutes))
         self.paused_until = now + length
+        self.last_rate_limited = now
+        return self.paused_until
+
+
+class ChannelPacer(Pacer):
+    """An official channel's pace, from its platform's Limits: at most `per_minute` sends in
+    any minute, `per_second` in any second, `per_group_per_second` to one group in any second,
+    none inside the avoid windows (seconds of each hour), and none during the penalty after
+    a frequency error. [pacing]'s gap, jitter and caps are WeChat's and do not apply."""
+
+    def __init__(self, name: str, settings: PacingSettings, rng: random.Random,
+                 limits: Limits):
+        super().__init__(name, settings, rng)
+        self.limits = limits
+        self.minute: deque[datetime] = deque()
+        self.second: deque[datetime] = deque()
+        self.rooms: dict[str, deque[datetime]] = {}
+
+    @property
+    def sent(self) -> deque[datetime]:
+        return self.minute
+
+    @property
+    def paced(self) -> bool:
+        return True
+
+    def _window(self, at: datetime, recent: deque[datetime], cap: int | None,
+                span: timedelta) -> datetime:
+        while recent and recent[0] <= at - span - span:
+            recent.popleft()
+        if cap is not None and len(recent) >= cap:
+            at = max(at, recent[-cap] + span)
+        return at
+
+    def _avoid(self, at: datetime) -> datetime:
+        for _ in range(len(self.limits.avoid) + 1):
+            hour = at.replace(minute=0, second=0, microsecond=0)
+            offset = (at - hour).total_seconds()
+            moved = next((hour + timedelta(seconds=end) for start, end in self.limits.avoid
+                          if start <= offset < end), None)
+            if moved is None:
+                return at
+            at = moved
+        return at
+
+    def next_allowed(self, now: datetime, *, reply: bool = False, room: str = "") -> datetime:
+        at = now
+        if self.paused_until is not None and self.paused_until > at:
+            at = self.paused_until
+        # Each window may move the time past another's: settle in a few rounds.
+        for _ in range(4):
+            before = at
+            at = self._window(at, self.minute, self.limits.per_minute, timedelta(minutes=1))
+            at = self._window(at, self.second, self.limits.per_second, timedelta(seconds=1))
+            sent_to_room = self.rooms.get(room) if room else None
+            if sent_to_room and self.limits.per_group_per_second is not None:
+                at = self._window(at, sent_to_room, self.limits.per_group_per_second,
+                                  timedelta(seconds=1))
+            at = self._avoid(at)
+            if at == before:
+                break
+        return at
+
+    def reset(self) -> None:
+        super().reset()
+        self.minute.clear()
+        self.second.clear()
+        self.rooms.clear()
+
+    def remember(self, at: datetime, room: str = "") -> None:
+        for recent, cap in ((self.minute, self.limits.per_minute),
+                            (self.second, self.limits.per_second)):
+            if cap is None:
+                continue
+            recent.append(at)
+            if len(recent) > cap:
+                recent.popleft()
+        if room and self.limits.per_group_per_second is not None:
+            if len(self.rooms) > 10_000:
+                second_ago = at - timedelta(seconds=1)
+                self.rooms = {k: q for k, q in self.rooms.items() if q and q[-1] > second_ago}
+            recent = self.rooms.setdefault(room, deque())
+            recent.append(at)
+            if len(recent) > self.limits.per_group_per_second:
+                recent.popleft()
+        self.last_send = at if self.last_send is None else max(self.last_send, at)
+
+    def record(self, at: datetime, room: str = "") -> None:
+        self.remember(at, room)
+
+    def pause(self, now: datetime, at_least: float | None = None) -> datetime:
+        """Rate-limited: the platform's penalty, or its reset time when that is later."""
+        seconds = max(self.limits.penalty_seconds, at_least or 0.0, 1.0)
+        self.paused_until = now + timedelta(seconds=seconds)
         self.last_rate_limited = now
         return self.paused_until
 
@@ -219,6 +326,8 @@ class Outcome:
     at: datetime
     error: str = ""
     retry_at: datetime | None = None
+    # A channel refused for good (PERMANENT): a person is alerted through another channel.
+    alert: bool = False
 
 
 # Every database step of the sender, each a named fault point (bot.faults).
@@ -315,13 +424,16 @@ _DUE = or_(OutboxMessage.next_attempt_at.is_(None),
 
 
 @functools.cache
-def _claim_stmt(limit: int, pg: bool) -> Select[Any]:
-    """Up to `limit` pending rows of :p_account on :p_transport, urgent first, due by :p_now
-    (on PostgreSQL locked, skipping rows another transaction holds)."""
+def _claim_stmt(limit: int, pg: bool, any_transport: bool = False) -> Select[Any]:
+    """Up to `limit` pending rows of :p_account on :p_transport (any transport for an official
+    channel: its groups may be WeChat rows it posts to by webhook, or "channel" rows), urgent
+    first, due by :p_now (on PostgreSQL locked, skipping rows another transaction holds)."""
+    where = [OutboxMessage.status == OutboxStatus.PENDING,
+             OutboxMessage.account == bindparam("p_account"), _DUE]
+    if not any_transport:
+        where.append(Group.transport == bindparam("p_transport"))
     stmt = (_claim_columns()
-            .where(OutboxMessage.status == OutboxStatus.PENDING,
-                   OutboxMessage.account == bindparam("p_account"),
-                   Group.transport == bindparam("p_transport"), _DUE)
+            .where(*where)
             .order_by(OutboxMessage.urgent.desc(), OutboxMessage.id).limit(limit))
     return stmt.with_for_update(of=OutboxMessage, skip_locked=True) if pg else stmt
 
@@ -345,6 +457,11 @@ MARK_SENDING = (update(OutboxMessage)
                         attempt_at=bindparam("p_now"), attempts=OutboxMessage.attempts + 1))
 MARK_SENT = (update(OutboxMessage).where(_IDS, _SENDING, FENCE)
              .values(status=OutboxStatus.SENT, sent_at=bindparam("p_at"), error=None))
+# A pending retry whose first attempt our echo shows delivered.
+MARK_ECHOED = (update(OutboxMessage)
+               .where(_IDS, OutboxMessage.status == OutboxStatus.PENDING, FENCE)
+               .values(status=OutboxStatus.SENT, sent_at=bindparam("p_at"), error=None,
+                       next_attempt_at=None))
 DELETE_SENT_REPLIES = delete(OutboxMessage).where(_IDS, _SENDING, FENCE)
 _RELEASE = {"status": OutboxStatus.PENDING, "attempt_id": None,
             "attempts": OutboxMessage.attempts - 1}
@@ -377,8 +494,16 @@ class OutboxSender:
     def __init__(self, *, sessions: async_sessionmaker[AsyncSession], transport: Transport,
                  clock: Clock, pacing: PacingSettings, zone: ZoneInfo,
                  default_account: str = "", rng: random.Random | None = None,
-                 holder: str | None = None, exclusive: bool | None = None):
+                 holder: str | None = None, exclusive: bool | None = None,
+                 channels: Mapping[str, OutboundChannel] | None = None):
         self.sessions = sessions
+        # Official channels by name: rows naming one are rendered and sent through it, paced
+        # by its Limits (`_send_channel`); every other account sends through the transport.
+        self.channels: dict[str, OutboundChannel] = dict(channels or {})
+        # When each channel's last PERMANENT alert went out (one an hour per channel).
+        self._alerted: dict[str, datetime] = {}
+        # Accounts whose last claim only marked echoed retries sent (claim again at once).
+        self._echoed: set[str] = set()
         self.transport = transport
         self.clock = clock
         self.pacing = pacing
@@ -501,7 +626,9 @@ class OutboxSender:
         """The pacer of one account (the default account under either of its names)."""
         key = account or self.default_account
         if key not in self.pacers:
-            self.pacers[key] = Pacer(key, self.pacing, self.rng)
+            channel = self.channels.get(key)
+            self.pacers[key] = (Pacer(key, self.pacing, self.rng) if channel is None else
+                                ChannelPacer(key, self.pacing, self.rng, channel.limits))
         return self.pacers[key]
 
     def held(self) -> dict[str, int]:
@@ -660,6 +787,22 @@ class OutboxSender:
                                     urgent=row.urgent, resend=row.resend,
                                     limit=self.pacing.split_at)
 
+    @staticmethod
+    def _rendering(row: Claimed) -> Rendering:
+        """A row as an official channel renders it: the tag apart (kept on every part), the
+        补发 marker and the text masked as the transport seam masks WeChat sends."""
+        marker = texts.Notice.RESEND if row.resend else ""
+        tag = notices.tag(row.notice_id, row.urgent) if row.notice_id is not None else ""
+        return Rendering(text=mask_outbound(marker + (row.text or "")),
+                         mentions=tuple(row.mentions), tag=tag)
+
+    def _first_part(self, account: str, row: Claimed) -> str:
+        """The first text the row's channel posts (what its echo is matched by)."""
+        channel = self.channels.get(account)
+        if channel is None:
+            return self._parts(row)[0]
+        return str(channel.render(self._rendering(row))[0].body.get("text", ""))
+
     async def reconcile(self, keys: Sequence[str] | None = None) -> tuple[int, int]:
         """Rows left `sending` by a crash (of this process or of the last holder of an account
         now ours), for the accounts held (or those of `keys` held): `sent` if our echo shows
@@ -679,7 +822,8 @@ class OutboxSender:
                     .add_columns(OutboxMessage.account)
                     .where(OutboxMessage.status == OutboxStatus.SENDING,
                            OutboxMessage.account.in_(list(by_account)))
-                    .order_by(OutboxMessage.id))).all() if r.transport == self.transport.name]
+                    .order_by(OutboxMessage.id))).all()
+                    if r.transport == self.transport.name or r.account in self.channels]
             for r in rows:
                 row = self._claimed(r)
                 lease = by_account[r.account]
@@ -695,12 +839,19 @@ class OutboxSender:
                     await _run(session, mark.values(status=OutboxStatus.PENDING,
                                                     attempt_id=None), fenced)
                     continue
-                first = self._parts(row)[0]
+                channel = self.channels.get(r.account)
+                first = self._first_part(r.account, row)
                 echo_at = await self._echo_since(session, transport=r.transport,
                                                  room_id=row.room_id, first_part=first,
                                                  since=r.attempt_at)
-                if echo_at is None and find_echo is not None:
+                if echo_at is None and find_echo is not None and channel is None:
                     echo_at = await find_echo(row.room_id, first, r.attempt_at)
+                if echo_at is None and channel is not None and not channel.capabilities.receive:
+                    # A channel that shows no echoes: the attempt may have been delivered, and
+                    # a notice twice misleads more than one counted sent (see _send_channel).
+                    echo_at = r.attempt_at
+                    log.warning("outbox row %d on channel %r: left sending, no echo possible; "
+                                "counted sent once", row.id, r.account)
                 pacer = self.pacer(lease.key)
                 if echo_at is not None:
                     values: dict[str, Any] = {"status": OutboxStatus.SENT, "sent_at": echo_at}
@@ -813,6 +964,10 @@ class OutboxSender:
                     replies=pacer.next_allowed(now, reply=True) <= now, merge=pacer.paced)
                 await self._recovered(account)
                 backoff = 1.0
+                if not claimed and account in self._echoed:
+                    # Only rows our echoes showed delivered: look again at once.
+                    self._echoed.discard(account)
+                    continue
                 if not claimed:
                     # Rows queued by another process wake nobody here: look again by the
                     # renewal at the latest.
@@ -891,8 +1046,10 @@ class OutboxSender:
         false) nothing piles up: the pending replies are claimed one message each. Finding
         nothing commits nothing (the transaction is rolled back)."""
         stmt = _reply_stmt(session.dialect.name == "postgresql")
+        official = account in self.channels
         candidates = [r for r in (await _run(session, stmt, {
-            "p_account": account, "p_now": now})).all() if r.transport == self.transport.name]
+            "p_account": account, "p_now": now})).all()
+            if official or r.transport == self.transport.name]
         if not candidates:
             return []
         if merge:
@@ -947,7 +1104,8 @@ class OutboxSender:
                 self._replies_seen[account] = generation
             # On PostgreSQL the rows are locked (skipping locked ones): each goes to one
             # transaction, whatever else runs.
-            stmt = _claim_stmt(limit, session.dialect.name == "postgresql")
+            stmt = _claim_stmt(limit, session.dialect.name == "postgresql",
+                               account in self.channels)
             candidates = (await _run(session, stmt, {
                 "p_account": account, "p_transport": self.transport.name,
                 "p_now": now})).all()
@@ -961,11 +1119,15 @@ class OutboxSender:
                     # delivered the first attempt anyway; our echo says so.
                     echo_at = await self._echo_since(
                         session, transport=r.transport, room_id=row.room_id,
-                        first_part=self._parts(row)[0], since=r.attempt_at)
+                        first_part=self._first_part(account, row), since=r.attempt_at)
                     if echo_at is not None:
-                        await _run(session, MARK_SENT, {
+                        # The row is `pending` here (MARK_SENT, for rows `sending`, left it
+                        # pending and it was claimed again and again, never sent).
+                        marked = await _run(session, MARK_ECHOED, {
                             "p_ids": [row.id], "p_at": echo_at,
                             "lease_key": self._key(account), "lease_epoch": epoch})
+                        if _count(marked):
+                            self._echoed.add(account)
                         continue
                 rows.append(row)
             if not rows:
@@ -1000,6 +1162,10 @@ class OutboxSender:
     async def _send_claimed(self, account: str, pacer: Pacer, claimed: list[Claimed]) -> None:
         """Send what was claimed; every row ends with an outcome in `_unsettled`, whatever
         is raised on the way."""
+        channel = self.channels.get(account)
+        if channel is not None:
+            await self._send_channel(account, channel, pacer, claimed)
+            return
         outcomes = self._unsettled.setdefault(account, [])
         index = 0
         try:
@@ -1054,15 +1220,150 @@ class OutboxSender:
                 outcomes += [Outcome("release", r, now) for r in claimed[index:]
                              if r.id not in done]
 
-    def _failure(self, row: Claimed, error: str, *, retryable: bool) -> Outcome:
+    async def _send_channel(self, account: str, channel: OutboundChannel, pacer: Pacer,
+                            claimed: list[Claimed]) -> None:
+        """Send claimed rows through an official channel, each rendered by the channel (split
+        at its byte limit, the tag on every part) and its results classified:
+
+        - DELIVERED: sent (after the last part).
+        - RETRY_AFTER: tried again after `retry_after` (an attempt spent); `rate_limited`
+          pauses the whole credential for its penalty (or the platform's reset, if later), the
+          rows put back unattempted and the notices' senders told, as for WeChat.
+        - PERMANENT: failed at once, the notice's sender told and the tier-1 commanders alerted
+          through another channel.
+        - UNKNOWN (and anything the adapter raises): where the channel receives, retried, and
+          the retry first looks for our echo; where it cannot show echoes, counted sent once:
+          a maybe-delivered text is never sent again to a group that would see it twice.
+        Parts already delivered are sent again with the rest when a later part is retried."""
+        outcomes = self._unsettled.setdefault(account, [])
+        index = 0
+        try:
+            for index, row in enumerate(claimed):  # noqa: B007 (read in `finally`)
+                async with pacer.lock:
+                    now = self.clock.now()
+                    if (pacer.next_allowed(now) > now or self._stopping
+                            or not self._may_send(row, account, now)):
+                        outcomes += [Outcome("release", r, now) for r in claimed[index:]]
+                        index = len(claimed)
+                        return
+                    ready = pacer.next_allowed(now, room=row.room_id)
+                    if ready > now:
+                        # The credential may send, but not to this group yet (per group and
+                        # second): this row waits, unattempted; the next goes on.
+                        outcomes.append(Outcome("release", row, now, retry_at=ready))
+                        continue
+                    result: SendResult | None = None
+                    try:
+                        faults.hit("sender.send")
+                        payloads = channel.render(self._rendering(row))
+                        for n, payload in enumerate(payloads):
+                            at = self.clock.now()
+                            ready = pacer.next_allowed(at, room=row.room_id)
+                            lease = self._leases.get(self._key(account))
+                            if n and ready > at and (
+                                    lease is None or (lease.until - ready).total_seconds()
+                                    < self.lease_seconds / 3):
+                                # A later part would outlive the lease: the row is retried
+                                # whole (its first parts posted again).
+                                result = SendResult(SendOutcome.RETRY_AFTER,
+                                                    retry_after=(ready - at).total_seconds(),
+                                                    detail="parts over the limits")
+                                break
+                            if ready > at:
+                                # A later part over the limits: wait for it, the lease allowing.
+                                await self.clock.sleep((ready - at).total_seconds())
+                            result = await channel.send(row.room_id, payload)
+                            pacer.record(self.clock.now(), row.room_id)
+                            if result.outcome is not SendOutcome.DELIVERED:
+                                break
+                    except Exception as exc:
+                        log.exception("send of outbox row %d on channel %r raised", row.id,
+                                      account)
+                        result = SendResult(SendOutcome.UNKNOWN, detail=repr(exc)[:200])
+                    assert result is not None
+                    now = self.clock.now()
+                    error = f"{result.code} {result.detail}".strip()[:200] or result.outcome.value
+                    match result.outcome:
+                        case SendOutcome.DELIVERED:
+                            outcomes.append(Outcome("sent", row, now))
+                        case SendOutcome.RETRY_AFTER if result.rate_limited:
+                            held = claimed[index:]
+                            outcomes += [Outcome("release", r, now) for r in held]
+                            index = len(claimed)
+                            await self._pause(pacer, error, held, at_least=result.retry_after)
+                            return
+                        case SendOutcome.RETRY_AFTER:
+                            outcomes.append(self._failure(row, error, retryable=True,
+                                                          after=result.retry_after))
+                        case SendOutcome.PERMANENT:
+                            log.error("channel %r refused outbox row %d for good: %s", account,
+                                      row.id, error)
+                            outcomes.append(Outcome("failed", row, now, error=error,
+                                                    alert=True))
+                        case SendOutcome.UNKNOWN if channel.capabilities.receive:
+                            outcomes.append(self._failure(row, error, retryable=True))
+                        case SendOutcome.UNKNOWN:
+                            log.warning("outbox row %d on channel %r: outcome unknown (%s), no "
+                                        "echo to check; counted sent once", row.id, account,
+                                        error)
+                            outcomes.append(Outcome("sent", row, now))
+            index = len(claimed)
+        finally:
+            if index < len(claimed):
+                now = self.clock.now()
+                done = {o.row.id for o in outcomes}
+                outcomes += [Outcome("release", r, now) for r in claimed[index:]
+                             if r.id not in done]
+
+    async def _alert(self, session: AsyncSession, account: str, o: Outcome, now: datetime
+                     ) -> None:
+        """A channel refused for good: tell the tier-1 commanders, in their group, through a
+        channel other than the failing one (the group's binding, else its fallback); once an
+        hour per channel."""
+        last = self._alerted.get(account)
+        if last is not None and now - last < HOUR:
+            return
+        self._alerted[account] = now
+        code, _, detail = o.error.partition(" ")
+        text = channel_texts.Channel.PERMANENT.format(
+            name=account, code=code or "?", detail=(detail or o.error)[:80],
+            group=o.row.group_title)
+        rows = (await session.execute(
+            select(Group.id, Group.node_id, Group.account, Group.fallback_account,
+                   Group.transport).join(Node, Node.id == Group.node_id)
+            .where(Node.tier == 1).order_by(Group.id))).all()
+        told = False
+        failing = account or self.default_account
+        for gid, node_id, bound, fallback, transport in rows:
+            via = next((a for a in (bound, *([fallback] if fallback else []))
+                        if (a or self.default_account) != failing), None)
+            if via is None:
+                continue
+            node = await session.get(Node, node_id)
+            mentions: list[str] = []
+            if node is not None:
+                for person in await chain.commanders(session, node=node):
+                    mentions += await people.contact_ids(session, person_id=person.id,
+                                                         transport=transport)
+            await outbox.queue(session, group_id=gid, text=text, mentions=mentions,
+                               source="channel-alert", now=now, urgent=True,
+                               via="" if via == bound else via)
+            told = True
+        if not told:
+            log.error("channel %r refused for good and no tier-1 group has another channel "
+                      "to alert through", account)
+
+    def _failure(self, row: Claimed, error: str, *, retryable: bool,
+                 after: float | None = None) -> Outcome:
         now = self.clock.now()
         final = not retryable or row.attempts >= self.pacing.max_attempts
         log.warning("send of outbox row %d failed (attempt %d%s): %s", row.id, row.attempts,
                     ", giving up" if final else "", error)
         if final:
             return Outcome("failed", row, now, error=error)
+        backoff = self.pacing.retry_base_seconds * 2 ** (row.attempts - 1)
         return Outcome("retry", row, now, error=error, retry_at=now + timedelta(
-            seconds=self.pacing.retry_base_seconds * 2 ** (row.attempts - 1)))
+            seconds=backoff if after is None else max(after, 1.0)))
 
     async def _settle(self, account: str) -> None:
         """Write every outcome held in memory in one transaction; on failure they stay held
@@ -1121,6 +1422,8 @@ class OutboxSender:
                 changed += done
                 if o.kind == "failed" and done and o.row.notice_id is not None:
                     await self._tell_sender(session, o.row.notice_id, _failed_note(o), now)
+                if o.alert and done:
+                    await self._alert(session, account, o, now)
             if changed < expected:
                 # Refused (the lease was taken over) or settled already: either way the
                 # database has the last word; a lost lease is dropped here.
@@ -1129,9 +1432,13 @@ class OutboxSender:
         if failed:
             self.wake()
 
-    async def _pause(self, pacer: Pacer, error: str, rows: Sequence[Claimed]) -> None:
+    async def _pause(self, pacer: Pacer, error: str, rows: Sequence[Claimed], *,
+                     at_least: float | None = None) -> None:
         now = self.clock.now()
         until = pacer.pause(now)
+        if at_least is not None and now + timedelta(seconds=at_least) > until:
+            # The platform's own reset time is later than the pause: wait for it.
+            until = pacer.paused_until = now + timedelta(seconds=at_least)
         log.warning("account %r rate-limited (%s): paused until %s", pacer.name, error,
                     until.isoformat())
         try:

@@ -31,6 +31,9 @@ class Draft:
     text: str
     mentions: Sequence[str] = field(default_factory=tuple)
     urgent: bool = False
+    # Send through this channel instead of the group's binding ("" = the group's): an alert
+    # about a channel goes out through another one.
+    via: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +72,7 @@ async def queue_many(session: AsyncSession, *, drafts: Sequence[Draft], source: 
     ids = {d.group_id for d in drafts}
     accounts = dict((await session.execute(
         select(Group.id, Group.account).where(Group.id.in_(ids)))).tuples().all())
-    rows = [_row(d, account=accounts[d.group_id], source=source, now=now)
+    rows = [_row(d, account=d.via or accounts[d.group_id], source=source, now=now)
             for d in drafts if d.group_id in accounts]
     if rows:
         await session.execute(insert(TABLE), rows)
@@ -78,11 +81,12 @@ async def queue_many(session: AsyncSession, *, drafts: Sequence[Draft], source: 
 
 async def queue(
     session: AsyncSession, *, group_id: int, text: str, source: str, now: datetime,
-    mentions: Sequence[str] = (), urgent: bool = False,
+    mentions: Sequence[str] = (), urgent: bool = False, via: str = "",
 ) -> int:
-    """Add one text for one group to the outbox (sent after the transaction commits).
-    Returns 1, or 0 when the group does not exist."""
-    return await queue_many(session, drafts=[Draft(group_id, text, tuple(mentions), urgent)],
+    """Add one text for one group to the outbox (sent after the transaction commits), through
+    the group's binding or `via`. Returns 1, or 0 when the group does not exist."""
+    return await queue_many(session, drafts=[Draft(group_id, text, tuple(mentions), urgent,
+                                                   via)],
                             source=source, now=now)
 
 

@@ -1,0 +1,85 @@
+"""The chain file sets each group's channel and fallback: a WeChat group that a robot posts to
+keeps its WeChat room, a robot-only group has transport "channel"; a notice then goes through
+each group's binding."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from bot import chainfile
+from bot.app import BotApp
+from bot.channels.sim import SimOfficialChannel
+from bot.transports.memory import MemoryTransport
+from models import Group
+from tests.conftest import Chat
+
+CHAIN = """\
+transport = "sim"
+
+[[people]]
+key = "zhou"
+name = "周书记"
+contacts = ["sim-zhou"]
+
+[[people]]
+key = "qian"
+name = "钱主任"
+contacts = ["sim-qian"]
+
+[[nodes]]
+key = "xc"
+name = "稠城街道"
+kind = "subdistrict"
+roles = { commander = ["zhou"] }
+groups = [{ room = "xc@chatroom", title = "稠城街道指挥群" }]
+
+[[nodes]]
+key = "jd"
+name = "江东社区"
+kind = "community"
+parent = "xc"
+roles = { commander = ["qian"] }
+groups = [
+  { room = "jd@chatroom", title = "江东社区指挥群", channel = "robot", fallback = "" },
+  { room = "robot2", title = "江东社区钉钉群", transport = "channel", channel = "robot2" },
+]
+"""
+
+
+def _spec(tmp_path: Path, text: str) -> chainfile.ChainSpec:
+    path = tmp_path / "chain.toml"
+    path.write_text(text, encoding="utf-8")
+    return chainfile.load(path)
+
+
+async def test_channel_and_fallback_per_group_and_a_robot_only_group(
+        bot: BotApp, chat: Chat, tmp_path: Path, transport: MemoryTransport,
+        robot: SimOfficialChannel, robot2: SimOfficialChannel):
+    async with bot.session() as s, s.begin():
+        await chainfile.import_chain(s, _spec(tmp_path, CHAIN), now=bot.now())
+    async with bot.session() as s:
+        groups = {g.room_id: g for g in (await s.execute(select(Group))).scalars()}
+    assert (groups["jd@chatroom"].transport, groups["jd@chatroom"].account,
+            groups["jd@chatroom"].fallback_account) == ("sim", "robot", "")
+    assert (groups["robot2"].transport, groups["robot2"].account) == ("channel", "robot2")
+    assert groups["xc@chatroom"].account == ""
+
+    await chat.say("xc@chatroom", "sim-zhou", "通知 明早8点开会")
+    assert robot.texts() == ["【通知#1】明早8点开会"]
+    assert robot2.texts("robot2") == ["【通知#1】明早8点开会"]
+    assert [s.room_id for s in transport.sent if s.text == "【通知#1】明早8点开会"] == []
+    assert chat.replies("xc@chatroom")[0].startswith("【通知#1】已发出：2 个群")
+
+
+@pytest.mark.parametrize(("group", "message"), [
+    ('{ room = "x", title = "t", transport = "channel" }', "exists only on an official"),
+    ('{ room = "x", title = "t", channel = "a", account = "b" }', "give one"),
+    ('{ room = "x", title = "t", channel = "a", fallback = "a" }', "fallback is the group"),
+])
+def test_bindings_the_file_gets_wrong_are_refused(tmp_path: Path, group: str, message: str):
+    text = CHAIN.replace('{ room = "xc@chatroom", title = "稠城街道指挥群" }', group)
+    with pytest.raises(chainfile.ChainFileError, match=message):
+        _spec(tmp_path, text)
