@@ -6,6 +6,9 @@ from __future__ import annotations
 SUFFIX_LINK = "\n\n本群消息机器人收不到回复，请负责人点击链接确认收到：{url}\n或在微信上向机器人回复“收到 #{id}”。"
 SUFFIX_WECHAT = "\n\n本群消息机器人收不到回复，请负责人在微信上向机器人回复“收到 #{id}”确认。"
 
+# The reminder in such a group (its suffix follows).
+REMINDER = "{tag}提醒：本群还没有确认收到通知。"
+
 # How acknowledgements come, per tier in 进度.
 MODE_CHAT = "群内回复"
 MODE_LINK = "点击链接"

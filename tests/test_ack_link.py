@@ -20,6 +20,7 @@ from bot.clock import FakeClock
 from bot.config import Settings
 from bot.services import ack
 from models import Group, NoticeRead, OutboxMessage, OutboxStatus, Person
+from schedules.jobs import check_notices
 from tests.conftest import Chat, DemoChain, count
 
 BASE = "https://ack.example.cn"
@@ -74,7 +75,7 @@ async def _row(bot: BotApp, notice_id: int, room: str) -> OutboxMessage:
 
 def _link(transport, room: str) -> str:
     """The path of the link in the notice the robot posted to `room`."""
-    [text] = [s.text for s in transport.sent if s.room_id == room and "【通知#" in s.text]
+    text = [s.text for s in transport.sent if s.room_id == room and "【通知#" in s.text][-1]
     found = LINK.search(text)
     assert found, text
     return found.group(1)
@@ -320,3 +321,21 @@ def test_tokens_are_bound_to_their_purpose_key():
         ack.verify(token, now=now, keyring=crypto.generate())
     assert refused.value.status == 403
     assert token.rsplit(".", 1)[1] not in crypto.blind_index("mobile", "v1|3|4", ring)
+
+
+async def test_the_reminder_in_the_robots_group_carries_a_fresh_link(
+        bot, chat, robot_chain, transport, client, clock: FakeClock):
+    chain = robot_chain
+    await _notice(chat, chain)
+    transport.sent.clear()
+    clock.advance(timedelta(hours=2, minutes=1))
+    reminded, _ = await check_notices(bot)
+    await bot.idle()
+    assert reminded == 2
+    texts_by_room = {s.room_id: s.text for s in transport.sent}
+    robot = texts_by_room[chain.community_group]
+    assert robot.startswith("【通知#1】提醒：本群还没有确认收到通知。") and LINK.search(robot)
+    # In the WeChat group: the usual 收到 reminder, no link.
+    assert texts_by_room[chain.team_group] == "【通知#1】提醒：请回复“收到”确认已收到通知。"
+    assert (await client.post(_link(transport, chain.community_group))).status_code == 200
+    assert (await _row(bot, 1, chain.community_group)).acked_via == "link"

@@ -130,12 +130,17 @@ def ack_suffix(group: Group, notice: Notice, now: datetime, *, settings: NoticeS
     """What to add to a notice in this group so it can be acknowledged: nothing where a member's
     收到 in the group is seen; else the signed link (where a public address is configured) and
     the WeChat reply."""
+    return suffix_for(group, notice_id=notice.id, now=now, settings=settings)
+
+
+def suffix_for(group: Group, *, notice_id: int, now: datetime, settings: NoticeSettings) -> str:
+    """`ack_suffix` by the notice's id (reminders know only the id)."""
     if capabilities_for(group.account).ack_in_chat:
         return ""
-    url = link_url(notice_id=notice.id, group_id=group.id, now=now, settings=settings)
+    url = link_url(notice_id=notice_id, group_id=group.id, now=now, settings=settings)
     if url:
-        return ack_texts.SUFFIX_LINK.format(url=url, id=notice.id)
-    return ack_texts.SUFFIX_WECHAT.format(id=notice.id)
+        return ack_texts.SUFFIX_LINK.format(url=url, id=notice_id)
+    return ack_texts.SUFFIX_WECHAT.format(id=notice_id)
 
 
 async def attach_suffixes(session: AsyncSession, *, notice: Notice, now: datetime,

@@ -570,9 +570,14 @@ async def remind_and_escalate(session: AsyncSession, *, now: datetime,
         drafts = []
         for row in rows:
             group = groups[row.group_id]
-            drafts.append(outbox.Draft(
-                group.id, texts.Notice.REMINDER.format(tag=tag(row.notice_id or 0, row.urgent)),
-                contacts.get(group.node_id, []), row.urgent))
+            head = tag(row.notice_id or 0, row.urgent)
+            # Where 收到 in the group is not seen, the reminder carries the link again.
+            suffix = ack.suffix_for(group, notice_id=row.notice_id or 0, now=now,
+                                    settings=settings)
+            text = (ack_texts.REMINDER.format(tag=head) + suffix if suffix
+                    else texts.Notice.REMINDER.format(tag=head))
+            drafts.append(outbox.Draft(group.id, text, contacts.get(group.node_id, []),
+                                       row.urgent))
             row.reminded_at = now
         reminded = await outbox.queue_many(session, drafts=drafts, source="reminder", now=now)
     if escalate is not None:
