@@ -34,6 +34,10 @@ from dingtalk_stream import AckMessage, ChatbotHandler, ChatbotMessage
 from bot.transports.base import InboundHandler, IncomingMessage, RoomEventHandler
 
 log = logging.getLogger(__name__)
+# The SDK's client logs whole frames at WARNING (every SYSTEM ping, any unknown topic): chat
+# text with possibly personal numbers, and noise. Only its errors are kept.
+sdk_log = logging.getLogger(__name__ + ".sdk")
+sdk_log.setLevel(logging.ERROR)
 
 TRANSPORT = "dingtalk"
 GATEWAY = "https://api.dingtalk.com"
@@ -117,7 +121,7 @@ class DingTalkStreamSource:
         self._task: asyncio.Task[None] | None = None
         self._websocket: Any = None
         self.client = dingtalk_stream.DingTalkStreamClient(
-            dingtalk_stream.Credential(client_id, client_secret), logger=log)
+            dingtalk_stream.Credential(client_id, client_secret), logger=sdk_log)
         self.client.register_callback_handler(ChatbotMessage.TOPIC, _RobotHandler(self))
         self.client.pre_start()
 

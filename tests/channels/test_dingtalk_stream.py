@@ -311,3 +311,25 @@ async def test_stop_ends_the_connection_and_delivery(gateway: FakeDingTalk):
         await asyncio.sleep(0.02)
     assert ws.closed
     assert inbox.messages == []
+
+
+async def test_frames_are_not_logged(gateway: FakeDingTalk, caplog: pytest.LogCaptureFixture):
+    """Chat text may hold personal numbers: neither the SDK nor the source logs frames (the
+    websockets library's DEBUG frame dumps pass the house's masking log filter)."""
+    caplog.set_level(logging.DEBUG)
+    source = _source(gateway)
+    await source.start(Inbox())
+    try:
+        await asyncio.wait_for(gateway.connected.wait(), 10)
+        await gateway.ack_for(await gateway.push({"p": "13812345678"}, kind="SYSTEM",
+                                                 topic="ping"))
+        await gateway.ack_for(await gateway.push(
+            robot_payload(text={"content": "租客返回 王明 13812345678"})))
+        # A topic nobody subscribed: the SDK answers nothing; the next frame shows it was read.
+        await gateway.push({"x": "13812345678"}, topic="/v1.0/other")
+        await gateway.ack_for(await gateway.push({}, kind="SYSTEM", topic="ping"))
+    finally:
+        await source.stop()
+    assert "13812345678" not in caplog.text
+    sdk = [r for r in caplog.records if r.name.startswith("bot.channels.dingtalk_stream")]
+    assert all(r.levelno >= logging.ERROR for r in sdk if r.name.endswith(".sdk"))
