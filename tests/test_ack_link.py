@@ -4,6 +4,7 @@ to), the 收到 #id on WeChat from the group's responsible person, and what 进�
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
@@ -339,3 +340,17 @@ async def test_the_reminder_in_the_robots_group_carries_a_fresh_link(
     assert texts_by_room[chain.team_group] == "【通知#1】提醒：请回复“收到”确认已收到通知。"
     assert (await client.post(_link(transport, chain.community_group))).status_code == 200
     assert (await _row(bot, 1, chain.community_group)).acked_via == "link"
+
+
+async def test_racing_presses_record_one_acknowledgement(bot, chat, robot_chain, transport,
+                                                         client):
+    """Five presses at once (a double tap, the link opened on two phones): one records it,
+    the others find it recorded."""
+    chain = robot_chain
+    await _notice(chat, chain)
+    path = _link(transport, chain.community_group)
+    answers = await asyncio.gather(*(client.post(path) for _ in range(5)))
+    assert [a.status_code for a in answers] == [200] * 5
+    assert sum("已确认：" in a.text for a in answers) == 1
+    assert sum("无需再次确认" in a.text for a in answers) == 4
+    assert await count(bot, OutboxMessage, OutboxMessage.acked_at.is_not(None)) == 1
