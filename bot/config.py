@@ -136,6 +136,12 @@ class NoticeSettings(_Section):
     check_every_seconds: float = Field(60, ge=1)
     rollup_time: str = Field("20:00", pattern=r"^([01]?\d|2[0-3]):[0-5]\d$")
     recurring: list[RecurringNoticeSettings] = Field(default_factory=list)
+    # Groups whose channel cannot report who wrote 收到 (a group robot) acknowledge by a
+    # signed one-click link: the public address of this bot's API the link starts with
+    # ("https://ack.example.cn"; "" = no link, a 收到 #id on WeChat only), and how long a
+    # link stays valid.
+    ack_link_base: str = Field("", pattern=r"^(https?://[^\s?#]+)?$")
+    ack_link_days: int = Field(7, ge=1, le=90)
 
     @field_validator("responsible")
     @classmethod

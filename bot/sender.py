@@ -1085,7 +1085,9 @@ class OutboxSender:
     def _claimed(r: Any, *, attempts: int | None = None, epoch: int = 0) -> Claimed:
         is_notice = r.notice_id is not None
         return Claimed(r.id, r.room_id, r.title, r.notice_id,
-                       r.notice_text if is_notice else r.text, list(r.mentions or []),
+                       # A notice row's own text is its group's ack suffix (services.ack).
+                       (r.notice_text or "") + (r.text or "") if is_notice else r.text,
+                       list(r.mentions or []),
                        r.attempts if attempts is None else attempts, r.resend,
                        bool(r.notice_urgent) if is_notice else bool(r.urgent),
                        reply=r.source == outbox.REPLY, epoch=epoch)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot import texts
+from bot import ack_texts, texts
 from bot.domain import UserError
 from bot.grammar import Ack, Progress, Relay, SendNotice
 from bot.permission import GROUP_COMMANDER, PARENT_COMMANDER
@@ -53,21 +53,29 @@ async def on_send_notice(cmd: SendNotice, ctx: Context) -> str:
             eta=_eta(ctx, look.per_account))
     notice, count = await notices.create(
         ctx.session, origin=ctx.node, origin_group_id=ctx.group.id, sender_id=ctx.sender.id,
-        text=text, urgent=cmd.urgent, scope=scope, now=ctx.now())
+        text=text, urgent=cmd.urgent, scope=scope, now=ctx.now(),
+        settings=ctx.settings.notices)
     return texts.Notice.QUEUED.format(
         tag=notices.tag(notice.id, notice.urgent), groups=count, tiers=_tiers(look.per_tier),
         eta=_eta(ctx, look.per_account), id=notice.id)
 
 
-@router.command(Ack, quiet=True)
+# Seen in any group the bot is in, bound or not: 收到 #27 also acknowledges for the writer's
+# own group where its channel cannot see who writes there (a group robot).
+@router.command(Ack, quiet=True, needs_group=False)
 async def on_ack(cmd: Ack, ctx: Context) -> None:
-    """收到 [#27] — 确认收到通知（本群负责人回复计为本群确认）"""
-    assert ctx.node is not None and ctx.group is not None
+    """收到 [#27] — 确认收到通知（本群负责人回复计为本群确认；机器人收不到回复的群，负责人在任一群回复“收到 #编号”）"""
     # Silent either way: a busy group does not need a bot answering every 收到.
-    await notices.acknowledge(
-        ctx.session, group=ctx.group, node=ctx.node,
-        person_id=ctx.sender.id if ctx.sender else None, roles=ctx.roles,
-        notice_id=cmd.notice_id, now=ctx.now(), settings=ctx.settings.notices)
+    person_id = ctx.sender.id if ctx.sender else None
+    if ctx.node is not None and ctx.group is not None:
+        await notices.acknowledge(
+            ctx.session, group=ctx.group, node=ctx.node, person_id=person_id, roles=ctx.roles,
+            notice_id=cmd.notice_id, now=ctx.now(), settings=ctx.settings.notices)
+    if cmd.notice_id is not None and person_id is not None:
+        await notices.acknowledge_elsewhere(
+            ctx.session, person_id=person_id, memberships=ctx.memberships,
+            notice_id=cmd.notice_id, exclude_group_id=ctx.group.id if ctx.group else None,
+            now=ctx.now(), settings=ctx.settings.notices)
 
 
 @router.command(Relay, allow=RELAYING, quiet=True)
@@ -96,9 +104,14 @@ async def on_progress(cmd: Progress, ctx: Context) -> str:
     if p.failed:
         head += texts.Notice.PROGRESS_FAILED.format(failed=p.failed)
     lines = [head]
+    modes = await notices.ack_modes(ctx.session, notice=notice, settings=ctx.settings.notices)
+    # Said per tier once some group acknowledges other than in the group itself.
+    mixed = any(m != (ack_texts.MODE_CHAT,) for m in modes.values())
     for t in p.tiers:
         line = texts.Notice.PROGRESS_TIER.format(tier=t.tier, delivered=t.delivered,
                                                  total=t.total, acked=t.acked)
+        if mixed and t.tier in modes:
+            line += ack_texts.PROGRESS_MODES.format(modes=ack_texts.MODES_JOIN.join(modes[t.tier]))
         if t.silent:
             line += texts.Notice.PROGRESS_MISSING.format(
                 names=notices.titles(t.missing, count=t.silent))

@@ -79,6 +79,10 @@ class OutboxMessage(Base):
     # Notice rows only: the responsible person's 收到, the reminder, the escalation, a relay.
     acked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     acked_by_id: Mapped[int | None]  # who acknowledged (no foreign key: checked per row)
+    # How the acknowledgement came: "chat" (收到 in the group), "link" (the signed one-click
+    # link, by the group as a whole: acked_by_id stays empty), "wechat" (a 收到 #id from the
+    # group's responsible person elsewhere); None while unacknowledged or before 0016.
+    acked_via: Mapped[str | None] = mapped_column(String(16))
     reminded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     escalated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     relayed: Mapped[bool] = mapped_column(Boolean, default=False)

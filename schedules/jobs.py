@@ -72,7 +72,8 @@ async def fire_schedule(app: BotApp, schedule_id: int) -> int:
                                           zone=app.settings.zone)
             rows = 0
         else:
-            rows = await schedules.fire(session, schedule=schedule, fire_at=fire_at, now=now)
+            rows = await schedules.fire(session, schedule=schedule, fire_at=fire_at, now=now,
+                                          settings=app.settings.notices)
     app.sender.wake()
     return rows
 

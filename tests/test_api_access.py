@@ -17,8 +17,9 @@ from sqlalchemy import select, text
 from bot.api import create_api
 from bot.app import BotApp
 from bot.clock import FakeClock
+from bot.services import ack, people
 from bot.services import chain as chains
-from bot.services import people
+from bot.services import notice as notices
 from bot.services import token as tokens
 from models import ApiToken, Membership, Node, NodeKind, Person, Role, TenantStay
 from schedules.jobs import close_points_week
@@ -346,3 +347,36 @@ def test_the_throttle_is_bounded_and_capped():
     assert throttle.retry_after("10.9.9.9", now) == 60
     # An hour without failures forgets the address.
     assert throttle.retry_after("10.9.9.9", now + timedelta(hours=1, seconds=1)) == 0
+
+
+async def test_the_ack_links_are_public_but_signed(bot: BotApp, world: World,
+                                                   client: httpx.AsyncClient):
+    """/ack/{token} (issue 15) needs no API token and takes none into account: a link we
+    signed works with any Authorization or none, and every forgery is refused to everyone,
+    the superuser included."""
+    async with bot.session() as s, s.begin():
+        origin = (await s.execute(select(Node).where(Node.name == "福田街道"))).scalar_one()
+        notice, rows = await notices.create(
+            s, origin=origin, origin_group_id=None, sender_id=None, text="今晚8点开视频会",
+            urgent=False, scope=notices.Scope(down_to_tier=2), now=bot.now())
+        group_id = (await s.execute(text(
+            "SELECT group_id FROM outbox_message WHERE notice_id = :n ORDER BY id LIMIT 1"),
+            {"n": notice.id})).scalar_one()
+    assert rows >= 1
+    token = ack.sign(notice_id=notice.id, group_id=group_id,
+                     expires=bot.now() + timedelta(days=1))
+    forged = token[:-1] + ("A" if token[-1] != "A" else "B")
+    everyone = [{}, {"Authorization": "Bearer not-a-token"}] + [
+        _auth(secret) for secret in world.tokens.values()]
+    for headers in everyone:
+        assert (await client.get(f"/ack/{token}", headers=headers)).status_code == 200
+        for method in (client.get, client.post):
+            refused = await method(f"/ack/{forged}", headers=headers)
+            assert refused.status_code == 403 and "链接无效" in refused.text, headers
+    # Acknowledged once, whoever posts it how often.
+    for headers in everyone:
+        assert (await client.post(f"/ack/{token}", headers=headers)).status_code == 200
+    async with bot.session() as s:
+        acked = (await s.execute(text(
+            "SELECT count(*) FROM outbox_message WHERE acked_at IS NOT NULL"))).scalar_one()
+    assert acked == 1

@@ -107,3 +107,34 @@ def test_the_api_keeps_its_schema(live_api: tuple[str, World], mode: GenerationM
         assert all(401 not in seen for seen in statuses.values()), statuses
         for path in ("/api/chain", "/api/tenants", "/api/accounts", "/health"):
             assert 200 in statuses[path], (path, statuses[path])
+
+
+@pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE],
+                         ids=["valid-input", "invalid-input"])
+def test_the_ack_links_keep_their_schema(live_api: tuple[str, World], mode: GenerationMode
+                                         ) -> None:
+    """The public, signed acknowledgement routes (issue 15) on their own: generated tokens are
+    refused as documented (403 HTML with the reason, 422 past the length limit), never a 5xx,
+    never an acknowledgement; no API token is sent, none is needed to be refused."""
+    url, world = live_api
+    auth = {"Authorization": f"Bearer {world.tokens['superuser']}"}
+    schema = schemathesis.openapi.from_url(f"{url}/openapi.json", headers=auth)
+    operations = [result.ok() for result in schema.get_all_operations()
+                  if result.ok().path.startswith("/ack/")]
+    assert {(op.method.upper(), op.path) for op in operations} == {
+        ("GET", "/ack/{token}"), ("POST", "/ack/{token}")}
+    seen: set[int] = set()
+    for operation in operations:
+        @given(case=operation.as_strategy(generation_mode=mode))
+        @settings(max_examples=EXAMPLES, deadline=None, database=None,
+                  suppress_health_check=list(HealthCheck))
+        def check(case: Any) -> None:
+            response = case.call_and_validate(base_url=url)
+            assert response.status_code in (403, 404, 422), response.text
+            seen.add(response.status_code)
+
+        try:
+            check()
+        except Exception as exc:
+            raise AssertionError(f"{operation.method.upper()} {operation.path}") from exc
+    assert seen

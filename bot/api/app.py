@@ -12,6 +12,7 @@ from sqlalchemy import text
 
 from bot.api.deps import AppDep, FailureThrottle, get_scope
 from bot.api.routes import account, chain, stats, tenant
+from bot.api.routes import ack as ack_routes  # issue 15
 from bot.api.routes import points as points_routes  # issue 5
 from bot.api.schemas import Health, refusals
 from bot.app import BotApp
@@ -46,6 +47,9 @@ def create_api(bot: BotApp) -> FastAPI:
     for router, tag in ROUTERS:
         api.include_router(router, prefix="/api", dependencies=protected, tags=[tag],
                            responses=refusals(401, 429))
+
+    # Public but signed: the link's own signature is its authority (no API token).
+    api.include_router(ack_routes.router, tags=["acknowledgement"])
 
     if not public:
         @api.get("/openapi.json", include_in_schema=False, dependencies=protected)

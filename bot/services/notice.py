@@ -14,11 +14,11 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, and_, case, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot import pii, texts
+from bot import ack_texts, pii, texts
 from bot.config import NoticeSettings
-from bot.domain import UserError
+from bot.domain import HeldRole, UserError
 from bot.grammar import normalise
-from bot.services import outbox
+from bot.services import ack, outbox
 from bot.services.chain import commanders, commanding_role, subtree_select
 from models import (
     Contact,
@@ -209,7 +209,7 @@ async def targets(session: AsyncSession, *, origin: Node, scope: Scope) -> list[
 async def create(
     session: AsyncSession, *, origin: Node, origin_group_id: int | None, sender_id: int | None,
     text: str, urgent: bool, scope: Scope, now: datetime, schedule_id: int | None = None,
-    fire_at: datetime | None = None,
+    fire_at: datetime | None = None, settings: NoticeSettings | None = None,
 ) -> tuple[Notice, int]:
     """Store the notice and one pending outbox row per target group, in the caller's
     transaction. With a schedule, (schedule, fire time) is unique: a second call returns the
@@ -248,6 +248,9 @@ async def create(
     rows = (await session.execute(select(func.count(OutboxMessage.id)).where(
         OutboxMessage.notice_id == notice.id))).scalar_one()
     notice.target_count = rows
+    # Groups that cannot acknowledge in chat get the link (or the WeChat reply) with it.
+    await ack.attach_suffixes(session, notice=notice, now=now,
+                              settings=settings or NoticeSettings())
     await session.flush()
     return notice, rows
 
@@ -340,12 +343,66 @@ async def acknowledge(
     if responsible:
         row.acked_at = now
         row.acked_by_id = person_id
+        row.acked_via = ack.VIA_CHAT
         return "ack"
     dialect_insert = insert_for(session)
     await session.execute(dialect_insert(NoticeRead).values(
         notice_id=row.notice_id, group_id=group.id, person_id=person_id, at=now
     ).on_conflict_do_nothing(index_elements=["notice_id", "group_id", "person_id"]))
     return "read"
+
+
+async def acknowledge_elsewhere(
+    session: AsyncSession, *, person_id: int, memberships: Iterable[HeldRole], notice_id: int,
+    exclude_group_id: int | None, now: datetime, settings: NoticeSettings,
+) -> list[Group]:
+    """收到 #id seen anywhere the bot is (any group, bound or not): counts for each group of
+    that notice whose channel cannot report who wrote 收到 in it, where the writer holds the
+    responsible role at the group's node (their platform contact id says who they are; a
+    display name or a typed name never does). Returns the groups acknowledged now."""
+    here = {m.node_id: m.role for m in memberships}
+    if not here:
+        return []
+    rows = (await session.execute(
+        select(OutboxMessage, Group, Node).join(Group, Group.id == OutboxMessage.group_id)
+        .join(Node, Node.id == Group.node_id)
+        .where(OutboxMessage.notice_id == notice_id, OutboxMessage.acked_at.is_(None),
+               Group.node_id.in_(list(here)))
+        .order_by(OutboxMessage.id))).tuples().all()
+    done: list[Group] = []
+    held = {(m.node_id, m.role) for m in memberships}
+    for row, group, node in rows:
+        if group.id == exclude_group_id or ack.capabilities_for(group.account).ack_in_chat:
+            continue
+        if (node.id, responsible_role(node, settings)) not in held:
+            # Another member of that group: a read, as in the group itself.
+            await session.execute(insert_for(session)(NoticeRead).values(
+                notice_id=notice_id, group_id=group.id, person_id=person_id, at=now
+            ).on_conflict_do_nothing(index_elements=["notice_id", "group_id", "person_id"]))
+            continue
+        if row.status != OutboxStatus.SENT:
+            row.status, row.sent_at, row.error = OutboxStatus.SENT, now, None
+        row.acked_at, row.acked_by_id, row.acked_via = now, person_id, ack.VIA_WECHAT
+        done.append(group)
+    return done
+
+
+async def ack_modes(session: AsyncSession, *, notice: Notice, settings: NoticeSettings
+                    ) -> dict[int, tuple[str, ...]]:
+    """Per tier, the ways its groups acknowledge this notice (by their channels' capabilities:
+    in the group, by the link, by a WeChat reply), for 进度."""
+    pairs = await session.execute(
+        select(Node.tier, Group.account).select_from(OutboxMessage)
+        .join(Group, Group.id == OutboxMessage.group_id).join(Node, Node.id == Group.node_id)
+        .where(OutboxMessage.notice_id == notice.id).distinct())
+    out: dict[int, list[str]] = defaultdict(list)
+    for tier, account in pairs.tuples():
+        for mode in ack.ack_modes(ack.capabilities_for(account),
+                                  link=bool(settings.ack_link_base)):
+            if mode not in out[tier]:
+                out[tier].append(mode)
+    order = (ack_texts.MODE_CHAT, ack_texts.MODE_LINK, ack_texts.MODE_WECHAT)
+    return {tier: tuple(sorted(modes, key=order.index)) for tier, modes in out.items()}
 
 
 _TAG_AT_START = re.compile(r"^\s*【(?:紧急)?通知#[0-9]+】")
@@ -513,9 +570,14 @@ async def remind_and_escalate(session: AsyncSession, *, now: datetime,
         drafts = []
         for row in rows:
             group = groups[row.group_id]
-            drafts.append(outbox.Draft(
-                group.id, texts.Notice.REMINDER.format(tag=tag(row.notice_id or 0, row.urgent)),
-                contacts.get(group.node_id, []), row.urgent))
+            head = tag(row.notice_id or 0, row.urgent)
+            # Where 收到 in the group is not seen, the reminder carries the link again.
+            suffix = ack.suffix_for(group, notice_id=row.notice_id or 0, now=now,
+                                    settings=settings)
+            text = (ack_texts.REMINDER.format(tag=head) + suffix if suffix
+                    else texts.Notice.REMINDER.format(tag=head))
+            drafts.append(outbox.Draft(group.id, text, contacts.get(group.node_id, []),
+                                       row.urgent))
             row.reminded_at = now
         reminded = await outbox.queue_many(session, drafts=drafts, source="reminder", now=now)
     if escalate is not None:

@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import pii, texts
-from bot.config import RecurringNoticeSettings
+from bot.config import NoticeSettings, RecurringNoticeSettings
 from bot.domain import UserError
 from bot.grammar import When
 from bot.services import chain, outbox, people
@@ -126,7 +126,7 @@ async def cancel(session: AsyncSession, *, schedule_id: int, person_id: int, now
 
 
 async def fire(session: AsyncSession, *, schedule: NoticeSchedule, fire_at: datetime,
-               now: datetime) -> int:
+               now: datetime, settings: NoticeSettings | None = None) -> int:
     """Make the notice of one fire time (once: keyed by schedule and fire time).
     Returns how many delivery rows were written (0 when this fire time was done before)."""
     origin = await session.get(Node, schedule.origin_node_id)
@@ -135,7 +135,7 @@ async def fire(session: AsyncSession, *, schedule: NoticeSchedule, fire_at: date
     _notice, rows = await notices.create(
         session, origin=origin, origin_group_id=schedule.origin_group_id,
         sender_id=schedule.creator_id, text=schedule.text, urgent=schedule.urgent, scope=scope,
-        now=now, schedule_id=schedule.id, fire_at=fire_at)
+        now=now, schedule_id=schedule.id, fire_at=fire_at, settings=settings)
     return rows
 
 
