@@ -33,6 +33,7 @@ from models.unit import (
     WorkerHealth,
     WorkerReading,
 )
+from models.watch import AccountWatch
 
 __all__ = [
     "TIER_OF_KIND", "Base", "BotAccount", "Echo", "JobRun", "Notice", "NoticeRead",
@@ -47,6 +48,7 @@ __all__ = [
     "InviteAttempt", "AccountLease",
     "AccessAction", "AccessLog",
     "ApiToken",
+    "AccountWatch",
     "Enterprise", "EnterpriseReport", "EnterpriseStatus", "WorkCard", "WorkerCard",
     "WorkerHealth", "WorkerReading",
 ]

@@ -31,6 +31,9 @@ class Draft:
     text: str
     mentions: Sequence[str] = field(default_factory=tuple)
     urgent: bool = False
+    # Another channel than the group's (an account's health alert must not go through the
+    # failing account); None: the group's account.
+    account: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +72,8 @@ async def queue_many(session: AsyncSession, *, drafts: Sequence[Draft], source: 
     ids = {d.group_id for d in drafts}
     accounts = dict((await session.execute(
         select(Group.id, Group.account).where(Group.id.in_(ids)))).tuples().all())
-    rows = [_row(d, account=accounts[d.group_id], source=source, now=now)
+    rows = [_row(d, account=accounts[d.group_id] if d.account is None else d.account,
+                 source=source, now=now)
             for d in drafts if d.group_id in accounts]
     if rows:
         await session.execute(insert(TABLE), rows)
@@ -119,6 +123,16 @@ async def queue_replies(session: AsyncSession, *, replies: Sequence[ReplyDraft],
         rows.append(row)
     await session.execute(insert(TABLE), rows)
     return len(rows)
+
+
+async def queue_to_room(session: AsyncSession, *, transport: str, room_id: str, account: str,
+                        text: str, now: datetime) -> int:
+    """One text for a room bound to no group (an account's private test room), through that
+    account: sent like a reply (first, unmerged with notices). Returns the row's id."""
+    row = _row(Draft(0, text), account=account, source=REPLY, now=now)
+    row.update(group_id=None, room_id=room_id, transport=transport)
+    return int((await session.execute(insert(TABLE).values(row).returning(TABLE.c.id)))
+               .scalar_one())
 
 
 async def queue_notice(session: AsyncSession, *, notice_id: int, urgent: bool,
