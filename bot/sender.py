@@ -345,6 +345,11 @@ MARK_SENDING = (update(OutboxMessage)
                         attempt_at=bindparam("p_now"), attempts=OutboxMessage.attempts + 1))
 MARK_SENT = (update(OutboxMessage).where(_IDS, _SENDING, FENCE)
              .values(status=OutboxStatus.SENT, sent_at=bindparam("p_at"), error=None))
+# A retry whose earlier attempt our echo proves went out: sent, without sending it again
+# (the row is still `pending` at that point of the claim).
+MARK_ECHOED = (update(OutboxMessage)
+               .where(_IDS, OutboxMessage.status == OutboxStatus.PENDING, FENCE)
+               .values(status=OutboxStatus.SENT, sent_at=bindparam("p_at"), error=None))
 DELETE_SENT_REPLIES = delete(OutboxMessage).where(_IDS, _SENDING, FENCE)
 _RELEASE = {"status": OutboxStatus.PENDING, "attempt_id": None,
             "attempts": OutboxMessage.attempts - 1}
@@ -963,7 +968,7 @@ class OutboxSender:
                         session, transport=r.transport, room_id=row.room_id,
                         first_part=self._parts(row)[0], since=r.attempt_at)
                     if echo_at is not None:
-                        await _run(session, MARK_SENT, {
+                        await _run(session, MARK_ECHOED, {
                             "p_ids": [row.id], "p_at": echo_at,
                             "lease_key": self._key(account), "lease_epoch": epoch})
                         continue
