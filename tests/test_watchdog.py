@@ -5,6 +5,7 @@ not repeated after a restart."""
 from __future__ import annotations
 
 import dataclasses
+import io
 from datetime import timedelta
 
 import pytest
@@ -13,6 +14,7 @@ from sqlalchemy import select, update
 from bot.app import BotApp, build_app, running
 from bot.clock import FakeClock
 from bot.config import Settings
+from bot.console import Console
 from bot.services import watchdog
 from bot.transports.base import AccountState
 from models import AccountWatch, Group, InboundMessage, OutboxMessage
@@ -283,3 +285,13 @@ async def test_sends_without_echo_are_a_problem(bot, chat: Chat, chain: DemoChai
     # Out of the window: the problem clears.
     await tick(bot, clock, 60)
     assert len(said(transport, RECOVERED)) == 1
+
+
+async def test_the_console_shows_each_accounts_health(bot, chain: DemoChain,
+                                                      transport: Accounts):
+    await bind(bot, chain)
+    transport.down["wx-b"] = "UNAUTHENTICATED: token rejected"
+    out = io.StringIO()
+    assert await Console(bot, transport, out).handle("/accounts")  # type: ignore[arg-type]
+    shown = out.getvalue().splitlines()
+    assert "  wx-b: down (token_rejected)" in shown and "  wx-a: ok" in shown
