@@ -21,7 +21,7 @@ from bot.pipeline import Handling, Pipeline, Queued
 from bot.router import Dispatcher, Reply
 from bot.scheduler import Scheduler
 from bot.sender import OutboxSender, ReplyGate
-from bot.services import credential, health, outbox
+from bot.services import credential, health, outbox, watchdog
 from bot.transports.base import IncomingMessage, RoomEvent, Transport
 from handlers import ROUTERS
 from models import NoticeSchedule
@@ -84,6 +84,8 @@ class BotApp:
                                  batch_max=settings.pipeline.batch_max,
                                  after_commit=self.sender.wake,
                                  write_replies=self._write_replies)
+        # What arrives per account (the watchdog's silence check; the pipeline keeps no chatter).
+        self.activity = watchdog.Activity()
         self.reply_gate = ReplyGate(per_minute=settings.pacing.commands_per_minute,
                                     quiet_minutes=settings.pacing.flood_quiet_minutes)
         self._lock: store.FileLock | None = None
@@ -206,6 +208,7 @@ class BotApp:
                 return
 
     async def _submit(self, message: IncomingMessage) -> None:
+        self.activity.seen(message)
         if self._stopping:
             # Stopping: the pipeline is draining; what arrives now is not started.
             log.warning("stopping: message %s in %s not handled", message.message_id,

@@ -1,5 +1,5 @@
 """The `tierbot` command: run, serve, demo, status, db, chain, invite, people, points, stats,
-tokens, jobs, keys, purge, campaign."""
+tokens, jobs, keys, purge, campaign, groups."""
 
 from __future__ import annotations
 
@@ -50,7 +50,15 @@ def _parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="load the demo chain (if the store is empty) and chat")
     demo.add_argument("--fresh", action="store_true", help="start from an empty database file")
 
-    sub.add_parser("status", help="the bot accounts: connected, logged in as, paused, errors")
+    sub.add_parser("status", help="the bot accounts: connected, logged in as, paused, errors, "
+                                  "health")
+    grp = sub.add_parser("groups", help="the groups' sending accounts (channels)")
+    grp_sub = grp.add_subparsers(dest="groups_command", required=True)
+    mv = grp_sub.add_parser("move", help="bind every group of one account to another (pending "
+                                         "messages follow)")
+    mv.add_argument("--from", dest="source", required=True, metavar="ACCOUNT")
+    mv.add_argument("--to", dest="target", required=True, metavar="ACCOUNT")
+    mv.add_argument("--node", default=None, help="only the groups in this node's subtree")
     db = sub.add_parser("db", help="database schema")
     db.add_argument("action", choices=["upgrade"])
 
@@ -867,7 +875,9 @@ def _status(settings: Settings) -> None:
             states = [AccountState(name=a.name, connected=False)
                       for a in settings.wechaty.accounts] or [AccountState("", False)]
             return [dataclasses.asdict(a) | {"paused_until": a.paused_until.isoformat()
-                                             if a.paused_until else None}
+                                             if a.paused_until else None,
+                                             "since": a.since.isoformat() if a.since else None,
+                                             "problems": list(a.problems)}
                     for a in await health.account_status(session, states=states,
                                                          now=app.now())]
 
@@ -880,7 +890,53 @@ def _status(settings: Settings) -> None:
               + (f" as {row['logged_in_as']}" if row["logged_in_as"] else "")
               + (f", paused until {row['paused_until']}" if row["paused_until"] else "")
               + f", {row['pending']} waiting"
-              + (f", last error: {row['last_error']}" if row["last_error"] else ""))
+              + (f", last error: {row['last_error']}" if row["last_error"] else "")
+              + _health_line(row))
+
+
+def _health_line(row: dict[str, Any]) -> str:
+    """The watchdog's part of a status line: health, problems, since."""
+    health = row.get("health") or "unknown"
+    problems = ", ".join(row.get("problems") or [])
+    return (f"; health {health}" + (f" ({problems})" if problems else "")
+            + (f" since {row['since']}" if row.get("since") else ""))
+
+
+def configured_accounts(settings: Settings) -> list[str]:
+    """The sending accounts the configuration names."""
+    names = [a.name for a in settings.wechaty.accounts]
+    return names + [n for n in settings.watchdog.test_rooms if n not in names]
+
+
+async def _groups_move(settings: Settings, source: str, target: str, node_ref: str | None
+                       ) -> None:
+    """groups move: rebind the groups of one account to another, by hand."""
+    from bot import health_texts
+    from bot.services import chain, failover, watchdog
+
+    if source == target:
+        raise ConfigError(health_texts.SAME_ACCOUNT)
+
+    async def work(app: Any, session: Any) -> str:
+        known = await watchdog.watched_accounts(session, configured=configured_accounts(
+            settings))
+        for name in (source, target):
+            if name not in known:
+                raise ConfigError(health_texts.UNKNOWN_ACCOUNT.format(
+                    name=name, known=", ".join(repr(k) for k in known) or "-"))
+        node_id = None
+        if node_ref is not None:
+            node = await chain.find_node(session, ref=node_ref)
+            if node is None:
+                raise ConfigError(health_texts.NO_NODE.format(ref=node_ref))
+            node_id = node.id
+        moved = await failover.move_groups(session, source=source, target=target,
+                                           node_id=node_id)
+        return health_texts.MOVED.format(groups=moved.groups, rows=moved.rows,
+                                         source=health_texts.account_label(source),
+                                         target=health_texts.account_label(target))
+
+    print(await _with_store(settings, work))
 
 
 async def _stats_export(settings: Settings, day_text: str, node_ref: str,
@@ -932,6 +988,8 @@ def main(argv: list[str] | None = None) -> int:
                 asyncio.run(_demo(settings))
             case "status":
                 _status(settings)
+            case "groups":
+                asyncio.run(_groups_move(settings, args.source, args.target, args.node))
             case "db":
                 asyncio.run(_with_store(settings, lambda app, session: asyncio.sleep(0)))
                 print("database is at the latest schema")

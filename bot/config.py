@@ -378,6 +378,41 @@ class ApiSettings(_Section):
     port: int = Field(8080, ge=1, le=65535)
 
 
+class WatchdogSettings(_Section):
+    """The watchdog on every sending account: what counts as a problem, the self-test, and
+    when failover moves groups to their fallback and back."""
+
+    # Run the watchdog job (every `check_every_seconds`) in this process.
+    enabled: bool = True
+    check_every_seconds: int = Field(60, ge=10, le=3600)
+    # (a) silent: no inbound message for this long while its groups are normally active.
+    silent_minutes: float = Field(60, gt=0)
+    # "Normally active": the commands its groups sent at this hour of day over the last
+    # `learn_days` days, scaled to the silent window, reach `min_expected`; or, when
+    # `min_rate_per_hour` is set (> 0), that configured rate does.
+    learn_days: int = Field(7, ge=1, le=60)
+    min_expected: float = Field(3.0, gt=0)
+    min_rate_per_hour: float = Field(0.0, ge=0)
+    # (b) self-test: account name -> a private test room on its platform; a probe every
+    # `self_test_every_minutes`, its echo due within `self_test_timeout_minutes`.
+    test_rooms: dict[str, str] = Field(default_factory=dict)
+    self_test_every_minutes: float = Field(30, gt=0)
+    self_test_timeout_minutes: float = Field(5, gt=0)
+    # (c) sends with no echo: tagged texts sent more than `no_echo_after_minutes` ago within
+    # the last `no_echo_window_minutes`, at least `no_echo_count` of them without an echo.
+    no_echo_after_minutes: float = Field(5, gt=0)
+    no_echo_window_minutes: float = Field(60, gt=0)
+    no_echo_count: int = Field(3, ge=1)
+    # (d) failover: a rate-limit pause at least this long counts as down.
+    pause_down_minutes: float = Field(60, gt=0)
+    # Down this long: groups with a fallback move to it (0: at the first run that sees it).
+    failover_after_minutes: float = Field(5, ge=0)
+    # Healthy again this long: the moved groups go back to their primary.
+    failback_after_minutes: float = Field(30, ge=0)
+    # Automatic failover on/off (alerts are sent either way).
+    failover: bool = True
+
+
 class Settings(BaseSettings):
     """Everything the bot reads from its configuration."""
 
@@ -406,6 +441,7 @@ class Settings(BaseSettings):
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
     # Official channels beside the WeChat accounts (issue 15); secrets stored encrypted.
     channels: list[ChannelSettings] = Field(default_factory=list)
+    watchdog: WatchdogSettings = Field(default_factory=WatchdogSettings)
     # Run the APScheduler jobs (reminders, roll-ups, scheduled notices) in this process.
     scheduler: bool = True
 

@@ -17,10 +17,10 @@ from bot.app import BotApp
 from bot.channels.base import Capabilities
 from bot.channels.sim import SimOfficialChannel
 from bot.clock import OffsetClock
-from bot.services import chain
+from bot.services import chain, watchdog
 from bot.transports.sim import SimTransport
 from models import Contact, Group, InviteKind, Node, Person, Role
-from schedules.jobs import check_notices
+from schedules.jobs import check_notices, watch_accounts
 
 ROLE_WORDS = {
     "指挥长": Role.COMMANDER, "组员": Role.MEMBER, "作战小组成员": Role.MEMBER,
@@ -35,6 +35,7 @@ CONSOLE_HELP = """console commands:
   /invite NODE ROLE   issue a person invite    /invite NODE 群 issue a group invite
   /newgroup TITLE     a new, unbound group     /time +3h      move the clock (m, h, d)
   /leave              the speaker leaves this group (the bot tells their commander)
+  /accounts           the sending accounts' health (the watchdog runs once)
   /quit               leave
   $CODE in a line is replaced by the last invite code issued."""
 
@@ -186,6 +187,13 @@ class Console:
                 self.say(f"  ({self.speaker} left {self.rooms.get(self.room, self.room)})")
         elif cmd == "/invite":
             await self._invite(arg)
+        elif cmd == "/accounts":
+            await watch_accounts(self.app)
+            await self.app.idle()
+            async with self.app.session() as session:
+                for a in await watchdog.account_health(session):
+                    self.say(f"  {a.name or '(default)'}: {a.health.value}"
+                             + (f" ({', '.join(a.problems)})" if a.problems else ""))
         elif cmd == "/time":
             if self._time(arg):
                 # What the scheduler would have done meanwhile: reminders and escalations.

@@ -34,6 +34,7 @@ from models.unit import (
     WorkerHealth,
     WorkerReading,
 )
+from models.watch import AccountWatch
 
 __all__ = [
     "TIER_OF_KIND", "Base", "BotAccount", "Echo", "JobRun", "Notice", "NoticeRead",
@@ -49,6 +50,7 @@ __all__ = [
     "AccessAction", "AccessLog",
     "ApiToken",
     "ChannelCredential",
+    "AccountWatch",
     "Enterprise", "EnterpriseReport", "EnterpriseStatus", "WorkCard", "WorkerCard",
     "WorkerHealth", "WorkerReading",
 ]

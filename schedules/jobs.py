@@ -13,7 +13,7 @@ from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.services import notice as notices
-from bot.services import rollup
+from bot.services import rollup, watchdog
 from bot.services import schedule as schedules
 from models import Echo, NoticeSchedule
 from schedules import periods
@@ -76,6 +76,25 @@ async def fire_schedule(app: BotApp, schedule_id: int) -> int:
                                           settings=app.settings.notices)
     app.sender.wake()
     return rows
+
+
+async def watch_accounts(app: BotApp) -> watchdog.Report:
+    """Every minute: each sending account's health, one alert per problem and episode through
+    another channel, the self-tests, failover and failback (bot.services.watchdog)."""
+    settings = app.settings
+    configured = [a.name for a in settings.wechaty.accounts] if settings.transport == (
+        "wechaty") else []
+    async with app.session() as session, session.begin():
+        report = await watchdog.run(
+            session, settings=settings.watchdog, states=app.transport.account_states(),
+            seen=app.activity.last_inbound, transport=app.transport.name, now=app.now(),
+            zone=settings.zone, split_at=settings.pacing.split_at, configured=configured)
+    if report.probes:
+        # A probe goes out like a reply: the sender looks for replies when told.
+        app.sender.replies_written()
+    if report.queued or report.moved or report.moved_back:
+        app.sender.wake()
+    return report
 
 
 # --- points (issue 5) ----------------------------------------------------------------------
@@ -323,6 +342,8 @@ def JOBS(settings: Settings) -> list[JobSpec]:  # noqa: N802 - the table of jobs
     from bot.scheduler import JobSpec
 
     args: dict[str, Any] = {"seconds": settings.notices.check_every_seconds}
-    return [JobSpec("notice-checks", check_notices, "interval", args)] + [
+    watch: list[JobSpec] = [JobSpec("account-watchdog", watch_accounts, "interval", {
+        "seconds": settings.watchdog.check_every_seconds})] if settings.watchdog.enabled else []
+    return [JobSpec("notice-checks", check_notices, "interval", args), *watch] + [
         JobSpec(job.name, _RUNNERS[job.name], "cron", dict(job.cron))
         for job in fixed_jobs(settings)]

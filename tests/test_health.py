@@ -143,7 +143,8 @@ async def test_the_default_account(bot, chat: Chat, chain: DemoChain, client: ht
     assert response.status_code == 200
     assert response.json() == {"items": [
         {"name": "", "connected": True, "logged_in_as": "sim-bot", "last_error": "",
-         "paused_until": None, "pending": 0}], "next_cursor": None}
+         "paused_until": None, "pending": 0, "health": "unknown", "problems": [],
+         "since": None}], "next_cursor": None}
 
 
 async def test_a_paused_account_with_rows_waiting(settings, transport, clock):

@@ -60,6 +60,10 @@ class AccountPublic(BaseModel):
     last_error: str
     paused_until: datetime | None
     pending: int
+    # The watchdog's view: "ok", "degraded", "down" or "unknown"; problems; not ok since.
+    health: str = "unknown"
+    problems: list[str] = []
+    since: datetime | None = None
 
 
 class StatsSectionPublic(BaseModel):

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot import texts
 from bot.services import chain, membership, outbox, people
 from bot.transports.base import AccountState, RoomEvent
-from models import BotAccount, Node, OutboxMessage, OutboxStatus
+from models import AccountWatch, BotAccount, Node, OutboxMessage, OutboxStatus
 
 
 async def room_event(session: AsyncSession, *, event: RoomEvent, now: datetime) -> int:
@@ -54,18 +54,25 @@ class AccountStatus:
     last_error: str
     paused_until: datetime | None
     pending: int
+    # The watchdog's last conclusion: "ok", "degraded", "down" ("unknown" before its first
+    # run), the problems seen and since when the account has not been ok.
+    health: str = "unknown"
+    problems: tuple[str, ...] = ()
+    since: datetime | None = None
 
 
 async def account_status(session: AsyncSession, *, states: list[AccountState], now: datetime
                          ) -> list[AccountStatus]:
     """The transport's view of each account joined with the sender's durable state."""
     paused = {a.name: a for a in (await session.execute(select(BotAccount))).scalars()}
+    watched = {w.account: w for w in (await session.execute(select(AccountWatch))).scalars()}
     pending: dict[str, int] = {}
     for account in (await session.execute(select(OutboxMessage.account).where(
             OutboxMessage.status == OutboxStatus.PENDING))).scalars():
         pending[account] = pending.get(account, 0) + 1
     out = []
-    names = [s.name for s in states] + [n for n in paused if n not in {s.name for s in states}]
+    names = [s.name for s in states]
+    names += [n for n in sorted({*paused, *watched}) if n not in set(names)]
     by_name = {s.name: s for s in states}
     for name in names:
         state = by_name.get(name)
@@ -76,7 +83,10 @@ async def account_status(session: AsyncSession, *, states: list[AccountState], n
             logged_in_as=state.logged_in_as if state else "",
             last_error=(state.last_error if state and state.last_error else
                         (row.last_error or "") if row else ""),
-            paused_until=until, pending=pending.get(name, 0)))
+            paused_until=until, pending=pending.get(name, 0),
+            health=watched[name].health if name in watched else "unknown",
+            problems=tuple(watched[name].problems or ()) if name in watched else (),
+            since=watched[name].since if name in watched else None))
     return out
 
 

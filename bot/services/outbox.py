@@ -125,6 +125,16 @@ async def queue_replies(session: AsyncSession, *, replies: Sequence[ReplyDraft],
     return len(rows)
 
 
+async def queue_to_room(session: AsyncSession, *, transport: str, room_id: str, account: str,
+                        text: str, now: datetime) -> int:
+    """One text for a room bound to no group (an account's private test room), through that
+    account: sent like a reply (first, unmerged with notices). Returns the row's id."""
+    row = _row(Draft(0, text), account=account, source=REPLY, now=now)
+    row.update(group_id=None, room_id=room_id, transport=transport)
+    return int((await session.execute(insert(TABLE).values(row).returning(TABLE.c.id)))
+               .scalar_one())
+
+
 async def queue_notice(session: AsyncSession, *, notice_id: int, urgent: bool,
                        targets: Select[Any], now: datetime) -> None:
     """A notice's fan-out as one INSERT … SELECT: `targets` is a SELECT over `Group` (any
