@@ -14,17 +14,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import cProfile
-import inspect
+import contextlib
+import json
 import logging
 import os
 import random
 import resource
 import sqlite3
+import subprocess
 import sys
 import tempfile
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -42,7 +42,7 @@ from bot.app import BotApp, build_app
 from bot.clock import FakeClock
 from bot.config import Settings
 from bot.console import load_demo_chain
-from bot.pipeline import preparse
+from bot.pipeline import Queued, preparse
 from bot.router import Reply
 from bot.transports.base import IncomingMessage
 from bot.transports.memory import MemoryTransport
@@ -62,6 +62,7 @@ COUNTED = {"TenantStay": TenantStay, "TemperatureReading": TemperatureReading,
            "InboundMessage": InboundMessage, "LandlordReport": LandlordReport,
            "OutboxMessage": OutboxMessage, "Person": Person}
 MUST_MATCH = ("TenantStay", "TemperatureReading", "InboundMessage")
+SENDER = True  # --no-sender: the outbox sender is not started
 
 # --------------------------------------------------------------------------------------------
 # The chain
@@ -294,12 +295,18 @@ class Result:
     unverified: list[str] = field(default_factory=list)
     verify_s: float = 0.0
     errors: int = 0
+    lag_ms: list[float] = field(default_factory=list)  # the loop ticker's lateness
+    offered: float | None = None
 
-    def pct(self, q: float) -> float:
-        data = sorted(self.latencies_ms)
+    def pct(self, q: float, data: list[float] | None = None) -> float:
+        data = sorted(self.latencies_ms if data is None else data)
         if not data:
             return float("nan")
         return data[min(len(data) - 1, round(q * (len(data) - 1)))]
+
+    def spread(self, data: list[float]) -> str:
+        return (f"p50 {self.pct(0.5, data):.1f}  p99 {self.pct(0.99, data):.1f}  "
+                f"max {self.pct(1.0, data):.1f}")
 
     def show(self) -> None:
         print(f"--- {self.label}")
@@ -309,8 +316,10 @@ class Result:
               f"commands/s {self.commands / self.wall:10.0f}")
         print(f"  CPU {self.cpu:.3f} s = {self.cpu / max(self.commands, 1) * 1000:.2f} ms per command "
               f"(process, all threads; {self.cpu / self.wall * 100:.0f}% of wall)")
-        print(f"  receive->reply ms: p50 {self.pct(0.50):.1f}  p99 {self.pct(0.99):.1f}  "
-              f"max {self.pct(1.0):.1f}")
+        print(f"  arrival->reply committed ms: {self.spread(self.latencies_ms)}")
+        print(f"  event-loop lag ms (1 ms ticker, {len(self.lag_ms)} ticks): "
+              f"{self.spread(self.lag_ms)}; ticks late > 5 ms: "
+              f"{sum(1 for x in self.lag_ms if x > 5)}")
         print(f"  commits {self.commits} (command transactions {self.transactions}; the rest "
               f"are the outbox sender's), SQL statements {self.statements} "
               f"({self.statements / max(self.commands, 1):.1f} per command)")
@@ -420,19 +429,186 @@ async def finish(app: BotApp, result: Result, verifier: Verifier | None,
     return result
 
 
-async def run_pipeline(url: str, spec: chainfile.ChainSpec, sims: list[Sim], *,
-                       batch_max: int | None, verify: bool, errors: ErrorCounter,
-                       profile: cProfile.Profile | None) -> Result:
+class LoopLag:
+    """A ticker on the event loop: how late each 1 ms sleep wakes (a blocked loop wakes late)."""
+
+    def __init__(self, period: float = 0.001):
+        self.period = period
+        self.samples: list[float] = []
+        self._task: asyncio.Task[None] | None = None
+
+    async def _run(self) -> None:
+        while True:
+            t = time.perf_counter()
+            await asyncio.sleep(self.period)
+            self.samples.append((time.perf_counter() - t - self.period) * 1000)
+
+    def start(self) -> None:
+        self.samples.clear()
+        self._task = asyncio.create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+
+async def drive(feed: Callable[[int], Awaitable[None]], ids: list[str],
+                injected: dict[str, tuple[float, float]], rate: float | None) -> None:
+    """Deliver every message: all at once (rate None), or open loop at `rate` a second, each
+    on its schedule whatever the bot is doing; a message's arrival is its scheduled time, so
+    a late generator (a blocked loop) counts against the bot, not for it."""
+    t0 = time.perf_counter()
+    for k, message_id in enumerate(ids):
+        if rate is None:
+            injected[message_id] = (time.perf_counter(), 0.0)
+        else:
+            due = t0 + k / rate
+            delay = due - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            injected[message_id] = (due, 0.0)
+        await feed(k)
+
+
+async def own_transaction(app: BotApp, message: IncomingMessage, write_replies: Any,
+                          send_reply: Callable[[IncomingMessage, Reply], Awaitable[None]]
+                          ) -> bool:
+    """The same handler the pipeline runs, the usual bot way: one message, one session, one
+    commit (the reply joins the outbox in it), then the reply is let go."""
+    item = preparse(message, app.settings.bot_names)
+    if item is None:
+        return False
+    after: list[Callable[[], None]] = []
+    async with app.session() as session, session.begin():
+        reply = await app.handling.handle(session, item, after)
+        if reply is not None:
+            await write_replies(session, [(message, reply)])
+    for callback in after:
+        callback()
+    app.sender.wake()
+    if reply is not None:
+        await send_reply(message, Queued(reply.text, reply.mentions))
+    return True
+
+
+class OfflineRequest:
+    """python-telegram-bot's request class without a network: getMe answered locally."""
+
+    def __new__(cls) -> Any:
+        from telegram.request import BaseRequest
+
+        class _Offline(BaseRequest):
+            @property
+            def read_timeout(self) -> float | None:
+                return None
+
+            async def initialize(self) -> None:
+                return None
+
+            async def shutdown(self) -> None:
+                return None
+
+            async def do_request(self, url: str, method: str, request_data: Any = None,
+                                 **_timeouts: Any) -> tuple[int, bytes]:
+                if url.endswith("/getMe"):
+                    return 200, json.dumps({"ok": True, "result": {
+                        "id": 1, "is_bot": True, "first_name": "tierbot",
+                        "username": "tierbot_bench_bot"}}).encode()
+                raise RuntimeError(f"bench: no network ({url.rsplit('/', 1)[-1]})")
+
+        return _Offline()
+
+
+def telegram_updates(messages: list[IncomingMessage]) -> list[Any]:
+    """The messages as Telegram updates (built before timing, PTB's de_json left out)."""
+    from telegram import Chat, Message, Update, User
+
+    rooms: dict[str, int] = {}
+    users: dict[str, int] = {}
+    out = []
+    for k, m in enumerate(messages):
+        chat = Chat(id=-1000 - rooms.setdefault(m.room_id, len(rooms)), type=Chat.SUPERGROUP,
+                    title=m.room_id)
+        user = User(id=10 + users.setdefault(m.sender_id, len(users)),
+                    first_name=m.sender_name or m.sender_id, is_bot=False)
+        out.append(Update(update_id=k + 1, message=Message(
+            message_id=k + 1, date=m.at, chat=chat, from_user=user, text=m.text)))
+    return out
+
+
+@dataclass
+class Run:
+    """One run's set-up: the app, its transport, the messages and what is being measured."""
+
+    app: BotApp
+    transport: MemoryTransport
+    messages: list[IncomingMessage]
+    result: Result
+    verifier: Verifier | None
+    injected: dict[str, tuple[float, float]]
+    send_reply: Callable[[IncomingMessage, Reply], Awaitable[None]]
+
+
+async def _nothing(*_args: Any, **_kw: Any) -> None:
+    return None
+
+
+async def set_up(label: str, url: str, spec: chainfile.ChainSpec, sims: list[Sim], *,
+                 batch_max: int | None, verify: bool) -> Run:
     app, transport = await prepared_app(url, spec, batch_max)
+    if not SENDER:
+        # Inbound alone: replies and alerts stay in the outbox (the sender's own cost is
+        # bench/fanout.py's figure).
+        app.sender.start = app.sender.idle = _nothing  # type: ignore[method-assign]
+        app.sender.wake = lambda: None  # type: ignore[method-assign]
     messages = to_incoming(sims, app.now())
-    result = Result(f"pipeline (batched, batch_max {app.settings.pipeline.batch_max})",
-                    len(messages), count_commands(messages, app.settings.bot_names))
+    result = Result(label, len(messages), count_commands(messages, app.settings.bot_names))
     verifier = Verifier(url) if verify else None
     if verifier:
         await verifier.open()
     injected: dict[str, tuple[float, float]] = {}
-    app.pipeline.send_reply = reply_recorder(app.pipeline.send_reply, verifier, injected,
-                                             result)
+    send_reply = reply_recorder(app._send_reply, verifier, injected, result)
+    return Run(app, transport, messages, result, verifier, injected, send_reply)
+
+
+async def measured(run: Run, feed: Callable[[int], Awaitable[None]],
+                   handled: Callable[[], Awaitable[None]], rate: float | None,
+                   errors: ErrorCounter, profile: Any = None) -> Result:
+    """Feed every message (burst or open loop), wait until all are handled and the outbox is
+    drained; wall and CPU over that span, the loop's lag throughout."""
+    app, result, verifier = run.app, run.result, run.verifier
+    instrument(app, result)
+    errors.count = 0
+    lag = LoopLag()
+    lag.start()
+    if profile is not None:
+        profile.start()
+    t0, c0 = time.perf_counter(), time.process_time()
+    await drive(feed, [m.message_id for m in run.messages], run.injected, rate)
+    await handled()
+    await app.idle()
+    spent = verifier.spent if verifier else 0.0
+    result.wall = time.perf_counter() - t0 - spent
+    result.cpu = time.process_time() - c0 - spent
+    if profile is not None:
+        profile.stop()
+    await lag.stop()
+    result.lag_ms = lag.samples
+    result.offered = rate
+    return await finish(app, result, verifier, errors)
+
+
+async def run_pipeline(url: str, spec: chainfile.ChainSpec, sims: list[Sim], *,
+                       batch_max: int | None, verify: bool, errors: ErrorCounter,
+                       rate: float | None, profile: Any = None) -> Result:
+    run = await set_up("tierbot pipeline (batched)", url, spec, sims, batch_max=batch_max,
+                       verify=verify)
+    app, result = run.app, run.result
+    result.label += f", batch_max {app.settings.pipeline.batch_max}"
+    app.pipeline.send_reply = run.send_reply
     process = app.pipeline.process
 
     async def counted_process(batch: Any) -> None:
@@ -443,73 +619,98 @@ async def run_pipeline(url: str, spec: chainfile.ChainSpec, sims: list[Sim], *,
     app.pipeline.process = counted_process  # type: ignore[method-assign]
     await app.start()
     await app.idle()
-    instrument(app, result)
-    errors.count = 0
-    if profile:
-        profile.enable()
-    t0, c0 = time.perf_counter(), time.process_time()
-    for message in messages:
-        injected[message.message_id] = (time.perf_counter(), 0.0)
-        await transport.inject(message)
-    await app.idle()
-    result.wall = time.perf_counter() - t0 - (verifier.spent if verifier else 0.0)
-    result.cpu = time.process_time() - c0 - (verifier.spent if verifier else 0.0)
-    if profile:
-        profile.disable()
-    return await finish(app, result, verifier, errors)
+
+    async def feed(k: int) -> None:
+        await run.transport.inject(run.messages[k])
+
+    return await measured(run, feed, app.pipeline.idle, rate, errors, profile)
+
+
+async def run_ptb(url: str, spec: chainfile.ChainSpec, sims: list[Sim], *, verify: bool,
+                  errors: ErrorCounter, rate: float | None) -> Result:
+    """python-telegram-bot's Application (sequential updates, its default) running the same
+    handler with one commit per message."""
+    import telegram
+    from telegram.ext import Application, MessageHandler, filters
+
+    run = await set_up(f"python-telegram-bot {telegram.__version__} (commit per message)",
+                       url, spec, sims, batch_max=None, verify=verify)
+    app, result = run.app, run.result
+    updates = telegram_updates(run.messages)
+    by_update = {u.update_id: m for u, m in zip(updates, run.messages, strict=True)}
+    done = asyncio.Event()
+    count = 0
+
+    async def on_update(update: Any, _context: Any) -> None:
+        nonlocal count
+        try:
+            if await own_transaction(app, by_update[update.update_id],
+                                     app._write_replies, run.send_reply):
+                result.transactions += 1
+        finally:
+            count += 1
+            if count == len(updates):
+                done.set()
+
+    ptb = (Application.builder().token("1:bench").request(OfflineRequest())
+           .get_updates_request(OfflineRequest()).updater(None).build())
+    ptb.add_handler(MessageHandler(filters.ALL, on_update))
+
+    async def drop(_message: IncomingMessage) -> None:
+        return None  # the bot's own echoes: a Telegram bot does not see its own messages
+
+    await run.transport.start(drop)
+    await app.sender.start([""])
+    await ptb.initialize()
+    await ptb.start()
+
+    async def feed(k: int) -> None:
+        ptb.update_queue.put_nowait(updates[k])
+
+    async def handled() -> None:
+        await done.wait()
+
+    try:
+        return await measured(run, feed, handled, rate, errors)
+    finally:
+        await ptb.stop()
+        await ptb.shutdown()
 
 
 async def run_naive(url: str, spec: chainfile.ChainSpec, sims: list[Sim], *, verify: bool,
-                    errors: ErrorCounter) -> Result:
-    """The usual bot loop: per message, one session and one commit, then the reply."""
-    app, transport = await prepared_app(url, spec, None)
-    messages = to_incoming(sims, app.now())
-    result = Result("naive (one transaction per message)", len(messages),
-                    count_commands(messages, app.settings.bot_names))
-    verifier = Verifier(url) if verify else None
-    if verifier:
-        await verifier.open()
-    injected: dict[str, tuple[float, float]] = {}
-    send_reply = reply_recorder(app._send_reply, verifier, injected, result)
-    queue: deque[IncomingMessage] = deque()
+                    errors: ErrorCounter, rate: float | None) -> Result:
+    """The same loop without a framework: a queue and one task, one commit per message."""
+    run = await set_up("plain loop (commit per message)", url, spec, sims, batch_max=None,
+                       verify=verify)
+    app, result = run.app, run.result
+    queue: asyncio.Queue[IncomingMessage] = asyncio.Queue()
 
     async def on_message(message: IncomingMessage) -> None:
-        queue.append(message)  # the transport's callback; the bot's own echoes arrive here too
+        queue.put_nowait(message)  # the transport's callback; the bot's echoes arrive too
 
-    await transport.start(on_message)
-    if hasattr(app.sender, "start"):  # the paced sender (workers per account)
-        await app.sender.start([""])
-    takes_after = "after_commit" in inspect.signature(app.handling.handle).parameters
-    instrument(app, result)
-    errors.count = 0
-    bot_names = app.settings.bot_names
-    t0, c0 = time.perf_counter(), time.process_time()
-    for message in messages:
-        injected[message.message_id] = (time.perf_counter(), 0.0)
-        await transport.inject(message)
-    while queue:
-        message = queue.popleft()
-        item = preparse(message, bot_names)
-        if item is None:
-            continue
-        result.transactions += 1
-        after: list[Callable[[], None]] = []
-        async with app.session() as session, session.begin():
-            reply = await (app.handling.handle(session, item, after) if takes_after
-                           else app.handling.handle(session, item))
-        for callback in after:
-            callback()
-        if reply is not None:
-            await send_reply(message, reply)
-    # The outbox (fever notices), as the pipeline run's sender handles it.
-    if hasattr(app.sender, "drain"):
-        await app.sender.drain()
-    else:
-        app.sender.wake()
-        await app.sender.idle()
-    result.wall = time.perf_counter() - t0 - (verifier.spent if verifier else 0.0)
-    result.cpu = time.process_time() - c0 - (verifier.spent if verifier else 0.0)
-    return await finish(app, result, verifier, errors)
+    async def consume() -> None:
+        while True:
+            message = await queue.get()
+            try:
+                if await own_transaction(app, message, app._write_replies,
+                                         run.send_reply):
+                    result.transactions += 1
+            finally:
+                queue.task_done()
+
+    await run.transport.start(on_message)
+    await app.sender.start([""])
+    task = asyncio.create_task(consume())
+
+    async def feed(k: int) -> None:
+        await run.transport.inject(run.messages[k])
+
+    try:
+        return await measured(run, feed, queue.join, rate, errors)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 # --------------------------------------------------------------------------------------------
@@ -518,8 +719,10 @@ async def run_naive(url: str, spec: chainfile.ChainSpec, sims: list[Sim], *, ver
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--messages", type=int, default=20000)
+    p.add_argument("--rate", type=float, default=None,
+                   help="open loop: offer this many messages a second (default: all at once)")
     p.add_argument("--db", type=Path, default=None,
-                   help="SQLite file of the pipeline run (the naive run uses PATH-naive); "
+                   help="SQLite file of the first run (the others use PATH-ptb, PATH-naive); "
                         "default: a temporary directory")
     p.add_argument("--db-url", default=None,
                    help="postgresql+asyncpg://USER@HOST:PORT/DB instead of SQLite (its public "
@@ -529,29 +732,53 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=2020)
     p.add_argument("--batch-max", type=int, default=None,
                    help="override pipeline.batch_max (default: the settings' default)")
-    p.add_argument("--only", choices=("both", "pipeline", "naive"), default="both")
+    p.add_argument("--runs", default="pipeline,ptb",
+                   help="comma-separated, in order: pipeline, ptb, naive (default pipeline,ptb)")
+    p.add_argument("--no-sender", action="store_true",
+                   help="do not start the outbox sender (replies stay queued): inbound alone")
     p.add_argument("--no-verify", action="store_true",
                    help="skip the committed-before-reply check (it costs one query per reply, "
                         "which is excluded from the figures anyway)")
     p.add_argument("--profile", type=Path, default=None,
-                   help="write a cProfile of the pipeline run (inject to idle) to this file")
-    return p.parse_args(argv)
+                   help="write a pyinstrument profile (text) of the pipeline run to this file")
+    args = p.parse_args(argv)
+    args.runs = [r.strip() for r in args.runs.split(",") if r.strip()]
+    if unknown := set(args.runs) - {"pipeline", "ptb", "naive"}:
+        p.error(f"--runs: unknown {', '.join(sorted(unknown))}")
+    return args
+
+
+def ensure_ptb() -> None:
+    """python-telegram-bot is a bench-only dependency: install the `bench` extra if missing."""
+    try:
+        import telegram  # noqa: F401
+    except ImportError:
+        root = Path(__file__).resolve().parent.parent
+        print("installing the bench extra (python-telegram-bot, pyinstrument) ...", flush=True)
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", f"{root}[bench]"],
+                       check=True)
 
 
 async def main(argv: list[str] | None = None) -> int:
     bulk.throwaway_keys()
     args = parse_args(argv)
+    if "ptb" in args.runs or args.profile:
+        ensure_ptb()
+    global SENDER
+    SENDER = not args.no_sender
     errors = ErrorCounter()
     logging.getLogger().addHandler(errors)
     logging.getLogger().setLevel(logging.WARNING)
     if args.db_url:
-        url_p = url_n = Settings(database_url=args.db_url).database_url
-        where = url_p.split("@")[-1]
+        url = Settings(database_url=args.db_url).database_url
+        urls = dict.fromkeys(("pipeline", "ptb", "naive"), url)
+        where = url.split("@")[-1]
     else:
         base = args.db or Path(tempfile.mkdtemp(prefix="tierbot-bench-")) / "bench.db"
-        url_p = f"sqlite+aiosqlite:///{base}"
-        url_n = f"sqlite+aiosqlite:///{base}-naive"
-        where = f"SQLite {base} (+ -naive), WAL, synchronous=FULL"
+        urls = {"pipeline": f"sqlite+aiosqlite:///{base}",
+                "ptb": f"sqlite+aiosqlite:///{base}-ptb",
+                "naive": f"sqlite+aiosqlite:///{base}-naive"}
+        where = f"SQLite {base} (+ -ptb, -naive), WAL, synchronous=FULL"
 
     spec = big_chain(args.landlords)
     sims = make_messages(args.messages, n_landlords=args.landlords, tenant_pool=args.tenants,
@@ -568,37 +795,52 @@ async def main(argv: list[str] | None = None) -> int:
     print(f"messages: {len(sims)} (seed {args.seed}): " + ", ".join(
         f"{k} {v}" for k, v in sorted(kinds.items(), key=lambda kv: -kv[1]))
         + f"; chatter the parser takes for a command: {stray} (counted as commands below)")
-    print(f"python {sys.version.split()[0]}, pid {os.getpid()}, cpus {os.cpu_count()}")
+    print(f"offered: {'all at once' if args.rate is None else f'{args.rate:g} messages/s, open loop'}"
+          f"; outbox sender {'running' if SENDER else 'not started'}")
+    print(f"python {sys.version.split()[0]}, pid {os.getpid()}, cpus {os.cpu_count()}, "
+          f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
-    results: list[Result] = []
-    profile = cProfile.Profile() if args.profile else None
-    if args.only in ("both", "pipeline"):
-        results.append(await run_pipeline(url_p, spec, sims, batch_max=args.batch_max,
-                                          verify=not args.no_verify, errors=errors,
-                                          profile=profile))
-        results[-1].show()
-        if profile:
-            profile.dump_stats(args.profile)
-            print(f"  profile written to {args.profile}")
-    if args.only in ("both", "naive"):
-        results.append(await run_naive(url_n, spec, sims, verify=not args.no_verify,
-                                       errors=errors))
-        results[-1].show()
+    results: dict[str, Result] = {}
+    for name in args.runs:
+        if name == "pipeline":
+            profiler = None
+            if args.profile:
+                from pyinstrument import Profiler
+
+                profiler = Profiler(async_mode="disabled")
+            results[name] = await run_pipeline(
+                urls[name], spec, sims, batch_max=args.batch_max, verify=not args.no_verify,
+                errors=errors, rate=args.rate, profile=profiler)
+            if profiler is not None:
+                args.profile.write_text(profiler.output_text(show_all=False))
+                print(f"  profile written to {args.profile}")
+        elif name == "ptb":
+            results[name] = await run_ptb(urls[name], spec, sims, verify=not args.no_verify,
+                                          errors=errors, rate=args.rate)
+        else:
+            results[name] = await run_naive(urls[name], spec, sims, verify=not args.no_verify,
+                                            errors=errors, rate=args.rate)
+        results[name].show()
+    print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     if errors.first:
         print("first errors logged:\n  " + "\n  ".join(errors.first))
-    if len(results) == 2:
-        pipe, naive = results
-        ratio = (pipe.messages / pipe.wall) / (naive.messages / naive.wall)
-        print("--- comparison")
-        print(f"  messages/s pipeline/naive: {ratio:.2f}x (goal: at least 5x)")
-        print(f"  CPU seconds pipeline/naive: {pipe.cpu / naive.cpu:.2f}")
-        print(f"  p50 receive->reply pipeline/naive: {pipe.pct(0.5) / naive.pct(0.5):.3f}")
-        same = {k: (pipe.rows[k], naive.rows[k]) for k in COUNTED}
-        mismatch = [k for k in MUST_MATCH if same[k][0] != same[k][1]]
-        print("  rows pipeline/naive: " + ", ".join(f"{k} {a}/{b}" for k, (a, b) in same.items()))
-        print(f"  same TenantStay, TemperatureReading, InboundMessage counts: "
-              f"{'yes' if not mismatch else 'NO: ' + ', '.join(mismatch)}")
-        ok_commit = all(r.verified == r.replies and not r.unverified for r in results)
+    if "pipeline" in results and len(results) > 1:
+        pipe = results["pipeline"]
+        print("--- comparison (pipeline against each other run)")
+        for name, other in results.items():
+            if name == "pipeline":
+                continue
+            ratio = (pipe.commands / pipe.wall) / (other.commands / other.wall)
+            cpu_ratio = (other.cpu / max(other.commands, 1)) / (pipe.cpu / max(pipe.commands, 1))
+            print(f"  {name}: commands/s {ratio:.2f}x, CPU per command {cpu_ratio:.2f}x less "
+                  f"(goal against ptb: at least 5x)")
+            same = {k: (pipe.rows[k], other.rows[k]) for k in COUNTED}
+            mismatch = [k for k in MUST_MATCH if same[k][0] != same[k][1]]
+            print("    rows pipeline/" + name + ": "
+                  + ", ".join(f"{k} {a}/{b}" for k, (a, b) in same.items()))
+            print(f"    same TenantStay, TemperatureReading, InboundMessage counts: "
+                  f"{'yes' if not mismatch else 'NO: ' + ', '.join(mismatch)}")
+        ok_commit = all(r.verified == r.replies and not r.unverified for r in results.values())
         print(f"  every reply left after its record was committed: "
               f"{'yes' if ok_commit else 'NO' if not args.no_verify else 'not checked'}")
     return 0

@@ -144,6 +144,11 @@ class Lookups:
         # Bulk UPDATE/DELETE/INSERT statements bypass the flush: be safe, forget everything.
         if not state.is_select:
             tables = {m.local_table.name for m in getattr(state, "all_mappers", ())}
+            if not tables:
+                # A Core INSERT/UPDATE/DELETE on a Table (an outbox row of a fever alert)
+                # names its table; text() and the like name none and still clear.
+                name = getattr(getattr(state.statement, "table", None), "name", None)
+                tables = {name} if isinstance(name, str) else set()
             if not tables or tables & _IDENTITY_TABLES:
                 self.clear()
 
@@ -245,6 +250,29 @@ def authorise(spec: HandlerSpec, ctx: Context) -> str | None:
     return refusal
 
 
+class LoopShare:
+    """Hands the event loop back between steps of a long run of work (a batch's parsing and
+    handlers), at most every TURN seconds, so other chats, the sender and timers never wait
+    for a whole batch. Whoever else wants the database still waits for the batch's
+    connection (SQLite has one); what the batch reads and writes is its own until it commits.
+    """
+
+    TURN = 0.001
+
+    def __init__(self) -> None:
+        self._since = time.perf_counter()
+
+    async def turn(self) -> None:
+        """Yield to the loop if this run has had it for TURN seconds or more."""
+        if time.perf_counter() - self._since >= self.TURN:
+            await asyncio.sleep(0)
+            self._since = time.perf_counter()
+
+    def restart(self) -> None:
+        """A new run of work starts now (the loop has just had its turn)."""
+        self._since = time.perf_counter()
+
+
 class Handling:
     """The per-message logic, usable in a shared (batched) or an own transaction."""
 
@@ -258,6 +286,7 @@ class Handling:
         self.dispatcher = dispatcher
         self.clock_now = clock_now
         self.on_schedule = on_schedule
+        self.share = LoopShare()
 
     async def _record(self, session: AsyncSession, items: Sequence[Parsed], now: datetime
                       ) -> list[int | None]:
@@ -322,9 +351,12 @@ class Handling:
                     and item.command is not None
                     and self.dispatcher.spec_for(item.command) is not None]
             await lookups.prime(todo)
-            return [await self._handle_one(session, item, inbound_id, lookups, after_commit,
-                                           watch)
-                    for item, inbound_id in zip(items, ids, strict=True)]
+            replies: list[Reply | None] = []
+            for item, inbound_id in zip(items, ids, strict=True):
+                await self.share.turn()
+                replies.append(await self._handle_one(session, item, inbound_id, lookups,
+                                                      after_commit, watch))
+            return replies
         finally:
             # The rooms this batch resolved, for the reply writer (no second lookup); read
             # without loading, so an entry a rollback expired is just left out.
@@ -484,7 +516,10 @@ class Pipeline:
         """Handle a batch: echoes recorded, chatter dropped, commands in one transaction."""
         items: list[Parsed] = []
         echoes: list[IncomingMessage] = []
+        share = self.handling.share
+        share.restart()
         for message in batch:
+            await share.turn()
             if message.is_self:
                 # Only tagged texts (notices, alerts) can be in the outbox; replies are not.
                 if echo_body(message.text).startswith("【"):

@@ -8,6 +8,7 @@ import logging
 import os
 import sqlite3
 import time
+from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -113,10 +114,17 @@ class InlineSQLite:
     the process nothing ever waits for SQLite's lock; only another process can hold it, and
     then BEGIN waits with asyncio.sleep (busy_timeout is 0 on this connection), never
     blocking the loop. Statements after BEGIN IMMEDIATE cannot be busy in WAL mode.
+
+    COMMIT is the one call that waits for the disk (synchronous=FULL: an fsync of the WAL,
+    sometimes a checkpoint): it runs on this connection's own commit thread while the loop
+    goes on; the session holding the connection waits for it, so nothing else can use the
+    connection meanwhile (sqlite3 releases the GIL while it syncs).
     """
 
     def __init__(self, conn: sqlite3.Connection):
         self._conn = conn
+        self._committer = ThreadPoolExecutor(max_workers=1,
+                                             thread_name_prefix="sqlite-commit")
 
     @classmethod
     async def connect(cls, database: str, *, uri: bool = False) -> InlineSQLite:
@@ -146,15 +154,24 @@ class InlineSQLite:
         self._conn.create_function(*args, **kw)
 
     async def commit(self) -> None:
-        self._conn.commit()
+        done = self._committer.submit(self._conn.commit)
+        try:
+            await asyncio.wrap_future(done)
+        except asyncio.CancelledError:
+            # The commit goes on in its thread: let it end before the connection can be
+            # handed to anyone else (rare: a task cancelled while committing).
+            done.exception()
+            raise
 
     async def rollback(self) -> None:
         self._conn.rollback()
 
     async def close(self) -> None:
+        self._committer.shutdown(wait=True)
         self._conn.close()
 
     def stop(self) -> None:
+        self._committer.shutdown(wait=True)
         self._conn.close()
 
 

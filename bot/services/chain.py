@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Select, func, select, union_all
+from sqlalchemy import Select, bindparam, func, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -73,12 +73,16 @@ async def find_node(session: AsyncSession, *, ref: str) -> Node | None:
     return (await session.execute(stmt)).scalar_one_or_none()
 
 
+# Built once (a statement keeps its compiled form and cache key): every command asks it.
+_GROUP_BY_ROOM = (select(Group, Node).join(Node, Node.id == Group.node_id)
+                  .where(Group.transport == bindparam("transport"),
+                         Group.room_id == bindparam("room_id")))
+
+
 async def group_by_room(session: AsyncSession, *, transport: str, room_id: str) -> Group | None:
     """The group bound to a room, with its node loaded."""
     row = (await session.execute(
-        select(Group, Node).join(Node, Node.id == Group.node_id)
-        .where(Group.transport == transport, Group.room_id == room_id)
-    )).first()
+        _GROUP_BY_ROOM, {"transport": transport, "room_id": room_id})).first()
     if row is None:
         return None
     group, node = row

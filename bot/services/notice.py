@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, case, func, or_, select, update
+from sqlalchemy import ColumnElement, Select, and_, bindparam, case, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import ack_texts, pii, texts
@@ -307,6 +307,31 @@ async def latest_by_sender(session: AsyncSession, *, sender_id: int) -> Notice |
         .order_by(Notice.id.desc()).limit(1))).scalar_one_or_none()
 
 
+def _ack_row(*, named: bool, responsible: bool) -> Select[tuple[OutboxMessage]]:
+    """The delivery a 收到 in a group answers: the named notice's, or else the newest one
+    delivered (or possibly so: in flight, waiting to be resent after a crash or a failed
+    attempt; a 收到 naming the notice counts whatever the row's state); for the group's
+    responsible person only one not yet acknowledged."""
+    stmt = (select(OutboxMessage).where(
+        OutboxMessage.group_id == bindparam("group_id"), OutboxMessage.notice_id.is_not(None)))
+    if named:
+        stmt = stmt.where(OutboxMessage.notice_id == bindparam("notice_id"))
+    else:
+        stmt = stmt.where(or_(
+            OutboxMessage.status.in_([OutboxStatus.SENT, OutboxStatus.SENDING]),
+            and_(OutboxMessage.status == OutboxStatus.PENDING,
+                 or_(OutboxMessage.resend.is_(True), OutboxMessage.attempts > 0))))
+    if responsible:
+        stmt = stmt.where(OutboxMessage.acked_at.is_(None))
+    return stmt.order_by(OutboxMessage.notice_id.desc()).limit(1)
+
+
+# Built once (a statement keeps its compiled form and cache key): every 收到 in every group
+# asks one of these, most often finding nothing.
+_ACK_ROW = {(named, responsible): _ack_row(named=named, responsible=responsible)
+            for named in (False, True) for responsible in (False, True)}
+
+
 async def acknowledge(
     session: AsyncSession, *, group: Group, node: Node, person_id: int | None,
     roles: frozenset[Role], notice_id: int | None, now: datetime, settings: NoticeSettings,
@@ -315,24 +340,12 @@ async def acknowledge(
     is a read. Returns "ack", "read", or None when no notice is open here."""
     if person_id is None:
         return None
-    # Delivered, or possibly so: in flight, waiting to be resent after a crash or a failed
-    # attempt. A 收到 naming the notice counts whatever the row's state.
-    maybe_delivered = or_(
-        OutboxMessage.status.in_([OutboxStatus.SENT, OutboxStatus.SENDING]),
-        and_(OutboxMessage.status == OutboxStatus.PENDING,
-             or_(OutboxMessage.resend.is_(True), OutboxMessage.attempts > 0)))
-    stmt = (select(OutboxMessage).where(
-        OutboxMessage.group_id == group.id, OutboxMessage.notice_id.is_not(None)))
-    if notice_id is not None:
-        stmt = stmt.where(OutboxMessage.notice_id == notice_id)
-    else:
-        stmt = stmt.where(maybe_delivered)
     responsible = responsible_role(node, settings) in roles
-    if responsible:
-        stmt = stmt.where(OutboxMessage.acked_at.is_(None))
-    # The newest notice unless the message named one.
-    row = (await session.execute(
-        stmt.order_by(OutboxMessage.notice_id.desc()).limit(1))).scalar_one_or_none()
+    params: dict[str, int] = {"group_id": group.id}
+    if notice_id is not None:
+        params["notice_id"] = notice_id
+    row = (await session.execute(_ACK_ROW[notice_id is not None, responsible], params)
+           ).scalar_one_or_none()
     if row is None:
         return None
     assert row.notice_id is not None

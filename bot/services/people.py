@@ -5,21 +5,37 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain import HeldRole
 from bot.services import personal
 from models import Contact, Membership, Node, Person, Role
 
+# The look-ups every command makes, built once: a statement object keeps its compiled form
+# and cache key, so a run costs only the parameters (building one costs more than SQLite
+# takes to answer it).
+_BY_CONTACT = (select(Person).join(Contact, Contact.person_id == Person.id)
+               .where(Contact.transport == bindparam("transport"),
+                      Contact.contact_id == bindparam("contact_id")))
+_BY_MOBILE = (select(Person).where(Person.mobile_bidx == bindparam("bidx"))
+              .order_by(Person.id).limit(1))
+_HELD_ROLES = (select(Membership.role, Membership.node_id, Node.parent_id)
+               .join(Node, Node.id == Membership.node_id)
+               .where(Membership.person_id == bindparam("person_id")))
+_HOLDERS = (select(Person).join(Membership, Membership.person_id == Person.id)
+            .where(Membership.node_id == bindparam("node_id"),
+                   Membership.role == bindparam("role"))
+            .order_by(Membership.id))
+_CONTACT_IDS = select(Contact.contact_id).where(Contact.person_id == bindparam("person_id"),
+                                                Contact.transport == bindparam("transport"))
+
 
 async def find_by_contact(session: AsyncSession, *, transport: str, contact_id: str
                           ) -> Person | None:
     """The person a platform contact id belongs to, if any."""
     return (await session.execute(
-        select(Person).join(Contact, Contact.person_id == Person.id)
-        .where(Contact.transport == transport, Contact.contact_id == contact_id)
-    )).scalar_one_or_none()
+        _BY_CONTACT, {"transport": transport, "contact_id": contact_id})).scalar_one_or_none()
 
 
 async def find_by_contacts(session: AsyncSession, *, transport: str, contact_ids: Iterable[str]
@@ -37,17 +53,12 @@ async def find_by_contacts(session: AsyncSession, *, transport: str, contact_ids
 async def find_by_mobile(session: AsyncSession, *, mobile: str) -> Person | None:
     """The person registered with this mobile number, if any (the oldest when several)."""
     return (await session.execute(
-        select(Person).where(personal.matches("mobile", mobile)).order_by(Person.id).limit(1)
-    )).scalar_one_or_none()
+        _BY_MOBILE, {"bidx": personal.blind_index("mobile", mobile)})).scalar_one_or_none()
 
 
 async def held_roles(session: AsyncSession, *, person_id: int) -> list[HeldRole]:
     """Every role the person holds, with each node's parent (so a tier up can be seen)."""
-    rows = await session.execute(
-        select(Membership.role, Membership.node_id, Node.parent_id)
-        .join(Node, Node.id == Membership.node_id)
-        .where(Membership.person_id == person_id)
-    )
+    rows = await session.execute(_HELD_ROLES, {"person_id": person_id})
     return [HeldRole(Role(role), node_id, parent_id) for role, node_id, parent_id in rows]
 
 
@@ -114,15 +125,10 @@ async def grant_role(
 async def holders(session: AsyncSession, *, node_id: int, role: Role) -> list[Person]:
     """The people holding a role at a node, oldest first."""
     return list((await session.execute(
-        select(Person).join(Membership, Membership.person_id == Person.id)
-        .where(Membership.node_id == node_id, Membership.role == role)
-        .order_by(Membership.id)
-    )).scalars())
+        _HOLDERS, {"node_id": node_id, "role": role})).scalars())
 
 
 async def contact_ids(session: AsyncSession, *, person_id: int, transport: str) -> list[str]:
     """The person's contact ids on one transport (for mentions)."""
     return list((await session.execute(
-        select(Contact.contact_id).where(Contact.person_id == person_id,
-                                         Contact.transport == transport)
-    )).scalars())
+        _CONTACT_IDS, {"person_id": person_id, "transport": transport})).scalars())

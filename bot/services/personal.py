@@ -115,6 +115,11 @@ def new_person_mobile(person_id: int, mobile: str | None) -> tuple[str | None, .
     return tuple(found[c] for c in MOBILE_COLUMNS)
 
 
+def blind_index(kind: Kind, value: str) -> str:
+    """The keyed hash `matches` compares with (for a statement built once, bound per run)."""
+    return crypto.blind_index(kind, value)
+
+
 def matches(kind: Kind, value: str) -> ColumnElement[bool]:
     """A WHERE clause: the person's number of this kind is `value` (by the blind index)."""
     return _columns(kind)[1] == crypto.blind_index(kind, value)  # type: ignore[no-any-return]

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, and_, exists, or_, select
+from sqlalchemy import Select, and_, bindparam, exists, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -158,12 +158,17 @@ async def _tenant_self(session: AsyncSession, cmd: TenantReturn, *, node: Node,
     return person, True, claimed
 
 
+# Built once (a statement keeps its compiled form and cache key): every 体温 asks it.
+_LATEST_STAY = (select(TenantStay)
+                .where(TenantStay.tenant_id == bindparam("tenant_id"),
+                       TenantStay.node_id == bindparam("node_id"))
+                .order_by(TenantStay.arrived_at.desc(), TenantStay.id.desc()).limit(1))
+
+
 async def latest_stay(session: AsyncSession, *, tenant_id: int, node_id: int) -> TenantStay | None:
     """The tenant's most recent stay at a node."""
     return (await session.execute(
-        select(TenantStay).where(TenantStay.tenant_id == tenant_id, TenantStay.node_id == node_id)
-        .order_by(TenantStay.arrived_at.desc(), TenantStay.id.desc()).limit(1)
-    )).scalar_one_or_none()
+        _LATEST_STAY, {"tenant_id": tenant_id, "node_id": node_id})).scalar_one_or_none()
 
 
 async def register_return(
