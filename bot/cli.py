@@ -109,6 +109,14 @@ def _parser() -> argparse.ArgumentParser:
     sexp.add_argument("--date", required=True, help="the day, e.g. 2020-02-21")
     sexp.add_argument("--node", required=True, help="a node id or exact name")
     sexp.add_argument("--output", type=Path, help="file to write (default: stats-DATE.xlsx)")
+    xp = sub.add_parser("export", help="a subtree's XLSX report, recorded in the access log")
+    xp.add_argument("report", choices=["stats", "lists", "watch"],
+                    help="stats: 统计 of a day; lists: a closed week's lists; watch: the "
+                         "people under home watch (masked)")
+    xp.add_argument("--node", required=True, help="a node id or exact name")
+    xp.add_argument("--date", help="the day (default: today)")
+    xp.add_argument("--week", help="lists: the ISO week, e.g. 2020-W09 (default: last week)")
+    xp.add_argument("--output", type=Path, help="file to write (default: its Chinese name)")
     # --- tokens (issue 10, access) ---
     tok = sub.add_parser("tokens", help="admin API tokens: create, list, revoke")
     tok_sub = tok.add_subparsers(dest="tokens_command", required=True)
@@ -783,25 +791,45 @@ def _status(settings: Settings) -> None:
 async def _stats_export(settings: Settings, day_text: str, node_ref: str,
                         output: Path | None) -> Path:
     """stats export: the XLSX report of a subtree and day."""
+    return await _export(settings, "stats", node_ref=node_ref, day_text=day_text, week=None,
+                         output=output, default_name="stats-{key}.xlsx")
+
+
+async def _export(settings: Settings, report: str, *, node_ref: str, day_text: str | None,
+                  week: str | None, output: Path | None, default_name: str | None = None
+                  ) -> Path:
+    """export: one report of a subtree through the export service (recorded as "cli")."""
     from datetime import date
 
-    from bot.services import chain, stats_export
+    from bot.domain import UserError
+    from bot.services import chain, export
 
-    try:
-        day = date.fromisoformat(day_text)
-    except ValueError:
-        raise ConfigError(f"--date: expected a day like 2020-02-21, got {day_text!r}") from None
-    path = output or Path(f"stats-{day.isoformat()}.xlsx")
+    day = None
+    if day_text is not None:
+        try:
+            day = date.fromisoformat(day_text)
+        except ValueError:
+            raise ConfigError(f"--date: expected a day like 2020-02-21, got {day_text!r}"
+                              ) from None
 
-    async def work(app: Any, session: Any) -> None:
+    async def work(app: Any, session: Any) -> Path:
         root = await chain.find_node(session, ref=node_ref)
         if root is None:
             raise ConfigError(f"--node: no node {node_ref!r}")
-        figures, regs = await stats_export.collect(session, root=root, day=day,
-                                                   zone=settings.zone, now=app.now())
-        stats_export.write(path, figures=figures, reopenings=regs, zone=settings.zone)
+        try:
+            done = await export.export(
+                session, report=export.Report(report), root=root,
+                by=export.Requester("cli", superuser=True),
+                day=day or app.now().astimezone(settings.zone).date(), week=week,
+                zone=settings.zone, now=app.now())
+        except UserError as exc:
+            raise ConfigError(exc.text) from None
+        path = output or Path(default_name.format(key=done.key) if default_name
+                              else done.filename)
+        path.write_bytes(done.data)
+        return path
 
-    await _with_store(settings, work)
+    path: Path = await _with_store(settings, work)
     print(f"wrote {path}")
     return path
 
@@ -858,6 +886,9 @@ def main(argv: list[str] | None = None) -> int:
                 asyncio.run(_points_export(settings, args.week, args.output))
             case "stats":
                 asyncio.run(_stats_export(settings, args.date, args.node, args.output))
+            case "export":
+                asyncio.run(_export(settings, args.report, node_ref=args.node,
+                                    day_text=args.date, week=args.week, output=args.output))
             case "tokens":
                 asyncio.run(_tokens(settings, args))
             case "jobs" if args.jobs_command == "list":
