@@ -58,6 +58,8 @@ def _parser() -> argparse.ArgumentParser:
     ch_sub = ch.add_subparsers(dest="chain_command", required=True)
     imp = ch_sub.add_parser("import", help="import a TOML, YAML or XLSX chain file")
     imp.add_argument("file", type=Path)
+    imp.add_argument("--preview", action="store_true",
+                     help="show what the import would change (masked), apply nothing")
     imp.add_argument("--prune", action="store_true",
                      help="also remove roles (not tenants') and contact ids the file no "
                           "longer lists, at the nodes it lists (each removal recorded)")
@@ -415,6 +417,22 @@ def _progress_printer(stream: Any) -> Callable[[str, int, int], None]:
         stream.flush()
 
     return show
+
+
+async def _chain_preview(settings: Settings, path: Path) -> None:
+    from bot import chainpreview
+
+    async def work(app: Any, session: Any) -> None:
+        shown = await chainpreview.preview(session, path, now=app.now())
+        for line in shown.lines:
+            where = f"{line.sheet} 第 {line.row} 行 " if line.row else ""
+            print(f"{line.kind}\t{where}{line.text}")
+        if shown.errors:
+            raise ConfigError(f"{path}: {len(shown.errors)} errors, nothing would be imported")
+        if not shown.lines:
+            print("no changes")
+
+    await _with_store(settings, work)
 
 
 async def _chain_import(settings: Settings, path: Path, *, prune: bool = False) -> None:
@@ -860,6 +878,8 @@ def main(argv: list[str] | None = None) -> int:
             case "db":
                 asyncio.run(_with_store(settings, lambda app, session: asyncio.sleep(0)))
                 print("database is at the latest schema")
+            case "chain" if args.chain_command == "import" and args.preview:
+                asyncio.run(_chain_preview(settings, args.file))
             case "chain" if args.chain_command == "import":
                 asyncio.run(_chain_import(settings, args.file, prune=args.prune))
             case "people" if args.people_command == "forget":
