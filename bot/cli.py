@@ -49,6 +49,11 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("serve", help="run the admin API only")
     demo = sub.add_parser("demo", help="load the demo chain (if the store is empty) and chat")
     demo.add_argument("--fresh", action="store_true", help="start from an empty database file")
+    demo.add_argument("--web", action="store_true",
+                      help="the chat simulator in the browser instead of the console")
+    demo.add_argument("--host", default="127.0.0.1",
+                      help="--web: address to listen on (default 127.0.0.1: this machine only)")
+    demo.add_argument("--port", type=int, default=8765, help="--web: port (default 8765)")
 
     sub.add_parser("status", help="the bot accounts: connected, logged in as, paused, errors")
     db = sub.add_parser("db", help="database schema")
@@ -404,6 +409,47 @@ async def _demo(settings: Settings) -> None:
         loaded = await load_demo_chain(app, units=True)
         print("demo chain loaded" if loaded else "using the chain already in the store")
         await run_console(app)
+
+
+async def _demo_web(settings: Settings, *, host: str, port: int) -> None:
+    """demo --web: the demo bot with the chat simulator's page (bot/simulator)."""
+    import uvicorn
+    from fastapi import FastAPI
+    from fastapi.responses import RedirectResponse
+
+    from bot import simulator
+    from bot.app import build_app, running
+    from bot.clock import OffsetClock
+    from bot.console import load_demo_chain
+
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        # Anyone who reaches the page speaks as anyone in the demo chain: no login here.
+        log.warning("demo --web on %s: the simulator has no login; anyone who can reach "
+                    "this address can use it", host)
+    pacing = settings.pacing.model_copy(update={"min_gap_seconds": 0, "jitter_seconds": 0})
+    app = build_app(settings.model_copy(update={"transport": "sim", "pacing": pacing}),
+                    clock=OffsetClock())
+    stop = asyncio.Event()
+    _stop_on_signals(stop)
+    async with running(app):
+        loaded = await load_demo_chain(app, units=True)
+        print("demo chain loaded" if loaded else "using the chain already in the store")
+        sim = simulator.Simulator(app)
+        web = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+        web.include_router(simulator.router(sim, base="/sim"))
+
+        @web.get("/", include_in_schema=False)
+        async def home() -> RedirectResponse:
+            return RedirectResponse("/sim/")
+
+        server = _ApiServer(uvicorn.Config(web, host=host, port=port, log_config=None))
+        print(f"chat simulator: http://{host}:{port}/sim/  (Ctrl-C to stop)")
+        serving = asyncio.create_task(server.serve(), name="simulator")
+        stopping = asyncio.create_task(stop.wait(), name="stop")
+        await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        server.should_exit = True
+        stopping.cancel()
+        await serving
 
 
 def _progress_printer(stream: Any) -> Callable[[str, int, int], None]:
@@ -872,7 +918,10 @@ def main(argv: list[str] | None = None) -> int:
                 asyncio.run(_run(settings, api=True, bot=False))
             case "demo":
                 _demo_keys(settings)
-                asyncio.run(_demo(settings))
+                if args.web:
+                    asyncio.run(_demo_web(settings, host=args.host, port=args.port))
+                else:
+                    asyncio.run(_demo(settings))
             case "status":
                 _status(settings)
             case "db":
