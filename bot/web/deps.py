@@ -7,7 +7,7 @@ import base64
 import hashlib
 import hmac
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -15,6 +15,8 @@ from typing import Annotated, Any
 import jinja2
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.responses import HTMLResponse, Response
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import FormData
 
 from bot.api.deps import Scope, get_app
@@ -22,6 +24,7 @@ from bot.app import BotApp
 from bot.services import console as logins
 from bot.services import token as tokens
 from bot.web import texts
+from models import Membership, Node, Role
 
 COOKIE = "tb_console"
 # The anonymous forms' (login, set-up link) CSRF token: a double-submit cookie.
@@ -84,9 +87,13 @@ class Viewer:
     superuser: bool
     csrf: str
     scope: Scope
-    # The lowest tier they command or serve at (1 highest); None for a superuser.
-    top_tier: int | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    # The tiers where they hold the commander's role (指挥长).
+    commands_tiers: frozenset[int] = frozenset()
+
+    @property
+    def reads_access_log(self) -> bool:
+        """Superusers and commanders of tiers 1-2 read the access log (issue 14)."""
+        return self.superuser or bool(self.commands_tiers & {1, 2})
 
     @property
     def who(self) -> str:
@@ -135,15 +142,16 @@ async def get_viewer(request: Request, app: Annotated[BotApp, Depends(get_app)])
         else:
             row, login = found
             roots: tuple[int, ...] = ()
-            top: int | None = None
+            commands: frozenset[int] = frozenset()
             if not login.superuser and login.person_id is not None:
                 roots = tuple(await tokens.scope_roots(session, person_id=login.person_id))
-                top = await _top_tier(session, roots)
+                commands = await _commands_tiers(session, login.person_id)
             viewer = Viewer(login_id=login.id, username=login.username,
                             person_id=login.person_id, superuser=login.superuser,
                             csrf=row.csrf,
                             scope=Scope(superuser=login.superuser, person_id=login.person_id,
-                                        token_id=None, roots=roots), top_tier=top)
+                                        token_id=None, roots=roots),
+                            commands_tiers=commands)
     if viewer is None:
         raise LoginRequired
     await check_csrf(request, viewer.csrf)
@@ -151,15 +159,11 @@ async def get_viewer(request: Request, app: Annotated[BotApp, Depends(get_app)])
     return viewer
 
 
-async def _top_tier(session: Any, roots: tuple[int, ...]) -> int | None:
-    from sqlalchemy import func, select
-
-    from models import Node
-
-    if not roots:
-        return None
-    found = await session.scalar(select(func.min(Node.tier)).where(Node.id.in_(roots)))
-    return int(found) if found is not None else None
+async def _commands_tiers(session: AsyncSession, person_id: int) -> frozenset[int]:
+    rows = await session.execute(
+        select(Node.tier).join(Membership, Membership.node_id == Node.id)
+        .where(Membership.person_id == person_id, Membership.role == Role.COMMANDER))
+    return frozenset(int(tier) for tier in rows.scalars())
 
 
 ViewerDep = Annotated[Viewer, Depends(get_viewer)]
@@ -168,6 +172,7 @@ ViewerDep = Annotated[Viewer, Depends(get_viewer)]
 def render(request: Request, name: str, *, viewer: Viewer | None = None,
            status_code: int = 200, **context: Any) -> HTMLResponse:
     """A page (or an htmx fragment) from its template."""
+    context.setdefault("page", "")
     html = templates.get_template(name).render(request=request, viewer=viewer,
                                                nav=texts.NAV, **context)
     return HTMLResponse(html, status_code=status_code)

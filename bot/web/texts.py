@@ -25,3 +25,14 @@ NAV = (
     ("points", "十二分制"),
     ("access_log", "查阅记录"),
 )
+
+# People under watch: revealing a number.
+REVEAL_FIELDS = {"mobile": "手机号", "id_number": "身份证号"}
+REVEAL_NEEDS_REASON = "请填写查看原因（至少 2 个字）"
+REVEAL_NONE = "未登记"
+WATCH_KINDS = {"tenant": "租客", "worker": "企业员工"}
+
+# 12 points: verifying from the console.
+VERIFY_NEEDS_REASON = "驳回需填写原因"
+VERIFIED_OK = "#{id} {name} 已通过"
+VERIFIED_NO = "#{id} {name} 已驳回"
