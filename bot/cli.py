@@ -1,5 +1,5 @@
 """The `tierbot` command: run, serve, demo, status, db, chain, invite, people, points, stats,
-tokens, jobs, keys, purge, campaign."""
+tokens, console, jobs, keys, purge, campaign."""
 
 from __future__ import annotations
 
@@ -138,6 +138,19 @@ def _parser() -> argparse.ArgumentParser:
     trevoke = tok_sub.add_parser("revoke", help="revoke a token at once")
     trevoke.add_argument("id", type=int, help="the token's id (see `tokens list`)")
     # --- end tokens ---
+    # --- console (issue 14) ---
+    con = sub.add_parser("console", help="web console logins: set-up links, superusers")
+    con_sub = con.add_subparsers(dest="console_command", required=True)
+    cinv = con_sub.add_parser("invite", help="a one-time link where a person sets a console "
+                                             "password (a login is made on first use)")
+    cinv.add_argument("--person", required=True,
+                      help="the person: an id (12 or #12), a contact id or an exact name")
+    cinv.add_argument("--login", default=None,
+                      help="the login name for a new login (default: p<person id>)")
+    csup = con_sub.add_parser("superuser", help="an operator's login that sees everything "
+                                                "(the password is read from stdin)")
+    csup.add_argument("name", help="the login name")
+    # --- end console ---
 
     jobs = sub.add_parser("jobs", help="the fixed jobs: periods done, missed, run one now")
     jobs_sub = jobs.add_subparsers(dest="jobs_command", required=True)
@@ -764,6 +777,62 @@ async def _tokens(settings: Settings, args: argparse.Namespace) -> None:
 
     await _with_store(settings, work)
 # --- end tokens ----------------------------------------------------------------------------
+# --- console (issue 14) -------------------------------------------------------------------
+async def _console_invite(settings: Settings, person_ref: str, login_name: str | None) -> None:
+    """Print a one-time set-up link for a person's console login (made if missing)."""
+    from sqlalchemy import select
+
+    from bot.services import console as logins
+    from bot.services import token as tokens
+    from models import ConsoleLogin
+
+    async def work(app: Any, session: Any) -> None:
+        now = app.now()
+        person = await _find_person(session, person_ref, settings.transport)
+        login = (await session.execute(select(ConsoleLogin).where(
+            ConsoleLogin.person_id == person.id, ConsoleLogin.superuser.is_(False))
+            .order_by(ConsoleLogin.id))).scalars().first()
+        if login is None:
+            if not await tokens.scope_roots(session, person_id=person.id):
+                raise ConfigError(f"person #{person.id} holds no role that sees part of the "
+                                  "chain: the console would show them nothing")
+            try:
+                login = await logins.create_login(session, username=login_name or
+                                                  f"p{person.id}", person_id=person.id,
+                                                  superuser=False, now=now)
+            except ValueError as exc:
+                raise ConfigError(f"--login: {exc}") from None
+        hours = settings.console.invite_hours
+        token = await logins.issue_invite(session, login=login, hours=hours, now=now)
+        print(f"{settings.console.base_url.rstrip('/')}/console/invite/{token}")
+        print(f"# login name {login.username!r} of person #{person.id}; the link works once, "
+              f"for {hours:g} hours (an earlier unused link of this login no longer works)",
+              file=sys.stderr)
+
+    await _with_store(settings, work)
+
+
+async def _console_superuser(settings: Settings, name: str) -> None:
+    """Make an operator's login, its password read from stdin (one line)."""
+    from bot.services import console as logins
+
+    password = sys.stdin.readline().rstrip("\r\n")
+    try:
+        logins.check_password(password)
+    except logins.PasswordRefused as exc:
+        raise ConfigError(f"password from stdin: {exc}") from None
+
+    async def work(app: Any, session: Any) -> None:
+        try:
+            login = await logins.create_login(session, username=name, person_id=None,
+                                              superuser=True, now=app.now(),
+                                              password=password)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        print(f"superuser login {login.username!r} created (id {login.id})")
+
+    await _with_store(settings, work)
+# --- end console ---------------------------------------------------------------------------
 async def _counted(settings: Settings, title: str, purge: Any, *, dry_run: bool) -> None:
     """Run a purge in one transaction (rolled back in a dry run) and print its rows per kind,
     never a record."""
@@ -960,6 +1029,10 @@ def main(argv: list[str] | None = None) -> int:
                                     day_text=args.date, week=args.week, output=args.output))
             case "tokens":
                 asyncio.run(_tokens(settings, args))
+            case "console" if args.console_command == "invite":
+                asyncio.run(_console_invite(settings, args.person, args.login))
+            case "console":
+                asyncio.run(_console_superuser(settings, args.name))
             case "jobs" if args.jobs_command == "list":
                 asyncio.run(_jobs_list(settings))
             case "jobs":

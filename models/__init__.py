@@ -5,6 +5,7 @@ from models.api_token import ApiToken
 from models.base import Base, UTCDateTime
 from models.building import Building, Flat
 from models.chain import TIER_OF_KIND, Group, Node, NodeKind
+from models.console import ConsoleAttempt, ConsoleInvite, ConsoleLogin, ConsoleSession
 from models.identity import LinkRequest, LinkStatus, Removal, RemovalKind
 from models.inbound import InboundMessage
 from models.invite_attempt import InviteAttempt
@@ -47,6 +48,7 @@ __all__ = [
     "InviteAttempt", "AccountLease",
     "AccessAction", "AccessLog",
     "ApiToken",
+    "ConsoleAttempt", "ConsoleInvite", "ConsoleLogin", "ConsoleSession",
     "Enterprise", "EnterpriseReport", "EnterpriseStatus", "WorkCard", "WorkerCard",
     "WorkerHealth", "WorkerReading",
 ]

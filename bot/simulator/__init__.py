@@ -19,7 +19,7 @@ from importlib import resources
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, status
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
@@ -182,6 +182,11 @@ def router(sim: Simulator, *, base: str, dependencies: Sequence[Any] = ()) -> AP
     @r.get("/", response_class=HTMLResponse)
     async def sim_page() -> str:
         return page(sim, base=base)
+
+    @r.get("/sim.js")
+    async def sim_script() -> Response:
+        script = resources.files("bot.simulator").joinpath("sim.js").read_text(encoding="utf-8")
+        return Response(script, media_type="text/javascript")
 
     @r.get("/state")
     async def sim_state() -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """access log of exports: an export covers a subtree (node_id), not one person
 
 Revision ID: 0016_console_extra
-Revises: 0015_bindings
+Revises: 0016_console (0015_bindings before console-core was merged)
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = '0016_console_extra'
-down_revision = '0015_bindings'
+down_revision = '0016_console'
 branch_labels = None
 depends_on = None
 
