@@ -18,7 +18,7 @@ from datetime import timedelta
 from importlib import resources
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Query, status
+from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, status
 from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel, Field
 from sqlalchemy import select
@@ -164,10 +164,12 @@ class Simulator:
         return self.now_text()
 
 
-def page(sim: Simulator, *, base: str) -> str:
-    """The simulator's page for a mount point (`base` ends without a slash)."""
+def page(sim: Simulator, *, base: str, csrf: str = "") -> str:
+    """The simulator's page for a mount point (`base` ends without a slash); `csrf`: the
+    console session's token, sent back on each POST as the console requires."""
     html = resources.files("bot.simulator").joinpath("page.html").read_text(encoding="utf-8")
-    return html.replace("__BASE__", base).replace("__TOKEN__", sim.token)
+    return (html.replace("__BASE__", base).replace("__TOKEN__", sim.token)
+            .replace("__CSRF__", csrf))
 
 
 def router(sim: Simulator, *, base: str, dependencies: Sequence[Any] = ()) -> APIRouter:
@@ -180,8 +182,10 @@ def router(sim: Simulator, *, base: str, dependencies: Sequence[Any] = ()) -> AP
             raise HTTPException(status.HTTP_403_FORBIDDEN, "missing or wrong X-Sim-Token")
 
     @r.get("/", response_class=HTMLResponse)
-    async def sim_page() -> str:
-        return page(sim, base=base)
+    async def sim_page(request: Request) -> str:
+        # Inside the console, get_viewer has left the viewer (and its CSRF token) here.
+        viewer = getattr(request.state, "viewer", None)
+        return page(sim, base=base, csrf=getattr(viewer, "csrf", ""))
 
     @r.get("/sim.js")
     async def sim_script() -> Response:

@@ -2,6 +2,7 @@
 "use strict";
 const BASE = document.body.dataset.base;
 const TOKEN = document.body.dataset.token;
+const CSRF = document.body.dataset.csrf;  // inside the console: its session's token
 const BOT = "机器人";
 const NEW_PERSON = "新的人…";
 const OTHERS = "其他人";
@@ -23,7 +24,8 @@ function el(tag, attrs, ...children) {
 async function call(path, body) {
   const init = body === undefined ? {} : {
     method: "POST", body: JSON.stringify(body),
-    headers: {"Content-Type": "application/json", "X-Sim-Token": TOKEN}};
+    headers: {"Content-Type": "application/json", "X-Sim-Token": TOKEN,
+              ...(CSRF ? {"X-CSRF-Token": CSRF} : {})}};
   const response = await fetch(BASE + path, init);
   if (!response.ok) throw new Error(response.status + " " + await response.text());
   return response.json();

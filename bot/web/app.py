@@ -13,7 +13,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from bot.web import auth
 from bot.web.deps import LoginRequired, get_viewer, render
-from bot.web.pages import access_log, overview, points, watch
+from bot.web.pages import access_log, exports, overview, points, simulator, units, watch
 
 PREFIX = "/console"
 STATIC = Path(__file__).parent / "static"
@@ -22,7 +22,7 @@ STATIC = Path(__file__).parent / "static"
 # CSRF token). tests/web/test_access.py walks the routes these make and tries each as a
 # foreign viewer, so a page added here is covered without anyone remembering to.
 PAGES: tuple[APIRouter, ...] = (overview.router, watch.router, points.router,
-                                 access_log.router)
+                                 access_log.router, units.router, exports.router)
 
 # Content-Security-Policy: scripts only from the vendored files (no inline script, no
 # eval); htmx adds its indicator style inline, hence style-src 'unsafe-inline'.
@@ -37,6 +37,9 @@ def mount_console(api: FastAPI) -> None:
     for router in PAGES:
         api.include_router(router, prefix=PREFIX, dependencies=[Depends(get_viewer)],
                            include_in_schema=False)
+    # The chat simulator (superusers; a bot on the simulated chat): not in PAGES, its JSON
+    # endpoints are not pages of a node.
+    simulator.mount(api, prefix=PREFIX)
 
     @api.exception_handler(LoginRequired)
     async def to_login(request: Request, exc: LoginRequired) -> Response:

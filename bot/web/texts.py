@@ -24,6 +24,9 @@ NAV = (
     ("watch", "居家观察"),
     ("points", "十二分制"),
     ("access_log", "查阅记录"),
+    ("units", "商铺企业"),
+    ("exports", "导出导入"),
+    ("simulator", "模拟器"),
 )
 
 # People under watch: revealing a number.
@@ -36,3 +39,10 @@ WATCH_KINDS = {"tenant": "租客", "worker": "企业员工"}
 VERIFY_NEEDS_REASON = "驳回需填写原因"
 VERIFIED_OK = "#{id} {name} 已通过"
 VERIFIED_NO = "#{id} {name} 已驳回"
+
+# Shops, enterprises and projects; exports; the import; the simulator (console-extra).
+REVIEW_NEEDS_REASON = "驳回需填写原因"
+EXPORT_BAD_DATE = "日期格式应为 2020-02-21"
+IMPORT_TOO_BIG = "文件超过 {mb} MB，未导入"
+IMPORT_BAD_TYPE = "请上传 .xlsx、.toml、.yaml 或 .yml 文件"
+SIMULATOR_NEEDS_SIM = "模拟器只在演示模式下可用（tierbot demo --web，或配置 transport = \"sim\"）"
