@@ -1,7 +1,7 @@
 # Two commands on a fresh machine: `make demo` and `make test` (each installs what it needs).
 # `make demo` needs Python 3.11 only; Node and the npm registry are for the Wechaty end-to-end
 # tests of `make test` alone. `make test-quick` leaves out the slow suites (Wechaty end to end,
-# crashes and signals): use it while working, `make test` before pushing.
+# crashes and signals, browsers): use it while working, `make test` before pushing.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 PY_VERSION := 3.11
 VENV ?= .venv
@@ -17,7 +17,7 @@ test: $(VENV)/.installed tests/wechaty_gateway/node_modules/.installed
 	$(PY) -m pytest -q -rs -n $(WORKERS)
 
 test-quick: $(VENV)/.installed
-	$(PY) -m pytest -q -rs -n $(WORKERS) -m "not e2e and not crash"
+	$(PY) -m pytest -q -rs -n $(WORKERS) -m "not e2e and not crash and not browser"
 
 install: $(VENV)/.installed
 

@@ -173,6 +173,12 @@ def _split(value: str) -> list[str]:
 
 def _rows(book: Any, name: str) -> Iterator[dict[str, str]]:
     """The rows of a sheet as dicts by header, one at a time (none if there is no sheet)."""
+    for _number, row in _numbered_rows(book, name):
+        yield row
+
+
+def _numbered_rows(book: Any, name: str) -> Iterator[tuple[int, dict[str, str]]]:
+    """_rows with each row's number as the spreadsheet shows it (the header is row 1)."""
     if name not in book.sheet_names:
         return
     rows = iter(book.get_sheet_by_name(name).iter_rows())
@@ -180,9 +186,18 @@ def _rows(book: Any, name: str) -> Iterator[dict[str, str]]:
     if first is None:
         return
     header = [_cells(h).lower() for h in first]
-    for row in rows:
+    for number, row in enumerate(rows, start=2):
         if any(_cells(v) for v in row):
-            yield {h: _cells(v) for h, v in zip(header, row, strict=False) if h}
+            yield number, {h: _cells(v) for h, v in zip(header, row, strict=False) if h}
+
+
+def xlsx_row_numbers(path: Path) -> dict[str, list[int]]:
+    """The sheet row of each item of a workbook's `people` and `nodes` lists, in order (the
+    import preview names rows, not list indexes)."""
+    from python_calamine import CalamineWorkbook
+
+    book = CalamineWorkbook.from_path(str(path))
+    return {name: [n for n, _ in _numbered_rows(book, name)] for name in ("people", "nodes")}
 
 
 def _xlsx_parts(path: Path) -> Iterator[Part]:
@@ -395,7 +410,7 @@ def _validate(parts: Iterator[Part]) -> ChainSpec:
         problems[:0] = _describe(exc)
         head = None
     if problems or head is None:
-        raise ValidationErrors("; ".join(problems))
+        raise ValidationErrors("; ".join(problems), problems=problems)
     return ChainSpec.model_construct(transport=head.transport, people=found["people"],
                                      nodes=found["nodes"])
 
@@ -407,10 +422,25 @@ _NODES: TypeAdapter[NodeSpec] = TypeAdapter(NodeSpec)
 class ValidationErrors(Exception):
     """Problems found while validating a chain file (joined, each with its place)."""
 
+    def __init__(self, text: str, *, problems: Sequence[str] = ()):
+        super().__init__(text)
+        self.problems = list(problems)
+
 
 def _describe(exc: ValidationError, prefix: tuple[Any, ...] = ()) -> list[str]:
     return [f"{'.'.join(str(p) for p in (*prefix, *e['loc']))}: {e['msg']}"
             for e in exc.errors()]
+
+
+def check(path: Path) -> tuple[ChainSpec | None, list[str]]:
+    """load, but a file that does not validate gives its problems one by one ("people.3.mobile:
+    …"), not an exception; a file that cannot be read at all is still a ChainFileError."""
+    try:
+        return load(path), []
+    except ChainFileError as exc:
+        if isinstance(exc.__context__, ValidationErrors):
+            return None, exc.__context__.problems
+        raise
 
 
 def load(path: Path) -> ChainSpec:

@@ -1,5 +1,5 @@
 """The `tierbot` command: run, serve, demo, status, db, chain, invite, people, points, stats,
-tokens, jobs, keys, purge, campaign, groups."""
+tokens, console, jobs, keys, purge, campaign, groups, channels."""
 
 from __future__ import annotations
 
@@ -49,6 +49,11 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("serve", help="run the admin API only")
     demo = sub.add_parser("demo", help="load the demo chain (if the store is empty) and chat")
     demo.add_argument("--fresh", action="store_true", help="start from an empty database file")
+    demo.add_argument("--web", action="store_true",
+                      help="the chat simulator in the browser instead of the console")
+    demo.add_argument("--host", default="127.0.0.1",
+                      help="--web: address to listen on (default 127.0.0.1: this machine only)")
+    demo.add_argument("--port", type=int, default=8765, help="--web: port (default 8765)")
 
     sub.add_parser("status", help="the bot accounts: connected, logged in as, paused, errors, "
                                   "health")
@@ -66,6 +71,8 @@ def _parser() -> argparse.ArgumentParser:
     ch_sub = ch.add_subparsers(dest="chain_command", required=True)
     imp = ch_sub.add_parser("import", help="import a TOML, YAML or XLSX chain file")
     imp.add_argument("file", type=Path)
+    imp.add_argument("--preview", action="store_true",
+                     help="show what the import would change (masked), apply nothing")
     imp.add_argument("--prune", action="store_true",
                      help="also remove roles (not tenants') and contact ids the file no "
                           "longer lists, at the nodes it lists (each removal recorded)")
@@ -117,6 +124,14 @@ def _parser() -> argparse.ArgumentParser:
     sexp.add_argument("--date", required=True, help="the day, e.g. 2020-02-21")
     sexp.add_argument("--node", required=True, help="a node id or exact name")
     sexp.add_argument("--output", type=Path, help="file to write (default: stats-DATE.xlsx)")
+    xp = sub.add_parser("export", help="a subtree's XLSX report, recorded in the access log")
+    xp.add_argument("report", choices=["stats", "lists", "watch"],
+                    help="stats: 统计 of a day; lists: a closed week's lists; watch: the "
+                         "people under home watch (masked)")
+    xp.add_argument("--node", required=True, help="a node id or exact name")
+    xp.add_argument("--date", help="the day (default: today)")
+    xp.add_argument("--week", help="lists: the ISO week, e.g. 2020-W09 (default: last week)")
+    xp.add_argument("--output", type=Path, help="file to write (default: its Chinese name)")
     # --- tokens (issue 10, access) ---
     tok = sub.add_parser("tokens", help="admin API tokens: create, list, revoke")
     tok_sub = tok.add_subparsers(dest="tokens_command", required=True)
@@ -131,6 +146,19 @@ def _parser() -> argparse.ArgumentParser:
     trevoke = tok_sub.add_parser("revoke", help="revoke a token at once")
     trevoke.add_argument("id", type=int, help="the token's id (see `tokens list`)")
     # --- end tokens ---
+    # --- console (issue 14) ---
+    con = sub.add_parser("console", help="web console logins: set-up links, superusers")
+    con_sub = con.add_subparsers(dest="console_command", required=True)
+    cinv = con_sub.add_parser("invite", help="a one-time link where a person sets a console "
+                                             "password (a login is made on first use)")
+    cinv.add_argument("--person", required=True,
+                      help="the person: an id (12 or #12), a contact id or an exact name")
+    cinv.add_argument("--login", default=None,
+                      help="the login name for a new login (default: p<person id>)")
+    csup = con_sub.add_parser("superuser", help="an operator's login that sees everything "
+                                                "(the password is read from stdin)")
+    csup.add_argument("name", help="the login name")
+    # --- end console ---
 
     jobs = sub.add_parser("jobs", help="the fixed jobs: periods done, missed, run one now")
     jobs_sub = jobs.add_subparsers(dest="jobs_command", required=True)
@@ -507,6 +535,47 @@ async def _demo(settings: Settings) -> None:
         await run_console(app)
 
 
+async def _demo_web(settings: Settings, *, host: str, port: int) -> None:
+    """demo --web: the demo bot with the chat simulator's page (bot/simulator)."""
+    import uvicorn
+    from fastapi import FastAPI
+    from fastapi.responses import RedirectResponse
+
+    from bot import simulator
+    from bot.app import build_app, running
+    from bot.clock import OffsetClock
+    from bot.console import load_demo_chain
+
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        # Anyone who reaches the page speaks as anyone in the demo chain: no login here.
+        log.warning("demo --web on %s: the simulator has no login; anyone who can reach "
+                    "this address can use it", host)
+    pacing = settings.pacing.model_copy(update={"min_gap_seconds": 0, "jitter_seconds": 0})
+    app = build_app(settings.model_copy(update={"transport": "sim", "pacing": pacing}),
+                    clock=OffsetClock())
+    stop = asyncio.Event()
+    _stop_on_signals(stop)
+    async with running(app):
+        loaded = await load_demo_chain(app, units=True)
+        print("demo chain loaded" if loaded else "using the chain already in the store")
+        sim = simulator.Simulator(app)
+        web = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+        web.include_router(simulator.router(sim, base="/sim"))
+
+        @web.get("/", include_in_schema=False)
+        async def home() -> RedirectResponse:
+            return RedirectResponse("/sim/")
+
+        server = _ApiServer(uvicorn.Config(web, host=host, port=port, log_config=None))
+        print(f"chat simulator: http://{host}:{port}/sim/  (Ctrl-C to stop)")
+        serving = asyncio.create_task(server.serve(), name="simulator")
+        stopping = asyncio.create_task(stop.wait(), name="stop")
+        await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        server.should_exit = True
+        stopping.cancel()
+        await serving
+
+
 def _progress_printer(stream: Any) -> Callable[[str, int, int], None]:
     """Progress of a long import on one terminal line (nothing when not a terminal)."""
     if not stream.isatty():
@@ -518,6 +587,22 @@ def _progress_printer(stream: Any) -> Callable[[str, int, int], None]:
         stream.flush()
 
     return show
+
+
+async def _chain_preview(settings: Settings, path: Path) -> None:
+    from bot import chainpreview
+
+    async def work(app: Any, session: Any) -> None:
+        shown = await chainpreview.preview(session, path, now=app.now())
+        for line in shown.lines:
+            where = f"{line.sheet} 第 {line.row} 行 " if line.row else ""
+            print(f"{line.kind}\t{where}{line.text}")
+        if shown.errors:
+            raise ConfigError(f"{path}: {len(shown.errors)} errors, nothing would be imported")
+        if not shown.lines:
+            print("no changes")
+
+    await _with_store(settings, work)
 
 
 async def _chain_import(settings: Settings, path: Path, *, prune: bool = False) -> None:
@@ -803,6 +888,62 @@ async def _tokens(settings: Settings, args: argparse.Namespace) -> None:
 
     await _with_store(settings, work)
 # --- end tokens ----------------------------------------------------------------------------
+# --- console (issue 14) -------------------------------------------------------------------
+async def _console_invite(settings: Settings, person_ref: str, login_name: str | None) -> None:
+    """Print a one-time set-up link for a person's console login (made if missing)."""
+    from sqlalchemy import select
+
+    from bot.services import console as logins
+    from bot.services import token as tokens
+    from models import ConsoleLogin
+
+    async def work(app: Any, session: Any) -> None:
+        now = app.now()
+        person = await _find_person(session, person_ref, settings.transport)
+        login = (await session.execute(select(ConsoleLogin).where(
+            ConsoleLogin.person_id == person.id, ConsoleLogin.superuser.is_(False))
+            .order_by(ConsoleLogin.id))).scalars().first()
+        if login is None:
+            if not await tokens.scope_roots(session, person_id=person.id):
+                raise ConfigError(f"person #{person.id} holds no role that sees part of the "
+                                  "chain: the console would show them nothing")
+            try:
+                login = await logins.create_login(session, username=login_name or
+                                                  f"p{person.id}", person_id=person.id,
+                                                  superuser=False, now=now)
+            except ValueError as exc:
+                raise ConfigError(f"--login: {exc}") from None
+        hours = settings.console.invite_hours
+        token = await logins.issue_invite(session, login=login, hours=hours, now=now)
+        print(f"{settings.console.base_url.rstrip('/')}/console/invite/{token}")
+        print(f"# login name {login.username!r} of person #{person.id}; the link works once, "
+              f"for {hours:g} hours (an earlier unused link of this login no longer works)",
+              file=sys.stderr)
+
+    await _with_store(settings, work)
+
+
+async def _console_superuser(settings: Settings, name: str) -> None:
+    """Make an operator's login, its password read from stdin (one line)."""
+    from bot.services import console as logins
+
+    password = sys.stdin.readline().rstrip("\r\n")
+    try:
+        logins.check_password(password)
+    except logins.PasswordRefused as exc:
+        raise ConfigError(f"password from stdin: {exc}") from None
+
+    async def work(app: Any, session: Any) -> None:
+        try:
+            login = await logins.create_login(session, username=name, person_id=None,
+                                              superuser=True, now=app.now(),
+                                              password=password)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        print(f"superuser login {login.username!r} created (id {login.id})")
+
+    await _with_store(settings, work)
+# --- end console ---------------------------------------------------------------------------
 async def _counted(settings: Settings, title: str, purge: Any, *, dry_run: bool) -> None:
     """Run a purge in one transaction (rolled back in a dry run) and print its rows per kind,
     never a record."""
@@ -942,25 +1083,45 @@ async def _groups_move(settings: Settings, source: str, target: str, node_ref: s
 async def _stats_export(settings: Settings, day_text: str, node_ref: str,
                         output: Path | None) -> Path:
     """stats export: the XLSX report of a subtree and day."""
+    return await _export(settings, "stats", node_ref=node_ref, day_text=day_text, week=None,
+                         output=output, default_name="stats-{key}.xlsx")
+
+
+async def _export(settings: Settings, report: str, *, node_ref: str, day_text: str | None,
+                  week: str | None, output: Path | None, default_name: str | None = None
+                  ) -> Path:
+    """export: one report of a subtree through the export service (recorded as "cli")."""
     from datetime import date
 
-    from bot.services import chain, stats_export
+    from bot.domain import UserError
+    from bot.services import chain, export
 
-    try:
-        day = date.fromisoformat(day_text)
-    except ValueError:
-        raise ConfigError(f"--date: expected a day like 2020-02-21, got {day_text!r}") from None
-    path = output or Path(f"stats-{day.isoformat()}.xlsx")
+    day = None
+    if day_text is not None:
+        try:
+            day = date.fromisoformat(day_text)
+        except ValueError:
+            raise ConfigError(f"--date: expected a day like 2020-02-21, got {day_text!r}"
+                              ) from None
 
-    async def work(app: Any, session: Any) -> None:
+    async def work(app: Any, session: Any) -> Path:
         root = await chain.find_node(session, ref=node_ref)
         if root is None:
             raise ConfigError(f"--node: no node {node_ref!r}")
-        figures, regs = await stats_export.collect(session, root=root, day=day,
-                                                   zone=settings.zone, now=app.now())
-        stats_export.write(path, figures=figures, reopenings=regs, zone=settings.zone)
+        try:
+            done = await export.export(
+                session, report=export.Report(report), root=root,
+                by=export.Requester("cli", superuser=True),
+                day=day or app.now().astimezone(settings.zone).date(), week=week,
+                zone=settings.zone, now=app.now())
+        except UserError as exc:
+            raise ConfigError(exc.text) from None
+        path = output or Path(default_name.format(key=done.key) if default_name
+                              else done.filename)
+        path.write_bytes(done.data)
+        return path
 
-    await _with_store(settings, work)
+    path: Path = await _with_store(settings, work)
     print(f"wrote {path}")
     return path
 
@@ -985,7 +1146,10 @@ def main(argv: list[str] | None = None) -> int:
                 asyncio.run(_run(settings, api=True, bot=False))
             case "demo":
                 _demo_keys(settings)
-                asyncio.run(_demo(settings))
+                if args.web:
+                    asyncio.run(_demo_web(settings, host=args.host, port=args.port))
+                else:
+                    asyncio.run(_demo(settings))
             case "status":
                 _status(settings)
             case "groups":
@@ -993,6 +1157,8 @@ def main(argv: list[str] | None = None) -> int:
             case "db":
                 asyncio.run(_with_store(settings, lambda app, session: asyncio.sleep(0)))
                 print("database is at the latest schema")
+            case "chain" if args.chain_command == "import" and args.preview:
+                asyncio.run(_chain_preview(settings, args.file))
             case "chain" if args.chain_command == "import":
                 asyncio.run(_chain_import(settings, args.file, prune=args.prune))
             case "people" if args.people_command == "forget":
@@ -1021,8 +1187,15 @@ def main(argv: list[str] | None = None) -> int:
                 asyncio.run(_points_export(settings, args.week, args.output))
             case "stats":
                 asyncio.run(_stats_export(settings, args.date, args.node, args.output))
+            case "export":
+                asyncio.run(_export(settings, args.report, node_ref=args.node,
+                                    day_text=args.date, week=args.week, output=args.output))
             case "tokens":
                 asyncio.run(_tokens(settings, args))
+            case "console" if args.console_command == "invite":
+                asyncio.run(_console_invite(settings, args.person, args.login))
+            case "console":
+                asyncio.run(_console_superuser(settings, args.name))
             case "jobs" if args.jobs_command == "list":
                 asyncio.run(_jobs_list(settings))
             case "jobs":

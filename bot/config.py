@@ -411,6 +411,32 @@ class WatchdogSettings(_Section):
     failback_after_minutes: float = Field(30, ge=0)
     # Automatic failover on/off (alerts are sent either way).
     failover: bool = True
+class ConsoleSettings(_Section):
+    """The web console (/console on the admin API's server)."""
+
+    # Signs the session cookie; "" makes a random one per process (sessions then end at a
+    # restart). Keep it secret; at least 32 characters when set.
+    secret_key: str = ""
+    # Send the cookie over HTTPS only (set when the console is served behind TLS).
+    secure_cookie: bool = False
+    # A session ends after this long without a request, and this long after login at most.
+    idle_minutes: float = Field(30, gt=0, le=24 * 60)
+    absolute_hours: float = Field(12, gt=0, le=24 * 30)
+    # Wrong passwords for one login name, or from one address, within the window lock it
+    # for the window (counted from the latest failure).
+    max_failures: int = Field(5, ge=1, le=1000)
+    lockout_minutes: float = Field(15, gt=0, le=24 * 60)
+    # A set-up link printed by `tierbot console invite` works once, within this many hours.
+    invite_hours: float = Field(48, gt=0, le=24 * 30)
+    # How the printed link starts (the console's address as its users reach it).
+    base_url: str = "http://127.0.0.1:8080"
+
+    @field_validator("secret_key")
+    @classmethod
+    def _long_enough(cls, value: str) -> str:
+        if value and len(value) < 32:
+            raise ValueError("at least 32 characters (or empty: a random key per process)")
+        return value
 
 
 class Settings(BaseSettings):
@@ -430,6 +456,7 @@ class Settings(BaseSettings):
     invites: InviteSettings = Field(default_factory=InviteSettings)
     pipeline: PipelineSettings = Field(default_factory=PipelineSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
+    console: ConsoleSettings = Field(default_factory=ConsoleSettings)
     wechaty: WechatySettings = Field(default_factory=WechatySettings)
     pacing: PacingSettings = Field(default_factory=PacingSettings)
     notices: NoticeSettings = Field(default_factory=NoticeSettings)

@@ -6,6 +6,7 @@ from models.base import Base, UTCDateTime
 from models.building import Building, Flat
 from models.chain import TIER_OF_KIND, Group, Node, NodeKind
 from models.credential import ChannelCredential
+from models.console import ConsoleAttempt, ConsoleInvite, ConsoleLogin, ConsoleSession
 from models.identity import LinkRequest, LinkStatus, Removal, RemovalKind
 from models.inbound import InboundMessage
 from models.invite_attempt import InviteAttempt
@@ -51,6 +52,7 @@ __all__ = [
     "ApiToken",
     "ChannelCredential",
     "AccountWatch",
+    "ConsoleAttempt", "ConsoleInvite", "ConsoleLogin", "ConsoleSession",
     "Enterprise", "EnterpriseReport", "EnterpriseStatus", "WorkCard", "WorkerCard",
     "WorkerHealth", "WorkerReading",
 ]

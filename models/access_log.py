@@ -1,4 +1,5 @@
-"""The access log: who revealed or erased whose personal data, why and when."""
+"""The access log: who revealed or erased whose personal data, or exported a report of a
+subtree, why and when."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ class AccessAction(StrEnum):
 
     REVEAL = "reveal"  # a number decrypted for display
     FORGET = "forget"  # the person anonymised (PIPL Art. 47)
+    EXPORT = "export"  # a report of a subtree written out (field: which report)
 
 
 class AccessLog(Base):
@@ -28,6 +30,10 @@ class AccessLog(Base):
     # Who asked: "cli", "api:<token name>", "person:<id>" (never a number or a name).
     who: Mapped[str] = mapped_column(String(128))
     action: Mapped[str] = mapped_column(String(16))
-    person_id: Mapped[int] = mapped_column(ForeignKey("person.id"), index=True)
-    field: Mapped[str | None] = mapped_column(String(16))  # "mobile", "id_number"; None: all
+    # Whose data (reveal, forget); None for an export, which covers a subtree (node_id).
+    person_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"), index=True)
+    # The scope of an export: the root of the subtree it covered.
+    node_id: Mapped[int | None] = mapped_column(ForeignKey("node.id"))
+    # "mobile", "id_number"; None: all; for an export, which report ("stats", "lists", "watch").
+    field: Mapped[str | None] = mapped_column(String(16))
     why: Mapped[str] = mapped_column(String(200))

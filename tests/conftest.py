@@ -39,6 +39,19 @@ os.environ["TIERBOT_KEYRING"] = TEST_KEYRING.to_json()
 crypto.use(TEST_KEYRING)
 
 
+def run_sync(coro: Any) -> Any:
+    """asyncio.run, also from a thread whose loop is running (the browser tests' sync
+    Playwright keeps one running in the main thread): then on a thread of its own."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
 def _migrate(url: str) -> None:
     async def go() -> None:
         engine = store.create_engine(url)
@@ -49,7 +62,7 @@ def _migrate(url: str) -> None:
         await store.upgrade(engine)
         await engine.dispose()
 
-    asyncio.run(go())
+    run_sync(go())
 
 
 @pytest.fixture(scope="session")
@@ -82,7 +95,7 @@ def _create_or_drop(url: str, database: str, *, create: bool) -> None:
         finally:
             await engine.dispose()
 
-    asyncio.run(go())
+    run_sync(go())
 
 
 @pytest.fixture(scope="session")
@@ -128,7 +141,7 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         yield f"sqlite+aiosqlite:///{path}"
     else:
         url = request.getfixturevalue("pg_migrated")
-        asyncio.run(_truncate(url))
+        run_sync(_truncate(url))
         yield url
 
 

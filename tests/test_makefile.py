@@ -64,5 +64,5 @@ def test_a_wrong_python_to_build_with_is_refused(tmp_path: Path):
 
 def test_test_quick_leaves_out_the_slow_suites():
     plan = _plan("test-quick")
-    assert '-m "not e2e and not crash"' in plan and "npm" not in plan
+    assert '-m "not e2e and not crash and not browser"' in plan and "npm" not in plan
     assert "-n 2" in _plan("test")

@@ -73,4 +73,8 @@ def create_api(bot: BotApp) -> FastAPI:
             database = f"error: {type(exc).__name__}"
         return Health(status="ok" if database == "ok" else "degraded", database=database)
 
+    # The web console (issue 14) on the same app: its own logins and cookies, the same scope.
+    from bot.web import mount_console
+
+    mount_console(api)
     return api

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import date, datetime
 from pathlib import Path
+from typing import IO
 from zoneinfo import ZoneInfo
 
 import xlsxwriter
@@ -37,16 +38,28 @@ async def collect(session: AsyncSession, *, root: Node, day: date, zone: ZoneInf
     return figures, await shop.reopenings(session, node_ids=ids)
 
 
-def write(path: Path, *, figures: Sequence[stats.Figures],
+def open_book(out: Path | IO[bytes]) -> xlsxwriter.Workbook:
+    """A workbook written to a file, or to a stream (in memory: the console's downloads)."""
+    if isinstance(out, Path):
+        return xlsxwriter.Workbook(str(out))
+    return xlsxwriter.Workbook(out, {"in_memory": True})
+
+
+def formats(book: xlsxwriter.Workbook) -> tuple[object, object, object]:
+    """The header, cell and text-cell formats every report shares."""
+    head = book.add_format({"bold": True, "align": "center", "valign": "vcenter",
+                            "border": 1, "bg_color": "#DDEBF7"})
+    return head, book.add_format({"border": 1}), book.add_format({"border": 1,
+                                                                    "num_format": "@"})
+
+
+def write(path: Path | IO[bytes], *, figures: Sequence[stats.Figures],
           reopenings: Sequence[shop.ReopeningRow], zone: ZoneInfo) -> None:
     """Write the workbook."""
     t = texts.Stats
-    book = xlsxwriter.Workbook(str(path))
+    book = open_book(path)
     try:
-        head = book.add_format({"bold": True, "align": "center", "valign": "vcenter",
-                                "border": 1, "bg_color": "#DDEBF7"})
-        cell = book.add_format({"border": 1})
-        as_text = book.add_format({"border": 1, "num_format": "@"})
+        head, cell, as_text = formats(book)
         sheet = book.add_worksheet(t.EXPORT_NODE)
         first = figures[0]
         sheet.merge_range(0, 0, 0, 1 + sum(len(items) for _, items in first.sections) - 1 + 1,
