@@ -1,7 +1,7 @@
 """account_watch: the watchdog's durable state per sending account
 
 Revision ID: 0016_chan_health
-Revises: 0015_bindings
+Revises: 0016_chan_receive
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = '0016_chan_health'
-down_revision = '0015_bindings'
+down_revision = '0016_chan_receive'
 branch_labels = None
 depends_on = None
 

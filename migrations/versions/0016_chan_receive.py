@@ -1,7 +1,7 @@
 """acknowledgements say how they came: in the group, by the signed link, by a WeChat reply
 
 Revision ID: 0016_chan_receive
-Revises: 0015_bindings
+Revises: 0016_chan_core
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = '0016_chan_receive'
-down_revision = '0015_bindings'
+down_revision = '0016_chan_core'
 branch_labels = None
 depends_on = None
 

@@ -1,7 +1,7 @@
 """console: web console logins, sessions, set-up links and failed attempts
 
 Revision ID: 0016_console
-Revises: 0015_bindings
+Revises: 0016_chan_health
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = '0016_console'
-down_revision = '0015_bindings'
+down_revision = '0016_chan_health'
 branch_labels = None
 depends_on = None
 
