@@ -5,8 +5,8 @@ from models.api_token import ApiToken
 from models.base import Base, UTCDateTime
 from models.building import Building, Flat
 from models.chain import TIER_OF_KIND, Group, Node, NodeKind
-from models.credential import ChannelCredential
 from models.console import ConsoleAttempt, ConsoleInvite, ConsoleLogin, ConsoleSession
+from models.credential import ChannelCredential
 from models.identity import LinkRequest, LinkStatus, Removal, RemovalKind
 from models.inbound import InboundMessage
 from models.invite_attempt import InviteAttempt
