@@ -93,6 +93,10 @@ def _parser() -> argparse.ArgumentParser:
                                     "(or 指挥长, 组员, 书记, 房东, 租客, 铺长)")
     who.add_argument("--group", action="store_true", help="a code that binds a chat room")
     inv.add_argument("--days", type=int, help="days until it expires (default from config)")
+    inv.add_argument("--channel", default="", help="a group invite: the channel that sends to "
+                                                   "the room (default: the account that sees it)")
+    inv.add_argument("--fallback", default="", help="a group invite: the channel failover "
+                                                    "moves the room to")
 
     ppl = sub.add_parser("people", help="take roles or contact ids away (recorded)")
     ppl_sub = ppl.add_subparsers(dest="people_command", required=True)
@@ -657,8 +661,8 @@ async def _chain_show(settings: Settings) -> None:
     await _with_store(settings, work)
 
 
-async def _invite(settings: Settings, node_ref: str, role_word: str | None, days: int | None
-                  ) -> None:
+async def _invite(settings: Settings, node_ref: str, role_word: str | None, days: int | None,
+                  channel: str = "", fallback: str = "") -> None:
     from bot.console import ROLE_WORDS
     from bot.services import chain
     from models import InviteKind
@@ -666,6 +670,13 @@ async def _invite(settings: Settings, node_ref: str, role_word: str | None, days
     role = ROLE_WORDS.get(role_word) if role_word else None
     if role_word and role is None:
         raise ConfigError(f"--role: unknown role {role_word!r}")
+    if role_word and (channel or fallback):
+        raise ConfigError("--channel/--fallback: only with --group")
+    known = {c.name for c in settings.channels} | {a.name for a in settings.wechaty.accounts}
+    for option, name in (("--channel", channel), ("--fallback", fallback)):
+        if name and name not in known:
+            raise ConfigError(f"{option}: no channel or account named {name!r} in the "
+                              "configuration")
 
     async def work(app: Any, session: Any) -> None:
         node = await chain.find_node(session, ref=node_ref)
@@ -673,7 +684,8 @@ async def _invite(settings: Settings, node_ref: str, role_word: str | None, days
             raise ConfigError(f"--node: no node {node_ref!r} (see `tierbot chain show`)")
         invite = await chain.issue_invite(
             session, node=node, kind=InviteKind.PERSON if role else InviteKind.GROUP, role=role,
-            now=app.now(), ttl=timedelta(days=days or settings.invites.ttl_days))
+            now=app.now(), ttl=timedelta(days=days or settings.invites.ttl_days),
+            channel=channel, fallback=fallback)
         what = f"绑定 {invite.code}" if role else f"绑定群 {invite.code}"
         print(invite.code)
         print(f"# {node.name}: {role or 'group'}; expires "
@@ -1180,7 +1192,8 @@ def main(argv: list[str] | None = None) -> int:
             case "chain":
                 asyncio.run(_chain_show(settings))
             case "invite":
-                asyncio.run(_invite(settings, args.node, args.role, args.days))
+                asyncio.run(_invite(settings, args.node, args.role, args.days, args.channel,
+                                    args.fallback))
             case "points" if args.points_command == "close":
                 asyncio.run(_jobs_run(settings, "points-week", args.week, args.dry_run))
             case "points":

@@ -1254,35 +1254,13 @@ class OutboxSender:
                         # second): this row waits, unattempted; the next goes on.
                         outcomes.append(Outcome("release", row, now, retry_at=ready))
                         continue
-                    result: SendResult | None = None
                     try:
                         faults.hit("sender.send")
-                        payloads = channel.render(self._rendering(row))
-                        for n, payload in enumerate(payloads):
-                            at = self.clock.now()
-                            ready = pacer.next_allowed(at, room=row.room_id)
-                            lease = self._leases.get(self._key(account))
-                            if n and ready > at and (
-                                    lease is None or (lease.until - ready).total_seconds()
-                                    < self.lease_seconds / 3):
-                                # A later part would outlive the lease: the row is retried
-                                # whole (its first parts posted again).
-                                result = SendResult(SendOutcome.RETRY_AFTER,
-                                                    retry_after=(ready - at).total_seconds(),
-                                                    detail="parts over the limits")
-                                break
-                            if ready > at:
-                                # A later part over the limits: wait for it, the lease allowing.
-                                await self.clock.sleep((ready - at).total_seconds())
-                            result = await channel.send(row.room_id, payload)
-                            pacer.record(self.clock.now(), row.room_id)
-                            if result.outcome is not SendOutcome.DELIVERED:
-                                break
                     except Exception as exc:
-                        log.exception("send of outbox row %d on channel %r raised", row.id,
-                                      account)
-                        result = SendResult(SendOutcome.UNKNOWN, detail=repr(exc)[:200])
-                    assert result is not None
+                        # Before anything left: an attempt spent, retried with back-off.
+                        outcomes.append(self._failure(row, repr(exc)[:200], retryable=True))
+                        continue
+                    result = await self._post(account, channel, pacer, row)
                     now = self.clock.now()
                     error = f"{result.code} {result.detail}".strip()[:200] or result.outcome.value
                     match result.outcome:
@@ -1316,6 +1294,42 @@ class OutboxSender:
                 done = {o.row.id for o in outcomes}
                 outcomes += [Outcome("release", r, now) for r in claimed[index:]
                              if r.id not in done]
+
+    async def _post(self, account: str, channel: OutboundChannel, pacer: Pacer,
+                    row: Claimed) -> SendResult:
+        """Render the row and send its parts in order, paced; the first result that is not
+        DELIVERED ends it. A text the channel cannot render is PERMANENT (a person must
+        shorten it or fix the channel's limits); an adapter that raises (it should classify
+        instead) gives UNKNOWN: the request may have left."""
+        try:
+            payloads = channel.render(self._rendering(row))
+        except Exception as exc:
+            log.exception("channel %r cannot render outbox row %d", account, row.id)
+            return SendResult(SendOutcome.PERMANENT, code="render", detail=repr(exc)[:200])
+        result = SendResult(SendOutcome.PERMANENT, code="render", detail="nothing to send")
+        for n, payload in enumerate(payloads):
+            at = self.clock.now()
+            ready = pacer.next_allowed(at, room=row.room_id)
+            lease = self._leases.get(self._key(account))
+            if n and ready > at and (lease is None or (lease.until - ready).total_seconds()
+                                     < self.lease_seconds / 3):
+                # A later part would outlive the lease: the row is retried whole (its first
+                # parts posted again).
+                return SendResult(SendOutcome.RETRY_AFTER,
+                                  retry_after=(ready - at).total_seconds(),
+                                  detail="parts over the limits")
+            if ready > at:
+                # A later part over the limits: wait for it, the lease allowing.
+                await self.clock.sleep((ready - at).total_seconds())
+            try:
+                result = await channel.send(row.room_id, payload)
+            except Exception as exc:
+                log.exception("send of outbox row %d on channel %r raised", row.id, account)
+                result = SendResult(SendOutcome.UNKNOWN, detail=repr(exc)[:200])
+            pacer.record(self.clock.now(), row.room_id)
+            if result.outcome is not SendOutcome.DELIVERED:
+                break
+        return result
 
     async def _alert(self, session: AsyncSession, account: str, o: Outcome, now: datetime
                      ) -> None:

@@ -100,3 +100,7 @@ class InviteCode(Base):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     used_by: Mapped[str | None] = mapped_column(String(128))
+    # A group invite's binding: the channel that will send to the room it binds ("" = the
+    # account that saw the code) and the fallback ("" = none).
+    channel: Mapped[str] = mapped_column(String(64), default="", server_default="")
+    fallback: Mapped[str] = mapped_column(String(64), default="", server_default="")

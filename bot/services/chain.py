@@ -104,11 +104,14 @@ async def bind_group(
 
 async def issue_invite(
     session: AsyncSession, *, node: Node, kind: InviteKind, role: Role | None, now: datetime,
-    ttl: timedelta,
+    ttl: timedelta, channel: str = "", fallback: str = "",
 ) -> InviteCode:
-    """A fresh single-use code for a person's role at a node, or for binding a room to it."""
+    """A fresh single-use code for a person's role at a node, or for binding a room to it
+    (sent to by `channel`, else by the account that sees the code; `fallback` for failover)."""
     if (kind == InviteKind.PERSON) != (role is not None):
         raise ValueError("a person invite needs a role; a group invite takes none")
+    if kind == InviteKind.PERSON and (channel or fallback):
+        raise ValueError("only a group invite names a channel")
     while True:
         code = "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
         taken = (await session.execute(
@@ -116,7 +119,7 @@ async def issue_invite(
         if not taken:
             break
     invite = InviteCode(code=code, kind=kind, node_id=node.id, role=role, created_at=now,
-                        expires_at=now + ttl)
+                        expires_at=now + ttl, channel=channel, fallback=fallback)
     session.add(invite)
     await session.flush()
     return invite
@@ -190,10 +193,14 @@ async def redeem_group_invite(
     bound = await group_by_room(session, transport=transport, room_id=room_id)
     if bound is not None:
         raise UserError(texts.Bind.GROUP_ALREADY.format(node=bound.node.name))
-    _invite, node = await _take_invite(session, code=code, kind=InviteKind.GROUP, now=now,
-                                       used_by=f"{transport}:{room_id}")
+    invite, node = await _take_invite(session, code=code, kind=InviteKind.GROUP, now=now,
+                                      used_by=f"{transport}:{room_id}")
+    # The invite's channel wins over the account that saw the code: a WeChat group whose
+    # staff robot posts to it is bound by the code typed on WeChat.
     group = await bind_group(session, node=node, transport=transport, room_id=room_id,
-                             title=title or node.name, now=now, account=account)
+                             title=title or node.name, now=now,
+                             account=invite.channel or account)
+    group.fallback_account = invite.fallback
     group.node = node
     return group
 

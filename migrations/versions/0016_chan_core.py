@@ -1,4 +1,5 @@
-"""channel_credential: official channels' secrets, sealed at rest
+"""channel_credential: official channels' secrets, sealed at rest; a group invite's channel
+and fallback
 
 Revision ID: 0016_chan_core
 Revises: 0015_bindings
@@ -28,7 +29,15 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint('id', name=op.f('pk_channel_credential')),
         sa.UniqueConstraint('name', name=op.f('uq_channel_credential_name')),
     )
+    with op.batch_alter_table('invite_code') as batch:
+        batch.add_column(sa.Column('channel', sa.String(length=64), nullable=False,
+                                   server_default=''))
+        batch.add_column(sa.Column('fallback', sa.String(length=64), nullable=False,
+                                   server_default=''))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('invite_code') as batch:
+        batch.drop_column('fallback')
+        batch.drop_column('channel')
     op.drop_table('channel_credential')

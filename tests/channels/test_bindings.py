@@ -13,8 +13,8 @@ from bot import chainfile
 from bot.app import BotApp
 from bot.channels.sim import SimOfficialChannel
 from bot.transports.memory import MemoryTransport
-from models import Group
-from tests.conftest import Chat
+from models import Group, Role
+from tests.conftest import Chat, DemoChain
 
 CHAIN = """\
 transport = "sim"
@@ -83,3 +83,50 @@ def test_bindings_the_file_gets_wrong_are_refused(tmp_path: Path, group: str, me
     text = CHAIN.replace('{ room = "xc@chatroom", title = "稠城街道指挥群" }', group)
     with pytest.raises(chainfile.ChainFileError, match=message):
         _spec(tmp_path, text)
+
+
+async def test_a_group_invite_names_the_channel_and_fallback_of_the_room_it_binds(
+        bot: BotApp, chat: Chat, chain: DemoChain, transport: MemoryTransport,
+        robot: SimOfficialChannel):
+    from datetime import timedelta
+
+    from bot.services import chain as chains
+    from models import InviteKind, Node
+
+    async with bot.session() as s, s.begin():
+        community = (await s.execute(select(Node).where(Node.name == "长春社区"))).scalar_one()
+        invite = await chains.issue_invite(s, node=community, kind=InviteKind.GROUP, role=None,
+                                           now=bot.now(), ttl=timedelta(days=1),
+                                           channel="robot", fallback="")
+        with pytest.raises(ValueError, match="only a group invite"):
+            await chains.issue_invite(s, node=community, kind=InviteKind.PERSON,
+                                      role=Role.MEMBER, now=bot.now(), ttl=timedelta(days=1),
+                                      channel="robot")
+    # Typed on WeChat in the community's staff group: the room is WeChat's, the robot sends.
+    await chat.say("changchun-staff@chatroom", chain.community_commander,
+                   f"绑定群 {invite.code}")
+    async with bot.session() as s:
+        group = (await s.execute(select(Group).where(
+            Group.room_id == "changchun-staff@chatroom"))).scalar_one()
+    assert (group.transport, group.account, group.fallback_account) == ("sim", "robot", "")
+    await chat.say(chain.subdistrict_group, chain.commander, "通知 到2级 今晚开会")
+    # The confirmation of the binding already came through the robot, then the notice.
+    assert robot.texts("changchun-staff@chatroom") == [
+        "本群已绑定到「长春社区」（二级作战单元（社区））。", "【通知#1】今晚开会"]
+    assert [s.room_id for s in transport.sent if s.text == "【通知#1】今晚开会"] == [
+        chain.community_group]
+
+
+def test_cli_group_invites_take_a_configured_channel_only(tmp_path: Path):
+    from tests.test_cli import DEMO_CHAIN, Cli, _ok
+
+    cli = Cli(tmp_path)
+    cli.env["TIERBOT_CHANNELS"] = '[{"name": "jd", "kind": "wecom_robot"}]'
+    _ok(cli("chain", "import", str(DEMO_CHAIN)))
+    code = _ok(cli("invite", "--node", "长春社区", "--group", "--channel", "jd")).stdout.strip()
+    assert cli.rows(f"SELECT channel, fallback FROM invite_code WHERE code = '{code}'") == [
+        ("jd", "")]
+    unknown = cli("invite", "--node", "长春社区", "--group", "--channel", "nope")
+    assert unknown.returncode == 2 and "no channel or account named 'nope'" in unknown.stderr
+    person = cli("invite", "--node", "长春社区", "--role", "书记", "--channel", "jd")
+    assert person.returncode == 2 and "only with --group" in person.stderr

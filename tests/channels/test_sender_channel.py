@@ -257,3 +257,43 @@ async def test_one_group_per_second_holds_that_group_only(
     clock.advance(timedelta(seconds=1))
     await bot.idle()
     assert robot.texts(chain.community_group) == ["【通知#1】第一条", "【通知#2】第二条"]
+
+
+async def test_a_fault_before_the_send_is_retried_not_counted_sent(
+        bot: BotApp, chain: DemoChain, clock: FakeClock, robot, staff_on_robot):
+    from bot import faults
+    from bot.services import notice as notices_service
+    from models import Node
+
+    faults.arm("sender.send", times=1)
+    try:
+        # Written directly (no command, so no reply): the robot's first send takes the fault.
+        async with bot.session() as s, s.begin():
+            root = (await s.execute(select(Node).where(Node.tier == 1))).scalar_one()
+            await notices_service.create(
+                s, origin=root, origin_group_id=None, sender_id=None, text=NOTICE[3:],
+                urgent=False, scope=notices_service.Scope(down_to_tier=3), now=clock.now())
+        bot.sender.wake()
+        await bot.idle()
+    finally:
+        faults.disarm()
+    # Nothing left for one row: it waits for its retry (the robot shows no echoes, and yet
+    # it is not counted sent: nothing was posted).
+    assert len(notice_rooms(robot_sent(robot))) == 1
+    [waiting] = [r for r in await rows(bot, "robot") if r.status == OutboxStatus.PENDING]
+    assert waiting.attempts == 1 and "InjectedFault" in (waiting.error or "")
+    clock.advance(timedelta(seconds=30))
+    await bot.idle()
+    assert notice_rooms(robot_sent(robot)) == sorted(STAFF_BELOW)
+
+
+async def test_a_text_the_channel_cannot_render_fails_for_good(
+        bot: BotApp, chat: Chat, chain: DemoChain, robot, transport, staff_on_robot):
+    robot.limits = Limits(per_minute=1000, max_body_bytes=16)
+    bot.sender.pacers.pop("robot", None)
+    await chat.say(chain.subdistrict_group, chain.commander, NOTICE)
+    assert robot.sent == []
+    statuses = {r.status for r in await rows(bot, "robot")}
+    assert statuses == {OutboxStatus.FAILED}
+    assert [s.room_id for s in transport.sent if "渠道告警" in s.text] == [
+        chain.subdistrict_group]
