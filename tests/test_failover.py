@@ -13,7 +13,8 @@ from sqlalchemy import select, update
 from bot.app import BotApp
 from bot.clock import FakeClock
 from bot.config import Settings
-from bot.services import failover, outbox
+from bot.services import failover, outbox, watchdog
+from bot.transports.base import AccountState
 from models import BotAccount, Group, Node, OutboxMessage, OutboxStatus
 from schedules.jobs import watch_accounts
 from tests.conftest import Chat, DemoChain
@@ -252,3 +253,26 @@ def test_groups_move_cli(tmp_path: Path, db_url: str):
     assert again.returncode == 0 and "moved 1 groups" in again.stdout
     status = cli("status", **env)
     assert status.returncode == 0 and "not-a-real-token" not in status.stdout + status.stderr
+
+
+async def test_the_default_account_is_one_account_under_two_names(bot, chain: DemoChain,
+                                                                  clock):
+    """Groups naming "" are on the default account ("main"): when it is banned they fail
+    over, and no alert goes out through "" (which is "main" again)."""
+    async with bot.session() as s, s.begin():
+        await s.execute(update(Group).values(account="", fallback_account="wx-b"))
+        await s.execute(update(Group).where(Group.room_id == chain.subdistrict_group)
+                        .values(account="", fallback_account=""))
+        report = await watchdog.run(
+            s, settings=bot.settings.watchdog, seen={}, transport="sim", now=clock.now(),
+            zone=bot.settings.zone, default_account="main", states=[
+                AccountState("main", connected=False, last_error="账号被封禁"),
+                AccountState("wx-b", connected=True), AccountState("official", True)])
+        alerts = (await s.execute(select(OutboxMessage.account).where(
+            OutboxMessage.source == "watchdog"))).scalars().all()
+    assert "" not in {h.name for h in report.health}
+    assert report.moved == len(BELOW)
+    groups = await bindings(bot)
+    assert all(groups[room] == ("wx-b", "main", "main") for room in BELOW)
+    assert groups[chain.subdistrict_group] == ("", "", "")
+    assert alerts and set(alerts) <= {"official", "wx-b"}

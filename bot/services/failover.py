@@ -47,16 +47,19 @@ async def repoint_pending(session: AsyncSession, *, group_ids: Sequence[int], to
     return changed
 
 
-async def fail_over(session: AsyncSession, *, account: str, down: set[str]) -> Moved:
-    """The groups on `account` with a fallback that is not down move to it (the two swap,
-    `moved_from` records the primary); their pending rows follow."""
+async def fail_over(session: AsyncSession, *, account: str, down: set[str],
+                    aliases: Sequence[str] = ()) -> Moved:
+    """The groups on `account` (or on one of its `aliases`: "" for the default account) with a
+    fallback that is not down move to it (the two swap, `moved_from` records the primary);
+    their pending rows follow."""
+    names = [account, *aliases]
     groups = (await session.execute(
-        select(Group.id, Group.fallback_account).where(Group.account == account)
+        select(Group.id, Group.fallback_account).where(Group.account.in_(names))
         .order_by(Group.id))).all()
     by_target: dict[str, list[int]] = {}
     stranded = 0
     for group_id, fallback in groups:
-        if not fallback or fallback == account or fallback in down:
+        if not fallback or fallback in names or fallback in down:
             stranded += 1
             continue
         by_target.setdefault(fallback, []).append(group_id)
@@ -64,7 +67,7 @@ async def fail_over(session: AsyncSession, *, account: str, down: set[str]) -> M
     for target, ids in by_target.items():
         for i in range(0, len(ids), CHUNK):
             await session.execute(
-                update(Group).where(Group.id.in_(ids[i:i + CHUNK]), Group.account == account)
+                update(Group).where(Group.id.in_(ids[i:i + CHUNK]), Group.account.in_(names))
                 .values(account=target, fallback_account=account, moved_from=account)
                 .execution_options(synchronize_session=False))
         rows += await repoint_pending(session, group_ids=ids, to=target)
@@ -94,17 +97,19 @@ async def fail_back(session: AsyncSession, *, account: str) -> Moved:
 
 
 async def move_groups(session: AsyncSession, *, source: str, target: str,
-                      node_id: int | None = None) -> Moved:
+                      node_id: int | None = None, default: str = "") -> Moved:
     """By hand: every group on `source` (or moved away from it by failover), in the subtree
     of `node_id` if given, is bound to `target` for good (`moved_from` cleared). A fallback
     that was `target` becomes the account the group left; one that failover set to `source`
-    becomes the account the group was moved to. Pending rows follow."""
-    stmt = select(Group).where((Group.account == source) | (Group.moved_from == source))
+    becomes the account the group was moved to. Pending rows follow. Groups naming "" are on
+    the `default` account."""
+    names = [source, ""] if source and source == default else [source]
+    stmt = select(Group).where(Group.account.in_(names) | (Group.moved_from == source))
     if node_id is not None:
         stmt = stmt.where(Group.node_id.in_(chain.subtree_select(node_id)))
     groups = (await session.execute(stmt.order_by(Group.id))).scalars().all()
     for group in groups:
-        left = group.account
+        left = group.account or default
         if group.moved_from == source and group.fallback_account == source:
             group.fallback_account = left
         if group.fallback_account == target:
