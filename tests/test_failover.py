@@ -4,15 +4,17 @@ recorded), moved back once it has recovered for a while; `tierbot groups move` b
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select, update
 
-from bot.app import BotApp
+from bot.app import BotApp, build_app, running
 from bot.clock import FakeClock
 from bot.config import Settings
+from bot.console import load_demo_chain
 from bot.services import failover, outbox, watchdog
 from bot.transports.base import AccountState
 from models import BotAccount, Group, Node, OutboxMessage, OutboxStatus
@@ -276,3 +278,49 @@ async def test_the_default_account_is_one_account_under_two_names(bot, chain: De
     assert all(groups[room] == ("wx-b", "main", "main") for room in BELOW)
     assert groups[chain.subdistrict_group] == ("", "", "")
     assert alerts and set(alerts) <= {"official", "wx-b"}
+
+
+class Gated(Accounts):
+    """wx-a's sends wait at a gate: a send is in flight while the watchdog fails it over."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = asyncio.Event()
+        self.waiting = asyncio.Event()
+
+    async def send(self, room_id, text, *, mentions=(), account=""):  # type: ignore[no-untyped-def]
+        if account == "wx-a" and not self.gate.is_set() and account not in self.down:
+            self.waiting.set()
+            await self.gate.wait()
+            return await self._send(room_id, text, mentions, account)
+        return await super().send(room_id, text, mentions=mentions, account=account)
+
+
+async def test_rows_in_flight_during_a_failover_finish_with_their_holder_then_follow(
+        settings: Settings, clock):
+    transport = Gated()
+    transport._now = clock.now
+    app = build_app(settings, transport=transport, clock=clock)
+    async with running(app):
+        assert await load_demo_chain(app)
+        chain = DemoChain()
+        await bind(app, chain)
+        await transport.inject(transport.message(chain.subdistrict_group, chain.commander,
+                                                 "通知 到5级 今晚排查出租房"))
+        await asyncio.wait_for(transport.waiting.wait(), timeout=30)
+        # wx-a has claimed its rows (`sending`) and one send is in the air: it goes down now.
+        transport.down["wx-a"] = "账号被封禁"
+        await watch_accounts(app)
+        async with app.session() as s:
+            moving = (await s.execute(select(OutboxMessage.account, OutboxMessage.status)
+                                      .where(OutboxMessage.notice_id == 1))).tuples().all()
+        assert all(a == "wx-a" for a, status in moving if status == OutboxStatus.SENDING)
+        transport.gate.set()
+        await app.idle()
+        for _ in range(4):
+            await tick(app, clock, 2)
+        sent = copies(transport, NOTICE)
+        assert sorted(sent) == sorted(BELOW)
+        assert all(len(accounts) == 1 for accounts in sent.values()), sent
+        assert sorted(a for accounts in sent.values() for a in accounts) == (
+            ["wx-a"] + ["wx-b"] * (len(BELOW) - 1))

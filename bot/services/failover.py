@@ -33,15 +33,18 @@ class Moved:
     stranded: int = 0
 
 
-async def repoint_pending(session: AsyncSession, *, group_ids: Sequence[int], to: str) -> int:
-    """Pending rows of these groups go out through `to` (rows `sending` are left to their
-    holder). Returns rows changed."""
+async def repoint_pending(session: AsyncSession, *, group_ids: Sequence[int], to: str,
+                          only_from: Sequence[str] | None = None) -> int:
+    """Pending rows of these groups (those on `only_from` accounts, if given) go out through
+    `to`; rows `sending` are left to their holder. Returns rows changed."""
     changed = 0
     for i in range(0, len(group_ids), CHUNK):
+        where = [OutboxMessage.group_id.in_(group_ids[i:i + CHUNK]),
+                 OutboxMessage.status == OutboxStatus.PENDING, OutboxMessage.account != to]
+        if only_from is not None:
+            where.append(OutboxMessage.account.in_(only_from))
         result = await session.execute(
-            update(OutboxMessage)
-            .where(OutboxMessage.group_id.in_(group_ids[i:i + CHUNK]),
-                   OutboxMessage.status == OutboxStatus.PENDING, OutboxMessage.account != to)
+            update(OutboxMessage).where(*where)
             .values(account=to).execution_options(synchronize_session=False))
         changed += int(getattr(result, "rowcount", 0) or 0)
     return changed
@@ -71,6 +74,17 @@ async def fail_over(session: AsyncSession, *, account: str, down: set[str],
                 .values(account=target, fallback_account=account, moved_from=account)
                 .execution_options(synchronize_session=False))
         rows += await repoint_pending(session, group_ids=ids, to=target)
+    # Rows of groups moved at an earlier run that were `sending` then and have come back
+    # pending on the failing account since (a retry, a release): they follow now.
+    moved = (await session.execute(
+        select(Group.id, Group.account).where(Group.moved_from == account)
+        .order_by(Group.id))).all()
+    by_current: dict[str, list[int]] = {}
+    for group_id, current in moved:
+        if current not in names and current not in down:
+            by_current.setdefault(current, []).append(group_id)
+    for current, ids in by_current.items():
+        rows += await repoint_pending(session, group_ids=ids, to=current, only_from=names)
     return Moved(groups=sum(len(v) for v in by_target.values()), rows=rows,
                  targets=tuple(sorted(by_target)), stranded=stranded)
 

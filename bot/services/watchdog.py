@@ -391,7 +391,7 @@ async def run(session: AsyncSession, *, settings: WatchdogSettings,
         report_health.append(AccountHealth(name=name, health=health,
                                            problems=tuple(problems), since=watch.since,
                                            detail=watch.detail))
-    moved = moved_back = 0
+    moved = moved_back = repointed = 0
     if settings.failover:
         for name in names:
             watch = watches[name]
@@ -400,6 +400,7 @@ async def run(session: AsyncSession, *, settings: WatchdogSettings,
                     >= timedelta(minutes=settings.failover_after_minutes)):
                 result = await failover.fail_over(session, account=name, down=down,
                                                   aliases=aliases(name))
+                repointed += result.rows
                 if result.groups:
                     moved += result.groups
                     queued += await tell_operators(
@@ -426,7 +427,8 @@ async def run(session: AsyncSession, *, settings: WatchdogSettings,
             else:
                 watch.ok_since = None
     return Report(health=report_health, alerts=alerts, recoveries=recoveries, probes=probes,
-                  moved=moved, moved_back=moved_back, queued=queued + probes, alerted=alerted)
+                  moved=moved, moved_back=moved_back, queued=queued + probes + repointed,
+                  alerted=alerted)
 
 
 async def account_health(session: AsyncSession) -> list[AccountHealth]:
