@@ -324,3 +324,13 @@ async def test_rows_in_flight_during_a_failover_finish_with_their_holder_then_fo
         assert all(len(accounts) == 1 for accounts in sent.values()), sent
         assert sorted(a for accounts in sent.values() for a in accounts) == (
             ["wx-a"] + ["wx-b"] * (len(BELOW) - 1))
+
+
+async def test_the_unnamed_account_is_never_failed_over_nor_back(bot, chain: DemoChain):
+    """"" in `moved_from` means "not moved": failing back "" must not take every group."""
+    await bind(bot, chain)
+    before = await bindings(bot)
+    async with bot.session() as s, s.begin():
+        assert await failover.fail_back(s, account="") == failover.Moved()
+        assert await failover.fail_over(s, account="", down={""}) == failover.Moved()
+    assert await bindings(bot) == before

@@ -54,7 +54,10 @@ async def fail_over(session: AsyncSession, *, account: str, down: set[str],
                     aliases: Sequence[str] = ()) -> Moved:
     """The groups on `account` (or on one of its `aliases`: "" for the default account) with a
     fallback that is not down move to it (the two swap, `moved_from` records the primary);
-    their pending rows follow."""
+    their pending rows follow. The unnamed account ("") is not failed over: `moved_from` could
+    not record it (name the accounts in the configuration to use failover)."""
+    if not account:
+        return Moved()
     names = [account, *aliases]
     groups = (await session.execute(
         select(Group.id, Group.fallback_account).where(Group.account.in_(names))
@@ -76,6 +79,9 @@ async def fail_over(session: AsyncSession, *, account: str, down: set[str],
         rows += await repoint_pending(session, group_ids=ids, to=target)
     # Rows of groups moved at an earlier run that were `sending` then and have come back
     # pending on the failing account since (a retry, a release): they follow now.
+    if not account:
+        return Moved(groups=sum(len(v) for v in by_target.values()), rows=rows,
+                     targets=tuple(sorted(by_target)), stranded=stranded)
     moved = (await session.execute(
         select(Group.id, Group.account).where(Group.moved_from == account)
         .order_by(Group.id))).all()
@@ -91,7 +97,10 @@ async def fail_over(session: AsyncSession, *, account: str, down: set[str],
 
 async def fail_back(session: AsyncSession, *, account: str) -> Moved:
     """The groups failover moved away from `account` come back (the bindings swap again,
-    `moved_from` cleared); their pending rows follow."""
+    `moved_from` cleared); their pending rows follow. The unnamed account ("") cannot be
+    recorded in `moved_from` ("" there means "not moved"): nothing to do for it."""
+    if not account:
+        return Moved()
     groups = (await session.execute(
         select(Group.id, Group.account).where(Group.moved_from == account)
         .order_by(Group.id))).all()
