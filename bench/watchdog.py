@@ -88,8 +88,8 @@ async def run(url: str, groups: int) -> None:
     down = [AccountState("acc0", connected=False, last_error="账号被封禁"), *states[1:]]
     await one("acc0 banned: failover", down)
     await one("acc0 still down", down)
-    await one("acc0 back: healthy again", states)
-    await one("failback", states)
+    await one("acc0 back: failback", states)
+    await one("healthy after failback", states)
     async with app.session() as s:
         moved = (await s.execute(select(func.count()).select_from(Group)
                                  .where(Group.moved_from != ""))).scalar_one()
