@@ -345,7 +345,9 @@ async def run(session: AsyncSession, *, settings: WatchdogSettings,
             problems.append("no_echo")
         found[name] = problems
     down = {n for n, p in found.items() if health_of(p) is Health.DOWN}
-    healthy = [n for n, p in found.items() if not p]
+    # Spare channels for an alert: healthy accounts of the transport, which address any room
+    # by its id (a group robot posts only to its own group, whatever room it is given).
+    healthy = [n for n, p in found.items() if not p and n in by_state]
     report_health: list[AccountHealth] = []
     alerts = recoveries = queued = 0
     alerted: list[tuple[str, tuple[str, ...]]] = []
