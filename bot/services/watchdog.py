@@ -41,6 +41,10 @@ log = logging.getLogger(__name__)
 
 # Problems that stop an account from sending (DOWN, failover); any other one is DEGRADED.
 DOWN_PROBLEMS = frozenset({"unreachable", "token_rejected", "banned", "paused"})
+# Problems only the process driving the account (its transport's state) or hearing its groups
+# can judge.
+STATE_PROBLEMS = frozenset({"unreachable", "token_rejected", "banned"})
+HEARD_PROBLEMS = frozenset({"silent", "no_echo"})
 # What a gateway says when the token is the trouble, or the account is banned (lower case).
 TOKEN_MARKERS = ("token", "unauthenticated", "unauthorized", "401", "expired", "过期")
 BAN_MARKERS = ("banned", "blocked", "封", "限制登录", "被限制", "suspended")
@@ -343,6 +347,14 @@ async def run(session: AsyncSession, *, settings: WatchdogSettings,
                 session, accounts=aliases(name), now=now, settings=settings,
                 split_at=split_at) >= settings.no_echo_count:
             problems.append("no_echo")
+        # What this process cannot see (another process drives the account, or it hears
+        # nothing here) stands as the process that sees it last concluded: two processes'
+        # runs must not alert and clear the same problem in turn.
+        unseen = ((STATE_PROBLEMS if name not in by_state else frozenset())
+                  | (HEARD_PROBLEMS if name not in hearing else frozenset()))
+        problems += [p for p in watch.problems or () if p in unseen and p not in problems]
+        if name not in by_state and set(problems) & STATE_PROBLEMS:
+            details[name] = watch.detail
         found[name] = problems
     down = {n for n, p in found.items() if health_of(p) is Health.DOWN}
     # Spare channels for an alert: healthy accounts of the transport, which address any room
