@@ -434,7 +434,7 @@ async def run(session: AsyncSession, *, settings: WatchdogSettings,
                         moved_back += result.groups
                         queued += await tell_operators(
                             session, about=name, down=down, healthy=healthy, now=now,
-                        default=default_account,
+                            default=default_account,
                             text=health_texts.FAILBACK.format(
                                 account=health_texts.account_label(name),
                                 groups=result.groups, rows=result.rows))
