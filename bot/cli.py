@@ -1083,8 +1083,9 @@ async def _groups_move(settings: Settings, source: str, target: str, node_ref: s
             if node is None:
                 raise ConfigError(health_texts.NO_NODE.format(ref=node_ref))
             node_id = node.id
+        default = settings.wechaty.accounts[0].name if settings.wechaty.accounts else ""
         moved = await failover.move_groups(session, source=source, target=target,
-                                           node_id=node_id)
+                                           node_id=node_id, default=default)
         return health_texts.MOVED.format(groups=moved.groups, rows=moved.rows,
                                          source=health_texts.account_label(source),
                                          target=health_texts.account_label(target))

@@ -88,7 +88,8 @@ async def watch_accounts(app: BotApp) -> watchdog.Report:
         report = await watchdog.run(
             session, settings=settings.watchdog, states=app.transport.account_states(),
             seen=app.activity.last_inbound, transport=app.transport.name, now=app.now(),
-            zone=settings.zone, split_at=settings.pacing.split_at, configured=configured)
+            zone=settings.zone, split_at=settings.pacing.split_at, configured=configured,
+            default_account=app.sender.default_account)
     if report.probes:
         # A probe goes out like a reply: the sender looks for replies when told.
         app.sender.replies_written()

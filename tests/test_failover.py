@@ -4,16 +4,19 @@ recorded), moved back once it has recovered for a while; `tierbot groups move` b
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select, update
 
-from bot.app import BotApp
+from bot.app import BotApp, build_app, running
 from bot.clock import FakeClock
 from bot.config import Settings
-from bot.services import failover, outbox
+from bot.console import load_demo_chain
+from bot.services import failover, outbox, watchdog
+from bot.transports.base import AccountState
 from models import BotAccount, Group, Node, OutboxMessage, OutboxStatus
 from schedules.jobs import watch_accounts
 from tests.conftest import Chat, DemoChain
@@ -252,3 +255,82 @@ def test_groups_move_cli(tmp_path: Path, db_url: str):
     assert again.returncode == 0 and "moved 1 groups" in again.stdout
     status = cli("status", **env)
     assert status.returncode == 0 and "not-a-real-token" not in status.stdout + status.stderr
+
+
+async def test_the_default_account_is_one_account_under_two_names(bot, chain: DemoChain,
+                                                                  clock):
+    """Groups naming "" are on the default account ("main"): when it is banned they fail
+    over, and no alert goes out through "" (which is "main" again)."""
+    async with bot.session() as s, s.begin():
+        await s.execute(update(Group).values(account="", fallback_account="wx-b"))
+        await s.execute(update(Group).where(Group.room_id == chain.subdistrict_group)
+                        .values(account="", fallback_account=""))
+        report = await watchdog.run(
+            s, settings=bot.settings.watchdog, seen={}, transport="sim", now=clock.now(),
+            zone=bot.settings.zone, default_account="main", states=[
+                AccountState("main", connected=False, last_error="账号被封禁"),
+                AccountState("wx-b", connected=True), AccountState("official", True)])
+        alerts = (await s.execute(select(OutboxMessage.account).where(
+            OutboxMessage.source == "watchdog"))).scalars().all()
+    assert "" not in {h.name for h in report.health}
+    assert report.moved == len(BELOW)
+    groups = await bindings(bot)
+    assert all(groups[room] == ("wx-b", "main", "main") for room in BELOW)
+    assert groups[chain.subdistrict_group] == ("", "", "")
+    assert alerts and set(alerts) <= {"official", "wx-b"}
+
+
+class Gated(Accounts):
+    """wx-a's sends wait at a gate: a send is in flight while the watchdog fails it over."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = asyncio.Event()
+        self.waiting = asyncio.Event()
+
+    async def send(self, room_id, text, *, mentions=(), account=""):  # type: ignore[no-untyped-def]
+        if account == "wx-a" and not self.gate.is_set() and account not in self.down:
+            self.waiting.set()
+            await self.gate.wait()
+            return await self._send(room_id, text, mentions, account)
+        return await super().send(room_id, text, mentions=mentions, account=account)
+
+
+async def test_rows_in_flight_during_a_failover_finish_with_their_holder_then_follow(
+        settings: Settings, clock):
+    transport = Gated()
+    transport._now = clock.now
+    app = build_app(settings, transport=transport, clock=clock)
+    async with running(app):
+        assert await load_demo_chain(app)
+        chain = DemoChain()
+        await bind(app, chain)
+        await transport.inject(transport.message(chain.subdistrict_group, chain.commander,
+                                                 "通知 到5级 今晚排查出租房"))
+        await asyncio.wait_for(transport.waiting.wait(), timeout=30)
+        # wx-a has claimed its rows (`sending`) and one send is in the air: it goes down now.
+        transport.down["wx-a"] = "账号被封禁"
+        await watch_accounts(app)
+        async with app.session() as s:
+            moving = (await s.execute(select(OutboxMessage.account, OutboxMessage.status)
+                                      .where(OutboxMessage.notice_id == 1))).tuples().all()
+        assert all(a == "wx-a" for a, status in moving if status == OutboxStatus.SENDING)
+        transport.gate.set()
+        await app.idle()
+        for _ in range(4):
+            await tick(app, clock, 2)
+        sent = copies(transport, NOTICE)
+        assert sorted(sent) == sorted(BELOW)
+        assert all(len(accounts) == 1 for accounts in sent.values()), sent
+        assert sorted(a for accounts in sent.values() for a in accounts) == (
+            ["wx-a"] + ["wx-b"] * (len(BELOW) - 1))
+
+
+async def test_the_unnamed_account_is_never_failed_over_nor_back(bot, chain: DemoChain):
+    """"" in `moved_from` means "not moved": failing back "" must not take every group."""
+    await bind(bot, chain)
+    before = await bindings(bot)
+    async with bot.session() as s, s.begin():
+        assert await failover.fail_back(s, account="") == failover.Moved()
+        assert await failover.fail_over(s, account="", down={""}) == failover.Moved()
+    assert await bindings(bot) == before

@@ -295,3 +295,24 @@ async def test_the_console_shows_each_accounts_health(bot, chain: DemoChain,
     assert await Console(bot, transport, out).handle("/accounts")  # type: ignore[arg-type]
     shown = out.getvalue().splitlines()
     assert "  wx-b: down (token_rejected)" in shown and "  wx-a: ok" in shown
+
+
+async def test_a_process_that_does_not_drive_the_account_leaves_its_problems_standing(
+        bot, chain: DemoChain, transport: Accounts, clock):
+    await bind(bot, chain)
+    transport.down["wx-a"] = "disconnected: UNAVAILABLE"
+    await tick(bot, clock)
+    assert len(said(transport, ALERT)) == 1
+    # Another process's run (PostgreSQL, several processes): it drives no account and hears
+    # nothing, so it neither clears wx-a nor alerts again.
+    for _ in range(2):
+        clock.advance(MINUTE)
+        async with bot.session() as s, s.begin():
+            report = await watchdog.run(s, settings=bot.settings.watchdog, states=[], seen={},
+                                        transport="sim", now=clock.now(),
+                                        zone=bot.settings.zone)
+        assert (report.alerts, report.recoveries) == (0, 0)
+    assert await health_of(bot, "wx-a") == ("down", ("unreachable",))
+    await tick(bot, clock)
+    await bot.idle()
+    assert len(said(transport, ALERT)) == 1 and said(transport, RECOVERED) == []

@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot import health_texts, texts
+from bot import health_texts, pii, texts
 from bot.channels.base import AccountHealth, Health
 from bot.config import WatchdogSettings
 from bot.services import failover, outbox
@@ -41,6 +41,10 @@ log = logging.getLogger(__name__)
 
 # Problems that stop an account from sending (DOWN, failover); any other one is DEGRADED.
 DOWN_PROBLEMS = frozenset({"unreachable", "token_rejected", "banned", "paused"})
+# Problems only the process driving the account (its transport's state) or hearing its groups
+# can judge.
+STATE_PROBLEMS = frozenset({"unreachable", "token_rejected", "banned"})
+HEARD_PROBLEMS = frozenset({"silent", "no_echo"})
 # What a gateway says when the token is the trouble, or the account is banned (lower case).
 TOKEN_MARKERS = ("token", "unauthenticated", "unauthorized", "401", "expired", "过期")
 BAN_MARKERS = ("banned", "blocked", "封", "限制登录", "被限制", "suspended")
@@ -134,13 +138,14 @@ async def _rows(session: AsyncSession, names: Sequence[str], now: datetime
     return {r.account: r for r in rows}
 
 
-async def expected_inbound(session: AsyncSession, *, account: str, now: datetime,
+async def expected_inbound(session: AsyncSession, *, accounts: Sequence[str], now: datetime,
                            settings: WatchdogSettings) -> float:
     """How many commands the account's groups normally send in a silent window ending now:
     the configured minimum rate, else the mean over the last `learn_days` days of the same
-    window of the day (inbound_message history)."""
+    window of the day (inbound_message history). `accounts`: the account's names (the
+    default account is also named "")."""
     window = timedelta(minutes=settings.silent_minutes)
-    mine = or_(Group.account == account, Group.moved_from == account)
+    mine = or_(Group.account.in_(accounts), Group.moved_from.in_(accounts))
     if settings.min_rate_per_hour > 0:
         # The configured rate is for accounts that serve groups (not a spare, nor a robot
         # kept only as a fallback).
@@ -160,7 +165,7 @@ async def expected_inbound(session: AsyncSession, *, account: str, now: datetime
 
 
 async def _silent(session: AsyncSession, watch: AccountWatch, *, seen: datetime | None,
-                  now: datetime, settings: WatchdogSettings) -> bool:
+                  now: datetime, settings: WatchdogSettings, accounts: Sequence[str]) -> bool:
     last = max([t for t in (watch.last_inbound_at, seen) if t is not None], default=None)
     if last is None:
         # First sight of the account: silence is counted from now.
@@ -168,7 +173,7 @@ async def _silent(session: AsyncSession, watch: AccountWatch, *, seen: datetime 
     watch.last_inbound_at = last
     if now - last < timedelta(minutes=settings.silent_minutes):
         return False
-    return await expected_inbound(session, account=watch.account, now=now,
+    return await expected_inbound(session, accounts=accounts, now=now,
                                   settings=settings) >= settings.min_expected
 
 
@@ -216,7 +221,7 @@ async def _self_test(session: AsyncSession, watch: AccountWatch, *, room: str, t
     return 1
 
 
-async def no_echo_count(session: AsyncSession, *, account: str, now: datetime,
+async def no_echo_count(session: AsyncSession, *, accounts: Sequence[str], now: datetime,
                         settings: WatchdogSettings, split_at: int) -> int:
     """Tagged texts (notices, alerts: the ones whose echo is recorded) the account sent in the
     window, past the grace time, with no echo of their first part."""
@@ -229,7 +234,8 @@ async def no_echo_count(session: AsyncSession, *, account: str, now: datetime,
                Notice.urgent.label("notice_urgent"))
         .outerjoin(Group, Group.id == OutboxMessage.group_id)
         .outerjoin(Notice, Notice.id == OutboxMessage.notice_id)
-        .where(OutboxMessage.account == account, OutboxMessage.status == OutboxStatus.SENT,
+        .where(OutboxMessage.account.in_(accounts),
+               OutboxMessage.status == OutboxStatus.SENT,
                OutboxMessage.sent_at >= now - timedelta(minutes=settings.no_echo_window_minutes),
                OutboxMessage.sent_at <= now - timedelta(minutes=settings.no_echo_after_minutes),
                or_(OutboxMessage.notice_id.is_not(None), OutboxMessage.text.like("【%")))
@@ -258,10 +264,11 @@ def _paused(account: BotAccount | None, *, now: datetime, settings: WatchdogSett
 
 
 async def alert_targets(session: AsyncSession, *, failing: str, down: set[str],
-                        healthy: Sequence[str]) -> list[tuple[int, str]]:
+                        healthy: Sequence[str], default: str = "") -> list[tuple[int, str]]:
     """Where an alert about `failing` goes: each tier-1 group, through its own channel when
     that is not the failing one (nor down), else its fallback, else any healthy account;
-    never through `failing`. (group id, account) pairs; none when no channel is left."""
+    never through `failing`. (group id, account) pairs; none when no channel is left. A
+    group's "" is the `default` account."""
     groups = (await session.execute(
         select(Group).join(Node, Node.id == Group.node_id).where(Node.tier == 1)
         .order_by(Group.id))).scalars().all()
@@ -269,9 +276,10 @@ async def alert_targets(session: AsyncSession, *, failing: str, down: set[str],
     out = []
     for group in groups:
         for candidate in (group.account, group.fallback_account, *spare):
-            if candidate == failing or candidate in down:
+            name = candidate or default
+            if name == failing or name in down:
                 continue
-            if candidate == "" and candidate not in healthy:
+            if name == "" and name not in healthy:
                 continue
             out.append((group.id, candidate))
             break
@@ -282,10 +290,11 @@ async def alert_targets(session: AsyncSession, *, failing: str, down: set[str],
 
 
 async def tell_operators(session: AsyncSession, *, about: str, text: str, down: set[str],
-                         healthy: Sequence[str], now: datetime) -> int:
+                         healthy: Sequence[str], now: datetime, default: str = "") -> int:
     """Queue an operator message about account `about` (an alert, a recovery, a failover)
     through another channel; returns rows written."""
-    targets = await alert_targets(session, failing=about, down=down, healthy=healthy)
+    targets = await alert_targets(session, failing=about, down=down, healthy=healthy,
+                                  default=default)
     return await outbox.queue_many(session, source=SOURCE, now=now, drafts=[
         outbox.Draft(group_id, text, urgent=True, via=account)
         for group_id, account in targets])
@@ -294,11 +303,23 @@ async def tell_operators(session: AsyncSession, *, about: str, text: str, down: 
 async def run(session: AsyncSession, *, settings: WatchdogSettings,
               states: Sequence[AccountState], seen: Mapping[str, datetime], transport: str,
               now: datetime, zone: ZoneInfo, split_at: int = 2000,
-              configured: Iterable[str] = (), rng: random.Random | None = None) -> Report:
-    """One watchdog run over every account (see the module's docstring)."""
+              configured: Iterable[str] = (), rng: random.Random | None = None,
+              default_account: str = "", receiving: Iterable[str] | None = None) -> Report:
+    """One watchdog run over every account (see the module's docstring). `default_account`:
+    the account rows and groups naming "" go through. `receiving`: the accounts whose groups'
+    messages and echoes reach the bot (default: the transport's own accounts); silence and
+    missing echoes are judged for those only (a send-only robot never hears anything)."""
     rng = rng or random.Random()
     by_state = {s.name: s for s in states}
     names = await watched_accounts(session, configured=[*configured, *by_state])
+    if default_account:
+        # "" is the default account under its other name: one account, watched once.
+        names = [n for n in names if n]
+    hearing = set(by_state if receiving is None else receiving)
+
+    def aliases(name: str) -> list[str]:
+        return [name, ""] if name and name == default_account else [name]
+
     watches = await _rows(session, names, now)
     pacing = {a.name: a for a in (await session.execute(select(BotAccount))).scalars()}
     probes = 0
@@ -308,10 +329,13 @@ async def run(session: AsyncSession, *, settings: WatchdogSettings,
         watch = watches[name]
         problems = state_problems(by_state.get(name))
         if problems:
-            details[name] = (by_state[name].last_error or "")[:200]
+            details[name] = pii.mask_text(by_state[name].last_error or "")[:200]
         if _paused(pacing.get(name), now=now, settings=settings):
             problems.append("paused")
-        if await _silent(session, watch, seen=seen.get(name), now=now, settings=settings):
+        heard = max([t for t in (seen.get(a) for a in aliases(name)) if t is not None],
+                    default=None)
+        if name in hearing and await _silent(session, watch, seen=heard, now=now,
+                                             settings=settings, accounts=aliases(name)):
             problems.append("silent")
         room = settings.test_rooms.get(name)
         if room:
@@ -319,12 +343,23 @@ async def run(session: AsyncSession, *, settings: WatchdogSettings,
                                        settings=settings, rng=rng)
             if watch.probe_failed:
                 problems.append("self_test_failed")
-        if await no_echo_count(session, account=name, now=now, settings=settings,
-                               split_at=split_at) >= settings.no_echo_count:
+        if name in hearing and await no_echo_count(
+                session, accounts=aliases(name), now=now, settings=settings,
+                split_at=split_at) >= settings.no_echo_count:
             problems.append("no_echo")
+        # What this process cannot see (another process drives the account, or it hears
+        # nothing here) stands as the process that sees it last concluded: two processes'
+        # runs must not alert and clear the same problem in turn.
+        unseen = ((STATE_PROBLEMS if name not in by_state else frozenset())
+                  | (HEARD_PROBLEMS if name not in hearing else frozenset()))
+        problems += [p for p in watch.problems or () if p in unseen and p not in problems]
+        if name not in by_state and set(problems) & STATE_PROBLEMS:
+            details[name] = watch.detail
         found[name] = problems
     down = {n for n, p in found.items() if health_of(p) is Health.DOWN}
-    healthy = [n for n, p in found.items() if not p]
+    # Spare channels for an alert: healthy accounts of the transport, which address any room
+    # by its id (a group robot posts only to its own group, whatever room it is given).
+    healthy = [n for n, p in found.items() if not p and n in by_state]
     report_health: list[AccountHealth] = []
     alerts = recoveries = queued = 0
     alerted: list[tuple[str, tuple[str, ...]]] = []
@@ -338,7 +373,8 @@ async def run(session: AsyncSession, *, settings: WatchdogSettings,
                     account=health_texts.account_label(name),
                     duration=texts.duration((now - watch.since).total_seconds()))
                 queued += await tell_operators(session, about=name, text=text, down=down,
-                                               healthy=healthy, now=now)
+                                               healthy=healthy, now=now,
+                                               default=default_account)
                 recoveries += 1
                 log.warning("account %r recovered", name)
             watch.since = watch.down_since = None
@@ -355,7 +391,8 @@ async def run(session: AsyncSession, *, settings: WatchdogSettings,
                     hint=health_texts.HINT_DOWN if health is Health.DOWN
                     else health_texts.HINT_DEGRADED)
                 queued += await tell_operators(session, about=name, text=text, down=down,
-                                               healthy=healthy, now=now)
+                                               healthy=healthy, now=now,
+                                               default=default_account)
                 alerts += 1
                 alerted.append((name, tuple(new)))
                 log.warning("account %r %s: %s", name, health.value, ", ".join(new))
@@ -368,18 +405,21 @@ async def run(session: AsyncSession, *, settings: WatchdogSettings,
         report_health.append(AccountHealth(name=name, health=health,
                                            problems=tuple(problems), since=watch.since,
                                            detail=watch.detail))
-    moved = moved_back = 0
+    moved = moved_back = repointed = 0
     if settings.failover:
         for name in names:
             watch = watches[name]
             if watch.health == Health.DOWN.value and watch.down_since is not None and (
                     now - watch.down_since
                     >= timedelta(minutes=settings.failover_after_minutes)):
-                result = await failover.fail_over(session, account=name, down=down)
+                result = await failover.fail_over(session, account=name, down=down,
+                                                  aliases=aliases(name))
+                repointed += result.rows
                 if result.groups:
                     moved += result.groups
                     queued += await tell_operators(
                         session, about=name, down=down, healthy=healthy, now=now,
+                        default=default_account,
                         text=health_texts.FAILOVER.format(
                             account=health_texts.account_label(name), groups=result.groups,
                             targets="、".join(health_texts.account_label(t)
@@ -394,13 +434,15 @@ async def run(session: AsyncSession, *, settings: WatchdogSettings,
                         moved_back += result.groups
                         queued += await tell_operators(
                             session, about=name, down=down, healthy=healthy, now=now,
+                            default=default_account,
                             text=health_texts.FAILBACK.format(
                                 account=health_texts.account_label(name),
                                 groups=result.groups, rows=result.rows))
             else:
                 watch.ok_since = None
     return Report(health=report_health, alerts=alerts, recoveries=recoveries, probes=probes,
-                  moved=moved, moved_back=moved_back, queued=queued + probes, alerted=alerted)
+                  moved=moved, moved_back=moved_back, queued=queued + probes + repointed,
+                  alerted=alerted)
 
 
 async def account_health(session: AsyncSession) -> list[AccountHealth]:
