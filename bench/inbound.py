@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import json
 import logging
 import os
@@ -25,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import tomllib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -581,6 +583,8 @@ async def measured(run: Run, feed: Callable[[int], Awaitable[None]],
     drained; wall and CPU over that span, the loop's lag throughout."""
     app, result, verifier = run.app, run.result, run.verifier
     instrument(app, result)
+    gc.collect()
+    gc.freeze()  # as `tierbot run` does once started
     errors.count = 0
     lag = LoopLag()
     lag.start()
@@ -753,10 +757,13 @@ def ensure_ptb() -> None:
     try:
         import telegram  # noqa: F401
     except ImportError:
+        # The extra's requirements only: installing the project itself would replace an
+        # editable install.
         root = Path(__file__).resolve().parent.parent
-        print("installing the bench extra (python-telegram-bot, pyinstrument) ...", flush=True)
-        subprocess.run([sys.executable, "-m", "pip", "install", "-q", f"{root}[bench]"],
-                       check=True)
+        with open(root / "pyproject.toml", "rb") as f:
+            wanted = tomllib.load(f)["project"]["optional-dependencies"]["bench"]
+        print(f"installing the bench extra: {' '.join(wanted)}", flush=True)
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", *wanted], check=True)
 
 
 async def main(argv: list[str] | None = None) -> int:

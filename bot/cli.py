@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 import sys
@@ -484,6 +485,11 @@ async def _run(settings: Settings, *, api: bool, bot: bool) -> None:
     _stop_on_signals(stop)
     app = build_app(settings)
     async with running(app) if bot else _store_only(app):
+        # What start-up made (modules, compiled statements, settings) leaves the collector's
+        # generations: a full collection then scans only what came later, and never holds
+        # the event loop for long (issue 13).
+        gc.collect()
+        gc.freeze()
         if not api:
             await stop.wait()
         else:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import event, insert, select
+from sqlalchemy import bindparam, event, insert, select
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm.attributes import set_committed_value
@@ -165,8 +165,10 @@ class Lookups:
         for key in [k for k, p in self.senders.items() if stale(p)]:
             del self.senders[key]
 
-    async def prime(self, items: Sequence[Parsed]) -> None:
-        """Resolve the rooms, senders and roles of these messages (one query each)."""
+    async def prime(self, items: Sequence[Parsed], share: LoopShare | None = None) -> None:
+        """Resolve the rooms, senders and roles of these messages (one query each per
+        PRIME_CHUNK of them, the loop handed back between: loading a few hundred rows as
+        objects takes tens of milliseconds)."""
         if len(items) < 2:
             return  # one message looks its room, sender and roles up as it goes
         if not self._listening:
@@ -182,24 +184,29 @@ class Lookups:
                 rooms.setdefault(m.transport, set()).add(m.room_id)
             if (m.transport, m.sender_id) not in self.senders:
                 contacts.setdefault(m.transport, set()).add(m.sender_id)
-        for transport, room_ids in rooms.items():
-            for room_id in room_ids:
-                self.groups[(transport, room_id)] = None
-            for group, node in await session.execute(
-                select(Group, Node).join(Node, Node.id == Group.node_id)
-                .where(Group.transport == transport, Group.room_id.in_(room_ids))
-            ):
-                set_committed_value(group, "node", node)  # loaded, not a change to flush
-                self.groups[(transport, group.room_id)] = group
-        for transport, contact_ids in contacts.items():
-            found = await people.find_by_contacts(session, transport=transport,
-                                                  contact_ids=contact_ids)
-            for contact_id in contact_ids:
-                self.senders[(transport, contact_id)] = found.get(contact_id)
+        share = share or LoopShare()
+        for transport, all_rooms in rooms.items():
+            for room_ids in _chunks(sorted(all_rooms)):
+                await share.turn()
+                for room_id in room_ids:
+                    self.groups[(transport, room_id)] = None
+                for group, node in await session.execute(
+                    _GROUPS_BY_ROOMS, {"transport": transport, "room_ids": room_ids}
+                ):
+                    set_committed_value(group, "node", node)  # loaded, not a change to flush
+                    self.groups[(transport, group.room_id)] = group
+        for transport, all_contacts in contacts.items():
+            for contact_ids in _chunks(sorted(all_contacts)):
+                await share.turn()
+                found = await people.find_by_contacts(session, transport=transport,
+                                                      contact_ids=contact_ids)
+                for contact_id in contact_ids:
+                    self.senders[(transport, contact_id)] = found.get(contact_id)
         person_ids = {p.id for p in self.senders.values()
                       if p is not None and p.id not in self.roles}
-        if person_ids:
-            self.roles.update(await people.held_roles_of(session, person_ids=person_ids))
+        for chunk in _chunks(sorted(person_ids)):
+            await share.turn()
+            self.roles.update(await people.held_roles_of(session, person_ids=chunk))
 
     async def group(self, transport: str, room_id: str) -> Group | None:
         key = (transport, room_id)
@@ -221,6 +228,19 @@ class Lookups:
         if person.id not in self.roles:
             self.roles[person.id] = await people.held_roles(self.session, person_id=person.id)
         return self.roles[person.id]
+
+
+# Rows a batch's look-ups or dedupe INSERT handle per statement, the loop handed back
+# between statements (a few milliseconds of work each).
+PRIME_CHUNK = 32
+
+_GROUPS_BY_ROOMS = (select(Group, Node).join(Node, Node.id == Group.node_id)
+                    .where(Group.transport == bindparam("transport"),
+                           Group.room_id.in_(bindparam("room_ids", expanding=True))))
+
+
+def _chunks(values: Sequence[Any], size: int = PRIME_CHUNK) -> list[list[Any]]:
+    return [list(values[i:i + size]) for i in range(0, len(values), size)]
 
 
 _IDENTITY_TABLES = {Contact.__tablename__, Membership.__tablename__, Group.__tablename__,
@@ -313,12 +333,15 @@ class Handling:
             ids[0] = (await session.execute(stmt)).scalar_one_or_none()
             return ids
         # Many: one statement all the same (SQLAlchemy's "insertmanyvalues" turns the
-        # executemany into INSERT ... VALUES (...), (...) ... RETURNING), compiled once.
+        # executemany into INSERT ... VALUES (...), (...) ... RETURNING), compiled once,
+        # run for a few dozen rows at a time with the loop handed back between.
         stmt = insert(InboundMessage.__table__).on_conflict_do_nothing(
             index_elements=["transport", "message_id"]).returning(
             InboundMessage.id, InboundMessage.transport, InboundMessage.message_id)
-        for row_id, transport, message_id in await session.execute(stmt, rows):
-            ids[first[(transport, message_id)]] = row_id
+        for chunk in _chunks(rows, PRIME_CHUNK * 2):
+            await self.share.turn()
+            for row_id, transport, message_id in await session.execute(stmt, chunk):
+                ids[first[(transport, message_id)]] = row_id
         return ids
 
     async def handle(self, session: AsyncSession, item: Parsed,
@@ -350,7 +373,7 @@ class Handling:
                     if inbound_id is not None
                     and item.command is not None
                     and self.dispatcher.spec_for(item.command) is not None]
-            await lookups.prime(todo)
+            await lookups.prime(todo, self.share)
             replies: list[Reply | None] = []
             for item, inbound_id in zip(items, ids, strict=True):
                 await self.share.turn()
@@ -603,6 +626,8 @@ class Pipeline:
             out += [(item.message, reply) for item, reply in zip(items, replies, strict=True)
                     if reply is not None]
             if self.write_replies is not None and out:
-                await self.write_replies(session, out)
+                for chunk in _chunks(out):
+                    await self.handling.share.turn()
+                    await self.write_replies(session, chunk)
                 out = [(m, Queued(r.text, r.mentions)) for m, r in out]
         return out

@@ -18,6 +18,14 @@ from models import Contact, Membership, Node, Person, Role
 _BY_CONTACT = (select(Person).join(Contact, Contact.person_id == Person.id)
                .where(Contact.transport == bindparam("transport"),
                       Contact.contact_id == bindparam("contact_id")))
+_BY_CONTACTS = (select(Contact.contact_id, Person).join(Contact, Contact.person_id == Person.id)
+                .where(Contact.transport == bindparam("transport"),
+                       Contact.contact_id.in_(bindparam("contact_ids", expanding=True))))
+_HELD_ROLES_OF = (select(Membership.person_id, Membership.role, Membership.node_id,
+                         Node.parent_id)
+                  .join(Node, Node.id == Membership.node_id)
+                  .where(Membership.person_id.in_(bindparam("person_ids", expanding=True)))
+                  .order_by(Membership.id))
 _BY_MOBILE = (select(Person).where(Person.mobile_bidx == bindparam("bidx"))
               .order_by(Person.id).limit(1))
 _HELD_ROLES = (select(Membership.role, Membership.node_id, Node.parent_id)
@@ -44,9 +52,7 @@ async def find_by_contacts(session: AsyncSession, *, transport: str, contact_ids
     wanted = list(set(contact_ids))
     if not wanted:
         return {}
-    rows = await session.execute(
-        select(Contact.contact_id, Person).join(Contact, Contact.person_id == Person.id)
-        .where(Contact.transport == transport, Contact.contact_id.in_(wanted)))
+    rows = await session.execute(_BY_CONTACTS, {"transport": transport, "contact_ids": wanted})
     return {contact_id: person for contact_id, person in rows}
 
 
@@ -69,10 +75,7 @@ async def held_roles_of(session: AsyncSession, *, person_ids: Iterable[int]
     out: dict[int, list[HeldRole]] = {pid: [] for pid in wanted}
     if not wanted:
         return out
-    rows = await session.execute(
-        select(Membership.person_id, Membership.role, Membership.node_id, Node.parent_id)
-        .join(Node, Node.id == Membership.node_id)
-        .where(Membership.person_id.in_(wanted)).order_by(Membership.id))
+    rows = await session.execute(_HELD_ROLES_OF, {"person_ids": wanted})
     for person_id, role, node_id, parent_id in rows:
         out[person_id].append(HeldRole(Role(role), node_id, parent_id))
     return out
