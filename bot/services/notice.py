@@ -403,7 +403,10 @@ async def acknowledge_elsewhere(
 async def ack_modes(session: AsyncSession, *, notice: Notice, settings: NoticeSettings
                     ) -> dict[int, tuple[str, ...]]:
     """Per tier, the ways its groups acknowledge this notice (by their channels' capabilities:
-    in the group, by the link, by a WeChat reply), for 进度."""
+    in the group, by the link, by a WeChat reply), for 进度. Empty when no send-only channel
+    is declared: then every group acknowledges in the group."""
+    if not ack.send_only_accounts():
+        return {}
     pairs = await session.execute(
         select(Node.tier, Group.account).select_from(OutboxMessage)
         .join(Group, Group.id == OutboxMessage.group_id).join(Node, Node.id == Group.node_id)
