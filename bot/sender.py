@@ -35,6 +35,7 @@ from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot import channel_texts, faults, texts
+from bot.channels import render
 from bot.channels.base import Limits, OutboundChannel, Rendering, SendResult
 from bot.channels.base import Outcome as SendOutcome
 from bot.clock import Clock
@@ -801,7 +802,7 @@ class OutboxSender:
         channel = self.channels.get(account)
         if channel is None:
             return self._parts(row)[0]
-        return str(channel.render(self._rendering(row))[0].body.get("text", ""))
+        return render.part_text(channel.render(self._rendering(row))[0].body)
 
     async def reconcile(self, keys: Sequence[str] | None = None) -> tuple[int, int]:
         """Rows left `sending` by a crash (of this process or of the last holder of an account
