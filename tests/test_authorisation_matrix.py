@@ -47,10 +47,11 @@ REMOVED = "sim-wangming"  # 王明, a tenant whose tenancy the landlord ends fir
 
 
 @pytest.fixture
-def settings(settings: Settings) -> Settings:
+def settings(settings: Settings, db_url: str) -> Settings:
     """The matrix sends hundreds of commands per contact, and some 2,000 in all, within one
     fake minute; the flood rule and the hourly and daily caps (tests/test_replies.py) would
-    hold their answers back, so they are set out of reach here."""
+    hold their answers back, so they are set out of reach here. (`db_url` is named so that
+    pytest 8.4 sees the parametrised fixture behind the overridden one.)"""
     pacing = settings.pacing.model_copy(update={
         "commands_per_minute": 1_000_000, "hourly_cap": 1_000_000, "daily_cap": 1_000_000})
     return settings.model_copy(update={"pacing": pacing})
