@@ -21,7 +21,7 @@ from bot.pipeline import Handling, Pipeline, Queued
 from bot.router import Dispatcher, Reply
 from bot.scheduler import Scheduler
 from bot.sender import OutboxSender, ReplyGate
-from bot.services import credential, health, outbox, watchdog
+from bot.services import ack, credential, health, outbox, watchdog
 from bot.transports.base import IncomingMessage, RoomEvent, Transport
 from handlers import ROUTERS
 from models import NoticeSchedule
@@ -177,6 +177,10 @@ class BotApp:
         official = {**built, **self._given_channels}
         self.channels.update(official)
         self.sender.channels.update(official)
+        # What each binding can do, for the services that word and count acknowledgements
+        # (进度, 收到 #id elsewhere, the signed link) by capability.
+        for name, channel in self.channels.items():
+            ack.declare(name, channel.capabilities)
         for name, channel in official.items():
             log.info("channel %r: %s, %d/min, %d bytes", name, channel.kind,
                      channel.limits.per_minute, channel.limits.max_body_bytes)
@@ -230,6 +234,12 @@ class BotApp:
                 await asyncio.wait_for(self.pipeline.idle(), timeout=STOP_SECONDS / 2)
             await self.sender.stop(timeout=STOP_SECONDS / 3)
             await self.transport.stop()
+            ack.forget_declarations()
+            for channel in self.channels.values():
+                close = getattr(channel, "aclose", None)
+                if close is not None:
+                    with contextlib.suppress(Exception):
+                        await close()
             for task in self._tasks:
                 task.cancel()
             for task in self._tasks:
