@@ -298,3 +298,20 @@ async def test_a_disabled_login_cannot_log_in_and_its_session_stops(
         login.disabled_at = bot.now()
     assert (await browser.get("/console/")).status_code == 303
     assert (await browser.login("tier2")).status_code == 401
+
+
+async def test_sessions_over_for_a_day_are_deleted_at_the_next_login(
+        bot: BotApp, clock: FakeClock, browser: Browser, browsers, people: dict[str, int]):
+    await browser.login("tier2")
+    await browser.get("/console/")
+    assert (await browser.post("/console/logout")).status_code == 303
+    other: Browser = browsers()
+    await other.login("tier3")  # left open: it expires
+    clock.advance(timedelta(hours=bot.settings.console.absolute_hours, days=1, seconds=1))
+    await browsers().login("tier1")
+    async with bot.session() as s:
+        logins_left = list((await s.execute(
+            select(ConsoleLogin.username).join(ConsoleSession,
+                                               ConsoleSession.login_id == ConsoleLogin.id)
+        )).scalars())
+    assert logins_left == ["tier1"]
