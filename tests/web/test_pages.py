@@ -105,7 +105,7 @@ async def test_a_reveal_needs_a_reason_and_is_recorded_with_it(
     await browser.post("/console/logout")
     await browser.login("tier2")
     log = (await browser.get("/console/access-log")).text
-    assert "核实返乡信息" in log and f"person:{people['tier3']}" in log
+    assert "核实返乡信息" in log and f"data-who=\"person:{people['tier3']}\">吴**" in log
 
 
 @pytest.mark.parametrize("who", ["tier5", "tier3"])
@@ -232,3 +232,29 @@ async def test_workers_under_watch_are_listed_and_revealed_within_the_enterprise
                                  {"field": "mobile", "reason": "复工核查"})
     assert refused.status_code == 404
     assert await count(bot, AccessLog) == 1
+
+
+@pytest.mark.parametrize("field", ["name", "mobile_enc", ""])
+async def test_a_reveal_of_another_field_is_refused_and_not_recorded(
+        bot: BotApp, chat: Chat, chain: DemoChain, browser: Browser, people: dict[str, int],
+        field: str):
+    person_id = await _watched(bot, chat, chain)
+    await browser.login("tier3")
+    await browser.get("/console/watch")
+    response = await browser.post(f"/console/watch/{person_id}/reveal",
+                                  {"field": field, "reason": "核实"})
+    assert response.status_code == 422
+    assert await count(bot, AccessLog) == 0
+
+
+async def test_an_id_number_reveal_is_recorded_even_when_none_is_on_file(
+        bot: BotApp, chat: Chat, chain: DemoChain, browser: Browser, people: dict[str, int]):
+    person_id = await _watched(bot, chat, chain)
+    await browser.login("tier3")
+    await browser.get("/console/watch")
+    response = await browser.post(f"/console/watch/{person_id}/reveal",
+                                  {"field": "id_number", "reason": "核实身份"})
+    assert response.status_code == 200 and "未登记" in response.text
+    async with bot.session() as s:
+        [entry] = (await s.execute(select(AccessLog))).scalars()
+    assert (entry.field, entry.why) == ("id_number", "核实身份")
