@@ -258,3 +258,17 @@ async def test_an_id_number_reveal_is_recorded_even_when_none_is_on_file(
     async with bot.session() as s:
         [entry] = (await s.execute(select(AccessLog))).scalars()
     assert (entry.field, entry.why) == ("id_number", "核实身份")
+
+
+async def test_the_standing_is_积分s_score(bot: BotApp, chat: Chat, chain: DemoChain,
+                                         browser: Browser, people: dict[str, int]):
+    await chat.say(chain.tenant_group, DONG, "房东上报 代办 帮302租客买菜")
+    await chat.say(chain.community_group, chain.secretary, "核查 1 通过")
+    await chat.say(chain.tenant_group, DONG, "积分")
+    reply = chat.replies(chain.tenant_group)[0]
+    chat_score = int(re.search(r"当前 (\d+) 分", reply).group(1))  # type: ignore[union-attr]
+    await browser.login("tier2")
+    page = (await browser.get("/console/points")).text
+    shown = dict(re.findall(r"<tr><td>([^<]+)</td><td>(\d+)</td></tr>", page))
+    assert int(shown["董**"]) == chat_score == 13
+    assert len(shown) == 1  # 应天喜 holds no role yet: not a landlord of the chain
