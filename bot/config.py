@@ -430,6 +430,10 @@ class ConsoleSettings(_Section):
     invite_hours: float = Field(48, gt=0, le=24 * 30)
     # How the printed link starts (the console's address as its users reach it).
     base_url: str = "http://127.0.0.1:8080"
+    # Reverse proxies (their addresses) whose X-Forwarded-For names the client: behind one,
+    # every request would otherwise come from the proxy and the per-address lockout would
+    # lock everyone out at once.
+    trusted_proxies: list[str] = Field(default_factory=list)
 
     @field_validator("secret_key")
     @classmethod

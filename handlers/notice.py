@@ -16,18 +16,6 @@ router = Router(name=__name__)
 RELAYING = GROUP_COMMANDER | PARENT_COMMANDER
 
 
-def _eta(ctx: Context, per_account: dict[str, int]) -> str:
-    p = ctx.settings.pacing
-    return texts.duration(notices.eta_seconds(
-        per_account, min_gap=p.min_gap_seconds, jitter=p.jitter_seconds,
-        hourly_cap=p.hourly_cap, daily_cap=p.daily_cap))
-
-
-def _tiers(lines: list[notices.PreviewLine]) -> str:
-    return "，".join(texts.Notice.QUEUED_TIER.format(tier=line.tier, n=line.groups)
-                    for line in lines)
-
-
 async def read_targets(ctx: Context, text: str, down_to_tier: int | None
                        ) -> tuple[notices.Scope, str, notices.Preview]:
     """The scope a notice's first word names, its text, and the groups it reaches; a notice
@@ -47,17 +35,12 @@ async def on_send_notice(cmd: SendNotice, ctx: Context) -> str:
     assert ctx.node is not None and ctx.group is not None and ctx.sender is not None
     scope, text, look = await read_targets(ctx, cmd.text, cmd.down_to_tier)
     if cmd.preview:
-        return texts.Notice.PREVIEW.format(
-            groups=look.total, tiers=_tiers(look.per_tier),
-            accounts=notices.summarise_accounts(look.per_account),
-            eta=_eta(ctx, look.per_account))
+        return notices.preview_text(look, ctx.settings.pacing)
     notice, count = await notices.create(
         ctx.session, origin=ctx.node, origin_group_id=ctx.group.id, sender_id=ctx.sender.id,
         text=text, urgent=cmd.urgent, scope=scope, now=ctx.now(),
         settings=ctx.settings.notices)
-    return texts.Notice.QUEUED.format(
-        tag=notices.tag(notice.id, notice.urgent), groups=count, tiers=_tiers(look.per_tier),
-        eta=_eta(ctx, look.per_account), id=notice.id)
+    return notices.queued_text(notice, count, look, ctx.settings.pacing)
 
 
 # Seen in any group the bot is in, bound or not: 收到 #27 also acknowledges for the writer's
@@ -98,22 +81,5 @@ async def on_progress(cmd: Progress, ctx: Context) -> str:
         notice = await notices.visible_to(ctx.session, notice_id=cmd.notice_id,
                                           person_id=ctx.sender.id)
     p = await notices.progress(ctx.session, notice=notice)
-    head = texts.Notice.PROGRESS_HEAD.format(
-        tag=notices.tag(notice.id, notice.urgent), delivered=p.delivered, total=p.total,
-        acked=p.acked, reads=p.reads)
-    if p.failed:
-        head += texts.Notice.PROGRESS_FAILED.format(failed=p.failed)
-    lines = [head]
     modes = await notices.ack_modes(ctx.session, notice=notice, settings=ctx.settings.notices)
-    # Said per tier once some group acknowledges other than in the group itself.
-    mixed = any(m != (ack_texts.MODE_CHAT,) for m in modes.values())
-    for t in p.tiers:
-        line = texts.Notice.PROGRESS_TIER.format(tier=t.tier, delivered=t.delivered,
-                                                 total=t.total, acked=t.acked)
-        if mixed and t.tier in modes:
-            line += ack_texts.PROGRESS_MODES.format(modes=ack_texts.MODES_JOIN.join(modes[t.tier]))
-        if t.silent:
-            line += texts.Notice.PROGRESS_MISSING.format(
-                names=notices.titles(t.missing, count=t.silent))
-        lines.append(line)
-    return "\n".join(lines)
+    return "\n".join(notices.progress_lines(p, modes=modes))

@@ -118,3 +118,10 @@ async def test_a_new_speaker_gets_a_contact_of_their_own(client, sim):
 async def test_the_simulator_needs_the_simulated_chat(bot):
     with pytest.raises(ValueError, match="simulated chat"):
         simulator.Simulator(bot)
+
+
+def test_demo_web_listens_on_this_machine_only_by_default():
+    from bot.cli import _parser
+
+    args = _parser().parse_args(["demo", "--web"])
+    assert (args.web, args.host) == (True, "127.0.0.1")

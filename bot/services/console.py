@@ -204,7 +204,12 @@ class Opened:
 
 async def open_session(session: AsyncSession, *, login: ConsoleLogin, now: datetime,
                        absolute: timedelta) -> Opened:
-    """A session for a login that just authenticated."""
+    """A session for a login that just authenticated (sessions over for a day are deleted
+    on the way, so the table holds about a day of logins)."""
+    await session.execute(delete(ConsoleSession).where(
+        ConsoleSession.expires_at < now - timedelta(days=1)))
+    await session.execute(delete(ConsoleSession).where(
+        ConsoleSession.ended_at < now - timedelta(days=1)))
     sid = secrets.token_urlsafe(32)
     row = ConsoleSession(sid_hash=digest(sid), login_id=login.id,
                          csrf=secrets.token_urlsafe(32), created_at=now, last_seen_at=now,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -15,7 +15,7 @@ from sqlalchemy import ColumnElement, Select, and_, bindparam, case, func, or_, 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import ack_texts, pii, texts
-from bot.config import NoticeSettings
+from bot.config import NoticeSettings, PacingSettings
 from bot.domain import HeldRole, UserError
 from bot.grammar import normalise
 from bot.services import ack, outbox
@@ -651,3 +651,67 @@ def titles(names: Sequence[str], limit: int = 5, count: int | None = None) -> st
     if total > limit:
         shown += texts.Notice.MORE_GROUPS.format(n=total)
     return shown
+
+
+# --- what 通知, 预览 and 进度 say; the chat and the console show the same words --------------
+
+def eta_text(per_account: dict[str, int], pacing: PacingSettings) -> str:
+    """How long sending takes at the current pacing, in words (约 3 分钟)."""
+    return texts.duration(eta_seconds(
+        per_account, min_gap=pacing.min_gap_seconds, jitter=pacing.jitter_seconds,
+        hourly_cap=pacing.hourly_cap, daily_cap=pacing.daily_cap))
+
+
+def tiers_text(lines: Sequence[PreviewLine]) -> str:
+    """'3级 2 个群，4级 5 个群'"""
+    return "，".join(texts.Notice.QUEUED_TIER.format(tier=line.tier, n=line.groups)
+                    for line in lines)
+
+
+def preview_text(look: Preview, pacing: PacingSettings) -> str:
+    """预览 通知 …'s answer: the groups per tier and account, and how long sending takes."""
+    return texts.Notice.PREVIEW.format(
+        groups=look.total, tiers=tiers_text(look.per_tier),
+        accounts=summarise_accounts(look.per_account), eta=eta_text(look.per_account, pacing))
+
+
+def queued_text(notice: Notice, count: int, look: Preview, pacing: PacingSettings) -> str:
+    """通知's answer once the notice is stored and queued."""
+    return texts.Notice.QUEUED.format(
+        tag=tag(notice.id, notice.urgent), groups=count, tiers=tiers_text(look.per_tier),
+        eta=eta_text(look.per_account, pacing), id=notice.id)
+
+
+def progress_lines(p: Progress, *, modes: Mapping[int, tuple[str, ...]] | None = None
+                   ) -> list[str]:
+    """进度's answer: a head line, then one line per tier with its silent groups, and how the
+    tier acknowledges (`ack_modes`) once some group does other than in the group itself."""
+    head = texts.Notice.PROGRESS_HEAD.format(
+        tag=tag(p.notice.id, p.notice.urgent), delivered=p.delivered, total=p.total,
+        acked=p.acked, reads=p.reads)
+    if p.failed:
+        head += texts.Notice.PROGRESS_FAILED.format(failed=p.failed)
+    lines = [head]
+    modes = modes or {}
+    mixed = any(m != (ack_texts.MODE_CHAT,) for m in modes.values())
+    for t in p.tiers:
+        line = texts.Notice.PROGRESS_TIER.format(tier=t.tier, delivered=t.delivered,
+                                                 total=t.total, acked=t.acked)
+        if mixed and t.tier in modes:
+            line += ack_texts.PROGRESS_MODES.format(
+                modes=ack_texts.MODES_JOIN.join(modes[t.tier]))
+        if t.silent:
+            line += texts.Notice.PROGRESS_MISSING.format(
+                names=titles(t.missing, count=t.silent))
+        lines.append(line)
+    return lines
+
+
+async def follow_ups(session: AsyncSession, *, notice_ids: Sequence[int]
+                     ) -> dict[int, tuple[int, int]]:
+    """Per notice: how many of its groups were reminded, and how many escalated upward."""
+    o = OutboxMessage
+    rows = await session.execute(
+        select(o.notice_id, func.count(o.reminded_at), func.count(o.escalated_at))
+        .where(o.notice_id.in_(list(notice_ids))).group_by(o.notice_id))
+    return {int(nid): (int(r), int(e)) for nid, r, e in rows if nid is not None}

@@ -199,13 +199,23 @@ async def on_report(session: AsyncSession, *, inbound_id: int | None, settings: 
 async def score(session: AsyncSession, *, landlord_id: int, now: datetime, zone: ZoneInfo,
                 settings: PointsSettings) -> int:
     """The start score plus every counted delta of the current period."""
+    return (await scores(session, landlord_ids=[landlord_id], now=now, zone=zone,
+                         settings=settings))[landlord_id]
+
+
+async def scores(session: AsyncSession, *, landlord_ids: Sequence[int], now: datetime,
+                 zone: ZoneInfo, settings: PointsSettings) -> dict[int, int]:
+    """`score` of many landlords in one query (the console's standing of a subtree)."""
     start, _ = week_bounds(current_week(now, zone), zone)
     since = period_start(settings, week_start=start, zone=zone)
-    stmt = select(func.coalesce(func.sum(PointsEvent.delta), 0)).where(
-        PointsEvent.landlord_id == landlord_id, PointsEvent.counts.is_(True))
+    stmt = (select(PointsEvent.landlord_id, func.coalesce(func.sum(PointsEvent.delta), 0))
+            .where(PointsEvent.landlord_id.in_(list(landlord_ids)),
+                   PointsEvent.counts.is_(True))
+            .group_by(PointsEvent.landlord_id))
     if since is not None:
         stmt = stmt.where(PointsEvent.occurred_at >= since)
-    return settings.start_score + (await session.execute(stmt)).scalar_one()
+    found = dict((await session.execute(stmt)).tuples().all())
+    return {i: settings.start_score + int(found.get(i, 0)) for i in landlord_ids}
 
 
 # --- who is who ----------------------------------------------------------------------------

@@ -13,7 +13,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from bot.web import auth
 from bot.web.deps import LoginRequired, get_viewer, render
-from bot.web.pages import access_log, exports, overview, points, simulator, units, watch
+from bot.web.pages import access_log, board, exports, overview, points, simulator, units, watch
+from bot.web.pages import chain as chain_page
 
 PREFIX = "/console"
 STATIC = Path(__file__).parent / "static"
@@ -21,8 +22,9 @@ STATIC = Path(__file__).parent / "static"
 # Every page router; each is mounted behind get_viewer (a live session and, on POST, the
 # CSRF token). tests/web/test_access.py walks the routes these make and tries each as a
 # foreign viewer, so a page added here is covered without anyone remembering to.
-PAGES: tuple[APIRouter, ...] = (overview.router, watch.router, points.router,
-                                 access_log.router, units.router, exports.router)
+PAGES: tuple[APIRouter, ...] = (overview.router, chain_page.router, board.router,
+                                 watch.router, points.router, access_log.router,
+                                 units.router, exports.router)
 
 # Content-Security-Policy: scripts only from the vendored files (no inline script, no
 # eval); htmx adds its indicator style inline, hence style-src 'unsafe-inline'.

@@ -73,8 +73,18 @@ def unsign(key: bytes, signed: str) -> str | None:
 
 
 def address(request: Request) -> str:
-    """The client's address (the lockout's per-address count)."""
-    return request.client.host if request.client else ""
+    """The client's address (the lockout's per-address count): the peer, or behind a trusted
+    proxy the right-most X-Forwarded-For entry that is not itself a trusted proxy."""
+    peer = request.client.host if request.client else ""
+    trusted = set(get_app(request).settings.console.trusted_proxies)
+    if peer not in trusted:
+        return peer
+    hops = [h.strip() for h in request.headers.get("x-forwarded-for", "").split(",")
+            if h.strip()]
+    for hop in reversed(hops):
+        if hop not in trusted:
+            return hop[:64]
+    return peer
 
 
 @dataclass(frozen=True, slots=True)

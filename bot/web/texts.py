@@ -40,6 +40,14 @@ VERIFY_NEEDS_REASON = "驳回需填写原因"
 VERIFIED_OK = "#{id} {name} 已通过"
 VERIFIED_NO = "#{id} {name} 已驳回"
 
+# Chain: invite codes issued from the console.
+INVITE_ROLE_UNKNOWN = "请选择角色"
+INVITE_PERSON = "邀请码 {code}（{role}）：请本人在群里发送「绑定 {code}」"
+INVITE_GROUP = "群邀请码 {code}：请在要绑定的群里发送「绑定群 {code}」"
+
+# Delivery board.
+NOTICE_EMPTY = "请填写通知内容"
+
 # Shops, enterprises and projects; exports; the import; the simulator (console-extra).
 REVIEW_NEEDS_REASON = "驳回需填写原因"
 EXPORT_BAD_DATE = "日期格式应为 2020-02-21"

@@ -298,3 +298,46 @@ async def test_a_disabled_login_cannot_log_in_and_its_session_stops(
         login.disabled_at = bot.now()
     assert (await browser.get("/console/")).status_code == 303
     assert (await browser.login("tier2")).status_code == 401
+
+
+async def test_sessions_over_for_a_day_are_deleted_at_the_next_login(
+        bot: BotApp, clock: FakeClock, browser: Browser, browsers, people: dict[str, int]):
+    await browser.login("tier2")
+    await browser.get("/console/")
+    assert (await browser.post("/console/logout")).status_code == 303
+    other: Browser = browsers()
+    await other.login("tier3")  # left open: it expires
+    clock.advance(timedelta(hours=bot.settings.console.absolute_hours, days=1, seconds=1))
+    await browsers().login("tier1")
+    async with bot.session() as s:
+        logins_left = list((await s.execute(
+            select(ConsoleLogin.username).join(ConsoleSession,
+                                               ConsoleSession.login_id == ConsoleLogin.id)
+        )).scalars())
+    assert logins_left == ["tier1"]
+
+
+async def test_behind_a_trusted_proxy_the_lockout_counts_the_forwarded_address(
+        bot: BotApp, people: dict[str, int]):
+    import httpx
+
+    from bot.api import create_api
+
+    bot.settings.console.trusted_proxies = ["10.9.9.9"]
+    api = create_api(bot)
+
+    async def attempt(peer: str, forwarded: str, username: str, password: str) -> int:
+        transport = httpx.ASGITransport(app=api, client=(peer, 1234))
+        async with httpx.AsyncClient(transport=transport, base_url="http://console.test",
+                                     headers={"X-Forwarded-For": forwarded}) as c:
+            return (await Browser(c).login(username, password)).status_code
+
+    for i in range(bot.settings.console.max_failures):
+        assert await attempt("10.9.9.9", "203.0.113.7", f"guess{i}", "wrong password!") == 401
+    # The guesser's address is locked; another client behind the same proxy is not.
+    assert await attempt("10.9.9.9", "203.0.113.7", "tier3", PASSWORD) == 429
+    assert await attempt("10.9.9.9", "198.51.100.1", "tier3", PASSWORD) == 303
+    # A client that is not the proxy cannot pick its address by sending the header.
+    for i in range(bot.settings.console.max_failures):
+        await attempt("192.0.2.5", f"198.51.100.{100 + i}", f"other{i}", "wrong password!")
+    assert await attempt("192.0.2.5", "198.51.100.200", "tier2", PASSWORD) == 429

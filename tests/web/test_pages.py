@@ -105,7 +105,7 @@ async def test_a_reveal_needs_a_reason_and_is_recorded_with_it(
     await browser.post("/console/logout")
     await browser.login("tier2")
     log = (await browser.get("/console/access-log")).text
-    assert "核实返乡信息" in log and f"person:{people['tier3']}" in log
+    assert "核实返乡信息" in log and f"data-who=\"person:{people['tier3']}\">吴**" in log
 
 
 @pytest.mark.parametrize("who", ["tier5", "tier3"])
@@ -192,3 +192,83 @@ async def test_only_the_verifier_verifies_here_too(bot: BotApp, chat: Chat, chai
                                   {"decision": "approve"})
     assert response.status_code == 404
     assert await _ledger(bot) == before
+
+
+async def test_workers_under_watch_are_listed_and_revealed_within_the_enterprises_part(
+        bot: BotApp, chain: DemoChain, browser: Browser, people: dict[str, int]):
+    from datetime import timedelta
+
+    from bot.services import chain as chains
+    from bot.services import people as persons
+    from models import NodeKind, WorkerCard
+
+    now = bot.now()
+    async with bot.session() as s, s.begin():
+        community = (await s.execute(select(Node).where(Node.name == "长春社区"))).scalar_one()
+        firm = await chains.create_node(s, name="义乌某袜厂", kind=NodeKind.ENTERPRISE,
+                                        parent=community, now=now)
+        cards = {}
+        for name, mobile, until in (("钱多多", "13900001111", now + timedelta(days=5)),
+                                    ("孙少少", "13900002222", now - timedelta(days=1))):
+            worker = await persons.create_person(s, name=name, now=now, mobile=mobile)
+            s.add(WorkerCard(enterprise_node_id=firm.id, person_id=worker.id, watch_until=until,
+                             created_at=now, updated_at=now))
+            cards[name] = worker.id
+    await browser.login("tier2")
+    page = (await browser.get("/console/watch")).text
+    assert "钱**" in page and "139****1111" in page
+    assert "孙**" not in page  # the watch has ended
+    shown = await browser.post(f"/console/watch/{cards['钱多多']}/reveal",
+                               {"field": "mobile", "reason": "复工核查"})
+    assert "13900001111" in shown.text
+    ended = await browser.post(f"/console/watch/{cards['孙少少']}/reveal",
+                               {"field": "mobile", "reason": "复工核查"})
+    assert ended.status_code == 404
+    # The team below the community does not see the enterprise (a sibling of the team).
+    browser.client.cookies.clear()
+    await browser.login("tier3")
+    await browser.get("/console/watch")
+    refused = await browser.post(f"/console/watch/{cards['钱多多']}/reveal",
+                                 {"field": "mobile", "reason": "复工核查"})
+    assert refused.status_code == 404
+    assert await count(bot, AccessLog) == 1
+
+
+@pytest.mark.parametrize("field", ["name", "mobile_enc", ""])
+async def test_a_reveal_of_another_field_is_refused_and_not_recorded(
+        bot: BotApp, chat: Chat, chain: DemoChain, browser: Browser, people: dict[str, int],
+        field: str):
+    person_id = await _watched(bot, chat, chain)
+    await browser.login("tier3")
+    await browser.get("/console/watch")
+    response = await browser.post(f"/console/watch/{person_id}/reveal",
+                                  {"field": field, "reason": "核实"})
+    assert response.status_code == 422
+    assert await count(bot, AccessLog) == 0
+
+
+async def test_an_id_number_reveal_is_recorded_even_when_none_is_on_file(
+        bot: BotApp, chat: Chat, chain: DemoChain, browser: Browser, people: dict[str, int]):
+    person_id = await _watched(bot, chat, chain)
+    await browser.login("tier3")
+    await browser.get("/console/watch")
+    response = await browser.post(f"/console/watch/{person_id}/reveal",
+                                  {"field": "id_number", "reason": "核实身份"})
+    assert response.status_code == 200 and "未登记" in response.text
+    async with bot.session() as s:
+        [entry] = (await s.execute(select(AccessLog))).scalars()
+    assert (entry.field, entry.why) == ("id_number", "核实身份")
+
+
+async def test_the_standing_is_积分s_score(bot: BotApp, chat: Chat, chain: DemoChain,
+                                         browser: Browser, people: dict[str, int]):
+    await chat.say(chain.tenant_group, DONG, "房东上报 代办 帮302租客买菜")
+    await chat.say(chain.community_group, chain.secretary, "核查 1 通过")
+    await chat.say(chain.tenant_group, DONG, "积分")
+    reply = chat.replies(chain.tenant_group)[0]
+    chat_score = int(re.search(r"当前 (\d+) 分", reply).group(1))  # type: ignore[union-attr]
+    await browser.login("tier2")
+    page = (await browser.get("/console/points")).text
+    shown = dict(re.findall(r"<tr><td>([^<]+)</td><td>(\d+)</td></tr>", page))
+    assert int(shown["董**"]) == chat_score == 13
+    assert len(shown) == 1  # 应天喜 holds no role yet: not a landlord of the chain

@@ -56,7 +56,13 @@ async def access_log(request: Request, app: AppDep, session: SessionDep, viewer:
         stmt.order_by(AccessLog.id.desc()).limit(PAGE + 1))).tuples())
     more = len(rows) > PAGE
     rows = rows[:PAGE]
+    # "person:<id>" names the viewer who revealed: shown by their masked name.
+    askers = {int(e.who.split(":", 1)[1]) for e, *_ in rows
+              if e.who.startswith("person:") and e.who.split(":", 1)[1].isdigit()}
+    names = dict((await session.execute(select(Person.id, Person.name).where(
+        Person.id.in_(askers)))).tuples().all()) if askers else {}
+    who = {f"person:{pid}": f"{pii.mask_name(name)}（{pid}）" for pid, name in names.items()}
     return render(request, "access_log.html", viewer=viewer, page="access_log", rows=rows,
                   next_before=rows[-1][0].id if more else None, mask_name=pii.mask_name,
-                  zone=app.settings.zone, fields=texts.REVEAL_FIELDS,
+                  zone=app.settings.zone, fields=texts.REVEAL_FIELDS, who=who,
                   exports=Export.NAMES)

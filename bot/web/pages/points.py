@@ -48,9 +48,10 @@ async def points_page(request: Request, app: AppDep, session: SessionDep, viewer
     lists: list[pts.WeekRow] = []
     week = pts.last_week(now, zone)
     if root is not None:
-        for ref in await pts.landlords_below(session, root=root):
-            standing.append((ref, await pts.score(session, landlord_id=ref.person.id, now=now,
-                                                  zone=zone, settings=settings)))
+        refs = await pts.landlords_below(session, root=root)
+        got = await pts.scores(session, landlord_ids=[r.person.id for r in refs], now=now,
+                               zone=zone, settings=settings)
+        standing = [(ref, got[ref.person.id]) for ref in refs]
         standing.sort(key=lambda item: (-item[1], item[0].person.id))
         lists = [row for row in await pts.week_rows(
             session, week=week, within=chain.subtree_select(root.id)) if row.board]
