@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot import ack_texts, texts
+from bot import texts
 from bot.domain import UserError
 from bot.grammar import Ack, Progress, Relay, SendNotice
 from bot.permission import GROUP_COMMANDER, PARENT_COMMANDER

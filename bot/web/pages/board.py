@@ -53,7 +53,9 @@ async def board(request: Request, app: AppDep, session: SessionDep, viewer: View
         follow = await notices.follow_ups(session, notice_ids=[n.id for n in found])
         for item in found:
             progress = await notices.progress(session, notice=item)
-            rows.append((item, notices.progress_lines(progress), follow.get(item.id, (0, 0))))
+            modes = await notices.ack_modes(session, notice=item, settings=app.settings.notices)
+            rows.append((item, notices.progress_lines(progress, modes=modes),
+                         follow.get(item.id, (0, 0))))
     return render(request, "board.html", viewer=viewer, page="board", node=root,
                   roots=await roots_of(session, viewer), rows=rows,
                   origins=await origins(session, viewer), zone=app.settings.zone)
