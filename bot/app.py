@@ -180,7 +180,7 @@ class BotApp:
         # What each binding can do, for the services that word and count acknowledgements
         # (进度, 收到 #id elsewhere, the signed link) by capability.
         for name, channel in self.channels.items():
-            ack.declare(name, channel.capabilities)
+            ack.declare(name, channel)
         for name, channel in official.items():
             log.info("channel %r: %s, %d/min, %d bytes", name, channel.kind,
                      channel.limits.per_minute, channel.limits.max_body_bytes)

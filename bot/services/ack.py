@@ -22,7 +22,7 @@ import re
 import struct
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import cast
+from typing import Protocol, cast
 
 from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -36,11 +36,16 @@ from models import Group, Notice, OutboxMessage, OutboxStatus
 WECHAT = Capabilities(receive=True, ack_in_chat=True, mention_user=True, mention_all=False,
                       markdown=False, cards=False)
 
-_declared: dict[str, Capabilities] = {}
+class _Declares(Protocol):
+    capabilities: Capabilities
 
 
-def declare(account: str, capabilities: Capabilities) -> None:
-    """Say what the channel named `account` can do (the channel registry does, at start)."""
+_declared: dict[str, Capabilities | _Declares] = {}
+
+
+def declare(account: str, capabilities: Capabilities | _Declares) -> None:
+    """Say what the channel named `account` can do: its capabilities, or the channel itself
+    (the app declares its channels at start, so what they say now is what counts)."""
     _declared[account] = capabilities
 
 
@@ -51,12 +56,13 @@ def forget_declarations() -> None:
 
 def send_only_accounts() -> list[str]:
     """The declared channels where a member's 收到 in the group is not seen."""
-    return [name for name, caps in _declared.items() if not caps.ack_in_chat]
+    return [name for name in _declared if not capabilities_for(name).ack_in_chat]
 
 
 def capabilities_for(account: str) -> Capabilities:
     """What the channel a group sends through can do; WeChat's when nothing was declared."""
-    return _declared.get(account, WECHAT)
+    found = _declared.get(account, WECHAT)
+    return found if isinstance(found, Capabilities) else found.capabilities
 
 
 # -- the signed link -------------------------------------------------------------------------

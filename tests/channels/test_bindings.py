@@ -9,12 +9,15 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from bot import chainfile
+from bot import ack_texts, chainfile
 from bot.app import BotApp
 from bot.channels.sim import SimOfficialChannel
 from bot.transports.memory import MemoryTransport
 from models import Group, Role
 from tests.conftest import Chat, DemoChain
+
+# What a notice to a send-only channel's group ends with (no ack link base configured).
+SUFFIX_1 = ack_texts.SUFFIX_WECHAT.format(id=1)
 
 CHAIN = """\
 transport = "sim"
@@ -68,8 +71,9 @@ async def test_channel_and_fallback_per_group_and_a_robot_only_group(
     assert groups["xc@chatroom"].account == ""
 
     await chat.say("xc@chatroom", "sim-zhou", "通知 明早8点开会")
-    assert robot.texts() == ["【通知#1】明早8点开会"]
-    assert robot2.texts("robot2") == ["【通知#1】明早8点开会"]
+    # Send-only robots: the notice says how to acknowledge where the bot cannot see replies.
+    assert robot.texts() == ["【通知#1】明早8点开会" + SUFFIX_1]
+    assert robot2.texts("robot2") == ["【通知#1】明早8点开会" + SUFFIX_1]
     assert [s.room_id for s in transport.sent if s.text == "【通知#1】明早8点开会"] == []
     assert chat.replies("xc@chatroom")[0].startswith("【通知#1】已发出：2 个群")
 
@@ -112,7 +116,7 @@ async def test_a_group_invite_names_the_channel_and_fallback_of_the_room_it_bind
     await chat.say(chain.subdistrict_group, chain.commander, "通知 到2级 今晚开会")
     # The confirmation of the binding already came through the robot, then the notice.
     assert robot.texts("changchun-staff@chatroom") == [
-        "本群已绑定到「长春社区」（二级作战单元（社区））。", "【通知#1】今晚开会"]
+        "本群已绑定到「长春社区」（二级作战单元（社区））。", "【通知#1】今晚开会" + SUFFIX_1]
     assert [s.room_id for s in transport.sent if s.text == "【通知#1】今晚开会"] == [
         chain.community_group]
 

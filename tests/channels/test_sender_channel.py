@@ -9,6 +9,7 @@ from datetime import timedelta
 
 from sqlalchemy import select, update
 
+from bot import ack_texts
 from bot.app import BotApp
 from bot.channels.base import Capabilities, Limits, Outcome, SendResult
 from bot.channels.sim import SimOfficialChannel
@@ -20,6 +21,8 @@ from tests.conftest import Chat, DemoChain
 
 NOTICE = "通知 请各社区今晚8点前上报返回人员"
 TAG1 = "【通知#1】"
+# What a notice to a send-only channel's group ends with (no ack link base configured).
+SUFFIX_1 = ack_texts.SUFFIX_WECHAT.format(id=1)
 STAFF_BELOW = {"changchun@chatroom", "team1@chatroom"}
 WECHAT_BELOW = {"team1-landlords@chatroom", "dong@chatroom", "ying@chatroom",
                 "shoprow1@chatroom"}
@@ -247,7 +250,7 @@ async def test_one_group_per_second_holds_that_group_only(
     bot.sender.pacers.pop("robot", None)
     await chat.say(chain.subdistrict_group, chain.commander, "通知 到2级 第一条")
     await chat.say(chain.subdistrict_group, chain.commander, "通知 到2级 第二条")
-    assert robot.texts(chain.community_group) == ["【通知#1】第一条"]
+    assert robot.texts(chain.community_group) == ["【通知#1】第一条" + SUFFIX_1]
     async with bot.session() as s:
         row = (await s.execute(select(OutboxMessage).where(OutboxMessage.notice_id == 2))
                ).scalar_one()
@@ -256,7 +259,8 @@ async def test_one_group_per_second_holds_that_group_only(
     assert row.next_attempt_at == clock.now() + timedelta(seconds=1)
     clock.advance(timedelta(seconds=1))
     await bot.idle()
-    assert robot.texts(chain.community_group) == ["【通知#1】第一条", "【通知#2】第二条"]
+    assert robot.texts(chain.community_group) == [
+        "【通知#1】第一条" + SUFFIX_1, "【通知#2】第二条" + ack_texts.SUFFIX_WECHAT.format(id=2)]
 
 
 async def test_a_fault_before_the_send_is_retried_not_counted_sent(
