@@ -22,14 +22,15 @@ import re
 import struct
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Protocol, cast
+from typing import Protocol
 
-from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import ack_texts, crypto
 from bot.channels.base import Capabilities
 from bot.config import NoticeSettings
+from bot.services import outbox
 from models import Group, Notice, OutboxMessage, OutboxStatus
 
 # A personal WeChat account through its puppet gateway: sees every message, knows who wrote it.
@@ -187,7 +188,7 @@ async def attach_suffixes(session: AsyncSession, *, notice: Notice, now: datetim
     if not rows:
         return 0
     # One executemany (Core: the ORM would take a list as its bulk-by-primary-key form).
-    table = cast(Table, OutboxMessage.__table__)
+    table = outbox.TABLE
     await session.execute(
         update(table).where(table.c.id == bindparam("row_id"))
         .values(text=bindparam("suffix")),
