@@ -12,8 +12,8 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot import crypto, pii, store, texts
-from bot.channels import registry
-from bot.channels.base import OutboundChannel
+from bot.channels import registry, sources
+from bot.channels.base import InboundSource, OutboundChannel
 from bot.clock import Clock, SystemClock
 from bot.config import ConfigError, Settings
 from bot.outbound import MaskingTransport
@@ -77,6 +77,9 @@ class BotApp:
         # [[channels]] once their credentials are read at start (`load_channels`); channels
         # given here (tests, the demo) are used as they are.
         self._given_channels = dict(channels or {})
+        # App bots' groups whose messages come in beside the transport's ([[sources]]).
+        self.sources: list[InboundSource] = []
+        self._started_sources: list[InboundSource] = []
         self.channels: dict[str, OutboundChannel] = registry.wechat(
             self.outbound, [a.name for a in accounts] or [""], settings.pacing)
         self.pipeline = Pipeline(handling=self.handling, sessions=self.sessions,
@@ -164,16 +167,17 @@ class BotApp:
         await store.upgrade(self.engine)
 
     async def load_channels(self) -> dict[str, OutboundChannel]:
-        """Build the official channels from [[channels]] and their stored credentials (the
-        ones given to build_app win) and hand them to the sender."""
+        """Build the official channels from [[channels]] and the inbound sources from
+        [[sources]] with their stored credentials (channels given to build_app win), and hand
+        the channels to the sender."""
         entries = [e for e in self.settings.channels if e.name not in self._given_channels]
-        if entries:
+        built: dict[str, OutboundChannel] = {}
+        if entries or self.settings.sources:
             async with self.session() as session:
                 stored = await credential.open_all(session)
             built = registry.official(entries, stored)
+            self.sources = sources.configured(self.settings.sources, stored)
             del stored
-        else:
-            built = {}
         official = {**built, **self._given_channels}
         self.channels.update(official)
         self.sender.channels.update(official)
@@ -186,12 +190,20 @@ class BotApp:
                      channel.limits.per_minute, channel.limits.max_body_bytes)
         return official
 
+    async def start_sources(self) -> None:
+        """Start delivering the [[sources]]' messages into the pipeline (after load_channels)."""
+        for source in self.sources:
+            if source not in self._started_sources:
+                self._started_sources.append(source)
+                await source.start(self._submit, self._on_room_event)
+
     async def start(self) -> None:
         """Open the store, start the pipeline and sender, then connect the transport."""
         await self.open_store()
         await self.load_channels()
         self._tasks = [asyncio.create_task(self.pipeline.run(), name="pipeline")]
         await self.transport.start(self._submit, self._on_room_event)
+        await self.start_sources()
         # After the transport: reconciliation may ask it for echoes of unfinished sends.
         await self.sender.start([a.name for a in accounts] or [""]
                                 if (accounts := self.settings.wechaty.accounts)
@@ -233,6 +245,9 @@ class BotApp:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.pipeline.idle(), timeout=STOP_SECONDS / 2)
             await self.sender.stop(timeout=STOP_SECONDS / 3)
+            for source in self._started_sources:
+                await source.stop()
+            self._started_sources = []
             await self.transport.stop()
             ack.forget_declarations()
             for channel in self.channels.values():

@@ -239,11 +239,12 @@ def _read_secret(env: str) -> str:
 
 async def _channels(settings: Settings, args: argparse.Namespace) -> None:
     from bot.channels import registry
+    from bot.channels.sources import KINDS as source_kinds
     from bot.services import credential
 
     texts_ = channel_texts.Channel
     if args.channels_command == "add":
-        known = registry.kinds()
+        known = {*registry.kinds(), *source_kinds}
         if args.kind not in known:
             raise ConfigError(f"--kind: unknown kind {args.kind!r} (known: "
                               f"{', '.join(sorted(known))})")
@@ -252,6 +253,7 @@ async def _channels(settings: Settings, args: argparse.Namespace) -> None:
         except credential.CredentialError as exc:
             raise ConfigError(f"channels add: {exc}") from None
         configured = {c.name: c.kind for c in settings.channels}
+        configured.update((c.name, c.kind) for c in settings.sources)
         if configured.get(args.name, args.kind) != args.kind:
             raise ConfigError(f"channels add: [[channels]] {args.name!r} is of kind "
                               f"{configured[args.name]!r}")
@@ -265,7 +267,7 @@ async def _channels(settings: Settings, args: argparse.Namespace) -> None:
 
         await _with_store(settings, add)
         if args.name not in configured:
-            print(f"note: add a [[channels]] entry named {args.name!r} to use it",
+            print(f"note: add a [[channels]] (or [[sources]]) entry named {args.name!r} to use it",
                   file=sys.stderr)
     elif args.channels_command == "list":
         async def show(app: Any, session: Any) -> None:

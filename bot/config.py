@@ -266,6 +266,23 @@ PLATFORM_LIMITS: dict[str, dict[str, Any]] = {
 _LOWER_ONLY = ("per_minute", "per_second", "per_group_per_second", "max_body_bytes")
 
 
+class SourceSettings(_Section):
+    """One inbound source ([[sources]]): an app bot whose group messages reach the bot over
+    the platform's own connection (DingTalk Stream mode, Feishu's long connection), so 收到,
+    进度 and the other commands work in staff groups. Its credential is stored encrypted by
+    `tierbot channels add NAME --kind KIND` (client_id/client_secret; app_id/app_secret)."""
+
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+    kind: Literal["dingtalk_stream", "feishu_ws"]
+    # The channel ([[channels]] name) that sends to the groups bound from this source by
+    # default ("" = the one an invite names with --channel).
+    account: str = Field("", max_length=64)
+    # The platform's address; tests point it at a fake server on 127.0.0.1.
+    endpoint: str | None = None
+    # Feishu: the bot's own open_id, to tell a mention of the bot from others' (optional).
+    bot_open_id: str = ""
+
+
 class ChannelSettings(_Section):
     """One official sending credential ([[channels]]): a group robot's webhook or an app bot.
     Its secret (webhook URL or key, signing secret, app id and secret) is never here: it is
@@ -472,6 +489,8 @@ class Settings(BaseSettings):
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
     # Official channels beside the WeChat accounts (issue 15); secrets stored encrypted.
     channels: list[ChannelSettings] = Field(default_factory=list)
+    # App bots whose groups' messages come in over the platform's connection (issue 15).
+    sources: list[SourceSettings] = Field(default_factory=list)
     watchdog: WatchdogSettings = Field(default_factory=WatchdogSettings)
     # Run the APScheduler jobs (reminders, roll-ups, scheduled notices) in this process.
     scheduler: bool = True

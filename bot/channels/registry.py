@@ -14,9 +14,11 @@ How groups use channels (see also models/chain.py):
   account, and falling back needs nothing else (a webhook robot addresses its group by the
   webhook itself, so the WeChat room id is not used while the robot sends).
 - A robot-only group (no WeChat group) has `transport = "channel"` (CHANNEL_TRANSPORT) and
-  `room_id` = the channel's name for a webhook robot (one webhook is one group), or the
-  platform's chat id for an app bot (what its inbound source reports as the room id, with the
-  same transport name, so 收到 in it finds the group).
+  `room_id` = the channel's name for a webhook robot (one webhook is one group).
+- A group an app bot receives from ([[sources]], bot/channels/sources.py) is bound by 绑定群
+  typed there: its transport and room id are what the source reports ("dingtalk" and the
+  conversation id, "feishu" and the chat id), so 收到 in it finds the group; it is sent to by
+  the source's `account` or the channel the invite names.
 """
 
 from __future__ import annotations

@@ -24,6 +24,8 @@ from dingtalk_stream import ChatbotMessage
 from bot.app import BotApp
 from bot.channels.base import InboundSource
 from bot.channels.dingtalk_stream import DingTalkStreamSource, to_incoming
+from bot.config import ConfigError, SourceSettings
+from bot.services import credential
 from bot.transports.base import IncomingMessage
 from models import InboundMessage
 from tests.conftest import count
@@ -333,3 +335,42 @@ async def test_frames_are_not_logged(gateway: FakeDingTalk, caplog: pytest.LogCa
     assert "13812345678" not in caplog.text
     sdk = [r for r in caplog.records if r.name.startswith("bot.channels.dingtalk_stream")]
     assert all(r.levelno >= logging.ERROR for r in sdk if r.name.endswith(".sdk"))
+
+
+async def test_a_configured_source_feeds_the_bot_with_its_stored_credential(
+        bot: BotApp, gateway: FakeDingTalk, caplog: pytest.LogCaptureFixture):
+    """[[sources]] + `channels add NAME --kind dingtalk_stream`: the app builds the source
+    from the sealed credential and its messages reach the pipeline; stop ends them."""
+    entry = SourceSettings(name="dt-app", kind="dingtalk_stream",
+                           endpoint=f"http://127.0.0.1:{gateway.port}")
+    bot.settings = bot.settings.model_copy(update={"sources": [entry]})
+    with pytest.raises(ConfigError, match="channels add dt-app --kind dingtalk_stream"):
+        await bot.load_channels()
+    async with bot.session() as s, s.begin():
+        await credential.store(s, name="dt-app", kind="feishu_ws",
+                               fields={"app_id": "a", "app_secret": "b"}, now=bot.now())
+    with pytest.raises(ConfigError, match="of kind 'feishu_ws'"):
+        await bot.load_channels()
+    async with bot.session() as s, s.begin():
+        await credential.store(s, name="dt-app", kind="dingtalk_stream",
+                               fields={"client_id": CLIENT_ID}, now=bot.now())
+    with pytest.raises(ConfigError, match="lacks client_secret"):
+        await bot.load_channels()
+    async with bot.session() as s, s.begin():
+        await credential.store(s, name="dt-app", kind="dingtalk_stream",
+                               fields={"client_id": CLIENT_ID, "client_secret": SECRET},
+                               now=bot.now())
+    caplog.set_level(logging.DEBUG)
+    await bot.load_channels()
+    [source] = bot.sources
+    await bot.start_sources()
+    try:
+        await asyncio.wait_for(gateway.connected.wait(), 10)
+        assert gateway.opens[-1]["clientSecret"] == SECRET
+        payload = robot_payload()
+        assert (await gateway.ack_for(await gateway.push(payload)))["code"] == 200
+        await bot.idle()
+        assert await count(bot, InboundMessage, InboundMessage.transport == "dingtalk") == 1
+    finally:
+        await source.stop()
+    assert SECRET not in caplog.text and SECRET not in repr(source)
