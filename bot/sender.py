@@ -482,6 +482,34 @@ MARK = {
 Db = AsyncSession | AsyncConnection
 
 
+# The next account (in order) with rows of one status: a seek in the claim index
+# (status, account, …), so listing the accounts costs one seek per account, not a scan of a
+# broadcast's ten thousand pending rows.
+_NEXT_ACCOUNT = (select(func.min(OutboxMessage.account))
+                 .where(OutboxMessage.status == bindparam("p_status"),
+                        OutboxMessage.account > bindparam("p_after")))
+
+
+async def _accounts_with(session: AsyncSession, statuses: Sequence[OutboxStatus]) -> list[str]:
+    """The accounts that have rows in any of `statuses`."""
+    found: set[str] = set()
+    for status in statuses:
+        # "" is the smallest name: look for it first, then step upward from it.
+        if (await session.execute(select(OutboxMessage.id).where(
+                OutboxMessage.status == status, OutboxMessage.account == "").limit(1))
+                ).first() is not None:
+            found.add("")
+        after = ""
+        while True:
+            name = (await session.execute(_NEXT_ACCOUNT, {"p_status": status,
+                                                          "p_after": after})).scalar()
+            if name is None:
+                break
+            found.add(name)
+            after = name
+    return sorted(found)
+
+
 async def _run(db: Db, stmt: Executable, params: dict[str, Any]) -> CursorResult[Any]:
     """`stmt` as plain Core on the connection (of the session), in its transaction."""
     conn = await db.connection() if isinstance(db, AsyncSession) else db
@@ -527,6 +555,8 @@ class OutboxSender:
         self._started = False
         self._stopping = False
         self._helpers: set[asyncio.Task[None]] = set()
+        self._scanning = False
+        self._rescan = False
         # Leases: this process drives only the accounts it holds (see `_acquire`).
         self.holder = holder or holder_id()
         self.lease_seconds = pacing.lease_seconds
@@ -615,9 +645,25 @@ class OutboxSender:
         for name, event in self._wakes.items():
             self._busy.add(name)
             event.set()
-        helper = asyncio.get_running_loop().create_task(self._ensure_workers_for_pending())
+        # One look for accounts without a worker at a time: a wake during it asks for one
+        # more after it (every commit wakes; at hundreds a second they would pile up).
+        if self._scanning:
+            self._rescan = True
+            return
+        self._scanning = True
+        helper = asyncio.get_running_loop().create_task(self._scan_for_workers())
         self._helpers.add(helper)
         helper.add_done_callback(self._helpers.discard)
+
+    async def _scan_for_workers(self) -> None:
+        try:
+            while True:
+                self._rescan = False
+                await self._ensure_workers_for_pending()
+                if not self._rescan or not self._started:
+                    return
+        finally:
+            self._scanning = False
 
     async def idle(self) -> None:
         """Wait until no worker can send anything right now (rows may wait for pacing)."""
@@ -896,11 +942,8 @@ class OutboxSender:
             async with self.sessions() as session:
                 faults.hit("sender.pending")
                 # Rows `sending` too: another process's, to take over if it dies.
-                accounts = (await session.execute(
-                    select(OutboxMessage.account)
-                    .where(OutboxMessage.status.in_([OutboxStatus.PENDING,
-                                                     OutboxStatus.SENDING]))
-                    .distinct())).scalars().all()
+                accounts = await _accounts_with(session, (OutboxStatus.PENDING,
+                                                          OutboxStatus.SENDING))
         except Exception:
             log.exception("could not list the accounts with pending rows")
             return
@@ -1131,6 +1174,8 @@ class OutboxSender:
                             "lease_key": self._key(account), "lease_epoch": epoch})
                         if _count(marked):
                             self._echoed.add(account)
+                            # It went out then: the next send keeps its gap from it.
+                            self.pacer(account).remember(echo_at)
                         continue
                 rows.append(row)
             if not rows:

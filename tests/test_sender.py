@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select, update
 
 from bot.config import PacingSettings
-from bot.sender import Pacer
+from bot.sender import Pacer, _accounts_with
 from bot.services import notice as notices
 from bot.transports.base import TransportError
 from models import BotAccount, Echo, Group, OutboxMessage, OutboxStatus
@@ -198,3 +198,29 @@ def test_the_default_account_has_one_pacer_under_both_names():
                           default_account="main")
     assert sender.pacer("") is sender.pacer("main")
     assert sender.pacer("other") is not sender.pacer("main")
+
+
+async def test_the_accounts_needing_a_worker_are_found_by_seeks(bot, chat: Chat,
+                                                                chain: DemoChain):
+    """Every wake looks for accounts with rows but no worker: each account with pending or
+    sending rows is found ("" included, names in order whatever their rows' order), none whose
+    rows are all settled."""
+    await chat.say(chain.subdistrict_group, chain.commander, "通知 今晚开会")
+    await bot.idle()
+    plan = [("", OutboxStatus.PENDING), ("b", OutboxStatus.SENDING),
+            ("a-1", OutboxStatus.PENDING), ("zz", OutboxStatus.SENT),
+            ("c", OutboxStatus.FAILED), ("b", OutboxStatus.PENDING)]
+    async with bot.session() as s, s.begin():
+        ids = sorted((await s.execute(select(OutboxMessage.id).where(
+            OutboxMessage.notice_id.is_not(None)))).scalars())
+        assert len(ids) >= len(plan)
+        await s.execute(update(OutboxMessage).values(status=OutboxStatus.SENT))
+        for row_id, (account, status) in zip(reversed(ids), plan, strict=False):
+            await s.execute(update(OutboxMessage).where(OutboxMessage.id == row_id)
+                            .values(account=account, status=status))
+        # Read inside the transaction and rolled back: the running sender never sees them.
+        both = await _accounts_with(s, (OutboxStatus.PENDING, OutboxStatus.SENDING))
+        sending = await _accounts_with(s, (OutboxStatus.SENDING,))
+        await s.rollback()
+    assert both == ["", "a-1", "b"]
+    assert sending == ["b"]
