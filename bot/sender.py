@@ -881,6 +881,10 @@ class OutboxSender:
                     # misleads more than one lost (the user can ask again).
                     await _run(session, mark.values(
                         status=OutboxStatus.FAILED, error="interrupted by a restart"), fenced)
+                    if r.attempt_at is not None:
+                        # It may have gone out (its "sent" unwritten): the next send keeps
+                        # a whole gap from it.
+                        self.pacer(lease.key).remember(max(self.clock.now(), r.attempt_at))
                     continue
                 if r.attempt_at is None:
                     await _run(session, mark.values(status=OutboxStatus.PENDING,
