@@ -555,8 +555,6 @@ class OutboxSender:
         self._started = False
         self._stopping = False
         self._helpers: set[asyncio.Task[None]] = set()
-        self._scanning = False
-        self._rescan = False
         # Leases: this process drives only the accounts it holds (see `_acquire`).
         self.holder = holder or holder_id()
         self.lease_seconds = pacing.lease_seconds
@@ -645,25 +643,9 @@ class OutboxSender:
         for name, event in self._wakes.items():
             self._busy.add(name)
             event.set()
-        # One look for accounts without a worker at a time: a wake during it asks for one
-        # more after it (every commit wakes; at hundreds a second they would pile up).
-        if self._scanning:
-            self._rescan = True
-            return
-        self._scanning = True
-        helper = asyncio.get_running_loop().create_task(self._scan_for_workers())
+        helper = asyncio.get_running_loop().create_task(self._ensure_workers_for_pending())
         self._helpers.add(helper)
         helper.add_done_callback(self._helpers.discard)
-
-    async def _scan_for_workers(self) -> None:
-        try:
-            while True:
-                self._rescan = False
-                await self._ensure_workers_for_pending()
-                if not self._rescan or not self._started:
-                    return
-        finally:
-            self._scanning = False
 
     async def idle(self) -> None:
         """Wait until no worker can send anything right now (rows may wait for pacing)."""
