@@ -24,6 +24,9 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+# The platforms' limits [[channels]] may only lower: one table, shared with the adapters.
+from bot.channels.limits import PLATFORM_LIMITS  # noqa: E402
+
 DEFAULT_CONFIG_FILE = "config.toml"
 
 
@@ -247,22 +250,6 @@ class ShopSettings(_Section):
     escalate_time: str = Field("14:00", pattern=r"^([01]?\d|2[0-3]):[0-5]\d$")
 
 
-# The platforms' published limits, per sending credential (issue 15): [[channels]] may only
-# lower them. Kept here (plain numbers, no adapter import) so configuration validates alone.
-PLATFORM_LIMITS: dict[str, dict[str, Any]] = {
-    # WeCom group robot: 20 a minute; text 2,048 bytes (markdown 4,096).
-    "wecom_robot": {"per_minute": 20, "max_body_bytes": 2048, "penalty_seconds": 60.0},
-    # DingTalk custom robot: 20 a minute, then a 10-minute penalty (130101); < 20,000 bytes.
-    "dingtalk_robot": {"per_minute": 20, "max_body_bytes": 19_999, "penalty_seconds": 600.0},
-    # Feishu custom bot: 100 a minute, 5 a second, avoiding :00 and :30; 20 KB.
-    "feishu_bot": {"per_minute": 100, "per_second": 5, "max_body_bytes": 20_000,
-                   "penalty_seconds": 60.0, "avoid": ((0, 60), (1800, 1860))},
-    # Feishu app: 1,000 a minute, 50 a second, 5 a second per group.
-    "feishu_app": {"per_minute": 1000, "per_second": 50, "per_group_per_second": 5,
-                   "max_body_bytes": 20_000, "penalty_seconds": 60.0},
-    # The simulated official channel of the demo and the tests (WeCom-like).
-    "sim_official": {"per_minute": 20, "max_body_bytes": 2048, "penalty_seconds": 600.0},
-}
 _LOWER_ONLY = ("per_minute", "per_second", "per_group_per_second", "max_body_bytes")
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
+from bot.channels.limits import PLATFORM_LIMITS
 from bot.transports.base import InboundHandler, RoomEventHandler
 
 
@@ -47,6 +48,11 @@ class Limits:
     # Seconds of each hour to keep clear (Feishu asks bots to avoid :00 and :30): pairs of
     # (start, end) second-of-hour ranges.
     avoid: tuple[tuple[int, int], ...] = ()
+
+
+def platform_limits(kind: str) -> Limits:
+    """A platform's published limits (bot/channels/limits.py), the adapters' defaults."""
+    return Limits(**PLATFORM_LIMITS[kind])
 
 
 class Outcome(enum.Enum):

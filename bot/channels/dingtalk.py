@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote, quote_plus
 
-from bot.channels.base import Limits, OutboundChannel, Payload, Rendering, SendResult
+from bot.channels.base import OutboundChannel, Payload, Rendering, SendResult, platform_limits
 from bot.channels.http import (
     ROBOT_CAPABILITIES,
     CodeRule,
@@ -29,11 +29,12 @@ from bot.channels.http import (
     permanent,
     retry,
 )
+from bot.channels.limits import PLATFORM_LIMITS
 from bot.channels.render import at_text, dumps, json_cost, part_texts, sort_mentions
 
 # "less than 20,000 bytes"
-MAX_BODY_BYTES = 19_999
-PENALTY_SECONDS = 600.0
+MAX_BODY_BYTES = PLATFORM_LIMITS["dingtalk_robot"]["max_body_bytes"]
+PENALTY_SECONDS = PLATFORM_LIMITS["dingtalk_robot"]["penalty_seconds"]
 SEND_PATH = "/robot/send"
 
 CODES: dict[int, CodeRule] = {
@@ -57,8 +58,7 @@ class DingtalkRobot(HttpChannel):
 
     kind = "dingtalk_robot"
     capabilities = ROBOT_CAPABILITIES
-    default_limits = Limits(per_minute=20, max_body_bytes=MAX_BODY_BYTES,
-                            penalty_seconds=PENALTY_SECONDS)
+    default_limits = platform_limits(kind)
     default_base_url = "https://oapi.dingtalk.com"
     # The secret may be absent where the robot uses keyword or IP security only.
     credential_keys = (("access_token",), ("webhook",))

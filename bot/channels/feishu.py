@@ -34,12 +34,12 @@ from urllib.parse import quote
 
 from bot.channels.base import (
     Capabilities,
-    Limits,
     OutboundChannel,
     Outcome,
     Payload,
     Rendering,
     SendResult,
+    platform_limits,
 )
 from bot.channels.http import (
     ROBOT_CAPABILITIES,
@@ -51,18 +51,16 @@ from bot.channels.http import (
     permanent,
     retry,
 )
+from bot.channels.limits import PLATFORM_LIMITS
 from bot.channels.render import clean, dumps, json_cost, part_texts, sort_mentions
 
-BOT_BODY_BYTES = 20 * 1024
+BOT_BODY_BYTES = PLATFORM_LIMITS["feishu_bot"]["max_body_bytes"]
 # A text message's request body may hold 150 KB, a post (rich text) 30 KB.
-APP_TEXT_BYTES = 150 * 1024
+APP_TEXT_BYTES = PLATFORM_LIMITS["feishu_app"]["max_body_bytes"]
 APP_POST_BYTES = 30 * 1024
 RESET_HEADERS = ("x-ogw-ratelimit-reset",)
 # A text message mentions by <at user_id="…"> in the content.
 MENTION_MARKUP = ("<at",)
-# Keep clear of the first minute of each half hour, when everyone's reminders go out.
-HALF_HOURS = ((0, 60), (1800, 1860))
-
 BOT_CODES: dict[int, CodeRule] = {
     11232: retry("frequency limited", rate_limited=True),
     19021: permanent("sign match fail or timestamp is not within one hour"),
@@ -117,8 +115,7 @@ class FeishuBot(HttpChannel):
 
     kind = "feishu_bot"
     capabilities = ROBOT_CAPABILITIES
-    default_limits = Limits(per_minute=100, per_second=5, max_body_bytes=BOT_BODY_BYTES,
-                            penalty_seconds=60.0, avoid=HALF_HOURS)
+    default_limits = platform_limits(kind)
     default_base_url = "https://open.feishu.cn"
     credential_keys = (("token",), ("webhook",))
     webhook_field = ("token", "path")
@@ -187,8 +184,7 @@ class FeishuApp(HttpChannel):
 
     kind = "feishu_app"
     capabilities = APP_CAPABILITIES
-    default_limits = Limits(per_minute=1000, per_second=50, per_group_per_second=5,
-                            max_body_bytes=APP_TEXT_BYTES, penalty_seconds=60.0)
+    default_limits = platform_limits(kind)
     default_base_url = "https://open.feishu.cn"
     credential_keys = (("app_id", "app_secret"),)
 

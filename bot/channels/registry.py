@@ -29,7 +29,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 
 from bot.channels.base import Limits, OutboundChannel
-from bot.config import PLATFORM_LIMITS, ChannelSettings, ConfigError, PacingSettings
+from bot.channels.limits import PLATFORM_LIMITS
+from bot.config import ChannelSettings, ConfigError, PacingSettings
 from bot.transports.base import Transport
 
 log = logging.getLogger(__name__)

@@ -19,6 +19,7 @@ from bot.channels.base import (
     Payload,
     Rendering,
     SendResult,
+    platform_limits,
 )
 from bot.channels.render import text_payloads
 
@@ -26,7 +27,7 @@ KIND = "sim_official"
 # A WeCom-like robot: it posts (mentions, markdown) but sees nothing of its group.
 DEFAULT_CAPABILITIES = Capabilities(receive=False, ack_in_chat=False, mention_user=True,
                                     mention_all=True, markdown=True, cards=False)
-DEFAULT_LIMITS = Limits(per_minute=20, max_body_bytes=2048, penalty_seconds=600.0)
+DEFAULT_LIMITS = platform_limits("sim_official")
 
 
 @dataclass(frozen=True, slots=True)

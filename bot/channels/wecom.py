@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
-from bot.channels.base import Limits, OutboundChannel, Payload, Rendering, SendResult
+from bot.channels.base import OutboundChannel, Payload, Rendering, SendResult, platform_limits
 from bot.channels.http import (
     ROBOT_CAPABILITIES,
     CodeRule,
@@ -25,10 +25,11 @@ from bot.channels.http import (
     permanent,
     retry,
 )
+from bot.channels.limits import PLATFORM_LIMITS
 from bot.channels.render import dumps, part_texts, sort_mentions
 
 TEXT_BYTES = 2048
-MARKDOWN_BYTES = 4096
+MARKDOWN_BYTES = PLATFORM_LIMITS["wecom_robot"]["max_body_bytes"]
 SEND_PATH = "/cgi-bin/webhook/send"
 # Markdown mentions a user by <@userid> in the content.
 MENTION_MARKUP = ("<@",)
@@ -49,7 +50,7 @@ class WecomRobot(HttpChannel):
     kind = "wecom_robot"
     capabilities = ROBOT_CAPABILITIES
     # The markdown limit; plain text is held to TEXT_BYTES within it.
-    default_limits = Limits(per_minute=20, max_body_bytes=MARKDOWN_BYTES, penalty_seconds=60.0)
+    default_limits = platform_limits(kind)
     default_base_url = "https://qyapi.weixin.qq.com"
     credential_keys = (("key",), ("webhook",))
     webhook_field = ("key", "query")

@@ -131,14 +131,29 @@ def test_the_registry_refuses_what_the_configuration_gets_wrong():
         registry.official([ChannelSettings(name="n", kind="nope")], {}, factories=factories)
     [built] = registry.official([wecom], {"jd": ("wecom_robot", {"webhook": "x"})},
                                 factories=factories).values()
-    assert built.limits == Limits(per_minute=15, max_body_bytes=2048, penalty_seconds=60.0)
+    assert built.limits == Limits(per_minute=15, max_body_bytes=4096, penalty_seconds=60.0)
     # Adapter modules that are not there yet are skipped; the simulated one always is.
     assert "sim_official" in registry.kinds()
 
 
+def test_a_configured_wecom_robot_keeps_the_platforms_markdown_size():
+    """The registry's limits and the adapter's are one table: a WeCom robot built from the
+    configuration sends 4,096-byte markdown in one part and holds plain text to 2,048."""
+    from bot.channels.base import Rendering
+    from bot.channels.wecom import WecomRobot
+
+    entry = ChannelSettings(name="jd", kind="wecom_robot")
+    [robot] = registry.official([entry], {"jd": ("wecom_robot", {"key": "k"})},
+                                factories={"wecom_robot": WecomRobot}).values()
+    text = "请各网格员今日报送出租屋排查情况。" * 60  # 3,060 bytes
+    assert 2048 < len(text.encode()) < 4000
+    assert len(robot.render(Rendering(text=text, markdown=True))) == 1
+    assert len(robot.render(Rendering(text=text))) == 2
+
+
 @pytest.mark.parametrize(("entry", "message"), [
     ({"per_minute": 21}, "above the platform's limit 20"),
-    ({"max_body_bytes": 4096}, "above the platform's limit 2048"),
+    ({"max_body_bytes": 4097}, "above the platform's limit 4096"),
     ({"penalty_seconds": 10}, "below the platform's penalty"),
 ])
 def test_configuration_may_only_lower_the_platform_limits(entry, message):
