@@ -28,6 +28,7 @@ from bot.config import ConfigError, SourceSettings
 from bot.services import credential
 from bot.transports.base import IncomingMessage
 from models import InboundMessage
+from tests.channels.stream_fakes import Inbox, serving
 from tests.conftest import count
 
 CLIENT_ID = "dingabc123"
@@ -170,35 +171,15 @@ class FakeDingTalk:
 @pytest.fixture
 async def gateway() -> AsyncIterator[FakeDingTalk]:
     fake = FakeDingTalk()
-    app = web.Application()
-    app.router.add_post("/v1.0/gateway/connections/open", fake.open)
-    app.router.add_get("/connect", fake.connect)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    fake.port = runner.addresses[0][1]
-    yield fake
-    for ws in fake.sockets:
-        await ws.close()
-    await runner.cleanup()
+    async with serving(fake, [("POST", "/v1.0/gateway/connections/open", fake.open),
+                              ("GET", "/connect", fake.connect)]):
+        yield fake
 
 
 def _source(fake: FakeDingTalk, secret: str = SECRET) -> DingTalkStreamSource:
     return DingTalkStreamSource("dt-app", client_id=CLIENT_ID, client_secret=secret,
                                 gateway=f"http://127.0.0.1:{fake.port}",
                                 reconnect_min_seconds=0.05, reconnect_max_seconds=0.2)
-
-
-class Inbox:
-    def __init__(self) -> None:
-        self.messages: list[IncomingMessage] = []
-        self.fail = False
-
-    async def __call__(self, message: IncomingMessage) -> None:
-        if self.fail:
-            raise RuntimeError("database down")
-        self.messages.append(message)
 
 
 async def test_group_messages_reach_the_handler_and_are_acked(gateway: FakeDingTalk):

@@ -26,6 +26,7 @@ from bot.channels.base import InboundSource
 from bot.channels.feishu_ws import FeishuWsSource, to_incoming
 from bot.transports.base import IncomingMessage
 from models import InboundMessage
+from tests.channels.stream_fakes import Inbox, serving
 from tests.conftest import count
 
 APP_ID = "cli_a1b2c3d4e5f6"
@@ -184,35 +185,15 @@ class FakeFeishu:
 @pytest.fixture
 async def feishu() -> AsyncIterator[FakeFeishu]:
     fake = FakeFeishu()
-    app = web.Application()
-    app.router.add_post("/callback/ws/endpoint", fake.endpoint)
-    app.router.add_get("/ws", fake.ws)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    fake.port = runner.addresses[0][1]
-    yield fake
-    for ws in fake.sockets:
-        await ws.close()
-    await runner.cleanup()
+    async with serving(fake, [("POST", "/callback/ws/endpoint", fake.endpoint),
+                              ("GET", "/ws", fake.ws)]):
+        yield fake
 
 
 def _source(fake: FakeFeishu, secret: str = SECRET) -> FeishuWsSource:
     return FeishuWsSource("fs-app", app_id=APP_ID, app_secret=secret,
                           domain=f"http://127.0.0.1:{fake.port}", bot_open_id=BOT,
                           auto_reconnect=False)
-
-
-class Inbox:
-    def __init__(self) -> None:
-        self.messages: list[IncomingMessage] = []
-        self.fail = False
-
-    async def __call__(self, message: IncomingMessage) -> None:
-        if self.fail:
-            raise RuntimeError("database down")
-        self.messages.append(message)
 
 
 async def test_events_reach_the_handler_and_are_answered(feishu: FakeFeishu):
