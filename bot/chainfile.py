@@ -243,6 +243,18 @@ def _xlsx_parts(path: Path) -> Iterator[Part]:
     yield "top", top
 
 
+try:
+    # A Rust TOML parser, about 3x tomllib (pure Python) on a city's file. Only for the pieces:
+    # a file that fails is read again whole by tomllib, whose message names the line.
+    import rtoml as _rtoml
+
+    _toml_loads: Callable[[str], dict[str, Any]] = _rtoml.loads
+    _TOML_ERRORS: tuple[type[Exception], ...] = (_rtoml.TomlParsingError, tomllib.TOMLDecodeError)
+except ImportError:  # pragma: no cover - a dependency, but tomllib reads the same files
+    _toml_loads = tomllib.loads
+    _TOML_ERRORS = (tomllib.TOMLDecodeError,)
+
+
 class _Resplit(Exception):
     """The TOML file could not be read in pieces: read it whole."""
 
@@ -267,8 +279,8 @@ def _toml_parts(path: Path) -> Iterator[Part]:
 
     def parse(piece: list[str], name: str | None) -> Iterator[Part]:
         try:
-            data = tomllib.loads("".join(piece))
-        except tomllib.TOMLDecodeError:
+            data = _toml_loads("".join(piece))
+        except _TOML_ERRORS:
             raise _Resplit from None
         if name is None:
             if any(k in data for k in _LISTS):
@@ -295,80 +307,125 @@ def _toml_parts(path: Path) -> Iterator[Part]:
         yield from parse(lines, section)
 
 
-_YAML_KEY = re.compile(r"^([A-Za-z_][\w-]*)\s*:\s*(#.*)?$")
-_YAML_ITEM = re.compile(r"^(\s*)-(\s|$)")
+# libyaml's C parser when PyYAML has it (about 10x the pure-Python one).
+_YAML_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def _yaml_load(text: str) -> Any:
-    # libyaml's C loader when PyYAML has it (about 10x the pure-Python one).
-    return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    return yaml.load(text, Loader=_YAML_LOADER)
+
+
+class _YamlItems:
+    """A YAML chain file as parts, straight from the parser's events: the items of the
+    top-level `people` and `nodes` lists one at a time, then ("top", the other keys). Plain
+    dicts, lists and scalars are built from the events (PyYAML's constructor would first build
+    a node object for every value, and that costs about ten times the parse); plain scalars are
+    resolved by the same implicit resolvers as yaml.safe_load (ints, booleans, nulls, dates).
+    What this light builder does not do (anchors and aliases, explicit tags, merge keys, a key
+    that is a list, a second document, a top level that is not a mapping, a list given twice)
+    raises _Resplit, and the file is read whole by yaml.safe_load. A syntax error does too, so
+    its message (line and column) is the whole loader's."""
+
+    def __init__(self) -> None:
+        from yaml import events
+        from yaml.nodes import ScalarNode
+
+        self.events = events
+        self.node = ScalarNode
+        self.resolver = yaml.resolver.Resolver()
+        self.constructor = yaml.constructor.SafeConstructor()
+        self.first = set(yaml.resolver.Resolver.yaml_implicit_resolvers)
+        self.str_tag = yaml.resolver.Resolver.DEFAULT_SCALAR_TAG
+
+    def scalar(self, event: Any) -> Any:
+        if event.anchor is not None or event.tag is not None:
+            raise _Resplit
+        value = event.value
+        if not event.implicit[0] or (value[:1] not in self.first and None not in self.first):
+            return value  # quoted, a block scalar, or no implicit type starts that way
+        tag = self.resolver.resolve(self.node, value, event.implicit)
+        if tag == self.str_tag:
+            return value
+        construct = yaml.constructor.SafeConstructor.yaml_constructors.get(tag)
+        if construct is None or tag == "tag:yaml.org,2002:merge":
+            raise _Resplit
+        return construct(self.constructor, self.node(tag, value))
+
+    def value(self, event: Any, get: Callable[[], Any]) -> Any:
+        kind = type(event)
+        ev = self.events
+        if kind is ev.ScalarEvent:
+            return self.scalar(event)
+        if kind is ev.AliasEvent or event.anchor is not None or event.tag is not None:
+            raise _Resplit
+        if kind is ev.MappingStartEvent:
+            mapping: dict[Any, Any] = {}
+            while True:
+                event = get()
+                if type(event) is ev.MappingEndEvent:
+                    return mapping
+                key = self.value(event, get)
+                if isinstance(key, dict | list):
+                    raise _Resplit
+                mapping[key] = self.value(get(), get)
+        if kind is ev.SequenceStartEvent:
+            items: list[Any] = []
+            while True:
+                event = get()
+                if type(event) is ev.SequenceEndEvent:
+                    return items
+                items.append(self.value(event, get))
+        raise _Resplit
+
+    def parts(self, path: Path) -> Iterator[Part]:
+        ev = self.events
+        with path.open(encoding="utf-8") as stream:
+            loader = _YAML_LOADER(stream)
+            try:
+                get = loader.get_event
+                get()  # the stream's start
+                if type(get()) is ev.StreamEndEvent:  # else the document's start
+                    yield "top", {}
+                    return
+                event = get()
+                if type(event) is not ev.MappingStartEvent or event.anchor is not None \
+                        or event.tag is not None:
+                    raise _Resplit
+                top: dict[Any, Any] = {}
+                streamed: list[str] = []
+                while True:
+                    event = get()
+                    if type(event) is ev.MappingEndEvent:
+                        break
+                    key = self.value(event, get)
+                    if key in _LISTS and (key in top or key in streamed):
+                        raise _Resplit  # given twice: the whole loader keeps the last
+                    event = get()
+                    if key in _LISTS and type(event) is ev.SequenceStartEvent \
+                            and event.anchor is None and event.tag is None:
+                        streamed.append(key)
+                        while True:
+                            event = get()
+                            if type(event) is ev.SequenceEndEvent:
+                                break
+                            yield key, self.value(event, get)
+                        continue
+                    if isinstance(key, dict | list):
+                        raise _Resplit
+                    top[key] = self.value(event, get)
+                get()  # the document's end
+                if type(get()) is not ev.StreamEndEvent:
+                    raise _Resplit  # more than one document: the whole loader says so
+            except yaml.YAMLError:
+                raise _Resplit from None
+            finally:
+                loader.dispose()
+        yield "top", {**top, **{k: [] for k in streamed}}
 
 
 def _yaml_parts(path: Path) -> Iterator[Part]:
-    """A YAML chain file read in pieces like a TOML one: the items of the block lists
-    `people:` and `nodes:` a few thousand at a time, then ("top", the other keys). A file
-    the pieces cannot hold for certain (documents, a list given twice or inline, an alias to
-    another piece) raises _Resplit."""
-    top: list[str] = []
-    piece: list[str] = []
-    section: str | None = None
-    indent: int | None = None
-    items = 0
-    seen: set[str] = set()
-
-    def parse() -> Iterator[Part]:
-        try:
-            data = _yaml_load("".join(piece))
-        except yaml.YAMLError:
-            raise _Resplit from None
-        if not isinstance(data, list):
-            raise _Resplit
-        for item in data:
-            yield section or "", item
-
-    with path.open(encoding="utf-8") as stream:
-        for line in stream:
-            if line.startswith(("---", "...", "%")):
-                raise _Resplit
-            if section is not None:
-                item = _YAML_ITEM.match(line)
-                if indent is None and item:
-                    indent = len(item.group(1))
-                blank = not line.strip() or line.lstrip().startswith("#")
-                if blank or (item and len(item.group(1)) == indent) or (
-                        indent is not None and len(line) - len(line.lstrip()) > indent):
-                    if item and len(item.group(1)) == indent:
-                        if items >= _ITEMS_PER_PIECE:
-                            yield from parse()
-                            piece, items = [], 0
-                        items += 1
-                    piece.append(line)
-                    continue
-                if indent is None:
-                    raise _Resplit  # `people:` with no block list under it
-                yield from parse()
-                piece, items, section, indent = [], 0, None, None
-            key = _YAML_KEY.match(line)
-            if key and key.group(1) in _LISTS:
-                if key.group(1) in seen:
-                    raise _Resplit
-                seen.add(key.group(1))
-                section = key.group(1)
-                continue
-            top.append(line)
-    if section is not None:
-        if indent is None:
-            raise _Resplit
-        yield from parse()
-    try:
-        head = _yaml_load("".join(top)) if top else {}
-    except yaml.YAMLError:
-        raise _Resplit from None
-    if head is None:
-        head = {}
-    if not isinstance(head, dict) or any(k in head for k in _LISTS):
-        raise _Resplit
-    yield "top", {**head, **{k: [] for k in seen}}
+    """A YAML chain file item by item (_YamlItems)."""
+    return _YamlItems().parts(path)
 
 
 def _dict_parts(raw: Any) -> Iterator[Part]:
