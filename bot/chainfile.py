@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import re
 import tomllib
+from array import array
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
+from itertools import repeat
 from pathlib import Path
 from typing import Any
 
@@ -442,6 +444,17 @@ def _dict_parts(raw: Any) -> Iterator[Part]:
             yield name, items.pop()
 
 
+def _share_keys(node: NodeSpec, person_keys: dict[str, str], node_keys: dict[str, str]) -> None:
+    if node.parent is not None:
+        node.parent = node_keys.get(node.parent, node.parent)
+    if node.roles:
+        node.roles = {role: tuple(person_keys.get(k, k) for k in holders)
+                      for role, holders in node.roles.items()}
+    node_keys.setdefault(node.name, node.name)
+    if node.key is not None:
+        node_keys.setdefault(node.key, node.key)
+
+
 def _validate(parts: Iterator[Part]) -> ChainSpec:
     """Validate item by item (the raw item is dropped as soon as it is a model), then the
     top level; every problem is reported with its place (people.3.mobile)."""
@@ -450,15 +463,26 @@ def _validate(parts: Iterator[Part]) -> ChainSpec:
     models: dict[str, TypeAdapter[Any]] = {"people": _PEOPLE, "nodes": _NODES}
     index = {"people": 0, "nodes": 0}
     problems: list[str] = []
+    # A parent or a role holder is the same string as the key it names (a city's file repeats
+    # 200,000 keys: 11 MB as copies).
+    person_keys: dict[str, str] = {}
+    node_keys: dict[str, str] = {}
     for name, item in parts:
         if name == "top":
             top = item
             continue
         try:
-            found[name].append(models[name].validate_python(item))
+            valid = models[name].validate_python(item)
         except ValidationError as exc:
             problems.extend(_describe(exc, prefix=(name, index[name])))
+        else:
+            if name == "people":
+                person_keys.setdefault(valid.key, valid.key)
+            else:
+                _share_keys(valid, person_keys, node_keys)
+            found[name].append(valid)
         index[name] += 1
+    del person_keys, node_keys
     if isinstance(top, dict):
         top = {**top, **{name: [] for name, n in index.items() if n}}
     try:
@@ -538,18 +562,25 @@ def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]
 
 class _Ids:
     """Ids of rows to be written, known only after their bulk insert: a row is named by a
-    negative placeholder until then."""
+    negative placeholder until then (-1, -2, …: the real id is at index -ref - 1 of an array,
+    a tenth of what a dict of 200,000 ids costs)."""
 
     def __init__(self) -> None:
-        self.real: dict[int, int] = {}
-        self._next = -1
+        self.real = array("q")  # 8 bytes an id, not an int object each
+        self._count = 0
 
     def placeholder(self) -> int:
-        self._next -= 1
-        return self._next + 1
+        self._count += 1
+        return -self._count
+
+    def settle(self, refs: Sequence[int], real: Sequence[int]) -> None:
+        """The placeholders `refs` are the rows `real`."""
+        self.real.extend(repeat(0, self._count - len(self.real)))
+        for ref, row_id in zip(refs, real, strict=True):
+            self.real[-ref - 1] = row_id
 
     def __call__(self, ref: int) -> int:
-        return ref if ref > 0 else self.real[ref]
+        return ref if ref > 0 else self.real[-ref - 1]
 
 
 async def _new_ids(session: AsyncSession, table: Any, n: int) -> list[int]:
@@ -575,13 +606,16 @@ async def _write(session: AsyncSession, model: Any, columns: Sequence[str],
                  rows: Iterable[tuple[Any, ...]]) -> int:
     """Write rows (tuples in `columns` order) in batches with Core, below the ORM: COPY on
     PostgreSQL, the driver's executemany on SQLite. Values pass the columns' own bind
-    processing (UTC datetimes). Returns the rows written."""
+    processing (UTC datetimes); a value that is the same object as the row before's (the
+    import's one `now`) is processed once. Returns the rows written."""
     table = model.__table__
     conn = await session.connection()
     dialect = conn.dialect
     procs = [(i, proc) for i, c in enumerate(columns)
              if (proc := table.c[c].type.dialect_impl(dialect).bind_processor(dialect))
              is not None]
+    last_in: list[Any] = [None] * len(columns)
+    last_out: list[Any] = [None] * len(columns)
     pg = dialect.name == "postgresql"
     sql = (f"INSERT INTO {table.name} ({', '.join(columns)}) "
            f"VALUES ({', '.join('?' for _ in columns)})")
@@ -591,8 +625,14 @@ async def _write(session: AsyncSession, model: Any, columns: Sequence[str],
             for k, row in enumerate(batch):
                 values = list(row)
                 for i, proc in procs:
-                    if values[i] is not None:
-                        values[i] = proc(values[i])
+                    value = values[i]
+                    if value is None:
+                        continue
+                    if value is last_in[i]:
+                        values[i] = last_out[i]
+                    else:
+                        last_in[i], last_out[i] = value, proc(value)
+                        values[i] = last_out[i]
                 batch[k] = tuple(values)
         if pg:
             raw = await conn.get_raw_connection()
@@ -620,11 +660,12 @@ def _batches(rows: Iterable[tuple[Any, ...]], size: int) -> Iterator[list[tuple[
 _BULK_ROLES = 1000
 
 
-async def _write_roles(session: AsyncSession, rows: list[tuple[Any, ...]]) -> None:
+async def _write_roles(session: AsyncSession, rows: Iterable[tuple[Any, ...]], *,
+                       at_most: int) -> int:
+    """Write membership rows (at most `at_most` of them); returns how many."""
     columns = ("person_id", "node_id", "role", "created_at")
-    if _is_pg(session) or len(rows) < _BULK_ROLES:
-        await _write(session, Membership, columns, rows)
-        return
+    if _is_pg(session) or at_most < _BULK_ROLES:
+        return await _write(session, Membership, columns, rows)
     from bot.services import points
 
     held = list((await session.execute(text(
@@ -632,10 +673,33 @@ async def _write_roles(session: AsyncSession, rows: list[tuple[Any, ...]]) -> No
         "AND tbl_name = 'membership'"))).all())
     for name, _ in held:
         await session.execute(text(f'DROP TRIGGER "{name}"'))
-    await _write(session, Membership, columns, rows)
+    written = await _write(session, Membership, columns, rows)
     for _, sql in held:
         await session.execute(text(sql))
     await points.rebuild_totals(session)
+    return written
+
+
+async def _contact_owners(session: AsyncSession, spec: ChainSpec) -> dict[tuple[str, str], int]:
+    """The people who hold the file's contact ids already, by (transport, id)."""
+    owner: dict[tuple[str, str], int] = {}
+    by_transport: dict[str, set[str]] = {}
+    for pspec in spec.people:
+        for tr, cid in _pairs(pspec.contacts, spec.transport):
+            by_transport.setdefault(tr, set()).add(cid)
+    for tr, cids in by_transport.items():
+        for chunk in _chunks(sorted(cids)):
+            for cid, person_id in await session.execute(
+                    select(Contact.contact_id, Contact.person_id).where(
+                        Contact.transport == tr, Contact.contact_id.in_(chunk))):
+                owner[(tr, cid)] = person_id
+    return owner
+
+
+def _pairs(contacts: Sequence[str], transport: str) -> list[tuple[str, str]]:
+    """A person's contact ids as (transport, id): 'id' is on the file's transport."""
+    return [(c.split(":", 1)[0], c.split(":", 1)[1]) if ":" in c else (transport, c)
+            for c in contacts]
 
 
 async def import_chain(session: AsyncSession, spec: ChainSpec, *, now: datetime,
@@ -646,39 +710,27 @@ async def import_chain(session: AsyncSession, spec: ChainSpec, *, now: datetime,
     else, known only by name, the record an earlier import made), nodes by name and parent,
     groups by room; what exists is read in bulk first, what is new is written in bulk
     (thousands of rows per statement), so 100,000 people take seconds. `progress(stage, done,
-    total)` is called as the stages advance."""
+    total)` is called as the stages advance. The file's lists are walked again where a second
+    walk is cheaper in memory than a table kept for all of them."""
     def step(stage: str, done: int, total: int) -> None:
         if progress is not None:
             progress(stage, done, total)
 
     ids = _Ids()
+    transport = spec.transport
     # --- people --------------------------------------------------------------------------
-    pairs_of = [[tuple(c.split(":", 1)) if ":" in c else (spec.transport, c)
-                 for c in p.contacts] for p in spec.people]
-    contact_owner: dict[tuple[str, str], int] = {}
-    by_transport: dict[str, set[str]] = {}
-    for pairs in pairs_of:
-        for tr, cid in pairs:
-            by_transport.setdefault(tr, set()).add(cid)
-    for tr, cids in by_transport.items():
-        for chunk in _chunks(sorted(cids)):
-            for cid, person_id in await session.execute(
-                    select(Contact.contact_id, Contact.person_id).where(
-                        Contact.transport == tr, Contact.contact_id.in_(chunk))):
-                contact_owner[(tr, cid)] = person_id
+    contact_owner = await _contact_owners(session, spec)
     step("people: looked up", 0, len(spec.people))
-    # Mobiles are matched by their blind index (nothing stored is decrypted).
-    index_of = {m: personal.index_columns(mobile=m)["mobile_bidx"]
-                for m in {p.mobile for p in spec.people if p.mobile}}
-    mobile_of = {bidx: m for m, bidx in index_of.items()}
+    # Mobiles are matched by their blind index (nothing stored is decrypted), a chunk at a time
+    # (the indexes of 100,000 mobiles are 11 MB of strings).
     mobile_owner: dict[str, int] = {}
-    for chunk in _chunks(sorted(mobile_of)):
+    for chunk in _chunks(sorted({p.mobile for p in spec.people if p.mobile})):
+        mobile_of = {personal.blind_index("mobile", m): m for m in chunk}
         for bidx, person_id in await session.execute(
                 select(Person.mobile_bidx, func.min(Person.id))
-                .where(Person.mobile_bidx.in_(chunk)).group_by(Person.mobile_bidx)):
+                .where(Person.mobile_bidx.in_(list(mobile_of))).group_by(Person.mobile_bidx)):
             mobile_owner[mobile_of[bidx]] = person_id
-    bare_names = sorted({p.name for p, pairs in zip(spec.people, pairs_of, strict=True)
-                         if not pairs and not p.mobile})
+    bare_names = sorted({p.name for p in spec.people if not p.contacts and not p.mobile})
     name_owner: dict[str, int] = {}
     for chunk in _chunks(bare_names):
         for name, person_id in await session.execute(
@@ -686,13 +738,14 @@ async def import_chain(session: AsyncSession, spec: ChainSpec, *, now: datetime,
                     Person.name.in_(chunk), ~personal.has_number("mobile"),
                     ~Person.id.in_(select(Contact.person_id))).group_by(Person.name)):
             name_owner[name] = person_id
+    del bare_names
     persons: dict[str, int] = {}
-    new_people: list[tuple[str, str | None]] = []
-    new_refs: list[int] = []
+    new_people: list[PersonSpec] = []
     new_contacts: list[tuple[int, str, str]] = []
-    for pspec, pairs in zip(spec.people, pairs_of, strict=True):
+    for pspec in spec.people:
         if pspec.key in persons:
             raise ChainFileError(f"people: key {pspec.key!r} appears twice")
+        pairs = _pairs(pspec.contacts, transport)
         found = next((contact_owner[pair] for pair in pairs if pair in contact_owner), None)
         if found is not None:
             persons[pspec.key] = found
@@ -702,9 +755,8 @@ async def import_chain(session: AsyncSession, spec: ChainSpec, *, now: datetime,
         elif not pairs:
             found = name_owner.get(pspec.name)
         if found is None:
-            found = ids.placeholder()
-            new_people.append((pspec.name, pspec.mobile))
-            new_refs.append(found)
+            found = ids.placeholder()  # new people are -1, -2, … in order
+            new_people.append(pspec)
             if pspec.mobile:
                 mobile_owner[pspec.mobile] = found
             elif not pairs:
@@ -713,20 +765,20 @@ async def import_chain(session: AsyncSession, spec: ChainSpec, *, now: datetime,
         for tr, cid in pairs:
             contact_owner[(tr, cid)] = found
             new_contacts.append((found, tr, cid))
-    ids.real.update(zip(new_refs, await _new_ids(session, Person.__table__, len(new_refs)),
-                        strict=True))
+    del contact_owner, mobile_owner, name_owner
+    ids.settle(range(-1, -len(new_people) - 1, -1),
+               await _new_ids(session, Person.__table__, len(new_people)))
     # Ids are known before the insert, so each mobile is sealed to its row as it is written
     # (blind index and mask beside it); the plain number is stored nowhere.
     await _write(session, Person, ("id", "name", "created_at", *personal.MOBILE_COLUMNS),
-                 ((ids(ref), name, now, *personal.new_person_mobile(ids(ref), mobile))
-                  for ref, (name, mobile) in zip(new_refs, new_people, strict=True)))
+                 ((ids(-n), p.name, now, *personal.new_person_mobile(ids(-n), p.mobile))
+                  for n, p in enumerate(new_people, start=1)))
     del new_people
     step("people", len(spec.people), len(spec.people))
     await _write(session, Contact, ("person_id", "transport", "contact_id", "created_at"),
                  ((ids(ref), tr, cid, now) for ref, tr, cid in new_contacts))
     step("contacts", len(new_contacts), len(new_contacts))
-    # Only key -> person is needed from here on: the look-up tables go before the nodes'.
-    del pairs_of, contact_owner, mobile_owner, name_owner, new_contacts, new_refs, by_transport
+    del new_contacts
     # --- nodes -----------------------------------------------------------------------------
     existing: dict[tuple[str, int | None], tuple[int, int]] = {
         (name, parent): (node_id, tier) for node_id, name, parent, tier in await session.execute(
@@ -734,6 +786,7 @@ async def import_chain(session: AsyncSession, spec: ChainSpec, *, now: datetime,
     nodes: dict[str, tuple[int, int]] = {}  # key or name -> (id or placeholder, tier)
     levels: dict[int, list[tuple[int, str, str, int | None]]] = {}
     planned: list[int] = []
+    listed_again: set[int] = set()  # new nodes the file lists more than once
     counts = {"nodes": 0, "groups": 0, "roles": 0, "people": len(persons)}
     for nspec in spec.nodes:
         parent = None
@@ -751,14 +804,25 @@ async def import_chain(session: AsyncSession, spec: ChainSpec, *, now: datetime,
             except ValueError as exc:
                 raise ChainFileError(str(exc)) from None
             ref = ids.placeholder()
-            levels.setdefault(tier, []).append((ref, nspec.name, str(nspec.kind), parent_ref))
+            levels.setdefault(tier, []).append((ref, nspec.name, nspec.kind.value, parent_ref))
             here = existing[(nspec.name, parent_ref)] = (ref, tier)
             counts["nodes"] += 1
+        elif here[0] < 0:
+            listed_again.add(here[0])
         nodes[nspec.key or nspec.name] = nodes[nspec.name] = here
         planned.append(here[0])
+    del existing, nodes
+    # Every role names a person of the file: checked before anything of the nodes is written.
+    for nspec in spec.nodes:
+        for role, keys in nspec.roles.items():
+            for key in keys:
+                if key not in persons:
+                    raise ChainFileError(f"node {nspec.name!r}: role {role}: unknown person "
+                                         f"{key!r}")
     # Parents first: one bulk insert per tier.
     refs = [ref for tier in sorted(levels) for ref, _, _, _ in levels[tier]]
-    ids.real.update(zip(refs, await _new_ids(session, Node.__table__, len(refs)), strict=True))
+    ids.settle(refs, await _new_ids(session, Node.__table__, len(refs)))
+    del refs
     done = 0
     for tier in sorted(levels):
         done += await _write(session, Node,
@@ -767,42 +831,50 @@ async def import_chain(session: AsyncSession, spec: ChainSpec, *, now: datetime,
                                ids(parent) if parent is not None else None, now)
                               for ref, name, kind, parent in levels[tier]))
         step("nodes", done, counts["nodes"])
+    del levels
     # --- groups and roles -----------------------------------------------------------------
-    rooms = [(g.transport or spec.transport, g.room) for n in spec.nodes for g in n.groups]
+    rooms = [(g.transport or transport, g.room) for n in spec.nodes for g in n.groups]
     bound: set[tuple[str, str]] = set()
     for tr in {tr for tr, _ in rooms}:
         for chunk in _chunks(sorted({room for t, room in rooms if t == tr})):
             bound.update((tr, room) for room in (await session.execute(select(Group.room_id).where(
                 Group.transport == tr, Group.room_id.in_(chunk)))).scalars())
+    del rooms
     new_groups: list[tuple[Any, ...]] = []
-    held = {(p, n, r) for p, n, r in await session.execute(
-        select(Membership.person_id, Membership.node_id, Membership.role))}
-    new_roles: list[tuple[Any, ...]] = []
     for nspec, ref in zip(spec.nodes, planned, strict=True):
-        node_id = ids(ref)
         for gspec in nspec.groups:
-            tr = gspec.transport or spec.transport
+            tr = gspec.transport or transport
             if (tr, gspec.room) not in bound:
                 bound.add((tr, gspec.room))
-                new_groups.append((node_id, tr, gspec.room, gspec.title, gspec.binding,
+                new_groups.append((ids(ref), tr, gspec.room, gspec.title, gspec.binding,
                                    gspec.fallback, now))
-        for role, keys in nspec.roles.items():
-            for key in keys:
-                if key not in persons:
-                    raise ChainFileError(f"node {nspec.name!r}: role {role}: unknown person "
-                                         f"{key!r}")
-                person_id = ids(persons[key])
-                if (person_id, node_id, role) not in held:
-                    held.add((person_id, node_id, role))
-                    new_roles.append((person_id, node_id, str(role), now))
-    await _write(session, Group,
-                 ("node_id", "transport", "room_id", "title", "account", "fallback_account",
-                  "created_at"), new_groups)
-    counts["groups"] = len(new_groups)
-    step("groups", len(new_groups), len(new_groups))
-    await _write_roles(session, new_roles)
-    counts["roles"] = len(new_roles)
-    step("roles", len(new_roles), len(new_roles))
+    del bound
+    counts["groups"] = await _write(
+        session, Group, ("node_id", "transport", "room_id", "title", "account",
+                         "fallback_account", "created_at"), new_groups)
+    del new_groups
+    step("groups", counts["groups"], counts["groups"])
+    # A role may exist already only on a node that existed, or on a new node the file lists
+    # twice: only those are checked against a set (a set of every new role would be the
+    # largest table of the import).
+    held = {(p, n, r) for p, n, r in await session.execute(
+        select(Membership.person_id, Membership.node_id, Membership.role))}
+
+    def new_roles() -> Iterator[tuple[Any, ...]]:
+        for nspec, ref in zip(spec.nodes, planned, strict=True):
+            node_id = ids(ref)
+            seen = held if ref > 0 or ref in listed_again else set()
+            for role, keys in nspec.roles.items():
+                for key in keys:
+                    person_id = ids(persons[key])
+                    if (person_id, node_id, role) not in seen:
+                        seen.add((person_id, node_id, role))
+                        yield person_id, node_id, str(role), now
+
+    counts["roles"] = await _write_roles(
+        session, new_roles(),
+        at_most=sum(len(keys) for n in spec.nodes for keys in n.roles.values()))
+    step("roles", counts["roles"], counts["roles"])
     for nspec, ref in zip(spec.nodes, planned, strict=True):
         if nspec.buildings or nspec.shops:
             node = await session.get(Node, ids(ref))
