@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import resource
@@ -113,19 +114,22 @@ async def _fresh(url: str) -> None:
 
 async def run_import(url: str, path: Path) -> dict[str, object]:
     """Load and import one file (as `tierbot chain import` does); figures as a dict."""
-    started = time.perf_counter()
-    cpu0 = time.process_time()
-    spec = chainfile.load(path)
-    loaded = time.perf_counter() - started
-    engine = store.create_engine(url)
     last = [0.0]
 
     def progress(stage: str, done: int, total: int) -> None:
         now = time.perf_counter()
         if sys.stderr.isatty() and now - last[0] > 0.2:
             last[0] = now
-            sys.stderr.write(f"\r\033[K  {path.suffix[1:]}: {stage} {done:,}/{total:,}")
+            sys.stderr.write(f"\r\033[K  {path.suffix[1:]}: {stage} {done:,}"
+                             + (f"/{total:,}" if total else ""))
             sys.stderr.flush()
+
+    started = time.perf_counter()
+    cpu0 = time.process_time()
+    spec = chainfile.load(path, progress=progress)
+    loaded = time.perf_counter() - started
+    gc.freeze()  # as `tierbot chain import` does: the items stay out of the collector's walks
+    engine = store.create_engine(url)
 
     async with store.sessionmaker(engine)() as session, session.begin():
         counts = await chainfile.import_chain(session, spec, now=datetime.now(UTC),

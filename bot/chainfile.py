@@ -3,10 +3,14 @@ tree."""
 
 from __future__ import annotations
 
+import gc
 import re
 import tomllib
+from array import array
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
+from itertools import repeat
 from pathlib import Path
 from typing import Any
 
@@ -243,6 +247,18 @@ def _xlsx_parts(path: Path) -> Iterator[Part]:
     yield "top", top
 
 
+try:
+    # A Rust TOML parser, about 3x tomllib (pure Python) on a city's file. Only for the pieces:
+    # a file that fails is read again whole by tomllib, whose message names the line.
+    import rtoml as _rtoml
+
+    _toml_loads: Callable[[str], dict[str, Any]] = _rtoml.loads
+    _TOML_ERRORS: tuple[type[Exception], ...] = (_rtoml.TomlParsingError, tomllib.TOMLDecodeError)
+except ImportError:  # pragma: no cover - a dependency, but tomllib reads the same files
+    _toml_loads = tomllib.loads
+    _TOML_ERRORS = (tomllib.TOMLDecodeError,)
+
+
 class _Resplit(Exception):
     """The TOML file could not be read in pieces: read it whole."""
 
@@ -267,8 +283,8 @@ def _toml_parts(path: Path) -> Iterator[Part]:
 
     def parse(piece: list[str], name: str | None) -> Iterator[Part]:
         try:
-            data = tomllib.loads("".join(piece))
-        except tomllib.TOMLDecodeError:
+            data = _toml_loads("".join(piece))
+        except _TOML_ERRORS:
             raise _Resplit from None
         if name is None:
             if any(k in data for k in _LISTS):
@@ -295,80 +311,125 @@ def _toml_parts(path: Path) -> Iterator[Part]:
         yield from parse(lines, section)
 
 
-_YAML_KEY = re.compile(r"^([A-Za-z_][\w-]*)\s*:\s*(#.*)?$")
-_YAML_ITEM = re.compile(r"^(\s*)-(\s|$)")
+# libyaml's C parser when PyYAML has it (about 10x the pure-Python one).
+_YAML_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def _yaml_load(text: str) -> Any:
-    # libyaml's C loader when PyYAML has it (about 10x the pure-Python one).
-    return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    return yaml.load(text, Loader=_YAML_LOADER)
+
+
+class _YamlItems:
+    """A YAML chain file as parts, straight from the parser's events: the items of the
+    top-level `people` and `nodes` lists one at a time, then ("top", the other keys). Plain
+    dicts, lists and scalars are built from the events (PyYAML's constructor would first build
+    a node object for every value, and that costs about ten times the parse); plain scalars are
+    resolved by the same implicit resolvers as yaml.safe_load (ints, booleans, nulls, dates).
+    What this light builder does not do (anchors and aliases, explicit tags, merge keys, a key
+    that is a list, a second document, a top level that is not a mapping, a list given twice)
+    raises _Resplit, and the file is read whole by yaml.safe_load. A syntax error does too, so
+    its message (line and column) is the whole loader's."""
+
+    def __init__(self) -> None:
+        from yaml import events
+        from yaml.nodes import ScalarNode
+
+        self.events = events
+        self.node = ScalarNode
+        self.resolver = yaml.resolver.Resolver()
+        self.constructor = yaml.constructor.SafeConstructor()
+        self.first = set(yaml.resolver.Resolver.yaml_implicit_resolvers)
+        self.str_tag = yaml.resolver.Resolver.DEFAULT_SCALAR_TAG
+
+    def scalar(self, event: Any) -> Any:
+        if event.anchor is not None or event.tag is not None:
+            raise _Resplit
+        value = event.value
+        if not event.implicit[0] or (value[:1] not in self.first and None not in self.first):
+            return value  # quoted, a block scalar, or no implicit type starts that way
+        tag = self.resolver.resolve(self.node, value, event.implicit)
+        if tag == self.str_tag:
+            return value
+        construct = yaml.constructor.SafeConstructor.yaml_constructors.get(tag)
+        if construct is None or tag == "tag:yaml.org,2002:merge":
+            raise _Resplit
+        return construct(self.constructor, self.node(tag, value))
+
+    def value(self, event: Any, get: Callable[[], Any]) -> Any:
+        kind = type(event)
+        ev = self.events
+        if kind is ev.ScalarEvent:
+            return self.scalar(event)
+        if kind is ev.AliasEvent or event.anchor is not None or event.tag is not None:
+            raise _Resplit
+        if kind is ev.MappingStartEvent:
+            mapping: dict[Any, Any] = {}
+            while True:
+                event = get()
+                if type(event) is ev.MappingEndEvent:
+                    return mapping
+                key = self.value(event, get)
+                if isinstance(key, dict | list):
+                    raise _Resplit
+                mapping[key] = self.value(get(), get)
+        if kind is ev.SequenceStartEvent:
+            items: list[Any] = []
+            while True:
+                event = get()
+                if type(event) is ev.SequenceEndEvent:
+                    return items
+                items.append(self.value(event, get))
+        raise _Resplit
+
+    def parts(self, path: Path) -> Iterator[Part]:
+        ev = self.events
+        with path.open(encoding="utf-8") as stream:
+            loader = _YAML_LOADER(stream)
+            try:
+                get = loader.get_event
+                get()  # the stream's start
+                if type(get()) is ev.StreamEndEvent:  # else the document's start
+                    yield "top", {}
+                    return
+                event = get()
+                if type(event) is not ev.MappingStartEvent or event.anchor is not None \
+                        or event.tag is not None:
+                    raise _Resplit
+                top: dict[Any, Any] = {}
+                streamed: list[str] = []
+                while True:
+                    event = get()
+                    if type(event) is ev.MappingEndEvent:
+                        break
+                    key = self.value(event, get)
+                    if key in _LISTS and (key in top or key in streamed):
+                        raise _Resplit  # given twice: the whole loader keeps the last
+                    event = get()
+                    if key in _LISTS and type(event) is ev.SequenceStartEvent \
+                            and event.anchor is None and event.tag is None:
+                        streamed.append(key)
+                        while True:
+                            event = get()
+                            if type(event) is ev.SequenceEndEvent:
+                                break
+                            yield key, self.value(event, get)
+                        continue
+                    if isinstance(key, dict | list):
+                        raise _Resplit
+                    top[key] = self.value(event, get)
+                get()  # the document's end
+                if type(get()) is not ev.StreamEndEvent:
+                    raise _Resplit  # more than one document: the whole loader says so
+            except yaml.YAMLError:
+                raise _Resplit from None
+            finally:
+                loader.dispose()
+        yield "top", {**top, **{k: [] for k in streamed}}
 
 
 def _yaml_parts(path: Path) -> Iterator[Part]:
-    """A YAML chain file read in pieces like a TOML one: the items of the block lists
-    `people:` and `nodes:` a few thousand at a time, then ("top", the other keys). A file
-    the pieces cannot hold for certain (documents, a list given twice or inline, an alias to
-    another piece) raises _Resplit."""
-    top: list[str] = []
-    piece: list[str] = []
-    section: str | None = None
-    indent: int | None = None
-    items = 0
-    seen: set[str] = set()
-
-    def parse() -> Iterator[Part]:
-        try:
-            data = _yaml_load("".join(piece))
-        except yaml.YAMLError:
-            raise _Resplit from None
-        if not isinstance(data, list):
-            raise _Resplit
-        for item in data:
-            yield section or "", item
-
-    with path.open(encoding="utf-8") as stream:
-        for line in stream:
-            if line.startswith(("---", "...", "%")):
-                raise _Resplit
-            if section is not None:
-                item = _YAML_ITEM.match(line)
-                if indent is None and item:
-                    indent = len(item.group(1))
-                blank = not line.strip() or line.lstrip().startswith("#")
-                if blank or (item and len(item.group(1)) == indent) or (
-                        indent is not None and len(line) - len(line.lstrip()) > indent):
-                    if item and len(item.group(1)) == indent:
-                        if items >= _ITEMS_PER_PIECE:
-                            yield from parse()
-                            piece, items = [], 0
-                        items += 1
-                    piece.append(line)
-                    continue
-                if indent is None:
-                    raise _Resplit  # `people:` with no block list under it
-                yield from parse()
-                piece, items, section, indent = [], 0, None, None
-            key = _YAML_KEY.match(line)
-            if key and key.group(1) in _LISTS:
-                if key.group(1) in seen:
-                    raise _Resplit
-                seen.add(key.group(1))
-                section = key.group(1)
-                continue
-            top.append(line)
-    if section is not None:
-        if indent is None:
-            raise _Resplit
-        yield from parse()
-    try:
-        head = _yaml_load("".join(top)) if top else {}
-    except yaml.YAMLError:
-        raise _Resplit from None
-    if head is None:
-        head = {}
-    if not isinstance(head, dict) or any(k in head for k in _LISTS):
-        raise _Resplit
-    yield "top", {**head, **{k: [] for k in seen}}
+    """A YAML chain file item by item (_YamlItems)."""
+    return _YamlItems().parts(path)
 
 
 def _dict_parts(raw: Any) -> Iterator[Part]:
@@ -385,23 +446,52 @@ def _dict_parts(raw: Any) -> Iterator[Part]:
             yield name, items.pop()
 
 
-def _validate(parts: Iterator[Part]) -> ChainSpec:
+def _share_keys(node: NodeSpec, person_keys: dict[str, str], node_keys: dict[str, str]) -> None:
+    if node.parent is not None:
+        node.parent = node_keys.get(node.parent, node.parent)
+    if node.roles:
+        node.roles = {role: tuple(person_keys.get(k, k) for k in holders)
+                      for role, holders in node.roles.items()}
+    node_keys.setdefault(node.name, node.name)
+    if node.key is not None:
+        node_keys.setdefault(node.key, node.key)
+
+
+# Items read between two progress reports.
+_READ_STEP = 5000
+
+
+def _validate(parts: Iterator[Part], progress: Progress | None = None) -> ChainSpec:
     """Validate item by item (the raw item is dropped as soon as it is a model), then the
-    top level; every problem is reported with its place (people.3.mobile)."""
+    top level; every problem is reported with its place (people.3.mobile). `progress`
+    ("reading", items so far, 0) every few thousand items."""
     top: Any = {}
     found: dict[str, list[Any]] = {"people": [], "nodes": []}
     models: dict[str, TypeAdapter[Any]] = {"people": _PEOPLE, "nodes": _NODES}
     index = {"people": 0, "nodes": 0}
     problems: list[str] = []
+    # A parent or a role holder is the same string as the key it names (a city's file repeats
+    # 200,000 keys: 11 MB as copies).
+    person_keys: dict[str, str] = {}
+    node_keys: dict[str, str] = {}
     for name, item in parts:
         if name == "top":
             top = item
             continue
         try:
-            found[name].append(models[name].validate_python(item))
+            valid = models[name].validate_python(item)
         except ValidationError as exc:
             problems.extend(_describe(exc, prefix=(name, index[name])))
+        else:
+            if name == "people":
+                person_keys.setdefault(valid.key, valid.key)
+            else:
+                _share_keys(valid, person_keys, node_keys)
+            found[name].append(valid)
         index[name] += 1
+        if progress is not None and (index["people"] + index["nodes"]) % _READ_STEP == 0:
+            progress("reading", index["people"] + index["nodes"], 0)
+    del person_keys, node_keys
     if isinstance(top, dict):
         top = {**top, **{name: [] for name, n in index.items() if n}}
     try:
@@ -443,23 +533,44 @@ def check(path: Path) -> tuple[ChainSpec | None, list[str]]:
         raise
 
 
-def load(path: Path) -> ChainSpec:
-    """Read and validate a chain file (.toml, .yaml, .yml or .xlsx). TOML and YAML files are
-    read in pieces and every item validated as it comes, so a city's file never sits in
-    memory twice (parsed and validated)."""
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """The cyclic garbage collector held off while a file's items are built: they make no
+    cycles, and every full collection would walk all the items built so far (a fifth of the
+    CPU time of reading 100,000 people)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def load(path: Path, *, progress: Progress | None = None) -> ChainSpec:
+    """Read and validate a chain file (.toml, .yaml, .yml or .xlsx). Every format is read item
+    by item and each item validated as it comes, so a city's file never sits in memory twice
+    (parsed and validated). `progress("reading", items, 0)` as the items come."""
+    with _gc_paused():
+        return _load(path, progress)
+
+
+def _load(path: Path, progress: Progress | None) -> ChainSpec:
     try:
         if path.suffix == ".xlsx":
-            return _validate(_xlsx_parts(path))
+            return _validate(_xlsx_parts(path), progress)
         if path.suffix == ".toml":
             try:
-                return _validate(_toml_parts(path))
+                return _validate(_toml_parts(path), progress)
             except _Resplit:
-                return _validate(_dict_parts(tomllib.loads(path.read_text(encoding="utf-8"))))
+                return _validate(_dict_parts(tomllib.loads(path.read_text(encoding="utf-8"))),
+                                 progress)
         if path.suffix in (".yaml", ".yml"):
             try:
-                return _validate(_yaml_parts(path))
+                return _validate(_yaml_parts(path), progress)
             except _Resplit:
-                return _validate(_dict_parts(_yaml_load(path.read_text(encoding="utf-8"))))
+                return _validate(_dict_parts(_yaml_load(path.read_text(encoding="utf-8"))),
+                                 progress)
         raise ChainFileError(f"{path}: use a .toml, .yaml or .yml file, or an .xlsx workbook")
     except OSError as exc:
         raise ChainFileError(f"{path}: {exc.strerror}") from None
@@ -481,18 +592,25 @@ def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]
 
 class _Ids:
     """Ids of rows to be written, known only after their bulk insert: a row is named by a
-    negative placeholder until then."""
+    negative placeholder until then (-1, -2, …: the real id is at index -ref - 1 of an array,
+    a tenth of what a dict of 200,000 ids costs)."""
 
     def __init__(self) -> None:
-        self.real: dict[int, int] = {}
-        self._next = -1
+        self.real = array("q")  # 8 bytes an id, not an int object each
+        self._count = 0
 
     def placeholder(self) -> int:
-        self._next -= 1
-        return self._next + 1
+        self._count += 1
+        return -self._count
+
+    def settle(self, refs: Sequence[int], real: Sequence[int]) -> None:
+        """The placeholders `refs` are the rows `real`."""
+        self.real.extend(repeat(0, self._count - len(self.real)))
+        for ref, row_id in zip(refs, real, strict=True):
+            self.real[-ref - 1] = row_id
 
     def __call__(self, ref: int) -> int:
-        return ref if ref > 0 else self.real[ref]
+        return ref if ref > 0 else self.real[-ref - 1]
 
 
 async def _new_ids(session: AsyncSession, table: Any, n: int) -> list[int]:
@@ -518,13 +636,16 @@ async def _write(session: AsyncSession, model: Any, columns: Sequence[str],
                  rows: Iterable[tuple[Any, ...]]) -> int:
     """Write rows (tuples in `columns` order) in batches with Core, below the ORM: COPY on
     PostgreSQL, the driver's executemany on SQLite. Values pass the columns' own bind
-    processing (UTC datetimes). Returns the rows written."""
+    processing (UTC datetimes); a value that is the same object as the row before's (the
+    import's one `now`) is processed once. Returns the rows written."""
     table = model.__table__
     conn = await session.connection()
     dialect = conn.dialect
     procs = [(i, proc) for i, c in enumerate(columns)
              if (proc := table.c[c].type.dialect_impl(dialect).bind_processor(dialect))
              is not None]
+    last_in: list[Any] = [None] * len(columns)
+    last_out: list[Any] = [None] * len(columns)
     pg = dialect.name == "postgresql"
     sql = (f"INSERT INTO {table.name} ({', '.join(columns)}) "
            f"VALUES ({', '.join('?' for _ in columns)})")
@@ -534,8 +655,14 @@ async def _write(session: AsyncSession, model: Any, columns: Sequence[str],
             for k, row in enumerate(batch):
                 values = list(row)
                 for i, proc in procs:
-                    if values[i] is not None:
-                        values[i] = proc(values[i])
+                    value = values[i]
+                    if value is None:
+                        continue
+                    if value is last_in[i]:
+                        values[i] = last_out[i]
+                    else:
+                        last_in[i], last_out[i] = value, proc(value)
+                        values[i] = last_out[i]
                 batch[k] = tuple(values)
         if pg:
             raw = await conn.get_raw_connection()
@@ -563,11 +690,12 @@ def _batches(rows: Iterable[tuple[Any, ...]], size: int) -> Iterator[list[tuple[
 _BULK_ROLES = 1000
 
 
-async def _write_roles(session: AsyncSession, rows: list[tuple[Any, ...]]) -> None:
+async def _write_roles(session: AsyncSession, rows: Iterable[tuple[Any, ...]], *,
+                       at_most: int) -> int:
+    """Write membership rows (at most `at_most` of them); returns how many."""
     columns = ("person_id", "node_id", "role", "created_at")
-    if _is_pg(session) or len(rows) < _BULK_ROLES:
-        await _write(session, Membership, columns, rows)
-        return
+    if _is_pg(session) or at_most < _BULK_ROLES:
+        return await _write(session, Membership, columns, rows)
     from bot.services import points
 
     held = list((await session.execute(text(
@@ -575,10 +703,33 @@ async def _write_roles(session: AsyncSession, rows: list[tuple[Any, ...]]) -> No
         "AND tbl_name = 'membership'"))).all())
     for name, _ in held:
         await session.execute(text(f'DROP TRIGGER "{name}"'))
-    await _write(session, Membership, columns, rows)
+    written = await _write(session, Membership, columns, rows)
     for _, sql in held:
         await session.execute(text(sql))
     await points.rebuild_totals(session)
+    return written
+
+
+async def _contact_owners(session: AsyncSession, spec: ChainSpec) -> dict[tuple[str, str], int]:
+    """The people who hold the file's contact ids already, by (transport, id)."""
+    owner: dict[tuple[str, str], int] = {}
+    by_transport: dict[str, set[str]] = {}
+    for pspec in spec.people:
+        for tr, cid in _pairs(pspec.contacts, spec.transport):
+            by_transport.setdefault(tr, set()).add(cid)
+    for tr, cids in by_transport.items():
+        for chunk in _chunks(sorted(cids)):
+            for cid, person_id in await session.execute(
+                    select(Contact.contact_id, Contact.person_id).where(
+                        Contact.transport == tr, Contact.contact_id.in_(chunk))):
+                owner[(tr, cid)] = person_id
+    return owner
+
+
+def _pairs(contacts: Sequence[str], transport: str) -> list[tuple[str, str]]:
+    """A person's contact ids as (transport, id): 'id' is on the file's transport."""
+    return [(c.split(":", 1)[0], c.split(":", 1)[1]) if ":" in c else (transport, c)
+            for c in contacts]
 
 
 async def import_chain(session: AsyncSession, spec: ChainSpec, *, now: datetime,
@@ -589,39 +740,27 @@ async def import_chain(session: AsyncSession, spec: ChainSpec, *, now: datetime,
     else, known only by name, the record an earlier import made), nodes by name and parent,
     groups by room; what exists is read in bulk first, what is new is written in bulk
     (thousands of rows per statement), so 100,000 people take seconds. `progress(stage, done,
-    total)` is called as the stages advance."""
+    total)` is called as the stages advance. The file's lists are walked again where a second
+    walk is cheaper in memory than a table kept for all of them."""
     def step(stage: str, done: int, total: int) -> None:
         if progress is not None:
             progress(stage, done, total)
 
     ids = _Ids()
+    transport = spec.transport
     # --- people --------------------------------------------------------------------------
-    pairs_of = [[tuple(c.split(":", 1)) if ":" in c else (spec.transport, c)
-                 for c in p.contacts] for p in spec.people]
-    contact_owner: dict[tuple[str, str], int] = {}
-    by_transport: dict[str, set[str]] = {}
-    for pairs in pairs_of:
-        for tr, cid in pairs:
-            by_transport.setdefault(tr, set()).add(cid)
-    for tr, cids in by_transport.items():
-        for chunk in _chunks(sorted(cids)):
-            for cid, person_id in await session.execute(
-                    select(Contact.contact_id, Contact.person_id).where(
-                        Contact.transport == tr, Contact.contact_id.in_(chunk))):
-                contact_owner[(tr, cid)] = person_id
+    contact_owner = await _contact_owners(session, spec)
     step("people: looked up", 0, len(spec.people))
-    # Mobiles are matched by their blind index (nothing stored is decrypted).
-    index_of = {m: personal.index_columns(mobile=m)["mobile_bidx"]
-                for m in {p.mobile for p in spec.people if p.mobile}}
-    mobile_of = {bidx: m for m, bidx in index_of.items()}
+    # Mobiles are matched by their blind index (nothing stored is decrypted), a chunk at a time
+    # (the indexes of 100,000 mobiles are 11 MB of strings).
     mobile_owner: dict[str, int] = {}
-    for chunk in _chunks(sorted(mobile_of)):
+    for chunk in _chunks(sorted({p.mobile for p in spec.people if p.mobile})):
+        mobile_of = {personal.blind_index("mobile", m): m for m in chunk}
         for bidx, person_id in await session.execute(
                 select(Person.mobile_bidx, func.min(Person.id))
-                .where(Person.mobile_bidx.in_(chunk)).group_by(Person.mobile_bidx)):
+                .where(Person.mobile_bidx.in_(list(mobile_of))).group_by(Person.mobile_bidx)):
             mobile_owner[mobile_of[bidx]] = person_id
-    bare_names = sorted({p.name for p, pairs in zip(spec.people, pairs_of, strict=True)
-                         if not pairs and not p.mobile})
+    bare_names = sorted({p.name for p in spec.people if not p.contacts and not p.mobile})
     name_owner: dict[str, int] = {}
     for chunk in _chunks(bare_names):
         for name, person_id in await session.execute(
@@ -629,13 +768,14 @@ async def import_chain(session: AsyncSession, spec: ChainSpec, *, now: datetime,
                     Person.name.in_(chunk), ~personal.has_number("mobile"),
                     ~Person.id.in_(select(Contact.person_id))).group_by(Person.name)):
             name_owner[name] = person_id
+    del bare_names
     persons: dict[str, int] = {}
-    new_people: list[tuple[str, str | None]] = []
-    new_refs: list[int] = []
+    new_people: list[PersonSpec] = []
     new_contacts: list[tuple[int, str, str]] = []
-    for pspec, pairs in zip(spec.people, pairs_of, strict=True):
+    for pspec in spec.people:
         if pspec.key in persons:
             raise ChainFileError(f"people: key {pspec.key!r} appears twice")
+        pairs = _pairs(pspec.contacts, transport)
         found = next((contact_owner[pair] for pair in pairs if pair in contact_owner), None)
         if found is not None:
             persons[pspec.key] = found
@@ -645,9 +785,8 @@ async def import_chain(session: AsyncSession, spec: ChainSpec, *, now: datetime,
         elif not pairs:
             found = name_owner.get(pspec.name)
         if found is None:
-            found = ids.placeholder()
-            new_people.append((pspec.name, pspec.mobile))
-            new_refs.append(found)
+            found = ids.placeholder()  # new people are -1, -2, … in order
+            new_people.append(pspec)
             if pspec.mobile:
                 mobile_owner[pspec.mobile] = found
             elif not pairs:
@@ -656,20 +795,20 @@ async def import_chain(session: AsyncSession, spec: ChainSpec, *, now: datetime,
         for tr, cid in pairs:
             contact_owner[(tr, cid)] = found
             new_contacts.append((found, tr, cid))
-    ids.real.update(zip(new_refs, await _new_ids(session, Person.__table__, len(new_refs)),
-                        strict=True))
+    del contact_owner, mobile_owner, name_owner
+    ids.settle(range(-1, -len(new_people) - 1, -1),
+               await _new_ids(session, Person.__table__, len(new_people)))
     # Ids are known before the insert, so each mobile is sealed to its row as it is written
     # (blind index and mask beside it); the plain number is stored nowhere.
     await _write(session, Person, ("id", "name", "created_at", *personal.MOBILE_COLUMNS),
-                 ((ids(ref), name, now, *personal.new_person_mobile(ids(ref), mobile))
-                  for ref, (name, mobile) in zip(new_refs, new_people, strict=True)))
+                 ((ids(-n), p.name, now, *personal.new_person_mobile(ids(-n), p.mobile))
+                  for n, p in enumerate(new_people, start=1)))
     del new_people
     step("people", len(spec.people), len(spec.people))
     await _write(session, Contact, ("person_id", "transport", "contact_id", "created_at"),
                  ((ids(ref), tr, cid, now) for ref, tr, cid in new_contacts))
     step("contacts", len(new_contacts), len(new_contacts))
-    # Only key -> person is needed from here on: the look-up tables go before the nodes'.
-    del pairs_of, contact_owner, mobile_owner, name_owner, new_contacts, new_refs, by_transport
+    del new_contacts
     # --- nodes -----------------------------------------------------------------------------
     existing: dict[tuple[str, int | None], tuple[int, int]] = {
         (name, parent): (node_id, tier) for node_id, name, parent, tier in await session.execute(
@@ -677,6 +816,7 @@ async def import_chain(session: AsyncSession, spec: ChainSpec, *, now: datetime,
     nodes: dict[str, tuple[int, int]] = {}  # key or name -> (id or placeholder, tier)
     levels: dict[int, list[tuple[int, str, str, int | None]]] = {}
     planned: list[int] = []
+    listed_again: set[int] = set()  # new nodes the file lists more than once
     counts = {"nodes": 0, "groups": 0, "roles": 0, "people": len(persons)}
     for nspec in spec.nodes:
         parent = None
@@ -694,14 +834,25 @@ async def import_chain(session: AsyncSession, spec: ChainSpec, *, now: datetime,
             except ValueError as exc:
                 raise ChainFileError(str(exc)) from None
             ref = ids.placeholder()
-            levels.setdefault(tier, []).append((ref, nspec.name, str(nspec.kind), parent_ref))
+            levels.setdefault(tier, []).append((ref, nspec.name, nspec.kind.value, parent_ref))
             here = existing[(nspec.name, parent_ref)] = (ref, tier)
             counts["nodes"] += 1
+        elif here[0] < 0:
+            listed_again.add(here[0])
         nodes[nspec.key or nspec.name] = nodes[nspec.name] = here
         planned.append(here[0])
+    del existing, nodes
+    # Every role names a person of the file: checked before anything of the nodes is written.
+    for nspec in spec.nodes:
+        for role, keys in nspec.roles.items():
+            for key in keys:
+                if key not in persons:
+                    raise ChainFileError(f"node {nspec.name!r}: role {role}: unknown person "
+                                         f"{key!r}")
     # Parents first: one bulk insert per tier.
     refs = [ref for tier in sorted(levels) for ref, _, _, _ in levels[tier]]
-    ids.real.update(zip(refs, await _new_ids(session, Node.__table__, len(refs)), strict=True))
+    ids.settle(refs, await _new_ids(session, Node.__table__, len(refs)))
+    del refs
     done = 0
     for tier in sorted(levels):
         done += await _write(session, Node,
@@ -710,42 +861,50 @@ async def import_chain(session: AsyncSession, spec: ChainSpec, *, now: datetime,
                                ids(parent) if parent is not None else None, now)
                               for ref, name, kind, parent in levels[tier]))
         step("nodes", done, counts["nodes"])
+    del levels
     # --- groups and roles -----------------------------------------------------------------
-    rooms = [(g.transport or spec.transport, g.room) for n in spec.nodes for g in n.groups]
+    rooms = [(g.transport or transport, g.room) for n in spec.nodes for g in n.groups]
     bound: set[tuple[str, str]] = set()
     for tr in {tr for tr, _ in rooms}:
         for chunk in _chunks(sorted({room for t, room in rooms if t == tr})):
             bound.update((tr, room) for room in (await session.execute(select(Group.room_id).where(
                 Group.transport == tr, Group.room_id.in_(chunk)))).scalars())
+    del rooms
     new_groups: list[tuple[Any, ...]] = []
-    held = {(p, n, r) for p, n, r in await session.execute(
-        select(Membership.person_id, Membership.node_id, Membership.role))}
-    new_roles: list[tuple[Any, ...]] = []
     for nspec, ref in zip(spec.nodes, planned, strict=True):
-        node_id = ids(ref)
         for gspec in nspec.groups:
-            tr = gspec.transport or spec.transport
+            tr = gspec.transport or transport
             if (tr, gspec.room) not in bound:
                 bound.add((tr, gspec.room))
-                new_groups.append((node_id, tr, gspec.room, gspec.title, gspec.binding,
+                new_groups.append((ids(ref), tr, gspec.room, gspec.title, gspec.binding,
                                    gspec.fallback, now))
-        for role, keys in nspec.roles.items():
-            for key in keys:
-                if key not in persons:
-                    raise ChainFileError(f"node {nspec.name!r}: role {role}: unknown person "
-                                         f"{key!r}")
-                person_id = ids(persons[key])
-                if (person_id, node_id, role) not in held:
-                    held.add((person_id, node_id, role))
-                    new_roles.append((person_id, node_id, str(role), now))
-    await _write(session, Group,
-                 ("node_id", "transport", "room_id", "title", "account", "fallback_account",
-                  "created_at"), new_groups)
-    counts["groups"] = len(new_groups)
-    step("groups", len(new_groups), len(new_groups))
-    await _write_roles(session, new_roles)
-    counts["roles"] = len(new_roles)
-    step("roles", len(new_roles), len(new_roles))
+    del bound
+    counts["groups"] = await _write(
+        session, Group, ("node_id", "transport", "room_id", "title", "account",
+                         "fallback_account", "created_at"), new_groups)
+    del new_groups
+    step("groups", counts["groups"], counts["groups"])
+    # A role may exist already only on a node that existed, or on a new node the file lists
+    # twice: only those are checked against a set (a set of every new role would be the
+    # largest table of the import).
+    held = {(p, n, r) for p, n, r in await session.execute(
+        select(Membership.person_id, Membership.node_id, Membership.role))}
+
+    def new_roles() -> Iterator[tuple[Any, ...]]:
+        for nspec, ref in zip(spec.nodes, planned, strict=True):
+            node_id = ids(ref)
+            seen = held if ref > 0 or ref in listed_again else set()
+            for role, keys in nspec.roles.items():
+                for key in keys:
+                    person_id = ids(persons[key])
+                    if (person_id, node_id, role) not in seen:
+                        seen.add((person_id, node_id, role))
+                        yield person_id, node_id, str(role), now
+
+    counts["roles"] = await _write_roles(
+        session, new_roles(),
+        at_most=sum(len(keys) for n in spec.nodes for keys in n.roles.values()))
+    step("roles", counts["roles"], counts["roles"])
     for nspec, ref in zip(spec.nodes, planned, strict=True):
         if nspec.buildings or nspec.shops:
             node = await session.get(Node, ids(ref))

@@ -173,10 +173,14 @@ def current() -> Keyring:
     return _active
 
 
+_SEPARATORS = re.compile(r"[\s\-()（）]")
+_FULL_WIDTH = str.maketrans("０１２３４５６７８９ｘＸ", "0123456789XX")
+
+
 def normalise(kind: Kind, value: str) -> str:
     """The canonical spelling hashed and sealed: digits only (ID numbers: check letter X)."""
-    cleaned = re.sub(r"[\s\-()（）]", "", value).upper()
-    cleaned = cleaned.translate(str.maketrans("０１２３４５６７８９ｘＸ", "0123456789XX"))
+    cleaned = _SEPARATORS.sub("", value).upper()
+    cleaned = cleaned.translate(_FULL_WIDTH)
     if kind == "mobile" and cleaned.startswith("+86"):
         cleaned = cleaned[3:]
     return cleaned

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -341,3 +342,85 @@ def test_problems_in_later_pieces_name_their_item(tmp_path: Path, monkeypatch):
     for place in ("people.4.mobile", "people.6.mobile", "nodes.1.kind"):
         assert place in message
     assert "people.5" not in message and "nodes.0" not in message
+
+
+# --- a YAML file built from the parser's events (bot/chainfile.py: _YamlItems) ----------------
+
+YAML_SCALARS = [
+    # Plain scalars take yaml.safe_load's implicit types; quoted and block ones stay strings.
+    ("transport: sim\npeople:\n- {key: a, name: 甲, mobile: 13800138000}\n"
+     "- {key: '1', name: \"2\", mobile: '13800138000'}\n- {key: 007, name: 0x1f}\n"
+     "- {key: yes, name: no, contacts: [on, off, ~, null, '', 1.5, .inf, -3, +4, 1_000]}\n"
+     "- {key: 2020-02-20, name: 2020-02-20 08:00:00, contacts: [1:20, 0o7, '=', '<<']}\n"
+     "- key: b\n  name: |\n    乙\n    - c\n  contacts: >\n    folded\n    text\n"
+     "nodes:\n- name: 福田街道\n  kind: subdistrict\n  roles:\n    commander: [a, b]\n"
+     "  groups: []\nextra: {x: [1, {y: z}], 3: true}\n"),
+    # A key of another type, keys given twice inside an item (the last wins), an empty list.
+    "people: []\nnodes:\n- {name: 甲, name: 乙, kind: team, 5: x, null: y, true: z}\n",
+    # The lists written as flow sequences, the top keys in another order, a comment.
+    "# chain\nnodes: [{name: 福田街道, kind: subdistrict}]\ntransport: wechaty\npeople: [{key: a, "
+    "name: 甲}]\n",
+    # Only comments, an empty document, a document marker and its end.
+    "# nothing here\n",
+    "---\nnodes:\n- {name: 福田街道, kind: subdistrict}\n...\n",
+]
+
+YAML_WHOLE = [
+    # What the event builder leaves to yaml.safe_load: anchors and aliases, explicit tags, merge
+    # keys, a key that is a mapping, a list given twice, a second document, a top-level list,
+    # an empty document, a syntax error.
+    "people:\n- &x {key: a, name: 甲}\n- *x\nnodes: []\n",
+    "people:\n- {key: !!str 1, name: 甲}\nnodes: []\n",
+    "people: !!seq\n- {key: a, name: 甲}\nnodes: []\n",
+    "base: &b {kind: team}\nnodes:\n- {<<: *b, name: 甲}\n",
+    "nodes:\n- {name: 甲, kind: team, ? {a: 1} : x}\n",
+    "nodes: []\npeople: []\nnodes:\n- {name: 甲, kind: team}\n",
+    "nodes: []\n---\nnodes: []\n",
+    "- {name: 甲, kind: team}\n",
+    "---\n",
+    "nodes: [\n",
+    "people:\n- {key: a, name: 甲, contacts: [=]}\nnodes: []\n",
+]
+
+
+@pytest.mark.parametrize("text", YAML_SCALARS)
+def test_yaml_items_from_events_are_what_safe_load_gives(tmp_path: Path, text: str):
+    path = write(tmp_path / "chain.yaml", text)
+    parts = list(chainfile._yaml_parts(path))
+    whole = yaml.safe_load(text) or {}
+    lists = {name: [item for part, item in parts if part == name] for name in ("people", "nodes")}
+    (top,) = [item for part, item in parts if part == "top"]
+    assert parts[-1][0] == "top"
+    assert {**top, **{k: v for k, v in lists.items() if k in whole}} == whole
+    assert {k: type(v) for k, v in top.items()} == {
+        k: list if k in lists else type(v) for k, v in whole.items()}
+
+
+@pytest.mark.parametrize("text", YAML_WHOLE)
+def test_yaml_the_event_builder_leaves_to_the_whole_loader(tmp_path: Path, text: str,
+                                                           monkeypatch):
+    path = write(tmp_path / "chain.yaml", text)
+    with pytest.raises(chainfile._Resplit):
+        list(chainfile._yaml_parts(path))
+
+    def outcome() -> object:
+        try:
+            return chainfile.load(path)
+        except ChainFileError as exc:
+            return str(exc)
+
+    loaded = outcome()
+
+    def whole(path: Path) -> Iterator[chainfile.Part]:
+        raise chainfile._Resplit
+        yield  # a generator, like the real one
+
+    monkeypatch.setattr(chainfile, "_yaml_parts", whole)
+    assert loaded == outcome()
+
+
+def test_a_yaml_syntax_error_names_its_line(tmp_path: Path):
+    good = "".join(f"- {{key: p{i}, name: 人{i}}}\n" for i in range(50))
+    path = write(tmp_path / "chain.yaml", f"people:\n{good}- {{key: x, name: [\nnodes: []\n")
+    with pytest.raises(ChainFileError, match="line 5[23]"):
+        chainfile.load(path)

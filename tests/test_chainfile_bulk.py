@@ -15,6 +15,7 @@ from bot import chainfile
 from bot.app import BotApp
 from bot.chainfile import ChainFileError, ChainSpec, NodeSpec, PersonSpec
 from bot.crypto import blind_index
+from bot.services import personal
 from models import Contact, Group, Membership, Node, NodeKind, Person, PointsTotal, Role
 from tests.xlsx import write_xlsx
 
@@ -210,3 +211,39 @@ async def test_bulk_written_times_compare_like_the_orm_writes_them(bot: BotApp) 
             later = (await s.execute(select(func.count()).select_from(model).where(
                 model.created_at > now))).scalar_one()
             assert later == 0, model.__name__
+
+
+async def test_a_node_listed_twice_gets_each_role_once(bot: BotApp) -> None:
+    # Roles of a new node are checked against each other only where the file lists the node
+    # again (or the node existed): a holder named twice, and a node given in two places.
+    spec = ChainSpec.model_validate({
+        "people": [{"key": "a", "name": "甲"}, {"key": "b", "name": "乙"}],
+        "nodes": [
+            {"name": "福田街道", "kind": "subdistrict", "key": "d",
+             "roles": {"commander": ["a", "a"]}},
+            {"name": "长春社区", "kind": "community", "parent": "d",
+             "roles": {"secretary": ["b", "b"]}},
+            {"name": "福田街道", "kind": "subdistrict",
+             "roles": {"commander": ["a", "b"], "member": ["b"]}}]})
+    assert await _import(bot, spec) == {"nodes": 2, "groups": 0, "people": 2, "roles": 4}
+    async with bot.session() as s:
+        rows = sorted((await s.execute(
+            select(Person.name, Node.name, Membership.role)
+            .join(Membership, Membership.person_id == Person.id)
+            .join(Node, Node.id == Membership.node_id))).all())
+    assert rows == [("乙", "福田街道", Role.COMMANDER), ("乙", "福田街道", Role.MEMBER),
+                    ("乙", "长春社区", Role.SECRETARY), ("甲", "福田街道", Role.COMMANDER)]
+    assert await _import(bot, spec) == {"nodes": 0, "groups": 0, "people": 2, "roles": 0}
+
+
+async def test_a_bulk_written_mobile_opens_to_the_number_for_its_row(bot: BotApp) -> None:
+    await _import(bot, _spec([{"key": "a", "name": "甲", "mobile": "13800138001"},
+                              {"key": "b", "name": "乙", "mobile": "13800138002"}],
+                             {"commander": ["a", "b"]}))
+    async with bot.session() as s, s.begin():
+        people = (await s.execute(select(Person).order_by(Person.name))).scalars().all()
+        shown = [(p.name, p.mobile_mask, _mobile(p.mobile_bidx),
+                  await personal.reveal(s, p, "mobile", who="test", why="test", now=bot.now()))
+                 for p in people]
+    assert shown == [("乙", "138****8002", "13800138002", "13800138002"),
+                     ("甲", "138****8001", "13800138001", "13800138001")]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pty
 import queue
 import re
 import shutil
@@ -180,6 +181,48 @@ def test_chain_import_yaml_then_show(cli: Cli, tmp_path: Path):
     [community] = [ln for ln in shown.splitlines() if "青口社区 [" in ln]
     assert "tier 2" in community and "陆组长" in community
     assert "青口社区指挥群" in shown
+
+
+def test_chain_import_shows_progress_on_a_terminal_only(cli: Cli, tmp_path: Path):
+    # Enough people for a "reading" report (one every 5,000 items), with their nodes.
+    people = "".join(f'[[people]]\nkey = "p{i}"\nname = "房东{i}"\nmobile = "139{i:08d}"\n'
+                     for i in range(6000))
+    nodes = '[[nodes]]\nkey = "fd"\nname = "房东群"\nkind = "team_landlords"\n' \
+        'parent = "下车门第三作战小组"\n' + "".join(
+            f'[[nodes]]\nname = "出租房{i}"\nkind = "landlord_tenants"\nparent = "fd"\n'
+            f'roles = {{ landlord = ["p{i}"] }}\n' for i in range(6000))
+    (tmp_path / "city.toml").write_text(SMALL_TOML + people + nodes, encoding="utf-8")
+    _ok(cli("db", "upgrade"))
+    # Not a terminal: stderr stays plain (nothing but what went wrong would be there).
+    piped = _ok(cli("chain", "import", "city.toml"))
+    assert piped.stderr == ""
+    assert piped.stdout.strip() == "imported 6004 nodes, 3 groups, 6003 people, 6004 roles"
+    # On a terminal: one line rewritten in place, stage by stage, cleared at the end.
+    leader, follower = pty.openpty()
+    try:
+        done = subprocess.run([TIERBOT, "chain", "import", "city.toml"], stdout=subprocess.PIPE,
+                              stderr=follower, text=True, cwd=cli.cwd, env=cli.env,
+                              timeout=TIMEOUT, check=False)
+        os.close(follower)
+        shown = b""
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # the terminal's other side is closed
+                break
+            if not chunk:
+                break
+            shown += chunk
+    finally:
+        os.close(leader)
+    assert done.returncode == 0, shown
+    assert done.stdout.strip() == "imported 0 nodes, 0 groups, 6003 people, 0 roles"
+    lines = shown.decode().split("\r\x1b[K")
+    assert lines[0] == "" and lines[-1] == ""
+    assert "reading 5,000" in lines
+    assert "people 6,003/6,003" in lines
+    assert {ln.split(" ")[0] for ln in lines} >= {"reading", "people", "groups", "roles"}
+    assert not FULL_MOBILE.search(shown.decode())
 
 
 BAD_CHAINS = {
