@@ -5,8 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-from sqlalchemy import bindparam, select
+from typing import Any, TypeVar
+
+from sqlalchemy import bindparam, func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import make_transient_to_detached
 
 from bot.domain import HeldRole
 from bot.services import personal
@@ -37,6 +40,45 @@ _HOLDERS = (select(Person).join(Membership, Membership.person_id == Person.id)
             .order_by(Membership.id))
 _CONTACT_IDS = select(Contact.contact_id).where(Contact.person_id == bindparam("person_id"),
                                                 Contact.transport == bindparam("transport"))
+# The hot path's own statements, on the tables (not the ORM entities): no unit of work, no
+# object loading; built once, bound per run.
+_PERSON = Person.__table__
+_CONTACT = Contact.__table__
+_MEMBERSHIP = Membership.__table__
+_PERSON_ID_BY_MOBILE = (select(_PERSON.c.id).where(_PERSON.c.mobile_bidx == bindparam("bidx"))
+                        .order_by(_PERSON.c.id).limit(1))
+_HOLDER_IDS = (select(_MEMBERSHIP.c.person_id)
+               .where(_MEMBERSHIP.c.node_id == bindparam("node_id"),
+                      _MEMBERSHIP.c.role == bindparam("role"))
+               .order_by(_MEMBERSHIP.c.id))
+_HOLDER_CONTACT_IDS = (select(_CONTACT.c.contact_id)
+                       .join(_MEMBERSHIP, _MEMBERSHIP.c.person_id == _CONTACT.c.person_id)
+                       .where(_MEMBERSHIP.c.node_id == bindparam("node_id"),
+                              _MEMBERSHIP.c.role == bindparam("role"),
+                              _CONTACT.c.transport == bindparam("transport"))
+                       .order_by(_MEMBERSHIP.c.id, _CONTACT.c.id))
+_HAS_ROLE = (select(_MEMBERSHIP.c.id)
+             .where(_MEMBERSHIP.c.person_id == bindparam("person_id"),
+                    _MEMBERSHIP.c.node_id == bindparam("node_id"),
+                    _MEMBERSHIP.c.role == bindparam("role")).limit(1))
+# SQLite: past the largest id. The transaction holds the write lock from its BEGIN (IMMEDIATE,
+# see bot/store.py), so no other writer can take it; rows are never written with ids out of
+# order, so this is the id SQLite itself would give. PostgreSQL: the column's sequence.
+_NEXT_PERSON_ID_SQLITE = select(func.coalesce(func.max(_PERSON.c.id), 0) + 1)
+_NEXT_PERSON_ID_PG = text("SELECT nextval(pg_get_serial_sequence('person', 'id'))")
+_INSERT_PERSON = insert(_PERSON)
+_INSERT_CONTACT = insert(_CONTACT)
+_INSERT_MEMBERSHIP = insert(_MEMBERSHIP)
+
+_T = TypeVar("_T")
+
+
+def known(session: AsyncSession, obj: _T) -> _T:
+    """An object whose row a Core INSERT just wrote, every column given: made persistent in
+    the session as if loaded (no SQL), so the ORM code after it sees a normal object."""
+    make_transient_to_detached(obj)
+    session.add(obj)
+    return obj
 
 
 async def find_by_contact(session: AsyncSession, *, transport: str, contact_id: str
@@ -54,6 +96,13 @@ async def find_by_contacts(session: AsyncSession, *, transport: str, contact_ids
         return {}
     rows = await session.execute(_BY_CONTACTS, {"transport": transport, "contact_ids": wanted})
     return {contact_id: person for contact_id, person in rows}
+
+
+async def id_by_mobile(session: AsyncSession, *, mobile: str) -> int | None:
+    """find_by_mobile's id alone (no object loaded: usually there is none)."""
+    return (await session.execute(
+        _PERSON_ID_BY_MOBILE, {"bidx": personal.blind_index("mobile", mobile)})
+    ).scalar_one_or_none()
 
 
 async def find_by_mobile(session: AsyncSession, *, mobile: str) -> Person | None:
@@ -93,6 +142,41 @@ async def create_person(
     return person
 
 
+async def add_person(
+    session: AsyncSession, *, name: str, now: datetime, mobile: str | None = None,
+    id_number: str | None = None,
+) -> Person:
+    """create_person in one INSERT: the id is taken first, so the numbers are sealed to it
+    before the row is written (no flush, no second write of the row)."""
+    if session.bind.dialect.name == "postgresql":
+        person_id = (await session.execute(_NEXT_PERSON_ID_PG)).scalar_one()
+    else:
+        person_id = (await session.execute(_NEXT_PERSON_ID_SQLITE)).scalar_one()
+    values: dict[str, Any] = dict.fromkeys(_PERSON.c.keys())
+    values.update(id=person_id, name=name, created_at=now,
+                  **personal.index_columns(mobile=mobile, id_number=id_number),
+                  **personal.sealed_columns(person_id, mobile=mobile, id_number=id_number))
+    await session.execute(_INSERT_PERSON, values)
+    return known(session, Person(**values))
+
+
+async def add_contact(session: AsyncSession, *, person_id: int, transport: str,
+                      contact_id: str, now: datetime) -> None:
+    """attach_contact as one Core INSERT, now."""
+    await session.execute(_INSERT_CONTACT, {"person_id": person_id, "transport": transport,
+                                            "contact_id": contact_id, "created_at": now})
+
+
+async def add_role(session: AsyncSession, *, person_id: int, node_id: int, role: Role,
+                   now: datetime, new_person: bool = False) -> bool:
+    """grant_role as Core statements, written now; False when they already had it."""
+    params = {"person_id": person_id, "node_id": node_id, "role": role}
+    if not new_person and (await session.execute(_HAS_ROLE, params)).first() is not None:
+        return False
+    await session.execute(_INSERT_MEMBERSHIP, {**params, "created_at": now})
+    return True
+
+
 async def attach_contact(
     session: AsyncSession, *, person: Person, transport: str, contact_id: str, now: datetime,
     flush: bool = True,
@@ -129,6 +213,21 @@ async def holders(session: AsyncSession, *, node_id: int, role: Role) -> list[Pe
     """The people holding a role at a node, oldest first."""
     return list((await session.execute(
         _HOLDERS, {"node_id": node_id, "role": role})).scalars())
+
+
+async def holder_ids(session: AsyncSession, *, node_id: int, role: Role) -> list[int]:
+    """holders' ids alone, oldest first."""
+    return list((await session.execute(
+        _HOLDER_IDS, {"node_id": node_id, "role": role})).scalars())
+
+
+async def holder_contact_ids(session: AsyncSession, *, node_id: int, role: Role,
+                             transport: str) -> list[str]:
+    """The contact ids on one transport of everyone holding a role at a node, holders oldest
+    first (their mentions, in one query)."""
+    return list((await session.execute(
+        _HOLDER_CONTACT_IDS, {"node_id": node_id, "role": role, "transport": transport}
+    )).scalars())
 
 
 async def contact_ids(session: AsyncSession, *, person_id: int, transport: str) -> list[str]:

@@ -7,7 +7,9 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, and_, bindparam, exists, or_, select
+from typing import Any
+
+from sqlalchemy import Select, and_, bindparam, exists, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -114,13 +116,15 @@ async def _tenant_for_landlord(session: AsyncSession, cmd: TenantReturn, *, node
     another role, or of a tenant of another node, is refused without saying whose it is."""
     if not cmd.name:
         raise UserError(texts.Tenant.RETURN_NEEDS_NAME)
-    found = await people.find_by_mobile(session, mobile=cmd.mobile)
-    if found is not None:
+    found_id = await people.id_by_mobile(session, mobile=cmd.mobile)
+    if found_id is not None:
+        found = await session.get(Person, found_id)
+        assert found is not None
         if await membership.belongs_elsewhere(session, person=found, node=node, now=now):
             raise await membership.mobile_taken(session, node=node)
         return found, False
-    return await people.create_person(session, name=cmd.name, mobile=cmd.mobile,
-                                      id_number=cmd.id_number, now=now), True
+    return await people.add_person(session, name=cmd.name, mobile=cmd.mobile,
+                                   id_number=cmd.id_number, now=now), True
 
 
 async def _tenant_self(session: AsyncSession, cmd: TenantReturn, *, node: Node,
@@ -131,32 +135,39 @@ async def _tenant_self(session: AsyncSession, cmd: TenantReturn, *, node: Node,
     they claim to be when that waits for the landlord's word. A typed mobile never attaches
     the contact to its owner: a tenant the landlord registered here is asked about (确认/不是);
     anyone else's mobile is refused without saying whose it is."""
-    by_mobile = await people.find_by_mobile(session, mobile=cmd.mobile)
+    by_mobile_id = await people.id_by_mobile(session, mobile=cmd.mobile)
     if sender is not None:
-        if by_mobile is not None and by_mobile.id != sender.id:
+        if by_mobile_id is not None and by_mobile_id != sender.id:
             if await membership.pending_claim(session, claimant_id=sender.id,
-                                              person_id=by_mobile.id) is None:
+                                              person_id=by_mobile_id) is None:
                 raise await membership.mobile_taken(session, node=node)
             return sender, False, None  # still waiting for the landlord
         await personal.set_numbers(session, sender, mobile=cmd.mobile,
                                    id_number=cmd.id_number, keep=True)
         return sender, False, None
     claimed = None
-    if by_mobile is not None:
-        if not await membership.may_claim(session, person=by_mobile, node=node, now=now):
+    if by_mobile_id is not None:
+        claimed = await session.get(Person, by_mobile_id)
+        assert claimed is not None
+        if not await membership.may_claim(session, person=claimed, node=node, now=now):
             raise await membership.mobile_taken(session, node=node)
-        claimed = by_mobile
     # A new tenant record; when it claims a registered tenant it keeps no mobile (the mobile
-    # is the registered tenant's) until the landlord confirms they are one person.
-    person = await people.create_person(
+    # is the registered tenant's) until the landlord confirms they are one person. Person and
+    # contact are Core INSERTs (the id taken first, so the mobile is sealed as it is written).
+    person = await people.add_person(
         session, name=cmd.name or display_name or contact_id,
         mobile=None if claimed else cmd.mobile, id_number=None if claimed else cmd.id_number,
         now=now)
-    # Written with the stay (one flush for contact, role and stay).
-    await people.attach_contact(session, person=person, transport=transport,
-                                contact_id=contact_id, now=now, flush=False)
+    await people.add_contact(session, person_id=person.id, transport=transport,
+                             contact_id=contact_id, now=now)
     return person, True, claimed
 
+
+# A return's stay and every reading are Core INSERTs (the ORM's unit of work cost more than
+# the database's work); built once.
+_STAY = TenantStay.__table__
+_INSERT_STAY = insert(_STAY).returning(_STAY.c.id)
+_INSERT_READING: dict[Any, Any] = {}
 
 # Built once (a statement keeps its compiled form and cache key): every 体温 asks it.
 _LATEST_STAY = (select(TenantStay)
@@ -183,8 +194,7 @@ async def register_return(
     `by_landlord`: the writer is this group's landlord, which also makes it a landlord report.
     """
     arrived = resolve_arrival(cmd.arrival, now=now, zone=zone)
-    # Before anything is added: a query flushes what is pending (see below).
-    landlords = await people.holders(session, node_id=node.id, role=Role.LANDLORD)
+    landlords = await people.holder_ids(session, node_id=node.id, role=Role.LANDLORD)
     claimed = None
     if on_behalf:
         tenant, created = await _tenant_for_landlord(session, cmd, node=node, now=now)
@@ -192,10 +202,9 @@ async def register_return(
         tenant, created, claimed = await _tenant_self(
             session, cmd, node=node, sender=sender, transport=transport, contact_id=contact_id,
             display_name=display_name, now=now)
-    # A tenant created just now has no role and no stay yet: nothing to look up. Their
-    # contact, role and stay are written together, with the stay's flush below.
-    await people.grant_role(session, person_id=tenant.id, node_id=node.id, role=Role.TENANT,
-                            now=now, new_person=created, flush=not created)
+    # A tenant created just now has no role and no stay yet: nothing to look up.
+    await people.add_role(session, person_id=tenant.id, node_id=node.id, role=Role.TENANT,
+                          now=now, new_person=created)
     stay = None if created else await latest_stay(session, tenant_id=tenant.id,
                                                   node_id=node.id)
     if stay is not None and stay.ended_at is not None:
@@ -212,16 +221,18 @@ async def register_return(
         else:
             outcome = "again"
     else:
-        stay = TenantStay(
+        values: dict[str, Any] = dict.fromkeys(_STAY.c.keys())
+        values.update(
             tenant_id=tenant.id, node_id=node.id,
             landlord_id=(sender.id if by_landlord and sender else
-                         landlords[0].id if landlords else None),
+                         landlords[0] if landlords else None),
             origin=cmd.origin, arrived_at=arrived,
             watch_until=arrived + timedelta(days=watch_days),
             self_reported_at=None if by_landlord else now,
-            landlord_reported_at=now if by_landlord else None, created_at=now)
-        session.add(stay)
-        await session.flush()
+            landlord_reported_at=now if by_landlord else None, fever=False, created_at=now)
+        del values["id"]
+        values["id"] = (await session.execute(_INSERT_STAY, values)).scalar_one()
+        stay = people.known(session, TenantStay(**values))
     if by_landlord and outcome != "again":
         assert sender is not None
         await report.add_report(session, landlord=sender, node=node, kind=ReportKind.RETURN,
@@ -262,10 +273,14 @@ async def keep_reading(session: AsyncSession, reading: object, *, value: float,
                        on_fever: Callable[[], str]) -> bool:
     """Store a reading (a tenant's or a worker's); at or above the threshold `on_fever` flags
     its record and gives the alert for the group one tier up (health.alert_fever). Returns whether
-    it was a fever."""
-    session.add(reading)
+    it was a fever. `reading` is a new mapped object, written as one Core INSERT of the values
+    it was given (it is not added to the session)."""
+    table = type(reading).__table__  # type: ignore[attr-defined]
+    statement = _INSERT_READING.get(table)
+    if statement is None:
+        statement = _INSERT_READING[table] = insert(table)
+    await session.execute(statement, {k: v for k, v in vars(reading).items() if k in table.c})
     if value < threshold:
-        await session.flush()
         return False
     text = on_fever()
     await session.flush()
