@@ -96,7 +96,7 @@ async def on_tenant_return(cmd: TenantReturn, ctx: Context) -> Reply:
             text += texts.Tenant.RETURN_TELL_LANDLORD_LATE.format(points=abs(rule.delta))
         told = True
     if told or result.fever or result.link is not None:
-        return Reply(text, await _landlord_mentions(ctx, node))
+        return Reply(text, result.landlord_contacts)
     return Reply(text)
 
 

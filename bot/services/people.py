@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
-
 from typing import Any, TypeVar
 
-from sqlalchemy import bindparam, func, insert, select, text
+from sqlalchemy import and_, bindparam, func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import make_transient_to_detached
 
@@ -47,10 +46,12 @@ _CONTACT = Contact.__table__
 _MEMBERSHIP = Membership.__table__
 _PERSON_ID_BY_MOBILE = (select(_PERSON.c.id).where(_PERSON.c.mobile_bidx == bindparam("bidx"))
                         .order_by(_PERSON.c.id).limit(1))
-_HOLDER_IDS = (select(_MEMBERSHIP.c.person_id)
-               .where(_MEMBERSHIP.c.node_id == bindparam("node_id"),
-                      _MEMBERSHIP.c.role == bindparam("role"))
-               .order_by(_MEMBERSHIP.c.id))
+_HOLDER_CONTACTS = (select(_MEMBERSHIP.c.person_id, _CONTACT.c.contact_id)
+                    .outerjoin(_CONTACT, and_(_CONTACT.c.person_id == _MEMBERSHIP.c.person_id,
+                                              _CONTACT.c.transport == bindparam("transport")))
+                    .where(_MEMBERSHIP.c.node_id == bindparam("node_id"),
+                           _MEMBERSHIP.c.role == bindparam("role"))
+                    .order_by(_MEMBERSHIP.c.id, _CONTACT.c.id))
 _HOLDER_CONTACT_IDS = (select(_CONTACT.c.contact_id)
                        .join(_MEMBERSHIP, _MEMBERSHIP.c.person_id == _CONTACT.c.person_id)
                        .where(_MEMBERSHIP.c.node_id == bindparam("node_id"),
@@ -215,10 +216,19 @@ async def holders(session: AsyncSession, *, node_id: int, role: Role) -> list[Pe
         _HOLDERS, {"node_id": node_id, "role": role})).scalars())
 
 
-async def holder_ids(session: AsyncSession, *, node_id: int, role: Role) -> list[int]:
-    """holders' ids alone, oldest first."""
-    return list((await session.execute(
-        _HOLDER_IDS, {"node_id": node_id, "role": role})).scalars())
+async def holder_contacts(session: AsyncSession, *, node_id: int, role: Role, transport: str
+                          ) -> tuple[list[int], list[str]]:
+    """The ids of everyone holding a role at a node (oldest first) and their contact ids on
+    one transport (for mentions), in one query."""
+    ids: list[int] = []
+    contacts: list[str] = []
+    for person_id, contact_id in await session.execute(
+            _HOLDER_CONTACTS, {"node_id": node_id, "role": role, "transport": transport}):
+        if not ids or ids[-1] != person_id:
+            ids.append(person_id)
+        if contact_id is not None:
+            contacts.append(contact_id)
+    return ids, contacts
 
 
 async def holder_contact_ids(session: AsyncSession, *, node_id: int, role: Role,

@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from zoneinfo import ZoneInfo
-
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import Select, and_, bindparam, exists, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -108,6 +107,8 @@ class ReturnResult:
     # A new contact claimed a tenant the landlord registered: the landlord is asked.
     link: LinkRequest | None = None
     claimed: Person | None = None
+    # The node's landlords' contact ids on the message's transport (to mention them).
+    landlord_contacts: tuple[str, ...] = ()
 
 
 async def _tenant_for_landlord(session: AsyncSession, cmd: TenantReturn, *, node: Node,
@@ -194,7 +195,8 @@ async def register_return(
     `by_landlord`: the writer is this group's landlord, which also makes it a landlord report.
     """
     arrived = resolve_arrival(cmd.arrival, now=now, zone=zone)
-    landlords = await people.holder_ids(session, node_id=node.id, role=Role.LANDLORD)
+    landlords, landlord_contacts = await people.holder_contacts(
+        session, node_id=node.id, role=Role.LANDLORD, transport=transport)
     claimed = None
     if on_behalf:
         tenant, created = await _tenant_for_landlord(session, cmd, node=node, now=now)
@@ -248,7 +250,7 @@ async def register_return(
     if claimed is not None:
         link = await membership.open_link(session, node=node, person=claimed, claimant=tenant,
                                           transport=transport, contact_id=contact_id, now=now)
-    return ReturnResult(stay, tenant, outcome, fever, link, claimed)
+    return ReturnResult(stay, tenant, outcome, fever, link, claimed, tuple(landlord_contacts))
 
 
 async def _add_reading(
