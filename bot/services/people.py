@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import and_, bindparam, func, insert, select, text
+from sqlalchemy import and_, bindparam, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import make_transient_to_detached
 
@@ -66,7 +66,8 @@ _HAS_ROLE = (select(_MEMBERSHIP.c.id)
 # see bot/store.py), so no other writer can take it; rows are never written with ids out of
 # order, so this is the id SQLite itself would give. PostgreSQL: the column's sequence.
 _NEXT_PERSON_ID_SQLITE = select(func.coalesce(func.max(_PERSON.c.id), 0) + 1)
-_NEXT_PERSON_ID_PG = text("SELECT nextval(pg_get_serial_sequence('person', 'id'))")
+# (A SELECT, not text(): the pipeline's look-ups are forgotten on any statement it cannot read.)
+_NEXT_PERSON_ID_PG = select(func.nextval(func.pg_get_serial_sequence("person", "id")))
 _INSERT_PERSON = insert(_PERSON)
 _INSERT_CONTACT = insert(_CONTACT)
 _INSERT_MEMBERSHIP = insert(_MEMBERSHIP)
