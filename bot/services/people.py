@@ -68,6 +68,13 @@ _HAS_ROLE = (select(_MEMBERSHIP.c.id)
 _NEXT_PERSON_ID_SQLITE = select(func.coalesce(func.max(_PERSON.c.id), 0) + 1)
 # (A SELECT, not text(): the pipeline's look-ups are forgotten on any statement it cannot read.)
 _NEXT_PERSON_ID_PG = select(func.nextval(func.pg_get_serial_sequence("person", "id")))
+# Both in one round trip, for a command that will create a person unless the mobile has one.
+_OWNER_AND_NEXT_ID = {
+    "sqlite": select(_PERSON_ID_BY_MOBILE.scalar_subquery(),
+                     _NEXT_PERSON_ID_SQLITE.scalar_subquery()),
+    "postgresql": select(_PERSON_ID_BY_MOBILE.scalar_subquery(),
+                         func.nextval(func.pg_get_serial_sequence("person", "id"))),
+}
 _INSERT_PERSON = insert(_PERSON)
 _INSERT_CONTACT = insert(_CONTACT)
 _INSERT_MEMBERSHIP = insert(_MEMBERSHIP)
@@ -144,13 +151,24 @@ async def create_person(
     return person
 
 
+async def owner_and_new_id(session: AsyncSession, *, mobile: str) -> tuple[int | None, int]:
+    """id_by_mobile and an id for a new person (add_person's person_id), in one query. The
+    new id is taken whether or not it is used (on PostgreSQL a sequence value is skipped)."""
+    row = (await session.execute(_OWNER_AND_NEXT_ID[session.bind.dialect.name],
+                                 {"bidx": personal.blind_index("mobile", mobile)})).one()
+    return row[0], row[1]
+
+
 async def add_person(
     session: AsyncSession, *, name: str, now: datetime, mobile: str | None = None,
-    id_number: str | None = None,
+    id_number: str | None = None, person_id: int | None = None,
 ) -> Person:
     """create_person in one INSERT: the id is taken first, so the numbers are sealed to it
-    before the row is written (no flush, no second write of the row)."""
-    if session.bind.dialect.name == "postgresql":
+    before the row is written (no flush, no second write of the row). `person_id`: an id
+    owner_and_new_id gave in this transaction, nothing written to `person` since."""
+    if person_id is not None:
+        pass
+    elif session.bind.dialect.name == "postgresql":
         person_id = (await session.execute(_NEXT_PERSON_ID_PG)).scalar_one()
     else:
         person_id = (await session.execute(_NEXT_PERSON_ID_SQLITE)).scalar_one()

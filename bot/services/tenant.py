@@ -117,7 +117,7 @@ async def _tenant_for_landlord(session: AsyncSession, cmd: TenantReturn, *, node
     another role, or of a tenant of another node, is refused without saying whose it is."""
     if not cmd.name:
         raise UserError(texts.Tenant.RETURN_NEEDS_NAME)
-    found_id = await people.id_by_mobile(session, mobile=cmd.mobile)
+    found_id, new_id = await people.owner_and_new_id(session, mobile=cmd.mobile)
     if found_id is not None:
         found = await session.get(Person, found_id)
         assert found is not None
@@ -125,7 +125,7 @@ async def _tenant_for_landlord(session: AsyncSession, cmd: TenantReturn, *, node
             raise await membership.mobile_taken(session, node=node)
         return found, False
     return await people.add_person(session, name=cmd.name, mobile=cmd.mobile,
-                                   id_number=cmd.id_number, now=now), True
+                                   id_number=cmd.id_number, now=now, person_id=new_id), True
 
 
 async def _tenant_self(session: AsyncSession, cmd: TenantReturn, *, node: Node,
@@ -136,8 +136,8 @@ async def _tenant_self(session: AsyncSession, cmd: TenantReturn, *, node: Node,
     they claim to be when that waits for the landlord's word. A typed mobile never attaches
     the contact to its owner: a tenant the landlord registered here is asked about (确认/不是);
     anyone else's mobile is refused without saying whose it is."""
-    by_mobile_id = await people.id_by_mobile(session, mobile=cmd.mobile)
     if sender is not None:
+        by_mobile_id = await people.id_by_mobile(session, mobile=cmd.mobile)
         if by_mobile_id is not None and by_mobile_id != sender.id:
             if await membership.pending_claim(session, claimant_id=sender.id,
                                               person_id=by_mobile_id) is None:
@@ -147,6 +147,7 @@ async def _tenant_self(session: AsyncSession, cmd: TenantReturn, *, node: Node,
                                    id_number=cmd.id_number, keep=True)
         return sender, False, None
     claimed = None
+    by_mobile_id, new_id = await people.owner_and_new_id(session, mobile=cmd.mobile)
     if by_mobile_id is not None:
         claimed = await session.get(Person, by_mobile_id)
         assert claimed is not None
@@ -158,7 +159,7 @@ async def _tenant_self(session: AsyncSession, cmd: TenantReturn, *, node: Node,
     person = await people.add_person(
         session, name=cmd.name or display_name or contact_id,
         mobile=None if claimed else cmd.mobile, id_number=None if claimed else cmd.id_number,
-        now=now)
+        now=now, person_id=new_id)
     await people.add_contact(session, person_id=person.id, transport=transport,
                              contact_id=contact_id, now=now)
     return person, True, claimed
