@@ -180,28 +180,17 @@ class Lookups:
                 self.clear()
 
     def _forget_inserted(self, state: Any) -> bool:
-        """A Core INSERT of new people, contacts or roles (a tenant's return, below the ORM),
-        its rows given as parameters: drop just the entries it changes (the new contact's
-        sender, the person's roles); a new person row changes none. False: not such an
-        INSERT, the caller decides."""
-        statement = state.statement
-        name = getattr(getattr(statement, "table", None), "name", None)
-        if name not in _INSERTED_PRECISELY or getattr(statement, "_values", None) \
-                or getattr(statement, "_multi_values", None) or state.is_orm_statement:
+        """A Core INSERT that declares the identity rows it writes (people.IDENTITY_ROWS, a
+        tenant's return below the ORM): drop just the entries they change (a new contact's
+        sender, a person's roles); a new person row changes none. False: no declaration,
+        the caller decides."""
+        rows = state.execution_options.get(people.IDENTITY_ROWS)
+        if rows is None:
             return False
-        params = state.parameters
-        rows = [params] if isinstance(params, dict) else params
-        if not rows or not all(isinstance(r, dict) for r in rows):
-            return False
-        for row in rows:
-            if name == Contact.__tablename__:
-                if "transport" not in row or "contact_id" not in row:
-                    return False
-                self.senders.pop((row["transport"], row["contact_id"]), None)
-            elif name == Membership.__tablename__:
-                if "person_id" not in row:
-                    return False
-                self.roles.pop(row["person_id"], None)
+        for transport, contact_id in rows.get("contacts", ()):
+            self.senders.pop((transport, contact_id), None)
+        for person_id in rows.get("roles", ()):
+            self.roles.pop(person_id, None)
         return True
 
     def forget_expired(self) -> None:
@@ -297,8 +286,6 @@ def _chunks(values: Sequence[Any], size: int = PRIME_CHUNK) -> list[list[Any]]:
 
 _IDENTITY_TABLES = {Contact.__tablename__, Membership.__tablename__, Group.__tablename__,
                     Node.__tablename__, Person.__tablename__}
-# Tables whose plain Core INSERTs Lookups follows row by row (see Lookups._forget_inserted).
-_INSERTED_PRECISELY = {Contact.__tablename__, Membership.__tablename__, Person.__tablename__}
 
 
 def authorise(spec: HandlerSpec, ctx: Context) -> str | None:

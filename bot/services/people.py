@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
-from sqlalchemy import and_, bindparam, func, insert, select
+from sqlalchemy import Table, and_, bindparam, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import make_transient_to_detached
 
@@ -41,31 +41,31 @@ _CONTACT_IDS = select(Contact.contact_id).where(Contact.person_id == bindparam("
                                                 Contact.transport == bindparam("transport"))
 # The hot path's own statements, on the tables (not the ORM entities): no unit of work, no
 # object loading; built once, bound per run.
-_PERSON = Person.__table__
-_CONTACT = Contact.__table__
-_MEMBERSHIP = Membership.__table__
-_PERSON_ID_BY_MOBILE = (select(_PERSON.c.id).where(_PERSON.c.mobile_bidx == bindparam("bidx"))
-                        .order_by(_PERSON.c.id).limit(1))
-_HOLDER_CONTACTS = (select(_MEMBERSHIP.c.person_id, _CONTACT.c.contact_id)
-                    .outerjoin(_CONTACT, and_(_CONTACT.c.person_id == _MEMBERSHIP.c.person_id,
-                                              _CONTACT.c.transport == bindparam("transport")))
-                    .where(_MEMBERSHIP.c.node_id == bindparam("node_id"),
-                           _MEMBERSHIP.c.role == bindparam("role"))
-                    .order_by(_MEMBERSHIP.c.id, _CONTACT.c.id))
-_HOLDER_CONTACT_IDS = (select(_CONTACT.c.contact_id)
-                       .join(_MEMBERSHIP, _MEMBERSHIP.c.person_id == _CONTACT.c.person_id)
-                       .where(_MEMBERSHIP.c.node_id == bindparam("node_id"),
-                              _MEMBERSHIP.c.role == bindparam("role"),
-                              _CONTACT.c.transport == bindparam("transport"))
-                       .order_by(_MEMBERSHIP.c.id, _CONTACT.c.id))
-_HAS_ROLE = (select(_MEMBERSHIP.c.id)
-             .where(_MEMBERSHIP.c.person_id == bindparam("person_id"),
-                    _MEMBERSHIP.c.node_id == bindparam("node_id"),
-                    _MEMBERSHIP.c.role == bindparam("role")).limit(1))
+PERSON = cast(Table, Person.__table__)
+CONTACT = cast(Table, Contact.__table__)
+MEMBERSHIP = cast(Table, Membership.__table__)
+_PERSON_ID_BY_MOBILE = (select(PERSON.c.id).where(PERSON.c.mobile_bidx == bindparam("bidx"))
+                        .order_by(PERSON.c.id).limit(1))
+_HOLDER_CONTACTS = (select(MEMBERSHIP.c.person_id, CONTACT.c.contact_id)
+                    .outerjoin(CONTACT, and_(CONTACT.c.person_id == MEMBERSHIP.c.person_id,
+                                              CONTACT.c.transport == bindparam("transport")))
+                    .where(MEMBERSHIP.c.node_id == bindparam("node_id"),
+                           MEMBERSHIP.c.role == bindparam("role"))
+                    .order_by(MEMBERSHIP.c.id, CONTACT.c.id))
+_HOLDER_CONTACT_IDS = (select(CONTACT.c.contact_id)
+                       .join(MEMBERSHIP, MEMBERSHIP.c.person_id == CONTACT.c.person_id)
+                       .where(MEMBERSHIP.c.node_id == bindparam("node_id"),
+                              MEMBERSHIP.c.role == bindparam("role"),
+                              CONTACT.c.transport == bindparam("transport"))
+                       .order_by(MEMBERSHIP.c.id, CONTACT.c.id))
+_HAS_ROLE = (select(MEMBERSHIP.c.id)
+             .where(MEMBERSHIP.c.person_id == bindparam("person_id"),
+                    MEMBERSHIP.c.node_id == bindparam("node_id"),
+                    MEMBERSHIP.c.role == bindparam("role")).limit(1))
 # SQLite: past the largest id. The transaction holds the write lock from its BEGIN (IMMEDIATE,
 # see bot/store.py), so no other writer can take it; rows are never written with ids out of
 # order, so this is the id SQLite itself would give. PostgreSQL: the column's sequence.
-_NEXT_PERSON_ID_SQLITE = select(func.coalesce(func.max(_PERSON.c.id), 0) + 1)
+_NEXT_PERSON_ID_SQLITE = select(func.coalesce(func.max(PERSON.c.id), 0) + 1)
 # (A SELECT, not text(): the pipeline's look-ups are forgotten on any statement it cannot read.)
 _NEXT_PERSON_ID_PG = select(func.nextval(func.pg_get_serial_sequence("person", "id")))
 # Both in one round trip, for a command that will create a person unless the mobile has one.
@@ -75,9 +75,9 @@ _OWNER_AND_NEXT_ID = {
     "postgresql": select(_PERSON_ID_BY_MOBILE.scalar_subquery(),
                          func.nextval(func.pg_get_serial_sequence("person", "id"))),
 }
-_INSERT_PERSON = insert(_PERSON)
-_INSERT_CONTACT = insert(_CONTACT)
-_INSERT_MEMBERSHIP = insert(_MEMBERSHIP)
+INSERT_PERSON = insert(PERSON)
+INSERT_CONTACT = insert(CONTACT)
+INSERT_MEMBERSHIP = insert(MEMBERSHIP)
 
 _T = TypeVar("_T")
 
@@ -159,6 +159,29 @@ async def owner_and_new_id(session: AsyncSession, *, mobile: str) -> tuple[int |
     return row[0], row[1]
 
 
+# An execution option of the Core INSERTs below: the identity rows a statement writes, for
+# whoever caches who is who (the pipeline's look-ups drop just those entries):
+# {"contacts": [(transport, contact_id)], "roles": [person_id]}.
+IDENTITY_ROWS = "tierbot_identity_rows"
+
+
+def person_row(*, person_id: int, name: str, now: datetime, mobile: str | None = None,
+               id_number: str | None = None) -> dict[str, Any]:
+    """A new person's row, every column, its numbers sealed to `person_id`."""
+    values: dict[str, Any] = dict.fromkeys(PERSON.c.keys())
+    values.update(id=person_id, name=name, created_at=now,
+                  **personal.index_columns(mobile=mobile, id_number=id_number),
+                  **personal.sealed_columns(person_id, mobile=mobile, id_number=id_number))
+    return values
+
+
+async def new_person_id(session: AsyncSession) -> int:
+    """An id for a person row written with it (person_row)."""
+    if session.bind.dialect.name == "postgresql":
+        return int((await session.execute(_NEXT_PERSON_ID_PG)).scalar_one())
+    return int((await session.execute(_NEXT_PERSON_ID_SQLITE)).scalar_one())
+
+
 async def add_person(
     session: AsyncSession, *, name: str, now: datetime, mobile: str | None = None,
     id_number: str | None = None, person_id: int | None = None,
@@ -166,25 +189,21 @@ async def add_person(
     """create_person in one INSERT: the id is taken first, so the numbers are sealed to it
     before the row is written (no flush, no second write of the row). `person_id`: an id
     owner_and_new_id gave in this transaction, nothing written to `person` since."""
-    if person_id is not None:
-        pass
-    elif session.bind.dialect.name == "postgresql":
-        person_id = (await session.execute(_NEXT_PERSON_ID_PG)).scalar_one()
-    else:
-        person_id = (await session.execute(_NEXT_PERSON_ID_SQLITE)).scalar_one()
-    values: dict[str, Any] = dict.fromkeys(_PERSON.c.keys())
-    values.update(id=person_id, name=name, created_at=now,
-                  **personal.index_columns(mobile=mobile, id_number=id_number),
-                  **personal.sealed_columns(person_id, mobile=mobile, id_number=id_number))
-    await session.execute(_INSERT_PERSON, values)
+    if person_id is None:
+        person_id = await new_person_id(session)
+    values = person_row(person_id=person_id, name=name, now=now, mobile=mobile,
+                        id_number=id_number)
+    await session.execute(INSERT_PERSON, values, execution_options={IDENTITY_ROWS: {}})
     return known(session, Person(**values))
 
 
 async def add_contact(session: AsyncSession, *, person_id: int, transport: str,
                       contact_id: str, now: datetime) -> None:
     """attach_contact as one Core INSERT, now."""
-    await session.execute(_INSERT_CONTACT, {"person_id": person_id, "transport": transport,
-                                            "contact_id": contact_id, "created_at": now})
+    await session.execute(
+        INSERT_CONTACT, {"person_id": person_id, "transport": transport,
+                          "contact_id": contact_id, "created_at": now},
+        execution_options={IDENTITY_ROWS: {"contacts": [(transport, contact_id)]}})
 
 
 async def add_role(session: AsyncSession, *, person_id: int, node_id: int, role: Role,
@@ -193,7 +212,8 @@ async def add_role(session: AsyncSession, *, person_id: int, node_id: int, role:
     params = {"person_id": person_id, "node_id": node_id, "role": role}
     if not new_person and (await session.execute(_HAS_ROLE, params)).first() is not None:
         return False
-    await session.execute(_INSERT_MEMBERSHIP, {**params, "created_at": now})
+    await session.execute(INSERT_MEMBERSHIP, {**params, "created_at": now},
+                          execution_options={IDENTITY_ROWS: {"roles": [person_id]}})
     return True
 
 
