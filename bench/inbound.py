@@ -44,7 +44,7 @@ from bot.app import BotApp, build_app
 from bot.clock import FakeClock
 from bot.config import Settings
 from bot.console import load_demo_chain
-from bot.pipeline import Queued, preparse
+from bot.pipeline import Queued, forget_parsed, preparse
 from bot.router import Reply
 from bot.transports.base import IncomingMessage
 from bot.transports.memory import MemoryTransport
@@ -65,6 +65,7 @@ COUNTED = {"TenantStay": TenantStay, "TemperatureReading": TemperatureReading,
            "OutboxMessage": OutboxMessage, "Person": Person}
 MUST_MATCH = ("TenantStay", "TemperatureReading", "InboundMessage")
 SENDER = True  # --no-sender: the outbox sender is not started
+STEPS = False  # --steps: time every event-loop step
 
 # --------------------------------------------------------------------------------------------
 # The chain
@@ -298,6 +299,8 @@ class Result:
     verify_s: float = 0.0
     errors: int = 0
     lag_ms: list[float] = field(default_factory=list)  # the loop ticker's lateness
+    control_ms: list[float] = field(default_factory=list)  # a no-work ticker's, meanwhile
+    steps: list[tuple[float, str]] = field(default_factory=list)  # longest loop steps
     offered: float | None = None
 
     def pct(self, q: float, data: list[float] | None = None) -> float:
@@ -322,6 +325,14 @@ class Result:
         print(f"  event-loop lag ms (1 ms ticker, {len(self.lag_ms)} ticks): "
               f"{self.spread(self.lag_ms)}; ticks late > 5 ms: "
               f"{sum(1 for x in self.lag_ms if x > 5)}")
+        if self.control_ms:
+            print(f"  no-work control (own process, same 1 ms ticker, same time, "
+                  f"{len(self.control_ms)} ticks): {self.spread(self.control_ms)}; ticks late "
+                  f"> 5 ms: {sum(1 for x in self.control_ms if x > 5)}")
+        if self.steps:
+            print("  longest event-loop steps (one callback, synchronous; wall ms, where the "
+                  "task then waited [the loop thread's CPU ms in it]):\n    " + "\n    ".join(
+                      f"{ms:.1f} {where}" for ms, where in self.steps))
         print(f"  commits {self.commits} (command transactions {self.transactions}; the rest "
               f"are the outbox sender's), SQL statements {self.statements} "
               f"({self.statements / max(self.commands, 1):.1f} per command)")
@@ -431,6 +442,98 @@ async def finish(app: BotApp, result: Result, verifier: Verifier | None,
     return result
 
 
+CONTROL_TICKER = """
+import sys, time, asyncio
+async def tick():
+    out = []
+    try:
+        while True:
+            t = time.perf_counter()
+            await asyncio.sleep(0.001)
+            out.append((time.perf_counter() - t - 0.001) * 1000)
+    except asyncio.CancelledError:
+        return out
+async def main():
+    task = asyncio.ensure_future(tick())
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+    task.cancel()
+    print(" ".join(f"{x:.3f}" for x in await task))
+asyncio.run(main())
+"""
+
+
+class Control:
+    """A no-work control: the same 1 ms ticker in a process of its own, doing nothing else,
+    over the same span. What it sees is the machine's share (other processes' load)."""
+
+    def __init__(self) -> None:
+        self._proc: subprocess.Popen[str] | None = None
+
+    def start(self) -> None:
+        self._proc = subprocess.Popen([sys.executable, "-c", CONTROL_TICKER],
+                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+    def stop(self) -> list[float]:
+        if self._proc is None:
+            return []
+        out, _ = self._proc.communicate("")
+        self._proc = None
+        return [float(x) for x in out.split()]
+
+
+class StepTimer:
+    """The event loop's longest synchronous steps (each callback a Handle runs), with where
+    each came from: what holds the loop (--steps; it adds a little CPU to every step)."""
+
+    KEEP = 6
+
+    def __init__(self) -> None:
+        self.longest: list[tuple[float, str]] = []
+        self._orig: Any = None
+
+    def start(self) -> None:
+        import asyncio.events as events
+
+        self._orig = events.Handle._run
+        orig, longest, keep = self._orig, self.longest, self.KEEP
+
+        def _run(handle: Any) -> None:
+            t, c = time.perf_counter(), time.thread_time()
+            orig(handle)
+            ms = (time.perf_counter() - t) * 1000
+            if len(longest) < keep or ms > longest[-1][0]:
+                cpu = (time.thread_time() - c) * 1000
+                longest.append((ms, f"{_where(handle)} [CPU {cpu:.1f}]"))
+                longest.sort(key=lambda x: -x[0])
+                del longest[keep:]
+
+        events.Handle._run = _run  # type: ignore[method-assign]
+
+    def stop(self) -> list[tuple[float, str]]:
+        import asyncio.events as events
+
+        if self._orig is not None:
+            events.Handle._run = self._orig  # type: ignore[method-assign]
+            self._orig = None
+        return self.longest
+
+
+def _where(handle: Any) -> str:
+    """The coroutine a loop step resumed (its innermost awaiting frame), else the callback."""
+    task = getattr(handle._callback, "__self__", None)
+    coro = task.get_coro() if isinstance(task, asyncio.Task) else None
+    names: list[str] = []
+    while coro is not None:
+        frame = getattr(coro, "cr_frame", None)
+        if frame is not None and "asyncio" not in frame.f_code.co_filename:
+            names.append(f"{frame.f_code.co_name} "
+                         f"({Path(frame.f_code.co_filename).name}:{frame.f_lineno})")
+        coro = getattr(coro, "cr_await", None)
+    if task is None:
+        return str(getattr(handle._callback, "__qualname__", repr(handle)))
+    return " < ".join(reversed(names[-2:])) or "?"
+
+
 class LoopLag:
     """A ticker on the event loop: how late each 1 ms sleep wakes (a blocked loop wakes late)."""
 
@@ -458,20 +561,23 @@ class LoopLag:
 
 
 async def drive(feed: Callable[[int], Awaitable[None]], ids: list[str],
-                injected: dict[str, tuple[float, float]], rate: float | None) -> None:
+                injected: dict[str, tuple[float, float]], rate: float | None,
+                spent: Callable[[], float] = lambda: 0.0) -> None:
     """Deliver every message: all at once (rate None), or open loop at `rate` a second, each
     on its schedule whatever the bot is doing; a message's arrival is its scheduled time, so
-    a late generator (a blocked loop) counts against the bot, not for it."""
+    a late generator (a blocked loop) counts against the bot, not for it. With each arrival
+    goes the verifier's time spent so far (`spent`): only its time after the arrival is taken
+    off that message's latency."""
     t0 = time.perf_counter()
     for k, message_id in enumerate(ids):
         if rate is None:
-            injected[message_id] = (time.perf_counter(), 0.0)
+            injected[message_id] = (time.perf_counter(), spent())
         else:
             due = t0 + k / rate
             delay = due - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
-            injected[message_id] = (due, 0.0)
+            injected[message_id] = (due, spent())
         await feed(k)
 
 
@@ -586,12 +692,19 @@ async def measured(run: Run, feed: Callable[[int], Awaitable[None]],
     gc.collect()
     gc.freeze()  # as `tierbot run` does once started
     errors.count = 0
+    forget_parsed()  # every run parses from cold (counting the commands warmed the cache)
     lag = LoopLag()
+    control = Control()
+    control.start()
+    steps = StepTimer() if STEPS else None
+    if steps is not None:
+        steps.start()
     lag.start()
     if profile is not None:
         profile.start()
     t0, c0 = time.perf_counter(), time.process_time()
-    await drive(feed, [m.message_id for m in run.messages], run.injected, rate)
+    await drive(feed, [m.message_id for m in run.messages], run.injected, rate,
+                lambda: verifier.spent if verifier else 0.0)
     await handled()
     await app.idle()
     spent = verifier.spent if verifier else 0.0
@@ -601,6 +714,9 @@ async def measured(run: Run, feed: Callable[[int], Awaitable[None]],
         profile.stop()
     await lag.stop()
     result.lag_ms = lag.samples
+    result.control_ms = control.stop()
+    if steps is not None:
+        result.steps = steps.stop()
     result.offered = rate
     return await finish(app, result, verifier, errors)
 
@@ -723,6 +839,8 @@ async def run_naive(url: str, spec: chainfile.ChainSpec, sims: list[Sim], *, ver
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--messages", type=int, default=20000)
+    p.add_argument("--steps", action="store_true",
+                   help="time every event-loop step and print the longest (adds CPU per step)")
     p.add_argument("--rate", type=float, default=None,
                    help="open loop: offer this many messages a second (default: all at once)")
     p.add_argument("--db", type=Path, default=None,
@@ -771,8 +889,9 @@ async def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if "ptb" in args.runs or args.profile:
         ensure_ptb()
-    global SENDER
+    global SENDER, STEPS
     SENDER = not args.no_sender
+    STEPS = args.steps
     errors = ErrorCounter()
     logging.getLogger().addHandler(errors)
     logging.getLogger().setLevel(logging.WARNING)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -76,18 +77,42 @@ def preparse(message: IncomingMessage, bot_names: Sequence[str]) -> Parsed | Non
     """Pure first step: None for chatter and the bot's own echoes (they never are commands)."""
     if message.is_self:
         return None
-    message = scrubbed(message)
-    text = normalise(message.text, bot_names=bot_names)
-    try:
-        command = parse(text)
-    except ParseError as exc:
-        return Parsed(message, None, exc)
-    if command is None:
+    raw = message.text
+    if len(raw) <= SHORT_TEXT and not any(ch.isnumeric() for ch in raw):
+        command, error = _parse_short(raw, tuple(bot_names))
+    else:
+        command, error = _parse_text(raw, tuple(bot_names))
+    if command is None and error is None:
         return None
-    kept = normalise(message.text, bot_names=bot_names, keep_punctuation=True)
+    return Parsed(scrubbed(message), command, error)
+
+
+def _parse_text(raw: str, bot_names: tuple[str, ...]) -> tuple[Command | None, ParseError | None]:
+    """What a message's text is: a command, a botched command (its error), or neither."""
+    text = normalise(scrub(raw), bot_names=bot_names)
+    try:
+        command = parse(text, normalised=True)
+    except ParseError as exc:
+        return None, exc
+    if command is None:
+        return None, None
+    kept = normalise(scrub(raw), bot_names=bot_names, keep_punctuation=True)
     prose = {name: as_written(value, parsed=text, kept=kept) for name in PROSE_FIELDS
              if isinstance(value := getattr(command, name, None), str)}
-    return Parsed(message, command.model_copy(update=prose) if prose else command, None)
+    return (command.model_copy(update=prose) if prose else command), None
+
+
+# Most chat is a few short phrases said again and again (收到, 好的, [图片], 辛苦了): what the
+# parser made of such a text is kept (commands are frozen, parsing is pure), so saying it
+# again costs a look-up instead of every family's steps. Only short texts without any digit
+# or numeral are kept: never a mobile, an ID number or a temperature.
+SHORT_TEXT = 12
+_parse_short = functools.lru_cache(maxsize=4096)(_parse_text)
+
+
+def forget_parsed() -> None:
+    """Empty the short-text cache (benches time parsing from cold)."""
+    _parse_short.cache_clear()
 
 
 class Lookups:
@@ -143,6 +168,8 @@ class Lookups:
     def _on_execute(self, state: Any) -> None:
         # Bulk UPDATE/DELETE/INSERT statements bypass the flush: be safe, forget everything.
         if not state.is_select:
+            if state.is_insert and self._forget_inserted(state):
+                return
             tables = {m.local_table.name for m in getattr(state, "all_mappers", ())}
             if not tables:
                 # A Core INSERT/UPDATE/DELETE on a Table (an outbox row of a fever alert)
@@ -151,6 +178,20 @@ class Lookups:
                 tables = {name} if isinstance(name, str) else set()
             if not tables or tables & _IDENTITY_TABLES:
                 self.clear()
+
+    def _forget_inserted(self, state: Any) -> bool:
+        """A Core INSERT that declares the identity rows it writes (people.IDENTITY_ROWS, a
+        tenant's return below the ORM): drop just the entries they change (a new contact's
+        sender, a person's roles); a new person row changes none. False: no declaration,
+        the caller decides."""
+        rows = state.execution_options.get(people.IDENTITY_ROWS)
+        if rows is None:
+            return False
+        for transport, contact_id in rows.get("contacts", ()):
+            self.senders.pop((transport, contact_id), None)
+        for person_id in rows.get("roles", ()):
+            self.roles.pop(person_id, None)
+        return True
 
     def forget_expired(self) -> None:
         """After a savepoint rolled back: drop entries whose objects it expired or expunged."""

@@ -41,11 +41,9 @@ def _return_tiers(ctx: Context) -> set[int]:
 async def _landlord_mentions(ctx: Context, node: Node | None = None) -> tuple[str, ...]:
     node = node or ctx.node
     assert node is not None
-    ids: list[str] = []
-    for landlord in await people.holders(ctx.session, node_id=node.id, role=Role.LANDLORD):
-        ids += await people.contact_ids(ctx.session, person_id=landlord.id,
-                                        transport=ctx.message.transport)
-    return tuple(ids)
+    return tuple(await people.holder_contact_ids(ctx.session, node_id=node.id,
+                                                 role=Role.LANDLORD,
+                                                 transport=ctx.message.transport))
 
 
 @router.command(TenantReturn, tiers=_return_tiers, allow=LANDLORD_FORM)
@@ -98,7 +96,7 @@ async def on_tenant_return(cmd: TenantReturn, ctx: Context) -> Reply:
             text += texts.Tenant.RETURN_TELL_LANDLORD_LATE.format(points=abs(rule.delta))
         told = True
     if told or result.fever or result.link is not None:
-        return Reply(text, await _landlord_mentions(ctx, node))
+        return Reply(text, result.landlord_contacts)
     return Reply(text)
 
 

@@ -56,11 +56,14 @@ def message(text: str) -> Message:
     return Message(raw=text, text=body, plain=plain(body), quoted=quoted)
 
 
-def parse(text: str) -> Command | None:
-    """Parse one message into a command; None for chatter; ParseError for a botched command."""
+def parse(text: str, *, normalised: bool = False) -> Command | None:
+    """Parse one message into a command; None for chatter; ParseError for a botched command.
+    normalised=True: the caller has normalised the text (normalise is idempotent; this only
+    saves doing it twice)."""
     if not isinstance(text, str):
         return None
-    text = normalise(text)  # idempotent, so callers that already normalised lose nothing
+    if not normalised:
+        text = normalise(text)
     if not text:
         return None
     msg = message(text)

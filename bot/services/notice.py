@@ -307,23 +307,24 @@ async def latest_by_sender(session: AsyncSession, *, sender_id: int) -> Notice |
         .order_by(Notice.id.desc()).limit(1))).scalar_one_or_none()
 
 
-def _ack_row(*, named: bool, responsible: bool) -> Select[tuple[OutboxMessage]]:
+def _ack_row(*, named: bool, responsible: bool) -> Select[tuple[int]]:
     """The delivery a 收到 in a group answers: the named notice's, or else the newest one
     delivered (or possibly so: in flight, waiting to be resent after a crash or a failed
     attempt; a 收到 naming the notice counts whatever the row's state); for the group's
     responsible person only one not yet acknowledged."""
-    stmt = (select(OutboxMessage).where(
-        OutboxMessage.group_id == bindparam("group_id"), OutboxMessage.notice_id.is_not(None)))
+    # The row's id only, on the table (no ORM loading: most often nothing is found); the row
+    # itself is loaded when there is one.
+    c = OutboxMessage.__table__.c
+    stmt = select(c.id).where(c.group_id == bindparam("group_id"), c.notice_id.is_not(None))
     if named:
-        stmt = stmt.where(OutboxMessage.notice_id == bindparam("notice_id"))
+        stmt = stmt.where(c.notice_id == bindparam("notice_id"))
     else:
         stmt = stmt.where(or_(
-            OutboxMessage.status.in_([OutboxStatus.SENT, OutboxStatus.SENDING]),
-            and_(OutboxMessage.status == OutboxStatus.PENDING,
-                 or_(OutboxMessage.resend.is_(True), OutboxMessage.attempts > 0))))
+            c.status == OutboxStatus.SENT, c.status == OutboxStatus.SENDING,
+            and_(c.status == OutboxStatus.PENDING, or_(c.resend.is_(True), c.attempts > 0))))
     if responsible:
-        stmt = stmt.where(OutboxMessage.acked_at.is_(None))
-    return stmt.order_by(OutboxMessage.notice_id.desc()).limit(1)
+        stmt = stmt.where(c.acked_at.is_(None))
+    return stmt.order_by(c.notice_id.desc()).limit(1)
 
 
 # Built once (a statement keeps its compiled form and cache key): every 收到 in every group
@@ -344,10 +345,12 @@ async def acknowledge(
     params: dict[str, int] = {"group_id": group.id}
     if notice_id is not None:
         params["notice_id"] = notice_id
-    row = (await session.execute(_ACK_ROW[notice_id is not None, responsible], params)
-           ).scalar_one_or_none()
-    if row is None:
+    row_id = (await session.execute(_ACK_ROW[notice_id is not None, responsible], params)
+              ).scalar_one_or_none()
+    if row_id is None:
         return None
+    row = await session.get(OutboxMessage, row_id)
+    assert row is not None
     assert row.notice_id is not None
     if row.status != OutboxStatus.SENT:
         # The group has it: no resend, and a sender still holding the row will find it

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
+from typing import Any, TypeVar, cast
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import Table, and_, bindparam, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import make_transient_to_detached
 
 from bot.domain import HeldRole
 from bot.services import personal
@@ -37,6 +39,55 @@ _HOLDERS = (select(Person).join(Membership, Membership.person_id == Person.id)
             .order_by(Membership.id))
 _CONTACT_IDS = select(Contact.contact_id).where(Contact.person_id == bindparam("person_id"),
                                                 Contact.transport == bindparam("transport"))
+# The hot path's own statements, on the tables (not the ORM entities): no unit of work, no
+# object loading; built once, bound per run.
+PERSON = cast(Table, Person.__table__)
+CONTACT = cast(Table, Contact.__table__)
+MEMBERSHIP = cast(Table, Membership.__table__)
+_PERSON_ID_BY_MOBILE = (select(PERSON.c.id).where(PERSON.c.mobile_bidx == bindparam("bidx"))
+                        .order_by(PERSON.c.id).limit(1))
+_HOLDER_CONTACTS = (select(MEMBERSHIP.c.person_id, CONTACT.c.contact_id)
+                    .outerjoin(CONTACT, and_(CONTACT.c.person_id == MEMBERSHIP.c.person_id,
+                                              CONTACT.c.transport == bindparam("transport")))
+                    .where(MEMBERSHIP.c.node_id == bindparam("node_id"),
+                           MEMBERSHIP.c.role == bindparam("role"))
+                    .order_by(MEMBERSHIP.c.id, CONTACT.c.id))
+_HOLDER_CONTACT_IDS = (select(CONTACT.c.contact_id)
+                       .join(MEMBERSHIP, MEMBERSHIP.c.person_id == CONTACT.c.person_id)
+                       .where(MEMBERSHIP.c.node_id == bindparam("node_id"),
+                              MEMBERSHIP.c.role == bindparam("role"),
+                              CONTACT.c.transport == bindparam("transport"))
+                       .order_by(MEMBERSHIP.c.id, CONTACT.c.id))
+_HAS_ROLE = (select(MEMBERSHIP.c.id)
+             .where(MEMBERSHIP.c.person_id == bindparam("person_id"),
+                    MEMBERSHIP.c.node_id == bindparam("node_id"),
+                    MEMBERSHIP.c.role == bindparam("role")).limit(1))
+# SQLite: past the largest id. The transaction holds the write lock from its BEGIN (IMMEDIATE,
+# see bot/store.py), so no other writer can take it; rows are never written with ids out of
+# order, so this is the id SQLite itself would give. PostgreSQL: the column's sequence.
+_NEXT_PERSON_ID_SQLITE = select(func.coalesce(func.max(PERSON.c.id), 0) + 1)
+# (A SELECT, not text(): the pipeline's look-ups are forgotten on any statement it cannot read.)
+_NEXT_PERSON_ID_PG = select(func.nextval(func.pg_get_serial_sequence("person", "id")))
+# Both in one round trip, for a command that will create a person unless the mobile has one.
+_OWNER_AND_NEXT_ID = {
+    "sqlite": select(_PERSON_ID_BY_MOBILE.scalar_subquery(),
+                     _NEXT_PERSON_ID_SQLITE.scalar_subquery()),
+    "postgresql": select(_PERSON_ID_BY_MOBILE.scalar_subquery(),
+                         func.nextval(func.pg_get_serial_sequence("person", "id"))),
+}
+INSERT_PERSON = insert(PERSON)
+INSERT_CONTACT = insert(CONTACT)
+INSERT_MEMBERSHIP = insert(MEMBERSHIP)
+
+_T = TypeVar("_T")
+
+
+def known(session: AsyncSession, obj: _T) -> _T:
+    """An object whose row a Core INSERT just wrote, every column given: made persistent in
+    the session as if loaded (no SQL), so the ORM code after it sees a normal object."""
+    make_transient_to_detached(obj)
+    session.add(obj)
+    return obj
 
 
 async def find_by_contact(session: AsyncSession, *, transport: str, contact_id: str
@@ -54,6 +105,13 @@ async def find_by_contacts(session: AsyncSession, *, transport: str, contact_ids
         return {}
     rows = await session.execute(_BY_CONTACTS, {"transport": transport, "contact_ids": wanted})
     return {contact_id: person for contact_id, person in rows}
+
+
+async def id_by_mobile(session: AsyncSession, *, mobile: str) -> int | None:
+    """find_by_mobile's id alone (no object loaded: usually there is none)."""
+    return (await session.execute(
+        _PERSON_ID_BY_MOBILE, {"bidx": personal.blind_index("mobile", mobile)})
+    ).scalar_one_or_none()
 
 
 async def find_by_mobile(session: AsyncSession, *, mobile: str) -> Person | None:
@@ -93,6 +151,72 @@ async def create_person(
     return person
 
 
+async def owner_and_new_id(session: AsyncSession, *, mobile: str) -> tuple[int | None, int]:
+    """id_by_mobile and an id for a new person (add_person's person_id), in one query. The
+    new id is taken whether or not it is used (on PostgreSQL a sequence value is skipped)."""
+    row = (await session.execute(_OWNER_AND_NEXT_ID[session.bind.dialect.name],
+                                 {"bidx": personal.blind_index("mobile", mobile)})).one()
+    return row[0], row[1]
+
+
+# An execution option of the Core INSERTs below: the identity rows a statement writes, for
+# whoever caches who is who (the pipeline's look-ups drop just those entries):
+# {"contacts": [(transport, contact_id)], "roles": [person_id]}.
+IDENTITY_ROWS = "tierbot_identity_rows"
+
+
+def person_row(*, person_id: int, name: str, now: datetime, mobile: str | None = None,
+               id_number: str | None = None) -> dict[str, Any]:
+    """A new person's row, every column, its numbers sealed to `person_id`."""
+    values: dict[str, Any] = dict.fromkeys(PERSON.c.keys())
+    values.update(id=person_id, name=name, created_at=now,
+                  **personal.index_columns(mobile=mobile, id_number=id_number),
+                  **personal.sealed_columns(person_id, mobile=mobile, id_number=id_number))
+    return values
+
+
+async def new_person_id(session: AsyncSession) -> int:
+    """An id for a person row written with it (person_row)."""
+    if session.bind.dialect.name == "postgresql":
+        return int((await session.execute(_NEXT_PERSON_ID_PG)).scalar_one())
+    return int((await session.execute(_NEXT_PERSON_ID_SQLITE)).scalar_one())
+
+
+async def add_person(
+    session: AsyncSession, *, name: str, now: datetime, mobile: str | None = None,
+    id_number: str | None = None, person_id: int | None = None,
+) -> Person:
+    """create_person in one INSERT: the id is taken first, so the numbers are sealed to it
+    before the row is written (no flush, no second write of the row). `person_id`: an id
+    owner_and_new_id gave in this transaction, nothing written to `person` since."""
+    if person_id is None:
+        person_id = await new_person_id(session)
+    values = person_row(person_id=person_id, name=name, now=now, mobile=mobile,
+                        id_number=id_number)
+    await session.execute(INSERT_PERSON, values, execution_options={IDENTITY_ROWS: {}})
+    return known(session, Person(**values))
+
+
+async def add_contact(session: AsyncSession, *, person_id: int, transport: str,
+                      contact_id: str, now: datetime) -> None:
+    """attach_contact as one Core INSERT, now."""
+    await session.execute(
+        INSERT_CONTACT, {"person_id": person_id, "transport": transport,
+                          "contact_id": contact_id, "created_at": now},
+        execution_options={IDENTITY_ROWS: {"contacts": [(transport, contact_id)]}})
+
+
+async def add_role(session: AsyncSession, *, person_id: int, node_id: int, role: Role,
+                   now: datetime, new_person: bool = False) -> bool:
+    """grant_role as Core statements, written now; False when they already had it."""
+    params = {"person_id": person_id, "node_id": node_id, "role": role}
+    if not new_person and (await session.execute(_HAS_ROLE, params)).first() is not None:
+        return False
+    await session.execute(INSERT_MEMBERSHIP, {**params, "created_at": now},
+                          execution_options={IDENTITY_ROWS: {"roles": [person_id]}})
+    return True
+
+
 async def attach_contact(
     session: AsyncSession, *, person: Person, transport: str, contact_id: str, now: datetime,
     flush: bool = True,
@@ -129,6 +253,30 @@ async def holders(session: AsyncSession, *, node_id: int, role: Role) -> list[Pe
     """The people holding a role at a node, oldest first."""
     return list((await session.execute(
         _HOLDERS, {"node_id": node_id, "role": role})).scalars())
+
+
+async def holder_contacts(session: AsyncSession, *, node_id: int, role: Role, transport: str
+                          ) -> tuple[list[int], list[str]]:
+    """The ids of everyone holding a role at a node (oldest first) and their contact ids on
+    one transport (for mentions), in one query."""
+    ids: list[int] = []
+    contacts: list[str] = []
+    for person_id, contact_id in await session.execute(
+            _HOLDER_CONTACTS, {"node_id": node_id, "role": role, "transport": transport}):
+        if not ids or ids[-1] != person_id:
+            ids.append(person_id)
+        if contact_id is not None:
+            contacts.append(contact_id)
+    return ids, contacts
+
+
+async def holder_contact_ids(session: AsyncSession, *, node_id: int, role: Role,
+                             transport: str) -> list[str]:
+    """The contact ids on one transport of everyone holding a role at a node, holders oldest
+    first (their mentions, in one query)."""
+    return list((await session.execute(
+        _HOLDER_CONTACT_IDS, {"node_id": node_id, "role": role, "transport": transport}
+    )).scalars())
 
 
 async def contact_ids(session: AsyncSession, *, person_id: int, transport: str) -> list[str]:

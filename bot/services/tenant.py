@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, and_, bindparam, exists, or_, select
+from sqlalchemy import Select, Table, and_, bindparam, exists, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -106,57 +107,76 @@ class ReturnResult:
     # A new contact claimed a tenant the landlord registered: the landlord is asked.
     link: LinkRequest | None = None
     claimed: Person | None = None
+    # The node's landlords' contact ids on the message's transport (to mention them).
+    landlord_contacts: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class _NewTenant:
+    """A tenant to be written with their stay (register_return): the person row, its id
+    taken, its numbers sealed; the contact id that becomes theirs, when they wrote."""
+
+    row: dict[str, Any]
+    contact: tuple[str, str] | None = None  # (transport, contact id)
 
 
 async def _tenant_for_landlord(session: AsyncSession, cmd: TenantReturn, *, node: Node,
-                               now: datetime) -> tuple[Person, bool]:
-    """The tenant, and whether they were created just now. A mobile of someone holding
-    another role, or of a tenant of another node, is refused without saying whose it is."""
+                               now: datetime) -> Person | _NewTenant:
+    """The tenant, or the one to create. A mobile of someone holding another role, or of a
+    tenant of another node, is refused without saying whose it is."""
     if not cmd.name:
         raise UserError(texts.Tenant.RETURN_NEEDS_NAME)
-    found = await people.find_by_mobile(session, mobile=cmd.mobile)
-    if found is not None:
+    found_id, new_id = await people.owner_and_new_id(session, mobile=cmd.mobile)
+    if found_id is not None:
+        found = await session.get(Person, found_id)
+        assert found is not None
         if await membership.belongs_elsewhere(session, person=found, node=node, now=now):
             raise await membership.mobile_taken(session, node=node)
-        return found, False
-    return await people.create_person(session, name=cmd.name, mobile=cmd.mobile,
-                                      id_number=cmd.id_number, now=now), True
+        return found
+    return _NewTenant(people.person_row(person_id=new_id, name=cmd.name, mobile=cmd.mobile,
+                                        id_number=cmd.id_number, now=now))
 
 
 async def _tenant_self(session: AsyncSession, cmd: TenantReturn, *, node: Node,
                        sender: Person | None, transport: str, contact_id: str,
                        display_name: str, now: datetime
-                       ) -> tuple[Person, bool, Person | None]:
-    """The tenant (the sender), whether they were created just now, and the registered tenant
+                       ) -> tuple[Person | _NewTenant, Person | None]:
+    """The tenant (the sender, or the one to create), and the registered tenant
     they claim to be when that waits for the landlord's word. A typed mobile never attaches
     the contact to its owner: a tenant the landlord registered here is asked about (确认/不是);
     anyone else's mobile is refused without saying whose it is."""
-    by_mobile = await people.find_by_mobile(session, mobile=cmd.mobile)
     if sender is not None:
-        if by_mobile is not None and by_mobile.id != sender.id:
+        by_mobile_id = await people.id_by_mobile(session, mobile=cmd.mobile)
+        if by_mobile_id is not None and by_mobile_id != sender.id:
             if await membership.pending_claim(session, claimant_id=sender.id,
-                                              person_id=by_mobile.id) is None:
+                                              person_id=by_mobile_id) is None:
                 raise await membership.mobile_taken(session, node=node)
-            return sender, False, None  # still waiting for the landlord
+            return sender, None  # still waiting for the landlord
         await personal.set_numbers(session, sender, mobile=cmd.mobile,
                                    id_number=cmd.id_number, keep=True)
-        return sender, False, None
+        return sender, None
     claimed = None
-    if by_mobile is not None:
-        if not await membership.may_claim(session, person=by_mobile, node=node, now=now):
+    by_mobile_id, new_id = await people.owner_and_new_id(session, mobile=cmd.mobile)
+    if by_mobile_id is not None:
+        claimed = await session.get(Person, by_mobile_id)
+        assert claimed is not None
+        if not await membership.may_claim(session, person=claimed, node=node, now=now):
             raise await membership.mobile_taken(session, node=node)
-        claimed = by_mobile
     # A new tenant record; when it claims a registered tenant it keeps no mobile (the mobile
-    # is the registered tenant's) until the landlord confirms they are one person.
-    person = await people.create_person(
-        session, name=cmd.name or display_name or contact_id,
+    # is the registered tenant's) until the landlord confirms they are one person. The id is
+    # taken first, so the mobile is sealed as the row is written (with the stay).
+    row = people.person_row(
+        person_id=new_id, name=cmd.name or display_name or contact_id,
         mobile=None if claimed else cmd.mobile, id_number=None if claimed else cmd.id_number,
         now=now)
-    # Written with the stay (one flush for contact, role and stay).
-    await people.attach_contact(session, person=person, transport=transport,
-                                contact_id=contact_id, now=now, flush=False)
-    return person, True, claimed
+    return _NewTenant(row, (transport, contact_id)), claimed
 
+
+# A return's stay and every reading are Core INSERTs (the ORM's unit of work cost more than
+# the database's work); built once.
+_STAY = cast(Table, TenantStay.__table__)
+_INSERT_STAY = insert(_STAY).returning(_STAY.c.id)
+_INSERT_READING: dict[Any, Any] = {}
 
 # Built once (a statement keeps its compiled form and cache key): every 体温 asks it.
 _LATEST_STAY = (select(TenantStay)
@@ -183,21 +203,25 @@ async def register_return(
     `by_landlord`: the writer is this group's landlord, which also makes it a landlord report.
     """
     arrived = resolve_arrival(cmd.arrival, now=now, zone=zone)
-    # Before anything is added: a query flushes what is pending (see below).
-    landlords = await people.holders(session, node_id=node.id, role=Role.LANDLORD)
+    landlords, landlord_contacts = await people.holder_contacts(
+        session, node_id=node.id, role=Role.LANDLORD, transport=transport)
     claimed = None
     if on_behalf:
-        tenant, created = await _tenant_for_landlord(session, cmd, node=node, now=now)
+        found = await _tenant_for_landlord(session, cmd, node=node, now=now)
     else:
-        tenant, created, claimed = await _tenant_self(
+        found, claimed = await _tenant_self(
             session, cmd, node=node, sender=sender, transport=transport, contact_id=contact_id,
             display_name=display_name, now=now)
-    # A tenant created just now has no role and no stay yet: nothing to look up. Their
-    # contact, role and stay are written together, with the stay's flush below.
-    await people.grant_role(session, person_id=tenant.id, node_id=node.id, role=Role.TENANT,
-                            now=now, new_person=created, flush=not created)
-    stay = None if created else await latest_stay(session, tenant_id=tenant.id,
-                                                  node_id=node.id)
+    stay = None
+    if isinstance(found, Person):
+        tenant_id = found.id
+        await people.add_role(session, person_id=tenant_id, node_id=node.id, role=Role.TENANT,
+                              now=now)
+        stay = await latest_stay(session, tenant_id=tenant_id, node_id=node.id)
+    else:
+        # A tenant created now has no role and no stay yet: nothing to look up. Their
+        # person, contact, role and stay rows are written together below.
+        tenant_id = found.row["id"]
     if stay is not None and stay.ended_at is not None:
         stay = None  # a tenancy that ended (退租) is history: a return starts a new stay
     outcome = "new"
@@ -212,16 +236,25 @@ async def register_return(
         else:
             outcome = "again"
     else:
-        stay = TenantStay(
-            tenant_id=tenant.id, node_id=node.id,
+        values: dict[str, Any] = dict.fromkeys(_STAY.c.keys())
+        values.update(
+            tenant_id=tenant_id, node_id=node.id,
             landlord_id=(sender.id if by_landlord and sender else
-                         landlords[0].id if landlords else None),
+                         landlords[0] if landlords else None),
             origin=cmd.origin, arrived_at=arrived,
             watch_until=arrived + timedelta(days=watch_days),
             self_reported_at=None if by_landlord else now,
-            landlord_reported_at=now if by_landlord else None, created_at=now)
-        session.add(stay)
-        await session.flush()
+            landlord_reported_at=now if by_landlord else None, fever=False, created_at=now)
+        del values["id"]
+        if isinstance(found, _NewTenant):
+            values["id"] = await _write_new_tenant(session, found, node_id=node.id,
+                                                   stay=values, now=now)
+            found = people.known(session, Person(**found.row))
+        else:
+            values["id"] = (await session.execute(_INSERT_STAY, values)).scalar_one()
+        stay = people.known(session, TenantStay(**values))
+    assert isinstance(found, Person)  # a new tenant's rows are written with their stay
+    tenant = found
     if by_landlord and outcome != "again":
         assert sender is not None
         await report.add_report(session, landlord=sender, node=node, kind=ReportKind.RETURN,
@@ -237,7 +270,57 @@ async def register_return(
     if claimed is not None:
         link = await membership.open_link(session, node=node, person=claimed, claimant=tenant,
                                           transport=transport, contact_id=contact_id, now=now)
-    return ReturnResult(stay, tenant, outcome, fever, link, claimed)
+    return ReturnResult(stay, tenant, outcome, fever, link, claimed, tuple(landlord_contacts))
+
+
+def _new_tenant_statement(contact: bool) -> Any:
+    """PostgreSQL: a new tenant's person, contact (when they wrote), role and stay in one
+    statement (data-modifying CTEs; the foreign keys are checked at its end)."""
+    person = insert(people.PERSON).values(
+        {c.key: bindparam(f"p_{c.key}", type_=c.type) for c in people.PERSON.c}).cte("p")
+    role = insert(people.MEMBERSHIP).values(
+        person_id=bindparam("p_id"), node_id=bindparam("m_node_id"),
+        role=bindparam("m_role", type_=people.MEMBERSHIP.c.role.type),
+        created_at=bindparam("p_created_at")).cte("m")
+    stay = (insert(_STAY).values({c.key: bindparam(f"s_{c.key}", type_=c.type)
+                                  for c in _STAY.c if c.key != "id"})
+            .returning(_STAY.c.id).add_cte(person).add_cte(role))
+    if contact:
+        stay = stay.add_cte(insert(people.CONTACT).values(
+            person_id=bindparam("p_id"),
+            transport=bindparam("c_transport", type_=people.CONTACT.c.transport.type),
+            contact_id=bindparam("c_contact_id", type_=people.CONTACT.c.contact_id.type),
+            created_at=bindparam("p_created_at")).cte("c"))
+    return stay
+
+
+_NEW_TENANT = {contact: _new_tenant_statement(contact) for contact in (False, True)}
+
+
+async def _write_new_tenant(session: AsyncSession, new: _NewTenant, *, node_id: int,
+                            stay: dict[str, Any], now: datetime) -> int:
+    """Write a new tenant's rows and their stay; the stay's id. One statement on PostgreSQL
+    (each statement is a round trip), four or three on SQLite."""
+    person_id = new.row["id"]
+    identity = {people.IDENTITY_ROWS: {"contacts": [new.contact] if new.contact else [],
+                                       "roles": [person_id]}}
+    if session.bind.dialect.name == "postgresql":
+        params = {f"p_{k}": v for k, v in new.row.items()}
+        params.update({f"s_{k}": v for k, v in stay.items()}, m_node_id=node_id,
+                      m_role=Role.TENANT)
+        if new.contact:
+            params.update(c_transport=new.contact[0], c_contact_id=new.contact[1])
+        return int((await session.execute(_NEW_TENANT[new.contact is not None], params,
+                                          execution_options=identity)).scalar_one())
+    await session.execute(people.INSERT_PERSON, new.row, execution_options=identity)
+    if new.contact:
+        await session.execute(people.INSERT_CONTACT, {
+            "person_id": person_id, "transport": new.contact[0], "contact_id": new.contact[1],
+            "created_at": now}, execution_options=identity)
+    await session.execute(people.INSERT_MEMBERSHIP, {
+        "person_id": person_id, "node_id": node_id, "role": Role.TENANT, "created_at": now},
+        execution_options=identity)
+    return int((await session.execute(_INSERT_STAY, stay)).scalar_one())
 
 
 async def _add_reading(
@@ -262,10 +345,14 @@ async def keep_reading(session: AsyncSession, reading: object, *, value: float,
                        on_fever: Callable[[], str]) -> bool:
     """Store a reading (a tenant's or a worker's); at or above the threshold `on_fever` flags
     its record and gives the alert for the group one tier up (health.alert_fever). Returns whether
-    it was a fever."""
-    session.add(reading)
+    it was a fever. `reading` is a new mapped object, written as one Core INSERT of the values
+    it was given (it is not added to the session)."""
+    table = type(reading).__table__  # type: ignore[attr-defined]
+    statement = _INSERT_READING.get(table)
+    if statement is None:
+        statement = _INSERT_READING[table] = insert(table)
+    await session.execute(statement, {k: v for k, v in vars(reading).items() if k in table.c})
     if value < threshold:
-        await session.flush()
         return False
     text = on_fever()
     await session.flush()
