@@ -87,3 +87,22 @@ class OutboxMessage(Base):
     escalated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     relayed: Mapped[bool] = mapped_column(Boolean, default=False)
 
+
+
+class NoticeProgress(Base):
+    """Per notice and tier of its target groups: rows, sent, failed and acknowledged.
+
+    Kept by database triggers on outbox_message (migration 0017_pgreads) whoever writes the
+    rows, never written by the application; 进度 reads these instead of aggregating a city's
+    100,000 rows. Equal to `bot.services.notice.REBUILD_PROGRESS`'s aggregate at all times.
+    """
+
+    __tablename__ = "notice_progress"
+
+    # No foreign key: derived rows, like points_total.
+    notice_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    tier: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    total: Mapped[int]
+    sent: Mapped[int]
+    failed: Mapped[int]
+    acked: Mapped[int]
