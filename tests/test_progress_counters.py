@@ -6,17 +6,20 @@ migration's backfill."""
 from __future__ import annotations
 
 import random
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import delete, func, select, text, update
+import pytest
+from sqlalchemy import delete, func, insert, select, text, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot import store
 from bot.app import BotApp
 from bot.services import failover, retention
 from bot.services import notice as notices
 from bot.transports.base import TransportError
 from bot.transports.memory import MemoryTransport
-from models import Group, Node, NoticeProgress, OutboxMessage, OutboxStatus
+from models import Group, Node, NoticeProgress, OutboxMessage, OutboxStatus, PointsEvent
 from tests.conftest import Chat, DemoChain
 
 Counts = dict[tuple[int, int], tuple[int, int, int, int]]
@@ -156,3 +159,102 @@ async def test_the_rebuild_gives_what_the_triggers_kept(bot: BotApp, chat: Chat,
         assert await counters(s) == kept
         assert (await s.execute(select(func.count()).select_from(NoticeProgress))
                 ).scalar_one() == len(kept)
+
+
+async def test_migration_backfills_counters_and_communities(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A database upgraded past 0017_pgreads gets its counters from the outbox rows and every
+    event's community from its node (at any tier); the triggers carry on from there."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'old.db'}"
+    engine = store.create_engine(url)
+    await store.upgrade(engine, "0016_console_extra")
+    t = {"t": datetime(2020, 2, 1, 8)}
+    async with store.sessionmaker(engine)() as s, s.begin():
+        for stmt in (
+            "INSERT INTO node (id, tier, kind, name, parent_id, created_at) VALUES "
+            "(1, 1, 'subdistrict', 'a', NULL, :t), (2, 2, 'community', 'b', 1, :t), "
+            "(3, 3, 'team', 'c', 2, :t), (4, 4, 'team_landlords', 'd', 3, :t), "
+            "(5, 5, 'landlord_tenants', 'e', 4, :t), (6, 5, 'landlord_tenants', 'f', 4, :t), "
+            "(7, 2, 'community', 'g', 1, :t)",
+            "INSERT INTO chat_group (id, node_id, transport, room_id, title, account, "
+            "created_at) VALUES (1, 1, 'sim', 'r1', 'a', '', :t), (2, 4, 'sim', 'r4', 'd', '', "
+            ":t), (3, 5, 'sim', 'r5', 'e', '', :t), (4, 6, 'sim', 'r6', 'f', '', :t)",
+            "INSERT INTO person (id, name, created_at) VALUES (1, 'x', :t)",
+            "INSERT INTO notice (id, origin_node_id, text, urgent, scope, target_count, missed, "
+            "created_at) VALUES (1, 1, 'n', 0, '{}', 3, 0, :t)",
+            "INSERT INTO outbox_message (group_id, notice_id, account, urgent, mentions, source, "
+            "status, attempts, resend, relayed, created_at, acked_at) VALUES "
+            "(2, 1, '', 0, '[]', 'notice', 'sent', 1, 0, 0, :t, :t), "
+            "(3, 1, '', 0, '[]', 'notice', 'failed', 1, 0, 0, :t, NULL), "
+            "(4, 1, '', 0, '[]', 'notice', 'sent', 1, 0, 0, :t, NULL), "
+            "(1, NULL, '', 0, '[]', 'reply', 'sent', 1, 0, 0, :t, NULL)",
+            "INSERT INTO points_event (landlord_id, node_id, rule, delta, status, counts, "
+            "source_kind, source_key, evidence, occurred_at, created_at) VALUES "
+            "(1, 5, 'm', -1, 'pending', 0, 'k', '1', '', :t, :t), "
+            "(1, 4, 'm', -1, 'pending', 0, 'k', '2', '', :t, :t), "
+            "(1, 3, 'm', -1, 'pending', 0, 'k', '3', '', :t, :t), "
+            "(1, 7, 'm', -1, 'pending', 0, 'k', '4', '', :t, :t), "
+            "(1, 1, 'm', -1, 'pending', 0, 'k', '5', '', :t, :t)",
+        ):
+            await s.execute(text(stmt), t)
+    await store.upgrade(engine)
+    async with store.sessionmaker(engine)() as s, s.begin():
+        assert await counters(s) == await recount(s) == {(1, 4): (1, 1, 0, 1),
+                                                         (1, 5): (2, 1, 1, 0)}
+        scopes = dict((await s.execute(select(PointsEvent.source_key, PointsEvent.scope2_id))
+                       ).tuples().all())
+        assert scopes == {"1": 2, "2": 2, "3": 2, "4": 7, "5": None}
+        await s.execute(text(
+            "INSERT INTO points_event (landlord_id, node_id, rule, delta, status, counts, "
+            "source_kind, source_key, evidence, occurred_at, created_at) VALUES "
+            "(1, 6, 'm', -1, 'pending', 0, 'k', '6', '', :t, :t)"), t)
+        await s.execute(update(OutboxMessage).where(OutboxMessage.group_id == 3)
+                        .values(status=OutboxStatus.SENT, acked_at=t["t"].replace(tzinfo=UTC)))
+    async with store.sessionmaker(engine)() as s:
+        assert await counters(s) == await recount(s) == {(1, 4): (1, 1, 0, 1),
+                                                         (1, 5): (2, 2, 0, 1)}
+        assert (await s.execute(select(PointsEvent.scope2_id).where(
+            PointsEvent.source_key == "6"))).scalar_one() == 2
+    await engine.dispose()
+
+
+async def test_outbox_rows_name_only_groups_that_exist(bot: BotApp, chat: Chat,
+                                                       chain: DemoChain) -> None:
+    """The outbox's group is guarded on both databases (SQLite: its foreign key; PostgreSQL:
+    the statement-level checks that replaced it): no row for a missing group, in a fan-out
+    or alone, no move of a row to one, no delete or renumbering of a group rows still name;
+    each failed statement leaves nothing behind."""
+    await chat.say(chain.subdistrict_group, chain.commander, "通知 今晚8点前完成楼道消毒")
+    now = bot.now()
+    async with bot.session() as s:
+        groups = list((await s.execute(select(Group.id).order_by(Group.id))).scalars())
+        before = await counters(s)
+        rows = (await s.execute(select(func.count()).select_from(OutboxMessage))).scalar_one()
+    missing = max(groups) + 100
+    attempts = [
+        # A fan-out with one bad row among good ones: the whole statement fails.
+        lambda s: s.execute(insert(OutboxMessage), [
+            {"group_id": g, "notice_id": 999, "source": "notice", "status": "pending",
+             "account": "", "created_at": now} for g in [*groups, missing]]),
+        lambda s: s.execute(insert(OutboxMessage).values(
+            group_id=missing, source="reply", status="pending", account="", created_at=now)),
+        lambda s: s.execute(update(OutboxMessage).where(OutboxMessage.notice_id == 1)
+                            .values(group_id=missing)),
+        lambda s: s.execute(delete(Group).where(Group.id == groups[1])),
+        lambda s: s.execute(update(Group).where(Group.id == groups[1]).values(id=missing)),
+    ]
+    for attempt in attempts:
+        with pytest.raises(IntegrityError):
+            async with bot.session() as s, s.begin():
+                await attempt(s)
+    async with bot.session() as s:
+        assert await counters(s) == before == await recount(s)
+        assert (await s.execute(select(func.count()).select_from(OutboxMessage))
+                ).scalar_one() == rows
+        assert list((await s.execute(select(Group.id).order_by(Group.id))).scalars()) == groups
+    # A group no row names may go (the guard is about references, not every delete).
+    async with bot.session() as s, s.begin():
+        spare = await s.get(Group, groups[-1])
+        assert spare is not None
+        await s.execute(delete(OutboxMessage).where(OutboxMessage.group_id == spare.id))
+        await s.execute(delete(Group).where(Group.id == spare.id))
+    await assert_exact(bot)

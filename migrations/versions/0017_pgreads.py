@@ -17,6 +17,9 @@ event's node, set by a trigger on insert (and on a change of node) and backfille
 an index for 待核查's count and list (a range of one community's pending events instead of
 the nested walk of its 100,000-node subtree).
 
+PostgreSQL: outbox_message's foreign key to chat_group becomes statement-level trigger checks
+(see _PG_GROUP_CHECK); SQLite keeps its key (checked cheaply per row there).
+
 `ix_node_tier`: 进度's first silent groups of a small tier start from that tier's nodes
 (without it, PostgreSQL scanned all 100,000 nodes per tier line).
 """
@@ -117,9 +120,41 @@ def _pg_trigger(name: str, event: str, refs: str, rows: str) -> list[str]:
     ]
 
 
+# An INSERT: the counters and the group check (see _PG_GROUP_CHECK) in one pass over the new
+# rows, one join with the groups (a fan-out's rows are looked up once, not twice).
+_PG_INSERT = """CREATE FUNCTION notice_progress_insert() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+  orphans bigint;
+BEGIN
+  WITH x AS MATERIALIZED (
+    SELECT r.notice_id, n.tier, g.id AS known_group, r.status, r.acked_at
+    FROM new_rows r LEFT JOIN chat_group g ON g.id = r.group_id
+    LEFT JOIN node n ON n.id = g.node_id WHERE r.group_id IS NOT NULL
+  ), counted AS (
+    INSERT INTO notice_progress AS c (notice_id, tier, total, sent, failed, acked)
+    SELECT notice_id, tier, count(*), count(*) FILTER (WHERE status = 'sent'),
+           count(*) FILTER (WHERE status = 'failed'), count(acked_at)
+    FROM x WHERE notice_id IS NOT NULL AND known_group IS NOT NULL
+    GROUP BY notice_id, tier ORDER BY notice_id, tier
+    ON CONFLICT (notice_id, tier) DO UPDATE SET total = c.total + EXCLUDED.total,
+      sent = c.sent + EXCLUDED.sent, failed = c.failed + EXCLUDED.failed,
+      acked = c.acked + EXCLUDED.acked
+    RETURNING 1
+  )
+  SELECT count(*) FILTER (WHERE known_group IS NULL) INTO orphans FROM x;
+  IF orphans > 0 THEN
+    RAISE EXCEPTION 'outbox_message.group_id names no chat_group'
+      USING ERRCODE = 'foreign_key_violation';
+  END IF;
+  RETURN NULL;
+END
+$$"""
+
 _PG_PROGRESS = [
-    *_pg_trigger("notice_progress_insert", "INSERT", "NEW TABLE AS new_rows",
-                 _pg_rows("new_rows", "+")),
+    _PG_INSERT,
+    "CREATE TRIGGER notice_progress_insert AFTER INSERT ON outbox_message "
+    "REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT "
+    "EXECUTE FUNCTION notice_progress_insert()",
     *_pg_trigger("notice_progress_update", "UPDATE",
                  "OLD TABLE AS old_rows NEW TABLE AS new_rows",
                  f"{_pg_rows('new_rows', '+', _PG_CHANGED)} UNION ALL "
@@ -167,12 +202,50 @@ FROM (SELECT n.id, CASE n.tier WHEN 2 THEN n.id WHEN 3 THEN n.parent_id
 WHERE s.id = points_event.node_id AND s.scope2_id IS NOT NULL
 """
 
+# PostgreSQL: the outbox's foreign key to chat_group checked per statement instead of per row
+# (the per-row check was a third of a 10,000-group fan-out): an insert naming a group that
+# does not exist fails as the key did (SQLSTATE 23503), so does moving a row to one, and a
+# group still named by outbox rows cannot be deleted or renumbered. What the per-row key had
+# besides: a share lock on each group, against a delete committed between the check and the
+# insert's commit; the application never deletes groups (unbinding keeps the row).
+# (The insert's check is in notice_progress_insert, _PG_INSERT.)
+_PG_GROUP_CHECK = [
+    """CREATE FUNCTION outbox_message_group_moved() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM chat_group g WHERE g.id = NEW.group_id) THEN
+    RAISE EXCEPTION 'outbox_message.group_id names no chat_group'
+      USING ERRCODE = 'foreign_key_violation';
+  END IF;
+  RETURN NULL;
+END
+$$""",
+    "CREATE TRIGGER outbox_message_group_moved AFTER UPDATE OF group_id ON outbox_message "
+    "FOR EACH ROW WHEN (NEW.group_id IS DISTINCT FROM OLD.group_id AND NEW.group_id IS NOT NULL) "
+    "EXECUTE FUNCTION outbox_message_group_moved()",
+    """CREATE FUNCTION chat_group_outbox_guard() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF TG_OP = 'UPDATE' AND NEW.id = OLD.id THEN
+    RETURN NEW;
+  END IF;
+  IF EXISTS (SELECT 1 FROM outbox_message o WHERE o.group_id = OLD.id) THEN
+    RAISE EXCEPTION 'chat_group % is still named by outbox_message', OLD.id
+      USING ERRCODE = 'foreign_key_violation';
+  END IF;
+  RETURN CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
+END
+$$""",
+    "CREATE TRIGGER chat_group_outbox_guard BEFORE DELETE OR UPDATE OF id ON chat_group "
+    "FOR EACH ROW EXECUTE FUNCTION chat_group_outbox_guard()",
+]
+
 _SQLITE_NAMES = ["notice_progress_insert", "notice_progress_update", "notice_progress_delete",
                  "points_event_scope_insert", "points_event_scope_update"]
 _PG_NAMES = [("notice_progress_insert", "outbox_message"),
              ("notice_progress_update", "outbox_message"),
              ("notice_progress_delete", "outbox_message"),
-             ("points_event_scope", "points_event")]
+             ("points_event_scope", "points_event"),
+             ("outbox_message_group_moved", "outbox_message"),
+             ("chat_group_outbox_guard", "chat_group")]
 
 
 def upgrade() -> None:
@@ -192,7 +265,11 @@ def upgrade() -> None:
     op.create_index('ix_points_event_scope2', 'points_event', ['scope2_id', 'status', 'id'])
     op.create_index(op.f('ix_node_tier'), 'node', ['tier'])
     pg = op.get_bind().dialect.name == "postgresql"
-    for statement in (_PG_PROGRESS + _PG_SCOPE) if pg else (_SQLITE_PROGRESS + _SQLITE_SCOPE):
+    if pg:
+        op.drop_constraint('fk_outbox_message_group_id_chat_group', 'outbox_message',
+                           type_='foreignkey')
+    for statement in ((_PG_PROGRESS + _PG_SCOPE + _PG_GROUP_CHECK) if pg
+                      else (_SQLITE_PROGRESS + _SQLITE_SCOPE)):
         op.execute(statement)
 
 
@@ -201,6 +278,8 @@ def downgrade() -> None:
         for name, table in _PG_NAMES:
             op.execute(f"DROP TRIGGER IF EXISTS {name} ON {table}")
             op.execute(f"DROP FUNCTION IF EXISTS {name}()")
+        op.create_foreign_key('fk_outbox_message_group_id_chat_group', 'outbox_message',
+                              'chat_group', ['group_id'], ['id'])
     else:
         for name in _SQLITE_NAMES:
             op.execute(f"DROP TRIGGER IF EXISTS {name}")
