@@ -120,3 +120,6 @@ class NoticeProgress(Base):
     sent: Mapped[int]
     failed: Mapped[int]
     acked: Mapped[int]
+    # At most the smallest id of the notice's rows of this tier (a row's id, kept with LEAST on
+    # insert and on a row moved in; deletes leave it): 进度 walks the rows from there.
+    first_id: Mapped[int | None]

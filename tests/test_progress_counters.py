@@ -19,7 +19,15 @@ from bot.services import failover, retention
 from bot.services import notice as notices
 from bot.transports.base import TransportError
 from bot.transports.memory import MemoryTransport
-from models import Group, Node, NoticeProgress, OutboxMessage, OutboxStatus, PointsEvent
+from models import (
+    Group,
+    Node,
+    Notice,
+    NoticeProgress,
+    OutboxMessage,
+    OutboxStatus,
+    PointsEvent,
+)
 from tests.conftest import Chat, DemoChain
 
 Counts = dict[tuple[int, int], tuple[int, int, int, int]]
@@ -52,6 +60,17 @@ async def recount(s: AsyncSession) -> Counts:
 async def assert_exact(bot: BotApp) -> Counts:
     async with bot.session() as s:
         kept, counted = await counters(s), await recount(s)
+        # first_id is a lower bound of the ids of each (notice, tier)'s rows.
+        firsts = dict(((n, t), f) for n, t, f in (await s.execute(select(
+            NoticeProgress.notice_id, NoticeProgress.tier, NoticeProgress.first_id))).tuples())
+        lowest = await s.execute(
+            select(OutboxMessage.notice_id, Node.tier, func.min(OutboxMessage.id))
+            .join(Group, Group.id == OutboxMessage.group_id).join(Node, Node.id == Group.node_id)
+            .where(OutboxMessage.notice_id.is_not(None)).group_by(OutboxMessage.notice_id,
+                                                                 Node.tier))
+        for notice_id, tier, low in lowest.tuples():
+            first = firsts[notice_id, tier]
+            assert first is not None and first <= low
     assert kept == counted
     return kept
 
@@ -258,3 +277,31 @@ async def test_outbox_rows_name_only_groups_that_exist(bot: BotApp, chat: Chat,
         await s.execute(delete(OutboxMessage).where(OutboxMessage.group_id == spare.id))
         await s.execute(delete(Group).where(Group.id == spare.id))
     await assert_exact(bot)
+
+
+@pytest.mark.parametrize("spread", [0, 10**9])
+async def test_silent_groups_are_the_same_whichever_way_they_are_found(
+        bot: BotApp, chat: Chat, chain: DemoChain, monkeypatch: pytest.MonkeyPatch,
+        spread: int) -> None:
+    """进度's first silent groups per tier, from the tier's nodes (spread 0) or by the walk
+    from the tier's first row (every tier dense), are the first unacknowledged rows in row
+    order, with rows of other notices before, between and after them."""
+    monkeypatch.setattr(notices, "DENSE_SPREAD", spread)
+    for i in range(3):
+        await chat.say(chain.subdistrict_group, chain.commander, f"通知 第{i}次 今晚消毒")
+    await chat.say(chain.tenant_group, chain.landlord, "收到 #2")
+    async with bot.session() as s:
+        for notice_id in (1, 2, 3):
+            notice = await s.get(Notice, notice_id)
+            assert notice is not None
+            got = await notices.progress(s, notice=notice)
+            rows = (await s.execute(
+                select(Node.tier, Group.title).select_from(OutboxMessage)
+                .join(Group, Group.id == OutboxMessage.group_id)
+                .join(Node, Node.id == Group.node_id)
+                .where(OutboxMessage.notice_id == notice_id, OutboxMessage.acked_at.is_(None))
+                .order_by(OutboxMessage.id))).tuples().all()
+            assert {t.tier: t.missing for t in got.tiers if t.silent} == {
+                tier: [title for t, title in rows if t == tier][:notices.MISSING_SHOWN]
+                for tier in {t for t, _ in rows}}
+            assert got.acked == (1 if notice_id == 2 else 0)

@@ -5,7 +5,8 @@ Revises: 0016_console_extra
 Create Date: 2026-11-30 02:10:00
 
 `notice_progress` holds, per notice and tier of the target groups, how many rows the notice
-has, how many are sent, failed and acknowledged. Triggers on `outbox_message` keep it
+has, how many are sent, failed and acknowledged, and a lower bound of its rows' ids (where
+进度's walk for the first silent groups starts). Triggers on `outbox_message` keep it
 (insert, any change of status, acknowledgement, notice or group, delete), whoever writes
 the rows (the fan-out, the sender marking one row or many in one UPDATE, 收到, a relay, the
 watchdog's moves, the retention purge), so 进度 reads a handful of rows instead of
@@ -37,10 +38,10 @@ depends_on = None
 # The aggregate the counters stand for (also bot.services.notice.REBUILD_PROGRESS, the
 # rebuild after a bulk load made with the triggers off, and the tests' recount).
 _BACKFILL = """
-INSERT INTO notice_progress (notice_id, tier, total, sent, failed, acked)
+INSERT INTO notice_progress (notice_id, tier, total, sent, failed, acked, first_id)
 SELECT o.notice_id, n.tier, count(*),
        sum(CASE WHEN o.status = 'sent' THEN 1 ELSE 0 END),
-       sum(CASE WHEN o.status = 'failed' THEN 1 ELSE 0 END), count(o.acked_at)
+       sum(CASE WHEN o.status = 'failed' THEN 1 ELSE 0 END), count(o.acked_at), min(o.id)
 FROM outbox_message o JOIN chat_group g ON g.id = o.group_id JOIN node n ON n.id = g.node_id
 WHERE o.notice_id IS NOT NULL
 GROUP BY o.notice_id, n.tier
@@ -48,14 +49,15 @@ GROUP BY o.notice_id, n.tier
 
 # What one row contributes (sign +1 or -1), for the tier of its group.
 _SQLITE_ADD = """
-  INSERT INTO notice_progress (notice_id, tier, total, sent, failed, acked)
+  INSERT INTO notice_progress (notice_id, tier, total, sent, failed, acked, first_id)
     SELECT {r}.notice_id, n.tier, {s}1, {s}({r}.status = 'sent'), {s}({r}.status = 'failed'),
-           {s}({r}.acked_at IS NOT NULL)
+           {s}({r}.acked_at IS NOT NULL), {first}
     FROM chat_group g JOIN node n ON n.id = g.node_id
     WHERE g.id = {r}.group_id AND {r}.notice_id IS NOT NULL
     ON CONFLICT (notice_id, tier) DO UPDATE SET total = total + excluded.total,
       sent = sent + excluded.sent, failed = failed + excluded.failed,
-      acked = acked + excluded.acked;"""
+      acked = acked + excluded.acked,
+      first_id = coalesce(min(first_id, excluded.first_id), first_id, excluded.first_id);"""
 
 # A change that moves a counter (a claim, pending -> sending, moves none: it fires nothing).
 _CHANGED = """(({o}.status = 'sent') IS NOT ({n}.status = 'sent')
@@ -67,7 +69,7 @@ _SQLITE_PROGRESS = [
     f"""
 CREATE TRIGGER notice_progress_insert AFTER INSERT ON outbox_message
 WHEN NEW.notice_id IS NOT NULL
-BEGIN{_SQLITE_ADD.format(r='NEW', s='+')}
+BEGIN{_SQLITE_ADD.format(r='NEW', s='+', first='NEW.id')}
 END
 """,
     f"""
@@ -75,13 +77,14 @@ CREATE TRIGGER notice_progress_update
 AFTER UPDATE OF status, acked_at, notice_id, group_id ON outbox_message
 WHEN (OLD.notice_id IS NOT NULL OR NEW.notice_id IS NOT NULL)
   AND {_CHANGED.format(o='OLD', n='NEW')}
-BEGIN{_SQLITE_ADD.format(r='OLD', s='-')}{_SQLITE_ADD.format(r='NEW', s='+')}
+BEGIN{_SQLITE_ADD.format(r='OLD', s='-', first='NULL')}
+{_SQLITE_ADD.format(r='NEW', s='+', first='NEW.id')}
 END
 """,
     f"""
 CREATE TRIGGER notice_progress_delete AFTER DELETE ON outbox_message
 WHEN OLD.notice_id IS NOT NULL
-BEGIN{_SQLITE_ADD.format(r='OLD', s='-')}
+BEGIN{_SQLITE_ADD.format(r='OLD', s='-', first='NULL')}
 END
 """,
 ]
@@ -89,21 +92,22 @@ END
 
 def _pg_rows(table: str, sign: str, where: str = "") -> str:
     return (f"SELECT r.notice_id, n.tier, {sign}1 AS t, {sign}(r.status = 'sent')::int AS s, "
-            f"{sign}(r.status = 'failed')::int AS f, {sign}(r.acked_at IS NOT NULL)::int AS a "
+            f"{sign}(r.status = 'failed')::int AS f, {sign}(r.acked_at IS NOT NULL)::int AS a, "
+            f"{'r.id' if sign == '+' else 'NULL::int'} AS i "
             f"FROM {table} r JOIN chat_group g ON g.id = r.group_id "
             f"JOIN node n ON n.id = g.node_id WHERE r.notice_id IS NOT NULL{where}")
 
 
 # One upsert per statement, in key order (concurrent statements lock counters in one order).
 _PG_BODY = """
-  INSERT INTO notice_progress AS c (notice_id, tier, total, sent, failed, acked)
-  SELECT notice_id, tier, sum(t), sum(s), sum(f), sum(a) FROM ({rows}) x
+  INSERT INTO notice_progress AS c (notice_id, tier, total, sent, failed, acked, first_id)
+  SELECT notice_id, tier, sum(t), sum(s), sum(f), sum(a), min(i) FROM ({rows}) x
   GROUP BY notice_id, tier
-  HAVING sum(t) <> 0 OR sum(s) <> 0 OR sum(f) <> 0 OR sum(a) <> 0
+  HAVING sum(t) <> 0 OR sum(s) <> 0 OR sum(f) <> 0 OR sum(a) <> 0 OR min(i) IS NOT NULL
   ORDER BY notice_id, tier
   ON CONFLICT (notice_id, tier) DO UPDATE SET total = c.total + EXCLUDED.total,
     sent = c.sent + EXCLUDED.sent, failed = c.failed + EXCLUDED.failed,
-    acked = c.acked + EXCLUDED.acked;
+    acked = c.acked + EXCLUDED.acked, first_id = LEAST(c.first_id, EXCLUDED.first_id);
 """
 
 # An UPDATE: only the rows whose change moves a counter (every claim runs this on no rows).
@@ -127,18 +131,18 @@ DECLARE
   orphans bigint;
 BEGIN
   WITH x AS MATERIALIZED (
-    SELECT r.notice_id, n.tier, g.id AS known_group, r.status, r.acked_at
+    SELECT r.id, r.notice_id, n.tier, g.id AS known_group, r.status, r.acked_at
     FROM new_rows r LEFT JOIN chat_group g ON g.id = r.group_id
     LEFT JOIN node n ON n.id = g.node_id WHERE r.group_id IS NOT NULL
   ), counted AS (
-    INSERT INTO notice_progress AS c (notice_id, tier, total, sent, failed, acked)
+    INSERT INTO notice_progress AS c (notice_id, tier, total, sent, failed, acked, first_id)
     SELECT notice_id, tier, count(*), count(*) FILTER (WHERE status = 'sent'),
-           count(*) FILTER (WHERE status = 'failed'), count(acked_at)
+           count(*) FILTER (WHERE status = 'failed'), count(acked_at), min(id)
     FROM x WHERE notice_id IS NOT NULL AND known_group IS NOT NULL
     GROUP BY notice_id, tier ORDER BY notice_id, tier
     ON CONFLICT (notice_id, tier) DO UPDATE SET total = c.total + EXCLUDED.total,
       sent = c.sent + EXCLUDED.sent, failed = c.failed + EXCLUDED.failed,
-      acked = c.acked + EXCLUDED.acked
+      acked = c.acked + EXCLUDED.acked, first_id = LEAST(c.first_id, EXCLUDED.first_id)
     RETURNING 1
   )
   SELECT count(*) FILTER (WHERE known_group IS NULL) INTO orphans FROM x;
@@ -257,6 +261,7 @@ def upgrade() -> None:
         sa.Column('sent', sa.Integer(), nullable=False),
         sa.Column('failed', sa.Integer(), nullable=False),
         sa.Column('acked', sa.Integer(), nullable=False),
+        sa.Column('first_id', sa.Integer(), nullable=True),
         sa.PrimaryKeyConstraint('notice_id', 'tier', name=op.f('pk_notice_progress')),
     )
     op.add_column('points_event', sa.Column('scope2_id', sa.Integer(), nullable=True))
