@@ -42,6 +42,7 @@ from bot import store
 from bot.app import build_app, running
 from bot.clock import FakeClock
 from bot.config import Settings
+from bot.services import notice
 from bot.transports.base import SentMessage
 from bot.transports.memory import MemoryTransport
 
@@ -122,13 +123,16 @@ async def populate(url: str, landlords: int, events: int) -> None:
         occurred = bulk.timestamp(pg, YEAR_START, day, "((x % 10007) * 7919) % 86400")
         decided = bulk.timestamp(pg, YEAR_START, f"{day} + 1", "((x % 10007) * 7919) % 86400")
         await run(
-            "INSERT INTO points_event (landlord_id, node_id, rule, delta, status, counts, "
-            "source_kind, source_key, evidence, decided_at, occurred_at, created_at) "
-            f"SELECT 1 + (x % {n}), {n5} + 1 + (x % {n}), 'manual', {delta}, "
+            "INSERT INTO points_event (landlord_id, node_id, scope2_id, rule, delta, status, "
+            "counts, source_kind, source_key, evidence, decided_at, occurred_at, created_at) "
+            f"SELECT 1 + (x % {n}), n5.id, n3.parent_id, 'manual', {delta}, "
             f"CASE WHEN {counted} THEN 'approved' ELSE 'pending' END, "
             f"CASE WHEN {counted} THEN {true} ELSE {false} END, 'bench', CAST(x AS TEXT), "
             f"'上报 消毒', CASE WHEN {counted} THEN {decided} ELSE NULL END, {occurred}, "
-            f"{occurred} FROM {bulk.series(pg, events)}")
+            f"{occurred} FROM {bulk.series(pg, events)} "
+            # The event's community, as the trigger (held off here) sets it.
+            f"JOIN node n5 ON n5.id = {n5} + 1 + (x % {n}) JOIN node n4 ON n4.id = n5.parent_id "
+            "JOIN node n3 ON n3.id = n4.parent_id")
         # One notice of the commander to every group, 60% acknowledged.
         sent_at = bulk.timestamp(pg, YEAR_START, "360", "0")
         await run("INSERT INTO notice (id, sender_id, origin_node_id, text, urgent, scope, "
@@ -141,6 +145,8 @@ async def populate(url: str, landlords: int, events: int) -> None:
                   f"{sent_at}, {sent_at}, CASE WHEN id % 5 < 3 THEN {sent_at} ELSE NULL END "
                   "FROM chat_group")
         await bulk.triggers_on(conn, triggers)
+        # 进度's counters, as the outbox triggers (held off here) keep them.
+        await run(notice.REBUILD_PROGRESS)
         if pg:
             await bulk.reset_sequences(conn, ("node", "person", "tenant_stay", "notice"))
     await bulk.analyze(engine)

@@ -12,7 +12,7 @@ from models.inbound import InboundMessage
 from models.invite_attempt import InviteAttempt
 from models.lease import AccountLease
 from models.notice import BotAccount, Echo, JobRun, Notice, NoticeRead, NoticeSchedule
-from models.outbox import OutboxMessage, OutboxStatus
+from models.outbox import NoticeProgress, OutboxMessage, OutboxStatus
 from models.person import Contact, InviteCode, InviteKind, Membership, Person, Role
 from models.points import (
     PointsEvent,
@@ -41,7 +41,7 @@ __all__ = [
     "TIER_OF_KIND", "Base", "BotAccount", "Echo", "JobRun", "Notice", "NoticeRead",
     "NoticeSchedule", "Ticket", "Building", "Contact", "Flat", "Group", "InboundMessage",
     "InviteCode", "InviteKind", "LandlordReport", "Membership", "Node", "NodeKind",
-    "OutboxMessage", "OutboxStatus", "Person", "ReportKind", "Role", "Shop",
+    "NoticeProgress", "OutboxMessage", "OutboxStatus", "Person", "ReportKind", "Role", "Shop",
     "ShopCheckin", "ShopPatrol", "ShopReopening", "ReopeningStatus",
     "TemperatureReading", "TenantStay", "UTCDateTime",
     "PointsEvent", "PointsScopeCount", "PointsStanding", "PointsStatus", "PointsTotal",

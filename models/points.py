@@ -37,12 +37,18 @@ class PointsEvent(Base):
               "occurred_at"),
         Index("ix_points_event_landlord", "landlord_id", "occurred_at", "counts", "delta"),
         Index("ix_points_event_status_node", "status", "node_id"),
+        # 待核查: one community's pending and appealed events, oldest first.
+        Index("ix_points_event_scope2", "scope2_id", "status", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     landlord_id: Mapped[int] = mapped_column(ForeignKey("person.id"))
     # The landlord's tier-5 node the event belongs to (its tier-2 node's secretary verifies).
     node_id: Mapped[int] = mapped_column(ForeignKey("node.id"), index=True)
+    # The node's tier-2 ancestor (the community whose secretary verifies): set by a database
+    # trigger on insert and on a change of node (migration 0017_pgreads), never by the
+    # application; NULL above tier 2.
+    scope2_id: Mapped[int | None]
     rule: Mapped[str] = mapped_column(String(32))
     delta: Mapped[int]
     status: Mapped[str] = mapped_column(String(16), default=PointsStatus.PENDING)

@@ -363,13 +363,18 @@ class PendingLine:
 async def pending(session: AsyncSession, *, verifier_node: Node, limit: int = 20
                   ) -> tuple[list[PendingLine], int]:
     """Events waiting for this verifier: pending and appealed, oldest first; and how many."""
-    where = and_(PointsEvent.status.in_([PointsStatus.PENDING, PointsStatus.APPEALED]),
-                 PointsEvent.node_id.in_(chain.subtree_select(verifier_node.id,
-                                                                  verifier_node.tier)))
+    # A community's secretary (the usual verifier): the events' own tier-2 column, an index
+    # range, instead of the nested walk of a 100,000-node subtree.
+    below = (PointsEvent.scope2_id == verifier_node.id if verifier_node.tier == 2 else
+             PointsEvent.node_id.in_(chain.subtree_select(verifier_node.id, verifier_node.tier)))
+    where = and_(PointsEvent.status.in_([PointsStatus.PENDING, PointsStatus.APPEALED]), below)
     total = (await session.execute(select(func.count(PointsEvent.id)).where(where))).scalar_one()
+    # The ids first (from the index alone), then those rows: else PostgreSQL walked every
+    # event by id until it met `limit` of the community's.
+    first = select(PointsEvent.id).where(where).order_by(PointsEvent.id).limit(limit)
     rows = await session.execute(
         select(PointsEvent, Person).join(Person, Person.id == PointsEvent.landlord_id)
-        .where(where).order_by(PointsEvent.id).limit(limit))
+        .where(PointsEvent.id.in_(first)).order_by(PointsEvent.id))
     return [PendingLine(e, p) for e, p in rows], total
 
 
