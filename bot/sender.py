@@ -517,6 +517,15 @@ async def _run(db: Db, stmt: Executable, params: dict[str, Any]) -> CursorResult
     return result  # type: ignore[return-value]
 
 
+async def _note_last_send(session: AsyncSession, name: str, at: datetime) -> None:
+    """Record a send that leaves no `sent` row behind (a reply, or an attempt a crash left
+    unsettled) as the account's last: pacing after a restart starts from it."""
+    insert = insert_for(session)
+    await session.execute(insert(BotAccount).values(name=name, last_sent_at=at)
+                          .on_conflict_do_update(index_elements=["name"],
+                                                 set_={"last_sent_at": at}))
+
+
 class OutboxSender:
     """Drains the outbox with one paced worker per bot account."""
 
@@ -843,6 +852,9 @@ class OutboxSender:
         leases = [lease for key, lease in self._leases.items() if keys is None or key in keys]
         by_account = {a: lease for lease in leases for a in self._row_accounts(lease.key)}
         rows: list[Any] = []
+        # Per pacer: the latest time an attempt found here may have gone out with no `sent`
+        # row to show it (written to its BotAccount: a second restart must not forget it).
+        maybe_sent: dict[str, datetime] = {}
         async with self.sessions() as session, session.begin():
             faults.hit("sender.reconcile")
             if by_account:
@@ -866,7 +878,7 @@ class OutboxSender:
                     if r.attempt_at is not None:
                         # It may have gone out (its "sent" unwritten): the next send keeps
                         # a whole gap from it.
-                        self.pacer(lease.key).remember(max(self.clock.now(), r.attempt_at))
+                        self._maybe_sent(maybe_sent, lease.key, r.attempt_at)
                     continue
                 if r.attempt_at is None:
                     await _run(session, mark.values(status=OutboxStatus.PENDING,
@@ -896,14 +908,23 @@ class OutboxSender:
                     resent += 1
                     # The attempt may have gone out at any time until now: the next send
                     # waits a whole gap.
-                    pacer.remember(max(self.clock.now(), r.attempt_at))
+                    self._maybe_sent(maybe_sent, lease.key, r.attempt_at)
                 await _run(session, mark.values(**values), fenced)
+            for key, at in maybe_sent.items():
+                await _note_last_send(session, self.pacer(key).name, at)
         for lease in leases:
             lease.reconciled = True
         if rows:
             log.warning("reconciled %d rows left sending: %d confirmed by echo, %d to resend",
                         len(rows), confirmed, resent)
         return confirmed, resent
+
+    def _maybe_sent(self, found: dict[str, datetime], key: str, attempt_at: datetime) -> None:
+        """An attempt left `sending` may have gone out at any time until now: the pacer of
+        `key` counts a send now, and `found` keeps it for the account's record."""
+        at = max(self.clock.now(), attempt_at)
+        self.pacer(key).remember(at)
+        found[key] = max(at, found.get(key, at))
 
     # -- workers -----------------------------------------------------------------------------
 
@@ -1440,11 +1461,8 @@ class OutboxSender:
             sent = [(o.row, o.at) for o in outcomes if o.kind == "sent"]
             if any(row.reply for row, _ in sent):
                 # Only a reply's send is not in the outbox afterwards (see `_load_state`).
-                last = max(at for _, at in sent)
-                insert = insert_for(session)
-                await session.execute(insert(BotAccount).values(
-                    name=self.pacer(account).name, last_sent_at=last).on_conflict_do_update(
-                        index_elements=["name"], set_={"last_sent_at": last}))
+                await _note_last_send(session, self.pacer(account).name,
+                                      max(at for _, at in sent))
             replies = [i for row, _ in sent if row.reply for i in row.ids]
             if replies:
                 # A sent reply leaves no row behind (the pacer counted it; the outbox does
