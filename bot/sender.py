@@ -14,7 +14,7 @@ import random
 import socket
 import uuid
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -59,8 +59,12 @@ from models.base import insert_for
 log = logging.getLogger(__name__)
 
 # Rows claimed at once when an account sends without a gap (benchmarks, tests, a fast
-# gateway); with a gap there is one row in `sending` per account at a time.
+# gateway), and at most with one.
 UNPACED_CLAIM = 50
+# Paced, a claim takes the rows the pacer will let go in about this many seconds (one row with
+# WeChat's real gaps of seconds): each waits its turn in `sending`, and a crash leaves them to
+# be reconciled by their echoes like any attempt.
+CLAIM_AHEAD = 1.0
 # Pending replies read at once to merge those for one room into one message.
 REPLY_CLAIM = 50
 # Pending texts of one kind for one group merged into one message at most.
@@ -563,6 +567,8 @@ class OutboxSender:
         self._reported: set[str] = set()
         self._started = False
         self._stopping = False
+        # Set while stopping: ends a wait for the next turn inside a claimed batch.
+        self._stop_event = asyncio.Event()
         self._helpers: set[asyncio.Task[None]] = set()
         # Leases: this process drives only the accounts it holds (see `_acquire`).
         self.holder = holder or holder_id()
@@ -613,6 +619,7 @@ class OutboxSender:
         `timeout` is cancelled; its row stays `sending` until the next start reconciles)."""
         self._started = False
         self._stopping = True
+        self._stop_event.set()
         for event in self._wakes.values():
             event.set()
         tasks = [*self._workers.values(), *self._helpers]
@@ -636,6 +643,7 @@ class OutboxSender:
         self._busy.clear()
         self._idle.set()
         self._stopping = False
+        self._stop_event.clear()
 
     def replies_written(self) -> None:
         """Replies are being queued (in a transaction that commits before the next wake)."""
@@ -1011,7 +1019,7 @@ class OutboxSender:
                 # Claimed when it may go (no lead): the claim records that the attempt starts.
                 # Replies first, unless they used up their share of the caps.
                 claimed = await self._claim(
-                    account, now, 1 if pacer.paced else UNPACED_CLAIM, lease.epoch,
+                    account, now, self._claim_size(account, pacer, lease, now), lease.epoch,
                     replies=pacer.next_allowed(now, reply=True) <= now, merge=pacer.paced)
                 await self._recovered(account)
                 backoff = 1.0
@@ -1214,26 +1222,83 @@ class OutboxSender:
         return _merged(row, [(m.id, m.text or "", m.mentions or []) for m in more],
                        self.pacing.split_at)
 
+    def _claim_size(self, account: str, pacer: Pacer, lease: Lease, now: datetime) -> int:
+        """How many rows to claim: all at once unpaced; paced, the sends the pacer should
+        allow within CLAIM_AHEAD seconds at the average gap, and within the lease's safe time
+        (`_may_send`); one for an official channel (its limits are not a gap)."""
+        if not pacer.paced:
+            return UNPACED_CLAIM
+        if account in self.channels:
+            return 1
+        average = self.pacing.min_gap_seconds + self.pacing.jitter_seconds / 2
+        ahead = min(CLAIM_AHEAD,
+                    (lease.until - now).total_seconds() - self.lease_seconds / 3)
+        if average <= 0 or ahead <= average:
+            return 1
+        return min(UNPACED_CLAIM, 1 + int(ahead / average))
+
+    def _blocked(self, account: str, pacer: Pacer, row: Claimed, now: datetime) -> bool:
+        """Whether `row` may not go now: not the account's turn yet, stopping, or the lease
+        it was claimed under gone or about to run out unrenewed."""
+        return (pacer.next_allowed(now) > now or self._stopping
+                or not self._may_send(row, account, now))
+
+    async def _turns(self, account: str, pacer: Pacer, claimed: Sequence[Claimed]
+                     ) -> AsyncIterator[Claimed]:
+        """Each claimed row when its turn comes, the pacer's lock held while the caller sends
+        it (the one per-row turn check of both send paths). A row waits for the gap before it
+        (not woken by new rows: a batch spans about CLAIM_AHEAD seconds); anything longer (a
+        pause, a cap), stopping, or the lease running out ends the iteration: the caller puts
+        the rows it did not get back, unattempted. Use with contextlib.aclosing."""
+        longest = timedelta(seconds=pacer.settings.min_gap_seconds
+                            + pacer.settings.jitter_seconds + 1e-3)
+        for row in claimed:
+            while True:
+                now = self.clock.now()
+                allowed = pacer.next_allowed(now)
+                if (allowed <= now or allowed - now > longest or self._stopping
+                        or not self._may_send(row, account, allowed)):
+                    break
+                await self._wait_turn(account, (allowed - now).total_seconds())
+            async with pacer.lock:
+                if self._blocked(account, pacer, row, self.clock.now()):
+                    return
+                yield row
+
+    async def _wait_turn(self, account: str, seconds: float) -> None:
+        """Wait for the next turn inside a claimed batch: the worker counts as idle meanwhile
+        (as between claims), and only stopping ends the wait early."""
+        self._busy.discard(account)
+        if not self._busy:
+            self._idle.set()
+        waiters: list[asyncio.Future[Any]] = [asyncio.ensure_future(self._stop_event.wait()),
+                                              asyncio.ensure_future(self.clock.sleep(seconds))]
+        try:
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waiters:
+                w.cancel()
+            self._busy.add(account)
+            self._idle.clear()
+
+    def _unattempted(self, outcomes: list[Outcome], claimed: Sequence[Claimed],
+                     **kwargs: Any) -> None:
+        """The claimed rows with no outcome yet go back, unattempted."""
+        now = self.clock.now()
+        done = {o.row.id for o in outcomes}
+        outcomes += [Outcome("release", r, now, **kwargs) for r in claimed if r.id not in done]
+
     async def _send_claimed(self, account: str, pacer: Pacer, claimed: list[Claimed]) -> None:
-        """Send what was claimed; every row ends with an outcome in `_unsettled`, whatever
-        is raised on the way."""
+        """Send what was claimed, each row in its turn; every row ends with an outcome in
+        `_unsettled`, whatever is raised on the way (rows not tried go back unattempted)."""
         channel = self.channels.get(account)
         if channel is not None:
             await self._send_channel(account, channel, pacer, claimed)
             return
         outcomes = self._unsettled.setdefault(account, [])
-        index = 0
         try:
-            for index, row in enumerate(claimed):  # noqa: B007 (read in `finally`)
-                async with pacer.lock:
-                    now = self.clock.now()
-                    if (pacer.next_allowed(now) > now or self._stopping
-                            or not self._may_send(row, account, now)):
-                        # A reply took the turn (or we are stopping, or the lease is about
-                        # to run out unrenewed): not attempted.
-                        outcomes += [Outcome("release", r, now) for r in claimed[index:]]
-                        index = len(claimed)
-                        return
+            async with contextlib.aclosing(self._turns(account, pacer, claimed)) as turns:
+                async for row in turns:
                     try:
                         faults.hit("sender.send")
                         for i, part in enumerate(self._parts(row)):
@@ -1245,16 +1310,12 @@ class OutboxSender:
                         now = self.clock.now()
                         if exc.not_sent:
                             # Nothing left (no connection): no attempt spent, try again later.
-                            retry = now + timedelta(seconds=max(
-                                1.0, min(self.pacing.retry_base_seconds, 30.0)))
-                            outcomes += [Outcome("release", r, now, retry_at=retry)
-                                         for r in claimed[index:]]
-                            index = len(claimed)
+                            self._unattempted(outcomes, claimed, retry_at=now + timedelta(
+                                seconds=max(1.0, min(self.pacing.retry_base_seconds, 30.0))))
                             return
                         if exc.rate_limited:
-                            held = claimed[index:]
-                            outcomes += [Outcome("release", r, now) for r in held]
-                            index = len(claimed)
+                            held = claimed[claimed.index(row):]
+                            self._unattempted(outcomes, claimed)
                             await self._pause(pacer, str(exc), held)
                             return
                         outcomes.append(self._failure(row, str(exc), retryable=exc.retryable))
@@ -1265,15 +1326,10 @@ class OutboxSender:
                         log.exception("send of outbox row %d raised", row.id)
                         outcomes.append(self._failure(row, repr(exc)[:200], retryable=True))
                         continue
-                outcomes.append(Outcome("sent", row, self.clock.now()))
-            index = len(claimed)
+                    outcomes.append(Outcome("sent", row, self.clock.now()))
         finally:
-            if index < len(claimed):
-                # Cancelled (or worse) before these were tried: put them back unattempted.
-                now = self.clock.now()
-                done = {o.row.id for o in outcomes}
-                outcomes += [Outcome("release", r, now) for r in claimed[index:]
-                             if r.id not in done]
+            # A turn not given (a reply's, stopping, the lease), or cancelled (or worse).
+            self._unattempted(outcomes, claimed)
 
     async def _send_channel(self, account: str, channel: OutboundChannel, pacer: Pacer,
                             claimed: list[Claimed]) -> None:
@@ -1291,16 +1347,10 @@ class OutboxSender:
           a maybe-delivered text is never sent again to a group that would see it twice.
         Parts already delivered are sent again with the rest when a later part is retried."""
         outcomes = self._unsettled.setdefault(account, [])
-        index = 0
         try:
-            for index, row in enumerate(claimed):  # noqa: B007 (read in `finally`)
-                async with pacer.lock:
+            async with contextlib.aclosing(self._turns(account, pacer, claimed)) as turns:
+                async for row in turns:
                     now = self.clock.now()
-                    if (pacer.next_allowed(now) > now or self._stopping
-                            or not self._may_send(row, account, now)):
-                        outcomes += [Outcome("release", r, now) for r in claimed[index:]]
-                        index = len(claimed)
-                        return
                     ready = pacer.next_allowed(now, room=row.room_id)
                     if ready > now:
                         # The credential may send, but not to this group yet (per group and
@@ -1315,38 +1365,33 @@ class OutboxSender:
                         continue
                     result = await self._post(account, channel, pacer, row)
                     now = self.clock.now()
-                    error = f"{result.code} {result.detail}".strip()[:200] or result.outcome.value
+                    error = (f"{result.code} {result.detail}".strip()[:200]
+                             or result.outcome.value)
                     match result.outcome:
                         case SendOutcome.DELIVERED:
                             outcomes.append(Outcome("sent", row, now))
                         case SendOutcome.RETRY_AFTER if result.rate_limited:
-                            held = claimed[index:]
-                            outcomes += [Outcome("release", r, now) for r in held]
-                            index = len(claimed)
+                            held = claimed[claimed.index(row):]
+                            self._unattempted(outcomes, claimed)
                             await self._pause(pacer, error, held, at_least=result.retry_after)
                             return
                         case SendOutcome.RETRY_AFTER:
                             outcomes.append(self._failure(row, error, retryable=True,
                                                           after=result.retry_after))
                         case SendOutcome.PERMANENT:
-                            log.error("channel %r refused outbox row %d for good: %s", account,
-                                      row.id, error)
+                            log.error("channel %r refused outbox row %d for good: %s",
+                                      account, row.id, error)
                             outcomes.append(Outcome("failed", row, now, error=error,
                                                     alert=True))
                         case SendOutcome.UNKNOWN if channel.capabilities.receive:
                             outcomes.append(self._failure(row, error, retryable=True))
                         case SendOutcome.UNKNOWN:
-                            log.warning("outbox row %d on channel %r: outcome unknown (%s), no "
-                                        "echo to check; counted sent once", row.id, account,
-                                        error)
+                            log.warning("outbox row %d on channel %r: outcome unknown (%s), "
+                                        "no echo to check; counted sent once", row.id,
+                                        account, error)
                             outcomes.append(Outcome("sent", row, now))
-            index = len(claimed)
         finally:
-            if index < len(claimed):
-                now = self.clock.now()
-                done = {o.row.id for o in outcomes}
-                outcomes += [Outcome("release", r, now) for r in claimed[index:]
-                             if r.id not in done]
+            self._unattempted(outcomes, claimed)
 
     async def _post(self, account: str, channel: OutboundChannel, pacer: Pacer,
                     row: Claimed) -> SendResult:
