@@ -14,7 +14,7 @@ import random
 import socket
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -29,9 +29,12 @@ from sqlalchemy import (
     func,
     or_,
     select,
+    union,
     update,
 )
-from sqlalchemy.engine import CursorResult
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import CursorResult, Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot import channel_texts, faults, texts
@@ -460,8 +463,10 @@ MARK_SENDING = (update(OutboxMessage)
                 .where(_IDS, OutboxMessage.status == OutboxStatus.PENDING, FENCE)
                 .values(status=OutboxStatus.SENDING, attempt_id=bindparam("p_attempt"),
                         attempt_at=bindparam("p_now"), attempts=OutboxMessage.attempts + 1))
-MARK_SENT = (update(OutboxMessage).where(_IDS, _SENDING, FENCE)
-             .values(status=OutboxStatus.SENT, sent_at=bindparam("p_at"), error=None))
+# One row sent (run as an executemany for a batch's sends).
+MARK_SENT_EACH = (update(OutboxMessage)
+                  .where(OutboxMessage.id == bindparam("p_id"), _SENDING, FENCE)
+                  .values(status=OutboxStatus.SENT, sent_at=bindparam("p_at"), error=None))
 # A pending retry whose first attempt our echo shows delivered.
 MARK_ECHOED = (update(OutboxMessage)
                .where(_IDS, OutboxMessage.status == OutboxStatus.PENDING, FENCE)
@@ -486,48 +491,51 @@ MARK = {
 Db = AsyncSession | AsyncConnection
 
 
-# The next account (in order) with rows of one status: a seek in the claim index
-# (status, account, …), so listing the accounts costs one seek per account, not a scan of a
-# broadcast's ten thousand pending rows.
-_NEXT_ACCOUNT = (select(func.min(OutboxMessage.account))
-                 .where(OutboxMessage.status == bindparam("p_status"),
-                        OutboxMessage.account > bindparam("p_after")))
+@functools.cache
+def _accounts_stmt(statuses: tuple[OutboxStatus, ...]) -> Executable:
+    """The accounts with rows in any of `statuses`, in one statement: for each status a
+    recursive walk that seeks the next name in the claim index (status, account, …), so
+    listing them costs one seek per account, not a scan of a broadcast's pending rows."""
+    found: list[Select[Any]] = []
+    for n, status in enumerate(statuses):
+        first = (select(func.min(OutboxMessage.account).label("name"))
+                 .where(OutboxMessage.status == status).cte(f"accounts_{n}", recursive=True))
+        following = (select(func.min(OutboxMessage.account))
+                     .where(OutboxMessage.status == status,
+                            OutboxMessage.account > first.c.name).scalar_subquery())
+        walk = first.union_all(select(following).where(first.c.name.is_not(None)))
+        found.append(select(walk.c.name).where(walk.c.name.is_not(None)))
+    return found[0] if len(found) == 1 else union(*found)
 
 
-async def _accounts_with(session: AsyncSession, statuses: Sequence[OutboxStatus]) -> list[str]:
-    """The accounts that have rows in any of `statuses`."""
-    found: set[str] = set()
-    for status in statuses:
-        # "" is the smallest name: look for it first, then step upward from it.
-        if (await session.execute(select(OutboxMessage.id).where(
-                OutboxMessage.status == status, OutboxMessage.account == "").limit(1))
-                ).first() is not None:
-            found.add("")
-        after = ""
-        while True:
-            name = (await session.execute(_NEXT_ACCOUNT, {"p_status": status,
-                                                          "p_after": after})).scalar()
-            if name is None:
-                break
-            found.add(name)
-            after = name
-    return sorted(found)
+async def _accounts_with(db: Db, statuses: Sequence[OutboxStatus]) -> list[str]:
+    """The accounts that have rows in any of `statuses`, in order."""
+    return sorted(set((await db.execute(_accounts_stmt(tuple(statuses)))).scalars()))
 
 
-async def _run(db: Db, stmt: Executable, params: dict[str, Any]) -> CursorResult[Any]:
+async def _run(db: Db, stmt: Executable,
+               params: dict[str, Any] | list[dict[str, Any]]) -> CursorResult[Any]:
     """`stmt` as plain Core on the connection (of the session), in its transaction."""
     conn = await db.connection() if isinstance(db, AsyncSession) else db
     result = await conn.execute(stmt, params)
     return result  # type: ignore[return-value]
 
 
-async def _note_last_send(session: AsyncSession, name: str, at: datetime) -> None:
+def _dialect(db: Db) -> Dialect:
+    return db.bind.dialect if isinstance(db, AsyncSession) else db.dialect
+
+
+async def _note_last_send(db: Db, name: str, at: datetime) -> None:
     """Record a send that leaves no `sent` row behind (a reply, or an attempt a crash left
     unsettled) as the account's last: pacing after a restart starts from it."""
-    insert = insert_for(session)
-    await session.execute(insert(BotAccount).values(name=name, last_sent_at=at)
-                          .on_conflict_do_update(index_elements=["name"],
-                                                 set_={"last_sent_at": at}))
+    insert = pg_insert if _dialect(db).name == "postgresql" else sqlite_insert
+    await _run(db, insert(BotAccount).values(name=name, last_sent_at=at)
+               .on_conflict_do_update(index_elements=["name"], set_={"last_sent_at": at}), {})
+
+
+# In `OutboxSender._busy` while a look for accounts with rows runs (not an account name:
+# names are printable).
+LOOK = "\0look"
 
 
 class OutboxSender:
@@ -570,6 +578,9 @@ class OutboxSender:
         # Set while stopping: ends a wait for the next turn inside a claimed batch.
         self._stop_event = asyncio.Event()
         self._helpers: set[asyncio.Task[None]] = set()
+        # The running look for accounts with rows (see `wake`), and whether to look again.
+        self._look: asyncio.Task[None] | None = None
+        self._look_again = False
         # Leases: this process drives only the accounts it holds (see `_acquire`).
         self.holder = holder or holder_id()
         self.lease_seconds = pacing.lease_seconds
@@ -656,13 +667,34 @@ class OutboxSender:
             self._reply_generation += 1
         if not self._started:
             return
+        # One look at the outbox wakes the workers of the accounts with rows (and starts the
+        # missing ones): a worker with nothing queued is not woken to claim nothing (a write
+        # transaction). A wake during a look asks for one more after it (the rows that woke
+        # us may have been committed after its query); until then the sender is not idle.
+        self._busy.add(LOOK)
         self._idle.clear()
-        for name, event in self._wakes.items():
-            self._busy.add(name)
-            event.set()
-        helper = asyncio.get_running_loop().create_task(self._ensure_workers_for_pending())
+        if self._look is not None and not self._look.done():
+            self._look_again = True
+            return
+        helper = asyncio.get_running_loop().create_task(self._looks())
+        self._look = helper
         self._helpers.add(helper)
-        helper.add_done_callback(self._helpers.discard)
+        helper.add_done_callback(self._looked)
+
+    async def _looks(self) -> None:
+        while True:
+            self._look_again = False
+            await self._ensure_workers_for_pending(wake=True)
+            if not self._look_again:
+                return
+
+    def _looked(self, task: asyncio.Task[None]) -> None:
+        self._helpers.discard(task)
+        if task is self._look:
+            self._look = None
+            self._busy.discard(LOOK)
+            if not self._busy:
+                self._idle.set()
 
     async def idle(self) -> None:
         """Wait until no worker can send anything right now (rows may wait for pacing)."""
@@ -950,20 +982,27 @@ class OutboxSender:
             for name in names:
                 await self._remember_recent(session, self.pacer(name), [name], now)
 
-    async def _ensure_workers_for_pending(self) -> None:
+    async def _ensure_workers_for_pending(self, *, wake: bool = False) -> None:
+        """Start a worker for each account with rows pending or sending (another process's
+        too, to take over if it dies); `wake`: wake those that exist (every worker when the
+        look fails)."""
         if not self._started:
             return
         try:
-            async with self.sessions() as session:
+            async with self._engine.connect() as conn:
                 faults.hit("sender.pending")
-                # Rows `sending` too: another process's, to take over if it dies.
-                accounts = await _accounts_with(session, (OutboxStatus.PENDING,
-                                                          OutboxStatus.SENDING))
+                accounts = await _accounts_with(conn, (OutboxStatus.PENDING,
+                                                       OutboxStatus.SENDING))
         except Exception:
             log.exception("could not list the accounts with pending rows")
-            return
+            accounts = list(self._wakes) if wake else []
         for name in accounts:
-            self._ensure_worker(name)
+            if name in self._workers:
+                if wake:
+                    self._busy.add(name)
+                    self._wakes[name].set()
+            else:
+                self._ensure_worker(name)
 
     def _ensure_worker(self, account: str) -> None:
         if account in self._workers or not self._started:
@@ -1244,7 +1283,7 @@ class OutboxSender:
                 or not self._may_send(row, account, now))
 
     async def _turns(self, account: str, pacer: Pacer, claimed: Sequence[Claimed]
-                     ) -> AsyncIterator[Claimed]:
+                     ) -> AsyncGenerator[Claimed, None]:
         """Each claimed row when its turn comes, the pacer's lock held while the caller sends
         it (the one per-row turn check of both send paths). A row waits for the gap before it
         (not woken by new rows: a batch spans about CLAIM_AHEAD seconds); anything longer (a
@@ -1501,7 +1540,17 @@ class OutboxSender:
             return
         fence = {"lease_key": key, "lease_epoch": lease.epoch}
         expected = changed = 0
-        async with self.sessions() as session, session.begin():
+        # A notice's failure note and a channel's alert need the ORM; marks alone run on a
+        # bare connection (cheaper per transaction).
+        orm = any(o.alert or (o.kind == "failed" and o.row.notice_id is not None)
+                  for o in outcomes)
+        async with contextlib.AsyncExitStack() as stack:
+            session: Db
+            if orm:
+                session = await stack.enter_async_context(self.sessions())
+                await stack.enter_async_context(session.begin())
+            else:
+                session = await stack.enter_async_context(self._engine.begin())
             faults.hit("sender.settle")
             sent = [(o.row, o.at) for o in outcomes if o.kind == "sent"]
             if any(row.reply for row, _ in sent):
@@ -1515,12 +1564,20 @@ class OutboxSender:
                 expected += len(replies)
                 changed += _count(await _run(session, DELETE_SENT_REPLIES,
                                              {"p_ids": replies, **fence}))
-            for row, at in sent:
-                if row.reply:
-                    continue
-                expected += len(row.ids)
-                changed += _count(await _run(session, MARK_SENT,
-                                             {"p_ids": row.ids, "p_at": at, **fence}))
+            marks = [{"p_id": i, "p_at": at, **fence}
+                     for row, at in sent if not row.reply for i in row.ids]
+            if len(marks) == 1:
+                expected += 1
+                changed += _count(await _run(session, MARK_SENT_EACH, marks[0]))
+            elif marks:
+                # One executemany for a batch's sends, each with its own time.
+                result = await _run(session, MARK_SENT_EACH, marks)  # type: ignore[arg-type]
+                if _dialect(session).supports_sane_multi_rowcount:
+                    expected += len(marks)
+                    changed += _count(result)
+                else:
+                    # The driver cannot count them (asyncpg): ask the lease itself.
+                    expected += 1
             for o in outcomes:
                 if o.kind == "sent":
                     continue
@@ -1532,8 +1589,10 @@ class OutboxSender:
                     **fence}))
                 changed += done
                 if o.kind == "failed" and done and o.row.notice_id is not None:
+                    assert isinstance(session, AsyncSession)
                     await self._tell_sender(session, o.row.notice_id, _failed_note(o), now)
                 if o.alert and done:
+                    assert isinstance(session, AsyncSession)
                     await self._alert(session, account, o, now)
             if changed < expected:
                 # Refused (the lease was taken over) or settled already: either way the
