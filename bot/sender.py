@@ -14,7 +14,7 @@ import random
 import socket
 import uuid
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -29,9 +29,12 @@ from sqlalchemy import (
     func,
     or_,
     select,
+    union,
     update,
 )
-from sqlalchemy.engine import CursorResult
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import CursorResult, Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot import channel_texts, faults, texts
@@ -59,8 +62,12 @@ from models.base import insert_for
 log = logging.getLogger(__name__)
 
 # Rows claimed at once when an account sends without a gap (benchmarks, tests, a fast
-# gateway); with a gap there is one row in `sending` per account at a time.
+# gateway), and at most with one.
 UNPACED_CLAIM = 50
+# Paced, a claim takes the rows the pacer will let go in about this many seconds (one row with
+# WeChat's real gaps of seconds): each waits its turn in `sending`, and a crash leaves them to
+# be reconciled by their echoes like any attempt.
+CLAIM_AHEAD = 1.0
 # Pending replies read at once to merge those for one room into one message.
 REPLY_CLAIM = 50
 # Pending texts of one kind for one group merged into one message at most.
@@ -456,8 +463,10 @@ MARK_SENDING = (update(OutboxMessage)
                 .where(_IDS, OutboxMessage.status == OutboxStatus.PENDING, FENCE)
                 .values(status=OutboxStatus.SENDING, attempt_id=bindparam("p_attempt"),
                         attempt_at=bindparam("p_now"), attempts=OutboxMessage.attempts + 1))
-MARK_SENT = (update(OutboxMessage).where(_IDS, _SENDING, FENCE)
-             .values(status=OutboxStatus.SENT, sent_at=bindparam("p_at"), error=None))
+# One row sent (run as an executemany for a batch's sends).
+MARK_SENT_EACH = (update(OutboxMessage)
+                  .where(OutboxMessage.id == bindparam("p_id"), _SENDING, FENCE)
+                  .values(status=OutboxStatus.SENT, sent_at=bindparam("p_at"), error=None))
 # A pending retry whose first attempt our echo shows delivered.
 MARK_ECHOED = (update(OutboxMessage)
                .where(_IDS, OutboxMessage.status == OutboxStatus.PENDING, FENCE)
@@ -482,39 +491,51 @@ MARK = {
 Db = AsyncSession | AsyncConnection
 
 
-# The next account (in order) with rows of one status: a seek in the claim index
-# (status, account, …), so listing the accounts costs one seek per account, not a scan of a
-# broadcast's ten thousand pending rows.
-_NEXT_ACCOUNT = (select(func.min(OutboxMessage.account))
-                 .where(OutboxMessage.status == bindparam("p_status"),
-                        OutboxMessage.account > bindparam("p_after")))
+@functools.cache
+def _accounts_stmt(statuses: tuple[OutboxStatus, ...]) -> Executable:
+    """The accounts with rows in any of `statuses`, in one statement: for each status a
+    recursive walk that seeks the next name in the claim index (status, account, …), so
+    listing them costs one seek per account, not a scan of a broadcast's pending rows."""
+    found: list[Select[Any]] = []
+    for n, status in enumerate(statuses):
+        first = (select(func.min(OutboxMessage.account).label("name"))
+                 .where(OutboxMessage.status == status).cte(f"accounts_{n}", recursive=True))
+        following = (select(func.min(OutboxMessage.account))
+                     .where(OutboxMessage.status == status,
+                            OutboxMessage.account > first.c.name).scalar_subquery())
+        walk = first.union_all(select(following).where(first.c.name.is_not(None)))
+        found.append(select(walk.c.name).where(walk.c.name.is_not(None)))
+    return found[0] if len(found) == 1 else union(*found)
 
 
-async def _accounts_with(session: AsyncSession, statuses: Sequence[OutboxStatus]) -> list[str]:
-    """The accounts that have rows in any of `statuses`."""
-    found: set[str] = set()
-    for status in statuses:
-        # "" is the smallest name: look for it first, then step upward from it.
-        if (await session.execute(select(OutboxMessage.id).where(
-                OutboxMessage.status == status, OutboxMessage.account == "").limit(1))
-                ).first() is not None:
-            found.add("")
-        after = ""
-        while True:
-            name = (await session.execute(_NEXT_ACCOUNT, {"p_status": status,
-                                                          "p_after": after})).scalar()
-            if name is None:
-                break
-            found.add(name)
-            after = name
-    return sorted(found)
+async def _accounts_with(db: Db, statuses: Sequence[OutboxStatus]) -> list[str]:
+    """The accounts that have rows in any of `statuses`, in order."""
+    return sorted(set((await db.execute(_accounts_stmt(tuple(statuses)))).scalars()))
 
 
-async def _run(db: Db, stmt: Executable, params: dict[str, Any]) -> CursorResult[Any]:
+async def _run(db: Db, stmt: Executable,
+               params: dict[str, Any] | list[dict[str, Any]]) -> CursorResult[Any]:
     """`stmt` as plain Core on the connection (of the session), in its transaction."""
     conn = await db.connection() if isinstance(db, AsyncSession) else db
     result = await conn.execute(stmt, params)
     return result  # type: ignore[return-value]
+
+
+def _dialect(db: Db) -> Dialect:
+    return db.bind.dialect if isinstance(db, AsyncSession) else db.dialect
+
+
+async def _note_last_send(db: Db, name: str, at: datetime) -> None:
+    """Record a send that leaves no `sent` row behind (a reply, or an attempt a crash left
+    unsettled) as the account's last: pacing after a restart starts from it."""
+    insert = pg_insert if _dialect(db).name == "postgresql" else sqlite_insert
+    await _run(db, insert(BotAccount).values(name=name, last_sent_at=at)
+               .on_conflict_do_update(index_elements=["name"], set_={"last_sent_at": at}), {})
+
+
+# In `OutboxSender._busy` while a look for accounts with rows runs (not an account name:
+# names are printable).
+LOOK = "\0look"
 
 
 class OutboxSender:
@@ -554,7 +575,12 @@ class OutboxSender:
         self._reported: set[str] = set()
         self._started = False
         self._stopping = False
+        # Set while stopping: ends a wait for the next turn inside a claimed batch.
+        self._stop_event = asyncio.Event()
         self._helpers: set[asyncio.Task[None]] = set()
+        # The running look for accounts with rows (see `wake`), and whether to look again.
+        self._look: asyncio.Task[None] | None = None
+        self._look_again = False
         # Leases: this process drives only the accounts it holds (see `_acquire`).
         self.holder = holder or holder_id()
         self.lease_seconds = pacing.lease_seconds
@@ -604,6 +630,7 @@ class OutboxSender:
         `timeout` is cancelled; its row stays `sending` until the next start reconciles)."""
         self._started = False
         self._stopping = True
+        self._stop_event.set()
         for event in self._wakes.values():
             event.set()
         tasks = [*self._workers.values(), *self._helpers]
@@ -627,6 +654,7 @@ class OutboxSender:
         self._busy.clear()
         self._idle.set()
         self._stopping = False
+        self._stop_event.clear()
 
     def replies_written(self) -> None:
         """Replies are being queued (in a transaction that commits before the next wake)."""
@@ -639,13 +667,34 @@ class OutboxSender:
             self._reply_generation += 1
         if not self._started:
             return
+        # One look at the outbox wakes the workers of the accounts with rows (and starts the
+        # missing ones): a worker with nothing queued is not woken to claim nothing (a write
+        # transaction). A wake during a look asks for one more after it (the rows that woke
+        # us may have been committed after its query); until then the sender is not idle.
+        self._busy.add(LOOK)
         self._idle.clear()
-        for name, event in self._wakes.items():
-            self._busy.add(name)
-            event.set()
-        helper = asyncio.get_running_loop().create_task(self._ensure_workers_for_pending())
+        if self._look is not None and not self._look.done():
+            self._look_again = True
+            return
+        helper = asyncio.get_running_loop().create_task(self._looks())
+        self._look = helper
         self._helpers.add(helper)
-        helper.add_done_callback(self._helpers.discard)
+        helper.add_done_callback(self._looked)
+
+    async def _looks(self) -> None:
+        while True:
+            self._look_again = False
+            await self._ensure_workers_for_pending(wake=True)
+            if not self._look_again:
+                return
+
+    def _looked(self, task: asyncio.Task[None]) -> None:
+        self._helpers.discard(task)
+        if task is self._look:
+            self._look = None
+            self._busy.discard(LOOK)
+            if not self._busy:
+                self._idle.set()
 
     async def idle(self) -> None:
         """Wait until no worker can send anything right now (rows may wait for pacing)."""
@@ -843,6 +892,9 @@ class OutboxSender:
         leases = [lease for key, lease in self._leases.items() if keys is None or key in keys]
         by_account = {a: lease for lease in leases for a in self._row_accounts(lease.key)}
         rows: list[Any] = []
+        # Per pacer: the latest time an attempt found here may have gone out with no `sent`
+        # row to show it (written to its BotAccount: a second restart must not forget it).
+        maybe_sent: dict[str, datetime] = {}
         async with self.sessions() as session, session.begin():
             faults.hit("sender.reconcile")
             if by_account:
@@ -866,7 +918,7 @@ class OutboxSender:
                     if r.attempt_at is not None:
                         # It may have gone out (its "sent" unwritten): the next send keeps
                         # a whole gap from it.
-                        self.pacer(lease.key).remember(max(self.clock.now(), r.attempt_at))
+                        self._maybe_sent(maybe_sent, lease.key, r.attempt_at)
                     continue
                 if r.attempt_at is None:
                     await _run(session, mark.values(status=OutboxStatus.PENDING,
@@ -896,14 +948,23 @@ class OutboxSender:
                     resent += 1
                     # The attempt may have gone out at any time until now: the next send
                     # waits a whole gap.
-                    pacer.remember(max(self.clock.now(), r.attempt_at))
+                    self._maybe_sent(maybe_sent, lease.key, r.attempt_at)
                 await _run(session, mark.values(**values), fenced)
+            for key, at in maybe_sent.items():
+                await _note_last_send(session, self.pacer(key).name, at)
         for lease in leases:
             lease.reconciled = True
         if rows:
             log.warning("reconciled %d rows left sending: %d confirmed by echo, %d to resend",
                         len(rows), confirmed, resent)
         return confirmed, resent
+
+    def _maybe_sent(self, found: dict[str, datetime], key: str, attempt_at: datetime) -> None:
+        """An attempt left `sending` may have gone out at any time until now: the pacer of
+        `key` counts a send now, and `found` keeps it for the account's record."""
+        at = max(self.clock.now(), attempt_at)
+        self.pacer(key).remember(at)
+        found[key] = max(at, found.get(key, at))
 
     # -- workers -----------------------------------------------------------------------------
 
@@ -921,20 +982,27 @@ class OutboxSender:
             for name in names:
                 await self._remember_recent(session, self.pacer(name), [name], now)
 
-    async def _ensure_workers_for_pending(self) -> None:
+    async def _ensure_workers_for_pending(self, *, wake: bool = False) -> None:
+        """Start a worker for each account with rows pending or sending (another process's
+        too, to take over if it dies); `wake`: wake those that exist (every worker when the
+        look fails)."""
         if not self._started:
             return
         try:
-            async with self.sessions() as session:
+            async with self._engine.connect() as conn:
                 faults.hit("sender.pending")
-                # Rows `sending` too: another process's, to take over if it dies.
-                accounts = await _accounts_with(session, (OutboxStatus.PENDING,
-                                                          OutboxStatus.SENDING))
+                accounts = await _accounts_with(conn, (OutboxStatus.PENDING,
+                                                       OutboxStatus.SENDING))
         except Exception:
             log.exception("could not list the accounts with pending rows")
-            return
+            accounts = list(self._wakes) if wake else []
         for name in accounts:
-            self._ensure_worker(name)
+            if name in self._workers:
+                if wake:
+                    self._busy.add(name)
+                    self._wakes[name].set()
+            else:
+                self._ensure_worker(name)
 
     def _ensure_worker(self, account: str) -> None:
         if account in self._workers or not self._started:
@@ -990,7 +1058,7 @@ class OutboxSender:
                 # Claimed when it may go (no lead): the claim records that the attempt starts.
                 # Replies first, unless they used up their share of the caps.
                 claimed = await self._claim(
-                    account, now, 1 if pacer.paced else UNPACED_CLAIM, lease.epoch,
+                    account, now, self._claim_size(account, pacer, lease, now), lease.epoch,
                     replies=pacer.next_allowed(now, reply=True) <= now, merge=pacer.paced)
                 await self._recovered(account)
                 backoff = 1.0
@@ -1193,26 +1261,83 @@ class OutboxSender:
         return _merged(row, [(m.id, m.text or "", m.mentions or []) for m in more],
                        self.pacing.split_at)
 
+    def _claim_size(self, account: str, pacer: Pacer, lease: Lease, now: datetime) -> int:
+        """How many rows to claim: all at once unpaced; paced, the sends the pacer should
+        allow within CLAIM_AHEAD seconds at the average gap, and within the lease's safe time
+        (`_may_send`); one for an official channel (its limits are not a gap)."""
+        if not pacer.paced:
+            return UNPACED_CLAIM
+        if account in self.channels:
+            return 1
+        average = self.pacing.min_gap_seconds + self.pacing.jitter_seconds / 2
+        ahead = min(CLAIM_AHEAD,
+                    (lease.until - now).total_seconds() - self.lease_seconds / 3)
+        if average <= 0 or ahead <= average:
+            return 1
+        return min(UNPACED_CLAIM, 1 + int(ahead / average))
+
+    def _blocked(self, account: str, pacer: Pacer, row: Claimed, now: datetime) -> bool:
+        """Whether `row` may not go now: not the account's turn yet, stopping, or the lease
+        it was claimed under gone or about to run out unrenewed."""
+        return (pacer.next_allowed(now) > now or self._stopping
+                or not self._may_send(row, account, now))
+
+    async def _turns(self, account: str, pacer: Pacer, claimed: Sequence[Claimed]
+                     ) -> AsyncGenerator[Claimed, None]:
+        """Each claimed row when its turn comes, the pacer's lock held while the caller sends
+        it (the one per-row turn check of both send paths). A row waits for the gap before it
+        (not woken by new rows: a batch spans about CLAIM_AHEAD seconds); anything longer (a
+        pause, a cap), stopping, or the lease running out ends the iteration: the caller puts
+        the rows it did not get back, unattempted. Use with contextlib.aclosing."""
+        longest = timedelta(seconds=pacer.settings.min_gap_seconds
+                            + pacer.settings.jitter_seconds + 1e-3)
+        for row in claimed:
+            while True:
+                now = self.clock.now()
+                allowed = pacer.next_allowed(now)
+                if (allowed <= now or allowed - now > longest or self._stopping
+                        or not self._may_send(row, account, allowed)):
+                    break
+                await self._wait_turn(account, (allowed - now).total_seconds())
+            async with pacer.lock:
+                if self._blocked(account, pacer, row, self.clock.now()):
+                    return
+                yield row
+
+    async def _wait_turn(self, account: str, seconds: float) -> None:
+        """Wait for the next turn inside a claimed batch: the worker counts as idle meanwhile
+        (as between claims), and only stopping ends the wait early."""
+        self._busy.discard(account)
+        if not self._busy:
+            self._idle.set()
+        waiters: list[asyncio.Future[Any]] = [asyncio.ensure_future(self._stop_event.wait()),
+                                              asyncio.ensure_future(self.clock.sleep(seconds))]
+        try:
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waiters:
+                w.cancel()
+            self._busy.add(account)
+            self._idle.clear()
+
+    def _unattempted(self, outcomes: list[Outcome], claimed: Sequence[Claimed],
+                     **kwargs: Any) -> None:
+        """The claimed rows with no outcome yet go back, unattempted."""
+        now = self.clock.now()
+        done = {o.row.id for o in outcomes}
+        outcomes += [Outcome("release", r, now, **kwargs) for r in claimed if r.id not in done]
+
     async def _send_claimed(self, account: str, pacer: Pacer, claimed: list[Claimed]) -> None:
-        """Send what was claimed; every row ends with an outcome in `_unsettled`, whatever
-        is raised on the way."""
+        """Send what was claimed, each row in its turn; every row ends with an outcome in
+        `_unsettled`, whatever is raised on the way (rows not tried go back unattempted)."""
         channel = self.channels.get(account)
         if channel is not None:
             await self._send_channel(account, channel, pacer, claimed)
             return
         outcomes = self._unsettled.setdefault(account, [])
-        index = 0
         try:
-            for index, row in enumerate(claimed):  # noqa: B007 (read in `finally`)
-                async with pacer.lock:
-                    now = self.clock.now()
-                    if (pacer.next_allowed(now) > now or self._stopping
-                            or not self._may_send(row, account, now)):
-                        # A reply took the turn (or we are stopping, or the lease is about
-                        # to run out unrenewed): not attempted.
-                        outcomes += [Outcome("release", r, now) for r in claimed[index:]]
-                        index = len(claimed)
-                        return
+            async with contextlib.aclosing(self._turns(account, pacer, claimed)) as turns:
+                async for row in turns:
                     try:
                         faults.hit("sender.send")
                         for i, part in enumerate(self._parts(row)):
@@ -1224,16 +1349,12 @@ class OutboxSender:
                         now = self.clock.now()
                         if exc.not_sent:
                             # Nothing left (no connection): no attempt spent, try again later.
-                            retry = now + timedelta(seconds=max(
-                                1.0, min(self.pacing.retry_base_seconds, 30.0)))
-                            outcomes += [Outcome("release", r, now, retry_at=retry)
-                                         for r in claimed[index:]]
-                            index = len(claimed)
+                            self._unattempted(outcomes, claimed, retry_at=now + timedelta(
+                                seconds=max(1.0, min(self.pacing.retry_base_seconds, 30.0))))
                             return
                         if exc.rate_limited:
-                            held = claimed[index:]
-                            outcomes += [Outcome("release", r, now) for r in held]
-                            index = len(claimed)
+                            held = claimed[claimed.index(row):]
+                            self._unattempted(outcomes, claimed)
                             await self._pause(pacer, str(exc), held)
                             return
                         outcomes.append(self._failure(row, str(exc), retryable=exc.retryable))
@@ -1244,15 +1365,10 @@ class OutboxSender:
                         log.exception("send of outbox row %d raised", row.id)
                         outcomes.append(self._failure(row, repr(exc)[:200], retryable=True))
                         continue
-                outcomes.append(Outcome("sent", row, self.clock.now()))
-            index = len(claimed)
+                    outcomes.append(Outcome("sent", row, self.clock.now()))
         finally:
-            if index < len(claimed):
-                # Cancelled (or worse) before these were tried: put them back unattempted.
-                now = self.clock.now()
-                done = {o.row.id for o in outcomes}
-                outcomes += [Outcome("release", r, now) for r in claimed[index:]
-                             if r.id not in done]
+            # A turn not given (a reply's, stopping, the lease), or cancelled (or worse).
+            self._unattempted(outcomes, claimed)
 
     async def _send_channel(self, account: str, channel: OutboundChannel, pacer: Pacer,
                             claimed: list[Claimed]) -> None:
@@ -1270,16 +1386,10 @@ class OutboxSender:
           a maybe-delivered text is never sent again to a group that would see it twice.
         Parts already delivered are sent again with the rest when a later part is retried."""
         outcomes = self._unsettled.setdefault(account, [])
-        index = 0
         try:
-            for index, row in enumerate(claimed):  # noqa: B007 (read in `finally`)
-                async with pacer.lock:
+            async with contextlib.aclosing(self._turns(account, pacer, claimed)) as turns:
+                async for row in turns:
                     now = self.clock.now()
-                    if (pacer.next_allowed(now) > now or self._stopping
-                            or not self._may_send(row, account, now)):
-                        outcomes += [Outcome("release", r, now) for r in claimed[index:]]
-                        index = len(claimed)
-                        return
                     ready = pacer.next_allowed(now, room=row.room_id)
                     if ready > now:
                         # The credential may send, but not to this group yet (per group and
@@ -1294,38 +1404,33 @@ class OutboxSender:
                         continue
                     result = await self._post(account, channel, pacer, row)
                     now = self.clock.now()
-                    error = f"{result.code} {result.detail}".strip()[:200] or result.outcome.value
+                    error = (f"{result.code} {result.detail}".strip()[:200]
+                             or result.outcome.value)
                     match result.outcome:
                         case SendOutcome.DELIVERED:
                             outcomes.append(Outcome("sent", row, now))
                         case SendOutcome.RETRY_AFTER if result.rate_limited:
-                            held = claimed[index:]
-                            outcomes += [Outcome("release", r, now) for r in held]
-                            index = len(claimed)
+                            held = claimed[claimed.index(row):]
+                            self._unattempted(outcomes, claimed)
                             await self._pause(pacer, error, held, at_least=result.retry_after)
                             return
                         case SendOutcome.RETRY_AFTER:
                             outcomes.append(self._failure(row, error, retryable=True,
                                                           after=result.retry_after))
                         case SendOutcome.PERMANENT:
-                            log.error("channel %r refused outbox row %d for good: %s", account,
-                                      row.id, error)
+                            log.error("channel %r refused outbox row %d for good: %s",
+                                      account, row.id, error)
                             outcomes.append(Outcome("failed", row, now, error=error,
                                                     alert=True))
                         case SendOutcome.UNKNOWN if channel.capabilities.receive:
                             outcomes.append(self._failure(row, error, retryable=True))
                         case SendOutcome.UNKNOWN:
-                            log.warning("outbox row %d on channel %r: outcome unknown (%s), no "
-                                        "echo to check; counted sent once", row.id, account,
-                                        error)
+                            log.warning("outbox row %d on channel %r: outcome unknown (%s), "
+                                        "no echo to check; counted sent once", row.id,
+                                        account, error)
                             outcomes.append(Outcome("sent", row, now))
-            index = len(claimed)
         finally:
-            if index < len(claimed):
-                now = self.clock.now()
-                done = {o.row.id for o in outcomes}
-                outcomes += [Outcome("release", r, now) for r in claimed[index:]
-                             if r.id not in done]
+            self._unattempted(outcomes, claimed)
 
     async def _post(self, account: str, channel: OutboundChannel, pacer: Pacer,
                     row: Claimed) -> SendResult:
@@ -1435,16 +1540,23 @@ class OutboxSender:
             return
         fence = {"lease_key": key, "lease_epoch": lease.epoch}
         expected = changed = 0
-        async with self.sessions() as session, session.begin():
+        # A notice's failure note and a channel's alert need the ORM; marks alone run on a
+        # bare connection (cheaper per transaction).
+        orm = any(o.alert or (o.kind == "failed" and o.row.notice_id is not None)
+                  for o in outcomes)
+        async with contextlib.AsyncExitStack() as stack:
+            session: Db
+            if orm:
+                session = await stack.enter_async_context(self.sessions())
+                await stack.enter_async_context(session.begin())
+            else:
+                session = await stack.enter_async_context(self._engine.begin())
             faults.hit("sender.settle")
             sent = [(o.row, o.at) for o in outcomes if o.kind == "sent"]
             if any(row.reply for row, _ in sent):
                 # Only a reply's send is not in the outbox afterwards (see `_load_state`).
-                last = max(at for _, at in sent)
-                insert = insert_for(session)
-                await session.execute(insert(BotAccount).values(
-                    name=self.pacer(account).name, last_sent_at=last).on_conflict_do_update(
-                        index_elements=["name"], set_={"last_sent_at": last}))
+                await _note_last_send(session, self.pacer(account).name,
+                                      max(at for _, at in sent))
             replies = [i for row, _ in sent if row.reply for i in row.ids]
             if replies:
                 # A sent reply leaves no row behind (the pacer counted it; the outbox does
@@ -1452,12 +1564,20 @@ class OutboxSender:
                 expected += len(replies)
                 changed += _count(await _run(session, DELETE_SENT_REPLIES,
                                              {"p_ids": replies, **fence}))
-            for row, at in sent:
-                if row.reply:
-                    continue
-                expected += len(row.ids)
-                changed += _count(await _run(session, MARK_SENT,
-                                             {"p_ids": row.ids, "p_at": at, **fence}))
+            marks = [{"p_id": i, "p_at": at, **fence}
+                     for row, at in sent if not row.reply for i in row.ids]
+            if len(marks) == 1:
+                expected += 1
+                changed += _count(await _run(session, MARK_SENT_EACH, marks[0]))
+            elif marks:
+                # One executemany for a batch's sends, each with its own time.
+                result = await _run(session, MARK_SENT_EACH, marks)  # type: ignore[arg-type]
+                if _dialect(session).supports_sane_multi_rowcount:
+                    expected += len(marks)
+                    changed += _count(result)
+                else:
+                    # The driver cannot count them (asyncpg): ask the lease itself.
+                    expected += 1
             for o in outcomes:
                 if o.kind == "sent":
                     continue
@@ -1469,8 +1589,10 @@ class OutboxSender:
                     **fence}))
                 changed += done
                 if o.kind == "failed" and done and o.row.notice_id is not None:
+                    assert isinstance(session, AsyncSession)
                     await self._tell_sender(session, o.row.notice_id, _failed_note(o), now)
                 if o.alert and done:
+                    assert isinstance(session, AsyncSession)
                     await self._alert(session, account, o, now)
             if changed < expected:
                 # Refused (the lease was taken over) or settled already: either way the
