@@ -575,9 +575,9 @@ async def progress(session: AsyncSession, *, notice: Notice) -> Progress:
     for line in tiers.values():
         if line.silent:
             first = firsts[line.tier]
-            dense = first is not None and line.silent * DENSE_SPREAD >= rows
             params = {"notice_id": notice.id, "tier": line.tier}
-            if dense:
+            dense = first is not None and line.silent * DENSE_SPREAD >= rows
+            if first is not None and dense:
                 params["first_id"] = first
             line.missing = list((await session.execute(_SILENT[dense, sqlite], params)
                                  ).scalars())
