@@ -253,7 +253,8 @@ try:
     import rtoml as _rtoml
 
     _toml_loads: Callable[[str], dict[str, Any]] = _rtoml.loads
-    _TOML_ERRORS: tuple[type[Exception], ...] = (_rtoml.TomlParsingError, tomllib.TOMLDecodeError)
+    # TomlParsingError is a ValueError, as are the value errors rtoml may raise beside it.
+    _TOML_ERRORS: tuple[type[Exception], ...] = (ValueError,)
 except ImportError:  # pragma: no cover - a dependency, but tomllib reads the same files
     _toml_loads = tomllib.loads
     _TOML_ERRORS = (tomllib.TOMLDecodeError,)
