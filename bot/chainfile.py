@@ -343,6 +343,7 @@ class _YamlItems:
         self.str_tag = yaml.resolver.Resolver.DEFAULT_SCALAR_TAG
 
     def scalar(self, event: Any) -> Any:
+        """A scalar's value as yaml.safe_load gives it."""
         if event.anchor is not None or event.tag is not None:
             raise _Resplit
         value = event.value
@@ -357,6 +358,7 @@ class _YamlItems:
         return construct(self.constructor, self.node(tag, value))
 
     def value(self, event: Any, get: Callable[[], Any]) -> Any:
+        """The value that starts with `event`, its later events taken from `get`."""
         kind = type(event)
         ev = self.events
         if kind is ev.ScalarEvent:
@@ -383,6 +385,7 @@ class _YamlItems:
         raise _Resplit
 
     def parts(self, path: Path) -> Iterator[Part]:
+        """The file's items, then its top level."""
         ev = self.events
         with path.open(encoding="utf-8") as stream:
             loader = _YAML_LOADER(stream)
@@ -448,6 +451,7 @@ def _dict_parts(raw: Any) -> Iterator[Part]:
 
 
 def _share_keys(node: NodeSpec, person_keys: dict[str, str], node_keys: dict[str, str]) -> None:
+    """Point the node's parent and role holders at the strings of the keys read before."""
     if node.parent is not None:
         node.parent = node_keys.get(node.parent, node.parent)
     if node.roles:
