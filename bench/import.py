@@ -9,7 +9,8 @@ The chain: one subdistrict, 20 communities, 200 teams (each with a landlords' gr
 groups for 100,000 people when --groups-per-landlord is 0.1 (the default: one landlord in ten
 has a bound tenants' group). Each format is imported into a fresh database in a child
 process (`tierbot chain import`'s code path: load, then import_chain in one transaction), so
-each peak RSS is that import's own. Prints a table; never asserts.
+each peak RSS is that import's own. "DB CPU" is the PostgreSQL backend's CPU time during the
+import (a local server; "-" on SQLite, whose work is in "CPU"). Prints a table; never asserts.
 """
 
 from __future__ import annotations
@@ -132,13 +133,17 @@ async def run_import(url: str, path: Path) -> dict[str, object]:
     engine = store.create_engine(url)
 
     async with store.sessionmaker(engine)() as session, session.begin():
+        pid = await bulk.server_pid(session)
+        db0 = bulk.server_cpu(pid)
         counts = await chainfile.import_chain(session, spec, now=datetime.now(UTC),
                                               progress=progress)
+    db1 = bulk.server_cpu(pid)  # the commit included
     await engine.dispose()
     if sys.stderr.isatty():
         sys.stderr.write("\r\033[K")
     return {"load": loaded, "total": time.perf_counter() - started,
             "cpu": time.process_time() - cpu0,
+            "db_cpu": db1 - db0 if db0 is not None and db1 is not None else None,
             "rss": peak_rss_mb(), **counts}
 
 
@@ -180,7 +185,8 @@ def main() -> None:
     print(f"{args.people:,} people, {sum(len(n.get('groups', [])) for n in raw['nodes']):,} "
           f"groups, {len(raw['nodes']):,} nodes; database: {db}", flush=True)
     print(f"{'format':<6} {'file MB':>8} {'load s':>7} {'total s':>8} {'CPU s':>7} "
-          f"{'peak RSS MB':>12}  imported", flush=True)
+          f"{'DB CPU s':>9} {'peak RSS MB':>12}  imported", flush=True)
+    print(f"load average before: {os.getloadavg()[0]:.1f}", flush=True)
     for fmt in args.formats.split(","):
         path = where / f"chain.{fmt}"
         writers[fmt](path, raw)
@@ -194,9 +200,11 @@ def main() -> None:
         out = subprocess.run([sys.executable, __file__, "--child", url, str(path)],
                              check=True, env=os.environ, stdout=subprocess.PIPE, text=True)
         r = json.loads(out.stdout.strip().splitlines()[-1])
+        db_cpu = "-" if r["db_cpu"] is None else f"{r['db_cpu']:.1f}"
         print(f"{fmt:<6} {path.stat().st_size / 1e6:>8.1f} {r['load']:>7.1f} {r['total']:>8.1f} "
-              f"{r['cpu']:>7.1f} {r['rss']:>12.0f}  {r['people']:,} people, {r['nodes']:,} "
-              f"nodes, {r['groups']:,} groups, {r['roles']:,} roles", flush=True)
+              f"{r['cpu']:>7.1f} {db_cpu:>9} {r['rss']:>12.0f}  {r['people']:,} people, "
+              f"{r['nodes']:,} nodes, {r['groups']:,} groups, {r['roles']:,} roles, "
+              f"load average {os.getloadavg()[0]:.1f}", flush=True)
     if tmp is not None:
         tmp.cleanup()
 

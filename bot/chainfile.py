@@ -253,7 +253,8 @@ try:
     import rtoml as _rtoml
 
     _toml_loads: Callable[[str], dict[str, Any]] = _rtoml.loads
-    _TOML_ERRORS: tuple[type[Exception], ...] = (_rtoml.TomlParsingError, tomllib.TOMLDecodeError)
+    # TomlParsingError is a ValueError, as are the value errors rtoml may raise beside it.
+    _TOML_ERRORS: tuple[type[Exception], ...] = (ValueError,)
 except ImportError:  # pragma: no cover - a dependency, but tomllib reads the same files
     _toml_loads = tomllib.loads
     _TOML_ERRORS = (tomllib.TOMLDecodeError,)
@@ -342,6 +343,7 @@ class _YamlItems:
         self.str_tag = yaml.resolver.Resolver.DEFAULT_SCALAR_TAG
 
     def scalar(self, event: Any) -> Any:
+        """A scalar's value as yaml.safe_load gives it."""
         if event.anchor is not None or event.tag is not None:
             raise _Resplit
         value = event.value
@@ -356,6 +358,7 @@ class _YamlItems:
         return construct(self.constructor, self.node(tag, value))
 
     def value(self, event: Any, get: Callable[[], Any]) -> Any:
+        """The value that starts with `event`, its later events taken from `get`."""
         kind = type(event)
         ev = self.events
         if kind is ev.ScalarEvent:
@@ -382,6 +385,7 @@ class _YamlItems:
         raise _Resplit
 
     def parts(self, path: Path) -> Iterator[Part]:
+        """The file's items, then its top level."""
         ev = self.events
         with path.open(encoding="utf-8") as stream:
             loader = _YAML_LOADER(stream)
@@ -447,6 +451,7 @@ def _dict_parts(raw: Any) -> Iterator[Part]:
 
 
 def _share_keys(node: NodeSpec, person_keys: dict[str, str], node_keys: dict[str, str]) -> None:
+    """Point the node's parent and role holders at the strings of the keys read before."""
     if node.parent is not None:
         node.parent = node_keys.get(node.parent, node.parent)
     if node.roles:
