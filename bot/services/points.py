@@ -723,7 +723,7 @@ def scope_sizes(settings: PointsSettings, *, end: datetime):  # type: ignore[no-
 def ranking(settings: PointsSettings, *, week_start: datetime, end: datetime,
             since: datetime | None, scope_ids: Sequence[int] | None = None,
             landlord_id: int | None = None, per_point_fen: int = 0,
-            weeks: Any = None):  # type: ignore[no-untyped-def]
+            weeks: Any = None, count_sizes: bool = False):  # type: ignore[no-untyped-def]
     """One set-based query: every landlord of the scope(s) with score, the tie-break figures,
     the week's reward points and the rank (ROW_NUMBER over the scope, fully ordered).
 
@@ -736,7 +736,7 @@ def ranking(settings: PointsSettings, *, week_start: datetime, end: datetime,
     `weeks` (the close): a selectable of PointsWeek rows (id, scope_node_id, landlords) whose
     `landlords` already holds each scope's size (`scope_sizes`); only their scopes are ranked,
     each row carries its week's id as `week_id`, and `n` is read from there instead of
-    counted over the scope (a second pass over every landlord).
+    counted over the scope (a second pass over every landlord) unless `count_sizes`.
 
     Order: score (high first), this week's change (high first), points deducted in the period
     (fewer first), landlord registration (earlier first), person id.
@@ -753,10 +753,10 @@ def ranking(settings: PointsSettings, *, week_start: datetime, end: datetime,
         deducted = deducted + landlords.c.deducted
     score_col = (literal(settings.start_score) + total)
     extra: list[ColumnElement[Any]] = []
-    if weeks is None:
-        size: ColumnElement[int] = func.count().over(partition_by=scope_col)
-    else:
-        size = weeks.c.landlords
+    size: ColumnElement[int] = func.count().over(partition_by=scope_col)
+    if weeks is not None:
+        if not count_sizes:
+            size = weeks.c.landlords
         extra.append(weeks.c.id.label("week_id"))
     inner = (
         select(landlords.c.landlord_id, landlords.c.node_id, scope_col,
@@ -1021,7 +1021,7 @@ async def close_week(session: AsyncSession, *, now: datetime, zone: ZoneInfo,
         # spills at 100,000 landlords, 64 MB at 1,000,000); this transaction only.
         await session.execute(text(f"SET LOCAL work_mem = '{RANKING_WORK_MEM}'"))
     # Each scope's size first (one cheap count), so the ranking reads it from the week's row
-    # instead of counting over the scope after the sort, and the rows need no count after.
+    # instead of counting over the whole scope again after the sort.
     sizes = dict((await session.execute(scope_sizes(settings, end=end))).tuples().all())
     for week_id, scope_id in (await session.execute(
             select(PointsWeek.id, PointsWeek.scope_node_id)
@@ -1029,12 +1029,45 @@ async def close_week(session: AsyncSession, *, now: datetime, zone: ZoneInfo,
         if sizes.get(scope_id):
             await session.execute(update(PointsWeek).where(PointsWeek.id == week_id)
                                   .values(landlords=sizes[scope_id]))
+    since = period_start(settings, week_start=start, zone=zone)
+    await _rank_into(session, settings, week_ids=new_ids, week_start=start, end=end,
+                     since=since, count_sizes=False)
+    # The sizes came from an earlier statement: on PostgreSQL (read committed) a landlord's
+    # membership committed by another transaction in between would make a size disagree
+    # with the ranks, which run 1..n. One index seek per week checks it; such a week is
+    # ranked again with its size counted inside the ranking (one snapshot).
+    stale = []
+    for week_id, landlords in (await session.execute(
+            select(PointsWeek.id, PointsWeek.landlords)
+            .where(PointsWeek.id.in_(new_ids)))).tuples():
+        last = (await session.execute(select(func.max(PointsStanding.rank)).where(
+            PointsStanding.week_id == week_id))).scalar_one()
+        if (last or 0) != landlords:
+            stale.append(week_id)
+    if stale:
+        await session.execute(delete(PointsStanding).where(PointsStanding.week_id.in_(stale)))
+        await _rank_into(session, settings, week_ids=stale, week_start=start, end=end,
+                         since=since, count_sizes=True)
+        for week_id in stale:
+            last = (await session.execute(select(func.max(PointsStanding.rank)).where(
+                PointsStanding.week_id == week_id))).scalar_one()
+            await session.execute(update(PointsWeek).where(PointsWeek.id == week_id)
+                                  .values(landlords=last or 0))
+    return list((await session.execute(select(PointsWeek).where(
+        PointsWeek.id.in_(new_ids)).order_by(PointsWeek.id).execution_options(
+            populate_existing=True))).scalars())
+
+
+async def _rank_into(session: AsyncSession, settings: PointsSettings, *, week_ids: list[int],
+                     week_start: datetime, end: datetime, since: datetime | None,
+                     count_sizes: bool) -> None:
+    """Rank the scopes of these (new) weeks and insert their standings in one statement."""
     per_point_fen = round(settings.reward_per_point * 100)
     weeks = (select(PointsWeek.id, PointsWeek.scope_node_id, PointsWeek.landlords)
-             .where(PointsWeek.id.in_(new_ids)).subquery("w"))
-    ranked = ranking(settings, week_start=start, end=end,
-                     since=period_start(settings, week_start=start, zone=zone),
-                     per_point_fen=per_point_fen, weeks=weeks).subquery("r")
+             .where(PointsWeek.id.in_(week_ids)).subquery("w"))
+    ranked = ranking(settings, week_start=week_start, end=end, since=since,
+                     per_point_fen=per_point_fen, weeks=weeks,
+                     count_sizes=count_sizes).subquery("r")
     # Written in the ranking's order (scope, rank): each row goes to the end of the
     # (week_id, rank) index.
     source = select(ranked.c.week_id, ranked.c.landlord_id, ranked.c.node_id, ranked.c.pos,
@@ -1043,9 +1076,6 @@ async def close_week(session: AsyncSession, *, now: datetime, zone: ZoneInfo,
     await session.execute(insert(PointsStanding).from_select(
         ["week_id", "landlord_id", "node_id", "rank", "score", "week_change", "deducted",
          "board", "reward_points", "reward_fen"], source))
-    return list((await session.execute(select(PointsWeek).where(
-        PointsWeek.id.in_(new_ids)).order_by(PointsWeek.id).execution_options(
-            populate_existing=True))).scalars())
 
 
 @dataclass(frozen=True, slots=True)
