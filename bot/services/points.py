@@ -62,6 +62,7 @@ from models import (
     TenantStay,
 )
 from models.base import UTCDateTime, insert_for
+from models.points import BOARD_WHERE, REWARD_WHERE
 
 # Stays looked at by the late-return check: older ones were settled by earlier runs.
 LATE_LOOKBACK = timedelta(days=30)
@@ -69,8 +70,12 @@ LATE_LOOKBACK = timedelta(days=30)
 DISINFECT_DAYS_BACK = 2
 _WEEK = re.compile(r"^(\d{4})-W(\d{2})$")
 RED, BLACK = "red", "black"
-RANKING_WORK_MEM = "64MB"
+RANKING_WORK_MEM = "256MB"
 _EPOCH = date(2000, 1, 3)  # a Monday: the default anchor of every-N-days disinfection
+# The partial indexes' own conditions, as literal SQL: a bound parameter in their place would
+# keep PostgreSQL's generic plans (prepared statements) off the index.
+ON_A_LIST = text(f"points_standing.{BOARD_WHERE}")
+REWARDED = text(f"points_standing.{REWARD_WHERE}")
 
 
 # --- weeks and periods -----------------------------------------------------------------------
@@ -678,26 +683,14 @@ def _adjustments(*, week_start: Any, end: Any, since: Any,  # type: ignore[no-un
 
 # --- ranking -------------------------------------------------------------------------------
 
-def ranking(settings: PointsSettings, *, week_start: datetime, end: datetime,
-            since: datetime | None, scope_ids: Sequence[int] | None = None,
-            landlord_id: int | None = None, per_point_fen: int = 0):  # type: ignore[no-untyped-def]
-    """One set-based query: every landlord of the scope(s) with score, the tie-break figures,
-    the week's reward points and the rank (ROW_NUMBER over the scope, fully ordered).
+def _ranked_landlords(*, end: datetime):  # type: ignore[no-untyped-def]
+    """Every landlord registered by the end: where they are ranked and their all-time totals.
 
-    The ledger is not re-aggregated: each landlord's all-time counted total (PointsTotal, kept
-    by triggers) is corrected by the few events after `end` or before `since`, and the week's
-    own events give the change and the rewards (see `_adjustments`). Nor are the memberships
-    and the chain: PointsTotal says where each landlord is ranked, except for those with a
-    registration after `end`.
-
-    Order: score (high first), this week's change (high first), points deducted in the period
-    (fewer first), landlord registration (earlier first), person id.
+    As PointsTotal keeps them, except for the few with a registration dated after the end
+    (their first node as of the end may be another), placed here from their memberships.
     """
     t = PointsTotal
     n5, n4, n3, n2 = (aliased(Node) for _ in range(4))
-    # Where each landlord registered by the end is ranked, and the all-time totals: as
-    # PointsTotal keeps them, except for the few with a registration dated after the end
-    # (their first node as of the end may be another), placed here from their memberships.
     late = select(Membership.person_id).where(Membership.role == Role.LANDLORD,
                                               Membership.created_at >= end)
     stored = select(t.landlord_id, t.node_id, t.registered_at, t.scope1_id, t.scope2_id,
@@ -717,11 +710,46 @@ def ranking(settings: PointsSettings, *, week_start: datetime, end: datetime,
              .join(n5, n5.id == placed.c.node_id).join(n4, n4.id == n5.parent_id)
              .join(n3, n3.id == n4.parent_id).join(n2, n2.id == n3.parent_id)
              .outerjoin(t, t.landlord_id == placed.c.person_id))
-    landlords = union_all(stored, exact).cte("ll")
+    return union_all(stored, exact).cte("ll")
+
+
+def _scope_column(settings: PointsSettings, landlords):  # type: ignore[no-untyped-def]
+    return landlords.c.scope1_id if settings.ranking_tier == 1 else landlords.c.scope2_id
+
+
+def scope_sizes(settings: PointsSettings, *, end: datetime):  # type: ignore[no-untyped-def]
+    """(scope, landlords ranked there) for every scope with landlords: the `n` of `ranking`,
+    counted without ranking anybody."""
+    landlords = _ranked_landlords(end=end)
+    scope_col = _scope_column(settings, landlords)
+    return select(scope_col, func.count()).group_by(scope_col)
+
+
+def ranking(settings: PointsSettings, *, week_start: datetime, end: datetime,
+            since: datetime | None, scope_ids: Sequence[int] | None = None,
+            landlord_id: int | None = None, per_point_fen: int = 0,
+            weeks: Any = None, count_sizes: bool = False):  # type: ignore[no-untyped-def]
+    """One set-based query: every landlord of the scope(s) with score, the tie-break figures,
+    the week's reward points and the rank (ROW_NUMBER over the scope, fully ordered).
+
+    The ledger is not re-aggregated: each landlord's all-time counted total (PointsTotal, kept
+    by triggers) is corrected by the few events after `end` or before `since`, and the week's
+    own events give the change and the rewards (see `_adjustments`). Nor are the memberships
+    and the chain: PointsTotal says where each landlord is ranked, except for those with a
+    registration after `end`.
+
+    `weeks` (the close): a selectable of PointsWeek rows (id, scope_node_id, landlords) whose
+    `landlords` already holds each scope's size (`scope_sizes`); only their scopes are ranked,
+    each row carries its week's id as `week_id`, and `n` is read from there instead of
+    counted over the scope (a second pass over every landlord) unless `count_sizes`.
+
+    Order: score (high first), this week's change (high first), points deducted in the period
+    (fewer first), landlord registration (earlier first), person id.
+    """
+    landlords = _ranked_landlords(end=end)
     events = _adjustments(week_start=week_start, end=end, since=since).cte("ev")
     direct = _direct(week_start=week_start, since=since)
-    scope_col = (landlords.c.scope1_id if settings.ranking_tier == 1
-                 else landlords.c.scope2_id).label("scope_id")
+    scope_col = _scope_column(settings, landlords).label("scope_id")
     total: ColumnElement[int] = func.coalesce(events.c.total, 0)
     change = func.coalesce(events.c.week_change, 0)
     deducted: ColumnElement[int] = func.coalesce(events.c.deducted, 0)
@@ -729,6 +757,12 @@ def ranking(settings: PointsSettings, *, week_start: datetime, end: datetime,
         total = total + landlords.c.total
         deducted = deducted + landlords.c.deducted
     score_col = (literal(settings.start_score) + total)
+    extra: list[ColumnElement[Any]] = []
+    size: ColumnElement[int] = func.count().over(partition_by=scope_col)
+    if weeks is not None:
+        if not count_sizes:
+            size = weeks.c.landlords
+        extra.append(weeks.c.id.label("week_id"))
     inner = (
         select(landlords.c.landlord_id, landlords.c.node_id, scope_col,
                score_col.label("score"), change.label("week_change"),
@@ -739,25 +773,28 @@ def ranking(settings: PointsSettings, *, week_start: datetime, end: datetime,
                    order_by=(score_col.desc(), change.desc(), deducted.asc(),
                              landlords.c.registered_at.asc(), landlords.c.landlord_id.asc())
                ).label("pos"),
-               func.count().over(partition_by=scope_col).label("n"))
+               size.label("n"), *extra)
         .select_from(landlords)
         .outerjoin(events, events.c.landlord_id == landlords.c.landlord_id))
+    if weeks is not None:
+        inner = inner.join(weeks, weeks.c.scope_node_id == scope_col)
     if scope_ids is not None:
         inner = inner.where(scope_col.in_(list(scope_ids)))
     ranked = inner.subquery("ranked")
-    size = settings.list_size
+    list_size = settings.list_size
     start = settings.start_score
     red_ok = ranked.c.score > start if settings.lists_need_change else literal(True)
     black_ok = ranked.c.score < start if settings.lists_need_change else literal(True)
     board = case(
-        (and_(ranked.c.pos <= size, red_ok), literal(RED)),
+        (and_(ranked.c.pos <= list_size, red_ok), literal(RED)),
         # Checked after red: nobody is on both lists.
-        (and_(ranked.c.pos > ranked.c.n - size, black_ok), literal(BLACK)),
+        (and_(ranked.c.pos > ranked.c.n - list_size, black_ok), literal(BLACK)),
         else_=literal(""))
     out = select(ranked.c.landlord_id, ranked.c.node_id, ranked.c.scope_id, ranked.c.score,
                  ranked.c.week_change, ranked.c.deducted, ranked.c.reward_points,
                  ranked.c.pos, ranked.c.n, board.label("board"),
-                 (ranked.c.reward_points * per_point_fen).label("reward_fen"))
+                 (ranked.c.reward_points * per_point_fen).label("reward_fen"),
+                 *([ranked.c.week_id] if weeks is not None else []))
     if landlord_id is not None:
         out = out.where(ranked.c.landlord_id == landlord_id)
     return out
@@ -985,32 +1022,65 @@ async def close_week(session: AsyncSession, *, now: datetime, zone: ZoneInfo,
     if not new_ids:
         return []
     if session.bind.dialect.name == "postgresql":
-        # One GROUP BY over the year's events and a sort of every landlord: in memory, not in
-        # temporary files (the default 4 MB spills at 100,000 landlords); this transaction only.
+        # One sort of every landlord: in memory, not in temporary files (the default 4 MB
+        # spills at 100,000 landlords, 64 MB at 1,000,000); this transaction only.
         await session.execute(text(f"SET LOCAL work_mem = '{RANKING_WORK_MEM}'"))
-    per_point_fen = round(settings.reward_per_point * 100)
-    ranked = ranking(settings, week_start=start, end=end,
-                     since=period_start(settings, week_start=start, zone=zone),
-                     per_point_fen=per_point_fen).subquery("r")
-    source = (select(PointsWeek.id, ranked.c.landlord_id, ranked.c.node_id, ranked.c.pos,
-                     ranked.c.score, ranked.c.week_change, ranked.c.deducted, ranked.c.board,
-                     ranked.c.reward_points, ranked.c.reward_fen)
-              .join(PointsWeek, and_(PointsWeek.scope_node_id == ranked.c.scope_id,
-                                     PointsWeek.week == key))
-              .where(PointsWeek.id.in_(new_ids)))
-    await session.execute(insert(PointsStanding).from_select(
-        ["week_id", "landlord_id", "node_id", "rank", "score", "week_change", "deducted",
-         "board", "reward_points", "reward_fen"], source))
-    counts: dict[int, int] = dict((await session.execute(
-        select(PointsStanding.week_id, func.count(PointsStanding.id))
-        .where(PointsStanding.week_id.in_(new_ids)).group_by(PointsStanding.week_id)))
-        .tuples().all())
-    for week_id, n in counts.items():
-        await session.execute(update(PointsWeek).where(PointsWeek.id == week_id)
-                              .values(landlords=n))
+    # Each scope's size first (one cheap count), so the ranking reads it from the week's row
+    # instead of counting over the whole scope again after the sort.
+    sizes = dict((await session.execute(scope_sizes(settings, end=end))).tuples().all())
+    for week_id, scope_id in (await session.execute(
+            select(PointsWeek.id, PointsWeek.scope_node_id)
+            .where(PointsWeek.id.in_(new_ids)))).tuples():
+        if sizes.get(scope_id):
+            await session.execute(update(PointsWeek).where(PointsWeek.id == week_id)
+                                  .values(landlords=sizes[scope_id]))
+    since = period_start(settings, week_start=start, zone=zone)
+    await _rank_into(session, settings, week_ids=new_ids, week_start=start, end=end,
+                     since=since, count_sizes=False)
+    # The sizes came from an earlier statement: on PostgreSQL (read committed) a landlord's
+    # membership committed by another transaction in between would make a size disagree
+    # with the ranks, which run 1..n. One index seek per week checks it; such a week is
+    # ranked again with its size counted inside the ranking (one snapshot).
+    stale = []
+    for week_id, landlords in (await session.execute(
+            select(PointsWeek.id, PointsWeek.landlords)
+            .where(PointsWeek.id.in_(new_ids)))).tuples():
+        last = (await session.execute(select(func.max(PointsStanding.rank)).where(
+            PointsStanding.week_id == week_id))).scalar_one()
+        if (last or 0) != landlords:
+            stale.append(week_id)
+    if stale:
+        await session.execute(delete(PointsStanding).where(PointsStanding.week_id.in_(stale)))
+        await _rank_into(session, settings, week_ids=stale, week_start=start, end=end,
+                         since=since, count_sizes=True)
+        for week_id in stale:
+            last = (await session.execute(select(func.max(PointsStanding.rank)).where(
+                PointsStanding.week_id == week_id))).scalar_one()
+            await session.execute(update(PointsWeek).where(PointsWeek.id == week_id)
+                                  .values(landlords=last or 0))
     return list((await session.execute(select(PointsWeek).where(
         PointsWeek.id.in_(new_ids)).order_by(PointsWeek.id).execution_options(
             populate_existing=True))).scalars())
+
+
+async def _rank_into(session: AsyncSession, settings: PointsSettings, *, week_ids: list[int],
+                     week_start: datetime, end: datetime, since: datetime | None,
+                     count_sizes: bool) -> None:
+    """Rank the scopes of these (new) weeks and insert their standings in one statement."""
+    per_point_fen = round(settings.reward_per_point * 100)
+    weeks = (select(PointsWeek.id, PointsWeek.scope_node_id, PointsWeek.landlords)
+             .where(PointsWeek.id.in_(week_ids)).subquery("w"))
+    ranked = ranking(settings, week_start=week_start, end=end, since=since,
+                     per_point_fen=per_point_fen, weeks=weeks,
+                     count_sizes=count_sizes).subquery("r")
+    # Written in the ranking's order (scope, rank): each row goes to the end of the
+    # (week_id, rank) index.
+    source = select(ranked.c.week_id, ranked.c.landlord_id, ranked.c.node_id, ranked.c.pos,
+                    ranked.c.score, ranked.c.week_change, ranked.c.deducted, ranked.c.board,
+                    ranked.c.reward_points, ranked.c.reward_fen)
+    await session.execute(insert(PointsStanding).from_select(
+        ["week_id", "landlord_id", "node_id", "rank", "score", "week_change", "deducted",
+         "board", "reward_points", "reward_fen"], source))
 
 
 @dataclass(frozen=True, slots=True)
@@ -1031,7 +1101,7 @@ async def board_entries(session: AsyncSession, *, week_id: int) -> list[ListEntr
                PointsStanding.board)
         .join(Person, Person.id == PointsStanding.landlord_id)
         .join(Node, Node.id == PointsStanding.node_id)
-        .where(PointsStanding.week_id == week_id, PointsStanding.board != "")
+        .where(PointsStanding.week_id == week_id, ON_A_LIST)
         .order_by(PointsStanding.rank))
     return [ListEntry(*row) for row in rows]
 
@@ -1122,8 +1192,7 @@ async def reward(session: AsyncSession, *, landlord_id: int, now: datetime, zone
     per_week = (select(PointsWeek.week, func.max(PointsStanding.reward_fen).label("fen"),
                        func.max(PointsStanding.reward_points).label("points"))
                 .join(PointsWeek, PointsWeek.id == PointsStanding.week_id)
-                .where(PointsStanding.landlord_id == landlord_id,
-                       PointsStanding.reward_points > 0)
+                .where(PointsStanding.landlord_id == landlord_id, REWARDED)
                 .group_by(PointsWeek.week)).subquery()
     fen, weeks, points = (await session.execute(select(
         func.coalesce(func.sum(per_week.c.fen), 0), func.count(per_week.c.week),
@@ -1154,7 +1223,7 @@ async def good_person_candidates(session: AsyncSession, *, root: Node, year: int
     rows = await session.execute(
         select(PointsStanding.landlord_id, func.min(PointsStanding.node_id), weeks)
         .join(PointsWeek, PointsWeek.id == PointsStanding.week_id)
-        .where(PointsStanding.board == RED, PointsWeek.week.like(f"{year}-W%"),
+        .where(ON_A_LIST, PointsStanding.board == RED, PointsWeek.week.like(f"{year}-W%"),
                PointsStanding.node_id.in_(ids))
         .group_by(PointsStanding.landlord_id).having(weeks >= threshold)
         .order_by(weeks.desc(), PointsStanding.landlord_id))
