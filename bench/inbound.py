@@ -132,7 +132,8 @@ async def load_chain(app: BotApp, spec: chainfile.ChainSpec) -> None:
 
 async def add_people(app: BotApp, n: int) -> None:
     """--people: n tenants registered before the run, spread over the landlord nodes (person
-    with a sealed mobile, contact, tenant role, a stay whose home watch is over), with Core
+    with a sealed mobile, contact, tenant role, a stay both sides reported whose home watch is
+    over), with Core
     executemany in chunks; not timed. Index depths and table sizes are a city's, not a demo's."""
     from bot.services import people as people_service
     from models import Contact, Group, Membership, Person, Role, TenantStay
@@ -159,7 +160,8 @@ async def add_people(app: BotApp, n: int) -> None:
                                 "created_at": now})
                 rows[3].append({"tenant_id": pid, "node_id": node, "origin": "湖南长沙",
                                 "arrived_at": arrived, "watch_until": arrived + timedelta(days=14),
-                                "self_reported_at": arrived, "fever": False, "created_at": arrived})
+                                "self_reported_at": arrived, "landlord_reported_at": arrived,
+                                "fever": False, "created_at": arrived})
             for table, batch in zip(tables, rows, strict=True):
                 await session.execute(insert(table), batch)
         if session.bind.dialect.name == "postgresql":
