@@ -29,7 +29,7 @@ import time
 import tomllib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -37,7 +37,7 @@ from zoneinfo import ZoneInfo
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import bulk  # bench/bulk.py: the throwaway keys
-from sqlalchemy import event, func, select, text
+from sqlalchemy import event, func, insert, select, text
 
 from bot import chainfile, store
 from bot.app import BotApp, build_app
@@ -66,6 +66,7 @@ COUNTED = {"TenantStay": TenantStay, "TemperatureReading": TemperatureReading,
 MUST_MATCH = ("TenantStay", "TemperatureReading", "InboundMessage")
 SENDER = True  # --no-sender: the outbox sender is not started
 STEPS = False  # --steps: time every event-loop step
+PEOPLE = 0  # --people: tenants registered before the run
 
 # --------------------------------------------------------------------------------------------
 # The chain
@@ -125,6 +126,52 @@ async def load_chain(app: BotApp, spec: chainfile.ChainSpec) -> None:
     assert await load_demo_chain(app), "the store already had a chain"
     async with app.session() as session, session.begin():
         await chainfile.import_chain(session, spec, now=app.now())
+    if PEOPLE:
+        await add_people(app, PEOPLE)
+
+
+async def add_people(app: BotApp, n: int) -> None:
+    """--people: n tenants registered before the run, spread over the landlord nodes (person
+    with a sealed mobile, contact, tenant role, a stay both sides reported whose home watch is
+    over), with Core
+    executemany in chunks; not timed. Index depths and table sizes are a city's, not a demo's."""
+    from bot.services import people as people_service
+    from models import Contact, Group, Membership, Person, Role, TenantStay
+
+    now = app.now()
+    arrived = now - timedelta(days=30)
+    async with app.session() as session, session.begin():
+        nodes = list((await session.execute(
+            select(Group.node_id).where(Group.room_id.like("ll%@chatroom"))
+            .order_by(Group.node_id))).scalars())
+        first = (await session.execute(select(func.max(Person.id)))).scalar_one() or 0
+        tables = [t.__table__ for t in (Person, Contact, Membership, TenantStay)]
+        chunk = 5000
+        for start in range(0, n, chunk):
+            ids = range(first + 1 + start, first + 1 + min(n, start + chunk))
+            rows: list[list[dict[str, Any]]] = [[], [], [], []]
+            for pid in ids:
+                node = nodes[pid % len(nodes)]
+                rows[0].append(people_service.person_row(
+                    person_id=pid, name=f"租客{pid}", now=now, mobile=f"139{pid:08d}"))
+                rows[1].append({"person_id": pid, "transport": TRANSPORT,
+                                "contact_id": f"old{pid}", "created_at": now})
+                rows[2].append({"person_id": pid, "node_id": node, "role": Role.TENANT,
+                                "created_at": now})
+                rows[3].append({"tenant_id": pid, "node_id": node, "origin": "湖南长沙",
+                                "arrived_at": arrived, "watch_until": arrived + timedelta(days=14),
+                                "self_reported_at": arrived, "landlord_reported_at": arrived,
+                                "fever": False, "created_at": arrived})
+            for table, batch in zip(tables, rows, strict=True):
+                await session.execute(insert(table), batch)
+        if session.bind.dialect.name == "postgresql":
+            for table in tables:
+                await session.execute(text(
+                    f"SELECT setval(pg_get_serial_sequence('{table.name}', 'id'), "
+                    f"(SELECT max(id) FROM {table.name}))"))
+    async with app.engine.connect() as conn:
+        await conn.execute(text("ANALYZE"))
+        await conn.commit()
 
 
 # --------------------------------------------------------------------------------------------
@@ -839,6 +886,8 @@ async def run_naive(url: str, spec: chainfile.ChainSpec, sims: list[Sim], *, ver
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--messages", type=int, default=20000)
+    p.add_argument("--people", type=int, default=0,
+                   help="tenants registered before the run (not timed): the store's size")
     p.add_argument("--steps", action="store_true",
                    help="time every event-loop step and print the longest (adds CPU per step)")
     p.add_argument("--rate", type=float, default=None,
@@ -889,9 +938,10 @@ async def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if "ptb" in args.runs or args.profile:
         ensure_ptb()
-    global SENDER, STEPS
+    global SENDER, STEPS, PEOPLE
     SENDER = not args.no_sender
     STEPS = args.steps
+    PEOPLE = args.people
     errors = ErrorCounter()
     logging.getLogger().addHandler(errors)
     logging.getLogger().setLevel(logging.WARNING)
@@ -917,7 +967,7 @@ async def main(argv: list[str] | None = None) -> int:
         ("小助手", "tierbot")) is not None)
     print(f"store: {where}")
     print(f"chain: demo chain + {N_TEAMS} teams, {args.landlords} landlord nodes with groups; "
-          f"{args.tenants} tenant contact ids")
+          f"{args.tenants} tenant contact ids; {args.people} tenants registered before")
     print(f"messages: {len(sims)} (seed {args.seed}): " + ", ".join(
         f"{k} {v}" for k, v in sorted(kinds.items(), key=lambda kv: -kv[1]))
         + f"; chatter the parser takes for a command: {stray} (counted as commands below)")

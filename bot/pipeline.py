@@ -462,14 +462,17 @@ class Handling:
         try:
             # A failing handler rolls back its own effects only, never the batch's.
             mark = len(ctx.after_commit)
+            written = people.known_mark(session)
             async with session.begin_nested():
                 result = await spec.func(item.command, ctx)
         except UserError as exc:
             del ctx.after_commit[mark:]
+            people.forget_known(session, written)
             lookups.forget_expired()
             return Reply(exc.text)
         except Exception:
             del ctx.after_commit[mark:]
+            people.forget_known(session, written)
             lookups.forget_expired()
             log.exception("handler %s failed on message %s", item.name, msg.message_id)
             return Reply(texts.General.INTERNAL_ERROR)

@@ -70,11 +70,13 @@ class Membership(Base):
         # 积分's counted rank looks for registrations dated after now (see points.standing);
         # not led by role, which the planner would pick over person_id for one person's roles.
         Index("ix_membership_created_at", "created_at"),
+        # The holders of a role at a node (a return's landlords) by one seek; serves node_id.
+        Index("ix_membership_node_id_role", "node_id", "role"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     person_id: Mapped[int] = mapped_column(ForeignKey("person.id"), index=True)
-    node_id: Mapped[int] = mapped_column(ForeignKey("node.id"), index=True)
+    node_id: Mapped[int] = mapped_column(ForeignKey("node.id"))
     role: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 

@@ -317,7 +317,7 @@ def _ack_row(*, named: bool, responsible: bool) -> Select[tuple[int]]:
     responsible person only one not yet acknowledged."""
     # The row's id only, on the table (no ORM loading: most often nothing is found); the row
     # itself is loaded when there is one.
-    c = OutboxMessage.__table__.c
+    c = outbox.TABLE.c
     stmt = select(c.id).where(c.group_id == bindparam("group_id"), c.notice_id.is_not(None))
     if named:
         stmt = stmt.where(c.notice_id == bindparam("notice_id"))

@@ -82,12 +82,33 @@ INSERT_MEMBERSHIP = insert(MEMBERSHIP)
 _T = TypeVar("_T")
 
 
+# session.info key: the objects known() attached, in order (see forget_known).
+KNOWN = "tierbot_known"
+
+
 def known(session: AsyncSession, obj: _T) -> _T:
     """An object whose row a Core INSERT just wrote, every column given: made persistent in
     the session as if loaded (no SQL), so the ORM code after it sees a normal object."""
     make_transient_to_detached(obj)
     session.add(obj)
+    session.info.setdefault(KNOWN, []).append(obj)
     return obj
+
+
+def known_mark(session: AsyncSession) -> int:
+    """Where the list of known() objects stands (for forget_known after a SAVEPOINT)."""
+    return len(session.info.get(KNOWN, ()))
+
+
+def forget_known(session: AsyncSession, mark: int) -> None:
+    """A SAVEPOINT rolled back: the rows of the objects known() attached since `mark` are
+    gone, so the objects leave the session (the ORM rolls back only what it wrote itself;
+    left in, a new row given the same id, as SQLite does, would clash with one of them)."""
+    objects = session.info.get(KNOWN, [])
+    for obj in objects[mark:]:
+        if obj in session:
+            session.expunge(obj)
+    del objects[mark:]
 
 
 async def find_by_contact(session: AsyncSession, *, transport: str, contact_id: str
