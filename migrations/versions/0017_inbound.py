@@ -13,7 +13,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = '0017_inbound'
-down_revision = '0016_console_extra'
+down_revision = '0017_points'
 branch_labels = None
 depends_on = None
 

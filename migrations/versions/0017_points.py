@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = '0017_points'
-down_revision = '0016_console_extra'
+down_revision = '0017_pgreads'
 branch_labels = None
 depends_on = None
 
