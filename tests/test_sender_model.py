@@ -132,13 +132,6 @@ class Delivery(RuleBasedStateMachine):
         sender = self.app.sender
 
         async def kill() -> None:
-            # Rows claimed at the moment of the kill (paced: at most one per account): the
-            # claim is the attempt's record, so the restart may mark them 补发 even if the
-            # platform call never came. Only these may be 补发 without an attempt.
-            async with self.app.session() as s:
-                self.in_flight |= {(room, n) for room, n in (await s.execute(
-                    select(Group.room_id, OutboxMessage.notice_id).join(Group).where(
-                        OutboxMessage.status == OutboxStatus.SENDING))).tuples()}
             for task in [*sender._workers.values(), *sender._helpers]:
                 task.cancel()
             for task in [*sender._workers.values(), *sender._helpers]:
@@ -146,6 +139,14 @@ class Delivery(RuleBasedStateMachine):
                     await task
                 except BaseException:  # noqa: BLE001, S110 (a killed task)
                     pass
+            # Rows claimed at the moment of the kill (paced: those of one claim per account):
+            # the claim is the attempt's record, so the restart may mark them 补发 even if the
+            # platform call never came. Only these may be 补发 without an attempt. Read once
+            # the workers are gone (read before, a worker could still claim a row meanwhile).
+            async with self.app.session() as s:
+                self.in_flight |= {(room, n) for room, n in (await s.execute(
+                    select(Group.room_id, OutboxMessage.notice_id).join(Group).where(
+                        OutboxMessage.status == OutboxStatus.SENDING))).tuples()}
             sender._workers.clear()
             sender._wakes.clear()
             sender._helpers.clear()
