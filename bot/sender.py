@@ -565,6 +565,8 @@ class OutboxSender:
         self._workers: dict[str, asyncio.Task[None]] = {}
         self._wakes: dict[str, asyncio.Event] = {}
         self._busy: set[str] = set()
+        # Workers waiting for their next turn inside a claimed batch (`_wait_turn`).
+        self._in_turn: set[str] = set()
         self._idle = asyncio.Event()
         self._idle.set()
         # Outcomes the database does not have yet (a failed mark): settled before any claim.
@@ -998,7 +1000,9 @@ class OutboxSender:
             accounts = list(self._wakes) if wake else []
         for name in accounts:
             if name in self._workers:
-                if wake:
+                # A worker waiting for its next turn inside a batch is not woken (it goes
+                # on with the batch, then claims again): it stays idle meanwhile.
+                if wake and name not in self._in_turn:
                     self._busy.add(name)
                     self._wakes[name].set()
             else:
@@ -1078,6 +1082,12 @@ class OutboxSender:
             except asyncio.CancelledError:
                 raise
             except Exception:
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    # Cancelled inside a database call whose clean-up raised instead (the
+                    # model's kill found a worker still backing off after its cancel: stop()
+                    # and a kill would wait for it forever).
+                    raise asyncio.CancelledError from None
                 log.exception("sender for account %r failed; retrying in %.0f s", account,
                               backoff)
                 self._failing(account)
@@ -1310,6 +1320,7 @@ class OutboxSender:
         self._busy.discard(account)
         if not self._busy:
             self._idle.set()
+        self._in_turn.add(account)
         waiters: list[asyncio.Future[Any]] = [asyncio.ensure_future(self._stop_event.wait()),
                                               asyncio.ensure_future(self.clock.sleep(seconds))]
         try:
@@ -1317,6 +1328,7 @@ class OutboxSender:
         finally:
             for w in waiters:
                 w.cancel()
+            self._in_turn.discard(account)
             self._busy.add(account)
             self._idle.clear()
 

@@ -4,10 +4,12 @@ notice once, nothing is marked 补发 that was never sent, and a long outage is 
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import logging
 from collections import Counter
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from sqlalchemy import select
@@ -136,3 +138,50 @@ async def test_a_long_outage_is_reported_to_the_operator_and_the_sender(
     assert len(notes) == 1 and notes[0].text.startswith("【通知#1】提示：")
     assert notes[0].mentions == (chain.commander,)
     assert texts.Notice.STUCK.split("{duration}")[1] in notes[0].text
+
+
+async def test_killed_inside_a_claimed_batch_the_restart_sends_each_once(
+        bot, chat: Chat, chain: DemoChain, clock, transport):
+    """Paced with a short gap, one claim takes several rows, each waiting its turn in
+    `sending`. Killed between two of them (the first sent, its mark unwritten): the restart
+    confirms the first by its echo and sends the rest once, keeping the gap."""
+    bot.settings.pacing.min_gap_seconds = 0.1
+    bot.settings.pacing.jitter_seconds = 0
+    times: list[datetime] = []
+    send = transport.send
+
+    async def timed(room_id, text, **kwargs):  # type: ignore[no-untyped-def]
+        sent = await send(room_id, text, **kwargs)
+        times.append(clock.now())
+        return sent
+
+    transport.send = timed
+    await chat.say(chain.subdistrict_group, chain.commander, "通知 到3级 开会")
+    # The reply to the commander went first; one gap later, the notice's first row.
+    clock.advance(timedelta(seconds=0.1))
+    await bot.idle()
+    first = [room for room, n in deliveries(transport).items() if n]
+    assert len(first) == 1
+    # Both rows were claimed by one claim: the second waits its turn, still `sending`.
+    assert await count(bot, OutboxMessage,
+                       OutboxMessage.status == OutboxStatus.SENDING) == len(TARGETS)
+    sender = bot.sender
+    tasks = [*sender._workers.values(), *sender._helpers]
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(BaseException):
+            await task
+    sender._workers.clear()
+    sender._wakes.clear()
+    sender._unsettled.clear()
+    sender._busy.clear()
+    sender._started = False
+    sender.pacers.clear()
+    await sender.start()
+    await drain(bot, clock, steps=3, step=0.5)
+    assert sorted(deliveries(transport).items()) == [(room, 1) for room in TARGETS]
+    assert not any("补发" in s.text for s in transport.sent if s.room_id == first[0])
+    assert len(times) == len(transport.sent)
+    assert all((b - a).total_seconds() >= 0.1 - 1e-6 for a, b in itertools.pairwise(times))
+    assert [status for status, _ in await statuses(bot)] == [OutboxStatus.SENT] * len(TARGETS)
