@@ -1369,11 +1369,15 @@ class OutboxSender:
                             self._unattempted(outcomes, claimed)
                             await self._pause(pacer, str(exc), held)
                             return
+                        # The attempt may have gone out: the next send keeps a whole gap from
+                        # it (the next row of a batch would otherwise follow at once).
+                        pacer.record(now)
                         outcomes.append(self._failure(row, str(exc), retryable=exc.retryable))
                         continue
                     except Exception as exc:
                         # Anything else in the send step: the attempt may have gone out; a
-                        # retry checks our echo first.
+                        # retry checks our echo first, and the next send keeps a gap from it.
+                        pacer.record(self.clock.now())
                         log.exception("send of outbox row %d raised", row.id)
                         outcomes.append(self._failure(row, repr(exc)[:200], retryable=True))
                         continue

@@ -16,6 +16,7 @@ from sqlalchemy import select
 
 from bot import faults, texts
 from bot.sender import FAULT_POINTS
+from bot.transports.base import TransportError
 from models import OutboxMessage, OutboxStatus
 from tests.conftest import Chat, DemoChain, count
 
@@ -185,3 +186,32 @@ async def test_killed_inside_a_claimed_batch_the_restart_sends_each_once(
     assert len(times) == len(transport.sent)
     assert all((b - a).total_seconds() >= 0.1 - 1e-6 for a, b in itertools.pairwise(times))
     assert [status for status, _ in await statuses(bot)] == [OutboxStatus.SENT] * len(TARGETS)
+
+
+@pytest.mark.parametrize("error", [TransportError("connection lost"), RuntimeError("boom")])
+async def test_a_failed_attempt_inside_a_batch_keeps_the_gap_before_the_next_send(
+        bot, chat: Chat, chain: DemoChain, clock, transport, error: Exception):
+    """A send that failed may still have gone out (connection lost after the request left):
+    the next row of the same claimed batch waits a whole gap after it, as after a send."""
+    bot.settings.pacing.min_gap_seconds = 0.1
+    bot.settings.pacing.jitter_seconds = 0
+    attempts: list[datetime] = []
+    send = transport.send
+
+    async def failing_first(room_id, text, **kwargs):  # type: ignore[no-untyped-def]
+        attempts.append(clock.now())
+        if text.startswith("【通知#1】") and len(attempts) == 2:
+            raise error  # the first notice row (the reply to the commander went first)
+        return await send(room_id, text, **kwargs)
+
+    transport.send = failing_first
+    await chat.say(chain.subdistrict_group, chain.commander, "通知 到3级 开会")
+    for _ in range(6):
+        clock.advance(timedelta(seconds=0.05))
+        await bot.idle()
+    # The reply, the failed attempt, then the second row: each a whole gap after the last.
+    assert len(attempts) >= 3
+    assert all((b - a).total_seconds() >= 0.1 - 1e-6
+               for a, b in itertools.pairwise(attempts)), attempts
+    await drain(bot, clock, steps=3, step=30.0)
+    assert sorted(deliveries(transport).items()) == [(room, 1) for room in TARGETS]
