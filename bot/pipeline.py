@@ -537,7 +537,7 @@ class Pipeline:
     def __init__(self, *, handling: Handling, sessions: async_sessionmaker[AsyncSession],
                  send_reply: SendReply, bot_names: Sequence[str], batch_max: int,
                  after_commit: Callable[[], None] | None = None,
-                 write_replies: WriteReplies | None = None):
+                 write_replies: WriteReplies | None = None, echo_linger: float = 0.0):
         self.handling = handling
         # Replies go into the outbox in the command's own transaction (then `send_reply`
         # gets them as `Queued`, only to hear of them).
@@ -547,21 +547,38 @@ class Pipeline:
         self.bot_names = tuple(bot_names)
         self.batch_max = batch_max
         self.after_commit = after_commit
+        # Seconds a batch of nothing but the bot's own echoes waits for more (see _linger).
+        self.echo_linger = echo_linger
         self._queue: asyncio.Queue[IncomingMessage] = asyncio.Queue()
         self._unfinished = 0
+        self._arrived = asyncio.Event()
+        self._hurried = False
+        self._idle_waiters = 0
 
     async def submit(self, message: IncomingMessage) -> None:
         """The transport's callback: queue a message (handled in arrival order)."""
         self._unfinished += 1
         self._queue.put_nowait(message)
+        self._arrived.set()
+
+    def hurry(self) -> None:
+        """From now on no batch waits for more echoes (stopping: record what is in hand)."""
+        self._hurried = True
+        self._arrived.set()
 
     def has_pending(self) -> bool:
         """Whether messages wait to be handled or are being handled."""
         return self._unfinished > 0
 
     async def idle(self) -> None:
-        """Wait until every submitted message has been handled and answered."""
-        await self._queue.join()
+        """Wait until every submitted message has been handled and answered (a batch of
+        echoes waiting for more is recorded at once while someone waits here)."""
+        self._idle_waiters += 1
+        self._arrived.set()
+        try:
+            await self._queue.join()
+        finally:
+            self._idle_waiters -= 1
 
     async def run(self) -> None:
         """Forever: take what has arrived (up to batch_max), handle it, answer it. Cancelling
@@ -571,6 +588,7 @@ class Pipeline:
             while len(batch) < self.batch_max and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
             try:
+                await self._linger(batch)
                 await self.process(batch)
             except Exception:
                 log.exception("batch of %d messages failed", len(batch))
@@ -578,6 +596,37 @@ class Pipeline:
                 for _ in batch:
                     self._unfinished -= 1
                     self._queue.task_done()
+
+    async def _linger(self, batch: list[IncomingMessage]) -> None:
+        """While the batch holds only the bot's own echoes, wait up to `echo_linger` seconds
+        for more, so they share one commit (a paced broadcast echoes a send every few
+        milliseconds; alone, each would be a transaction and an fsync). Any other message
+        (a command, chatter) ends the wait at once and joins the batch, so no reply waits;
+        so do a full batch, `hurry` and anyone waiting in `idle`. An echo is only proof
+        that a send went out: one lost with the process before its commit leaves its row
+        `sending` or `sent`, which restart reconciliation settles as it always has."""
+        if self.echo_linger <= 0 or self._hurried or self._idle_waiters:
+            return
+        if not all(m.is_self for m in batch):
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.echo_linger
+        while len(batch) < self.batch_max and not (self._hurried or self._idle_waiters):
+            if not self._queue.empty():
+                message = self._queue.get_nowait()
+                batch.append(message)
+                if not message.is_self:
+                    return
+                continue
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return
+            self._arrived.clear()
+            try:
+                # Waiting on the event, not on the queue: a timed-out get could drop a message.
+                await asyncio.wait_for(self._arrived.wait(), remaining)
+            except TimeoutError:
+                return
 
     async def process(self, batch: Sequence[IncomingMessage]) -> None:
         """Handle a batch: echoes recorded, chatter dropped, commands in one transaction."""
@@ -662,7 +711,8 @@ class Pipeline:
         async with self.sessions() as session, session.begin():
             if echoes:
                 now = self.handling.clock_now()
-                await session.execute(insert(Echo), [
+                # Core, on the table: the ORM's bulk-insert path costs more than the rows.
+                await session.execute(insert(Echo.__table__), [
                     {"transport": e.transport, "room_id": e.room_id, "digest": digest(e.text),
                      "message_id": e.message_id, "at": now} for e in echoes])
             replies = await self.handling.handle_all(session, items, after,
