@@ -73,6 +73,12 @@ def scrubbed(message: IncomingMessage) -> IncomingMessage:
     return dataclasses.replace(message, text=text, sender_name=name, room_topic=topic)
 
 
+def recorded_echo(message: IncomingMessage) -> bool:
+    """The bot's own message worth an Echo row: only tagged texts (notices, alerts) can be in
+    the outbox; replies are not."""
+    return message.is_self and echo_body(message.text).startswith("【")
+
+
 def preparse(message: IncomingMessage, bot_names: Sequence[str]) -> Parsed | None:
     """Pure first step: None for chatter and the bot's own echoes (they never are commands)."""
     if message.is_self:
@@ -553,7 +559,6 @@ class Pipeline:
         self._unfinished = 0
         self._arrived = asyncio.Event()
         self._hurried = False
-        self._idle_waiters = 0
 
     async def submit(self, message: IncomingMessage) -> None:
         """The transport's callback: queue a message (handled in arrival order)."""
@@ -571,14 +576,9 @@ class Pipeline:
         return self._unfinished > 0
 
     async def idle(self) -> None:
-        """Wait until every submitted message has been handled and answered (a batch of
-        echoes waiting for more is recorded at once while someone waits here)."""
-        self._idle_waiters += 1
-        self._arrived.set()
-        try:
-            await self._queue.join()
-        finally:
-            self._idle_waiters -= 1
+        """Wait until every submitted message has been handled and answered (echoes waiting
+        for company included: up to `echo_linger` more)."""
+        await self._queue.join()
 
     async def run(self) -> None:
         """Forever: take what has arrived (up to batch_max), handle it, answer it. Cancelling
@@ -602,16 +602,16 @@ class Pipeline:
         for more, so they share one commit (a paced broadcast echoes a send every few
         milliseconds; alone, each would be a transaction and an fsync). Any other message
         (a command, chatter) ends the wait at once and joins the batch, so no reply waits;
-        so do a full batch, `hurry` and anyone waiting in `idle`. An echo is only proof
+        so do a full batch and `hurry`. An echo is only proof
         that a send went out: one lost with the process before its commit leaves its row
         `sending` or `sent`, which restart reconciliation settles as it always has."""
-        if self.echo_linger <= 0 or self._hurried or self._idle_waiters:
+        if self.echo_linger <= 0 or self._hurried:
             return
-        if not all(m.is_self for m in batch):
-            return
+        if not all(m.is_self for m in batch) or not any(map(recorded_echo, batch)):
+            return  # a command to handle now, or nothing to record (replies' echoes)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.echo_linger
-        while len(batch) < self.batch_max and not (self._hurried or self._idle_waiters):
+        while len(batch) < self.batch_max and not self._hurried:
             if not self._queue.empty():
                 message = self._queue.get_nowait()
                 batch.append(message)
@@ -637,8 +637,7 @@ class Pipeline:
         for message in batch:
             await share.turn()
             if message.is_self:
-                # Only tagged texts (notices, alerts) can be in the outbox; replies are not.
-                if echo_body(message.text).startswith("【"):
+                if recorded_echo(message):
                     echoes.append(message)
                 continue
             item = preparse(message, self.bot_names)

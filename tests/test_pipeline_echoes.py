@@ -65,7 +65,8 @@ async def test_echoes_arriving_one_by_one_share_one_commit(bot: BotApp, chain: D
         await taken(bot)
     assert await count(bot, Echo) == 0  # still gathering
     commits.clear()
-    await asyncio.wait_for(bot.pipeline.idle(), GUARD)  # whoever waits ends the linger
+    bot.pipeline.hurry()  # instead of waiting the hour out
+    await asyncio.wait_for(bot.pipeline.idle(), GUARD)
     assert len(commits) == 1
     assert await count(bot, Echo) == 3
 
@@ -83,7 +84,6 @@ async def test_a_command_during_the_linger_is_handled_at_once(bot: BotApp, chat:
     async def replied() -> None:
         while not [s for s in transport.sent[mark:] if s.text.startswith("已登记")]:
             await asyncio.sleep(0)
-    # Not pipeline.idle(): that would end the linger itself. The reply comes without it.
     await asyncio.wait_for(replied(), GUARD)
     # The echo that was waiting went into the command's transaction, committed before the
     # reply left.
@@ -121,3 +121,12 @@ async def test_no_linger_when_it_is_zero(bot: BotApp, chain: DemoChain,
         while await count(bot, Echo) == 0:
             await asyncio.sleep(0.001)
     await asyncio.wait_for(recorded(), GUARD)
+
+
+async def test_replies_echoes_are_not_waited_for(bot: BotApp, chat: Chat, chain: DemoChain):
+    # A reply's echo is recorded nowhere: nothing to gather, so idle() does not wait.
+    bot.pipeline.echo_linger = HOUR
+    await asyncio.wait_for(chat.say(chain.tenant_group, chain.landlord,
+                                    "租客返回 王明 13800138000 来自湖南长沙"), GUARD)
+    assert chat.replies(chain.tenant_group)[0].startswith("已登记")
+    assert await count(bot, Echo) == 0
