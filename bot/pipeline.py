@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, event, insert, select
+from sqlalchemy import Table, bindparam, event, insert, select
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm.attributes import set_committed_value
@@ -289,6 +289,8 @@ _GROUPS_BY_ROOMS = (select(Group, Node).join(Node, Node.id == Group.node_id)
 def _chunks(values: Sequence[Any], size: int = PRIME_CHUNK) -> list[list[Any]]:
     return [list(values[i:i + size]) for i in range(0, len(values), size)]
 
+
+ECHO_TABLE: Table = Echo.__table__  # type: ignore[assignment]
 
 _IDENTITY_TABLES = {Contact.__tablename__, Membership.__tablename__, Group.__tablename__,
                     Node.__tablename__, Person.__tablename__}
@@ -711,7 +713,7 @@ class Pipeline:
             if echoes:
                 now = self.handling.clock_now()
                 # Core, on the table: the ORM's bulk-insert path costs more than the rows.
-                await session.execute(insert(Echo.__table__), [
+                await session.execute(insert(ECHO_TABLE), [
                     {"transport": e.transport, "room_id": e.room_id, "digest": digest(e.text),
                      "message_id": e.message_id, "at": now} for e in echoes])
             replies = await self.handling.handle_all(session, items, after,
