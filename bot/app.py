@@ -85,6 +85,7 @@ class BotApp:
         self.pipeline = Pipeline(handling=self.handling, sessions=self.sessions,
                                  send_reply=self._send_reply, bot_names=settings.bot_names,
                                  batch_max=settings.pipeline.batch_max,
+                                 echo_linger=settings.pipeline.echo_linger_ms / 1000,
                                  after_commit=self.sender.wake,
                                  write_replies=self._write_replies)
         # What arrives per account (the watchdog's silence check; the pipeline keeps no chatter).
@@ -242,6 +243,7 @@ class BotApp:
                 await self.scheduler.stop()
             # A task cancelled inside a transaction would leave its connection to the garbage
             # collector: let the pipeline finish what it has, while the transport still sends.
+            self.pipeline.hurry()  # echoes waiting for company are recorded now
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.pipeline.idle(), timeout=STOP_SECONDS / 2)
             await self.sender.stop(timeout=STOP_SECONDS / 3)

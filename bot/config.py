@@ -58,6 +58,10 @@ class PipelineSettings(_Section):
 
     # Messages that arrive together share one commit, up to this many.
     batch_max: int = Field(256, ge=1, le=5000)
+    # A batch of nothing but the bot's own echoes waits up to this long for more of them, so
+    # a paced broadcast records its echoes a few to a commit instead of one commit (an fsync)
+    # each; any other message ends the wait at once. 0: no waiting.
+    echo_linger_ms: int = Field(50, ge=0, le=1000)
 
 
 class AccountSettings(_Section):

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, event, insert, select
+from sqlalchemy import Table, bindparam, event, insert, select
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm.attributes import set_committed_value
@@ -71,6 +71,12 @@ def scrubbed(message: IncomingMessage) -> IncomingMessage:
     if (text, name, topic) == (message.text, message.sender_name, message.room_topic):
         return message
     return dataclasses.replace(message, text=text, sender_name=name, room_topic=topic)
+
+
+def recorded_echo(message: IncomingMessage) -> bool:
+    """The bot's own message worth an Echo row: only tagged texts (notices, alerts) can be in
+    the outbox; replies are not."""
+    return message.is_self and echo_body(message.text).startswith("【")
 
 
 def preparse(message: IncomingMessage, bot_names: Sequence[str]) -> Parsed | None:
@@ -283,6 +289,8 @@ _GROUPS_BY_ROOMS = (select(Group, Node).join(Node, Node.id == Group.node_id)
 def _chunks(values: Sequence[Any], size: int = PRIME_CHUNK) -> list[list[Any]]:
     return [list(values[i:i + size]) for i in range(0, len(values), size)]
 
+
+ECHO_TABLE: Table = Echo.__table__  # type: ignore[assignment]
 
 _IDENTITY_TABLES = {Contact.__tablename__, Membership.__tablename__, Group.__tablename__,
                     Node.__tablename__, Person.__tablename__}
@@ -537,7 +545,7 @@ class Pipeline:
     def __init__(self, *, handling: Handling, sessions: async_sessionmaker[AsyncSession],
                  send_reply: SendReply, bot_names: Sequence[str], batch_max: int,
                  after_commit: Callable[[], None] | None = None,
-                 write_replies: WriteReplies | None = None):
+                 write_replies: WriteReplies | None = None, echo_linger: float = 0.0):
         self.handling = handling
         # Replies go into the outbox in the command's own transaction (then `send_reply`
         # gets them as `Queued`, only to hear of them).
@@ -547,20 +555,31 @@ class Pipeline:
         self.bot_names = tuple(bot_names)
         self.batch_max = batch_max
         self.after_commit = after_commit
+        # Seconds a batch of nothing but the bot's own echoes waits for more (see _linger).
+        self.echo_linger = echo_linger
         self._queue: asyncio.Queue[IncomingMessage] = asyncio.Queue()
         self._unfinished = 0
+        self._arrived = asyncio.Event()
+        self._hurried = False
 
     async def submit(self, message: IncomingMessage) -> None:
         """The transport's callback: queue a message (handled in arrival order)."""
         self._unfinished += 1
         self._queue.put_nowait(message)
+        self._arrived.set()
+
+    def hurry(self) -> None:
+        """From now on no batch waits for more echoes (stopping: record what is in hand)."""
+        self._hurried = True
+        self._arrived.set()
 
     def has_pending(self) -> bool:
         """Whether messages wait to be handled or are being handled."""
         return self._unfinished > 0
 
     async def idle(self) -> None:
-        """Wait until every submitted message has been handled and answered."""
+        """Wait until every submitted message has been handled and answered (echoes waiting
+        for company included: up to `echo_linger` more)."""
         await self._queue.join()
 
     async def run(self) -> None:
@@ -571,6 +590,7 @@ class Pipeline:
             while len(batch) < self.batch_max and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
             try:
+                await self._linger(batch)
                 await self.process(batch)
             except Exception:
                 log.exception("batch of %d messages failed", len(batch))
@@ -578,6 +598,37 @@ class Pipeline:
                 for _ in batch:
                     self._unfinished -= 1
                     self._queue.task_done()
+
+    async def _linger(self, batch: list[IncomingMessage]) -> None:
+        """While the batch holds only the bot's own echoes, wait up to `echo_linger` seconds
+        for more, so they share one commit (a paced broadcast echoes a send every few
+        milliseconds; alone, each would be a transaction and an fsync). Any other message
+        (a command, chatter) ends the wait at once and joins the batch, so no reply waits;
+        so do a full batch and `hurry`. An echo is only proof
+        that a send went out: one lost with the process before its commit leaves its row
+        `sending` or `sent`, which restart reconciliation settles as it always has."""
+        if self.echo_linger <= 0 or self._hurried:
+            return
+        if not all(m.is_self for m in batch) or not any(map(recorded_echo, batch)):
+            return  # a command to handle now, or nothing to record (replies' echoes)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.echo_linger
+        while len(batch) < self.batch_max and not self._hurried:
+            if not self._queue.empty():
+                message = self._queue.get_nowait()
+                batch.append(message)
+                if not message.is_self:
+                    return
+                continue
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return
+            self._arrived.clear()
+            try:
+                # Waiting on the event, not on the queue: a timed-out get could drop a message.
+                await asyncio.wait_for(self._arrived.wait(), remaining)
+            except TimeoutError:
+                return
 
     async def process(self, batch: Sequence[IncomingMessage]) -> None:
         """Handle a batch: echoes recorded, chatter dropped, commands in one transaction."""
@@ -588,8 +639,7 @@ class Pipeline:
         for message in batch:
             await share.turn()
             if message.is_self:
-                # Only tagged texts (notices, alerts) can be in the outbox; replies are not.
-                if echo_body(message.text).startswith("【"):
+                if recorded_echo(message):
                     echoes.append(message)
                 continue
             item = preparse(message, self.bot_names)
@@ -662,7 +712,8 @@ class Pipeline:
         async with self.sessions() as session, session.begin():
             if echoes:
                 now = self.handling.clock_now()
-                await session.execute(insert(Echo), [
+                # Core, on the table: the ORM's bulk-insert path costs more than the rows.
+                await session.execute(insert(ECHO_TABLE), [
                     {"transport": e.transport, "room_id": e.room_id, "digest": digest(e.text),
                      "message_id": e.message_id, "at": now} for e in echoes])
             replies = await self.handling.handle_all(session, items, after,
