@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Reads that users wait for, at city scale: 积分, 我的租客, 待核查 and 进度 through the bot.
+"""Reads that users wait for, at city scale: 积分, 我的租客, 待核查, 进度 and 统计 through the bot.
 
     .venv/bin/python bench/reads.py [--landlords 100000] [--events 1000000] [--repeat 15]
                                     [--db PATH | --db-url postgresql://...] [--reuse]
@@ -198,6 +198,10 @@ async def measure(url: str, landlords: int, repeat: int, seed: int) -> None:
         "待核查": [(f"room{community0 + c % COMMUNITIES}", f"sim-cadre-{2 + c % COMMUNITIES}",
                   "待核查") for c in range(repeat)],
         "进度": [(f"room{root}", "sim-cadre-1", "进度 1") for _ in range(repeat)],
+        # The commander's whole city, and a community's secretary's own.
+        "统计": [(f"room{root}", "sim-cadre-1", "统计") for _ in range(repeat)],
+        "统计 社区": [(f"room{community0 + c % COMMUNITIES}", f"sim-cadre-{2 + c % COMMUNITIES}",
+                    "统计") for c in range(repeat)],
     }
     print(f"database: {engine.dialect.name}; {repeat} runs per command", flush=True)
     print(f"{'command':<8} {'p50 ms':>8} {'max ms':>8} {'CPU ms':>8} {'DB CPU':>8}  first reply",
