@@ -96,7 +96,7 @@ async def on_reopen_review(cmd: ReopenReview, ctx: Context) -> str:
 async def on_reopen_list(cmd: ReopenList, ctx: Context) -> str:
     """复工列表 — 查看待确认、待审核和已通过的复工商铺"""
     assert ctx.node is not None
-    ids = await chain.subtree_ids(ctx.session, root_id=ctx.node.id)
+    ids = chain.subtree_select(ctx.node.id, ctx.node.tier)
     rows = await shops.reopenings(ctx.session, node_ids=ids, statuses=("captain", "review",
                                                                         "approved"))
     if not rows:

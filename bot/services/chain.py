@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -220,6 +220,16 @@ async def all_nodes(session: AsyncSession) -> list[Node]:
     return list((await session.execute(select(Node).order_by(Node.id))).scalars())
 
 
+# Node ids as reads take them: a few ids as a collection, a subtree as a Select of ids (a
+# city's subtree has more ids than a statement may carry parameters: asyncpg takes 32,767).
+NodeIds = Collection[int] | Select[tuple[int]]
+
+
+def id_filter(node_ids: NodeIds) -> list[int] | Select[tuple[int]]:
+    """`node_ids` as IN takes them: a Select as it is (a subquery), a collection as a list."""
+    return node_ids if isinstance(node_ids, Select) else list(node_ids)
+
+
 def subtree_select(root_id: int, tier: int | None = None) -> Select[tuple[int]]:
     """The ids of a node and everything below it (for filters at city scale, where loading
     every node costs). Given the root's tier, one nested IN per tier below it (a child is
@@ -248,7 +258,8 @@ def subtrees_select(root_ids: Iterable[int]) -> Select[tuple[int]]:
 
 
 async def subtree_ids(session: AsyncSession, *, root_id: int) -> list[int]:
-    """The ids of a node and everything below it."""
+    """The ids of a node and everything below it, loaded (it reads every node: to filter a
+    read, use `subtree_select`, a list of a city's ids is more than a statement may bind)."""
     nodes = (await session.execute(select(Node.id, Node.parent_id))).all()
     children: dict[int | None, list[int]] = {}
     for node_id, parent_id in nodes:

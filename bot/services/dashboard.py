@@ -45,7 +45,7 @@ class TrendDay:
     fevers: int
 
 
-async def trend(session: AsyncSession, *, node_ids: list[int], zone: ZoneInfo, now: datetime,
+async def trend(session: AsyncSession, *, node_ids: chain.NodeIds, zone: ZoneInfo, now: datetime,
                 days: int = TREND_DAYS) -> list[TrendDay]:
     """The last `days` days up to today, each day's figures exactly as 统计 gives them."""
     today = now.astimezone(zone).date()

@@ -172,7 +172,7 @@ def _iso(value: datetime, zone: ZoneInfo) -> str:
 
 async def _write_watch(session: AsyncSession, out: io.BytesIO, *, root: Node, day: date,
                        zone: ZoneInfo, now: datetime) -> None:
-    ids = await chain.subtree_ids(session, root_id=root.id)
+    ids = chain.subtree_select(root.id, root.tier)
     names = {n.id: n.name for n in (await session.execute(
         select(Node).where(Node.id.in_(ids)))).scalars()}
     lines: list[list[object]] = []

@@ -251,7 +251,7 @@ class LandlordRef:
 
 async def landlords_below(session: AsyncSession, *, root: Node) -> list[LandlordRef]:
     """Every landlord in the subtree of a node (each person once, at their first node)."""
-    ids = await chain.subtree_ids(session, root_id=root.id)
+    ids = chain.subtree_select(root.id, root.tier)
     rows = await session.execute(
         select(Person, Membership.node_id).join(Membership, Membership.person_id == Person.id)
         .join(Node, Node.id == Membership.node_id)
@@ -1218,7 +1218,7 @@ class Candidate:
 async def good_person_candidates(session: AsyncSession, *, root: Node, year: int,
                                  threshold: int) -> list[Candidate]:
     """好人候选: landlords below `root` with at least `threshold` red-list weeks in `year`."""
-    ids = await chain.subtree_ids(session, root_id=root.id)
+    ids = chain.subtree_select(root.id, root.tier)
     weeks = func.count(func.distinct(PointsWeek.week))
     rows = await session.execute(
         select(PointsStanding.landlord_id, func.min(PointsStanding.node_id), weeks)

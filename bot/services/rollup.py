@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import texts
-from bot.services import outbox, stats
+from bot.services import chain, outbox, stats
 from bot.services.notice import _below, _tree, tag
 from models import LandlordReport, NodeKind, Notice, OutboxMessage, TenantStay, Ticket
 
@@ -62,7 +62,8 @@ async def post_daily(session: AsyncSession, *, now: datetime, zone: ZoneInfo,
             continue
         ids = set(_below(children, node.id, include_root=True))
         # The numbers of 统计 not in the body (people, shops, and any unit plugged in).
-        more = await stats.rollup_lines(session, node_ids=sorted(ids), day=the_day)
+        more = await stats.rollup_lines(
+            session, node_ids=chain.subtree_select(node.id, node.tier), day=the_day)
         returned = sum(1 for s in stays if s.node_id in ids and start <= s.created_at < end)
         watching = sum(1 for s in stays if s.node_id in ids and s.watch_until > now)
         fevers = sum(1 for s in stays if s.node_id in ids and s.fever and s.watch_until > now)

@@ -16,6 +16,7 @@ from bot import pii, texts
 from bot.domain import UserError
 from bot.grammar import ReopenRegister, ShopCheckin
 from bot.services import health, outbox, people
+from bot.services.chain import NodeIds, id_filter
 from models import (
     Node,
     NodeKind,
@@ -84,11 +85,11 @@ def _resolve(shops: Sequence[Shop], written: Sequence[str]) -> dict[str, Shop]:
     return {w: s for w, s in found.items() if s is not None}
 
 
-async def approved_shop_ids(session: AsyncSession, *, node_ids: Sequence[int],
+async def approved_shop_ids(session: AsyncSession, *, node_ids: NodeIds,
                             before: datetime | None = None) -> set[int]:
     """Shops whose reopening was approved (by `before`, when given)."""
     stmt = select(ShopReopening.shop_id).where(
-        ShopReopening.node_id.in_(list(node_ids)),
+        ShopReopening.node_id.in_(id_filter(node_ids)),
         ShopReopening.status == ReopeningStatus.APPROVED)
     if before is not None:
         stmt = stmt.where(ShopReopening.reviewed_at < before)
@@ -415,22 +416,22 @@ class ReopeningRow:
     node: Node
 
 
-async def reopenings(session: AsyncSession, *, node_ids: Sequence[int],
+async def reopenings(session: AsyncSession, *, node_ids: NodeIds,
                      statuses: Sequence[str] | None = None) -> list[ReopeningRow]:
     """Registrations under these nodes, oldest first."""
     stmt = (select(ShopReopening, Shop, Person, Node)
             .join(Shop, Shop.id == ShopReopening.shop_id)
             .join(Person, Person.id == ShopReopening.owner_id)
             .join(Node, Node.id == ShopReopening.node_id)
-            .where(ShopReopening.node_id.in_(list(node_ids))).order_by(ShopReopening.id))
+            .where(ShopReopening.node_id.in_(id_filter(node_ids))).order_by(ShopReopening.id))
     if statuses is not None:
         stmt = stmt.where(ShopReopening.status.in_(list(statuses)))
     return [ReopeningRow(*row) for row in (await session.execute(stmt)).tuples()]
 
 
-async def count_by_status(session: AsyncSession, *, node_ids: Sequence[int]) -> dict[str, int]:
+async def count_by_status(session: AsyncSession, *, node_ids: NodeIds) -> dict[str, int]:
     """How many registrations under these nodes stand at each status."""
     rows = await session.execute(
         select(ShopReopening.status, func.count(ShopReopening.id))
-        .where(ShopReopening.node_id.in_(list(node_ids))).group_by(ShopReopening.status))
+        .where(ShopReopening.node_id.in_(id_filter(node_ids))).group_by(ShopReopening.status))
     return {status: n for status, n in rows.tuples()}

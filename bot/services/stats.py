@@ -5,7 +5,10 @@ The contract a section keeps (another unit plugs in with one line in SECTIONS):
     Section(key, title, compute)
     compute(session, node_ids, day) -> list[(label, value)]   (awaitable, ordered)
 
-- `node_ids`: every node of the subtree asked about (the root included), a list of ints.
+- `node_ids`: every node of the subtree asked about (the root included): a collection of
+  ints or, at city scale, a Select of ids (`chain.subtree_select`) to use as a subquery.
+  Pass it to IN through `chain.id_filter`; never load it whole (a city's subtree has more
+  ids than a statement may bind parameters).
 - `day`: a `Day`, which IS a `datetime.date` (the users' calendar day asked about) and also
   carries `start`/`end` (aware UTC datetimes bounding that day in the users' zone) and `now`
   (the moment "as of": the end of a past day, the clock for today). A section that only
@@ -29,6 +32,7 @@ from sqlalchemy import case, distinct, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import texts
+from bot.services.chain import NodeIds, id_filter, subtree_select
 from models import (
     LandlordReport,
     Membership,
@@ -63,7 +67,7 @@ class Day(date):
 
 
 Items = list[tuple[str, int]]
-Compute = Callable[[AsyncSession, Sequence[int], Day], Awaitable[Items]]
+Compute = Callable[[AsyncSession, NodeIds, Day], Awaitable[Items]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,9 +83,9 @@ async def _scalar(session: AsyncSession, stmt: object) -> int:
     return int((await session.execute(stmt)).scalar_one() or 0)  # type: ignore[call-overload]
 
 
-async def people_section(session: AsyncSession, node_ids: Sequence[int], day: Day) -> Items:
+async def people_section(session: AsyncSession, node_ids: NodeIds, day: Day) -> Items:
     """Combat teams, their members, landlords."""
-    ids = list(node_ids)
+    ids = id_filter(node_ids)
     teams = await _scalar(session, select(func.count(Node.id)).where(
         Node.id.in_(ids), Node.kind == NodeKind.TEAM))
     members = await _scalar(session, select(func.count(distinct(Membership.person_id)))
@@ -96,9 +100,9 @@ async def people_section(session: AsyncSession, node_ids: Sequence[int], day: Da
     return [("作战小组", teams), ("小组成员", members), ("房东", landlords)]
 
 
-async def tenants_section(session: AsyncSession, node_ids: Sequence[int], day: Day) -> Items:
+async def tenants_section(session: AsyncSession, node_ids: NodeIds, day: Day) -> Items:
     """Tenants registered, returns today and in total, under home watch, fevers."""
-    ids = list(node_ids)
+    ids = id_filter(node_ids)
     live = (TenantStay.node_id.in_(ids), TenantStay.created_at < day.end,
             (TenantStay.ended_at.is_(None)) | (TenantStay.ended_at > day.now))
     registered = await _scalar(session, select(func.count(distinct(TenantStay.tenant_id)))
@@ -122,20 +126,20 @@ REPORT_LABELS = (
 )
 
 
-async def reports_section(session: AsyncSession, node_ids: Sequence[int], day: Day) -> Items:
+async def reports_section(session: AsyncSession, node_ids: NodeIds, day: Day) -> Items:
     """Landlord reports of the day, by kind."""
     counts = dict((await session.execute(
         select(LandlordReport.kind, func.count(LandlordReport.id))
-        .where(LandlordReport.node_id.in_(list(node_ids)),
+        .where(LandlordReport.node_id.in_(id_filter(node_ids)),
                LandlordReport.created_at >= day.start, LandlordReport.created_at < day.end)
         .group_by(LandlordReport.kind))).tuples().all())
     return [(label, int(counts.get(kind, 0))) for kind, label in REPORT_LABELS]
 
 
-async def shops_section(session: AsyncSession, node_ids: Sequence[int], day: Day) -> Items:
+async def shops_section(session: AsyncSession, node_ids: NodeIds, day: Day) -> Items:
     """Shops: total, reopened (approved), checked in and open today (an approved shop not
     checked in as open counts as closed), reopenings waiting."""
-    ids = list(node_ids)
+    ids = id_filter(node_ids)
     total = await _scalar(session, select(func.count(Shop.id)).where(
         Shop.node_id.in_(ids), Shop.created_at < day.end))
     reopened = await _scalar(session, select(func.count(distinct(ShopReopening.shop_id))).where(
@@ -166,7 +170,7 @@ async def shops_section(session: AsyncSession, node_ids: Sequence[int], day: Day
             ("今日打卡", checked), ("今日营业", opened)]
 
 
-async def units_section(session: AsyncSession, node_ids: Sequence[int], day: Day) -> Items:
+async def units_section(session: AsyncSession, node_ids: NodeIds, day: Day) -> Items:
     """Enterprises (reopened, reports, workers back, isolated, fevers) and key projects (work
     cards, on site, anomalies): bot.services.unit.unit_stats, in the day's own zone."""
     from bot.services import unit
@@ -196,13 +200,10 @@ class Figures:
 
 
 async def compute(session: AsyncSession, *, node: Node, day: date, zone: ZoneInfo,
-                  now: datetime, node_ids: Sequence[int] | None = None,
+                  now: datetime, node_ids: NodeIds | None = None,
                   sections: Sequence[Section] | None = None) -> Figures:
     """Every section's figures for `node`'s subtree on `day`."""
-    from bot.services import chain
-
-    ids = list(node_ids) if node_ids is not None else await chain.subtree_ids(
-        session, root_id=node.id)
+    ids = node_ids if node_ids is not None else subtree_select(node.id, node.tier)
     the_day = Day.of(day, zone=zone, now=now)
     out = [(s, await s.compute(session, ids, the_day)) for s in (sections or SECTIONS)]
     return Figures(node, the_day, out)
@@ -227,7 +228,7 @@ def render(figures: Figures) -> str:
 IN_ROLLUP_BODY = frozenset({"tenants", "reports"})
 
 
-async def rollup_lines(session: AsyncSession, *, node_ids: Sequence[int], day: Day) -> list[str]:
+async def rollup_lines(session: AsyncSession, *, node_ids: NodeIds, day: Day) -> list[str]:
     """The sections the daily roll-up adds below its body, one line each."""
     return [line(s, await s.compute(session, node_ids, day))
             for s in SECTIONS if s.key not in IN_ROLLUP_BODY]
@@ -236,11 +237,10 @@ async def rollup_lines(session: AsyncSession, *, node_ids: Sequence[int], day: D
 async def find_below(session: AsyncSession, *, root: Node, name: str) -> Node:
     """A node of this name in root's subtree (root itself included)."""
     from bot.domain import UserError
-    from bot.services import chain
 
-    ids = await chain.subtree_ids(session, root_id=root.id)
     found = list((await session.execute(
-        select(Node).where(Node.id.in_(ids), Node.name == name).order_by(Node.id))).scalars())
+        select(Node).where(Node.id.in_(subtree_select(root.id, root.tier)), Node.name == name)
+        .order_by(Node.id))).scalars())
     if not found:
         raise UserError(texts.Stats.UNKNOWN_NODE.format(name=name))
     if len(found) > 1:

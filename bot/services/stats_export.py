@@ -34,8 +34,8 @@ async def collect(session: AsyncSession, *, root: Node, day: date, zone: ZoneInf
         order.append(nodes[current])
         todo.extend(reversed([c for c in children.get(current, []) if nodes[c].tier <= 4]))
     figures = [await stats.compute(session, node=n, day=day, zone=zone, now=now) for n in order]
-    ids = await chain.subtree_ids(session, root_id=root.id)
-    return figures, await shop.reopenings(session, node_ids=ids)
+    return figures, await shop.reopenings(
+        session, node_ids=chain.subtree_select(root.id, root.tier))
 
 
 def open_book(out: Path | IO[bytes]) -> xlsxwriter.Workbook:

@@ -479,14 +479,15 @@ def _day_end(day: date, zone: ZoneInfo) -> datetime:
     return datetime.combine(day + timedelta(days=1), time(0, 0), zone)
 
 
-async def unit_stats(session: AsyncSession, node_ids: Sequence[int], day: date,
+async def unit_stats(session: AsyncSession, node_ids: chain.NodeIds, day: date,
                      zone: ZoneInfo | None = None) -> list[tuple[str, int]]:
     """The enterprise and key-project lines of 统计 for the nodes `node_ids` (a subtree):
     enterprises, reopened, today's reports; workers carded, back by the day, in isolation or
     home watch at the day's end, with a fever; key projects, today's work cards, workers on
-    site and anomalies on them. Labels are unit_texts.STATS."""
+    site and anomalies on them (`node_ids` a collection or a Select of ids, as
+    bot.services.stats takes them). Labels are unit_texts.STATS."""
     zone = zone or ZoneInfo("Asia/Shanghai")
-    ids = list(node_ids)
+    ids = chain.id_filter(node_ids)
     end = _day_end(day, zone)
     enterprises = select(Node.id).where(Node.id.in_(ids), Node.kind == NodeKind.ENTERPRISE)
     projects = select(Node.id).where(Node.id.in_(ids), Node.kind == NodeKind.PROJECT)

@@ -27,7 +27,7 @@ async def overview(request: Request, app: AppDep, session: SessionDep, viewer: V
     context: dict[str, Any] = {"figures": None}
     if root is not None:
         now, zone = app.now(), app.settings.zone
-        ids = await chain.subtree_ids(session, root_id=root.id)
+        ids = chain.subtree_select(root.id, root.tier)
         figures = await stats.compute(session, node=root, day=now.astimezone(zone).date(),
                                       zone=zone, now=now, node_ids=ids)
         days = await dashboard.trend(session, node_ids=ids, zone=zone, now=now)
