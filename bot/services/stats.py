@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import case, distinct, func, select
+from sqlalchemy import and_, case, distinct, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import texts
@@ -102,20 +102,17 @@ async def people_section(session: AsyncSession, node_ids: NodeIds, day: Day) -> 
 
 async def tenants_section(session: AsyncSession, node_ids: NodeIds, day: Day) -> Items:
     """Tenants registered, returns today and in total, under home watch, fevers."""
-    ids = id_filter(node_ids)
-    live = (TenantStay.node_id.in_(ids), TenantStay.created_at < day.end,
-            (TenantStay.ended_at.is_(None)) | (TenantStay.ended_at > day.now))
-    registered = await _scalar(session, select(func.count(distinct(TenantStay.tenant_id)))
-                               .where(*live))
-    today = await _scalar(session, select(func.count(TenantStay.id)).where(
-        TenantStay.node_id.in_(ids), TenantStay.created_at >= day.start,
-        TenantStay.created_at < day.end))
-    total = await _scalar(session, select(func.count(TenantStay.id)).where(
-        TenantStay.node_id.in_(ids), TenantStay.created_at < day.end))
-    watching = await _scalar(session, select(func.count(TenantStay.id)).where(
-        *live, TenantStay.watch_until > day.now))
-    fevers = await _scalar(session, select(func.count(TenantStay.id)).where(
-        *live, TenantStay.watch_until > day.now, TenantStay.fever.is_(True)))
+    # One statement (each reads the whole subtree: at a city's root that is what costs).
+    live = (TenantStay.ended_at.is_(None)) | (TenantStay.ended_at > day.now)
+    watched = and_(live, TenantStay.watch_until > day.now)
+    registered, today, total, watching, fevers = (int(n or 0) for n in (await session.execute(
+        select(func.count(distinct(case((live, TenantStay.tenant_id)))),
+               func.count(case((TenantStay.created_at >= day.start, TenantStay.id))),
+               func.count(TenantStay.id),
+               func.count(case((watched, TenantStay.id))),
+               func.count(case((and_(watched, TenantStay.fever.is_(True)), TenantStay.id))))
+        .where(TenantStay.node_id.in_(id_filter(node_ids)), TenantStay.created_at < day.end)
+    )).one())
     return [("登记租客", registered), ("今日返回", today), ("累计返回", total),
             ("居家观察", watching), ("发热", fevers)]
 
@@ -142,13 +139,14 @@ async def shops_section(session: AsyncSession, node_ids: NodeIds, day: Day) -> I
     ids = id_filter(node_ids)
     total = await _scalar(session, select(func.count(Shop.id)).where(
         Shop.node_id.in_(ids), Shop.created_at < day.end))
-    reopened = await _scalar(session, select(func.count(distinct(ShopReopening.shop_id))).where(
-        ShopReopening.node_id.in_(ids), ShopReopening.status == ReopeningStatus.APPROVED,
-        ShopReopening.reviewed_at < day.end))
-    waiting = await _scalar(session, select(func.count(ShopReopening.id)).where(
-        ShopReopening.node_id.in_(ids),
-        ShopReopening.status.in_((ReopeningStatus.CAPTAIN, ReopeningStatus.REVIEW)),
-        ShopReopening.created_at < day.end))
+    approved = and_(ShopReopening.status == ReopeningStatus.APPROVED,
+                    ShopReopening.reviewed_at < day.end)
+    pending = and_(ShopReopening.status.in_((ReopeningStatus.CAPTAIN, ReopeningStatus.REVIEW)),
+                   ShopReopening.created_at < day.end)
+    reopened, waiting = (int(n or 0) for n in (await session.execute(
+        select(func.count(distinct(case((approved, ShopReopening.shop_id)))),
+               func.count(case((pending, ShopReopening.id))))
+        .where(ShopReopening.node_id.in_(ids), or_(approved, pending)))).one())
     # Per row: what the captain counted for the row, or the shops named, whichever is more.
     per_shop = {node_id: (n, opened or 0) for node_id, n, opened in (await session.execute(
         select(ShopCheckin.node_id, func.count(ShopCheckin.id),

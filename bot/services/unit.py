@@ -10,7 +10,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import case, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import crypto, pii, unit_texts
@@ -495,29 +495,33 @@ async def unit_stats(session: AsyncSession, node_ids: chain.NodeIds, day: date,
     async def scalar(stmt: Any) -> int:
         return int((await session.execute(stmt)).scalar_one() or 0)
 
-    cards = select(func.count(WorkerCard.id)).where(
-        WorkerCard.enterprise_node_id.in_(enterprises))
+    # Few statements: each reads the whole subtree (at a city's root that is what costs).
+    kinds = (await session.execute(
+        select(func.count(case((Node.kind == NodeKind.ENTERPRISE, Node.id))),
+               func.count(case((Node.kind == NodeKind.PROJECT, Node.id))))
+        .where(Node.id.in_(ids), Node.kind.in_((NodeKind.ENTERPRISE, NodeKind.PROJECT))))).one()
+    isolated = or_(WorkerCard.health == WorkerHealth.ISOLATED, WorkerCard.watch_until >= end)
+    workers = (await session.execute(
+        select(func.count(WorkerCard.id),
+               func.count(case((WorkerCard.returned_on <= day, WorkerCard.id))),
+               func.count(case((isolated, WorkerCard.id))),
+               func.count(case((WorkerCard.health == WorkerHealth.FEVER, WorkerCard.id))))
+        .where(WorkerCard.enterprise_node_id.in_(enterprises), WorkerCard.created_at < end)
+    )).one()
+    sheets = (await session.execute(
+        select(func.count(WorkCardRow.id), func.sum(WorkCardRow.on_site),
+               func.sum(WorkCardRow.anomalies))
+        .where(WorkCardRow.node_id.in_(projects), WorkCardRow.day == day))).one()
     figures = {
-        "enterprises": await scalar(select(func.count()).select_from(enterprises.subquery())),
+        "enterprises": kinds[0],
         "reopened": await scalar(select(func.count(Enterprise.id)).where(
             Enterprise.node_id.in_(enterprises), Enterprise.status == EnterpriseStatus.REOPENED,
             or_(Enterprise.reopened_on.is_(None), Enterprise.reopened_on <= day))),
         "reported": await scalar(select(func.count(EnterpriseReportRow.id)).where(
             EnterpriseReportRow.node_id.in_(enterprises), EnterpriseReportRow.day == day)),
-        "workers": await scalar(cards.where(WorkerCard.created_at < end)),
-        "back": await scalar(cards.where(WorkerCard.created_at < end,
-                                         WorkerCard.returned_on <= day)),
-        "isolated": await scalar(cards.where(WorkerCard.created_at < end, or_(
-            WorkerCard.health == WorkerHealth.ISOLATED, WorkerCard.watch_until >= end))),
-        "fevers": await scalar(cards.where(WorkerCard.created_at < end,
-                                           WorkerCard.health == WorkerHealth.FEVER)),
-        "projects": await scalar(select(func.count()).select_from(projects.subquery())),
-        "cards": await scalar(select(func.count(WorkCardRow.id)).where(
-            WorkCardRow.node_id.in_(projects), WorkCardRow.day == day)),
-        "on_site": await scalar(select(func.sum(WorkCardRow.on_site)).where(
-            WorkCardRow.node_id.in_(projects), WorkCardRow.day == day)),
-        "anomalies": await scalar(select(func.sum(WorkCardRow.anomalies)).where(
-            WorkCardRow.node_id.in_(projects), WorkCardRow.day == day)),
+        "workers": workers[0], "back": workers[1], "isolated": workers[2],
+        "fevers": workers[3],
+        "projects": kinds[1], "cards": sheets[0], "on_site": sheets[1], "anomalies": sheets[2],
     }
-    return [(unit_texts.STATS[key], value) for key, value in figures.items()]
+    return [(unit_texts.STATS[key], int(value or 0)) for key, value in figures.items()]
 
