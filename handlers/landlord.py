@@ -57,24 +57,23 @@ async def on_landlord_report(cmd: LandlordReport, ctx: Context) -> str:
 async def on_my_tenants(cmd: MyTenants, ctx: Context) -> str:
     """我的租客 — 查看您的租客和居家观察情况（已隐去号码）"""
     ids = _landlord_node_ids(ctx)
-    rows = await tenant.list_tenants(ctx.session, node_ids=ids)
+    rows = await tenant.tenant_lines(ctx.session, node_ids=ids)
     if not rows:
         return texts.Tenant.LIST_EMPTY
     now = ctx.now()
     lines = []
     for index, row in enumerate(rows, 1):
-        if row.stay.fever and row.stay.watch_until > now:
+        if row.fever and row.watch_until > now:
             status = texts.Tenant.STATUS_FEVER.format(value=row.last_reading or 0.0)
-        elif row.stay.watch_until > now:
+        elif row.watch_until > now:
             status = texts.Tenant.STATUS_WATCH.format(
-                until=tenant.local_date(row.stay.watch_until, ctx.zone))
+                until=tenant.local_date(row.watch_until, ctx.zone))
         else:
             status = texts.Tenant.STATUS_DONE
         lines.append(texts.Tenant.LIST_LINE.format(
-            index=index, name=pii.mask_name(row.tenant.name),
-            mobile=row.tenant.mobile_mask or "",
-            origin=row.stay.origin or texts.Tenant.ORIGIN_UNKNOWN, status=status))
-    watching = sum(1 for r in rows if r.stay.watch_until > now)
+            index=index, name=pii.mask_name(row.name), mobile=row.mobile_mask or "",
+            origin=row.origin or texts.Tenant.ORIGIN_UNKNOWN, status=status))
+    watching = sum(1 for r in rows if r.watch_until > now)
     node_name = ctx.node.name if ctx.node is not None and len(ids) == 1 and ctx.node.tier == 5 \
         else texts.ROLE_NAMES[Role.LANDLORD]
     header = texts.Tenant.LIST_HEADER.format(node=node_name, count=len(rows), watching=watching)

@@ -442,6 +442,48 @@ async def list_tenants(session: AsyncSession, *, node_ids: Collection[int] | Sel
     return await _with_readings(session, latest)
 
 
+@dataclass(frozen=True, slots=True)
+class TenantLine:
+    """One line of 我的租客 as columns: a landlord may have hundreds of tenants, and loading
+    each stay and person as objects held the event loop for tens of milliseconds."""
+
+    name: str
+    mobile_mask: str | None
+    origin: str | None
+    fever: bool
+    watch_until: datetime
+    last_reading: float | None
+
+
+_LINES = (select(TenantStay.id, TenantStay.tenant_id, Person.name, Person.mobile_mask,
+                 TenantStay.origin, TenantStay.fever, TenantStay.watch_until)
+          .join(Person, Person.id == TenantStay.tenant_id)
+          .where(TenantStay.node_id.in_(bindparam("node_ids", expanding=True)),
+                 TenantStay.ended_at.is_(None))
+          .order_by(TenantStay.arrived_at.desc(), TenantStay.id.desc()))
+
+
+async def tenant_lines(session: AsyncSession, *, node_ids: Collection[int]) -> list[TenantLine]:
+    """list_tenants for a few nodes (a landlord's), as columns: the same tenants in the same
+    order, each with their latest stay's last reading."""
+    seen: set[int] = set()
+    latest = []
+    for row in await session.execute(_LINES, {"node_ids": list(node_ids)}):
+        if row.tenant_id not in seen:
+            seen.add(row.tenant_id)
+            latest.append(row)
+    readings: dict[int, float] = {}
+    if latest:
+        for stay_id, value in await session.execute(
+            select(TemperatureReading.stay_id, TemperatureReading.value)
+            .where(TemperatureReading.stay_id.in_([r.id for r in latest]))
+            .order_by(TemperatureReading.taken_at, TemperatureReading.id)
+        ):
+            readings[stay_id] = value
+    return [TenantLine(r.name, r.mobile_mask, r.origin, r.fever, r.watch_until,
+                       readings.get(r.id)) for r in latest]
+
+
 async def page_tenants(session: AsyncSession, *, node_ids: Collection[int] | Select[tuple[int]],
                        after_id: int | None, limit: int) -> list[TenantRow]:
     """list_tenants one page at a time, in stay id order: at most `limit` rows with ids above

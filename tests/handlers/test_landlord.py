@@ -7,7 +7,8 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from models import LandlordReport
+from bot.services import tenant
+from models import LandlordReport, Node
 from tests.conftest import Chat, DemoChain, count
 
 
@@ -77,3 +78,26 @@ async def test_my_tenants_is_masked_with_watch_status(bot, chat: Chat, chain: De
         "2. 王* 138****8000 来自湖南长沙，已解除观察"]
     await chat.say(chain.landlords_group, chain.landlord, "我的租客")
     assert chat.replies(chain.landlords_group)[0].startswith("房东 租客 2 人")
+
+
+async def test_my_tenants_reads_what_list_tenants_reads(bot, chat: Chat, chain: DemoChain,
+                                                        clock):
+    """我的租客 reads columns (tenant_lines), the API and the watch list objects
+    (list_tenants): the same tenants, in the same order, with the same latest stay and
+    reading, a tenant who returned twice included."""
+    await chat.say(chain.tenant_group, chain.landlord, "租客返回 王明 13800138000 来自湖南长沙 2月1日")
+    await chat.say(chain.tenant_group, chain.tenant, "我回来了 江西上饶 13905791234 体温37.5")
+    await chat.say(chain.tenant_group, chain.landlord, "租客返回 李强 13700137000 来自广西桂林")
+    clock.advance(timedelta(days=1))
+    await chat.say(chain.tenant_group, chain.landlord, "租客返回 王明 13800138000 来自湖北武汉")
+    await chat.say(chain.tenant_group, chain.tenant, "体温 36.6")
+    async with bot.session() as s:
+        node_id = (await s.execute(select(Node.id).where(Node.name == "董宝明出租房"))
+                   ).scalar_one()
+        objects = await tenant.list_tenants(s, node_ids=[node_id])
+        lines = await tenant.tenant_lines(s, node_ids=[node_id])
+    assert len(objects) == 3
+    assert [(r.tenant.name, r.tenant.mobile_mask, r.stay.origin, r.stay.fever,
+             r.stay.watch_until, r.last_reading) for r in objects] == [
+        (r.name, r.mobile_mask, r.origin, r.fever, r.watch_until, r.last_reading)
+        for r in lines]
