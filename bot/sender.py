@@ -1022,10 +1022,16 @@ class OutboxSender:
         wake = self._wakes[account]
         if wake.is_set() or self._stopping:
             return
+        await self._idle_until(account, wake, seconds)
+
+    async def _idle_until(self, account: str, event: asyncio.Event, seconds: float | None
+                          ) -> None:
+        """Wait for `event` or `seconds`, whichever comes first, the worker counting as idle
+        meanwhile (busy again after)."""
         self._busy.discard(account)
         if not self._busy:
             self._idle.set()
-        waiters: list[asyncio.Future[Any]] = [asyncio.ensure_future(wake.wait())]
+        waiters: list[asyncio.Future[Any]] = [asyncio.ensure_future(event.wait())]
         if seconds is not None:
             waiters.append(asyncio.ensure_future(self.clock.sleep(seconds)))
         try:
@@ -1317,20 +1323,11 @@ class OutboxSender:
     async def _wait_turn(self, account: str, seconds: float) -> None:
         """Wait for the next turn inside a claimed batch: the worker counts as idle meanwhile
         (as between claims), and only stopping ends the wait early."""
-        self._busy.discard(account)
-        if not self._busy:
-            self._idle.set()
         self._in_turn.add(account)
-        waiters: list[asyncio.Future[Any]] = [asyncio.ensure_future(self._stop_event.wait()),
-                                              asyncio.ensure_future(self.clock.sleep(seconds))]
         try:
-            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+            await self._idle_until(account, self._stop_event, seconds)
         finally:
-            for w in waiters:
-                w.cancel()
             self._in_turn.discard(account)
-            self._busy.add(account)
-            self._idle.clear()
 
     def _unattempted(self, outcomes: list[Outcome], claimed: Sequence[Claimed],
                      **kwargs: Any) -> None:
