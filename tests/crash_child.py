@@ -63,16 +63,19 @@ def read_sends(path: Path) -> list[dict[str, str]]:
 class FileTransport(MemoryTransport):
     """A memory transport whose sends are durably recorded in a file before send() returns.
 
-    `delay` seconds pass before the platform takes the message (the platform call's latency).
-    Rows are `sending` for the whole of a claimed batch anyway (the sender claims 50 at a time
-    when unpaced), so a kill lands mid-batch without any delay. With `echoes`, the bot's own
+    `delay` seconds pass before the platform takes the message (the platform call's latency),
+    for every send after the first `delay_after`. Rows are `sending` for the whole of a claimed
+    batch (the sender claims 50 at a time when unpaced); the harness's first run slows the
+    sends near its kill point to 1 ms each so that a batch lasts long enough for the kill to
+    land inside it. With `echoes`, the bot's own
     message comes back to on_message like a puppet's echo (the pipeline records it); without,
     nothing comes back."""
 
-    def __init__(self, sends: Path, *, delay: float, echoes: bool):
+    def __init__(self, sends: Path, *, delay: float, echoes: bool, delay_after: int = 0):
         super().__init__(TRANSPORT, bot_id="crash-bot")
         self.echoes = echoes
         self.delay = delay
+        self.delay_after = delay_after
         self.path = sends
         self._fd = os.open(sends, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         self._pid = os.getpid()
@@ -81,7 +84,7 @@ class FileTransport(MemoryTransport):
                    account: str = "") -> SentMessage:
         # The platform call: at least one trip through the event loop (the pipeline records
         # echoes meanwhile), longer with --delay.
-        await asyncio.sleep(self.delay)
+        await asyncio.sleep(self.delay if len(self.sent) >= self.delay_after else 0)
         send_id = f"{self._pid}-{len(self.sent) + 1}"
         line = json.dumps({"room": room_id, "text": text, "id": send_id,
                            "at": datetime.now(UTC).isoformat()}, ensure_ascii=False) + "\n"
@@ -157,6 +160,8 @@ async def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--delay", type=float, default=0.0,
                         help="seconds each send takes on the 'platform' (default 0: it only "
                              "yields to the event loop once; asyncio rounds any sleep up to 1 ms)")
+    parser.add_argument("--delay-after", type=int, default=0,
+                        help="sends that go without --delay first")
     parser.add_argument("--setup-only", action="store_true",
                         help="build the chain (no notice, no sending) and exit")
     parser.add_argument("--timeout", type=float, default=90.0)
@@ -170,7 +175,8 @@ async def main(argv: Sequence[str] | None = None) -> int:
                         pacing={"min_gap_seconds": 0, "jitter_seconds": 0,
                                 "hourly_cap": 1_000_000, "daily_cap": 1_000_000})
     cls = EchoingFileTransport if args.echoes else FileTransport
-    transport = cls(args.sends, delay=args.delay, echoes=args.echoes)
+    transport = cls(args.sends, delay=args.delay, echoes=args.echoes,
+                    delay_after=args.delay_after)
     app = build_app(settings, transport=transport)
     try:
         await app.open_store()

@@ -50,14 +50,22 @@ GROUPS = 1000
 SEEDS = int(os.environ.get("TIERBOT_CRASH_SEEDS", "20"))
 SEEDS_NO_ECHOES = int(os.environ.get("TIERBOT_CRASH_SEEDS_NO_ECHOES", "10"))
 PARALLEL = max(1, min(2, os.cpu_count() or 1))
+# Near its kill point, each send of the first (killed) run takes this long on the "platform"
+# (from SLOW_BEFORE_KILL sends before it). Without it a claimed batch of 50 goes out in well
+# under the 2 ms the parent polls at, so the parent mostly sees the sends file jump by whole
+# batches and kills between them (CI once had 4 of 10 kills mid-batch). The sends before that
+# point, and the restart, go without delay.
+FIRST_RUN_DELAY = 0.001
+SLOW_BEFORE_KILL = 100
 CHILD_TIMEOUT = 90.0
 TARGETS = {leaf_room(i) for i in range(GROUPS)}
 
 
-def child_command(db: Path, sends: Path, *, echoes: bool, setup_only: bool = False
-                  ) -> list[str]:
+def child_command(db: Path, sends: Path, *, echoes: bool, setup_only: bool = False,
+                  delay: float = 0.0, delay_after: int = 0) -> list[str]:
     cmd = [sys.executable, "-m", "tests.crash_child", "--db", str(db), "--sends", str(sends),
-           "--groups", str(GROUPS), "--echoes" if echoes else "--no-echoes"]
+           "--groups", str(GROUPS), "--echoes" if echoes else "--no-echoes",
+           "--delay", str(delay), "--delay-after", str(delay_after)]
     return cmd + (["--setup-only"] if setup_only else [])
 
 
@@ -181,7 +189,10 @@ def run_seed(seed: int, *, echoes: bool, template: Path, where: Path) -> SeedRes
 
     # 1. The first run: notice created, drain started, killed at the seeded point.
     with log.open("ab") as err:
-        proc = subprocess.Popen(child_command(db, sends, echoes=echoes), cwd=ROOT,
+        proc = subprocess.Popen(child_command(db, sends, echoes=echoes,
+                                              delay=FIRST_RUN_DELAY,
+                                              delay_after=max(0, result.kill_after_sends
+                                                              - SLOW_BEFORE_KILL)), cwd=ROOT,
                                 env=child_env(), stdout=subprocess.PIPE, stderr=err)
         try:
             assert proc.stdout is not None

@@ -173,6 +173,10 @@ async def test_api_stats_and_its_errors(bot, chat: Chat, chain: DemoChain, clock
     assert (await client.get("/api/stats?node=999", headers=AUTH)).status_code == 404
     bad = await client.get(f"/api/stats?node={changchun.id}&date=2020-13-01", headers=AUTH)
     assert bad.status_code == 422
+    # A number is not a day: pydantic alone would read it as a Unix timestamp (1970-01-01).
+    for spelt in ("0", "1582243200", "20200220", "2020-2-20"):
+        bad = await client.get(f"/api/stats?node={changchun.id}&date={spelt}", headers=AUTH)
+        assert bad.status_code == 422 and "YYYY-MM-DD" in bad.text, (spelt, bad.text)
     future = await client.get(f"/api/stats?node={changchun.id}&date=2020-03-01", headers=AUTH)
     assert future.status_code == 422 and "future" in future.text
     assert (await client.get(f"/api/stats?node={changchun.id}")).status_code == 401

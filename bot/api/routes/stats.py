@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, status
+from pydantic import BeforeValidator
 
 from bot.api.deps import MAX_ID, AppDep, ScopeDep, SessionDep
 from bot.api.schemas import StatsPublic, StatsSectionPublic, refusals
@@ -14,12 +16,25 @@ from models import Node
 
 router = APIRouter()
 
+_ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _iso_day_only(value: Any) -> Any:
+    """Refuse anything but YYYY-MM-DD before pydantic's lax date parsing, which would read
+    `0` or `1582520000` as a Unix timestamp and answer for 1970 or some other day."""
+    if isinstance(value, str) and not _ISO_DAY.fullmatch(value):
+        raise ValueError("the date must be written YYYY-MM-DD, e.g. 2020-02-21")
+    return value
+
+
+IsoDay = Annotated[date, BeforeValidator(_iso_day_only)]
+
 
 @router.get("/stats", response_model=StatsPublic, responses=refusals(404))
 async def get_stats(
     session: SessionDep, app: AppDep, scope: ScopeDep,
     node: Annotated[int, Query(ge=1, le=MAX_ID, description="a node id: its whole subtree")],
-    day: Annotated[date | None, Query(alias="date",
+    day: Annotated[IsoDay | None, Query(alias="date",
                                       description="the day, 2020-02-21 (default today)")] = None,
 ) -> StatsPublic:
     """The figures of `node`'s subtree on `date`, section by section; 404 for a node the
