@@ -63,6 +63,11 @@ class BotApp:
         self.clock = clock
         self.engine = engine
         self.sessions: async_sessionmaker[AsyncSession] = store.sessionmaker(engine)
+        # Long reads (统计 of a city, the console's figures) run here: on SQLite a read-only
+        # engine of their own, off the event loop; elsewhere the engine itself.
+        self.reader = store.create_reader(engine)
+        self.read_sessions: async_sessionmaker[AsyncSession] = store.sessionmaker(
+            self.reader or engine)
         self.dispatcher = Dispatcher(ROUTERS)
         self.scheduler = Scheduler(self) if settings.scheduler else None
         self.handling = Handling(settings=settings, dispatcher=self.dispatcher,
@@ -87,7 +92,8 @@ class BotApp:
                                  batch_max=settings.pipeline.batch_max,
                                  echo_linger=settings.pipeline.echo_linger_ms / 1000,
                                  after_commit=self.sender.wake,
-                                 write_replies=self._write_replies)
+                                 write_replies=self._write_replies,
+                                 read_sessions=self.read_sessions)
         # What arrives per account (the watchdog's silence check; the pipeline keeps no chatter).
         self.activity = watchdog.Activity()
         self.reply_gate = ReplyGate(per_minute=settings.pacing.commands_per_minute,
@@ -120,6 +126,12 @@ class BotApp:
     def session(self) -> AsyncSession:
         """A new database session (use `async with app.session() as s, s.begin():`)."""
         return self.sessions()
+
+    def read_session(self) -> AsyncSession:
+        """A session for a long read that must not hold up the bot (`async with
+        app.read_session() as s, s.begin():`): read-only on SQLite, where it runs off the
+        event loop and beside the writer; it sees what was committed when it began."""
+        return self.read_sessions()
 
     def now(self) -> datetime:
         """The current time from the injected clock."""
@@ -246,6 +258,7 @@ class BotApp:
             self.pipeline.hurry()  # echoes waiting for company are recorded now
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.pipeline.idle(), timeout=STOP_SECONDS / 2)
+            await self.pipeline.cancel_later()  # long reads still going: no answer
             await self.sender.stop(timeout=STOP_SECONDS / 3)
             for source in self._started_sources:
                 await source.stop()
@@ -263,6 +276,8 @@ class BotApp:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             self._tasks = []
+            if self.reader is not None:
+                await self.reader.dispose()
             await self.engine.dispose()
         finally:
             self._stopping = False

@@ -26,7 +26,7 @@ from bot.config import Settings
 from bot.domain import HeldRole, UserError
 from bot.grammar import Command, ParseError, as_written, normalise, parse
 from bot.grammar.normalise import scrub
-from bot.router import Context, Dispatcher, HandlerSpec, Reply
+from bot.router import Context, Dispatcher, HandlerSpec, Later, Reply
 from bot.services import chain, people
 from bot.services.notice import digest, echo_body
 from bot.transports.base import IncomingMessage
@@ -37,6 +37,10 @@ log = logging.getLogger(__name__)
 
 SendReply = Callable[[IncomingMessage, Reply], Awaitable[None]]
 WriteReplies = Callable[[AsyncSession, list[tuple[IncomingMessage, Reply]]], Awaitable[None]]
+Answer = Reply | Later | None
+# Answers worked out after their batch (Later) at once; more wait for a turn, so long reads
+# never take every connection of a pool the batches need.
+LATER_AT_ONCE = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -394,16 +398,17 @@ class Handling:
         return ids
 
     async def handle(self, session: AsyncSession, item: Parsed,
-                     after_commit: list[Callable[[], None]] | None = None) -> Reply | None:
+                     after_commit: list[Callable[[], None]] | None = None) -> Answer:
         """Run one message inside the caller's transaction; None means: say nothing."""
         return (await self.handle_all(session, [item], after_commit))[0]
 
     async def handle_all(self, session: AsyncSession, items: Sequence[Parsed],
                          after_commit: list[Callable[[], None]] | None = None, *,
-                         savepoints: bool = True) -> list[Reply | None]:
+                         savepoints: bool = True) -> list[Answer]:
         """Run these messages, in order, inside the caller's transaction: one dedupe INSERT
         and one lookup of rooms, senders and roles for all, then each message's handler.
-        Returns a reply (or None: say nothing) per message.
+        Returns a reply (or None: say nothing, or Later: answer after the commit) per
+        message.
 
         savepoints=True: each handler in its own SAVEPOINT, so a failing one rolls back alone.
         savepoints=False (the caller can redo the whole transaction): no SAVEPOINTs; a handler
@@ -423,7 +428,7 @@ class Handling:
                     and item.command is not None
                     and self.dispatcher.spec_for(item.command) is not None]
             await lookups.prime(todo, self.share)
-            replies: list[Reply | None] = []
+            replies: list[Answer] = []
             for item, inbound_id in zip(items, ids, strict=True):
                 await self.share.turn()
                 replies.append(await self._handle_one(session, item, inbound_id, lookups,
@@ -441,7 +446,7 @@ class Handling:
 
     async def _handle_one(self, session: AsyncSession, item: Parsed, inbound_id: int | None,
                           lookups: Lookups, after_commit: list[Callable[[], None]],
-                          watch: WriteWatch | None = None) -> Reply | None:
+                          watch: WriteWatch | None = None) -> Answer:
         if inbound_id is None:
             log.info("duplicate message %s ignored", item.message.message_id)
             return None
@@ -486,12 +491,12 @@ class Handling:
             return Reply(texts.General.INTERNAL_ERROR)
         if result is None:
             return None
-        return result if isinstance(result, Reply) else Reply(result)
+        return result if isinstance(result, Reply | Later) else Reply(result)
 
 
     @staticmethod
     async def _run_unguarded(session: AsyncSession, func: Any, item: Parsed, ctx: Context,
-                             watch: WriteWatch) -> Reply | None:
+                             watch: WriteWatch) -> Answer:
         """The handler without a SAVEPOINT (see handle_all, savepoints=False)."""
         mark = len(ctx.after_commit)
         writes = watch.writes
@@ -511,7 +516,7 @@ class Handling:
             raise RedoWithSavepoints(item.message.message_id) from exc
         if result is None:
             return None
-        return result if isinstance(result, Reply) else Reply(result)
+        return result if isinstance(result, Reply | Later) else Reply(result)
 
 
 class RedoWithSavepoints(Exception):
@@ -545,12 +550,17 @@ class Pipeline:
     def __init__(self, *, handling: Handling, sessions: async_sessionmaker[AsyncSession],
                  send_reply: SendReply, bot_names: Sequence[str], batch_max: int,
                  after_commit: Callable[[], None] | None = None,
-                 write_replies: WriteReplies | None = None, echo_linger: float = 0.0):
+                 write_replies: WriteReplies | None = None, echo_linger: float = 0.0,
+                 read_sessions: async_sessionmaker[AsyncSession] | None = None):
         self.handling = handling
         # Replies go into the outbox in the command's own transaction (then `send_reply`
         # gets them as `Queued`, only to hear of them).
         self.write_replies = write_replies
         self.sessions = sessions
+        # Where answers that come Later are read (BotApp.read_session).
+        self.read_sessions = read_sessions or sessions
+        self._later: set[asyncio.Task[None]] = set()
+        self._later_turns = asyncio.Semaphore(LATER_AT_ONCE)
         self.send_reply = send_reply
         self.bot_names = tuple(bot_names)
         self.batch_max = batch_max
@@ -574,13 +584,23 @@ class Pipeline:
         self._arrived.set()
 
     def has_pending(self) -> bool:
-        """Whether messages wait to be handled or are being handled."""
-        return self._unfinished > 0
+        """Whether messages wait to be handled or are being handled (or answered Later)."""
+        return self._unfinished > 0 or bool(self._later)
 
     async def idle(self) -> None:
         """Wait until every submitted message has been handled and answered (echoes waiting
-        for company included: up to `echo_linger` more)."""
+        for company included: up to `echo_linger` more; answers that come Later too)."""
         await self._queue.join()
+        while self._later:
+            await asyncio.wait(set(self._later))
+
+    async def cancel_later(self) -> None:
+        """Stopping: answers still being worked out are dropped (their questions are
+        recorded; nothing they would write is lost)."""
+        for task in list(self._later):
+            task.cancel()
+        while self._later:
+            await asyncio.wait(set(self._later))
 
     async def run(self) -> None:
         """Forever: take what has arrived (up to batch_max), handle it, answer it. Cancelling
@@ -649,21 +669,24 @@ class Pipeline:
             return
         started = time.perf_counter()
         after: list[Callable[[], None]] = []
+        later: list[tuple[IncomingMessage, Later]] = []
         try:
-            replies = await self._in_one_transaction(items, echoes, after)
+            replies = await self._in_one_transaction(items, echoes, after, later)
         except Exception:
             # The shared commit failed: give each message its own transaction, so one
             # bad message cannot take the others down with it.
             log.exception("batch commit failed; retrying %d messages one by one", len(items))
-            replies, after = [], []
+            replies, after, later = [], [], []
             for one in [[e] for e in echoes] + [[i] for i in items]:
                 try:
                     mine: list[Callable[[], None]] = []
+                    mine_later: list[tuple[IncomingMessage, Later]] = []
                     if isinstance(one[0], Parsed):
-                        replies += await self._in_one_transaction(one, [], mine)  # type: ignore[arg-type]
+                        replies += await self._in_one_transaction(one, [], mine, mine_later)  # type: ignore[arg-type]
                     else:
-                        await self._in_one_transaction([], one, mine)  # type: ignore[arg-type]
+                        await self._in_one_transaction([], one, mine, mine_later)  # type: ignore[arg-type]
                     after += mine
+                    later += mine_later
                 except Exception:
                     if isinstance(one[0], Parsed):
                         log.exception("message %s failed", one[0].message.message_id)
@@ -685,28 +708,71 @@ class Pipeline:
                 await self.send_reply(message, reply)
             except Exception:
                 log.exception("reply to message %s could not be sent", message.message_id)
+        for message, answer in later:
+            task = asyncio.create_task(self._answer_later(message, answer),
+                                       name=f"later-{message.message_id}")
+            self._later.add(task)
+            task.add_done_callback(self._later.discard)
+
+    async def _answer_later(self, message: IncomingMessage, later: Later) -> None:
+        """Work out an answer that came Later (its batch has committed), in a read session
+        of its own, and send it the way every reply goes (the outbox, in its own
+        transaction)."""
+        reply: Reply | None
+        async with self._later_turns:
+            try:
+                async with self.read_sessions() as session, session.begin():
+                    result = await later.read(session)
+                reply = None if result is None else \
+                    result if isinstance(result, Reply) else Reply(result)
+            except UserError as exc:
+                reply = Reply(exc.text)
+            except Exception:
+                log.exception("the answer to message %s failed", message.message_id)
+                reply = Reply(texts.General.INTERNAL_ERROR)
+        if reply is None:
+            return
+        try:
+            if self.write_replies is not None:
+                async with self.sessions() as session, session.begin():
+                    await self.write_replies(session, [(message, reply)])
+                reply = Queued(reply.text, reply.mentions)
+                if self.after_commit is not None:
+                    self.after_commit()
+            await self.send_reply(message, reply)
+        except Exception:
+            log.exception("reply to message %s could not be sent", message.message_id)
 
     async def _in_one_transaction(
         self, items: Sequence[Parsed], echoes: Sequence[IncomingMessage],
-        after: list[Callable[[], None]],
+        after: list[Callable[[], None]], later: list[tuple[IncomingMessage, Later]],
     ) -> list[tuple[IncomingMessage, Reply]]:
+        """The replies to send; answers that come Later are added to `later`, callbacks to
+        run after the commit to `after` (both only once the transaction has committed)."""
         if len(items) > 1:
             # Without savepoints first; should a handler fail after writing, the whole
             # transaction is rolled back and the batch runs again with them.
             mine: list[Callable[[], None]] = []
+            mine_later: list[tuple[IncomingMessage, Later]] = []
             try:
-                out = await self._transaction(items, echoes, mine, savepoints=False)
+                out = await self._transaction(items, echoes, mine, mine_later,
+                                              savepoints=False)
             except RedoWithSavepoints as exc:
                 log.info("message %s failed after writing; batch of %d again with savepoints",
                          exc.args[0], len(items))
             else:
                 after += mine
+                later += mine_later
                 return out
-        return await self._transaction(items, echoes, after, savepoints=True)
+        mine_later = []
+        out = await self._transaction(items, echoes, after, mine_later, savepoints=True)
+        later += mine_later
+        return out
 
     async def _transaction(
         self, items: Sequence[Parsed], echoes: Sequence[IncomingMessage],
-        after: list[Callable[[], None]], *, savepoints: bool,
+        after: list[Callable[[], None]], later: list[tuple[IncomingMessage, Later]], *,
+        savepoints: bool,
     ) -> list[tuple[IncomingMessage, Reply]]:
         out: list[tuple[IncomingMessage, Reply]] = []
         async with self.sessions() as session, session.begin():
@@ -718,8 +784,11 @@ class Pipeline:
                      "message_id": e.message_id, "at": now} for e in echoes])
             replies = await self.handling.handle_all(session, items, after,
                                                      savepoints=savepoints)
-            out += [(item.message, reply) for item, reply in zip(items, replies, strict=True)
-                    if reply is not None]
+            for item, answer in zip(items, replies, strict=True):
+                if isinstance(answer, Later):
+                    later.append((item.message, answer))
+                elif answer is not None:
+                    out.append((item.message, answer))
             if self.write_replies is not None and out:
                 for chunk in _chunks(out):
                     await self.handling.share.turn()

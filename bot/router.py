@@ -28,6 +28,19 @@ class Reply:
     mentions: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True, slots=True)
+class Later:
+    """A handler's answer worked out after its batch has committed, in a read-only session
+    of its own (`BotApp.read_session`): a long read (统计 of a city) then holds up neither
+    the other messages of the batch nor, on SQLite, the event loop. `read(session)` returns
+    what a handler would (text, a Reply or None) and may raise UserError; it must not write.
+    The reply goes out through the outbox like any other. What the handler wrote before
+    returning is committed with the batch; a crash before the answer loses only the answer
+    (the question is recorded: it is not asked again)."""
+
+    read: Callable[[AsyncSession], Awaitable[str | Reply | None]]
+
+
 @dataclass(slots=True)
 class Context:
     """Everything a handler gets besides its command: one typed object."""
@@ -83,7 +96,7 @@ class Context:
         return role in self.roles
 
 
-HandlerResult = str | Reply | None
+HandlerResult = str | Reply | Later | None
 C = TypeVar("C", bound=Command)
 Handler = Callable[[Any, Context], Awaitable[HandlerResult]]
 

@@ -231,6 +231,48 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
     return engine
 
 
+# Connections of the SQLite reader (see create_reader): long reads at once, beyond which
+# they queue (asynchronously) for one.
+READER_CONNECTIONS = 2
+
+
+def create_reader(engine: AsyncEngine) -> AsyncEngine | None:
+    """For SQLite, an engine for long reads beside the one inline connection: aiosqlite's
+    (each call on the connection's own thread, and sqlite3 lets go of the GIL while SQLite
+    works, so a read of a city's figures does not hold the event loop), read-only
+    (`query_only`), each transaction a plain deferred BEGIN: one snapshot of the file, which
+    WAL lets the writer go on committing beside. None where the engine serves such reads
+    itself: PostgreSQL (a pool of connections, off the loop already) and an in-memory SQLite
+    (which no other connection would see)."""
+    url = engine.url
+    if not url.get_backend_name() == "sqlite":
+        return None
+    database = url.database or ""
+    if database in ("", ":memory:") or "mode=memory" in database \
+            or url.query.get("mode") == "memory":
+        return None
+    reader = create_async_engine(url.set(drivername="sqlite+aiosqlite"),
+                                 poolclass=AsyncAdaptedQueuePool,
+                                 pool_size=READER_CONNECTIONS, max_overflow=0,
+                                 pool_timeout=SQLITE_LOCK_WAIT)
+
+    @event.listens_for(reader.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # BEGIN is ours (below)
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA query_only=ON")
+        # A reader is never kept out in WAL mode, except for a moment while a checkpoint
+        # resets the log: wait for that, on the connection's thread.
+        cursor.execute("PRAGMA busy_timeout=5000")
+        cursor.close()
+
+    @event.listens_for(reader.sync_engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        conn.exec_driver_sql("BEGIN")
+
+    return reader
+
+
 def sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     """Sessions that keep loaded objects usable after commit."""
     return async_sessionmaker(engine, expire_on_commit=False)

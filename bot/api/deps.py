@@ -68,6 +68,14 @@ async def get_session(app: Annotated[BotApp, Depends(get_app)]) -> AsyncIterator
         yield session
 
 
+async def get_read_session(app: Annotated[BotApp, Depends(get_app)]
+                           ) -> AsyncIterator[AsyncSession]:
+    """A read-only transaction for a request that reads a whole subtree (the figures): on
+    SQLite off the event loop and beside the writer (BotApp.read_session)."""
+    async with app.read_session() as session, session.begin():
+        yield session
+
+
 class FailureThrottle:
     """Wrong tokens per client address, in memory: after `free` failures each further try
     waits 1 s, 2 s, 4 s … up to `max_delay` (429 with Retry-After until then). A success
@@ -193,6 +201,7 @@ async def get_superuser(scope: Annotated[Scope, Depends(get_scope)]) -> Scope:
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
+ReadSessionDep = Annotated[AsyncSession, Depends(get_read_session)]
 AppDep = Annotated[BotApp, Depends(get_app)]
 ScopeDep = Annotated[Scope, Depends(get_scope)]
 SuperuserDep = Annotated[Scope, Depends(get_superuser)]

@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
-from bot.api.deps import AppDep, MaybeId, SessionDep
+from bot.api.deps import AppDep, MaybeId, ReadSessionDep
 from bot.services import chain, dashboard, health, stats
 from bot.web.deps import ViewerDep, render
 from bot.web.nodes import chosen, roots_of
@@ -20,7 +20,8 @@ router = APIRouter()
 
 
 @router.get("/", response_class=HTMLResponse)
-async def overview(request: Request, app: AppDep, session: SessionDep, viewer: ViewerDep,
+async def overview(request: Request, app: AppDep, session: ReadSessionDep,
+                   viewer: ViewerDep,
                    node: MaybeId = None) -> HTMLResponse:
     """Today's figures of a node's subtree (default: the viewer's first root) and more."""
     root = await chosen(session, viewer, node)
