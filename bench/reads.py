@@ -28,7 +28,7 @@ import sys
 import time
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -234,8 +234,55 @@ async def measure(url: str, landlords: int, repeat: int, seed: int) -> None:
             db = f"{statistics.mean(db_cpu):>8.1f}" if db_cpu else f"{'-':>8}"
             print(f"{name:<8} {p50:>8.1f} {top:>8.1f} {statistics.median(cpu):>8.1f} {db}  "
                   f"{shown}", flush=True)
+        await beside_the_city(app, transport, rooms=[(f"room{n5 + x}", f"sim-ll-{x}")
+                                                     for x in picks],
+                              city=(f"room{root}", "sim-cadre-1"), run=run)
     await monitor.close()
     await engine.dispose()
+
+
+async def _ticker(state: list[float]) -> None:
+    """Every 1 ms, how late the loop let us back: the longest in state[0], until state[1]
+    is 0."""
+    while state[1]:
+        at = time.perf_counter()
+        await asyncio.sleep(0.001)
+        state[0] = max(state[0], time.perf_counter() - at - 0.001)
+
+
+async def beside_the_city(app: Any, transport: TimedTransport, *,
+                          rooms: list[tuple[str, str]], city: tuple[str, str], run: str
+                          ) -> None:
+    """Other chats while the city's 统计 is read: the commander asks, a landlord's 帮助
+    arrives right behind it (the same batch), and a 1 ms ticker notes the event loop's
+    longest stall until both are answered. 统计 is answered Later, in a read session of its
+    own (on SQLite off the loop), so 帮助 should come back in a control's time."""
+    beside, stalls, city_ms = [], [], []
+    for k, (room, contact) in enumerate(rooms):
+        # A minute apart: the commander's many questions are not taken for a flood.
+        app.clock.advance(timedelta(minutes=2))
+        tick = asyncio.create_task(_ticker(stall := [0.0, 1.0]))
+        await asyncio.sleep(0.002)
+        mark = len(transport.sent)
+        started = time.perf_counter()
+        await transport.inject(transport.message(*city, "统计",
+                                                 message_id=f"bench-{run}-city-{k}"))
+        await transport.inject(transport.message(room, contact, "帮助",
+                                                 message_id=f"bench-{run}-beside-{k}"))
+        await app.idle()
+        stall[1] = 0.0  # stop
+        await tick
+        for sent in transport.sent[mark:]:
+            took = (transport.sent_at[sent.message_id] - started) * 1000
+            if sent.room_id == room:
+                beside.append(took)
+            elif sent.room_id == city[0]:
+                city_ms.append(took)
+        stalls.append(stall[0] * 1000)
+    print(f"统计 (city) with a landlord's 帮助 right behind it, {len(rooms)} times: 帮助 answered "
+          f"p50 {statistics.median(beside):.1f} / max {max(beside):.1f} ms; 统计 p50 "
+          f"{statistics.median(city_ms):.1f} ms; event loop's longest stall p50 "
+          f"{statistics.median(stalls):.1f} / max {max(stalls):.1f} ms", flush=True)
 
 
 def main() -> None:

@@ -560,6 +560,8 @@ class Pipeline:
         # Where answers that come Later are read (BotApp.read_session).
         self.read_sessions = read_sessions or sessions
         self._later: set[asyncio.Task[None]] = set()
+        self._reading: set[asyncio.Task[Any]] = set()  # of those, still reading
+        self._dropping = False
         self._later_turns = asyncio.Semaphore(LATER_AT_ONCE)
         self.send_reply = send_reply
         self.bot_names = tuple(bot_names)
@@ -595,12 +597,17 @@ class Pipeline:
             await asyncio.wait(set(self._later))
 
     async def cancel_later(self) -> None:
-        """Stopping: answers still being worked out are dropped (their questions are
-        recorded; nothing they would write is lost)."""
-        for task in list(self._later):
-            task.cancel()
-        while self._later:
-            await asyncio.wait(set(self._later))
+        """Stopping: answers still being read are dropped (their questions are recorded;
+        they write nothing); one already being written to the outbox is let finish, so no
+        transaction of the writer is cut off."""
+        self._dropping = True
+        try:
+            for task in list(self._reading):
+                task.cancel()
+            while self._later:
+                await asyncio.wait(set(self._later))
+        finally:
+            self._dropping = False
 
     async def run(self) -> None:
         """Forever: take what has arrived (up to batch_max), handle it, answer it. Cancelling
@@ -719,17 +726,25 @@ class Pipeline:
         of its own, and send it the way every reply goes (the outbox, in its own
         transaction)."""
         reply: Reply | None
-        async with self._later_turns:
-            try:
-                async with self.read_sessions() as session, session.begin():
-                    result = await later.read(session)
-                reply = None if result is None else \
-                    result if isinstance(result, Reply) else Reply(result)
-            except UserError as exc:
-                reply = Reply(exc.text)
-            except Exception:
-                log.exception("the answer to message %s failed", message.message_id)
-                reply = Reply(texts.General.INTERNAL_ERROR)
+        me = asyncio.current_task()
+        assert me is not None
+        self._reading.add(me)
+        try:
+            if self._dropping:
+                return
+            async with self._later_turns:
+                try:
+                    async with self.read_sessions() as session, session.begin():
+                        result = await later.read(session)
+                    reply = None if result is None else \
+                        result if isinstance(result, Reply) else Reply(result)
+                except UserError as exc:
+                    reply = Reply(exc.text)
+                except Exception:
+                    log.exception("the answer to message %s failed", message.message_id)
+                    reply = Reply(texts.General.INTERNAL_ERROR)
+        finally:
+            self._reading.discard(me)
         if reply is None:
             return
         try:
