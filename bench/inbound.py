@@ -903,6 +903,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=2020)
     p.add_argument("--batch-max", type=int, default=None,
                    help="override pipeline.batch_max (default: the settings' default)")
+    p.add_argument("--statement-turn", type=float, default=None,
+                   help="override store.STATEMENT_TURN, seconds (SQLite: the longest run of "
+                        "statements before the loop is handed back; 1000 = never)")
     p.add_argument("--runs", default="pipeline,ptb",
                    help="comma-separated, in order: pipeline, ptb, naive (default pipeline,ptb)")
     p.add_argument("--no-sender", action="store_true",

@@ -21,7 +21,7 @@ from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm.attributes import set_committed_value
 
-from bot import texts
+from bot import store, texts
 from bot.config import Settings
 from bot.domain import HeldRole, UserError
 from bot.grammar import Command, ParseError, as_written, normalise, parse
@@ -340,6 +340,7 @@ class LoopShare:
         if time.perf_counter() - self._since >= self.TURN:
             await asyncio.sleep(0)
             self._since = time.perf_counter()
+            store.turn_taken()
 
     def restart(self) -> None:
         """A new run of work starts now (the loop has just had its turn)."""

@@ -37,6 +37,24 @@ SQLITE_LOCK_WAIT = 30.0
 # Statements (with their parameters) at DEBUG, under the logger name of the driver this
 # adapter replaces, so logging set-up (quieted by default, masked always) applies unchanged.
 driver_log = logging.getLogger("aiosqlite")
+# The longest run of SQLite statements (seconds) on the event loop's thread without handing
+# the loop back: past it, the next statement first lets the loop run what waits (as every
+# statement's round trip does on PostgreSQL), so one long handler (a return with a fever:
+# a dozen statements) does not hold every other chat, the sender and the timers.
+STATEMENT_TURN = 0.002
+_last_turn = [0.0]
+
+
+async def take_turn() -> None:
+    """Hand the event loop back if the statements have had it for STATEMENT_TURN."""
+    if time.perf_counter() - _last_turn[0] >= STATEMENT_TURN:
+        await asyncio.sleep(0)
+        _last_turn[0] = time.perf_counter()
+
+
+def turn_taken() -> None:
+    """Someone else just handed the loop back (bot.pipeline.LoopShare): the clock restarts."""
+    _last_turn[0] = time.perf_counter()
 
 
 class _InlineCursor:
@@ -75,12 +93,14 @@ class _InlineCursor:
                         raise
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, 0.05)
+        await take_turn()
         self._cursor.execute(sql, parameters)
         return self
 
     async def executemany(self, sql: str, seq_of_parameters: Any) -> _InlineCursor:
         if driver_log.isEnabledFor(logging.DEBUG):
             driver_log.debug("executing many %s %r", sql, seq_of_parameters)
+        await take_turn()
         self._cursor.executemany(sql, seq_of_parameters)
         return self
 
