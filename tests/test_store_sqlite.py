@@ -132,3 +132,46 @@ async def test_begin_gives_up_when_the_lock_stays_taken(engine, tmp_path, monkey
         other.close()
     async with store.sessionmaker(engine)() as session:
         assert (await session.execute(select(func.count()).select_from(Node))).scalar_one() == 0
+
+
+async def test_a_long_run_of_statements_hands_the_loop_back(engine, monkeypatch):
+    """A transaction of many statements lets other tasks run between them (after
+    STATEMENT_TURN), and what it writes is all there, in order, once."""
+    monkeypatch.setattr(store, "STATEMENT_TURN", 0.0)
+    ticks: list[int] = []
+    written = 0
+
+    async def other_chat() -> None:
+        while True:
+            ticks.append(written)
+            await asyncio.sleep(0)
+
+    ticker = asyncio.create_task(other_chat())
+    await asyncio.sleep(0)
+    sessions = store.sessionmaker(engine)
+    async with sessions() as session, session.begin():
+        for i in range(40):
+            session.add(node(f"n{i}"))
+            await session.flush()
+            written += 1
+    ticker.cancel()
+    # The other task ran in the middle of the transaction, more than once.
+    assert len({t for t in ticks if 0 < t < 40}) > 5
+    assert await names(engine) == [f"n{i}" for i in range(40)]
+
+
+async def test_statements_within_their_turn_do_not_yield(engine, monkeypatch):
+    monkeypatch.setattr(store, "STATEMENT_TURN", 3600.0)
+    store.turn_taken()
+    ran = []
+
+    async def other() -> None:
+        ran.append(True)
+
+    sessions = store.sessionmaker(engine)
+    async with sessions() as session:
+        task = asyncio.create_task(other())
+        for _ in range(20):
+            await session.execute(select(func.count(Node.id)))
+        assert not ran  # twenty statements, not one hand-back
+        await task
