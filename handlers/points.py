@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from bot import pii, texts
 from bot.grammar import (
     AdjustPoints,
@@ -15,7 +17,7 @@ from bot.grammar import (
     Verify,
 )
 from bot.permission import COMMANDER_OR_SECRETARY, GROUP_COMMANDER, LANDLORD, VERIFIER
-from bot.router import Context, Router
+from bot.router import Context, Later, Router
 from bot.services import points as pts
 from models import PointsEvent
 
@@ -38,24 +40,29 @@ def _verifier_tier(ctx: Context) -> set[int]:
 
 
 @router.command(Score, tiers=LANDLORD_TIERS, allow=LANDLORD)
-async def on_score(cmd: Score, ctx: Context) -> str:
+async def on_score(cmd: Score, ctx: Context) -> Later:
     """积分 — 查看您的积分、排名和本周积分记录"""
     assert ctx.sender is not None
     settings = ctx.settings.points
-    mine = await pts.standing(ctx.session, landlord_id=ctx.sender.id, now=ctx.now(),
-                              zone=ctx.zone, settings=settings)
-    if mine.rank is not None and mine.scope is not None:
-        head = texts.Points.SCORE.format(name=ctx.sender.name, score=mine.score,
-                                         start=settings.start_score, scope=mine.scope.name,
-                                         rank=mine.rank, total=mine.total)
-    else:
-        head = texts.Points.SCORE_UNRANKED.format(name=ctx.sender.name, score=mine.score,
-                                                  start=settings.start_score)
-    events = await pts.week_events(ctx.session, landlord_id=ctx.sender.id, now=ctx.now(),
-                                   zone=ctx.zone)
-    if not events:
-        return f"{head}\n{texts.Points.WEEK_NONE}"
-    return "\n".join([head, texts.Points.WEEK_HEAD, *(_line(ctx, e) for e in events)])
+    landlord_id, name, now, zone = ctx.sender.id, ctx.sender.name, ctx.now(), ctx.zone
+
+    async def read(session: AsyncSession) -> str:
+        # The rank reads a scope's standings (100,000 landlords in a city): off the batch.
+        mine = await pts.standing(session, landlord_id=landlord_id, now=now, zone=zone,
+                                  settings=settings)
+        if mine.rank is not None and mine.scope is not None:
+            head = texts.Points.SCORE.format(name=name, score=mine.score,
+                                             start=settings.start_score, scope=mine.scope.name,
+                                             rank=mine.rank, total=mine.total)
+        else:
+            head = texts.Points.SCORE_UNRANKED.format(name=name, score=mine.score,
+                                                      start=settings.start_score)
+        events = await pts.week_events(session, landlord_id=landlord_id, now=now, zone=zone)
+        if not events:
+            return f"{head}\n{texts.Points.WEEK_NONE}"
+        return "\n".join([head, texts.Points.WEEK_HEAD, *(_line(ctx, e) for e in events)])
+
+    return Later(read)
 
 
 @router.command(ScoreHistory, tiers=LANDLORD_TIERS, allow=LANDLORD)
