@@ -844,7 +844,7 @@ class OutboxSender:
             pacer.paused_until = account.paused_until
             pacer.last_rate_limited = account.last_rate_limited_at
             if account.last_sent_at is not None:
-                pacer.remember(account.last_sent_at)
+                pacer.remember(min(account.last_sent_at, now))
         await self._remember_recent(session, pacer, self._row_accounts(key), now)
 
     async def _remember_recent(self, session: AsyncSession, pacer: Pacer,
@@ -858,7 +858,9 @@ class OutboxSender:
             .limit(self.pacing.daily_cap))).scalars().all()
         for at in reversed(recent):
             if at is not None:
-                pacer.remember(at)
+                # A send "after" now: the clock has gone back since (NTP, a fixed clock). It
+                # counts as sent now; the gap after it is not stretched by the jump.
+                pacer.remember(min(at, now))
 
     # -- reconciliation ----------------------------------------------------------------------
 
@@ -979,7 +981,7 @@ class OutboxSender:
                 pacer.paused_until = account.paused_until
                 pacer.last_rate_limited = account.last_rate_limited_at
                 if account.last_sent_at is not None:
-                    pacer.remember(account.last_sent_at)
+                    pacer.remember(min(account.last_sent_at, now))
             names |= set((await session.execute(select(Group.account).distinct())).scalars())
             for name in names:
                 await self._remember_recent(session, self.pacer(name), [name], now)

@@ -52,3 +52,23 @@ async def test_a_restart_keeps_the_gap_after_a_reply(bot, chat: Chat, chain: Dem
     await bot.idle()
     sent = [s for s in transport.sent if s.room_id == chain.subdistrict_group]
     assert len(sent) == 1 and clock.now() - replied_at >= timedelta(seconds=7)
+
+
+async def test_a_clock_gone_back_does_not_hold_the_sends_until_it_catches_up(
+        bot, chat: Chat, chain: DemoChain, clock, transport):
+    """Sends recorded at a time the clock has since gone back from (NTP stepped it back, a
+    fixed clock after a restart) count as made now: the next send waits the usual gap, not
+    the length of the jump."""
+    bot.settings.pacing.min_gap_seconds, bot.settings.pacing.jitter_seconds = 5, 0
+    await chat.say(chain.tenant_group, chain.tenant, "我回来了 江西上饶 13905791234")
+    assert chat.replies(chain.tenant_group)
+    await bot.sender.stop()
+    bot.sender.pacers.clear()            # a new process: nothing in memory
+    clock.advance(timedelta(hours=-2))   # ... on a clock two hours behind
+    await bot.sender.start()
+    await chat.say(chain.subdistrict_group, chain.commander, "通知 到2级 开会")
+    assert chat.replies(chain.subdistrict_group) == []   # the gap holds ...
+    clock.advance(timedelta(seconds=5.1))
+    await bot.idle()
+    # ... and no more than the gap.
+    assert [s for s in transport.sent if s.room_id == chain.subdistrict_group]
