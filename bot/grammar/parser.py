@@ -37,6 +37,10 @@ FAMILIES: tuple[ModuleType, ...] = (
 _TRAILING_TAG = re.compile(r" 【(?:紧急)?通知#(?P<tag>[0-9]{1,9})】$", re.ASCII)
 
 
+# @name and a space (WeChat's U+2005 after a mention is a space once normalised).
+_LEADING_MENTIONS = re.compile(r"(?:@[^\s@]{1,30}\s+)+")
+
+
 def steps(families: tuple[ModuleType, ...] = FAMILIES) -> tuple[Step, ...]:
     """The steps of these families, in the order they run."""
     return tuple(sorted((s for f in families for s in f.STEPS), key=lambda s: s.order))
@@ -73,4 +77,14 @@ def parse(text: str, *, normalised: bool = False) -> Command | None:
         result = step.parse(msg)
         if result is not None:
             return result
+    mentions = _LEADING_MENTIONS.match(msg.text)
+    if mentions is not None and mentions.end() < len(msg.text):
+        # @刘芳 我现在多少分了: WeChat puts the mention first; read what follows it, once.
+        body = msg.text[mentions.end():]
+        again = Message(raw=msg.raw, text=body, plain=plain(body), quoted=msg.quoted,
+                        addressed=True)
+        for step in _STEPS:
+            result = step.parse(again)
+            if result is not None:
+                return result
     return None

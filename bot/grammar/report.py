@@ -25,7 +25,7 @@ _REPORT_WORDS: tuple[tuple[str, str], ...] = tuple(
         (
             *((w, "disinfect") for w in (
                 "消毒已完成", "已完成消毒", "消毒完成", "已消毒", "消毒", "已消杀", "消杀",
-                "环境消毒",
+                "环境消毒", "消了毒", "消过毒",
             )),
             *((w, "errand") for w in (
                 "代办", "已代办", "代购", "已代购", "跑腿", "代买", "帮办",
@@ -41,12 +41,14 @@ _REPORT_WORDS: tuple[tuple[str, str], ...] = tuple(
         reverse=True,
     )
 )
-_DONE_TODAY = r"(?:今天|今日|今早|上午|下午|刚刚|刚才|刚)?"
-_PLACES = r"(?:楼道|楼梯|走廊|公共区域|公共部位|房间|出租房|全部|都|也)*"
+_DONE_TODAY = r"(?:今天|今日|今早|上午|下午|刚刚|刚才|刚){0,2}"
+# 楼道和公共区域都: the places, joined as people join them.
+_PLACES = r"(?:楼道|楼梯|走廊|公共区域|公共部位|房间|出租房|全部|都|也|和|及|与|跟|,| )*"
 _DISINFECTED = re.compile(
     _DONE_TODAY + _PLACES
     + r"(?:(?:已经|已)(?:全部|都)?(?:完成)?(?:消毒|消杀)(?:完成|完毕|好|过)?了?"
-    r"|(?:消毒|消杀)(?:已经|已)?(?:完成|完毕|好)了?)" + END_PUNCT
+    r"|(?:消毒|消杀)(?:已经|已)?(?:完成|完毕|做好|做完|好|做)了?"
+    r"|(?:消毒|消杀)过?了)" + END_PUNCT
 )
 # Polite words between 房东上报 and what is reported (房东上报一下, 房东上报个情况).
 _POLITE = re.compile(r"^(?:一下|下|个情况|情况)\s*[,:]?\s*")
