@@ -15,6 +15,8 @@ from bot.grammar import (
     ParseError,
     Score,
     Temperature,
+    TenantReturn,
+    normalise,
     parse,
 )
 from bot.grammar.parser import FAMILIES, steps
@@ -171,3 +173,26 @@ def test_every_family_has_steps_and_examples() -> None:
         assert family.STEPS and family.EXAMPLES, family.__name__
     orders = [s.order for s in steps()]
     assert orders == sorted(orders)
+
+
+# --- misses found by the corpus (the shapes people typed, each with what it must be) -----------
+
+QUOTE_LINE = "\n- - - - - - - - - - - - - - -\n"
+
+
+def _parsed(text: str) -> Command | None:
+    return parse(normalise(text))
+
+
+def test_traditional_characters_are_read_and_kept_as_written() -> None:
+    assert _parsed("房東上報 消毒") == LandlordReport(kind="disinfect", detail="")
+    assert _parsed("積分多少") == Score()
+    cmd = _parsed("租客返回 周杰 13812345670 來自 河南鄭州")
+    assert isinstance(cmd, TenantReturn) and cmd.origin == "河南郑州" and cmd.name == "周杰"
+    assert normalise("反饋：樓道燈壞了", keep_punctuation=True) == "反饋：樓道燈壞了"
+
+
+def test_a_bot_named_in_traditional_characters_is_still_stripped() -> None:
+    assert normalise("@防疫小幫手\u2005體溫36.5", bot_names=["防疫小幫手"]) == "体温36.5"
+    assert normalise("@防疫小幫手\u2005體溫36.5", bot_names=["防疫小幫手"],
+                     keep_punctuation=True) == "體溫36.5"
