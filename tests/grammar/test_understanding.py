@@ -196,3 +196,10 @@ def test_a_bot_named_in_traditional_characters_is_still_stripped() -> None:
     assert normalise("@防疫小幫手\u2005體溫36.5", bot_names=["防疫小幫手"]) == "体温36.5"
     assert normalise("@防疫小幫手\u2005體溫36.5", bot_names=["防疫小幫手"],
                      keep_punctuation=True) == "體溫36.5"
+
+
+
+@pytest.mark.parametrize("text", ["查一下我的积分", "看看我的积分", "帮我查下积分", "我现在几分",
+                                  "我多少分"])
+def test_more_score_questions(text: str) -> None:
+    assert _parsed(text) == Score()
