@@ -199,6 +199,20 @@ def test_a_bot_named_in_traditional_characters_is_still_stripped() -> None:
 
 
 
+@pytest.mark.parametrize(("text", "expected"), [
+    ("@刘芳 我现在多少分了", Score()),
+    ("@社区 房东上报 消毒", LandlordReport(kind="disinfect", detail="")),
+    ("@吴海峰 收到", Ack()),
+])
+def test_a_command_after_a_mention(text: str, expected: Command) -> None:
+    assert _parsed(text) == expected
+
+
+def test_a_mention_that_is_an_argument_stays_one() -> None:
+    cmd = _parsed("@董宝明 加2分 帮租客代购")
+    assert cmd is not None and cmd.model_dump()["target"] == "董宝明"
+
+
 @pytest.mark.parametrize("text", ["查一下我的积分", "看看我的积分", "帮我查下积分", "我现在几分",
                                   "我多少分"])
 def test_more_score_questions(text: str) -> None:
