@@ -16,6 +16,9 @@ _QUOTE_LAST = re.compile(r"\n" + _DASH_LINE + r"\n\s*「(?P<q>[^」]*)」\s*$")
 _QUOTE_TRAILING = re.compile(r"\n\s*「(?P<q>[^」\n]*[:：][^」]*)」\s*$")
 # The tag the bot puts on every notice it sends; a reply quoting a notice keeps it.
 _NOTICE_TAG = re.compile(r"【(?P<urgent>紧急)?通知\s*#\s*(?P<id>[0-9]{1,9})】")
+# A reply of one reading under a quote that asks for temperatures (体温, 测温, 體溫).
+_BARE_READING = re.compile(r"[34][0-9](?:[.。][0-9])?\s*(?:度|℃|°C|°)?", re.ASCII)
+_ASKS_READING = re.compile("体温|测温|體溫|体溫|量温")
 # Invisible characters that phones and WeChat sprinkle into text.
 _INVISIBLE = re.compile("[\u200b\u200c\u200d\u2060\ufeff\u00ad]")
 _SPACES = re.compile(r"\s+")
@@ -125,6 +128,9 @@ def normalise(text: str, *, bot_names: Iterable[str] = (), keep_punctuation: boo
     if names:
         text = _strip_mentions(text, names)
     text = text.strip()
+    if quote and _BARE_READING.fullmatch(text) and _ASKS_READING.search(quote):
+        # 36.5 under a quoted 大家报一下体温: the number answers the quote.
+        text = f"体温 {text}"
     if text and quote and not _NOTICE_TAG.search(text):
         tag = _notice_tag(_fold(quote))
         if tag:

@@ -184,6 +184,16 @@ def _parsed(text: str) -> Command | None:
     return parse(normalise(text))
 
 
+@pytest.mark.parametrize(("quote", "reply", "expected"), [
+    ("董宝明：大家每天报一下体温", "36.5", Temperature(value=36.5)),
+    ("董宝明：@王明 今天体温多少", "３８．２度", Temperature(value=38.2)),
+    ("董宝明：你住几楼", "36", None),  # a number under another question stays a number
+])
+def test_a_reading_under_a_quote_asking_for_it(quote: str, reply: str,
+                                               expected: Command | None) -> None:
+    assert _parsed(f"「{quote}」{QUOTE_LINE}{reply}") == expected
+
+
 def test_traditional_characters_are_read_and_kept_as_written() -> None:
     assert _parsed("房東上報 消毒") == LandlordReport(kind="disinfect", detail="")
     assert _parsed("積分多少") == Score()
