@@ -184,6 +184,38 @@ def _parsed(text: str) -> Command | None:
     return parse(normalise(text))
 
 
+@pytest.mark.parametrize(("text", "expected"), [
+    # A decimal point typed with spaces or as a middle dot: the value, never 36.0.
+    ("体温 ： 36 . 6", Temperature(value=36.6)),
+    ("体温36·5", Temperature(value=36.5)),
+    ("今天早上体温 36 .5", Temperature(value=36.5)),
+    # A landlord's fever for a tenant with a time word around the name: stored, not a hint.
+    ("王明今天体温三十八度五", Temperature(value=38.5, name="王明")),
+    ("今天王明体温38.3", Temperature(value=38.3, name="王明")),
+    ("王明今天早上体温38.2", Temperature(value=38.2, name="王明")),
+    ("大家今天体温三十六度五", Temperature(value=36.5)),  # nobody is named 大家
+    # A unit after the decimal makes it a temperature; an integer below 37 with no health
+    # word is the weather or the air-conditioner.
+    ("今天36.5度", HealthMention(value=36.5)),
+    ("今天38.5度", HealthMention(value=38.5)),
+    ("我家302的空调坏了36度热死了", None),
+    ("今天38度好热", HealthMention(value=38.0)),  # never silent at a fever's value
+    # A fever stated and then a question about what to do is a fever.
+    ("体温38℃ 发烧了 怎么办", Temperature(value=38.0)),
+    ("@董宝明 我发烧了怎么办", HealthMention(fever=True)),
+    ("发烧怎么办?", HealthMention()),
+    ("是不是发烧了", HealthMention()),
+    ("发烧了吗", HealthMention()),
+    # A question put to someone else is not a report.
+    ("@王明 你今天量体温了吗", None),
+    ("@董宝明 体温36.5", Temperature(value=36.5)),
+    # Traditional characters.
+    ("體溫：36.6℃", Temperature(value=36.6)),
+])
+def test_health_shapes(text: str, expected: Command | None) -> None:
+    assert _parsed(text) == expected
+
+
 @pytest.mark.parametrize(("quote", "reply", "expected"), [
     ("董宝明：大家每天报一下体温", "36.5", Temperature(value=36.5)),
     ("董宝明：@王明 今天体温多少", "３８．２度", Temperature(value=38.2)),
