@@ -269,6 +269,20 @@ def test_not_acknowledgements(text: str) -> None:
     assert not isinstance(_parsed(text), Ack)
 
 
+@pytest.mark.parametrize("text", [
+    "今天楼道和公共区域都消毒了", "消毒已做✅", "楼道消毒了", "今天上午楼梯走廊已消毒完成",
+    "房东上报 今天给楼道消了毒",
+])
+def test_disinfection_said_in_passing(text: str) -> None:
+    cmd = _parsed(text)
+    assert isinstance(cmd, LandlordReport) and cmd.kind == "disinfect"
+
+
+@pytest.mark.parametrize("text", ["消毒了吗", "楼道消毒了没", "要消毒了", "消毒"])
+def test_disinfection_asked_or_planned_is_no_report(text: str) -> None:
+    assert _parsed(text) is None
+
+
 @pytest.mark.parametrize("text", ["查一下我的积分", "看看我的积分", "帮我查下积分", "我现在几分",
                                   "我多少分"])
 def test_more_score_questions(text: str) -> None:
