@@ -287,3 +287,13 @@ def test_disinfection_asked_or_planned_is_no_report(text: str) -> None:
                                   "我多少分"])
 def test_more_score_questions(text: str) -> None:
     assert _parsed(text) == Score()
+
+
+@pytest.mark.parametrize(("text", "name", "origin"), [
+    ("我是新来的租客黄磊，刚从贵州贵阳到义乌，电话18600001234", "黄磊", "贵州贵阳"),
+    ("您好，我是302的租客张三，今天从安徽阜阳回义乌了，手机：139 1234 5678", "张三", "安徽阜阳"),
+    ("你好房东 我是李明 湖南邵阳人 今天回来了 电话13712345678", "李明", "湖南邵阳"),
+])
+def test_returns_announced_in_passing(text: str, name: str, origin: str) -> None:
+    cmd = _parsed(text)
+    assert isinstance(cmd, TenantReturn) and (cmd.name, cmd.origin) == (name, origin)
