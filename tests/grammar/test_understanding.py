@@ -14,6 +14,7 @@ from bot.grammar import (
     LandlordReport,
     ParseError,
     Score,
+    ShopCheckin,
     Temperature,
     TenantReturn,
     normalise,
@@ -297,3 +298,18 @@ def test_more_score_questions(text: str) -> None:
 def test_returns_announced_in_passing(text: str, name: str, origin: str) -> None:
     cmd = _parsed(text)
     assert isinstance(cmd, TenantReturn) and (cmd.name, cmd.origin) == (name, origin)
+
+
+@pytest.mark.parametrize(("text", "checked", "opened"), [
+    ("巡查十家，营业八家，无异常", 10, 8),
+    ("今日打卡 巡查10家 开门7家 已消毒 体温正常", 10, 7),
+    ("今天巡查了十家，开门九家，体温都正常，已消毒", 10, 9),
+])
+def test_checkins_with_numerals_and_day_words(text: str, checked: int, opened: int) -> None:
+    cmd = _parsed(text)
+    assert isinstance(cmd, ShopCheckin) and (cmd.checked, cmd.opened) == (checked, opened)
+
+
+@pytest.mark.parametrize("text", ["巡查十个小区", "巡查组", "今日打卡 体温36.5"])
+def test_not_checkins(text: str) -> None:
+    assert not isinstance(_parsed(text), ShopCheckin)
