@@ -24,7 +24,9 @@ _TEMP_KEYWORD = re.compile(
     r"(?:今日|今天|每日|今早|今晚|早上|早晨|上午|中午|下午|晚上|我的|本人)?\s*(?:上报)?\s*"
     r"(?:测量体温|测体温|量体温|体温|测温)"
 )
-_TEMP_NAME_FIRST = re.compile(f"(?P<name>[{HAN}·]{{2,8}}?)\\s*(?:今日|今天)?(?:体温|测温)")
+# 王明 体温36.6, 代报 王明 体温36.5 (a landlord reporting for a tenant).
+_TEMP_NAME_FIRST = re.compile(
+    f"(?:(?:房东)?(?:代报|帮报)\\s*)?(?P<name>[{HAN}·]{{2,8}}?)\\s*(?:今日|今天)?(?:体温|测温)")
 _TEMP_VALUE = re.compile(
     r"(?<![0-9.])(?P<num>[0-9]{1,3}(?:[.。][0-9]{1,2})?)(?![0-9])\s*" + f"(?P<unit>{UNIT})?",
     re.ASCII,
@@ -98,12 +100,13 @@ _FEVER_WORD = re.compile(r"发烧|发热|低烧|高烧|有点烧|烧到|烧得")
 _DENIED = re.compile(r"(?:没有|没|不|未|无|否|退)(?:再)?(?:发烧|发热|烧)")
 _FEVER_STATED = re.compile(r"(?:发烧|发热|低烧|高烧|有点烧)了(?![吗么没?])")
 _FEVER_ASKED = re.compile(r"(?:是不是|算不算|会不会|是否|有没有|有无)(?:发烧|发热|低烧|高烧)")
-_QUESTION = re.compile(r"\?|吗|么|是不是|算不算|多少|几度|怎么办|怎么|要不要|正常不")
+# 么 asks (发烧了么), 什么 in 没有什么不舒服 does not; 怎么 is its own entry.
+_QUESTION = re.compile(r"\?|吗|(?<!什)么|是不是|算不算|多少|几度|怎么办|怎么|要不要|正常不")
 _CN_DIGIT = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6,
              "七": 7, "八": 8, "九": 9}
 # 36.5 / 36,5 / 36。5 / 37度5 / 38 度 / 38℃ (34–43: what a thermometer can show).
 _READING = re.compile(
-    r"(?<![0-9.,])(?P<int>3[4-9]|4[0-3])"
+    r"(?<![0-9.])(?<![0-9],)(?P<int>3[4-9]|4[0-3])"
     r"(?:(?:\.|。|,(?=[0-9](?![0-9.])))(?P<frac>[0-9]{1,2})(?:\s*(?P<unit2>" + UNIT[3:-1] + "))?"
     r"|\s*(?P<unit>" + UNIT[3:-1] +
     r")(?:(?P<frac2>[0-9])(?![0-9.]))?)?(?![0-9])",
@@ -116,9 +119,11 @@ _CN_READING = re.compile(
 )
 # Lazy: 王明今天体温 names 王明, not 王明今天; 今天王明体温 too.
 _WHEN = "|".join(TIME_WORDS)
-_NAME_RUN = re.compile(f"(?:^|(?<=[\\s,:;!?.]))(?:{_WHEN})*(?P<name>[{HAN}·]{{2,8}}?)"
-                       "(?:今日|今天|今早|早上|早晨|上午|下午|晚上){0,2}体温")
+_NAME_RUN = re.compile(f"(?:^|(?<=[\\s,:;!?.@]))(?:{_WHEN})*(?P<name>[{HAN}·]{{2,8}}?)"
+                       r"\s?(?:今日|今天|今早|早上|早晨|上午|下午|晚上){0,2}体温")
 _NAME_AFTER = re.compile(f"体温\\s*(?P<name>[{HAN}·]{{2,8}})(?=\\s|[0-9])")
+# 潘先生 37.8 发烧: a name, then the reading.
+_NAME_LEAD = re.compile(f"^@?(?P<name>[{HAN}·]{{2,8}}?)\\s*[:,]?\\s*(?=3[4-9]|4[0-3])")
 
 
 # 36 . 6, 36·5, 36 .5: a decimal point typed with spaces, or the middle dot of a Chinese
@@ -154,8 +159,9 @@ def _readings(text: str) -> list[float]:
 
 
 def _named(text: str) -> str | None:
-    """A tenant's name written right before or after 体温 (王明体温37.8, 体温 王明 37.8)."""
-    for pattern in (_NAME_RUN, _NAME_AFTER):
+    """A tenant's name written right before or after 体温 (王明体温37.8, 体温 王明 37.8), or
+    first, right before the reading (潘先生 37.8 发烧)."""
+    for pattern in (_NAME_RUN, _NAME_AFTER, _NAME_LEAD):
         m = pattern.search(text)
         if m is not None and is_name(m.group("name")):
             return m.group("name")

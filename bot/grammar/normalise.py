@@ -16,8 +16,11 @@ _QUOTE_LAST = re.compile(r"\n" + _DASH_LINE + r"\n\s*「(?P<q>[^」]*)」\s*$")
 _QUOTE_TRAILING = re.compile(r"\n\s*「(?P<q>[^」\n]*[:：][^」]*)」\s*$")
 # The tag the bot puts on every notice it sends; a reply quoting a notice keeps it.
 _NOTICE_TAG = re.compile(r"【(?P<urgent>紧急)?通知\s*#\s*(?P<id>[0-9]{1,9})】")
-# A reply of one reading under a quote that asks for temperatures (体温, 测温, 體溫).
-_BARE_READING = re.compile(r"[34][0-9](?:[.。][0-9])?\s*(?:度|℃|°C|°)?", re.ASCII)
+# A reply of one reading under a quote that asks for temperatures (体温, 测温, 體溫): 36.5,
+# 36.5度 正常, 王明 36.6 (a name first, the way a list is answered).
+_BARE_READING = re.compile(
+    r"(?:[\u4e00-\u9fff]{2,4} ?)?[34][0-9](?:[.。][0-9])?\s*(?:度|℃|°C|°)?"
+    r"(?: ?[,，]? ?(?:正常|体温正常|无异常|谢谢))?")
 _ASKS_READING = re.compile("体温|测温|體溫|体溫|量温")
 # Invisible characters that phones and WeChat sprinkle into text.
 _INVISIBLE = re.compile("[\u200b\u200c\u200d\u2060\ufeff\u00ad]")

@@ -209,7 +209,17 @@ def _parsed(text: str) -> Command | None:
     ("发烧了吗", HealthMention()),
     # A question put to someone else is not a report.
     ("@王明 你今天量体温了吗", None),
-    ("@董宝明 体温36.5", Temperature(value=36.5)),
+    # A name before the reading: mentioned, after 代报, or first (a landlord for a tenant).
+    ("@王明 体温38.2 发烧了", Temperature(value=38.2, name="王明")),
+    ("代报 王明 体温36.5", Temperature(value=36.5, name="王明")),
+    ("潘先生 37.8 发烧", Temperature(value=37.8, name="潘先生")),
+    ("王明 今天体温38.1", Temperature(value=38.1, name="王明")),
+    ("房东 38.5 发烧了", Temperature(value=38.5)),  # 房东 is nobody's name
+    ("今天 37.8 发烧", Temperature(value=37.8)),
+    # 什么 is no question; a reading after a comma is a reading.
+    ("房东我今天体温是三十六度五没有什么不舒服的", Temperature(value=36.5)),
+    ("我好像发烧了，37.9", Temperature(value=37.9)),
+    ("发烧了么", HealthMention()),
     # Traditional characters.
     ("體溫：36.6℃", Temperature(value=36.6)),
 ])
@@ -221,6 +231,10 @@ def test_health_shapes(text: str, expected: Command | None) -> None:
     ("董宝明：大家每天报一下体温", "36.5", Temperature(value=36.5)),
     ("董宝明：@王明 今天体温多少", "３８．２度", Temperature(value=38.2)),
     ("董宝明：你住几楼", "36", None),  # a number under another question stays a number
+    ("董宝明：请大家报一下今天的体温", "36.5 正常", Temperature(value=36.5)),
+    ("董宝明：请大家报一下今天的体温", "王明 36.6", Temperature(value=36.6, name="王明")),
+    ("董宝明：请大家报一下今天的体温", "36.5，谢谢", Temperature(value=36.5)),
+    ("董宝明：请大家报一下今天的体温", "40分钟后", None),
 ])
 def test_a_reading_under_a_quote_asking_for_it(quote: str, reply: str,
                                                expected: Command | None) -> None:
