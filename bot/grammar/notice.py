@@ -51,7 +51,7 @@ _ACK_WORD = (
 # What may follow the acknowledgement: a short promise to act on it, thanks, emoji.
 _ACK_ADVERB = (
     r"(?:我们|我|本人|会|将|一定|保证|马上|立马|立即|立刻|随即|尽快|及时|认真|坚决|按时|按要求|"
-    r"今天|今日|明天|现在|这就|正在|已经|已)"
+    r"今天|今日|明天|现在|这就|正在|已经|已|就|这边|我这边)"
 )
 _ACK_VERB = (
     r"(?:落实|执行|照办|办理|安排|处理|部署|跟进|配合|完成|去办|去做|整改|消毒|办|做)"

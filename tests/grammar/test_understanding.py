@@ -273,13 +273,14 @@ def test_a_mention_that_is_an_argument_stays_one() -> None:
 @pytest.mark.parametrize("text", [
     "收到，马上通知商户们", "好的收到，我马上转发到房东群", "收到收到，已通知租客们[OK]",
     "已收到 已转发租客群", "收到，已传达到每个商户", "嗯嗯 收到", "收到，已通知各位房东",
-    "收到，通知已转发各商户", "收到，立即落实到位", "收到 已转发群里",
+    "收到，通知已转发各商户", "收到，立即落实到位", "收到 已转发群里", "收到，今天就通知下去",
+    "收到，我这边马上通知",
 ])
 def test_acknowledgements_that_say_where_it_was_passed_on(text: str) -> None:
     assert _parsed(text) == Ack()
 
 
-@pytest.mark.parametrize("text", ["嗯嗯", "哦", "通知已转发了吗"])
+@pytest.mark.parametrize("text", ["嗯嗯", "哦", "通知已转发了吗", "就"])
 def test_not_acknowledgements(text: str) -> None:
     assert not isinstance(_parsed(text), Ack)
 
