@@ -300,7 +300,7 @@ def test_disinfection_asked_or_planned_is_no_report(text: str) -> None:
 
 
 @pytest.mark.parametrize("text", ["查一下我的积分", "看看我的积分", "帮我查下积分", "我现在几分",
-                                  "我多少分"])
+                                  "我多少分", "我的分数", "积分 多少", "请问我现在有多少积分"])
 def test_more_score_questions(text: str) -> None:
     assert _parsed(text) == Score()
 
