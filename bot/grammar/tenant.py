@@ -201,6 +201,12 @@ def _marked_origin(token: str) -> tuple[str, bool] | None:
         if m is None:
             continue
         place = _ORIGIN_TAIL.sub("", m.group("o"))
+        if pattern is _ORIGIN_MARKED[1] and "从" in place[1:]:
+            # 坐火车从江西赣州回到义乌: the place is what follows 从, and 从 marks it.
+            place = place.rsplit("从", 1)[1]
+            if is_place(place) and place not in _FILLERS:
+                return place, True
+            continue
         if pattern is _ORIGIN_MARKED[3] and not looks_like_place(place):
             continue  # 主人, 客人, 家人
         if is_place(place) and place not in _FILLERS:
