@@ -274,13 +274,15 @@ def test_a_mention_that_is_an_argument_stays_one() -> None:
     "收到，马上通知商户们", "好的收到，我马上转发到房东群", "收到收到，已通知租客们[OK]",
     "已收到 已转发租客群", "收到，已传达到每个商户", "嗯嗯 收到", "收到，已通知各位房东",
     "收到，通知已转发各商户", "收到，立即落实到位", "收到 已转发群里", "收到，今天就通知下去",
-    "收到，我这边马上通知",
+    "收到，我这边马上通知", "谢谢，收到", "已收到通知", "通知已收到", "转发了", "已发群里",
+    "收到，已发到租客群", "已发给租客了", "收到了哈",
 ])
 def test_acknowledgements_that_say_where_it_was_passed_on(text: str) -> None:
     assert _parsed(text) == Ack()
 
 
-@pytest.mark.parametrize("text", ["嗯嗯", "哦", "通知已转发了吗", "就"])
+@pytest.mark.parametrize("text", ["嗯嗯", "哦", "通知已转发了吗", "就", "谢谢", "已发", "发了",
+                                  "转发了吗", "已发到群里了吗", "收到通知"])
 def test_not_acknowledgements(text: str) -> None:
     assert not isinstance(_parsed(text), Ack)
 
