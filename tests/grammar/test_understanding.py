@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from bot.grammar import (
     Ack,
     Command,
+    EnterpriseReport,
     HealthMention,
     LandlordReport,
     ParseError,
@@ -17,6 +18,7 @@ from bot.grammar import (
     ShopCheckin,
     Temperature,
     TenantReturn,
+    WorkCard,
     normalise,
     parse,
 )
@@ -332,3 +334,23 @@ def test_checkins_with_numerals_and_day_words(text: str, checked: int, opened: i
 @pytest.mark.parametrize("text", ["巡查十个小区", "巡查组", "今日打卡 体温36.5"])
 def test_not_checkins(text: str) -> None:
     assert not isinstance(_parsed(text), ShopCheckin)
+
+
+@pytest.mark.parametrize(("text", "cls"), [
+    ("王丽 13812345678 湖南衡阳 租客返回", TenantReturn),
+    ("@董宝明 王丽 13812345678 湖南衡阳 租客返回", TenantReturn),
+    ("楼道已消毒 房东上报", LandlordReport),
+    ("在岗120 返岗3 隔离2 异常0 企业日报", EnterpriseReport),
+    ("在场85 新进5 异常0，工作卡", WorkCard),
+])
+def test_a_command_word_said_last(text: str, cls: type[Command]) -> None:
+    assert type(_parsed(text)) is cls
+
+
+@pytest.mark.parametrize("text", [
+    "请大家 租客返回", "什么是 房东上报", "今天的 工作卡", "帮302买了菜 房东上报",
+    "王丽 1381234567 湖南衡阳 租客返回",
+])
+def test_a_command_word_said_last_is_taken_only_for_a_whole_command(text: str) -> None:
+    """Talk about a command is no command, and gets no hint either."""
+    assert _parsed(text) is None
