@@ -269,8 +269,16 @@ def parse_return_args(
         raise ParseError.of("TenantReturn", "格式不正确") from exc
 
 
+# 登记：王丽 138… 湖南衡阳, 我要登记 …: the bare word only before a mobile (登记了吗 is chatter).
+_REGISTER = by_length("登记", "我要登记", "帮我登记", "麻烦登记", "请登记", "登记一下",
+                      "麻烦登记一下", "帮我登记一下")
+
+
 def _parse_return(text: str) -> Command | None:
-    """租客返回 … / 返回登记 … / 我回来了 … ."""
+    """租客返回 … / 返回登记 … / 我回来了 … / 登记 王丽 138… 湖南衡阳."""
+    found = keyword(text, _REGISTER)
+    if found is not None and found[1] and _MOBILE_LIKE.search(found[0]):
+        return parse_return_args(found[0], announce=False, landlord=False)
     for keywords, announce in ((_RETURN_FORMAL, False), (_RETURN_ANNOUNCE, True)):
         # 租客反回, 返回等记: the formal keywords forgive one mistyped character.
         found = keyword(text, keywords)

@@ -354,3 +354,17 @@ def test_a_command_word_said_last(text: str, cls: type[Command]) -> None:
 def test_a_command_word_said_last_is_taken_only_for_a_whole_command(text: str) -> None:
     """Talk about a command is no command, and gets no hint either."""
     assert _parsed(text) is None
+
+
+@pytest.mark.parametrize("text", [
+    "登记：王丽 13812345678 湖南衡阳", "我要登记 王丽 13812345678 湖南衡阳",
+    "麻烦登记一下 王丽 13812345678 来自湖南衡阳 谢谢",
+])
+def test_a_return_under_the_bare_word_register(text: str) -> None:
+    cmd = _parsed(text)
+    assert isinstance(cmd, TenantReturn) and (cmd.name, cmd.origin) == ("王丽", "湖南衡阳")
+
+
+@pytest.mark.parametrize("text", ["登记了吗", "登记一下", "登记 王丽", "复工登记了吗"])
+def test_register_without_a_mobile_is_chatter(text: str) -> None:
+    assert _parsed(text) is None
