@@ -7,6 +7,8 @@ import re
 from bot.grammar.commands import Command, LandlordReport, ReportKind
 from bot.grammar.core import (
     END_PUNCT,
+    HAN,
+    QUESTION,
     SEPARATORS,
     STRIP,
     ParseError,
@@ -50,6 +52,14 @@ _DISINFECTED = re.compile(
     r"|(?:消毒|消杀)(?:已经|已)?(?:完成|完毕|做好|做完|好|做)了?"
     r"|(?:消毒|消杀)过?了)" + END_PUNCT
 )
+# 违规情况：…, 代办内容：…: a label between the kind and the detail.
+_LABEL = re.compile(r"^(?:情况|事项|内容|说明|详情)\s*[:]?\s*")
+# 帮租客取快递, 帮王明买药: an errand said without the word.
+_HELPED = re.compile(r"帮.{0,8}?(?:买|取|送|拿|办理|代购|跑腿|购买)")
+# The kind first, set apart by a colon or a space, then a detail in words.
+_BARE_KIND = re.compile(
+    r"已?(?P<kind>代办|代购|代买|违规|调解)\s*[: ]\s*"
+    f"(?P<detail>.*[{HAN}].*[{HAN}].*)")
 # Polite words between 房东上报 and what is reported (房东上报一下, 房东上报个情况).
 _POLITE = re.compile(r"^(?:一下|下|个情况|情况)\s*[,:]?\s*")
 _KINDS_ANYWHERE = tuple((w, k) for w, k in _REPORT_WORDS
@@ -61,7 +71,9 @@ def _report_args(rest: str, *, landlord: bool) -> Command | None:
     for word, kind in _REPORT_WORDS:
         if not rest.startswith(word):
             continue
-        detail = rest[len(word):].strip(STRIP)
+        detail = _LABEL.sub("", rest[len(word):].strip(STRIP)).strip(STRIP)
+        if detail.startswith("了") and kind not in ("return", "temperature"):
+            detail = rest  # 调解了一起纠纷: the sentence is the detail
         if kind == "return":
             if not landlord:
                 return None
@@ -81,12 +93,14 @@ def _report_args(rest: str, *, landlord: bool) -> Command | None:
             _, _, kind = min(hits)
             found_kind: ReportKind = kind  # type: ignore[assignment]
             return LandlordReport(kind=found_kind, detail=rest.strip(STRIP))
+        if _HELPED.search(rest):
+            return LandlordReport(kind="errand", detail=rest.strip(STRIP))  # 帮租客取快递
         raise ParseError.of("LandlordReport", "kind_unknown")
     return None
 
 
 def _parse_report(text: str) -> Command | None:
-    """房东上报 <kind> [说明], the short 上报<kind>, and 消毒已完成."""
+    """房东上报 <kind> [说明], the short 上报<kind>, 代办：说明, and 消毒已完成."""
     found = fuzzy_keyword(text, ("房东上报",))
     if found is not None:
         return _report_args(_POLITE.sub("", found[0]), landlord=True)
@@ -95,6 +109,10 @@ def _parse_report(text: str) -> Command | None:
         return _report_args(found[0], landlord=False)
     if _DISINFECTED.fullmatch(text):
         return LandlordReport(kind="disinfect", detail="")
+    bare = _BARE_KIND.fullmatch(text)
+    if bare is not None and not QUESTION.search(text):
+        # 代办：帮王明取快递, 违规 302租客私自外出: the kind first, then what happened.
+        return _report_args(f"{bare.group('kind')} {bare.group('detail')}", landlord=False)
     return None
 
 

@@ -340,6 +340,7 @@ def test_not_checkins(text: str) -> None:
     ("王丽 13812345678 湖南衡阳 租客返回", TenantReturn),
     ("@董宝明 王丽 13812345678 湖南衡阳 租客返回", TenantReturn),
     ("楼道已消毒 房东上报", LandlordReport),
+    ("帮302买了菜 房东上报", LandlordReport),
     ("在岗120 返岗3 隔离2 异常0 企业日报", EnterpriseReport),
     ("在场85 新进5 异常0，工作卡", WorkCard),
 ])
@@ -348,7 +349,7 @@ def test_a_command_word_said_last(text: str, cls: type[Command]) -> None:
 
 
 @pytest.mark.parametrize("text", [
-    "请大家 租客返回", "什么是 房东上报", "今天的 工作卡", "帮302买了菜 房东上报",
+    "请大家 租客返回", "什么是 房东上报", "今天的 工作卡", "302的事 房东上报",
     "王丽 1381234567 湖南衡阳 租客返回",
 ])
 def test_a_command_word_said_last_is_taken_only_for_a_whole_command(text: str) -> None:
@@ -368,3 +369,24 @@ def test_a_return_under_the_bare_word_register(text: str) -> None:
 @pytest.mark.parametrize("text", ["登记了吗", "登记一下", "登记 王丽", "复工登记了吗"])
 def test_register_without_a_mobile_is_chatter(text: str) -> None:
     assert _parsed(text) is None
+
+
+@pytest.mark.parametrize(("text", "kind", "detail"), [
+    ("代办：帮王明取快递", "errand", "帮王明取快递"),
+    ("代办 帮301买菜", "errand", "帮301买菜"),
+    ("已代购 帮302租客买菜", "errand", "帮302租客买菜"),
+    ("违规：302租客私自外出", "violation", "302租客私自外出"),
+    ("调解：301和302噪音纠纷已调解", "mediation", "301和302噪音纠纷已调解"),
+    ("房东上报 调解了一起纠纷", "mediation", "调解了一起纠纷"),
+    ("房东上报 帮租客取快递", "errand", "帮租客取快递"),
+    ("房东上报 违规情况：202租客聚集打牌", "violation", "202租客聚集打牌"),
+])
+def test_reports_with_the_kind_first_or_said_in_other_words(text: str, kind: str,
+                                                             detail: str) -> None:
+    assert _parsed(text) == LandlordReport(kind=kind, detail=detail)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("text", ["代办", "代办事项", "代购 口罩 有人要吗", "代办 12", "违规",
+                                  "调解一下", "待办"])
+def test_kind_words_alone_or_asked_are_no_report(text: str) -> None:
+    assert not isinstance(_parsed(text), LandlordReport)
