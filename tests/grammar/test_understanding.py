@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from bot.grammar import (
     Ack,
+    Answer,
     Command,
     EnterpriseReport,
     HealthMention,
@@ -390,3 +391,15 @@ def test_reports_with_the_kind_first_or_said_in_other_words(text: str, kind: str
                                   "调解一下", "待办"])
 def test_kind_words_alone_or_asked_are_no_report(text: str) -> None:
     assert not isinstance(_parsed(text), LandlordReport)
+
+
+@pytest.mark.parametrize(("text", "answer"), [
+    ("答复1号 已处理", "已处理"),
+    ("回复1号反馈 已处理", "已处理"),
+    ("回复 第1条 已处理", "已处理"),
+    ("答复 第 1 条：已处理", "已处理"),
+    ("回复1号楼的灯修好了", "号楼的灯修好了"),  # 1号楼 is a building: the words stay
+])
+def test_answers_that_say_which_ticket_in_words(text: str, answer: str) -> None:
+    cmd = _parsed(text)
+    assert isinstance(cmd, Answer) and (cmd.ticket_id, cmd.text) == (1, answer)
