@@ -212,9 +212,11 @@ def _clause(text: str) -> dict[str, object]:
     """What one shop's clause says: open/closed, staff, readings, disinfection."""
     out: dict[str, object] = {}
     cleaned = _NOT_DISINFECTED.sub(" ", text)
-    if _CLOSED.search(cleaned):
+    closed, opened = _CLOSED.search(cleaned), _OPEN.search(cleaned)
+    # The shop's own word comes first: 3号开门 其他关门 is open (未开门 starts before 开门).
+    if closed is not None and (opened is None or closed.start() <= opened.start()):
         out["is_open"] = False
-    elif _OPEN.search(cleaned):
+    elif opened is not None:
         out["is_open"] = True
     staff = _STAFF.search(text)
     if staff is not None:

@@ -403,3 +403,14 @@ def test_kind_words_alone_or_asked_are_no_report(text: str) -> None:
 def test_answers_that_say_which_ticket_in_words(text: str, answer: str) -> None:
     cmd = _parsed(text)
     assert isinstance(cmd, Answer) and (cmd.ticket_id, cmd.text) == (1, answer)
+
+
+@pytest.mark.parametrize(("text", "opened"), [
+    ("1号2号3号开门 其他关门", [True, True, True]),  # were read as closed
+    ("3号 未开门", [False]),
+    ("3号 开门 2人；4号 关门", [True, False]),
+])
+def test_a_shops_own_word_says_whether_it_is_open(text: str, opened: list[bool]) -> None:
+    cmd = _parsed(text)
+    assert cmd is not None
+    assert [e["is_open"] for e in cmd.model_dump()["entries"]] == opened
