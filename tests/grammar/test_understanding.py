@@ -399,6 +399,7 @@ def test_kind_words_alone_or_asked_are_no_report(text: str) -> None:
     ("回复 第1条 已处理", "已处理"),
     ("答复 第 1 条：已处理", "已处理"),
     ("回复1号楼的灯修好了", "号楼的灯修好了"),  # 1号楼 is a building: the words stay
+    ("回覆1 已處理", "已处理"),  # 繁体
 ])
 def test_answers_that_say_which_ticket_in_words(text: str, answer: str) -> None:
     cmd = _parsed(text)
