@@ -116,6 +116,16 @@ def corpus_files() -> list[Path]:
     return [f for f in files if not (f.resolve() in seen or seen.add(f.resolve()))]
 
 
+# A message holds no tab or line break in its column; a WeChat reply that quotes a message is
+# several lines (「王明：体温36.5」\n- - - - - -\n收到), so the column writes them as \n (and \t).
+_ESCAPES = {"n": "\n", "t": "\t", "\\": "\\"}
+
+
+def unescape(message: str) -> str:
+    """The message column as sent: \\n is a line break, \\t a tab, \\\\ a backslash."""
+    return re.sub(r"\\([nt\\])", lambda m: _ESCAPES[m.group(1)], message)
+
+
 def read_lines(path: Path) -> Iterator[Line]:
     """The lines of one corpus file; a malformed line is an error, never skipped."""
     label = path.name if path.parent.name != "corpus" else f"{path.parent.parent.name}/{path.name}"
@@ -126,6 +136,7 @@ def read_lines(path: Path) -> Iterator[Line]:
         if len(cols) != 4:
             raise ValueError(f"{path}:{number}: 4 tab-separated columns expected: {raw!r}")
         speaker, group, message, expected = cols
+        message = unescape(message)
         line = Line(label, number, speaker.strip(), group.strip(), message, expected.strip())
         if line.kind not in KINDS:
             raise ValueError(f"{path}:{number}: unknown expected kind {line.kind!r}")

@@ -9,6 +9,8 @@ against the database and what the bot sent, never line by line.
 from __future__ import annotations
 
 import os
+import re
+import unicodedata
 
 import pytest
 from sqlalchemy import select
@@ -74,6 +76,7 @@ async def test_corpus_line(line: Line, bot, chat: Chat, chain: DemoChain, transp
     sent = transport.sent[mark:]
     replies = [s for s in sent if s.room_id == room]
     context = f"{line.id} {line.message!r} -> sent {[(s.room_id, s.text) for s in sent]}"
+    _check_no_numbers_echoed(line, sent, context)
     check = CHECKS[line.kind]
     await check(line, world, node, replies, sent, setup, people_before, context)
 
@@ -145,6 +148,20 @@ async def _open_tickets_below(world: World, chat: Chat, node: Node, n: int) -> d
 
 
 # --- checking what happened ---------------------------------------------------------------------
+
+
+# A mobile or ID number as typed (spaces, dashes, full-width digits); 11+ digits in all.
+_TYPED_NUMBER = re.compile(r"(?<![0-9])[0-9](?:[ -]?[0-9]){10,17}[Xx]?(?![0-9])")
+
+
+def _check_no_numbers_echoed(line: Line, sent: list, context: str) -> None:
+    """Whatever a line is, no phone or ID number it holds comes back into any group."""
+    typed = unicodedata.normalize("NFKC", line.message)
+    for m in _TYPED_NUMBER.finditer(typed):
+        digits = re.sub(r"[^0-9Xx]", "", m.group())
+        for number in {digits, digits[-11:]}:  # +86 138…: the mobile is the last 11
+            for s in sent:
+                assert number not in re.sub(r"[ -]", "", s.text), f"{number} echoed: {context}"
 
 
 def _one_line_hint(replies: list, context: str) -> str:

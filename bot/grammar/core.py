@@ -235,6 +235,8 @@ class Message:
     text: str  # without the quoted notice's tag, emoji trimmed from both ends
     plain: str  # text without any emoji
     quoted: int | None  # the notice a reply quotes (its tag), if any
+    # The text began with @mentions of other people, dropped to read it again (@刘芳 积分).
+    addressed: bool = False
 
 
 Parser = Callable[[Message], Command | None]

@@ -10,7 +10,9 @@ from bot.grammar.core import (
     HAN,
     SEPARATORS,
     STRIP,
+    TIME_WORDS,
     UNIT,
+    Message,
     ParseError,
     Step,
     is_name,
@@ -22,7 +24,9 @@ _TEMP_KEYWORD = re.compile(
     r"(?:今日|今天|每日|今早|今晚|早上|早晨|上午|中午|下午|晚上|我的|本人)?\s*(?:上报)?\s*"
     r"(?:测量体温|测体温|量体温|体温|测温)"
 )
-_TEMP_NAME_FIRST = re.compile(f"(?P<name>[{HAN}·]{{2,8}}?)\\s*(?:今日|今天)?(?:体温|测温)")
+# 王明 体温36.6, 代报 王明 体温36.5 (a landlord reporting for a tenant).
+_TEMP_NAME_FIRST = re.compile(
+    f"(?:(?:房东)?(?:代报|帮报)\\s*)?(?P<name>[{HAN}·]{{2,8}}?)\\s*(?:今日|今天)?(?:体温|测温)")
 _TEMP_VALUE = re.compile(
     r"(?<![0-9.])(?P<num>[0-9]{1,3}(?:[.。][0-9]{1,2})?)(?![0-9])\s*" + f"(?P<unit>{UNIT})?",
     re.ASCII,
@@ -94,13 +98,17 @@ _HEALTH_WORD = re.compile(r"体温|测温|发烧|发热|低烧|高烧|有点烧|
 _FEVER_WORD = re.compile(r"发烧|发热|低烧|高烧|有点烧|烧到|烧得")
 # 没有发烧, 不发热, 未发烧, 无发热, 退烧了: the writer says there is no fever.
 _DENIED = re.compile(r"(?:没有|没|不|未|无|否|退)(?:再)?(?:发烧|发热|烧)")
-_QUESTION = re.compile(r"\?|吗|么|是不是|算不算|多少|几度|怎么办|怎么|要不要|正常不")
+_FEVER_STATED = re.compile(r"(?:发烧|发热|低烧|高烧|有点烧)了(?![吗么没?])")
+_FEVER_ASKED = re.compile(r"(?:是不是|算不算|会不会|是否|有没有|有无)(?:发烧|发热|低烧|高烧)")
+# 么 asks (发烧了么), 什么 in 没有什么不舒服 does not; 怎么 is its own entry.
+_QUESTION = re.compile(r"\?|吗|(?<!什)么|是不是|算不算|多少|几度|怎么办|怎么|要不要|正常不")
 _CN_DIGIT = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6,
              "七": 7, "八": 8, "九": 9}
 # 36.5 / 36,5 / 36。5 / 37度5 / 38 度 / 38℃ (34–43: what a thermometer can show).
 _READING = re.compile(
-    r"(?<![0-9.,])(?P<int>3[4-9]|4[0-3])"
-    r"(?:(?:\.|。|,(?=[0-9](?![0-9.])))(?P<frac>[0-9]{1,2})|\s*(?P<unit>" + UNIT[3:-1] +
+    r"(?<![0-9.])(?<![0-9],)(?P<int>3[4-9]|4[0-3])"
+    r"(?:(?:\.|。|,(?=[0-9](?![0-9.])))(?P<frac>[0-9]{1,2})(?:\s*(?P<unit2>" + UNIT[3:-1] + "))?"
+    r"|\s*(?P<unit>" + UNIT[3:-1] +
     r")(?:(?P<frac2>[0-9])(?![0-9.]))?)?(?![0-9])",
     re.ASCII,
 )
@@ -109,13 +117,24 @@ _CN_READING = re.compile(
     r"(?P<tens>三|四)十(?P<units>[零一二三四五六七八九])?"
     r"(?:(?P<mark>度|点)(?P<frac>[零一二三四五六七八九])?)?"
 )
-_NAME_RUN = re.compile(f"(?:^|(?<=[\\s,:;!?.]))(?P<name>[{HAN}·]{{2,8}})(?:今日|今天)?体温")
+# Lazy: 王明今天体温 names 王明, not 王明今天; 今天王明体温 too.
+_WHEN = "|".join(TIME_WORDS)
+_NAME_RUN = re.compile(f"(?:^|(?<=[\\s,:;!?.@]))(?:{_WHEN})*(?P<name>[{HAN}·]{{2,8}}?)"
+                       r"\s?(?:今日|今天|今早|早上|早晨|上午|下午|晚上){0,2}体温")
 _NAME_AFTER = re.compile(f"体温\\s*(?P<name>[{HAN}·]{{2,8}})(?=\\s|[0-9])")
+# 潘先生 37.8 发烧: a name, then the reading.
+_NAME_LEAD = re.compile(f"^@?(?P<name>[{HAN}·]{{2,8}}?)\\s*[:,]?\\s*(?=3[4-9]|4[0-3])")
+
+
+# 36 . 6, 36·5, 36 .5: a decimal point typed with spaces, or the middle dot of a Chinese
+# keyboard; read as one value, never as 36 (a wrong reading is worse than none).
+_SPLIT_DECIMAL = re.compile(
+    r"(?<![0-9.])(3[4-9]|4[0-3])\s*(?:\s[.。]|[.。]\s|[·•・])\s*([0-9])(?![0-9])", re.ASCII)
 
 
 def fold_health(text: str) -> str:
-    """體溫 -> 体温: one spelling of the health words."""
-    return text.translate(_TRADITIONAL)
+    """體溫 -> 体温, 36 . 6 -> 36.6: one spelling of the health words and readings."""
+    return _SPLIT_DECIMAL.sub(r"\1.\2", text.translate(_TRADITIONAL))
 
 
 def _readings(text: str) -> list[float]:
@@ -123,8 +142,11 @@ def _readings(text: str) -> list[float]:
     found: list[float] = []
     for m in _READING.finditer(text):
         frac = m.group("frac") or m.group("frac2")
-        if m.group("unit") is None and not _HEALTH_WORD.search(text):
+        health = _HEALTH_WORD.search(text) is not None
+        if m.group("unit") is None and m.group("unit2") is None and not health:
             continue  # a bare 38 or 36.5 is a room, an age, a price
+        if not health and frac is None and int(m.group("int")) < 37:
+            continue  # 空调36度, 今天35度: the weather; no fever is ever written so
         found.append(float(f"{m.group('int')}.{frac or 0}"))
     for m in _CN_READING.finditer(text):
         units = _CN_DIGIT[m.group("units")] if m.group("units") else 0
@@ -137,8 +159,9 @@ def _readings(text: str) -> list[float]:
 
 
 def _named(text: str) -> str | None:
-    """A tenant's name written right before or after 体温 (王明体温37.8, 体温 王明 37.8)."""
-    for pattern in (_NAME_RUN, _NAME_AFTER):
+    """A tenant's name written right before or after 体温 (王明体温37.8, 体温 王明 37.8), or
+    first, right before the reading (潘先生 37.8 发烧)."""
+    for pattern in (_NAME_RUN, _NAME_AFTER, _NAME_LEAD):
         m = pattern.search(text)
         if m is not None and is_name(m.group("name")):
             return m.group("name")
@@ -152,7 +175,9 @@ def _parse_health(text: str) -> Command | None:
     if not readings and not _HEALTH_WORD.search(text):
         return None
     name = _named(text)
-    question = _QUESTION.search(text) is not None
+    # 我发烧了怎么办 asks what to do about a fever it states; 发烧怎么办, 是不是发烧了 ask.
+    stated = _FEVER_STATED.search(_DENIED.sub("", _FEVER_ASKED.sub("", text)))
+    question = _QUESTION.search(text) is not None and stated is None
     # A reading is sure when it is the only one, stated (not asked) as a temperature or a fever.
     sure = _HEALTH_WORD.search(text) is not None and not question
     if len(set(readings)) == 1 and sure:
@@ -161,10 +186,22 @@ def _parse_health(text: str) -> Command | None:
     return HealthMention(value=max(readings) if readings else None, name=name, fever=fever)
 
 
+def _health_step(msg: Message) -> Command | None:
+    """_parse_health, except a question put to someone else (@王明 你今天量体温了吗): that
+    is the landlord asking a tenant, not a report; a fever word is still always answered."""
+    cmd = _parse_health(msg.plain)
+    if isinstance(cmd, HealthMention) and cmd.value is None and not cmd.fever:
+        text = fold_health(msg.plain)
+        addressed = msg.addressed or msg.plain.startswith("@")
+        if addressed and _QUESTION.search(text) and not _FEVER_WORD.search(text):
+            return None
+    return cmd
+
+
 STEPS = (
     Step(70, on_plain(_parse_temperature)),
     Step(910, on_plain(_parse_named_temperature)),
-    Step(990, on_plain(_parse_health)),
+    Step(990, _health_step),
 )
 
 # How people write this family's commands: each parses to its command (tests/grammar).

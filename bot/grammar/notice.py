@@ -44,33 +44,42 @@ _LEADING_TAG = re.compile(_TAG, re.ASCII)
 _TRAILING_TAG = re.compile(r" " + _TAG + r"$", re.ASCII)
 
 _ACK_WORD = (
-    r"(?:已经收到|收到收到|已收到了|已收到|收到了|收到啦|收到|收悉|已阅|阅|已读|已知悉|知悉|"
+    r"(?:(?:嗯|哦|噢|喔)+[ ,]*|(?:谢谢|感谢|好的)[ ,]+)?"  # 嗯嗯 收到, 谢谢，收到
+    r"(?:已收到通知|通知已收到|已经收到|收到收到|已收到了|已收到|收到了|收到啦|收到|收悉|已阅|阅|已读|已知悉|知悉|"
     r"明白了|明白|了解了|了解|知道了|好的|好滴|好嘞|好咧|好|收|ok(?:ay)?|嗯嗯收到)"
 )
 # What may follow the acknowledgement: a short promise to act on it, thanks, emoji.
 _ACK_ADVERB = (
     r"(?:我们|我|本人|会|将|一定|保证|马上|立马|立即|立刻|随即|尽快|及时|认真|坚决|按时|按要求|"
-    r"今天|今日|明天|现在|这就|正在|已经|已)"
+    r"今天|今日|明天|现在|这就|正在|已经|已|就|这边|我这边)"
 )
 _ACK_VERB = (
     r"(?:落实|执行|照办|办理|安排|处理|部署|跟进|配合|完成|去办|去做|整改|消毒|办|做)"
 )
-_ACK_PASS_ON = r"(?:通知|转发|传达|转达|转告)"  # alone (收到通知) it is news, not a promise
+# Alone (收到通知) it is news, not a promise; 发 only where it goes (发到…, 发群里, 发给…).
+_ACK_PASS_ON = r"(?:通知|转发|传达|转达|转告|发(?=到|至|给|群|在群))"
+# One group, so that `_ACK_OBJECT*` repeats the whole object (给各租客, 到房东群, 商户们).
 _ACK_OBJECT = (
-    r"给?(?:各|所有|全体|每个|每位|全部)?"
-    r"(?:租客|房客|房东|大家|各户|住户|商户|户|人员|下去|到位|到户|到人|任务|好|了)"
+    r"(?:(?:给|到)?(?:各位|各个|各|所有|全体|每个|每位|全部)?"
+    r"(?:(?:(?:租客|房客|房东|商户|住户|业主|小组|工作)?群里?|租客|房客|房东|大家|各户|住户|商户"
+    r"|户|人员|下去|到位|到户|到人|任务|好|了)们?))"
 )
 # 已转发, 已通知到位, 都已经传达了: passing a notice on is itself the acknowledgement.
-_ACK_DONE = r"(?:都|全部)?(?:已经|已)(?:全部|都)?(?:转发|通知|传达|转达|转告)"
+_ACK_DONE = (r"(?:(?:都|全部)?(?:已经|已)(?:全部|都)?" + _ACK_PASS_ON
+             + r"|(?:转发|传达|转达)了)")
 _ACK_PROMISE = (
     f"(?:{_ACK_ADVERB}*{_ACK_VERB}{_ACK_OBJECT}*|{_ACK_ADVERB}+{_ACK_PASS_ON}{_ACK_OBJECT}*"
-    f"|{_ACK_ADVERB}*{_ACK_PASS_ON}{_ACK_OBJECT}+|{_ACK_ADVERB}+)"
+    f"|{_ACK_ADVERB}*{_ACK_PASS_ON}{_ACK_OBJECT}+|{_ACK_ADVERB}+"
+    # 通知已转发各商户: the notice named, then what was done with it.
+    f"|(?:通知|文件|消息){_ACK_ADVERB}+{_ACK_PASS_ON}{_ACK_OBJECT}*)"
 )
 _ACK_THANKS = r"(?:谢谢|感谢|多谢|辛苦了|辛苦|领导|书记|主任|老师|您|请放心|放心)+"
 _ACK_EMOJI = r"(?:\[[^\[\]\s]{1,8}\]|[\u2600-\u27bf\U0001f300-\U0001faff\ufe0f])"
 _ACK_REF = r"(?:【(?:紧急)?通知#(?P<r1>[0-9]{1,9})】|通知#?(?P<r2>[0-9]{1,9})|#(?P<r3>[0-9]{1,9}))"
 _ACK_GAP = r"[ ,;:!.。~]*"
-_ACK_TAIL_ITEM = f"(?:{_ACK_WORD}|{_ACK_PROMISE}|{_ACK_THANKS}|{_ACK_EMOJI}|{_ACK_REF})"
+_ACK_PARTICLE = r"(?:哈|哦|啊|呀|哒|嘞|咯)+"  # 收到了哈
+_ACK_TAIL_ITEM = (f"(?:{_ACK_WORD}|{_ACK_PROMISE}|{_ACK_THANKS}|{_ACK_EMOJI}|{_ACK_REF}"
+                  f"|{_ACK_PARTICLE})")
 # Atomic items and a possessive loop: the tail is read left to right, never re-split, so a
 # long run of fillers cannot make the match backtrack exponentially.
 _ACK = re.compile(

@@ -7,6 +7,8 @@ import re
 from bot.grammar.commands import Command, LandlordReport, ReportKind
 from bot.grammar.core import (
     END_PUNCT,
+    HAN,
+    QUESTION,
     SEPARATORS,
     STRIP,
     ParseError,
@@ -25,7 +27,7 @@ _REPORT_WORDS: tuple[tuple[str, str], ...] = tuple(
         (
             *((w, "disinfect") for w in (
                 "消毒已完成", "已完成消毒", "消毒完成", "已消毒", "消毒", "已消杀", "消杀",
-                "环境消毒",
+                "环境消毒", "消了毒", "消过毒",
             )),
             *((w, "errand") for w in (
                 "代办", "已代办", "代购", "已代购", "跑腿", "代买", "帮办",
@@ -41,13 +43,23 @@ _REPORT_WORDS: tuple[tuple[str, str], ...] = tuple(
         reverse=True,
     )
 )
-_DONE_TODAY = r"(?:今天|今日|今早|上午|下午|刚刚|刚才|刚)?"
-_PLACES = r"(?:楼道|楼梯|走廊|公共区域|公共部位|房间|出租房|全部|都|也)*"
+_DONE_TODAY = r"(?:今天|今日|今早|上午|下午|刚刚|刚才|刚){0,2}"
+# 楼道和公共区域都: the places, joined as people join them.
+_PLACES = r"(?:楼道|楼梯|走廊|公共区域|公共部位|房间|出租房|全部|都|也|和|及|与|跟|,| )*"
 _DISINFECTED = re.compile(
     _DONE_TODAY + _PLACES
     + r"(?:(?:已经|已)(?:全部|都)?(?:完成)?(?:消毒|消杀)(?:完成|完毕|好|过)?了?"
-    r"|(?:消毒|消杀)(?:已经|已)?(?:完成|完毕|好)了?)" + END_PUNCT
+    r"|(?:消毒|消杀)(?:已经|已)?(?:完成|完毕|做好|做完|好|做)了?"
+    r"|(?:消毒|消杀)过?了)" + END_PUNCT
 )
+# 违规情况：…, 代办内容：…: a label between the kind and the detail.
+_LABEL = re.compile(r"^(?:情况|事项|内容|说明|详情)\s*[:]?\s*")
+# 帮租客取快递, 帮王明买药: an errand said without the word.
+_HELPED = re.compile(r"帮.{0,8}?(?:买|取|送|拿|办理|代购|跑腿|购买)")
+# The kind first, set apart by a colon or a space, then a detail in words.
+_BARE_KIND = re.compile(
+    r"已?(?P<kind>代办|代购|代买|违规|调解)\s*[: ]\s*"
+    f"(?P<detail>.*[{HAN}].*[{HAN}].*)")
 # Polite words between 房东上报 and what is reported (房东上报一下, 房东上报个情况).
 _POLITE = re.compile(r"^(?:一下|下|个情况|情况)\s*[,:]?\s*")
 _KINDS_ANYWHERE = tuple((w, k) for w, k in _REPORT_WORDS
@@ -59,7 +71,9 @@ def _report_args(rest: str, *, landlord: bool) -> Command | None:
     for word, kind in _REPORT_WORDS:
         if not rest.startswith(word):
             continue
-        detail = rest[len(word):].strip(STRIP)
+        detail = _LABEL.sub("", rest[len(word):].strip(STRIP)).strip(STRIP)
+        if detail.startswith("了") and kind not in ("return", "temperature"):
+            detail = rest  # 调解了一起纠纷: the sentence is the detail
         if kind == "return":
             if not landlord:
                 return None
@@ -79,12 +93,14 @@ def _report_args(rest: str, *, landlord: bool) -> Command | None:
             _, _, kind = min(hits)
             found_kind: ReportKind = kind  # type: ignore[assignment]
             return LandlordReport(kind=found_kind, detail=rest.strip(STRIP))
+        if _HELPED.search(rest):
+            return LandlordReport(kind="errand", detail=rest.strip(STRIP))  # 帮租客取快递
         raise ParseError.of("LandlordReport", "kind_unknown")
     return None
 
 
 def _parse_report(text: str) -> Command | None:
-    """房东上报 <kind> [说明], the short 上报<kind>, and 消毒已完成."""
+    """房东上报 <kind> [说明], the short 上报<kind>, 代办：说明, and 消毒已完成."""
     found = fuzzy_keyword(text, ("房东上报",))
     if found is not None:
         return _report_args(_POLITE.sub("", found[0]), landlord=True)
@@ -93,6 +109,10 @@ def _parse_report(text: str) -> Command | None:
         return _report_args(found[0], landlord=False)
     if _DISINFECTED.fullmatch(text):
         return LandlordReport(kind="disinfect", detail="")
+    bare = _BARE_KIND.fullmatch(text)
+    if bare is not None and not QUESTION.search(text):
+        # 代办：帮王明取快递, 违规 302租客私自外出: the kind first, then what happened.
+        return _report_args(f"{bare.group('kind')} {bare.group('detail')}", landlord=False)
     return None
 
 

@@ -162,7 +162,7 @@ class Stats(Command):
 # --- check-ins -----------------------------------------------------------------------------
 
 _CHECKIN_KEYWORDS = ("铺长打卡", "巡查打卡", "今日巡查", "今天巡查", "每日巡查", "商铺巡查",
-                     "巡查情况", "打卡", "巡查")
+                     "巡查情况", "今日打卡", "今天打卡", "每日打卡", "打卡", "巡查")
 _SHOP = re.compile(r"(?P<n>[0-9]{1,3})\s*号(?P<kind>商位|商铺|店铺|门店|店|铺|档口|摊位)?",
                    re.ASCII)
 _CLOSED = re.compile(r"关门|未开门?|没开门?|没有开门?|闭店|歇业|停业|未营业|没营业|休息|关")
@@ -212,9 +212,11 @@ def _clause(text: str) -> dict[str, object]:
     """What one shop's clause says: open/closed, staff, readings, disinfection."""
     out: dict[str, object] = {}
     cleaned = _NOT_DISINFECTED.sub(" ", text)
-    if _CLOSED.search(cleaned):
+    closed, opened = _CLOSED.search(cleaned), _OPEN.search(cleaned)
+    # The shop's own word comes first: 3号开门 其他关门 is open (未开门 starts before 开门).
+    if closed is not None and (opened is None or closed.start() <= opened.start()):
         out["is_open"] = False
-    elif _OPEN.search(cleaned):
+    elif opened is not None:
         out["is_open"] = True
     staff = _STAFF.search(text)
     if staff is not None:
@@ -334,7 +336,10 @@ def _parse_checkin(text: str) -> Command | None:
     if found is None:
         return None
     rest, apart = found
-    if not apart and not _SHOP.match(rest) and not re.match(r"[0-9]", rest):
+    if rest.startswith("了") and not rest.startswith("了吗"):
+        rest, apart = rest[1:], True  # 今天巡查了十家
+    counted = re.match(_NUM + r"\s*(?:家|户|间)", rest)  # 巡查十家: a count glued to the keyword
+    if not apart and not _SHOP.match(rest) and not re.match(r"[0-9]", rest) and not counted:
         if not rest.startswith(("完毕", "完成", "结束", "情况")):
             return None  # 打卡机, 巡查组: other words
     if QUESTION.search(text):

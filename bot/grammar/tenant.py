@@ -41,7 +41,7 @@ _RETURN_ANNOUNCE = by_length(
     "本人已返回", "我已经返回", "我已经回来了", "我已经回来", "我已返回", "我已回来", "我回来了",
     "我已返义", "已返回", "已回来", "已返义",
 )
-_RETURN_WORD = re.compile(r"回来|返回|返义|返乡|来自|抵达|到达|回到")
+_RETURN_WORD = re.compile(r"回来|返回|返义|返乡|来自|抵达|到达|回到|(?:回|到|来)义乌")
 
 _ID_LABELLED = re.compile(r"身份证(?:号码|号)?\s*:?\s*(?P<v>[0-9Xx]*)", re.ASCII)
 _ID_BARE = re.compile(r"(?<![0-9])(?P<v>[0-9]{17}[0-9Xx])(?![0-9])", re.ASCII)
@@ -62,7 +62,7 @@ _RETURN_TEMP = re.compile(
 
 _NAME_PREFIXES = by_length(
     "姓名", "名字", "租客", "房客", "我是", "本人", "我已经", "我已", "我刚", "我", "刚刚", "刚",
-    "已经", "已", "我叫", "名叫", "叫做", "本人是",
+    "已经", "已", "我叫", "名叫", "叫做", "本人是", "新来的", "新搬来的",
 )
 # 201的, 3楼的, 302室: where someone lives, said before their name (我是201的租客小王).
 _FLAT_PREFIX = re.compile(r"^[0-9A-Za-z]{1,5}(?:室|号|房|楼|栋|幢)?的?")
@@ -87,6 +87,8 @@ _ORIGIN_MARKED = (
     re.compile(f"(?:来自|来源地|来源|出发地|始发地|从)(?P<o>[{HAN}]+?){_ORIGIN_SUFFIX}?了?的?"),
     re.compile(f"(?P<o>[{HAN}]+?){_ORIGIN_SUFFIX}了?的?"),
     re.compile(f"老家(?:是|在)?(?P<o>[{HAN}]+)"),
+    # 湖南邵阳人: where someone is from, said as what they are (only a clear place).
+    re.compile(f"(?P<o>[{HAN}]{{2,}}?)人"),
 )
 
 
@@ -199,6 +201,14 @@ def _marked_origin(token: str) -> tuple[str, bool] | None:
         if m is None:
             continue
         place = _ORIGIN_TAIL.sub("", m.group("o"))
+        if pattern is _ORIGIN_MARKED[1] and "从" in place[1:]:
+            # 坐火车从江西赣州回到义乌: the place is what follows 从, and 从 marks it.
+            place = place.rsplit("从", 1)[1]
+            if is_place(place) and place not in _FILLERS:
+                return place, True
+            continue
+        if pattern is _ORIGIN_MARKED[3] and not looks_like_place(place):
+            continue  # 主人, 客人, 家人
         if is_place(place) and place not in _FILLERS:
             # 长沙回来 and 王明回来 look alike; only a 来自/从 marker or a clear place is sure.
             sure = pattern is not _ORIGIN_MARKED[1] or looks_like_place(place)
@@ -259,8 +269,16 @@ def parse_return_args(
         raise ParseError.of("TenantReturn", "格式不正确") from exc
 
 
+# 登记：王丽 138… 湖南衡阳, 我要登记 …: the bare word only before a mobile (登记了吗 is chatter).
+_REGISTER = by_length("登记", "我要登记", "帮我登记", "麻烦登记", "请登记", "登记一下",
+                      "麻烦登记一下", "帮我登记一下")
+
+
 def _parse_return(text: str) -> Command | None:
-    """租客返回 … / 返回登记 … / 我回来了 … ."""
+    """租客返回 … / 返回登记 … / 我回来了 … / 登记 王丽 138… 湖南衡阳."""
+    found = keyword(text, _REGISTER)
+    if found is not None and found[1] and _MOBILE_LIKE.search(found[0]):
+        return parse_return_args(found[0], announce=False, landlord=False)
     for keywords, announce in ((_RETURN_FORMAL, False), (_RETURN_ANNOUNCE, True)):
         # 租客反回, 返回等记: the formal keywords forgive one mistyped character.
         found = keyword(text, keywords)

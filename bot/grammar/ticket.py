@@ -50,7 +50,11 @@ def _parse_feedback(text: str) -> Command | None:
     return build(Feedback, text=body)
 
 
-_REPLY = re.compile(r"回复\s*#?\s*[0-9]{1,9}(?![0-9])\s*[,:]?\s*\S")
+# 回覆 is how 繁体 writes 回复 (覆 is simplified too, so normalise keeps it).
+_REPLY = re.compile(r"回[复覆]\s*(?:第\s*)?#?\s*[0-9]{1,9}(?![0-9])\s*[,:]?\s*\S")
+# 答复1号 已处理, 回复 第1条: the words around the ticket's number.
+_NTH = re.compile(r"^第\s*(?=[0-9])")
+_NTH_TAIL = re.compile(r"^(?:号|条)(?![楼院栋幢室房门铺])(?:反馈|工单|问题)?\s*[,:]?\s*")
 
 
 def _parse_answer(text: str) -> Command | None:
@@ -64,7 +68,9 @@ def _parse_answer(text: str) -> Command | None:
     if not apart and not rest.startswith("#"):
         return None  # 答复了吗
     rest = re.sub(r"^(?:反馈|工单)", "", text[2:].lstrip(STRIP))  # keep the closing 。
-    ticket_id, body = leading_id(rest)
+    ticket_id, body = leading_id(_NTH.sub("", rest))
+    if ticket_id is not None:
+        body = _NTH_TAIL.sub("", body)
     ticket_id = id_or_error(ticket_id, "Answer", "ticket_id_missing")
     if not any(c.isalnum() for c in body):
         raise ParseError.of("Answer", "answer_missing")

@@ -152,8 +152,8 @@ _CARD_FIELDS = {
     "arrivals": ("新进", "新到", "新增", "新进场"),
     "anomalies": ("异常", "体温异常", "发热"),
 }
-_REPORT_WORDS = by_length("企业日报", "企业报表", "今日企业日报")
-_CARD_WORDS = by_length("工作卡", "每日工作卡", "今日工作卡", "项目工作卡")
+_REPORT_WORDS = by_length("企业日报", "企业报表", "今日企业日报", "今天企业日报")
+_CARD_WORDS = by_length("工作卡", "每日工作卡", "今日工作卡", "今天工作卡", "项目工作卡")
 _PROBLEM = re.compile(r"(?:问题|困难|需协调|需要协调|需解决|缺少物资|物资)\s*:?\s*(?P<p>.*)$")
 
 
@@ -247,7 +247,9 @@ def _parse_enterprise(text: str) -> Command | None:
 # --- 员工登记 --------------------------------------------------------------------------------
 
 _WORKER_WORDS = by_length("员工登记", "职工登记", "工人登记", "一人一卡", "员工建卡")
-_GROUP_TOKEN = re.compile(r"(?:车间|宿舍|班组)\s*:\s*(?P<v>\S+)|(?P<w>\S{1,12}(?:车间|宿舍|班组))")
+# A group is one field: 员工登记：赵刚，139…，河南商丘，一车间 must not take the mobile with it.
+_GROUP_TOKEN = re.compile(
+    r"(?:车间|宿舍|班组)\s*:\s*(?P<v>[^\s,;:]+)|(?P<w>[^\s,;:]{1,12}(?:车间|宿舍|班组))")
 _MENTION = re.compile(r"@\S+")
 _CLEARED = re.compile(r"解除(?:隔离|观察|居家观察)|恢复正常|已康复")
 _WATCH = re.compile(r"居家观察|居家隔离|健康观察")

@@ -217,6 +217,15 @@ async def _worker_person(session: AsyncSession, *, node: Node, cmd: WorkerRegist
     return person, bool(mentioned)
 
 
+def _workgroup_named(groups: Sequence[Node], name: str) -> Node | None:
+    """The workgroup of that name; 一车间 is 华鑫一车间 when no other group ends so."""
+    exact = [g for g in groups if g.name == name]
+    if exact:
+        return exact[0]
+    ending = [g for g in groups if g.name.endswith(name)]
+    return ending[0] if len(ending) == 1 else None
+
+
 async def register_worker(
     session: AsyncSession, *, node: Node, by: Person | None, cmd: WorkerRegister,
     transport: str, mentioned: Sequence[str], now: datetime, zone: ZoneInfo, watch_days: int,
@@ -227,7 +236,7 @@ async def register_worker(
     groups = await workgroups(session, enterprise=enterprise)
     group: Node | None = node if node.kind == NodeKind.WORKGROUP else None
     for name in cmd.groups:
-        match = next((g for g in groups if g.name == name), None)
+        match = _workgroup_named(groups, name)
         if match is None:
             raise UserError(unit_texts.Worker.UNKNOWN_GROUP.format(
                 group=name,

@@ -9,12 +9,18 @@ from hypothesis import strategies as st
 
 from bot.grammar import (
     Ack,
+    Answer,
     Command,
+    EnterpriseReport,
     HealthMention,
     LandlordReport,
     ParseError,
     Score,
+    ShopCheckin,
     Temperature,
+    TenantReturn,
+    WorkCard,
+    normalise,
     parse,
 )
 from bot.grammar.parser import FAMILIES, steps
@@ -171,3 +177,241 @@ def test_every_family_has_steps_and_examples() -> None:
         assert family.STEPS and family.EXAMPLES, family.__name__
     orders = [s.order for s in steps()]
     assert orders == sorted(orders)
+
+
+# --- misses found by the corpus (the shapes people typed, each with what it must be) -----------
+
+QUOTE_LINE = "\n- - - - - - - - - - - - - - -\n"
+
+
+def _parsed(text: str) -> Command | None:
+    return parse(normalise(text))
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    # A decimal point typed with spaces or as a middle dot: the value, never 36.0.
+    ("体温 ： 36 . 6", Temperature(value=36.6)),
+    ("体温36·5", Temperature(value=36.5)),
+    ("今天早上体温 36 .5", Temperature(value=36.5)),
+    # A landlord's fever for a tenant with a time word around the name: stored, not a hint.
+    ("王明今天体温三十八度五", Temperature(value=38.5, name="王明")),
+    ("今天王明体温38.3", Temperature(value=38.3, name="王明")),
+    ("王明今天早上体温38.2", Temperature(value=38.2, name="王明")),
+    ("大家今天体温三十六度五", Temperature(value=36.5)),  # nobody is named 大家
+    # A unit after the decimal makes it a temperature; an integer below 37 with no health
+    # word is the weather or the air-conditioner.
+    ("今天36.5度", HealthMention(value=36.5)),
+    ("今天38.5度", HealthMention(value=38.5)),
+    ("我家302的空调坏了36度热死了", None),
+    ("今天38度好热", HealthMention(value=38.0)),  # never silent at a fever's value
+    # A fever stated and then a question about what to do is a fever.
+    ("体温38℃ 发烧了 怎么办", Temperature(value=38.0)),
+    ("@董宝明 我发烧了怎么办", HealthMention(fever=True)),
+    ("发烧怎么办?", HealthMention()),
+    ("是不是发烧了", HealthMention()),
+    ("发烧了吗", HealthMention()),
+    # A question put to someone else is not a report.
+    ("@王明 你今天量体温了吗", None),
+    # A name before the reading: mentioned, after 代报, or first (a landlord for a tenant).
+    ("@王明 体温38.2 发烧了", Temperature(value=38.2, name="王明")),
+    ("代报 王明 体温36.5", Temperature(value=36.5, name="王明")),
+    ("潘先生 37.8 发烧", Temperature(value=37.8, name="潘先生")),
+    ("王明 今天体温38.1", Temperature(value=38.1, name="王明")),
+    ("房东 38.5 发烧了", Temperature(value=38.5)),  # 房东 is nobody's name
+    ("今天 37.8 发烧", Temperature(value=37.8)),
+    # 什么 is no question; a reading after a comma is a reading.
+    ("房东我今天体温是三十六度五没有什么不舒服的", Temperature(value=36.5)),
+    ("我好像发烧了，37.9", Temperature(value=37.9)),
+    ("发烧了么", HealthMention()),
+    # Traditional characters.
+    ("體溫：36.6℃", Temperature(value=36.6)),
+])
+def test_health_shapes(text: str, expected: Command | None) -> None:
+    assert _parsed(text) == expected
+
+
+@pytest.mark.parametrize(("quote", "reply", "expected"), [
+    ("董宝明：大家每天报一下体温", "36.5", Temperature(value=36.5)),
+    ("董宝明：@王明 今天体温多少", "３８．２度", Temperature(value=38.2)),
+    ("董宝明：你住几楼", "36", None),  # a number under another question stays a number
+    ("董宝明：请大家报一下今天的体温", "36.5 正常", Temperature(value=36.5)),
+    ("董宝明：请大家报一下今天的体温", "王明 36.6", Temperature(value=36.6, name="王明")),
+    ("董宝明：请大家报一下今天的体温", "36.5，谢谢", Temperature(value=36.5)),
+    ("董宝明：请大家报一下今天的体温", "40分钟后", None),
+])
+def test_a_reading_under_a_quote_asking_for_it(quote: str, reply: str,
+                                               expected: Command | None) -> None:
+    assert _parsed(f"「{quote}」{QUOTE_LINE}{reply}") == expected
+
+
+def test_traditional_characters_are_read_and_kept_as_written() -> None:
+    assert _parsed("房東上報 消毒") == LandlordReport(kind="disinfect", detail="")
+    assert _parsed("積分多少") == Score()
+    cmd = _parsed("租客返回 周杰 13812345670 來自 河南鄭州")
+    assert isinstance(cmd, TenantReturn) and cmd.origin == "河南郑州" and cmd.name == "周杰"
+    assert normalise("反饋：樓道燈壞了", keep_punctuation=True) == "反饋：樓道燈壞了"
+
+
+def test_a_bot_named_in_traditional_characters_is_still_stripped() -> None:
+    assert normalise("@防疫小幫手\u2005體溫36.5", bot_names=["防疫小幫手"]) == "体温36.5"
+    assert normalise("@防疫小幫手\u2005體溫36.5", bot_names=["防疫小幫手"],
+                     keep_punctuation=True) == "體溫36.5"
+
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("@刘芳 我现在多少分了", Score()),
+    ("@社区 房东上报 消毒", LandlordReport(kind="disinfect", detail="")),
+    ("@吴海峰 收到", Ack()),
+])
+def test_a_command_after_a_mention(text: str, expected: Command) -> None:
+    assert _parsed(text) == expected
+
+
+def test_a_mention_that_is_an_argument_stays_one() -> None:
+    cmd = _parsed("@董宝明 加2分 帮租客代购")
+    assert cmd is not None and cmd.model_dump()["target"] == "董宝明"
+
+
+@pytest.mark.parametrize("text", [
+    "收到，马上通知商户们", "好的收到，我马上转发到房东群", "收到收到，已通知租客们[OK]",
+    "已收到 已转发租客群", "收到，已传达到每个商户", "嗯嗯 收到", "收到，已通知各位房东",
+    "收到，通知已转发各商户", "收到，立即落实到位", "收到 已转发群里", "收到，今天就通知下去",
+    "收到，我这边马上通知", "谢谢，收到", "已收到通知", "通知已收到", "转发了", "已发群里",
+    "收到，已发到租客群", "已发给租客了", "收到了哈",
+])
+def test_acknowledgements_that_say_where_it_was_passed_on(text: str) -> None:
+    assert _parsed(text) == Ack()
+
+
+@pytest.mark.parametrize("text", ["嗯嗯", "哦", "通知已转发了吗", "就", "谢谢", "已发", "发了",
+                                  "转发了吗", "已发到群里了吗", "收到通知"])
+def test_not_acknowledgements(text: str) -> None:
+    assert not isinstance(_parsed(text), Ack)
+
+
+@pytest.mark.parametrize("text", [
+    "今天楼道和公共区域都消毒了", "消毒已做✅", "楼道消毒了", "今天上午楼梯走廊已消毒完成",
+    "房东上报 今天给楼道消了毒",
+])
+def test_disinfection_said_in_passing(text: str) -> None:
+    cmd = _parsed(text)
+    assert isinstance(cmd, LandlordReport) and cmd.kind == "disinfect"
+
+
+@pytest.mark.parametrize("text", ["消毒了吗", "楼道消毒了没", "要消毒了", "消毒"])
+def test_disinfection_asked_or_planned_is_no_report(text: str) -> None:
+    assert _parsed(text) is None
+
+
+@pytest.mark.parametrize("text", ["查一下我的积分", "看看我的积分", "帮我查下积分", "我现在几分",
+                                  "我多少分", "我的分数", "积分 多少", "请问我现在有多少积分"])
+def test_more_score_questions(text: str) -> None:
+    assert _parsed(text) == Score()
+
+
+@pytest.mark.parametrize(("text", "name", "origin"), [
+    ("我是新来的租客黄磊，刚从贵州贵阳到义乌，电话18600001234", "黄磊", "贵州贵阳"),
+    ("您好，我是302的租客张三，今天从安徽阜阳回义乌了，手机：139 1234 5678", "张三", "安徽阜阳"),
+    ("你好房东 我是李明 湖南邵阳人 今天回来了 电话13712345678", "李明", "湖南邵阳"),
+    ("房东好 我昨天晚上坐火车从江西赣州回到义乌 我叫杨洋 手机13812345678", "杨洋", "江西赣州"),
+    ("租客返回 王明 13800138000 开车从湖南长沙回来", "王明", "湖南长沙"),
+])
+def test_returns_announced_in_passing(text: str, name: str, origin: str) -> None:
+    cmd = _parsed(text)
+    assert isinstance(cmd, TenantReturn) and (cmd.name, cmd.origin) == (name, origin)
+
+
+@pytest.mark.parametrize(("text", "checked", "opened"), [
+    ("巡查十家，营业八家，无异常", 10, 8),
+    ("今日打卡 巡查10家 开门7家 已消毒 体温正常", 10, 7),
+    ("今天巡查了十家，开门九家，体温都正常，已消毒", 10, 9),
+])
+def test_checkins_with_numerals_and_day_words(text: str, checked: int, opened: int) -> None:
+    cmd = _parsed(text)
+    assert isinstance(cmd, ShopCheckin) and (cmd.checked, cmd.opened) == (checked, opened)
+
+
+@pytest.mark.parametrize("text", ["巡查十个小区", "巡查组", "今日打卡 体温36.5"])
+def test_not_checkins(text: str) -> None:
+    assert not isinstance(_parsed(text), ShopCheckin)
+
+
+@pytest.mark.parametrize(("text", "cls"), [
+    ("王丽 13812345678 湖南衡阳 租客返回", TenantReturn),
+    ("@董宝明 王丽 13812345678 湖南衡阳 租客返回", TenantReturn),
+    ("楼道已消毒 房东上报", LandlordReport),
+    ("帮302买了菜 房东上报", LandlordReport),
+    ("在岗120 返岗3 隔离2 异常0 企业日报", EnterpriseReport),
+    ("在场85 新进5 异常0，工作卡", WorkCard),
+])
+def test_a_command_word_said_last(text: str, cls: type[Command]) -> None:
+    assert type(_parsed(text)) is cls
+
+
+@pytest.mark.parametrize("text", [
+    "请大家 租客返回", "什么是 房东上报", "今天的 工作卡", "302的事 房东上报",
+    "王丽 1381234567 湖南衡阳 租客返回",
+])
+def test_a_command_word_said_last_is_taken_only_for_a_whole_command(text: str) -> None:
+    """Talk about a command is no command, and gets no hint either."""
+    assert _parsed(text) is None
+
+
+@pytest.mark.parametrize("text", [
+    "登记：王丽 13812345678 湖南衡阳", "我要登记 王丽 13812345678 湖南衡阳",
+    "麻烦登记一下 王丽 13812345678 来自湖南衡阳 谢谢",
+])
+def test_a_return_under_the_bare_word_register(text: str) -> None:
+    cmd = _parsed(text)
+    assert isinstance(cmd, TenantReturn) and (cmd.name, cmd.origin) == ("王丽", "湖南衡阳")
+
+
+@pytest.mark.parametrize("text", ["登记了吗", "登记一下", "登记 王丽", "复工登记了吗"])
+def test_register_without_a_mobile_is_chatter(text: str) -> None:
+    assert _parsed(text) is None
+
+
+@pytest.mark.parametrize(("text", "kind", "detail"), [
+    ("代办：帮王明取快递", "errand", "帮王明取快递"),
+    ("代办 帮301买菜", "errand", "帮301买菜"),
+    ("已代购 帮302租客买菜", "errand", "帮302租客买菜"),
+    ("违规：302租客私自外出", "violation", "302租客私自外出"),
+    ("调解：301和302噪音纠纷已调解", "mediation", "301和302噪音纠纷已调解"),
+    ("房东上报 调解了一起纠纷", "mediation", "调解了一起纠纷"),
+    ("房东上报 帮租客取快递", "errand", "帮租客取快递"),
+    ("房东上报 违规情况：202租客聚集打牌", "violation", "202租客聚集打牌"),
+])
+def test_reports_with_the_kind_first_or_said_in_other_words(text: str, kind: str,
+                                                             detail: str) -> None:
+    assert _parsed(text) == LandlordReport(kind=kind, detail=detail)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("text", ["代办", "代办事项", "代购 口罩 有人要吗", "代办 12", "违规",
+                                  "调解一下", "待办"])
+def test_kind_words_alone_or_asked_are_no_report(text: str) -> None:
+    assert not isinstance(_parsed(text), LandlordReport)
+
+
+@pytest.mark.parametrize(("text", "answer"), [
+    ("答复1号 已处理", "已处理"),
+    ("回复1号反馈 已处理", "已处理"),
+    ("回复 第1条 已处理", "已处理"),
+    ("答复 第 1 条：已处理", "已处理"),
+    ("回复1号楼的灯修好了", "号楼的灯修好了"),  # 1号楼 is a building: the words stay
+    ("回覆1 已處理", "已处理"),  # 繁体
+])
+def test_answers_that_say_which_ticket_in_words(text: str, answer: str) -> None:
+    cmd = _parsed(text)
+    assert isinstance(cmd, Answer) and (cmd.ticket_id, cmd.text) == (1, answer)
+
+
+@pytest.mark.parametrize(("text", "opened"), [
+    ("1号2号3号开门 其他关门", [True, True, True]),  # were read as closed
+    ("3号 未开门", [False]),
+    ("3号 开门 2人；4号 关门", [True, False]),
+])
+def test_a_shops_own_word_says_whether_it_is_open(text: str, opened: list[bool]) -> None:
+    cmd = _parsed(text)
+    assert cmd is not None
+    assert [e["is_open"] for e in cmd.model_dump()["entries"]] == opened

@@ -14,6 +14,7 @@ from bot.grammar import (
     TenantReturn,
     WorkCard,
     WorkerRegister,
+    normalise,
     parse,
 )
 from bot.grammar.unit import USAGE
@@ -52,6 +53,7 @@ def test_botched_enterprise_reports(text: str, problem: str):
     ("工作卡 在场85 新进5 异常0", (85, 5, 0), ""),
     ("每日工作卡：在场85人，新进5人，异常1，缺口罩200个", (85, 5, 1), "缺口罩200个"),
     ("今日工作卡 到岗85 新增5 体温异常0 需协调：钢筋未到", (85, 5, 0), "钢筋未到"),
+    ("今天工作卡 在场85 新进5 异常0", (85, 5, 0), ""),
 ])
 def test_work_cards(text: str, values: tuple[int, int, int], problems: str):
     cmd = parse(text)
@@ -78,6 +80,14 @@ def test_enterprise_register_reads_labelled_fields():
 def test_botched_enterprise_registers(text: str):
     with pytest.raises(ParseError):
         parse(text)
+
+
+def test_a_worker_written_as_a_comma_list():
+    """员工登记：a，b，c: the workshop is one field; the mobile is not taken with it."""
+    cmd = parse(normalise("员工登记：赵刚，13905790005，河南商丘，一车间，居家观察"))
+    assert isinstance(cmd, WorkerRegister)
+    assert (cmd.name, cmd.mobile, cmd.origin, cmd.groups, cmd.watch) == (
+        "赵刚", "13905790005", "河南商丘", ("一车间",), True)
 
 
 def test_worker_register_takes_groups_watch_and_id():

@@ -205,6 +205,19 @@ async def test_the_liaison_reports_for_a_named_worker_and_a_stranger_fever_is_ne
     assert await count(bot, WorkerReading) == 1
 
 
+async def test_a_workshop_by_its_short_name(bot, chat: Chat, units: Units):
+    """一车间 (as the usage example writes it) is 华鑫一车间, the only group ending so."""
+    await chat.say(units.enterprise_group, units.liaison,
+                   "员工登记 李强 13905790002 来自安徽阜阳 一车间")
+    [reply] = chat.replies(units.enterprise_group)
+    assert "华鑫一车间" in reply, reply
+    async with bot.session() as s:
+        card = (await s.execute(select(WorkerCard))).scalar_one()
+        w1 = (await s.execute(select(Node).where(Node.name == "华鑫一车间"))).scalar_one()
+        assert card.workgroup_node_id == w1.id
+    no_numbers(chat)
+
+
 @pytest.mark.parametrize(("line", "problem"), [
     ("员工登记 张伟 13905790001 来自安徽阜阳 三车间", "本企业没有「三车间」"),
     ("员工登记 张伟 来自安徽阜阳", "缺少手机号"),
