@@ -265,7 +265,7 @@ def create_reader(engine: AsyncEngine) -> AsyncEngine | None:
     itself: PostgreSQL (a pool of connections, off the loop already) and an in-memory SQLite
     (which no other connection would see)."""
     url = engine.url
-    if not url.get_backend_name() == "sqlite":
+    if url.get_backend_name() != "sqlite":
         return None
     database = url.database or ""
     if database in ("", ":memory:") or "mode=memory" in database \
