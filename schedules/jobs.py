@@ -40,12 +40,18 @@ async def check_notices(app: BotApp) -> tuple[int, int]:
     return reminded, escalated
 
 
-async def _rollup_work(session: AsyncSession, app: BotApp, period: str, now: datetime
-                      ) -> tuple[int, ...]:
-    written = await rollup.post_daily(session, now=now, zone=app.settings.zone,
-                                      fever_threshold=app.settings.tenants.fever_threshold,
-                                      day=date.fromisoformat(period))
-    return (written,)
+async def _rollup_prepare(app: BotApp, period: str, now: datetime) -> periods.Work:
+    """The day's figures of every tier-1..3 node, read apart from the writer (a city's take
+    seconds); then queued in the period's transaction."""
+    async with app.read_session() as reading, reading.begin():
+        found = await rollup.daily_texts(reading, now=now, zone=app.settings.zone,
+                                         day=date.fromisoformat(period))
+
+    async def write(session: AsyncSession, _app: BotApp, _period: str, at: datetime
+                    ) -> tuple[int, ...]:
+        return (await rollup.queue_daily(session, found=found, now=at),)
+
+    return write
 
 
 async def post_daily_rollup(app: BotApp) -> int:
@@ -263,12 +269,13 @@ def _last_week(at: datetime, zone: ZoneInfo) -> str:
     return points.last_week(at, zone)
 
 
-def _daily(name: str, hm: str, work: periods.Work, *, keep: timedelta, doc: str
-           ) -> periods.FixedJob:
+def _daily(name: str, hm: str, work: periods.Work | None, *, keep: timedelta, doc: str,
+           prepare: periods.Prepare | None = None) -> periods.FixedJob:
     """A job run once a day at hm (local time), its period the day, 2020-02-21."""
     hour, minute = _hm(hm)
     return periods.FixedJob(name, {"hour": hour, "minute": minute}, key=_day_key,
-                            start_of=_day_start, work=work, keep=keep, doc=doc)
+                            start_of=_day_start, work=work, keep=keep, doc=doc,
+                            prepare=prepare)
 
 
 def fixed_jobs(settings: Settings) -> list[periods.FixedJob]:
@@ -276,7 +283,7 @@ def fixed_jobs(settings: Settings) -> list[periods.FixedJob]:
     week_hour, week_minute = _hm(settings.points.weekly_time)
     day = "period: a day, 2020-02-21"
     return [
-        _daily("daily-rollup", settings.notices.rollup_time, _rollup_work,
+        _daily("daily-rollup", settings.notices.rollup_time, None, prepare=_rollup_prepare,
                keep=timedelta(days=7), doc=f"daily roll-up to tier-1..3 groups; {day}"),
         # points (issue 5): the hourly checks run on the minute of the disinfection deadline.
         periods.FixedJob(

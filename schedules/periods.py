@@ -30,6 +30,11 @@ log = logging.getLogger(__name__)
 
 # The work of one period: (session, app, period key, the time it runs as) -> counts.
 Work = Callable[[AsyncSession, "BotApp", str, datetime], Awaitable[tuple[int, ...]]]
+# A job whose reads are long (the daily roll-up of a city): (app, period, as of) -> the work
+# to run in the period's transaction. It reads before that transaction, in a read session of
+# its own (BotApp.read_session: on SQLite off the event loop, without the writer's one
+# connection, which the bot's messages need meanwhile).
+Prepare = Callable[["BotApp", str, datetime], Awaitable[Work]]
 
 
 class PeriodError(ValueError):
@@ -50,10 +55,16 @@ class FixedJob:
     cron: dict[str, Any]
     key: Callable[[datetime, ZoneInfo], str]
     start_of: Callable[[str, ZoneInfo], datetime]
-    work: Work
+    work: Work | None
     keep: timedelta
     sweep: bool = False
     doc: str = ""
+    # Instead of `work`: read first, then write (see Prepare).
+    prepare: Prepare | None = None
+
+    def __post_init__(self) -> None:
+        if (self.work is None) == (self.prepare is None):
+            raise ValueError(f"job {self.name}: give either work or prepare")
 
     def trigger(self, zone: ZoneInfo) -> CronTrigger:
         return CronTrigger(timezone=zone, **self.cron)
@@ -152,6 +163,11 @@ async def run_period(app: BotApp, job: FixedJob, *, period: str, at: datetime,
     # (no later fire has passed) as of now.
     later = job.next_fire(zone, now=at)
     as_of = now if later is None or later > now else at
+    if job.prepare is not None:
+        work = await job.prepare(app, period, as_of)
+    else:
+        assert job.work is not None
+        work = job.work
     async with app.session() as session:
         tx = await session.begin()
         try:
@@ -161,7 +177,7 @@ async def run_period(app: BotApp, job: FixedJob, *, period: str, at: datetime,
                 if not recorded and not job.sweep:
                     await tx.rollback()
                     return None
-            counts = await job.work(session, app, period, as_of)
+            counts = await work(session, app, period, as_of)
         except BaseException:
             await tx.rollback()
             raise

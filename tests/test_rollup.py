@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 
 from sqlalchemy import select
@@ -180,3 +181,41 @@ async def test_missed_scheduled_notices_are_not_counted(bot, chat: Chat, chain: 
     await post_daily_rollup(bot)
     rollups = await _rollups(bot, transport, mark)
     assert rollups["futian@chatroom"] == body("福田街道", date="2月21日")
+
+
+async def test_the_rollup_reads_apart_from_the_bot(bot, chat: Chat, chain: DemoChain, clock,
+                                                   transport, monkeypatch):
+    """A city's roll-up reads for seconds: it reads before its transaction, in a read session
+    of its own, so the bot's messages are handled meanwhile; then it queues once."""
+    from bot.services import rollup
+
+    release = asyncio.Event()
+    sessions: list = []
+    original = rollup.daily_texts
+
+    async def held(session, **kwargs):  # type: ignore[no-untyped-def]
+        sessions.append(session)
+        await release.wait()
+        return await original(session, **kwargs)
+
+    monkeypatch.setattr(rollup, "daily_texts", held)
+    clock.set(at(2, 21, 20, 0))
+    job = asyncio.create_task(post_daily_rollup(bot))
+    for _ in range(500):
+        if sessions:
+            break
+        await asyncio.sleep(0.01)
+    mark = len(transport.sent)
+    await transport.inject(transport.message(chain.tenant_group, chain.landlord, "房东上报 消毒"))
+    for _ in range(500):
+        if any("消毒" in s.text for s in transport.sent[mark:]):
+            break
+        await asyncio.sleep(0.01)
+    assert any("消毒" in s.text for s in transport.sent[mark:]), "the report waited"
+    assert not job.done()
+    if bot.reader is not None:
+        assert sessions[0].bind is bot.reader
+    release.set()
+    assert await job == 3
+    assert await count(bot, OutboxMessage, OutboxMessage.source == "rollup") == 3
+    assert await post_daily_rollup(bot) == 0

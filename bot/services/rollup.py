@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -40,10 +41,10 @@ def _subtree_totals(nodes: dict[int, Any], own: dict[int, list[int]]) -> dict[in
     return totals
 
 
-async def post_daily(session: AsyncSession, *, now: datetime, zone: ZoneInfo,
-                     fever_threshold: float, day: date | None = None) -> int:
-    """Queue the roll-up of `day` (default: today) for every tier-1..3 group; the job records
-    the day done (schedules/periods.py). Returns rows written."""
+async def daily_texts(session: AsyncSession, *, now: datetime, zone: ZoneInfo,
+                      day: date | None = None) -> list[tuple[int, str]]:
+    """The roll-up of `day` (default: today) for every tier-1..3 node, as (node id, text):
+    reads only (the job reads in a session of its own, then queues with `queue_daily`)."""
     local = now.astimezone(zone)
     if day is not None and day != local.date():
         local = datetime.combine(day, time(23, 59, 59), zone)
@@ -100,7 +101,7 @@ async def post_daily(session: AsyncSession, *, now: datetime, zone: ZoneInfo,
             notices_below.setdefault(at, []).append(notice)
             at = nodes[at].parent_id
     the_day = stats.Day.of(local.date(), zone=zone, now=now)
-    written = 0
+    found: list[tuple[int, str]] = []
     for node in nodes.values():
         if node.tier > 3 or node.kind in UNIT_KINDS:
             continue
@@ -115,7 +116,16 @@ async def post_daily(session: AsyncSession, *, now: datetime, zone: ZoneInfo,
         text = texts.Rollup.BODY.format(
             date=texts.Tenant.DATE.format(month=local.month, day=local.day), node=node.name,
             notices=notice_lines or texts.Rollup.NO_NOTICES, **figures)
-        text = "\n".join([text, *more])
-        written += await outbox.queue_to_node(session, node_id=node.id, source="rollup", now=now,
-                                              text=text)
+        found.append((node.id, "\n".join([text, *more])))
+    return found
+
+
+async def queue_daily(session: AsyncSession, *, found: Sequence[tuple[int, str]],
+                      now: datetime) -> int:
+    """Queue `daily_texts`'s texts to their nodes' groups; the job records the day done
+    (schedules/periods.py). Returns rows written."""
+    written = 0
+    for node_id, text in found:
+        written += await outbox.queue_to_node(session, node_id=node_id, source="rollup",
+                                              now=now, text=text)
     return written
