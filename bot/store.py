@@ -261,10 +261,15 @@ def create_reader(engine: AsyncEngine) -> AsyncEngine | None:
     (each call on the connection's own thread, and sqlite3 lets go of the GIL while SQLite
     works, so a read of a city's figures does not hold the event loop), read-only
     (`query_only`), each transaction a plain deferred BEGIN: one snapshot of the file, which
-    WAL lets the writer go on committing beside. None where the engine serves such reads
-    itself: PostgreSQL (a pool of connections, off the loop already) and an in-memory SQLite
-    (which no other connection would see)."""
+    WAL lets the writer go on committing beside. On PostgreSQL the engine's own pool (off the
+    loop already), each transaction read-only and one snapshot. None for an in-memory SQLite
+    (which no other connection would see): the engine serves such reads itself."""
     url = engine.url
+    if url.get_backend_name() == "postgresql":
+        # The same pool; each read one snapshot (REPEATABLE READ: a city's figures from
+        # fourteen statements add up) and read-only, as on SQLite.
+        return engine.execution_options(isolation_level="REPEATABLE READ",
+                                        postgresql_readonly=True)
     if url.get_backend_name() != "sqlite":
         return None
     database = url.database or ""
