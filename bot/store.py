@@ -231,24 +231,30 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
                                  poolclass=AsyncAdaptedQueuePool, pool_size=1, max_overflow=0,
                                  pool_timeout=SQLITE_LOCK_WAIT)
 
+    # FULL: a commit is on disk before the reply leaves (durability over speed). IMMEDIATE
+    # takes the write lock up front, so two writers wait instead of failing.
+    _sqlite_session_setup(engine, begin="BEGIN IMMEDIATE", pragmas=(
+        "journal_mode=WAL", "synchronous=FULL", "foreign_keys=ON"))
+    return engine
+
+
+def _sqlite_session_setup(engine: AsyncEngine, *, begin: str, pragmas: tuple[str, ...]
+                          ) -> None:
+    """Each new connection of this SQLite engine gets `pragmas`; each transaction starts with
+    our own `begin` statement (pysqlite's own BEGIN handling breaks SAVEPOINT)."""
+
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        # pysqlite's own BEGIN handling breaks SAVEPOINT; we emit BEGIN ourselves (below).
         if dbapi_connection.isolation_level is not None:
             dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        # FULL: a commit is on disk before the reply leaves (durability over speed).
-        cursor.execute("PRAGMA synchronous=FULL")
-        cursor.execute("PRAGMA foreign_keys=ON")
+        for pragma in pragmas:
+            cursor.execute(f"PRAGMA {pragma}")
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        # IMMEDIATE takes the write lock up front, so two writers wait instead of failing.
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
-
-    return engine
+        conn.exec_driver_sql(begin)
 
 
 # Connections of the SQLite reader (see create_reader): long reads at once, beyond which
@@ -281,20 +287,10 @@ def create_reader(engine: AsyncEngine) -> AsyncEngine | None:
                                  pool_size=READER_CONNECTIONS, max_overflow=0,
                                  pool_timeout=SQLITE_LOCK_WAIT)
 
-    @event.listens_for(reader.sync_engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        dbapi_connection.isolation_level = None  # BEGIN is ours (below)
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA query_only=ON")
-        # A reader is never kept out in WAL mode, except for a moment while a checkpoint
-        # resets the log: wait for that, on the connection's thread.
-        cursor.execute("PRAGMA busy_timeout=5000")
-        cursor.close()
-
-    @event.listens_for(reader.sync_engine, "begin")
-    def _on_begin(conn: Connection) -> None:
-        conn.exec_driver_sql("BEGIN")
-
+    # A reader is never kept out in WAL mode, except for a moment while a checkpoint resets
+    # the log: it waits for that (busy_timeout), on the connection's thread.
+    _sqlite_session_setup(reader, begin="BEGIN", pragmas=("query_only=ON",
+                                                          "busy_timeout=5000"))
     return reader
 
 
