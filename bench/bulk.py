@@ -6,11 +6,13 @@ rebuilt set-based afterwards)."""
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import os
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -172,3 +174,29 @@ async def database_cpu(conn: AsyncConnection) -> float | None:
             return None
         total += used
     return total
+
+
+class LoopLag:
+    """A ticker on the event loop: how late each 1 ms sleep wakes (a blocked loop wakes late)."""
+
+    def __init__(self, period: float = 0.001):
+        self.period = period
+        self.samples: list[float] = []
+        self._task: asyncio.Task[None] | None = None
+
+    async def _run(self) -> None:
+        while True:
+            t = time.perf_counter()
+            await asyncio.sleep(self.period)
+            self.samples.append((time.perf_counter() - t - self.period) * 1000)
+
+    def start(self) -> None:
+        self.samples.clear()
+        self._task = asyncio.create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None

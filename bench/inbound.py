@@ -581,32 +581,6 @@ def _where(handle: Any) -> str:
     return " < ".join(reversed(names[-2:])) or "?"
 
 
-class LoopLag:
-    """A ticker on the event loop: how late each 1 ms sleep wakes (a blocked loop wakes late)."""
-
-    def __init__(self, period: float = 0.001):
-        self.period = period
-        self.samples: list[float] = []
-        self._task: asyncio.Task[None] | None = None
-
-    async def _run(self) -> None:
-        while True:
-            t = time.perf_counter()
-            await asyncio.sleep(self.period)
-            self.samples.append((time.perf_counter() - t - self.period) * 1000)
-
-    def start(self) -> None:
-        self.samples.clear()
-        self._task = asyncio.create_task(self._run())
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-
 async def drive(feed: Callable[[int], Awaitable[None]], ids: list[str],
                 injected: dict[str, tuple[float, float]], rate: float | None,
                 spent: Callable[[], float] = lambda: 0.0) -> None:
@@ -740,7 +714,7 @@ async def measured(run: Run, feed: Callable[[int], Awaitable[None]],
     gc.freeze()  # as `tierbot run` does once started
     errors.count = 0
     forget_parsed()  # every run parses from cold (counting the commands warmed the cache)
-    lag = LoopLag()
+    lag = bulk.LoopLag()
     control = Control()
     control.start()
     steps = StepTimer() if STEPS else None

@@ -246,15 +246,6 @@ async def measure(url: str, landlords: int, repeat: int, seed: int) -> None:
     await engine.dispose()
 
 
-async def _ticker(state: list[float]) -> None:
-    """Every 1 ms, how late the loop let us back: the longest in state[0], until state[1]
-    is 0."""
-    while state[1]:
-        at = time.perf_counter()
-        await asyncio.sleep(0.001)
-        state[0] = max(state[0], time.perf_counter() - at - 0.001)
-
-
 async def beside_the_city(app: Any, transport: TimedTransport, *,
                           rooms: list[tuple[str, str]], city: tuple[str, str], run: str
                           ) -> None:
@@ -264,7 +255,8 @@ async def beside_the_city(app: Any, transport: TimedTransport, *,
     own (on SQLite off the loop), so 帮助 should come back in a control's time."""
     beside, stalls, city_ms = [], [], []
     for k, (room, contact) in enumerate(rooms):
-        tick = asyncio.create_task(_ticker(stall := [0.0, 1.0]))
+        lag = bulk.LoopLag()
+        lag.start()
         await asyncio.sleep(0.002)
         mark = len(transport.sent)
         started = time.perf_counter()
@@ -273,15 +265,14 @@ async def beside_the_city(app: Any, transport: TimedTransport, *,
         await transport.inject(transport.message(room, contact, "帮助",
                                                  message_id=f"bench-{run}-beside-{k}"))
         await app.idle()
-        stall[1] = 0.0  # stop
-        await tick
+        await lag.stop()
         for sent in transport.sent[mark:]:
             took = (transport.sent_at[sent.message_id] - started) * 1000
             if sent.room_id == room:
                 beside.append(took)
             elif sent.room_id == city[0]:
                 city_ms.append(took)
-        stalls.append(stall[0] * 1000)
+        stalls.append(max(lag.samples, default=0.0))
     print(f"统计 (city) with a landlord's 帮助 right behind it, {len(rooms)} times: 帮助 answered "
           f"p50 {statistics.median(beside):.1f} / max {max(beside):.1f} ms; 统计 p50 "
           f"{statistics.median(city_ms):.1f} ms; event loop's longest stall p50 "
