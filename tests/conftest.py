@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -256,3 +256,12 @@ async def count(app: BotApp, model: Any, *where: Any) -> int:
         for cond in where:
             stmt = stmt.where(cond)
         return (await session.execute(stmt)).scalar_one()
+
+
+async def until(predicate: Callable[[], bool], what: str, seconds: float = 10.0) -> None:
+    """Let the loop run (the bot, its sender) until `predicate` holds."""
+    for _ in range(int(seconds / 0.01)):
+        if predicate():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"timed out waiting for {what}")

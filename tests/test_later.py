@@ -7,7 +7,6 @@ several at once, and a stop while one is still being worked out."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -19,16 +18,7 @@ from bot import pipeline, texts
 from bot.app import BotApp
 from bot.services import stats
 from models import InboundMessage, LandlordReport, Node, OutboxMessage, TemperatureReading
-from tests.conftest import Chat, DemoChain, count
-
-
-async def until(predicate: Callable[[], bool], what: str, seconds: float = 10.0) -> None:
-    """Let the loop run (the bot, its sender) until `predicate` holds."""
-    for _ in range(int(seconds / 0.01)):
-        if predicate():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"timed out waiting for {what}")
+from tests.conftest import Chat, DemoChain, count, until
 
 
 class HeldStats:

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from bot import texts
 from models import Group, JobRun, Node, OutboxMessage
 from schedules.jobs import post_daily_rollup
-from tests.conftest import SHANGHAI, Chat, DemoChain, count
+from tests.conftest import SHANGHAI, Chat, DemoChain, count, until
 
 ROLLUP_ROOMS = ["changchun@chatroom", "futian@chatroom", "team1@chatroom", "xicheng@chatroom"]
 
@@ -201,17 +201,11 @@ async def test_the_rollup_reads_apart_from_the_bot(bot, chat: Chat, chain: DemoC
     monkeypatch.setattr(rollup, "daily_texts", held)
     clock.set(at(2, 21, 20, 0))
     job = asyncio.create_task(post_daily_rollup(bot))
-    for _ in range(500):
-        if sessions:
-            break
-        await asyncio.sleep(0.01)
+    await until(lambda: bool(sessions), "the roll-up to start reading")
     mark = len(transport.sent)
     await transport.inject(transport.message(chain.tenant_group, chain.landlord, "房东上报 消毒"))
-    for _ in range(500):
-        if any("消毒" in s.text for s in transport.sent[mark:]):
-            break
-        await asyncio.sleep(0.01)
-    assert any("消毒" in s.text for s in transport.sent[mark:]), "the report waited"
+    await until(lambda: any("消毒" in s.text for s in transport.sent[mark:]),
+                "the report's answer while the roll-up reads")
     assert not job.done()
     if bot.reader is not None:
         assert sessions[0].bind is bot.reader
