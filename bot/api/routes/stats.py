@@ -38,15 +38,16 @@ async def get_stats(
                                       description="the day, 2020-02-21 (default today)")] = None,
 ) -> StatsPublic:
     """The figures of `node`'s subtree on `date`, section by section; 404 for a node the
-    token does not see."""
+    token does not see, and for a day after today (it has no figures yet: a well-formed
+    date, so not a 422, which is kept for malformed requests)."""
     root = await session.get(Node, node)
     if root is None or not await scope.sees(session, node):
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no node {node}")
     now, zone = app.now(), app.settings.zone
     today = now.astimezone(zone).date()
     if day is not None and day > today:
-        raise HTTPException(422,
-                            f"date {day} is in the future (today is {today})")
+        raise HTTPException(status.HTTP_404_NOT_FOUND,
+                            f"no figures for {day}: it is in the future (today is {today})")
     figures = await stats.compute(session, node=root, day=day or today, zone=zone, now=now)
     return StatsPublic(
         node_id=root.id, node=root.name, date=figures.day.isoformat(),
