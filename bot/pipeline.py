@@ -21,7 +21,7 @@ from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm.attributes import set_committed_value
 
-from bot import store, texts
+from bot import hot, store, texts
 from bot.config import Settings
 from bot.domain import HeldRole, UserError
 from bot.grammar import Command, ParseError, as_written, normalise, parse
@@ -148,6 +148,7 @@ class Lookups:
         if self._listening:
             event.remove(self._sync, "after_flush", self._after_flush)
             event.remove(self._sync, "do_orm_execute", self._on_execute)
+            self._sync.info.pop(hot.IDENTITY_WRITES, None)
             self._listening = False
 
     def clear(self) -> None:
@@ -197,11 +198,16 @@ class Lookups:
         rows = state.execution_options.get(people.IDENTITY_ROWS)
         if rows is None:
             return False
+        self._forget_rows(rows)
+        return True
+
+    def _forget_rows(self, rows: dict[str, Any]) -> None:
+        """Drop the entries that declared identity rows change (see people.IDENTITY_ROWS);
+        also told by hot statements (bot.hot), which no session event sees."""
         for transport, contact_id in rows.get("contacts", ()):
             self.senders.pop((transport, contact_id), None)
         for person_id in rows.get("roles", ()):
             self.roles.pop(person_id, None)
-        return True
 
     def forget_expired(self) -> None:
         """After a savepoint rolled back: drop entries whose objects it expired or expunged."""
@@ -225,6 +231,7 @@ class Lookups:
         if not self._listening:
             event.listen(self._sync, "after_flush", self._after_flush)
             event.listen(self._sync, "do_orm_execute", self._on_execute)
+            self._sync.info[hot.IDENTITY_WRITES] = self._forget_rows
             self._listening = True
         session = self.session
         rooms: dict[str, set[str]] = {}

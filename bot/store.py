@@ -170,6 +170,13 @@ class InlineSQLite:
     async def execute(self, sql: str, parameters: Any = ()) -> _InlineCursor:
         return await _InlineCursor(self._conn.cursor()).execute(sql, parameters)
 
+    async def hot(self, sql: str, parameters: tuple[Any, ...]) -> list[Any]:
+        """A statement's rows, straight on sqlite3 (bot.hot): no cursor object kept."""
+        if driver_log.isEnabledFor(logging.DEBUG):
+            driver_log.debug("executing %s %r", sql, parameters)
+        await take_turn()
+        return self._conn.execute(sql, parameters).fetchall()
+
     async def create_function(self, *args: Any, **kw: Any) -> None:
         self._conn.create_function(*args, **kw)
 

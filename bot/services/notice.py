@@ -18,6 +18,7 @@ from bot import ack_texts, pii, texts
 from bot.config import NoticeSettings, PacingSettings
 from bot.domain import HeldRole, UserError
 from bot.grammar import normalise
+from bot.hot import Hot
 from bot.services import ack, outbox
 from bot.services.chain import commanders, commanding_role, subtree_select
 from models import (
@@ -332,7 +333,7 @@ def _ack_row(*, named: bool, responsible: bool) -> Select[tuple[int]]:
 
 # Built once (a statement keeps its compiled form and cache key): every 收到 in every group
 # asks one of these, most often finding nothing.
-_ACK_ROW = {(named, responsible): _ack_row(named=named, responsible=responsible)
+_ACK_ROW = {(named, responsible): Hot(_ack_row(named=named, responsible=responsible))
             for named in (False, True) for responsible in (False, True)}
 
 
@@ -348,8 +349,7 @@ async def acknowledge(
     params: dict[str, int] = {"group_id": group.id}
     if notice_id is not None:
         params["notice_id"] = notice_id
-    row_id = (await session.execute(_ACK_ROW[notice_id is not None, responsible], params)
-              ).scalar_one_or_none()
+    row_id = await _ACK_ROW[notice_id is not None, responsible].scalar(session, params)
     if row_id is None:
         return None
     row = await session.get(OutboxMessage, row_id)

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import make_transient_to_detached
 
 from bot.domain import HeldRole
+from bot.hot import IDENTITY_ROWS, Hot
 from bot.services import personal
 from models import Contact, Membership, Node, Person, Role
 
@@ -46,12 +47,12 @@ CONTACT = cast(Table, Contact.__table__)
 MEMBERSHIP = cast(Table, Membership.__table__)
 _PERSON_ID_BY_MOBILE = (select(PERSON.c.id).where(PERSON.c.mobile_bidx == bindparam("bidx"))
                         .order_by(PERSON.c.id).limit(1))
-_HOLDER_CONTACTS = (select(MEMBERSHIP.c.person_id, CONTACT.c.contact_id)
-                    .outerjoin(CONTACT, and_(CONTACT.c.person_id == MEMBERSHIP.c.person_id,
-                                              CONTACT.c.transport == bindparam("transport")))
-                    .where(MEMBERSHIP.c.node_id == bindparam("node_id"),
-                           MEMBERSHIP.c.role == bindparam("role"))
-                    .order_by(MEMBERSHIP.c.id, CONTACT.c.id))
+_HOLDER_CONTACTS = Hot(select(MEMBERSHIP.c.person_id, CONTACT.c.contact_id)
+                       .outerjoin(CONTACT, and_(CONTACT.c.person_id == MEMBERSHIP.c.person_id,
+                                                 CONTACT.c.transport == bindparam("transport")))
+                       .where(MEMBERSHIP.c.node_id == bindparam("node_id"),
+                              MEMBERSHIP.c.role == bindparam("role"))
+                       .order_by(MEMBERSHIP.c.id, CONTACT.c.id))
 _HOLDER_CONTACT_IDS = (select(CONTACT.c.contact_id)
                        .join(MEMBERSHIP, MEMBERSHIP.c.person_id == CONTACT.c.person_id)
                        .where(MEMBERSHIP.c.node_id == bindparam("node_id"),
@@ -70,14 +71,19 @@ _NEXT_PERSON_ID_SQLITE = select(func.coalesce(func.max(PERSON.c.id), 0) + 1)
 _NEXT_PERSON_ID_PG = select(func.nextval(func.pg_get_serial_sequence("person", "id")))
 # Both in one round trip, for a command that will create a person unless the mobile has one.
 _OWNER_AND_NEXT_ID = {
-    "sqlite": select(_PERSON_ID_BY_MOBILE.scalar_subquery(),
-                     _NEXT_PERSON_ID_SQLITE.scalar_subquery()),
-    "postgresql": select(_PERSON_ID_BY_MOBILE.scalar_subquery(),
-                         func.nextval(func.pg_get_serial_sequence("person", "id"))),
+    "sqlite": Hot(select(_PERSON_ID_BY_MOBILE.scalar_subquery(),
+                         _NEXT_PERSON_ID_SQLITE.scalar_subquery())),
+    "postgresql": Hot(select(_PERSON_ID_BY_MOBILE.scalar_subquery(),
+                             func.nextval(func.pg_get_serial_sequence("person", "id")))),
 }
 INSERT_PERSON = insert(PERSON)
 INSERT_CONTACT = insert(CONTACT)
 INSERT_MEMBERSHIP = insert(MEMBERSHIP)
+# The same, hot (bot.hot), with every column given: a new tenant's rows on SQLite.
+HOT_PERSON, HOT_CONTACT, HOT_MEMBERSHIP = (
+    Hot(insert(t).values({c.key: bindparam(c.key, type_=c.type) for c in t.c
+                          if c.key != "id" or t is PERSON}), identity=True)
+    for t in (PERSON, CONTACT, MEMBERSHIP))
 
 _T = TypeVar("_T")
 
@@ -175,15 +181,11 @@ async def create_person(
 async def owner_and_new_id(session: AsyncSession, *, mobile: str) -> tuple[int | None, int]:
     """id_by_mobile and an id for a new person (add_person's person_id), in one query. The
     new id is taken whether or not it is used (on PostgreSQL a sequence value is skipped)."""
-    row = (await session.execute(_OWNER_AND_NEXT_ID[session.bind.dialect.name],
-                                 {"bidx": personal.blind_index("mobile", mobile)})).one()
-    return row[0], row[1]
+    rows = await _OWNER_AND_NEXT_ID[session.bind.dialect.name].rows(
+        session, {"bidx": personal.blind_index("mobile", mobile)})
+    return rows[0][0], int(rows[0][1])
 
 
-# An execution option of the Core INSERTs below: the identity rows a statement writes, for
-# whoever caches who is who (the pipeline's look-ups drop just those entries):
-# {"contacts": [(transport, contact_id)], "roles": [person_id]}.
-IDENTITY_ROWS = "tierbot_identity_rows"
 
 
 def person_row(*, person_id: int, name: str, now: datetime, mobile: str | None = None,
@@ -282,8 +284,8 @@ async def holder_contacts(session: AsyncSession, *, node_id: int, role: Role, tr
     one transport (for mentions), in one query."""
     ids: list[int] = []
     contacts: list[str] = []
-    for person_id, contact_id in await session.execute(
-            _HOLDER_CONTACTS, {"node_id": node_id, "role": role, "transport": transport}):
+    for person_id, contact_id in await _HOLDER_CONTACTS.rows(
+            session, {"node_id": node_id, "role": role, "transport": transport}):
         if not ids or ids[-1] != person_id:
             ids.append(person_id)
         if contact_id is not None:

@@ -15,6 +15,7 @@ from sqlalchemy.orm import aliased
 from bot import pii, texts
 from bot.domain import UserError
 from bot.grammar import Arrival, Temperature, TenantReturn
+from bot.hot import Hot
 from bot.services import health, membership, people, personal, report
 from models import (
     LinkRequest,
@@ -175,8 +176,10 @@ async def _tenant_self(session: AsyncSession, cmd: TenantReturn, *, node: Node,
 # A return's stay and every reading are Core INSERTs (the ORM's unit of work cost more than
 # the database's work); built once.
 _STAY = cast(Table, TenantStay.__table__)
-_INSERT_STAY = insert(_STAY).returning(_STAY.c.id)
-_INSERT_READING: dict[Any, Any] = {}
+_INSERT_STAY = Hot(insert(_STAY).values({c.key: bindparam(c.key, type_=c.type)
+                                          for c in _STAY.c if c.key != "id"})
+                   .returning(_STAY.c.id))
+_INSERT_READING: dict[tuple[Any, frozenset[str]], Hot] = {}
 
 # Built once (a statement keeps its compiled form and cache key): every 体温 asks it.
 _LATEST_STAY = (select(TenantStay)
@@ -251,7 +254,7 @@ async def register_return(
                                                    stay=values, now=now)
             found = people.known(session, Person(**found.row))
         else:
-            values["id"] = (await session.execute(_INSERT_STAY, values)).scalar_one()
+            values["id"] = await _INSERT_STAY.scalar(session, values)
         stay = people.known(session, TenantStay(**values))
     assert isinstance(found, Person)  # a new tenant's rows are written with their stay
     tenant = found
@@ -312,15 +315,16 @@ async def _write_new_tenant(session: AsyncSession, new: _NewTenant, *, node_id: 
             params.update(c_transport=new.contact[0], c_contact_id=new.contact[1])
         return int((await session.execute(_NEW_TENANT[new.contact is not None], params,
                                           execution_options=identity)).scalar_one())
-    await session.execute(people.INSERT_PERSON, new.row, execution_options=identity)
+    rows = identity[people.IDENTITY_ROWS]
+    await people.HOT_PERSON.rows(session, new.row, identity_rows=rows)
     if new.contact:
-        await session.execute(people.INSERT_CONTACT, {
+        await people.HOT_CONTACT.rows(session, {
             "person_id": person_id, "transport": new.contact[0], "contact_id": new.contact[1],
-            "created_at": now}, execution_options=identity)
-    await session.execute(people.INSERT_MEMBERSHIP, {
+            "created_at": now}, identity_rows=rows)
+    await people.HOT_MEMBERSHIP.rows(session, {
         "person_id": person_id, "node_id": node_id, "role": Role.TENANT, "created_at": now},
-        execution_options=identity)
-    return int((await session.execute(_INSERT_STAY, stay)).scalar_one())
+        identity_rows=rows)
+    return int(await _INSERT_STAY.scalar(session, stay))
 
 
 async def _add_reading(
@@ -348,10 +352,13 @@ async def keep_reading(session: AsyncSession, reading: object, *, value: float,
     it was a fever. `reading` is a new mapped object, written as one Core INSERT of the values
     it was given (it is not added to the session)."""
     table = type(reading).__table__  # type: ignore[attr-defined]
-    statement = _INSERT_READING.get(table)
+    values = {k: v for k, v in vars(reading).items() if k in table.c}
+    key = (table, frozenset(values))
+    statement = _INSERT_READING.get(key)
     if statement is None:
-        statement = _INSERT_READING[table] = insert(table)
-    await session.execute(statement, {k: v for k, v in vars(reading).items() if k in table.c})
+        statement = _INSERT_READING[key] = Hot(insert(table).values(
+            {k: bindparam(k, type_=table.c[k].type) for k in sorted(values)}))
+    await statement.rows(session, values)
     if value < threshold:
         return False
     text = on_fever()

@@ -1,0 +1,169 @@
+"""Hot statements: prebuilt Core statements that the busiest commands run straight on the
+driver.
+
+Executing a statement through SQLAlchemy costs about 45 µs of CPU (its execution context,
+parameter and result set-up) where SQLite itself takes 1-2 µs; a busy hour's commands
+(readings, 收到, returns) run a few such statements each, so that overhead was a fifth of a
+command's cost (bench/inbound.py). A `Hot` statement is compiled by SQLAlchemy once per
+dialect (the SQL and the parameters' type processing are SQLAlchemy's own), then each call
+puts its parameters in order and hands them to the driver: on SQLite the inline connection's
+sqlite3 call (bot.store.InlineSQLite.hot, which hands the loop back as every statement
+does), on PostgreSQL asyncpg's, inside the transaction SQLAlchemy's adapter keeps.
+
+What a hot statement may be (checked when it is first compiled, so a misuse fails in every
+test that runs it, never quietly):
+- a Core statement (a select, or an insert, optionally returning) without expanding (IN)
+  parameters;
+- its result columns need no type processing on the dialect (integers, text): rows come
+  back as plain tuples;
+- it writes none of the identity tables (person, contact, membership, chat_group, node),
+  unless made with `identity=True` and each call declares the identity rows it writes
+  (IDENTITY_ROWS' form): whoever caches who is who (bot.pipeline.Lookups) learns of
+  other writes through session events, which a hot statement does not fire, so it is told
+  of these through the session's `info[IDENTITY_WRITES]`.
+Like any Core statement run through a session, it does not autoflush.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, cast
+
+from sqlalchemy import exc
+from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.expression import ClauseElement, Executable
+
+from bot.store import InlineSQLite
+
+# Tables whose writes others cache (bot.pipeline._IDENTITY_TABLES): never written hot.
+IDENTITY_TABLES = frozenset({"person", "contact", "membership", "chat_group", "node"})
+_REQUIRED = object()
+# An execution option of Core INSERTs into the identity tables: the identity rows a
+# statement writes, for whoever caches who is who (the pipeline's look-ups drop just those
+# entries): {"contacts": [(transport, contact_id)], "roles": [person_id]}. A hot statement
+# takes the same declaration as its `identity_rows`.
+IDENTITY_ROWS = "tierbot_identity_rows"
+# session.sync_session.info key: a callable told the identity rows a hot statement writes.
+IDENTITY_WRITES = "tierbot_identity_writes"
+# Hot statements run by this process (bench/inbound.py adds them to the engine's count).
+executed = 0
+# The tables a statement's SQL writes (its CTEs' too).
+_WRITES = re.compile(r'\b(?:INSERT\s+INTO|UPDATE|DELETE\s+FROM)\s+("?\w+"?)', re.IGNORECASE)
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """A statement compiled for one dialect: its SQL and, in order, each parameter's name,
+    the value it has when the call gives none (a literal of the statement), and its bind
+    processor."""
+
+    sql: str
+    params: tuple[tuple[str, Any, Callable[[Any], Any] | None], ...]
+
+    def args(self, values: Mapping[str, Any]) -> tuple[Any, ...]:
+        out = []
+        for name, default, process in self.params:
+            value = values.get(name, default)
+            if value is _REQUIRED:
+                raise KeyError(f"a hot statement's parameter {name!r} was not given")
+            out.append(value if process is None else process(value))
+        return tuple(out)
+
+
+class Hot:
+    """A Core statement run straight on the driver (see the module's rules)."""
+
+    __slots__ = ("statement", "identity", "_plans")
+
+    def __init__(self, statement: Executable, *, identity: bool = False):
+        self.statement = statement
+        self.identity = identity
+        self._plans: dict[str, _Plan] = {}
+
+    def _plan(self, dialect: Dialect) -> _Plan:
+        plan = self._plans.get(dialect.name)
+        if plan is None:
+            plan = self._plans[dialect.name] = _compile(self.statement, dialect,
+                                                        identity=self.identity)
+        return plan
+
+    async def rows(self, session: AsyncSession, params: Mapping[str, Any] | None = None, *,
+                   identity_rows: dict[str, Any] | None = None) -> Sequence[tuple[Any, ...]]:
+        """Run it in the session's transaction; its rows (none for a plain insert).
+        `identity_rows`: what a statement made with identity=True writes (required)."""
+        global executed
+        executed += 1
+        if self.identity:
+            if identity_rows is None:
+                raise TypeError("a hot statement writing identity rows must declare them")
+            forget = session.sync_session.info.get(IDENTITY_WRITES)
+            if forget is not None:
+                forget(identity_rows)
+        conn = await session.connection()  # begins the transaction (SQLite: BEGIN IMMEDIATE)
+        plan = self._plan(conn.dialect)
+        args = plan.args(params or {})
+        raw = await conn.get_raw_connection()
+        driver = raw.driver_connection
+        try:
+            if isinstance(driver, InlineSQLite):
+                return await driver.hot(plan.sql, args)
+            if conn.dialect.driver == "asyncpg":
+                return await _asyncpg_rows(raw.dbapi_connection, plan.sql, args)
+        except conn.dialect.loaded_dbapi.Error as error:
+            # As SQLAlchemy would raise it (callers catch sqlalchemy.exc.IntegrityError).
+            raise exc.DBAPIError.instance(plan.sql, args, error,
+                                          conn.dialect.loaded_dbapi.Error) from error
+        # Another driver (the SQLite reader's aiosqlite): the usual way.
+        options = {IDENTITY_ROWS: identity_rows} if identity_rows is not None else {}
+        return [tuple(row) for row in await session.execute(
+            self.statement, dict(params or {}), execution_options=options)]
+
+    async def scalar(self, session: AsyncSession, params: Mapping[str, Any] | None = None
+                     ) -> Any:
+        """The first column of the first row, or None when there is no row."""
+        rows = await self.rows(session, params)
+        return rows[0][0] if rows else None
+
+
+async def _asyncpg_rows(adapted: Any, sql: str, args: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+    """On SQLAlchemy's asyncpg adapter, as its cursor does: one statement at a time on the
+    connection, in the transaction it starts on first use (asyncpg errors as the adapter's)."""
+    async with adapted._execute_mutex:
+        if not adapted._started:
+            await adapted._start_transaction()
+        try:
+            return [tuple(r) for r in await adapted._connection.fetch(sql, *args)]
+        except Exception as error:
+            adapted._handle_exception(error)
+            raise  # _handle_exception always raises
+
+
+def _compile(statement: Executable, dialect: Dialect, *, identity: bool) -> _Plan:
+    compiled = cast(SQLCompiler, cast(ClauseElement, statement).compile(dialect=dialect))
+    if compiled.positiontup is None:
+        raise TypeError(f"{dialect.name}: a hot statement needs a positional paramstyle")
+    if compiled.literal_execute_params or compiled.post_compile_params:
+        raise TypeError("a hot statement has no parameters rendered at execution "
+                        "(expanding IN lists, literal_execute)")
+    written = {name.strip('"') for name in _WRITES.findall(compiled.string)}
+    if written & IDENTITY_TABLES and not identity:
+        raise TypeError(f"a hot statement may not write {', '.join(sorted(written))}: "
+                        "the pipeline's look-ups would not learn of it")
+    binds = compiled.binds
+    processors = compiled._bind_processors
+    params: list[tuple[str, Any, Callable[[Any], Any] | None]] = []
+    for name in compiled.positiontup:
+        bind = binds[name]
+        process = processors.get(name)
+        if process is not None and not callable(process):
+            raise TypeError(f"a hot statement has no tuple parameter ({name})")
+        params.append((name, _REQUIRED if bind.required else bind.effective_value, process))
+    for column in getattr(statement, "exported_columns", ()):
+        if column.type.dialect_impl(dialect).result_processor(dialect, None) is not None:
+            raise TypeError(f"{dialect.name}: a hot statement returns only columns that need "
+                            f"no processing ({column.name}: {column.type})")
+    return _Plan(compiled.string, tuple(params))

@@ -1,0 +1,140 @@
+"""Hot statements (bot.hot): prebuilt Core statements run straight on the driver. They must
+behave as the same statement through SQLAlchemy would: inside the session's transaction
+(even as its first statement), with the same rows and the same errors, and a statement that
+would go wrong hot is refused the first time it runs."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from sqlalchemy import bindparam, func, insert, select
+from sqlalchemy.exc import IntegrityError
+
+from bot import hot
+from bot.app import BotApp
+from bot.hot import Hot
+from bot.services import notice, people
+from models import Contact, InboundMessage, Membership, OutboxMessage, Person, Role
+from tests.conftest import Chat, DemoChain, count
+
+INBOUND = InboundMessage.__table__
+NOW = datetime(2020, 2, 21, 2, 0, tzinfo=UTC)
+INSERT_INBOUND = Hot(insert(INBOUND).values(
+    {c.key: bindparam(c.key, type_=c.type) for c in INBOUND.c if c.key != "id"}
+).returning(INBOUND.c.id))
+
+
+def inbound(message_id: str) -> dict[str, Any]:
+    return {"transport": "sim", "message_id": message_id, "room_id": "r", "sender_id": "s",
+            "command": "体温", "received_at": NOW}
+
+
+async def test_a_hot_statement_first_in_a_transaction_is_rolled_back_with_it(bot: BotApp):
+    # On PostgreSQL the adapter starts its transaction on first use: a hot statement that
+    # came first must start it too, or its row would be committed on its own.
+    with pytest.raises(RuntimeError):
+        async with bot.session() as session, session.begin():
+            assert await INSERT_INBOUND.scalar(session, inbound("rolled-back")) is not None
+            raise RuntimeError("the handler failed")
+    assert await count(bot, InboundMessage) == 0
+    async with bot.session() as session, session.begin():
+        new_id = await INSERT_INBOUND.scalar(session, inbound("kept"))
+    async with bot.session() as session:
+        stored = await session.get(InboundMessage, new_id)
+        assert stored is not None
+        assert (stored.message_id, stored.received_at) == ("kept", NOW)  # the types' processing
+
+
+async def test_a_hot_statement_sees_and_is_seen_by_the_orm_in_its_transaction(bot: BotApp):
+    async with bot.session() as session, session.begin():
+        session.add(InboundMessage(**inbound("orm")))
+        await session.flush()
+        await INSERT_INBOUND.rows(session, inbound("hot"))
+        ids = (await session.execute(select(InboundMessage.message_id)
+                                     .order_by(InboundMessage.id))).scalars().all()
+        assert ids == ["orm", "hot"]
+        assert await Hot(select(func.count()).select_from(INBOUND)).scalar(session) == 2
+
+
+async def test_a_duplicate_raises_sqlalchemys_integrity_error_and_the_savepoint_recovers(
+        bot: BotApp):
+    async with bot.session() as session, session.begin():
+        await INSERT_INBOUND.rows(session, inbound("once"))
+        with pytest.raises(IntegrityError):
+            async with session.begin_nested():
+                await INSERT_INBOUND.rows(session, inbound("once"))
+        await INSERT_INBOUND.rows(session, inbound("twice"))
+    assert await count(bot, InboundMessage) == 2
+
+
+async def test_rows_are_the_ones_sqlalchemy_gives(bot: BotApp, chain: DemoChain, chat: Chat):
+    # A notice reaches the team group and is sent: the 收到 look-up (literal enum values in
+    # the statement, a bound group id) finds the same row hot as through SQLAlchemy.
+    await chat.say(chain.subdistrict_group, chain.commander, "通知 明早八点开会")
+    async with bot.session() as session:
+        rows = (await session.execute(select(OutboxMessage.group_id)
+                                      .where(OutboxMessage.notice_id.is_not(None)))).all()
+        assert rows, "the notice went nowhere"
+        for (group_id,) in rows:
+            for key, statement in notice._ACK_ROW.items():
+                params = {"group_id": group_id, "notice_id": 1} if key[0] else \
+                    {"group_id": group_id}
+                assert await statement.rows(session, params) == [
+                    tuple(r) for r in await session.execute(statement.statement, params)]
+        landlords = (await session.execute(select(Membership.node_id)
+                                           .where(Membership.role == Role.LANDLORD))).scalars()
+        for node_id in landlords:
+            params = {"node_id": node_id, "role": Role.LANDLORD, "transport": "sim"}
+            assert await people._HOLDER_CONTACTS.rows(session, params) == [
+                tuple(r) for r in await session.execute(people._HOLDER_CONTACTS.statement,
+                                                        params)]
+
+
+PERSON = Person.__table__
+MEMBERSHIP = Membership.__table__
+
+
+@pytest.mark.parametrize("statement, refused", [
+    # Writes the look-ups of who is who would not hear of (bot.pipeline.Lookups).
+    (insert(PERSON).values(name=bindparam("name")), "may not write person"),
+    (insert(Contact.__table__).values(person_id=bindparam("p")), "may not write contact"),
+    (insert(INBOUND).values(command="x").add_cte(
+        insert(MEMBERSHIP).values(person_id=1, node_id=1, role="tenant").cte("m")),
+     "may not write"),
+    # An IN list is rendered at execution time.
+    (select(PERSON.c.id).where(PERSON.c.id.in_(bindparam("ids", expanding=True))),
+     "rendered at execution"),
+    # A column SQLAlchemy would convert on the way out (UTCDateTime makes it aware).
+    (select(INBOUND.c.received_at), "need no processing"),
+], ids=["person", "contact", "cte-membership", "expanding", "datetime-result"])
+async def test_statements_that_would_go_wrong_hot_are_refused(bot: BotApp, statement: Any,
+                                                              refused: str):
+    async with bot.session() as session, session.begin():
+        with pytest.raises(TypeError, match=refused):
+            await Hot(statement).rows(session, {"name": "x", "p": 1, "ids": [1]})
+
+
+async def test_a_missing_parameter_is_an_error_not_a_null(bot: BotApp):
+    async with bot.session() as session, session.begin():
+        values = inbound("m")
+        del values["room_id"]
+        with pytest.raises(KeyError, match="room_id"):
+            await INSERT_INBOUND.rows(session, values)
+
+
+async def test_the_bench_counts_them(bot: BotApp):
+    before = hot.executed
+    async with bot.session() as session, session.begin():
+        await INSERT_INBOUND.rows(session, inbound("counted"))
+    assert hot.executed == before + 1
+
+
+async def test_identity_writes_must_say_what_they_write(bot: BotApp):
+    # The pipeline's look-ups hear of identity writes only from this declaration.
+    async with bot.session() as session, session.begin():
+        with pytest.raises(TypeError, match="must declare"):
+            await people.HOT_MEMBERSHIP.rows(session, {
+                "person_id": 1, "node_id": 1, "role": Role.TENANT, "created_at": NOW})
+    # (tests/test_batch.py: a tenant registered hot is known to the next message of the batch)
