@@ -122,10 +122,10 @@ class Hot:
         return [tuple(row) for row in await session.execute(
             self.statement, dict(params or {}), execution_options=options)]
 
-    async def scalar(self, session: AsyncSession, params: Mapping[str, Any] | None = None
-                     ) -> Any:
+    async def scalar(self, session: AsyncSession, params: Mapping[str, Any] | None = None, *,
+                     identity_rows: dict[str, Any] | None = None) -> Any:
         """The first column of the first row, or None when there is no row."""
-        rows = await self.rows(session, params)
+        rows = await self.rows(session, params, identity_rows=identity_rows)
         return rows[0][0] if rows else None
 
 

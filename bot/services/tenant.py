@@ -297,7 +297,8 @@ def _new_tenant_statement(contact: bool) -> Any:
     return stay
 
 
-_NEW_TENANT = {contact: _new_tenant_statement(contact) for contact in (False, True)}
+_NEW_TENANT = {contact: Hot(_new_tenant_statement(contact), identity=True)
+               for contact in (False, True)}
 
 
 async def _write_new_tenant(session: AsyncSession, new: _NewTenant, *, node_id: int,
@@ -305,17 +306,15 @@ async def _write_new_tenant(session: AsyncSession, new: _NewTenant, *, node_id: 
     """Write a new tenant's rows and their stay; the stay's id. One statement on PostgreSQL
     (each statement is a round trip), four or three on SQLite."""
     person_id = new.row["id"]
-    identity = {people.IDENTITY_ROWS: {"contacts": [new.contact] if new.contact else [],
-                                       "roles": [person_id]}}
+    rows = {"contacts": [new.contact] if new.contact else [], "roles": [person_id]}
     if session.bind.dialect.name == "postgresql":
         params = {f"p_{k}": v for k, v in new.row.items()}
         params.update({f"s_{k}": v for k, v in stay.items()}, m_node_id=node_id,
                       m_role=Role.TENANT)
         if new.contact:
             params.update(c_transport=new.contact[0], c_contact_id=new.contact[1])
-        return int((await session.execute(_NEW_TENANT[new.contact is not None], params,
-                                          execution_options=identity)).scalar_one())
-    rows = identity[people.IDENTITY_ROWS]
+        return int(await _NEW_TENANT[new.contact is not None].scalar(
+            session, params, identity_rows=rows))
     await people.HOT_PERSON.rows(session, new.row, identity_rows=rows)
     if new.contact:
         await people.HOT_CONTACT.rows(session, {
