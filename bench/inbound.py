@@ -39,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import bulk  # bench/bulk.py: the throwaway keys
 from sqlalchemy import event, func, insert, select, text
 
-from bot import chainfile, hot, store
+from bot import chainfile, store
 from bot.app import BotApp, build_app
 from bot.clock import FakeClock
 from bot.config import Settings
@@ -723,7 +723,7 @@ async def measured(run: Run, feed: Callable[[int], Awaitable[None]],
     lag.start()
     if profile is not None:
         profile.start()
-    t0, c0, hot0 = time.perf_counter(), time.process_time(), hot.executed
+    t0, c0 = time.perf_counter(), time.process_time()
     await drive(feed, [m.message_id for m in run.messages], run.injected, rate,
                 lambda: verifier.spent if verifier else 0.0)
     await handled()
@@ -731,7 +731,6 @@ async def measured(run: Run, feed: Callable[[int], Awaitable[None]],
     spent = verifier.spent if verifier else 0.0
     result.wall = time.perf_counter() - t0 - spent
     result.cpu = time.process_time() - c0 - spent
-    result.statements += hot.executed - hot0  # run on the driver, past the engine's events
     if profile is not None:
         profile.stop()
     await lag.stop()

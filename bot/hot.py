@@ -21,7 +21,9 @@ test that runs it, never quietly):
   (IDENTITY_ROWS' form): whoever caches who is who (bot.pipeline.Lookups) learns of
   other writes through session events, which a hot statement does not fire, so it is told
   of these through the session's `info[IDENTITY_WRITES]`.
-Like any Core statement run through a session, it does not autoflush.
+Like any Core statement run through a session, it does not autoflush; listeners of the
+connection's `before_cursor_execute` see it (with no cursor and no context), the engine's
+other events do not.
 """
 
 from __future__ import annotations
@@ -49,8 +51,6 @@ _REQUIRED = object()
 IDENTITY_ROWS = "tierbot_identity_rows"
 # session.sync_session.info key: a callable told the identity rows a hot statement writes.
 IDENTITY_WRITES = "tierbot_identity_writes"
-# Hot statements run by this process (bench/inbound.py adds them to the engine's count).
-executed = 0
 # The tables a statement's SQL writes (its CTEs' too).
 _WRITES = re.compile(r'\b(?:INSERT\s+INTO|UPDATE|DELETE\s+FROM)\s+("?\w+"?)', re.IGNORECASE)
 
@@ -95,8 +95,6 @@ class Hot:
                    identity_rows: dict[str, Any] | None = None) -> Sequence[tuple[Any, ...]]:
         """Run it in the session's transaction; its rows (none for a plain insert).
         `identity_rows`: what a statement made with identity=True writes (required)."""
-        global executed
-        executed += 1
         if self.identity:
             if identity_rows is None:
                 raise TypeError("a hot statement writing identity rows must declare them")
@@ -106,6 +104,11 @@ class Hot:
         conn = await session.connection()  # begins the transaction (SQLite: BEGIN IMMEDIATE)
         plan = self._plan(conn.dialect)
         args = plan.args(params or {})
+        sync = conn.sync_connection
+        if sync is not None and sync.dispatch.before_cursor_execute:
+            # Whoever watches the connection's statements sees this one too (the pipeline's
+            # WriteWatch, which must know a handler wrote; the benches' counts); no cursor.
+            sync.dispatch.before_cursor_execute(sync, None, plan.sql, args, None, False)
         raw = await conn.get_raw_connection()
         driver = raw.driver_connection
         try:

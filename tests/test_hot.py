@@ -9,10 +9,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import bindparam, func, insert, select
+from sqlalchemy import bindparam, event, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
-from bot import hot
 from bot.app import BotApp
 from bot.hot import Hot
 from bot.services import notice, people
@@ -124,11 +123,22 @@ async def test_a_missing_parameter_is_an_error_not_a_null(bot: BotApp):
             await INSERT_INBOUND.rows(session, values)
 
 
-async def test_the_bench_counts_them(bot: BotApp):
-    before = hot.executed
+async def test_statement_listeners_see_them(bot: BotApp):
+    seen: list[tuple[str, Any]] = []
     async with bot.session() as session, session.begin():
-        await INSERT_INBOUND.rows(session, inbound("counted"))
-    assert hot.executed == before + 1
+        connection = (await session.connection()).sync_connection
+        assert connection is not None
+
+        def note(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+            seen.append((statement, parameters))
+
+        event.listen(connection, "before_cursor_execute", note)
+        try:
+            await INSERT_INBOUND.rows(session, inbound("seen"))
+        finally:
+            event.remove(connection, "before_cursor_execute", note)
+    [(statement, parameters)] = seen
+    assert statement.startswith("INSERT INTO inbound_message") and "seen" in parameters
 
 
 async def test_identity_writes_must_say_what_they_write(bot: BotApp):
@@ -138,3 +148,25 @@ async def test_identity_writes_must_say_what_they_write(bot: BotApp):
             await people.HOT_MEMBERSHIP.rows(session, {
                 "person_id": 1, "node_id": 1, "role": Role.TENANT, "created_at": NOW})
     # (tests/test_batch.py: a tenant registered hot is known to the next message of the batch)
+
+
+async def test_a_hot_write_before_a_refusal_is_undone(bot: BotApp, chat: Chat,
+                                                      chain: DemoChain, monkeypatch):
+    # A batch first runs without SAVEPOINTs: a handler that wrote and then refuses makes it
+    # run again with them (bot.pipeline.WriteWatch). A hot write must count as a write.
+    from bot.domain import UserError
+    from bot.services import tenant as tenant_service
+    from models import TemperatureReading
+
+    await chat.say(chain.tenant_group, chain.tenant, "我回来了 江西上饶 13905791234")
+    original = tenant_service.record_temperature
+
+    async def write_then_refuse(session: Any, **kwargs: Any) -> Any:
+        await original(session, **kwargs)  # its reading is a hot INSERT
+        raise UserError("不能记录")
+
+    monkeypatch.setattr(tenant_service, "record_temperature", write_then_refuse)
+    await chat.say_together([(chain.tenant_group, chain.tenant, "体温 36.6"),
+                             (chain.tenant_group, chain.landlord, "房东上报 消毒")])
+    assert chat.replies(chain.tenant_group)[0] == "不能记录"
+    assert await count(bot, TemperatureReading) == 0

@@ -7,7 +7,7 @@ import re
 from sqlalchemy import select
 
 from bot.crypto import blind_index
-from models import LandlordReport, Person, TemperatureReading, TenantStay
+from models import InboundMessage, LandlordReport, Person, TemperatureReading, TenantStay
 from tests.conftest import Chat, DemoChain, count
 
 FULL_MOBILE = re.compile(r"1[3-9]\d{9}")
@@ -122,6 +122,28 @@ async def test_reading_without_a_return_gets_a_hint(bot, chat: Chat, chain: Demo
     assert chat.replies(chain.tenant_group) == [
         "没有找到您的返回登记，请先发送：租客返回 姓名 手机号 来自哪里"]
     assert await count(bot, TemperatureReading) == 0
+
+
+async def test_a_reading_is_stored_whole_and_never_to_an_ended_stay(
+        bot, chat: Chat, chain: DemoChain):
+    # On PostgreSQL the look-up of the stay writes the reading in the same statement: it must
+    # write it only to a stay still running, with every value.
+    await chat.say(chain.tenant_group, chain.tenant, "我回来了 江西上饶 13905791234")
+    await chat.say(chain.tenant_group, chain.tenant, "体温 36.7")
+    async with bot.session() as s:
+        stay = (await s.execute(select(TenantStay))).scalar_one()
+        reading = (await s.execute(select(TemperatureReading))).scalar_one()
+        inbound = (await s.execute(select(InboundMessage).order_by(InboundMessage.id.desc())
+                                   .limit(1))).scalar_one()
+        assert (reading.stay_id, reading.value, reading.by_id, reading.inbound_id) == (
+            stay.id, 36.7, stay.tenant_id, inbound.id)
+        assert reading.taken_at == bot.clock.now()
+    async with bot.session() as s, s.begin():
+        (await s.execute(select(TenantStay))).scalar_one().ended_at = bot.clock.now()
+    await chat.say(chain.tenant_group, chain.tenant, "体温 36.8")
+    assert chat.replies(chain.tenant_group) == [
+        "没有找到您的返回登记，请先发送：租客返回 姓名 手机号 来自哪里"]
+    assert await count(bot, TemperatureReading) == 1
 
 
 async def test_out_of_range_temperature_gets_a_hint_and_stores_nothing(
