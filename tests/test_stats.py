@@ -17,10 +17,12 @@ from sqlalchemy import select
 from bot.api.app import create_api
 from bot.app import BotApp
 from bot.services import stats, stats_export
+from bot.services.chain import whole_tree
 from models import (
     LandlordReport,
     Membership,
     Node,
+    Person,
     Shop,
     ShopCheckin,
     ShopPatrol,
@@ -138,6 +140,45 @@ async def test_stats_matches_counts_made_from_the_rows(bot, chat: Chat, chain: D
     assert (expected["今日返回"], expected["累计返回"], expected["发热"]) == (2, 3, 1)
     assert (expected["已复工"], expected["待审核"], expected["今日打卡"], expected["今日营业"]) \
         == (1, 1, 3, 2)
+
+
+async def test_a_second_chain_beside_this_one_is_not_counted(bot, chat: Chat, chain: DemoChain,
+                                                            clock):
+    # A city's figures read whole tables when its root is the chain's only one
+    # (chain.whole_tree); a second root beside it must make them filter again.
+    await _busy_day(chat, chain, clock)
+    async with bot.session() as s:
+        city = (await s.execute(select(Node).where(Node.name == "福田街道"))).scalar_one()
+        assert (await whole_tree(s, city)).everything
+    now = START
+    async with bot.session() as s, s.begin():
+        parent = None
+        for tier, kind in enumerate(("subdistrict", "community", "team", "team_landlords",
+                                     "landlord_tenants"), start=1):
+            node = Node(tier=tier, kind=kind, name=f"别处{tier}", parent_id=parent,
+                        created_at=now)
+            s.add(node)
+            await s.flush()
+            parent = node.id
+        landlord, tenant = Person(name="别处房东", created_at=now), Person(name="别处租客",
+                                                                      created_at=now)
+        s.add_all([landlord, tenant])
+        await s.flush()
+        s.add_all([Membership(person_id=landlord.id, node_id=parent, role="landlord",
+                              created_at=now),
+                   TenantStay(tenant_id=tenant.id, node_id=parent, arrived_at=now,
+                              watch_until=now + timedelta(days=14), fever=True,
+                              created_at=now),
+                   LandlordReport(landlord_id=landlord.id, node_id=parent, kind="disinfect",
+                                  created_at=now),
+                   Shop(node_id=parent, name="别处商铺", created_at=now)])
+    async with bot.session() as s:
+        assert not (await whole_tree(s, city)).everything
+    await chat.say(chain.subdistrict_group, chain.commander, "统计")
+    got = _parse_reply(chat.replies(chain.subdistrict_group)[0])
+    expected = await _independent(bot, "福田街道")
+    assert {k: got[k] for k in expected} == expected
+    assert expected["作战小组"] == 1 and expected["发热"] == 1  # the other chain's are not
 
 
 async def test_stats_of_a_named_subtree_and_its_limits(bot, chat: Chat, chain: DemoChain, clock):

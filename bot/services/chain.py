@@ -6,8 +6,9 @@ import secrets
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import Select, bindparam, func, select, union_all
+from sqlalchemy import ColumnElement, Select, bindparam, func, select, true, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -220,31 +221,79 @@ async def all_nodes(session: AsyncSession) -> list[Node]:
     return list((await session.execute(select(Node).order_by(Node.id))).scalars())
 
 
-# Node ids as reads take them: a few ids as a collection, a subtree as a Select of ids (a
-# city's subtree has more ids than a statement may carry parameters: asyncpg takes 32,767).
-NodeIds = Collection[int] | Select[tuple[int]]
+@dataclass(frozen=True, slots=True)
+class Subtree:
+    """A node and everything below it, as a read filters on it: `select(down_to)` gives the
+    ids only down to the tier the read's rows hang on. A city's subtree is 100,000 ids, all
+    but a few hundred of them tier-5 nodes (landlords, shop rows): counting teams, members,
+    enterprises or projects need not gather those (SQLite builds the IN list again for every
+    statement)."""
+
+    root_id: int
+    tier: int
+    # The root is the only one of the chain: every node is in its subtree, so a read of it
+    # filters nothing (see whole_tree).
+    everything: bool = False
+
+    def select(self, down_to: int = 0) -> Select[tuple[int]]:
+        return subtree_select(self.root_id, self.tier, down_to=down_to or None)
 
 
-def id_filter(node_ids: NodeIds) -> list[int] | Select[tuple[int]]:
-    """`node_ids` as IN takes them: a Select as it is (a subquery), a collection as a list."""
+async def whole_tree(session: AsyncSession, node: Node) -> Subtree:
+    """`node`'s subtree, knowing whether it is every node (a chain has one root as a rule:
+    then a city's figures read whole tables instead of checking 100,000 ids)."""
+    everything = node.parent_id is None and (await session.execute(
+        select(func.count()).where(Node.parent_id.is_(None)))).scalar_one() == 1
+    return Subtree(node.id, node.tier, everything)
+
+
+def in_nodes(column: Any, node_ids: NodeIds, *, down_to: int = 0,
+             scan: bool = False) -> ColumnElement[bool]:
+    """`column IN node_ids`, as a read of a subtree filters its rows: nothing to check when
+    the subtree is every node (unless `down_to` leaves a few hundred ids to check, fewer
+    than the rows a whole table has); `down_to` as for id_filter; `scan`: the table is sparse, so
+    it is scanned and each row's node checked, never probed once per id of the subtree
+    (SQLite probes the column's index for each of 100,000 ids, even in an empty table; an
+    expression no index serves makes it scan)."""
+    if isinstance(node_ids, Subtree) and node_ids.everything \
+            and (down_to == 0 or down_to >= LOWEST_TIER):
+        return true()
+    return (column + 0 if scan else column).in_(id_filter(node_ids, down_to=down_to))
+
+
+# Node ids as reads take them: a few ids as a collection, a subtree as a Subtree or a Select
+# of ids (a city's subtree has more ids than a statement may carry parameters: asyncpg takes
+# 32,767).
+NodeIds = Collection[int] | Select[tuple[int]] | Subtree
+
+
+def id_filter(node_ids: NodeIds, *, down_to: int = 0) -> list[int] | Select[tuple[int]]:
+    """`node_ids` as IN takes them: a Select as it is (a subquery), a Subtree as one down to
+    tier `down_to` (0: all of it; the rows read hang on nodes no lower), a collection as a
+    list."""
+    if isinstance(node_ids, Subtree):
+        return node_ids.select(down_to)
     return node_ids if isinstance(node_ids, Select) else list(node_ids)
 
 
-def subtree_select(root_id: int, tier: int | None = None) -> Select[tuple[int]]:
+def subtree_select(root_id: int, tier: int | None = None, *,
+                   down_to: int | None = None) -> Select[tuple[int]]:
     """The ids of a node and everything below it (for filters at city scale, where loading
     every node costs). Given the root's tier, one nested IN per tier below it (a child is
     always one tier down, the lowest tier has no children): each level is an index range of
-    its parents' children, and nobody asks the leaves for children. Else a recursive query
-    walking down the parent index (on PostgreSQL a hash join over every node per level)."""
+    its parents' children, and nobody asks the leaves for children; `down_to`: no lower
+    than this tier. Else a recursive query walking down the parent index (on PostgreSQL a
+    hash join over every node per level)."""
     if tier is None:
         tree = select(Node.id).where(Node.id == root_id).cte("subtree", recursive=True)
         tree = tree.union_all(select(Node.id).where(Node.parent_id == tree.c.id))
         return select(tree.c.id)
     levels: list[Select[tuple[int]]] = [select(Node.id).where(Node.id == root_id),
                                         select(Node.id).where(Node.parent_id == root_id)]
-    for _ in range(tier + 1, LOWEST_TIER):
+    lowest = min(down_to or LOWEST_TIER, LOWEST_TIER)
+    for _ in range(tier + 1, lowest):
         levels.append(select(Node.id).where(Node.parent_id.in_(levels[-1])))
-    if tier >= LOWEST_TIER:
+    if tier >= lowest:
         levels = levels[:1]
     return select(union_all(*levels).subquery("subtree").c.id)
 

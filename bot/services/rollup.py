@@ -107,7 +107,7 @@ async def daily_texts(session: AsyncSession, *, now: datetime, zone: ZoneInfo,
             continue
         # The numbers of 统计 not in the body (people, shops, and any unit plugged in).
         more = await stats.rollup_lines(
-            session, node_ids=chain.subtree_select(node.id, node.tier), day=the_day)
+            session, node_ids=await chain.whole_tree(session, node), day=the_day)
         figures = dict(zip(FIGURES, totals.get(node.id, [0] * len(FIGURES)), strict=True))
         notice_lines = "；".join(
             texts.Rollup.NOTICE.format(tag=tag(n.id, n.urgent), acked=acks.get(n.id, 0),

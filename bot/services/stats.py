@@ -6,9 +6,13 @@ The contract a section keeps (another unit plugs in with one line in SECTIONS):
     compute(session, node_ids, day) -> list[(label, value)]   (awaitable, ordered)
 
 - `node_ids`: every node of the subtree asked about (the root included): a collection of
-  ints or, at city scale, a Select of ids (`chain.subtree_select`) to use as a subquery.
-  Pass it to IN through `chain.id_filter`; never load it whole (a city's subtree has more
-  ids than a statement may bind parameters).
+  ints or, at city scale, a `chain.Subtree` (or a Select of ids) to use as a subquery.
+  Filter on it with `chain.in_nodes`, with `down_to` the lowest tier the rows read hang on
+  (a city's 100,000 tier-5 ids are gathered only for rows that hang on tier 5) and `scan`
+  for a sparse table (shops: the table is scanned and each row's node checked, so an empty
+  or small table costs nothing however large the subtree); a subtree that is the whole
+  chain filters nothing. Never load it whole (a city's subtree has more ids than a
+  statement may bind parameters).
 - `day`: a `Day`, which IS a `datetime.date` (the users' calendar day asked about) and also
   carries `start`/`end` (aware UTC datetimes bounding that day in the users' zone) and `now`
   (the moment "as of": the end of a past day, the clock for today). A section that only
@@ -32,7 +36,7 @@ from sqlalchemy import and_, case, distinct, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import texts
-from bot.services.chain import NodeIds, id_filter, subtree_select
+from bot.services.chain import NodeIds, in_nodes, subtree_select, whole_tree
 from models import (
     LandlordReport,
     Membership,
@@ -85,16 +89,16 @@ async def _scalar(session: AsyncSession, stmt: object) -> int:
 
 async def people_section(session: AsyncSession, node_ids: NodeIds, day: Day) -> Items:
     """Combat teams, their members, landlords."""
-    ids = id_filter(node_ids)
     teams = await _scalar(session, select(func.count(Node.id)).where(
-        Node.id.in_(ids), Node.kind == NodeKind.TEAM))
+        in_nodes(Node.id, node_ids, down_to=3), Node.kind == NodeKind.TEAM))
     members = await _scalar(session, select(func.count(distinct(Membership.person_id)))
                             .join(Node, Node.id == Membership.node_id)
-                            .where(Membership.node_id.in_(ids), Node.tier.in_((3, 4)),
+                            .where(in_nodes(Membership.node_id, node_ids, down_to=4),
+                                   Node.tier.in_((3, 4)),
                                    Membership.role.in_((Role.COMMANDER, Role.MEMBER)),
                                    Membership.created_at < day.end))
     landlords = await _scalar(session, select(func.count(distinct(Membership.person_id)))
-                              .where(Membership.node_id.in_(ids),
+                              .where(in_nodes(Membership.node_id, node_ids),
                                      Membership.role == Role.LANDLORD,
                                      Membership.created_at < day.end))
     return [("作战小组", teams), ("小组成员", members), ("房东", landlords)]
@@ -111,7 +115,7 @@ async def tenants_section(session: AsyncSession, node_ids: NodeIds, day: Day) ->
                func.count(TenantStay.id),
                func.count(case((watched, TenantStay.id))),
                func.count(case((and_(watched, TenantStay.fever.is_(True)), TenantStay.id))))
-        .where(TenantStay.node_id.in_(id_filter(node_ids)), TenantStay.created_at < day.end)
+        .where(in_nodes(TenantStay.node_id, node_ids), TenantStay.created_at < day.end)
     )).one())
     return [("登记租客", registered), ("今日返回", today), ("累计返回", total),
             ("居家观察", watching), ("发热", fevers)]
@@ -127,7 +131,8 @@ async def reports_section(session: AsyncSession, node_ids: NodeIds, day: Day) ->
     """Landlord reports of the day, by kind."""
     counts = dict((await session.execute(
         select(LandlordReport.kind, func.count(LandlordReport.id))
-        .where(LandlordReport.node_id.in_(id_filter(node_ids)),
+        # The day's rows by their time, each checked against the subtree.
+        .where(in_nodes(LandlordReport.node_id, node_ids, scan=True),
                LandlordReport.created_at >= day.start, LandlordReport.created_at < day.end)
         .group_by(LandlordReport.kind))).tuples().all())
     return [(label, int(counts.get(kind, 0))) for kind, label in REPORT_LABELS]
@@ -136,9 +141,8 @@ async def reports_section(session: AsyncSession, node_ids: NodeIds, day: Day) ->
 async def shops_section(session: AsyncSession, node_ids: NodeIds, day: Day) -> Items:
     """Shops: total, reopened (approved), checked in and open today (an approved shop not
     checked in as open counts as closed), reopenings waiting."""
-    ids = id_filter(node_ids)
     total = await _scalar(session, select(func.count(Shop.id)).where(
-        Shop.node_id.in_(ids), Shop.created_at < day.end))
+        in_nodes(Shop.node_id, node_ids, scan=True), Shop.created_at < day.end))
     approved = and_(ShopReopening.status == ReopeningStatus.APPROVED,
                     ShopReopening.reviewed_at < day.end)
     pending = and_(ShopReopening.status.in_((ReopeningStatus.CAPTAIN, ReopeningStatus.REVIEW)),
@@ -146,17 +150,19 @@ async def shops_section(session: AsyncSession, node_ids: NodeIds, day: Day) -> I
     reopened, waiting = (int(n or 0) for n in (await session.execute(
         select(func.count(distinct(case((approved, ShopReopening.shop_id)))),
                func.count(case((pending, ShopReopening.id))))
-        .where(ShopReopening.node_id.in_(ids), or_(approved, pending)))).one())
+        .where(in_nodes(ShopReopening.node_id, node_ids, scan=True),
+               or_(approved, pending)))).one())
     # Per row: what the captain counted for the row, or the shops named, whichever is more.
     per_shop = {node_id: (n, opened or 0) for node_id, n, opened in (await session.execute(
         select(ShopCheckin.node_id, func.count(ShopCheckin.id),
                func.sum(case((ShopCheckin.is_open.is_(True), 1), else_=0)))
-        .where(ShopCheckin.node_id.in_(ids), ShopCheckin.day == date(day.year, day.month,
+        .where(in_nodes(ShopCheckin.node_id, node_ids, scan=True),
+               ShopCheckin.day == date(day.year, day.month,
                                                                           day.day))
         .group_by(ShopCheckin.node_id))).tuples()}
     patrols = {node_id: (checked, opened) for node_id, checked, opened in (await session.execute(
         select(ShopPatrol.node_id, ShopPatrol.checked, ShopPatrol.opened)
-        .where(ShopPatrol.node_id.in_(ids),
+        .where(in_nodes(ShopPatrol.node_id, node_ids, scan=True),
                ShopPatrol.day == date(day.year, day.month, day.day)))).tuples()}
     checked = opened = 0
     for node_id in set(per_shop) | set(patrols):
@@ -201,7 +207,7 @@ async def compute(session: AsyncSession, *, node: Node, day: date, zone: ZoneInf
                   now: datetime, node_ids: NodeIds | None = None,
                   sections: Sequence[Section] | None = None) -> Figures:
     """Every section's figures for `node`'s subtree on `day`."""
-    ids = node_ids if node_ids is not None else subtree_select(node.id, node.tier)
+    ids = node_ids if node_ids is not None else await whole_tree(session, node)
     the_day = Day.of(day, zone=zone, now=now)
     out = [(s, await s.compute(session, ids, the_day)) for s in (sections or SECTIONS)]
     return Figures(node, the_day, out)

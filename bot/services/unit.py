@@ -26,6 +26,7 @@ from bot.services.tenant import (
 )
 from bot.texts import Tenant as texts_tenant
 from models import (
+    TIER_OF_KIND,
     Enterprise,
     EnterpriseStatus,
     Group,
@@ -496,10 +497,12 @@ async def unit_stats(session: AsyncSession, node_ids: chain.NodeIds, day: date,
     site and anomalies on them (`node_ids` a collection or a Select of ids, as
     bot.services.stats takes them). Labels are unit_texts.STATS."""
     zone = zone or ZoneInfo("Asia/Shanghai")
-    ids = chain.id_filter(node_ids)
+    # Enterprises and projects are tier-3 nodes: the subtree down to tier 3 holds them all.
+    assert TIER_OF_KIND[NodeKind.PROJECT] == TIER_OF_KIND[NodeKind.ENTERPRISE]
+    in_tree = chain.in_nodes(Node.id, node_ids, down_to=TIER_OF_KIND[NodeKind.ENTERPRISE])
     end = _day_end(day, zone)
-    enterprises = select(Node.id).where(Node.id.in_(ids), Node.kind == NodeKind.ENTERPRISE)
-    projects = select(Node.id).where(Node.id.in_(ids), Node.kind == NodeKind.PROJECT)
+    enterprises = select(Node.id).where(in_tree, Node.kind == NodeKind.ENTERPRISE)
+    projects = select(Node.id).where(in_tree, Node.kind == NodeKind.PROJECT)
 
     async def scalar(stmt: Any) -> int:
         return int((await session.execute(stmt)).scalar_one() or 0)
@@ -508,7 +511,7 @@ async def unit_stats(session: AsyncSession, node_ids: chain.NodeIds, day: date,
     kinds = (await session.execute(
         select(func.count(case((Node.kind == NodeKind.ENTERPRISE, Node.id))),
                func.count(case((Node.kind == NodeKind.PROJECT, Node.id))))
-        .where(Node.id.in_(ids), Node.kind.in_((NodeKind.ENTERPRISE, NodeKind.PROJECT))))).one()
+        .where(in_tree, Node.kind.in_((NodeKind.ENTERPRISE, NodeKind.PROJECT))))).one()
     isolated = or_(WorkerCard.health == WorkerHealth.ISOLATED, WorkerCard.watch_until >= end)
     workers = (await session.execute(
         select(func.count(WorkerCard.id),

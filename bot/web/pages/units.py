@@ -57,7 +57,7 @@ async def units_page(request: Request, app: AppDep, session: SessionDep, viewer:
     zone = app.settings.zone
     root = await chosen(session, viewer, node)
     when = day or app.now().astimezone(zone).date()
-    ids: chain.NodeIds = [] if root is None else chain.subtree_select(root.id, root.tier)
+    ids = chain.id_filter([] if root is None else chain.Subtree(root.id, root.tier))
     names = {n.id: n for n in (await session.execute(
         select(Node).where(Node.id.in_(ids)))).scalars()}
     regs = await shop.reopenings(session, node_ids=ids)
