@@ -40,9 +40,11 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import ClauseElement, Executable
 
 from bot.store import InlineSQLite
+from models import Contact, Group, Membership, Node, Person
 
-# Tables whose writes others cache (bot.pipeline._IDENTITY_TABLES): never written hot.
-IDENTITY_TABLES = frozenset({"person", "contact", "membership", "chat_group", "node"})
+# Who is who: the tables whose rows the pipeline's look-ups cache (bot.pipeline.Lookups).
+IDENTITY_TABLES = frozenset(model.__tablename__
+                            for model in (Person, Contact, Membership, Group, Node))
 _REQUIRED = object()
 # An execution option of Core INSERTs into the identity tables: the identity rows a
 # statement writes, for whoever caches who is who (the pipeline's look-ups drop just those

@@ -187,7 +187,7 @@ class Lookups:
                 # names its table; text() and the like name none and still clear.
                 name = getattr(getattr(state.statement, "table", None), "name", None)
                 tables = {name} if isinstance(name, str) else set()
-            if not tables or tables & _IDENTITY_TABLES:
+            if not tables or tables & hot.IDENTITY_TABLES:
                 self.clear()
 
     def _forget_inserted(self, state: Any) -> bool:
@@ -303,8 +303,6 @@ def _chunks(values: Sequence[Any], size: int = PRIME_CHUNK) -> list[list[Any]]:
 
 ECHO_TABLE: Table = Echo.__table__  # type: ignore[assignment]
 
-_IDENTITY_TABLES = {Contact.__tablename__, Membership.__tablename__, Group.__tablename__,
-                    Node.__tablename__, Person.__tablename__}
 
 
 def authorise(spec: HandlerSpec, ctx: Context) -> str | None:

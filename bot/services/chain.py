@@ -249,12 +249,14 @@ async def whole_tree(session: AsyncSession, node: Node) -> Subtree:
 
 def in_nodes(column: Any, node_ids: NodeIds, *, down_to: int = 0,
              scan: bool = False) -> ColumnElement[bool]:
-    """`column IN node_ids`, as a read of a subtree filters its rows: nothing to check when
-    the subtree is every node (unless `down_to` leaves a few hundred ids to check, fewer
-    than the rows a whole table has); `down_to` as for id_filter; `scan`: the table is sparse, so
-    it is scanned and each row's node checked, never probed once per id of the subtree
-    (SQLite probes the column's index for each of 100,000 ids, even in an empty table; an
-    expression no index serves makes it scan)."""
+    """`column IN node_ids`, as a read of a subtree filters its rows.
+
+    - `down_to`: as for id_filter (the rows hang on nodes no lower than that tier).
+    - `scan`: the table is sparse: it is scanned and each row's node checked, never probed
+      once per id of the subtree (SQLite probes the column's index for each of 100,000 ids,
+      even in an empty table; an expression no index serves makes it scan).
+    - A subtree that is every node checks nothing, unless `down_to` leaves only a few
+      hundred ids to check (fewer than a whole table's rows)."""
     if isinstance(node_ids, Subtree) and node_ids.everything \
             and (down_to == 0 or down_to >= LOWEST_TIER):
         return true()
