@@ -16,6 +16,7 @@ from sqlalchemy import select
 
 from bot.api.app import create_api
 from bot.app import BotApp
+from bot.services import chain as chain_service
 from bot.services import stats, stats_export
 from bot.services.chain import whole_tree
 from models import (
@@ -125,7 +126,11 @@ def _parse_reply(text: str) -> dict[str, int]:
     return {label: int(value) for label, value in re.findall(r"([^\s：，]+) (\d+)", text)}
 
 
-async def test_stats_matches_counts_made_from_the_rows(bot, chat: Chat, chain: DemoChain, clock):
+# The subtree's upper nodes loaded (a city's few hundred), or too many to load (nested IN).
+@pytest.mark.parametrize("upper_loaded", [5000, 1], ids=["upper-loaded", "upper-nested"])
+async def test_stats_matches_counts_made_from_the_rows(bot, chat: Chat, chain: DemoChain, clock,
+                                                       monkeypatch, upper_loaded: int):
+    monkeypatch.setattr(chain_service, "UPPER_LOADED", upper_loaded)
     await _busy_day(chat, chain, clock)
     for room, contact, root in ((chain.subdistrict_group, chain.commander, "福田街道"),
                                 (chain.community_group, chain.secretary, "长春社区"),

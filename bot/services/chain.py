@@ -234,17 +234,44 @@ class Subtree:
     # The root is the only one of the chain: every node is in its subtree, so a read of it
     # filters nothing (see whole_tree).
     everything: bool = False
+    # The subtree's nodes above the lowest tier, loaded (see whole_tree), or None.
+    upper: tuple[int, ...] | None = None
 
     def select(self, down_to: int = 0) -> Select[tuple[int]]:
-        return subtree_select(self.root_id, self.tier, down_to=down_to or None)
+        lowest = min(down_to or LOWEST_TIER, LOWEST_TIER)
+        if self.upper is None:
+            return subtree_select(self.root_id, self.tier, down_to=lowest)
+        # The nodes above the lowest tier are known (a row hanging on a node no lower than
+        # `lowest` is in the subtree when its node is among them), and the lowest tier is
+        # their children: PostgreSQL's planner then expects as many rows as there are (for
+        # nested levels it expected 255 children per parent, the average, and scanned every
+        # node at each level).
+        upper = select(Node.id).where(Node.id.in_(self.upper))
+        if lowest < LOWEST_TIER:
+            return upper
+        return select(union_all(upper, select(Node.id).where(Node.parent_id.in_(self.upper)))
+                      .subquery("subtree").c.id)
+
+
+# A subtree's nodes above the lowest tier are loaded when there are no more than this many
+# (a city: 20 communities, 200 teams and their landlords' groups, a few hundred units).
+UPPER_LOADED = 5000
 
 
 async def whole_tree(session: AsyncSession, node: Node) -> Subtree:
     """`node`'s subtree, knowing whether it is every node (a chain has one root as a rule:
-    then a city's figures read whole tables instead of checking 100,000 ids)."""
+    then a city's figures read whole tables instead of checking 100,000 ids) and, when they
+    are few, the ids of its nodes above the lowest tier."""
     everything = node.parent_id is None and (await session.execute(
         select(func.count()).where(Node.parent_id.is_(None)))).scalar_one() == 1
-    return Subtree(node.id, node.tier, everything)
+    upper, level = [node.id], [node.id]
+    for _ in range(node.tier + 1, LOWEST_TIER):  # level by level: each an index range
+        level = list((await session.execute(
+            select(Node.id).where(Node.parent_id.in_(level)))).scalars())
+        upper += level
+        if len(upper) > UPPER_LOADED:
+            return Subtree(node.id, node.tier, everything)
+    return Subtree(node.id, node.tier, everything, tuple(upper))
 
 
 def in_nodes(column: Any, node_ids: NodeIds, *, down_to: int = 0,
