@@ -475,7 +475,10 @@ class Handling:
         ctx.command = item.command
         refusal = authorise(spec, ctx)
         if refusal is not None:
-            return None if spec.quiet else Reply(refusal)
+            # A command read from other words than its own (Feedback.unmarked) is no request
+            # to refuse: the sender was talking.
+            quiet = spec.quiet or getattr(item.command, "unmarked", False)
+            return None if quiet else Reply(refusal)
         if watch is not None:
             return await self._run_unguarded(session, spec.func, item, ctx, watch)
         try:

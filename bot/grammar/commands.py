@@ -173,6 +173,8 @@ class LandlordReport(Command):
     keyword: ClassVar[str] = "房东上报"
     kind: ReportKind
     detail: str = ""
+    # Read from a plain sentence (帮302租客代买了蔬菜): a tenant saying it is not refused.
+    unmarked: bool = False
 
 
 class MyTenants(Command):
@@ -281,6 +283,9 @@ class Feedback(Command):
 
     keyword: ClassVar[str] = "反馈"
     text: str = Field(min_length=1)
+    # Read from words other than 反馈 (投诉：…, 建议：…): where feedback is not taken (a
+    # commander's 建议：… in a command group), nothing is said.
+    unmarked: bool = False
 
 
 class Answer(Command):

@@ -50,12 +50,19 @@ _DISINFECTED = re.compile(
     _DONE_TODAY + _PLACES
     + r"(?:(?:已经|已)(?:全部|都)?(?:完成)?(?:消毒|消杀)(?:完成|完毕|好|过)?了?"
     r"|(?:消毒|消杀)(?:已经|已)?(?:完成|完毕|做好|做完|好|做)了?"
-    r"|(?:消毒|消杀)过?了)" + END_PUNCT
+    r"|(?:消毒|消杀)过?了"
+    # 对出租房进行了全面消杀, 楼道做了一次消毒: the work named as done.
+    r"|对?" + _PLACES + r"(?:进行了|做了|开展了)(?:全面|一次|一遍|全面的)?(?:消毒|消杀)(?:工作)?)"
+    + END_PUNCT
 )
 # 违规情况：…, 代办内容：…: a label between the kind and the detail.
 _LABEL = re.compile(r"^(?:情况|事项|内容|说明|详情)\s*[:]?\s*")
 # 帮租客取快递, 帮王明买药: an errand said without the word.
 _HELPED = re.compile(r"帮.{0,8}?(?:买|取|送|拿|办理|代购|跑腿|购买)")
+# 帮302租客代买了蔬菜, 今天帮王明取了快递: an errand told as done, without a keyword.
+_HELPED_DONE = re.compile(
+    r"(?:今天|今日|刚刚|刚才|已经|已)?帮(?!我|忙|助)[^,.?!;:]{1,10}?"
+    r"(?:代买|代购|代取|购买|买|取|送|拿|办理|办)了" + f"[{HAN}]")
 # The kind first, set apart by a colon or a space, then a detail in words.
 _BARE_KIND = re.compile(
     r"已?(?P<kind>代办|代购|代买|违规|调解)\s*[: ]\s*"
@@ -109,6 +116,8 @@ def _parse_report(text: str) -> Command | None:
         return _report_args(found[0], landlord=False)
     if _DISINFECTED.fullmatch(text):
         return LandlordReport(kind="disinfect", detail="")
+    if _HELPED_DONE.match(text) and not QUESTION.search(text):
+        return LandlordReport(kind="errand", detail=text.strip(STRIP), unmarked=True)
     bare = _BARE_KIND.fullmatch(text)
     if bare is not None and not QUESTION.search(text):
         # 代办：帮王明取快递, 违规 302租客私自外出: the kind first, then what happened.

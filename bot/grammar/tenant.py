@@ -296,11 +296,21 @@ def _parse_return(text: str) -> Command | None:
     return None
 
 
+# 姓名：陈晨 电话：138… 从哪里来：江西九江: a registration written as a form, its labels
+# followed by colons (normalised to ':'); the place's label as the parser knows it.
+_FORM_NAME = re.compile(r"(?:姓名|名字)\s*:")
+_FORM_ORIGIN = re.compile(
+    r"(?:从哪里来|从哪儿来|从哪来|从何地来|从何处来|来源地|户籍地|出发地|来源|户籍)\s*(?=:)")
+
+
 def _parse_freeform_return(text: str) -> Command | None:
-    """王明 13800138000 湖南长沙回来: a return announced without a keyword."""
+    """王明 13800138000 湖南长沙回来: a return announced without a keyword; or one written as
+    a form (姓名：… 电话：… 来自：…)."""
     m = _MOBILE_LIKE.search(text)
     if m is None or not is_mobile(re.sub(r"[^0-9]", "", m.group())):
         return None
+    if _FORM_NAME.search(text):
+        return parse_return_args(_FORM_ORIGIN.sub("来自", text), announce=True, landlord=False)
     if not _RETURN_WORD.search(text):
         return None
     return parse_return_args(text, announce=True, landlord=False, freeform=True)

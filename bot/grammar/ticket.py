@@ -25,10 +25,13 @@ from bot.grammar.core import (
 _TODO = re.compile(r"(?:我的|查看|查询)?(?:待办事项|待办|待处理|待回复)" + END_PUNCT)
 
 
-# 我想反馈一下…, 问题反馈：…, 反馈一下：…, 反映个问题: the polite ways to start a feedback.
+# 我想反馈一下…, 问题反馈：…, 反馈一下：…, 反映个问题: the polite ways to start a feedback;
+# 投诉：…, 建议：… too, set apart (建议大家少出门 is advice, not a ticket).
 _FEEDBACK_HEAD = re.compile(
-    r"(?:我想|我要|想|我|麻烦|请)?(?:问题|情况)?(?:反馈|反映)(?:个问题|一个问题|一下|下)?"
+    r"(?:我想|我要|想|我|麻烦|请)?(?:问题|情况)?(?:反馈|反映|投诉|建议)"
+    r"(?:个问题|一个问题|一下|下)?"
 )
+_SET_APART_HEADS = ("反映", "投诉", "建议")
 
 
 def _parse_feedback(text: str) -> Command | None:
@@ -40,14 +43,17 @@ def _parse_feedback(text: str) -> Command | None:
     bare = head in ("反馈", "反映")
     if rest.startswith(("给", "了", "过", "的")) or (QUESTION.search(text) and not bare):
         return None  # 反馈给社区了, 反馈了吗
-    if head == "反映" and rest[:1] not in TEXT_SEPARATORS:
-        return None  # 反映很好
+    if head in _SET_APART_HEADS and rest[:1] not in TEXT_SEPARATORS:
+        return None  # 反映很好, 建议大家少出门
     if bare and rest and rest[0] not in TEXT_SEPARATORS and not rest.startswith(("一下", "下")):
         return None  # 反馈意见很好: the word inside a sentence
     body = rest.lstrip(TEXT_SEPARATORS).strip()
+    unmarked = not any(word in head for word in ("反馈", "反映"))
     if not any(c.isalnum() for c in body):
+        if unmarked:
+            return None  # 投诉： alone
         raise ParseError.of("Feedback", "feedback_missing")
-    return build(Feedback, text=body)
+    return build(Feedback, text=body, unmarked=unmarked)
 
 
 # 回覆 is how 繁体 writes 回复 (覆 is simplified too, so normalise keeps it).
@@ -88,6 +94,8 @@ STEPS = (
 EXAMPLES: tuple[tuple[str, type[Command]], ...] = (
     ("反馈 楼道灯坏了", Feedback),
     ("问题反馈：三楼水管漏水", Feedback),
+    ("投诉：隔壁装修太吵", Feedback),
+    ("建议：能不能多开一个出入口", Feedback),
     ("答复 12 已修好", Answer),
     ("回复 1 已修好", Answer),
     ("待办", Todo),

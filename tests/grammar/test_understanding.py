@@ -12,6 +12,7 @@ from bot.grammar import (
     Answer,
     Command,
     EnterpriseReport,
+    Feedback,
     HealthMention,
     LandlordReport,
     ParseError,
@@ -415,3 +416,28 @@ def test_a_shops_own_word_says_whether_it_is_open(text: str, opened: list[bool])
     cmd = _parsed(text)
     assert cmd is not None
     assert [e["is_open"] for e in cmd.model_dump()["entries"]] == opened
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    # A registration written as a form: labels and colons, on one line or several.
+    ("姓名：陈晨 电话：13812340003 从哪里来：江西九江",
+     TenantReturn(name="陈晨", mobile="13812340003", origin="江西九江")),
+    ("姓名:陈晨\n电话:13812340004\n来自:江西九江",
+     TenantReturn(name="陈晨", mobile="13812340004", origin="江西九江")),
+    ("名字：孙丽 手机号：13812340005 户籍：四川南充",
+     TenantReturn(name="孙丽", mobile="13812340005", origin="四川南充")),
+    # 消杀 (the word of 2020 for disinfection) done as work.
+    ("今天对出租房进行了全面消杀", LandlordReport(kind="disinfect")),
+    ("楼道做了一次消毒", LandlordReport(kind="disinfect")),
+    # 投诉/建议 set apart start a feedback, said from other words than 反馈.
+    ("投诉：隔壁装修太吵", Feedback(text="隔壁装修太吵", unmarked=True)),
+    ("我想投诉一下，隔壁太吵", Feedback(text="隔壁太吵", unmarked=True)),
+    ("反馈：隔壁太吵", Feedback(text="隔壁太吵")),
+    # An errand told as done, without a keyword.
+    ("帮302租客代买了蔬菜", LandlordReport(kind="errand", detail="帮302租客代买了蔬菜",
+                                          unmarked=True)),
+    ("今天帮王明取了快递", LandlordReport(kind="errand", detail="今天帮王明取了快递",
+                                         unmarked=True)),
+])
+def test_forms_work_words_and_plain_sentences(text: str, expected: Command) -> None:
+    assert parse(text) == expected
