@@ -173,10 +173,11 @@ _STAFF = re.compile(r"(?:员工|店员|人员|在岗)?\s*"
 _READING = re.compile(r"(?<![0-9.])(?P<v>[0-9]{2}(?:[.。][0-9]))(?![0-9])\s*(?:℃|°C|°|度)?")
 _NUM = r"(?:[0-9]{1,3}|[一二两三四五六七八九十]{1,3})"
 _UNIT = r"(?:家|户|间|个)"
+# 10家营业 is ten open, 8家 营业了5家 eight checked (a number follows the word).
 _CHECKED = re.compile(r"(?:巡查|检查|共计|共|走访)?\s*(?P<n>" + _NUM + r")\s*" + _UNIT
-                      + r"(?!\s*(?:营业|开门|开业|关门))")
-_OPENED = re.compile(r"(?:营业|开门|开业|已开)\s*(?P<n>" + _NUM + r")\s*" + _UNIT + r"?|"
-                     r"(?P<m>" + _NUM + r")\s*" + _UNIT + r"\s*(?:营业|开门|开业|已开)(?!\s*"
+                      + r"(?!\s*(?:营业|开门|开业|关门)(?!\s*了?\s*" + _NUM + "))")
+_OPENED = re.compile(r"(?:营业|开门|开业|已开)了?\s*(?P<n>" + _NUM + r")\s*" + _UNIT + r"?|"
+                     r"(?P<m>" + _NUM + r")\s*" + _UNIT + r"\s*(?:营业|开门|开业|已开)(?!\s*了?\s*"
                      + _NUM + ")")
 _CLOSED_COUNT = re.compile(r"(?:关门|未开|歇业|停业)\s*(?P<n>" + _NUM + r")\s*" + _UNIT + r"?|"
                            r"(?P<m>" + _NUM + r")\s*" + _UNIT

@@ -441,3 +441,14 @@ def test_a_shops_own_word_says_whether_it_is_open(text: str, opened: list[bool])
 ])
 def test_forms_work_words_and_plain_sentences(text: str, expected: Command) -> None:
     assert parse(text) == expected
+
+
+def test_more_ways_of_the_same_commands() -> None:
+    said = parse("你好，我是新来的租客，叫周敏，从湖北荆州回来，电话13812340011")
+    assert isinstance(said, TenantReturn) and said.name == "周敏"  # not 叫周敏
+    counts = parse("今天巡查了8家 营业了5家")
+    assert isinstance(counts, ShopCheckin) and (counts.checked, counts.opened) == (8, 5)
+    for text in ("已完成今日消毒工作", "今天出租屋消毒了"):
+        assert parse(text) == LandlordReport(kind="disinfect"), text
+    for text in ("我这周积分怎么样", "我扣分了吗"):
+        assert parse(text) == Score(), text
