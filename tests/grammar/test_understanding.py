@@ -450,5 +450,5 @@ def test_more_ways_of_the_same_commands() -> None:
     assert isinstance(counts, ShopCheckin) and (counts.checked, counts.opened) == (8, 5)
     for text in ("已完成今日消毒工作", "今天出租屋消毒了"):
         assert parse(text) == LandlordReport(kind="disinfect"), text
-    for text in ("我这周积分怎么样", "我扣分了吗"):
+    for text in ("我这周积分怎么样", "我扣分了吗", "查一下分", "看看我的分"):
         assert parse(text) == Score(), text
