@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import Table, and_, bindparam, func, insert, select
+from sqlalchemy import Table, and_, bindparam, func, insert, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import make_transient_to_detached
 
@@ -76,6 +76,31 @@ _OWNER_AND_NEXT_ID = {
     "postgresql": Hot(select(_PERSON_ID_BY_MOBILE.scalar_subquery(),
                              func.nextval(func.pg_get_serial_sequence("person", "id")))),
 }
+
+
+
+def _holders_owner_and_next_id(dialect: str) -> Hot:
+    """_HOLDER_CONTACTS and _OWNER_AND_NEXT_ID in one statement: a tenant's own return asks
+    both (its landlords for the mentions, its mobile's owner and a new id), and on
+    PostgreSQL each statement is a round trip. The one row of the owner and the new id
+    (computed once: a CTE with nextval is not inlined), joined to every holder row."""
+    next_id = (func.nextval(func.pg_get_serial_sequence("person", "id"))
+               if dialect == "postgresql" else _NEXT_PERSON_ID_SQLITE.scalar_subquery())
+    one = select(_PERSON_ID_BY_MOBILE.scalar_subquery().label("owner_id"),
+                 next_id.label("new_id")).cte("one")
+    holders = (select(MEMBERSHIP.c.id.label("m_id"), MEMBERSHIP.c.person_id,
+                      CONTACT.c.id.label("c_id"), CONTACT.c.contact_id)
+               .outerjoin(CONTACT, and_(CONTACT.c.person_id == MEMBERSHIP.c.person_id,
+                                        CONTACT.c.transport == bindparam("transport")))
+               .where(MEMBERSHIP.c.node_id == bindparam("node_id"),
+                      MEMBERSHIP.c.role == bindparam("role"))
+               .subquery("holders"))
+    return Hot(select(one.c.owner_id, one.c.new_id, holders.c.person_id, holders.c.contact_id)
+               .select_from(one.outerjoin(holders, true()))
+               .order_by(holders.c.m_id, holders.c.c_id))
+
+
+_HOLDERS_OWNER_AND_NEXT_ID = {d: _holders_owner_and_next_id(d) for d in ("sqlite", "postgresql")}
 INSERT_PERSON = insert(PERSON)
 INSERT_CONTACT = insert(CONTACT)
 INSERT_MEMBERSHIP = insert(MEMBERSHIP)
@@ -291,6 +316,25 @@ async def holder_contacts(session: AsyncSession, *, node_id: int, role: Role, tr
         if contact_id is not None:
             contacts.append(contact_id)
     return ids, contacts
+
+
+async def holder_contacts_and_owner(
+    session: AsyncSession, *, node_id: int, role: Role, transport: str, mobile: str
+) -> tuple[list[int], list[str], int | None, int]:
+    """holder_contacts and owner_and_new_id in one query: the holders' ids and contact ids,
+    the id of the person this mobile belongs to (or None) and an id for a new person."""
+    ids: list[int] = []
+    contacts: list[str] = []
+    rows = await _HOLDERS_OWNER_AND_NEXT_ID[session.bind.dialect.name].rows(session, {
+        "node_id": node_id, "role": role, "transport": transport,
+        "bidx": personal.blind_index("mobile", mobile)})
+    for _owner, _new, person_id, contact_id in rows:
+        if person_id is not None and (not ids or ids[-1] != person_id):
+            ids.append(person_id)
+        if contact_id is not None:
+            contacts.append(contact_id)
+    owner_id, new_id = rows[0][0], int(rows[0][1])
+    return ids, contacts, owner_id, new_id
 
 
 async def holder_contact_ids(session: AsyncSession, *, node_id: int, role: Role,

@@ -140,7 +140,8 @@ async def _tenant_for_landlord(session: AsyncSession, cmd: TenantReturn, *, node
 
 async def _tenant_self(session: AsyncSession, cmd: TenantReturn, *, node: Node,
                        sender: Person | None, transport: str, contact_id: str,
-                       display_name: str, now: datetime
+                       display_name: str, now: datetime,
+                       owner_and_new: tuple[int | None, int] | None = None,
                        ) -> tuple[Person | _NewTenant, Person | None]:
     """The tenant (the sender, or the one to create), and the registered tenant
     they claim to be when that waits for the landlord's word. A typed mobile never attaches
@@ -157,7 +158,8 @@ async def _tenant_self(session: AsyncSession, cmd: TenantReturn, *, node: Node,
                                    id_number=cmd.id_number, keep=True)
         return sender, None
     claimed = None
-    by_mobile_id, new_id = await people.owner_and_new_id(session, mobile=cmd.mobile)
+    by_mobile_id, new_id = owner_and_new or await people.owner_and_new_id(session,
+                                                                         mobile=cmd.mobile)
     if by_mobile_id is not None:
         claimed = await session.get(Person, by_mobile_id)
         assert claimed is not None
@@ -206,15 +208,23 @@ async def register_return(
     `by_landlord`: the writer is this group's landlord, which also makes it a landlord report.
     """
     arrived = resolve_arrival(cmd.arrival, now=now, zone=zone)
-    landlords, landlord_contacts = await people.holder_contacts(
-        session, node_id=node.id, role=Role.LANDLORD, transport=transport)
+    owner_and_new = None
+    if not on_behalf and sender is None:
+        # A new contact's own return: its landlords, the mobile's owner and a new id at once.
+        landlords, landlord_contacts, owner, new_id = await people.holder_contacts_and_owner(
+            session, node_id=node.id, role=Role.LANDLORD, transport=transport,
+            mobile=cmd.mobile)
+        owner_and_new = (owner, new_id)
+    else:
+        landlords, landlord_contacts = await people.holder_contacts(
+            session, node_id=node.id, role=Role.LANDLORD, transport=transport)
     claimed = None
     if on_behalf:
         found = await _tenant_for_landlord(session, cmd, node=node, now=now)
     else:
         found, claimed = await _tenant_self(
             session, cmd, node=node, sender=sender, transport=transport, contact_id=contact_id,
-            display_name=display_name, now=now)
+            display_name=display_name, now=now, owner_and_new=owner_and_new)
     stay = None
     if isinstance(found, Person):
         tenant_id = found.id
