@@ -304,7 +304,6 @@ def _chunks(values: Sequence[Any], size: int = PRIME_CHUNK) -> list[list[Any]]:
 ECHO_TABLE: Table = Echo.__table__  # type: ignore[assignment]
 
 
-
 def authorise(spec: HandlerSpec, ctx: Context) -> str | None:
     """None when the route's declaration lets this sender use the command here; otherwise the
     refusal, naming where and by whom it is used (the same declaration 帮助 reads)."""

@@ -78,7 +78,6 @@ _OWNER_AND_NEXT_ID = {
 }
 
 
-
 def _holders_owner_and_next_id(dialect: str) -> Hot:
     """_HOLDER_CONTACTS and _OWNER_AND_NEXT_ID in one statement: a tenant's own return asks
     both (its landlords for the mentions, its mobile's owner and a new id), and on
@@ -209,8 +208,6 @@ async def owner_and_new_id(session: AsyncSession, *, mobile: str) -> tuple[int |
     rows = await _OWNER_AND_NEXT_ID[session.bind.dialect.name].rows(
         session, {"bidx": personal.blind_index("mobile", mobile)})
     return rows[0][0], int(rows[0][1])
-
-
 
 
 def person_row(*, person_id: int, name: str, now: datetime, mobile: str | None = None,
