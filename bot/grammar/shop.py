@@ -176,9 +176,13 @@ _UNIT = r"(?:家|户|间|个)"
 # 10家营业 is ten open, 8家 营业了5家 eight checked (a number follows the word).
 _CHECKED = re.compile(r"(?:巡查|检查|共计|共|走访)?\s*(?P<n>" + _NUM + r")\s*" + _UNIT
                       + r"(?!\s*(?:营业|开门|开业|关门)(?!\s*了?\s*" + _NUM + "))")
-_OPENED = re.compile(r"(?:营业|开门|开业|已开)了?\s*(?P<n>" + _NUM + r")\s*" + _UNIT + r"?|"
+# 10家营业 2家关门: a number followed by a state word is that state's, not 营业's.
+_STATED = (r"\s*" + _UNIT + r"?+\s*(?:关门|未开|歇业|停业|营业|开门|开业)(?!\s*了?\s*" + _NUM
+           + ")")
+_OPENED = re.compile(r"(?:营业|开门|开业|已开)了?\s*(?P<n>" + _NUM + r")(?!" + _STATED + r")\s*"
+                     + _UNIT + r"?|"
                      r"(?P<m>" + _NUM + r")\s*" + _UNIT + r"\s*(?:营业|开门|开业|已开)(?!\s*了?\s*"
-                     + _NUM + ")")
+                     + _NUM + r"(?!" + _STATED + r"))")
 _CLOSED_COUNT = re.compile(r"(?:关门|未开|歇业|停业)\s*(?P<n>" + _NUM + r")\s*" + _UNIT + r"?|"
                            r"(?P<m>" + _NUM + r")\s*" + _UNIT
                            + r"\s*(?:关门|未开|歇业|停业)(?!\s*" + _NUM + ")")

@@ -448,6 +448,12 @@ def test_more_ways_of_the_same_commands() -> None:
     assert isinstance(said, TenantReturn) and said.name == "周敏"  # not 叫周敏
     counts = parse("今天巡查了8家 营业了5家")
     assert isinstance(counts, ShopCheckin) and (counts.checked, counts.opened) == (8, 5)
+    # A number before a state word is that state's, whatever the spacing.
+    for text in ("今日巡查12家 10家营业 2家关门", "巡查12家 营业10家 2家关门",
+                 "巡查12家 营业10家 关门2家"):
+        counts = parse(text)
+        assert isinstance(counts, ShopCheckin), text
+        assert (counts.checked, counts.opened, counts.closed) == (12, 10, 2), text
     for text in ("已完成今日消毒工作", "今天出租屋消毒了"):
         assert parse(text) == LandlordReport(kind="disinfect"), text
     for text in ("我这周积分怎么样", "我扣分了吗", "查一下分", "看看我的分"):
