@@ -1030,6 +1030,12 @@ class OutboxSender:
                           ) -> None:
         """Wait for `event` or `seconds`, whichever comes first, the worker counting as idle
         meanwhile (busy again after)."""
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            # A cancel was swallowed on the way here (Python 3.11's asyncio.wait_for, as in
+            # SQLAlchemy's pool checkout, can return a result that arrived with the cancel):
+            # waiting now would hold stop() and a restart forever.
+            raise asyncio.CancelledError
         self._busy.discard(account)
         if not self._busy:
             self._idle.set()
