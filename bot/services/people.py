@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar, cast
 
@@ -47,11 +47,13 @@ CONTACT = cast(Table, Contact.__table__)
 MEMBERSHIP = cast(Table, Membership.__table__)
 _PERSON_ID_BY_MOBILE = (select(PERSON.c.id).where(PERSON.c.mobile_bidx == bindparam("bidx"))
                         .order_by(PERSON.c.id).limit(1))
+# The holders of a role at a node, each with their contact ids on one transport (or none).
+_HOLDERS_JOIN = MEMBERSHIP.outerjoin(CONTACT, and_(
+    CONTACT.c.person_id == MEMBERSHIP.c.person_id, CONTACT.c.transport == bindparam("transport")))
+_HOLDERS_AT = and_(MEMBERSHIP.c.node_id == bindparam("node_id"),
+                   MEMBERSHIP.c.role == bindparam("role"))
 _HOLDER_CONTACTS = Hot(select(MEMBERSHIP.c.person_id, CONTACT.c.contact_id)
-                       .outerjoin(CONTACT, and_(CONTACT.c.person_id == MEMBERSHIP.c.person_id,
-                                                 CONTACT.c.transport == bindparam("transport")))
-                       .where(MEMBERSHIP.c.node_id == bindparam("node_id"),
-                              MEMBERSHIP.c.role == bindparam("role"))
+                       .select_from(_HOLDERS_JOIN).where(_HOLDERS_AT)
                        .order_by(MEMBERSHIP.c.id, CONTACT.c.id))
 _HOLDER_CONTACT_IDS = (select(CONTACT.c.contact_id)
                        .join(MEMBERSHIP, MEMBERSHIP.c.person_id == CONTACT.c.person_id)
@@ -68,13 +70,13 @@ _HAS_ROLE = (select(MEMBERSHIP.c.id)
 # order, so this is the id SQLite itself would give. PostgreSQL: the column's sequence.
 _NEXT_PERSON_ID_SQLITE = select(func.coalesce(func.max(PERSON.c.id), 0) + 1)
 # (A SELECT, not text(): the pipeline's look-ups are forgotten on any statement it cannot read.)
-_NEXT_PERSON_ID_PG = select(func.nextval(func.pg_get_serial_sequence("person", "id")))
+_NEXT_PERSON_ID_PG_VALUE = func.nextval(func.pg_get_serial_sequence("person", "id"))
+_NEXT_PERSON_ID_PG = select(_NEXT_PERSON_ID_PG_VALUE)
 # Both in one round trip, for a command that will create a person unless the mobile has one.
 _OWNER_AND_NEXT_ID = {
     "sqlite": Hot(select(_PERSON_ID_BY_MOBILE.scalar_subquery(),
                          _NEXT_PERSON_ID_SQLITE.scalar_subquery())),
-    "postgresql": Hot(select(_PERSON_ID_BY_MOBILE.scalar_subquery(),
-                             func.nextval(func.pg_get_serial_sequence("person", "id")))),
+    "postgresql": Hot(select(_PERSON_ID_BY_MOBILE.scalar_subquery(), _NEXT_PERSON_ID_PG_VALUE)),
 }
 
 
@@ -83,17 +85,13 @@ def _holders_owner_and_next_id(dialect: str) -> Hot:
     both (its landlords for the mentions, its mobile's owner and a new id), and on
     PostgreSQL each statement is a round trip. The one row of the owner and the new id
     (computed once: a CTE with nextval is not inlined), joined to every holder row."""
-    next_id = (func.nextval(func.pg_get_serial_sequence("person", "id"))
-               if dialect == "postgresql" else _NEXT_PERSON_ID_SQLITE.scalar_subquery())
+    next_id = (_NEXT_PERSON_ID_PG_VALUE if dialect == "postgresql"
+               else _NEXT_PERSON_ID_SQLITE.scalar_subquery())
     one = select(_PERSON_ID_BY_MOBILE.scalar_subquery().label("owner_id"),
                  next_id.label("new_id")).cte("one")
     holders = (select(MEMBERSHIP.c.id.label("m_id"), MEMBERSHIP.c.person_id,
                       CONTACT.c.id.label("c_id"), CONTACT.c.contact_id)
-               .outerjoin(CONTACT, and_(CONTACT.c.person_id == MEMBERSHIP.c.person_id,
-                                        CONTACT.c.transport == bindparam("transport")))
-               .where(MEMBERSHIP.c.node_id == bindparam("node_id"),
-                      MEMBERSHIP.c.role == bindparam("role"))
-               .subquery("holders"))
+               .select_from(_HOLDERS_JOIN).where(_HOLDERS_AT).subquery("holders"))
     return Hot(select(one.c.owner_id, one.c.new_id, holders.c.person_id, holders.c.contact_id)
                .select_from(one.outerjoin(holders, true()))
                .order_by(holders.c.m_id, holders.c.c_id))
@@ -304,11 +302,17 @@ async def holder_contacts(session: AsyncSession, *, node_id: int, role: Role, tr
                           ) -> tuple[list[int], list[str]]:
     """The ids of everyone holding a role at a node (oldest first) and their contact ids on
     one transport (for mentions), in one query."""
+    return _holders_of(await _HOLDER_CONTACTS.rows(
+        session, {"node_id": node_id, "role": role, "transport": transport}))
+
+
+def _holders_of(rows: Iterable[Sequence[Any]]) -> tuple[list[int], list[str]]:
+    """Rows ending in (holder id or None, contact id or None), holders oldest first: the
+    holders' ids, each once, and their contact ids."""
     ids: list[int] = []
     contacts: list[str] = []
-    for person_id, contact_id in await _HOLDER_CONTACTS.rows(
-            session, {"node_id": node_id, "role": role, "transport": transport}):
-        if not ids or ids[-1] != person_id:
+    for *_, person_id, contact_id in rows:
+        if person_id is not None and (not ids or ids[-1] != person_id):
             ids.append(person_id)
         if contact_id is not None:
             contacts.append(contact_id)
@@ -320,18 +324,11 @@ async def holder_contacts_and_owner(
 ) -> tuple[list[int], list[str], int | None, int]:
     """holder_contacts and owner_and_new_id in one query: the holders' ids and contact ids,
     the id of the person this mobile belongs to (or None) and an id for a new person."""
-    ids: list[int] = []
-    contacts: list[str] = []
     rows = await _HOLDERS_OWNER_AND_NEXT_ID[session.bind.dialect.name].rows(session, {
         "node_id": node_id, "role": role, "transport": transport,
         "bidx": personal.blind_index("mobile", mobile)})
-    for _owner, _new, person_id, contact_id in rows:
-        if person_id is not None and (not ids or ids[-1] != person_id):
-            ids.append(person_id)
-        if contact_id is not None:
-            contacts.append(contact_id)
-    owner_id, new_id = rows[0][0], int(rows[0][1])
-    return ids, contacts, owner_id, new_id
+    ids, contacts = _holders_of(rows)
+    return ids, contacts, rows[0][0], int(rows[0][1])
 
 
 async def holder_contact_ids(session: AsyncSession, *, node_id: int, role: Role,

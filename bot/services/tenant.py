@@ -141,12 +141,14 @@ async def _tenant_for_landlord(session: AsyncSession, cmd: TenantReturn, *, node
 async def _tenant_self(session: AsyncSession, cmd: TenantReturn, *, node: Node,
                        sender: Person | None, transport: str, contact_id: str,
                        display_name: str, now: datetime,
-                       owner_and_new: tuple[int | None, int] | None = None,
+                       owner_and_new: tuple[int | None, int] | None,
                        ) -> tuple[Person | _NewTenant, Person | None]:
     """The tenant (the sender, or the one to create), and the registered tenant
     they claim to be when that waits for the landlord's word. A typed mobile never attaches
     the contact to its owner: a tenant the landlord registered here is asked about (确认/不是);
-    anyone else's mobile is refused without saying whose it is."""
+    anyone else's mobile is refused without saying whose it is. `owner_and_new`: without a
+    sender, the mobile's owner and an id for a new person, looked up with the node's
+    landlords (people.holder_contacts_and_owner)."""
     if sender is not None:
         by_mobile_id = await people.id_by_mobile(session, mobile=cmd.mobile)
         if by_mobile_id is not None and by_mobile_id != sender.id:
@@ -158,8 +160,8 @@ async def _tenant_self(session: AsyncSession, cmd: TenantReturn, *, node: Node,
                                    id_number=cmd.id_number, keep=True)
         return sender, None
     claimed = None
-    by_mobile_id, new_id = owner_and_new or await people.owner_and_new_id(session,
-                                                                         mobile=cmd.mobile)
+    assert owner_and_new is not None
+    by_mobile_id, new_id = owner_and_new
     if by_mobile_id is not None:
         claimed = await session.get(Person, by_mobile_id)
         assert claimed is not None
