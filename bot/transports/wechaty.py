@@ -11,7 +11,7 @@ import os
 import socket
 import time
 import warnings
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -354,11 +354,12 @@ class WechatyTransport:
                 + (f" ({acc.last_error})" if acc.last_error else ""), retryable=True,
                 not_sent=True)
         try:
-            names = [await self._contact_name(acc, puppet, cid) for cid in mentions]
-            async with asyncio.timeout(self.send_timeout_seconds):
-                message_id = await puppet.message_send_text(
-                    conversation_id=room_id, message=mention_text(text, names),
-                    mention_ids=list(mentions))
+            with _grpc_cancels():
+                names = [await self._contact_name(acc, puppet, cid) for cid in mentions]
+                async with asyncio.timeout(self.send_timeout_seconds):
+                    message_id = await puppet.message_send_text(
+                        conversation_id=room_id, message=mention_text(text, names),
+                        mention_ids=list(mentions))
         except Exception as exc:
             error = classify_error(exc)
             if not error.retryable and not acc.connected:
@@ -477,7 +478,8 @@ class WechatyTransport:
         acc.puppet = puppet
         try:
             # Calls the gateway's stop and start, then reads the event stream until it ends.
-            await puppet.start()
+            with _grpc_cancels():
+                await puppet.start()
         finally:
             # No sends from here on; the supervisor records the state with the reason.
             acc.puppet = None
@@ -515,8 +517,9 @@ class WechatyTransport:
             try:
                 # asyncio.timeout, never wait_for, in this module: 3.11's wait_for swallows a
                 # cancellation that arrives as the awaited call finishes, and stop() would hang.
-                async with asyncio.timeout(LOOKUP_TIMEOUT_SECONDS):
-                    await self._handle(acc, puppet, kind, payload)
+                with _grpc_cancels():
+                    async with asyncio.timeout(LOOKUP_TIMEOUT_SECONDS):
+                        await self._handle(acc, puppet, kind, payload)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001
@@ -605,6 +608,26 @@ async def _cached_label(cache: dict[str, str], key: str,
             cache.clear()
         cache[key] = label
     return label
+
+
+@contextlib.contextmanager
+def _grpc_cancels() -> Iterator[None]:
+    """Around gRPC calls: grpclib ends a call whose stream broke (or whose deadline passed) by
+    cancelling the task that awaits it and raising its own error in place of the
+    CancelledError, without asyncio's uncancel(). The task would count as being cancelled
+    for good (Task.cancelling() > 0): the sender's workers take that for a swallowed stop and
+    end, and a later asyncio.timeout in the task misreads its own expiry. A call that ends in
+    an error other than CancelledError gives back the cancel requests it left behind."""
+    task = asyncio.current_task()
+    before = task.cancelling() if task is not None else 0
+    try:
+        yield
+    except asyncio.CancelledError:
+        raise
+    except BaseException:
+        while task is not None and task.cancelling() > before:
+            task.uncancel()
+        raise
 
 
 def _cancelling() -> bool:

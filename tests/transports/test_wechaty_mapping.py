@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 
 import pytest
 from grpclib.const import Status
 from grpclib.exceptions import GRPCError, StreamTerminatedError
+from grpclib.utils import Wrapper
 
 from bot.config import AccountSettings, WechatySettings
 from bot.transports.base import TransportError
 from bot.transports.wechaty import (
     MessageFields,
     WechatyTransport,
+    _Account,
     classify_error,
     members_left_events,
     mention_text,
@@ -196,3 +199,61 @@ async def test_before_start_every_account_is_disconnected_and_sends_are_retryabl
     with pytest.raises(TransportError) as info:
         await transport.send("r@chatroom", "x")
     assert info.value.retryable
+
+
+class _LostStreamPuppet:
+    """A send that ends as grpclib ends a call whose connection is lost: its Wrapper cancels
+    the task awaiting the call and raises StreamTerminatedError in place of the cancel."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def message_send_text(self, **_: object) -> str:
+        self.calls += 1
+        wrapper = Wrapper()
+        asyncio.get_running_loop().call_soon(
+            wrapper.cancel, StreamTerminatedError("Connection lost"))
+        with wrapper:
+            await asyncio.sleep(5)
+        return "never"
+
+
+def _connected(puppet: object) -> WechatyTransport:
+    spec = AccountSettings(name="a", endpoint="127.0.0.1:1", token="t")
+    transport = WechatyTransport(WechatySettings(accounts=[spec]))
+    acc = _Account(spec, bot=None)
+    acc.puppet, acc.connected = puppet, True
+    transport._accounts = {"a": acc}
+    return transport
+
+
+async def test_a_send_grpclib_ends_by_cancelling_leaves_the_task_not_cancelling():
+    # Seen in CI: the cancel grpclib left behind made the sender's worker take itself for
+    # stopped in the middle of a broadcast (Task.cancelling() stayed 1), and the rest of the
+    # notice never went out after the gateway came back.
+    puppet = _LostStreamPuppet()
+    transport = _connected(puppet)
+    task = asyncio.current_task()
+    assert task is not None and task.cancelling() == 0
+    for _ in range(2):
+        with pytest.raises(TransportError) as info:
+            await transport.send("r@chatroom", "x")
+        assert info.value.retryable and "Connection lost" in str(info.value)
+        assert task.cancelling() == 0
+    assert puppet.calls == 2
+    await asyncio.sleep(0.01)  # the task waits normally afterwards
+
+
+async def test_a_real_cancel_of_a_send_still_cancels():
+    class Slow:
+        async def message_send_text(self, **_: object) -> str:
+            await asyncio.sleep(5)
+            return "never"
+
+    transport = _connected(Slow())
+    sending = asyncio.create_task(transport.send("r@chatroom", "x"))
+    await asyncio.sleep(0.01)
+    sending.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await sending
+    assert sending.cancelled()
