@@ -138,6 +138,8 @@ class Temperature(Command):
     keyword: ClassVar[str] = "体温"
     value: float
     name: str | None = None
+    # Read without its keyword (上午36.5, 36.5 正常): refused silently outside tenant groups.
+    unmarked: bool = False
 
     @field_validator("value")
     @classmethod

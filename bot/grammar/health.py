@@ -67,18 +67,18 @@ def parse_temperature_args(rest: str, apart: bool, name: str | None) -> Command 
 
 def _parse_temperature(text: str) -> Command | None:
     """体温 36.6 / 今日体温36.5℃ / 测温 36.7 / 体温 王明 36.6."""
-    text = fold_health(text)
+    text, supplied = _folded(text)
     m = _TEMP_KEYWORD.match(text)
     if m is None:
         return None
     rest = text[m.end():]
     apart = not rest or rest[0] in SEPARATORS or (rest[0].isascii() and rest[0].isalnum())
-    return parse_temperature_args(rest.strip(STRIP), apart, None)
+    return _unmarked(parse_temperature_args(rest.strip(STRIP), apart, None), supplied)
 
 
 def _parse_named_temperature(text: str) -> Command | None:
     """王明 体温36.6: a landlord reporting for a named tenant."""
-    text = fold_health(text)
+    text, supplied = _folded(text)
     m = _TEMP_NAME_FIRST.match(text)
     if m is None or not is_name(m.group("name")):
         return None
@@ -86,7 +86,16 @@ def _parse_named_temperature(text: str) -> Command | None:
     if not rest.strip(STRIP):
         return None  # 那个体温: the health step answers it
     apart = not rest or rest[0] in SEPARATORS or (rest[0].isascii() and rest[0].isalnum())
-    return parse_temperature_args(rest.strip(STRIP), apart, m.group("name"))
+    return _unmarked(parse_temperature_args(rest.strip(STRIP), apart, m.group("name")),
+                     supplied)
+
+
+def _unmarked(cmd: Command | None, supplied: bool) -> Command | None:
+    """A reading whose 体温 the writer never wrote (上午36.5) is refused silently where
+    readings are not taken: the writer was talking, not asking."""
+    if supplied and isinstance(cmd, Temperature):
+        return cmd.model_copy(update={"unmarked": True})
+    return cmd
 
 
 
@@ -106,7 +115,8 @@ _CN_DIGIT = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 
              "七": 7, "八": 8, "九": 9}
 # 36.5 / 36,5 / 36。5 / 37度5 / 38 度 / 38℃ (34–43: what a thermometer can show).
 _READING = re.compile(
-    r"(?<![0-9.])(?<![0-9],)(?P<int>3[4-9]|4[0-3])"
+    # Not inside a number (1,380), but a list of readings may be comma-separated (36.5,38.2).
+    r"(?<![0-9.])(?:(?<![0-9],)|(?<=[.][0-9],))(?P<int>3[4-9]|4[0-3])"
     r"(?:(?:\.|。|,(?=[0-9](?![0-9.])))(?P<frac>[0-9]{1,2})(?:\s*(?P<unit2>" + UNIT[3:-1] + "))?"
     r"|\s*(?P<unit>" + UNIT[3:-1] +
     r")(?:(?P<frac2>[0-9])(?![0-9.]))?)?(?![0-9])",
@@ -132,9 +142,49 @@ _SPLIT_DECIMAL = re.compile(
     r"(?<![0-9.])(3[4-9]|4[0-3])\s*(?:\s[.。]|[.。]\s|[·•・])\s*([0-9])(?![0-9])", re.ASCII)
 
 
+# A body's reading has a decimal (36.6): the weather, a room or a price is rarely written so
+# next to these words. Not followed by a unit of money, weight or length (中午36.5元).
+_BODY_DECIMAL = r"(?=(?:3[5-9]|4[0-2])[.。][0-9](?![0-9])(?!\s*(?:元|块|斤|公斤|kg|米|%)))"
+# 温度36.6: 温度 is also the weather's, but not with a body's decimal reading right after it
+# (气温, 室温, 水温, 室外温度 stay the weather's).
+_BODY_TEMPERATURE = re.compile(r"(?<![气室水油体内外])温度\s*(?:是|为|:)?\s*" + _BODY_DECIMAL)
+# 额温37.9, 腋温36.8, 耳温: where the reading was taken; only ever a body's (额温枪 is a
+# thermometer).
+_BODY_SITE = re.compile(r"(?:额温|腋温|耳温|口温|肛温)(?!枪)")
+# 上午36.5 下午36.7: a reading labelled with the time of day it was taken (今天36.5度 may be
+# the weather: a mention, see _readings).
+_TIMED_READING = re.compile(
+    f"(?P<when>早上|早晨|上午|中午|下午|晚上|今早|今晚|昨晚|(?<![{HAN}])[早晚])"
+    "\\s*(?:是|为)?\\s*:?\\s*" + _BODY_DECIMAL)
+# 刚量了36.7, 测了一下36.6, 测得36.5: a reading told as measured (the verb is not a name).
+_MEASURED = re.compile(
+    r"[量测](?:(?:了|过|的|得)(?:一下|下|一次)?|一下|下)\s*(?:是|为)?\s*:?\s*" + _BODY_DECIMAL)
+# 36.5 正常, 王明 36.6 无异常: a message of one reading said to be normal, with no keyword.
+_NORMAL_READING = re.compile(
+    f"(?P<name>[{HAN}·]{{2,4}}\\s*)?(?P<reading>(?:3[5-9]|4[0-2])[.。][0-9]"
+    r"\s*(?:度|℃|°C|°)?\s*,?\s*(?:正常|体温正常|无异常|无发热|没发烧|不发烧))")
+
+
 def fold_health(text: str) -> str:
-    """體溫 -> 体温, 36 . 6 -> 36.6: one spelling of the health words and readings."""
-    return _SPLIT_DECIMAL.sub(r"\1.\2", text.translate(_TRADITIONAL))
+    """體溫 -> 体温, 36 . 6 -> 36.6, and a reading written without 体温 given its keyword
+    (温度36.6, 额温36.2, 上午36.5 下午36.7, 刚量了36.7, 36.5 正常): one spelling of the
+    health words and readings."""
+    return _folded(text)[0]
+
+
+def _folded(text: str) -> tuple[str, bool]:
+    """fold_health's text, and whether the keyword was supplied (the writer never wrote it)."""
+    text = _SPLIT_DECIMAL.sub(r"\1.\2", text.translate(_TRADITIONAL))
+    if "体温" in text or "测温" in text:
+        return text, False
+    text = _BODY_SITE.sub("体温", text)
+    if "体温" not in text:
+        text = _BODY_TEMPERATURE.sub("体温", text)
+        text = _TIMED_READING.sub(r"\g<when>体温", _MEASURED.sub("体温", text))
+        m = _NORMAL_READING.fullmatch(text.strip())
+        if m is not None:
+            text = f"{m.group('name') or ''}体温 {m.group('reading')}"
+    return text, "体温" in text
 
 
 def _readings(text: str) -> list[float]:
@@ -170,7 +220,7 @@ def _named(text: str) -> str | None:
 
 def _parse_health(text: str) -> Command | None:
     """Any message about a temperature or a fever: a sure reading, or a mention to answer."""
-    text = fold_health(text)
+    text, supplied = _folded(text)
     readings = _readings(text)
     if not readings and not _HEALTH_WORD.search(text):
         return None
@@ -181,7 +231,7 @@ def _parse_health(text: str) -> Command | None:
     # A reading is sure when it is the only one, stated (not asked) as a temperature or a fever.
     sure = _HEALTH_WORD.search(text) is not None and not question
     if len(set(readings)) == 1 and sure:
-        return Temperature(value=readings[0], name=name)
+        return Temperature(value=readings[0], name=name, unmarked=supplied)
     fever = bool(_FEVER_WORD.search(_DENIED.sub("", text))) and not question
     return HealthMention(value=max(readings) if readings else None, name=name, fever=fever)
 

@@ -119,6 +119,21 @@ RIGHT: list[tuple[str, Command]] = [
     ("体温 ３６.８", Temperature(value=36.8)),
     ("@小助手 体温 37", Temperature(value=37.0)),
     ("上报体温 36.4", Temperature(value=36.4)),
+    # A reading written without 体温: 温度 with a body's decimal reading, the time of day it
+    # was taken, or one reading said to be normal.
+    ("温度36.6", Temperature(value=36.6, unmarked=True)),
+    ("我的温度是37.8", Temperature(value=37.8, unmarked=True)),
+    ("上午36.5", Temperature(value=36.5, unmarked=True)),
+    ("晚上 36.8", Temperature(value=36.8, unmarked=True)),
+    ("额温37.9", Temperature(value=37.9, unmarked=True)),
+    ("刚量了36.7", Temperature(value=36.7, unmarked=True)),
+    ("测得36.5", Temperature(value=36.5, unmarked=True)),
+    ("王明今天量的37.6", Temperature(value=37.6, name="王明", unmarked=True)),
+    ("今天 37.8 发烧", Temperature(value=37.8)),
+    ("体温36.5，38.2", HealthMention(value=38.2)),
+    ("36.5 正常", Temperature(value=36.5, unmarked=True)),
+    ("36.5度，无异常", Temperature(value=36.5, unmarked=True)),
+    ("王明 36.6 正常", Temperature(value=36.6, name="王明", unmarked=True)),
     # landlord reports
     ("房东上报 消毒", LandlordReport(kind="disinfect", detail="")),
     ("房东上报 已消毒 楼道和楼梯", LandlordReport(kind="disinfect", detail="楼道和楼梯")),
@@ -200,6 +215,14 @@ CHATTER = [
     "有事打我电话13800138000",
     "王明回家了",
     "36.5",
+    # The weather, a price, a time: no body's reading.
+    "室外温度36.5",
+    "今天气温36.5",
+    "温度36度",
+    "中午36.5元",
+    "最早36.5",
+    "买了额温枪",
+    "今天花了36.5",
     "",
     "   ",
     "@张三 你回来了吗",
@@ -242,6 +265,9 @@ HEALTH_MENTIONS = [
     ("今天38度好热", HealthMention(value=38.0)),
     ("体温37.3算发烧吗", HealthMention(value=37.3)),
     ("体温36.5 昨天37.8", HealthMention(value=37.8)),
+    # Two readings in one message: the highest decides whether it may be a fever.
+    ("上午36.5 下午36.7", HealthMention(value=36.7)),
+    ("早36.4 晚37.9", HealthMention(value=37.9)),
 ]
 
 
