@@ -25,6 +25,30 @@ class SystemClock:
         await asyncio.sleep(max(0.0, seconds))
 
 
+class Elapsed:
+    """A clock's time that never goes back: a step back (NTP stepping a clock that ran ahead,
+    someone fixing it by hand) is ignored and counting goes on from the new reading, so a
+    span measured on it (a lease's life) lasts as long as it really does."""
+
+    def __init__(self, clock: Clock):
+        self.clock = clock
+        self._read: datetime | None = None
+        self._now: datetime | None = None
+
+    def now(self) -> datetime:
+        read = self.clock.now()
+        if self._read is None or self._now is None:
+            self._now = read
+        elif read > self._read:
+            self._now += read - self._read
+        self._read = read
+        return self._now
+
+    def at(self, when: datetime) -> datetime:
+        """`when`, a time of the clock (a turn ahead, say), on this one."""
+        return self.now() + (when - self.clock.now())
+
+
 class FakeClock:
     """A clock that stands still until moved (tests; the demo's /time command)."""
 

@@ -41,7 +41,7 @@ from bot import channel_texts, faults, texts
 from bot.channels import render
 from bot.channels.base import Limits, OutboundChannel, Rendering, SendResult
 from bot.channels.base import Outcome as SendOutcome
-from bot.clock import Clock
+from bot.clock import Clock, Elapsed
 from bot.config import PacingSettings
 from bot.outbound import mask_outbound
 from bot.services import chain, outbox, people
@@ -352,7 +352,9 @@ STUCK_AFTER = timedelta(minutes=5)
 @dataclass(slots=True)
 class Lease:
     """This process drives one account until `until` (renewed from `renew_at` on) under
-    `epoch`; `reconciled` once the rows a predecessor left `sending` have been settled."""
+    `epoch`; `reconciled` once the rows a predecessor left `sending` have been settled. Both
+    times are on the sender's `Elapsed` time: a clock stepped back neither stretches the
+    lease nor delays its renewal."""
 
     key: str
     epoch: int
@@ -591,6 +593,9 @@ class OutboxSender:
         self.exclusive = exclusive
         self._leases: dict[str, Lease] = {}
         self._lease_locks: dict[str, asyncio.Lock] = {}
+        self._elapsed = Elapsed(clock)
+        # Another holder's lease row as first seen, and when (see `_silent`).
+        self._seen: dict[str, tuple[tuple[str, int, datetime], datetime]] = {}
         # Replies: a claim looks for them only when some may be pending (a look that found
         # none is not repeated until replies were written, or the lease renewed: replies
         # another process wrote are found by then). Generations avoid losing a reply written
@@ -731,11 +736,15 @@ class OutboxSender:
 
     async def _acquire(self, key: str) -> Lease | None:
         """Renew this process's lease of `key`, or take it (first holder, or after the last
-        holder's lease ran out: the epoch goes up by one). None: another process holds it."""
+        holder's lease ran out or its row stayed the same for a lease time, `_silent`: the
+        epoch goes up by one). None: another process holds it."""
         lock = self._lease_locks.setdefault(key, asyncio.Lock())
         async with lock:
+            # The row's expiry is on the clock (other processes read it); ours on `_elapsed`.
             now = self.clock.now()
-            until = now + timedelta(seconds=self.lease_seconds)
+            expires = now + timedelta(seconds=self.lease_seconds)
+            at = self._elapsed.now()
+            until = at + timedelta(seconds=self.lease_seconds)
             held = self._leases.get(key)
             taken_from: datetime | None = None
             async with self.sessions() as session, session.begin():
@@ -746,7 +755,7 @@ class OutboxSender:
                 if row is None:
                     inserted = await session.execute(
                         insert_for(session)(AccountLease)
-                        .values(account=key, holder=self.holder, epoch=1, expires_at=until)
+                        .values(account=key, holder=self.holder, epoch=1, expires_at=expires)
                         .on_conflict_do_nothing(index_elements=["account"]))
                     epoch = 1 if _count(inserted) == 1 else 0
                 elif (held is not None and row.holder == self.holder
@@ -754,12 +763,13 @@ class OutboxSender:
                     # Still ours (even if it ran out meanwhile: nobody took it).
                     await session.execute(update(AccountLease).where(
                         AccountLease.account == key, AccountLease.epoch == held.epoch)
-                        .values(expires_at=until))
+                        .values(expires_at=expires))
                     epoch = held.epoch
-                elif row.expires_at <= now or self.exclusive or row.holder == self.holder:
+                elif (row.expires_at <= now or self.exclusive or row.holder == self.holder
+                      or self._silent(key, row, at)):
                     taken = await session.execute(update(AccountLease).where(
                         AccountLease.account == key, AccountLease.epoch == row.epoch)
-                        .values(holder=self.holder, epoch=row.epoch + 1, expires_at=until))
+                        .values(holder=self.holder, epoch=row.epoch + 1, expires_at=expires))
                     epoch = row.epoch + 1 if _count(taken) == 1 else 0
                     if not self.exclusive and row.holder != self.holder:
                         # The last holder may have sent until its lease ran out.
@@ -769,7 +779,7 @@ class OutboxSender:
                 if epoch and held is not None and held.epoch == epoch:
                     lease = held
                     lease.until = until
-                    lease.renew_at = now + timedelta(seconds=self.lease_seconds / 3)
+                    lease.renew_at = at + timedelta(seconds=self.lease_seconds / 3)
                     return lease
                 if epoch and self._started:
                     # Taken over while running: this account's pacing is the database's.
@@ -782,18 +792,30 @@ class OutboxSender:
                 return None
             if taken_from is not None:
                 self.pacer(key).remember(taken_from)
-            lease = Lease(key, epoch, until,
-                          now + timedelta(seconds=self.lease_seconds / 3))
+            self._seen.pop(key, None)
+            lease = Lease(key, epoch, until, at + timedelta(seconds=self.lease_seconds / 3))
             self._leases[key] = lease
             log.info("holding account %r (epoch %d)", key, epoch)
             return lease
+
+    def _silent(self, key: str, row: Any, at: datetime) -> bool:
+        """Whether another holder's lease row has stayed the same for a whole lease time of
+        our own elapsed time: a live holder renews it every third of that, so this one is
+        gone, whatever its expiry says (written on a clock that has since been stepped back,
+        it could say an hour)."""
+        seen = (row.holder, row.epoch, row.expires_at)
+        first = self._seen.get(key)
+        if first is None or first[0] != seen:
+            self._seen[key] = (seen, at)
+            return False
+        return (at - first[1]).total_seconds() >= self.lease_seconds
 
     async def _hold(self, account: str) -> Lease | None:
         """The lease to send `account`'s rows under, renewed or taken when due and its rows
         reconciled once taken; None while another process holds it."""
         key = self._key(account)
         lease = self._leases.get(key)
-        if lease is None or self.clock.now() >= lease.renew_at:
+        if lease is None or self._elapsed.now() >= lease.renew_at:
             lease = await self._acquire(key)
             # Replies another process queued for this account: looked for now and then.
             self._replies_seen.pop(account, None)
@@ -802,11 +824,13 @@ class OutboxSender:
         return lease
 
     def _may_send(self, row: Claimed, account: str, now: datetime) -> bool:
-        """Whether the lease `row` was claimed under is still ours with a third of it left
-        (a send must end before another process may take the account over)."""
+        """Whether the lease `row` was claimed under is still ours at `now` (a time of the
+        clock) with a third of it left (a send must end before another process may take the
+        account over)."""
         lease = self._leases.get(self._key(account))
         return (lease is not None and lease.epoch == row.epoch
-                and (lease.until - now).total_seconds() >= self.lease_seconds / 3)
+                and (lease.until - self._elapsed.at(now)).total_seconds()
+                >= self.lease_seconds / 3)
 
     async def _lost(self, session: Db, key: str, epoch: int) -> bool:
         """A mark changed fewer rows than expected: whether the lease is gone (then it is
@@ -1068,7 +1092,7 @@ class OutboxSender:
                     await self._wait(account, self.lease_seconds / 3)
                     continue
                 now = self.clock.now()
-                renew_in = (lease.renew_at - now).total_seconds()
+                renew_in = (lease.renew_at - self._elapsed.now()).total_seconds()
                 allowed = pacer.next_allowed(now)
                 if allowed > now:
                     await self._wait(account, min(renew_in, (allowed - now).total_seconds()))
@@ -1295,7 +1319,8 @@ class OutboxSender:
             return 1
         average = self.pacing.min_gap_seconds + self.pacing.jitter_seconds / 2
         ahead = min(CLAIM_AHEAD,
-                    (lease.until - now).total_seconds() - self.lease_seconds / 3)
+                    (lease.until - self._elapsed.at(now)).total_seconds()
+                    - self.lease_seconds / 3)
         if average <= 0 or ahead <= average:
             return 1
         return min(UNPACED_CLAIM, 1 + int(ahead / average))
@@ -1469,8 +1494,9 @@ class OutboxSender:
             at = self.clock.now()
             ready = pacer.next_allowed(at, room=row.room_id)
             lease = self._leases.get(self._key(account))
-            if n and ready > at and (lease is None or (lease.until - ready).total_seconds()
-                                     < self.lease_seconds / 3):
+            if n and ready > at and (lease is None or (
+                    lease.until - self._elapsed.at(ready)).total_seconds()
+                    < self.lease_seconds / 3):
                 # A later part would outlive the lease: the row is retried whole (its first
                 # parts posted again).
                 return SendResult(SendOutcome.RETRY_AFTER,

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
 
 from bot.app import BotApp
-from bot.sender import OutboxSender, Outcome
+from bot.sender import Claimed, OutboxSender, Outcome
 from bot.services import notice as notices
 from models import AccountLease, Echo, Group, OutboxMessage, OutboxStatus
 from tests.conftest import Chat, DemoChain
@@ -193,3 +193,62 @@ async def test_a_holder_keeps_its_epoch_while_it_renews(bot: BotApp, clock):
         await s.execute(update(AccountLease).values(expires_at=clock.now()))
     assert await bot.sender._acquire("") is not None
     assert bot.sender.held() == before
+
+
+async def lease_expiry(bot: BotApp) -> datetime:
+    async with bot.session() as s:
+        return (await s.execute(select(AccountLease.expires_at))).scalar_one()
+
+
+async def test_a_dead_holders_lease_written_before_the_clock_went_back_is_taken_in_a_lease_time(
+        bot: BotApp, chat: Chat, chain: DemoChain, clock):
+    await queued(bot, chat, chain)
+    a, b = sender(bot, "a"), sender(bot, "b")
+    lease = await a._acquire("")
+    assert lease is not None
+    # A dies holding the account; the clock had run an hour ahead and NTP steps it back. A's
+    # row now says it expires in an hour and 15 s: B must not wait for that.
+    lease_seconds = bot.settings.pacing.lease_seconds
+    clock.set(clock.now() - timedelta(hours=1))
+    assert await b._acquire("") is None
+    clock.advance(timedelta(seconds=lease_seconds / 2))
+    assert await b._acquire("") is None  # unchanged for half a lease only: A may be alive
+    clock.advance(timedelta(seconds=lease_seconds / 2 + 0.01))
+    taken = await b._acquire("")
+    assert taken is not None and taken.epoch == lease.epoch + 1
+    assert await lease_row(bot) == ("b", lease.epoch + 1)
+    assert clock.now() < await lease_expiry(bot) <= clock.now() + timedelta(
+        seconds=lease_seconds)
+    # A's marks under its old epoch are refused (the fence), as for any lease taken over.
+    assert await a._claim("", clock.now(), 50, lease.epoch) == []
+
+
+async def test_a_live_holder_renews_on_time_when_its_clock_goes_back(bot: BotApp, clock):
+    before = bot.sender.held()
+    lease_seconds = bot.settings.pacing.lease_seconds
+    other = sender(bot, "other")
+    assert await other._acquire("") is None
+    clock.set(clock.now() - timedelta(hours=1))
+    for _ in range(6):
+        # The worker's loop: renewed a third of a lease after the last renewal, not an hour
+        # later (then its row would stay the same and the other sender take the account).
+        clock.advance(timedelta(seconds=lease_seconds / 3 + 0.01))
+        assert await bot.sender._hold("") is not None
+        assert await other._acquire("") is None
+    assert bot.sender.held() == before
+    assert clock.now() < await lease_expiry(bot) <= clock.now() + timedelta(
+        seconds=lease_seconds)
+
+
+async def test_a_holder_whose_clock_goes_back_stops_sending_when_its_lease_runs_out(
+        bot: BotApp, clock):
+    lease = await bot.sender._hold("")
+    assert lease is not None
+    row = Claimed(id=1, room_id="r", group_title="", notice_id=None, text="x", mentions=[],
+                  attempts=1, resend=False, urgent=False, epoch=lease.epoch)
+    clock.set(clock.now() - timedelta(hours=1))
+    assert bot.sender._may_send(row, "", clock.now())
+    # Not renewed (its database calls fail, say) for two thirds of a lease: no more sends,
+    # though the clock says the lease was taken an hour from now.
+    clock.advance(timedelta(seconds=bot.settings.pacing.lease_seconds * 2 / 3 + 0.01))
+    assert not bot.sender._may_send(row, "", clock.now())
