@@ -103,7 +103,10 @@ def _unmarked(cmd: Command | None, supplied: bool) -> Command | None:
 
 # Traditional characters and the variants phones produce (體溫, 体溫, 發燒).
 _TRADITIONAL = str.maketrans("體溫發燒熱測", "体温发烧热测")
-_HEALTH_WORD = re.compile(r"体温|测温|发烧|发热|低烧|高烧|有点烧|烧到|退烧|咳嗽")
+_HEALTH_WORD = re.compile(
+    r"体温|测温|发烧|发热|低烧|高烧|有点烧|烧到|退烧|咳嗽"
+    # Symptoms the landlord and the team should hear of (头疼 is also an idiom: left out).
+    r"|(?:嗓子|喉咙)(?:有点|有些)?(?:疼|痛)|乏力|胸闷|呼吸困难|拉肚子|腹泻")
 _FEVER_WORD = re.compile(r"发烧|发热|低烧|高烧|有点烧|烧到|烧得")
 # 没有发烧, 不发热, 未发烧, 无发热, 退烧了: the writer says there is no fever.
 _DENIED = re.compile(r"(?:没有|没|不|未|无|否|退)(?:再)?(?:发烧|发热|烧)")
@@ -159,6 +162,9 @@ _TIMED_READING = re.compile(
 # 刚量了36.7, 测了一下36.6, 测得36.5: a reading told as measured (the verb is not a name).
 _MEASURED = re.compile(
     r"[量测](?:(?:了|过|的|得)(?:一下|下|一次)?|一下|下)\s*(?:是|为)?\s*:?\s*" + _BODY_DECIMAL)
+# 代报 王明 37.9: a landlord reporting a tenant's reading (the 体温 left out).
+_REPORTED_FOR = re.compile(
+    f"(?P<head>(?:房东)?(?:代报|帮报)\\s*[{HAN}·]{{2,8}}?\\s*:?\\s*)" + _BODY_DECIMAL)
 # 36.5 正常, 王明 36.6 无异常: a message of one reading said to be normal, with no keyword.
 _NORMAL_READING = re.compile(
     f"(?P<name>[{HAN}·]{{2,4}}\\s*)?(?P<reading>(?:3[5-9]|4[0-2])[.。][0-9]"
@@ -181,6 +187,7 @@ def _folded(text: str) -> tuple[str, bool]:
     if "体温" not in text:
         text = _BODY_TEMPERATURE.sub("体温", text)
         text = _TIMED_READING.sub(r"\g<when>体温", _MEASURED.sub("体温", text))
+        text = _REPORTED_FOR.sub(r"\g<head>体温", text)
         m = _NORMAL_READING.fullmatch(text.strip())
         if m is not None:
             text = f"{m.group('name') or ''}体温 {m.group('reading')}"

@@ -55,9 +55,21 @@ _DISINFECTED = re.compile(
     # 已完成今日消毒工作
     r"|(?:已经|已)?完成(?:了)?(?:今日|今天)?的?(?:消毒|消杀)(?:工作)?"
     # 对出租房进行了全面消杀, 楼道做了一次消毒: the work named as done.
-    r"|对?" + _PLACES + r"(?:进行了|做了|开展了)(?:全面|一次|一遍|全面的)?(?:消毒|消杀)(?:工作)?)"
+    r"|对?" + _PLACES + r"(?:进行了|做了|开展了)(?:全面|一次|一遍|全面的)?(?:消毒|消杀)(?:工作)?"
+    # 已对出租屋全面消毒, 对楼道彻底消杀完毕: done (已, 完毕, 了), not asked for.
+    r"|(?:已经|已)对" + _PLACES + r"(?:全面|彻底|统一)?(?:消毒|消杀)(?:完毕|完成)?了?"
+    r"|对" + _PLACES + r"(?:全面|彻底|统一)?(?:消毒|消杀)(?:完毕|完成|了))"
     + END_PUNCT
 )
+# 有租客不戴口罩，已劝导: a breach of the rules, told with what was done about it.
+_BREACH_HANDLED = re.compile(
+    r"(?:不戴口罩|没戴口罩|未戴口罩|聚集|聚餐|打牌|打麻将|串门|私自外出|擅自外出|违规外出)"
+    r"[^?]{0,12}?(?:已经|已|及时|当场)(?:进行)?(?:劝导|劝离|劝阻|制止|劝返|批评教育|教育|处理)")
+# 调解了一起租客纠纷, 租客之间的矛盾已调解好: a mediation told as done.
+_MEDIATED = re.compile(
+    r"(?:今天|今日|刚刚|刚才|已经|已)?调解(?:了|好了|成功)(?:一起|一次|一个|两起)?"
+    f"[{HAN}]{{0,10}}(?:纠纷|矛盾)"
+    r"|(?:纠纷|矛盾)(?:已经|已)(?:调解|化解)(?:好|完毕|成功)?了?")
 # 违规情况：…, 代办内容：…: a label between the kind and the detail.
 _LABEL = re.compile(r"^(?:情况|事项|内容|说明|详情)\s*[:]?\s*")
 # 帮租客取快递, 帮王明买药: an errand said without the word.
@@ -111,7 +123,8 @@ def _report_args(rest: str, *, landlord: bool) -> Command | None:
 
 def _parse_report(text: str) -> Command | None:
     """房东上报 <kind> [说明], the short 上报<kind>, 代办：说明, and 消毒已完成."""
-    found = fuzzy_keyword(text, ("房东上报",))
+    # 房东代报 王明 体温36.6 is a reading reported for a tenant, not 房东上报 mistyped.
+    found = None if text.startswith(("房东代报", "房东帮报")) else fuzzy_keyword(text, ("房东上报",))
     if found is not None:
         return _report_args(_POLITE.sub("", found[0]), landlord=True)
     found = keyword(text, ("上报",))
@@ -125,6 +138,12 @@ def _parse_report(text: str) -> Command | None:
     if bare is not None and not QUESTION.search(text):
         # 代办：帮王明取快递, 违规 302租客私自外出: the kind first, then what happened.
         return _report_args(f"{bare.group('kind')} {bare.group('detail')}", landlord=False)
+    if not QUESTION.search(text):
+        # A breach handled, a dispute settled: told as done, without a keyword.
+        if _BREACH_HANDLED.search(text):
+            return LandlordReport(kind="violation", detail=text.strip(STRIP), unmarked=True)
+        if _MEDIATED.search(text):
+            return LandlordReport(kind="mediation", detail=text.strip(STRIP), unmarked=True)
     return None
 
 

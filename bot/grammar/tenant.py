@@ -41,7 +41,10 @@ _RETURN_ANNOUNCE = by_length(
     "本人已返回", "我已经返回", "我已经回来了", "我已经回来", "我已返回", "我已回来", "我回来了",
     "我已返义", "已返回", "已回来", "已返义",
 )
-_RETURN_WORD = re.compile(r"回来|返回|返义|返乡|来自|抵达|到达|回到|(?:回|到|来)义乌")
+_RETURN_WORD = re.compile(
+    r"回来|返回|返义|返乡|来自|抵达|到达|回到|(?:回|到|来)义乌"
+    # 江西赣州来的, 从河南信阳来: where someone came from, said with 来 alone.
+    f"|[{HAN}]来的|从[{HAN}]{{2,10}}?过?来")
 
 _ID_LABELLED = re.compile(r"身份证(?:号码|号)?\s*:?\s*(?P<v>[0-9Xx]*)", re.ASCII)
 _ID_BARE = re.compile(r"(?<![0-9])(?P<v>[0-9]{17}[0-9Xx])(?![0-9])", re.ASCII)
@@ -239,6 +242,8 @@ def _take_words(work: str, f: _Fields, *, announce: bool) -> None:
                 f.name = token
         elif f.origin is None and is_place(token):
             f.origin = token
+            # 湖北武汉: a province or a 市/县 is surely a place, even with no 来自 before it.
+            f.origin_marked = looks_like_place(token)
 
 
 def parse_return_args(
@@ -318,7 +323,9 @@ def _parse_freeform_return(text: str) -> Command | None:
 
 
 _MY_TENANTS = re.compile(
-    r"(?:我的租客|租客列表|我的房客|房客列表|租客名单|查看租客|查询租客)" + END_PUNCT
+    r"(?:看看|看一下|查一下|查查|查看|查询)?"
+    r"(?:我的租客|租客列表|我的房客|房客列表|租客名单|查看租客|查询租客)"
+    r"(?:有哪些|有谁|名单|列表)?" + END_PUNCT
 )
 
 STEPS = (

@@ -34,8 +34,27 @@ _FEEDBACK_HEAD = re.compile(
 _SET_APART_HEADS = ("反映", "投诉", "建议")
 
 
+# 楼道灯坏了好几天了，麻烦反映一下: the problem first, then the request to pass it on.
+_RELAY_TAIL = re.compile(
+    r"\s*[,.!;]\s*(?:麻烦|请|帮忙|请帮忙|麻烦帮忙|帮我)(?:帮我|您|你)?(?:向上|向社区|给社区)?"
+    r"(?:反映|反馈)(?:一下|下)?(?:吧|谢谢)?" + END_PUNCT + "$")
+# 电梯坏了谁管, 水管漏水找谁: a fault in the building, asking who sees to it.
+_FAULT_WHO = re.compile(
+    r"(?P<body>.*(?:坏了|坏掉了|漏水|堵了|堵住了|不亮|停水|停电|没水|没电|跳闸).*?)"
+    r"\s*[,]?\s*(?:谁管|找谁|谁来修|谁修|有人管吗|没人管)" + END_PUNCT)
+
+
 def _parse_feedback(text: str) -> Command | None:
-    """反馈 内容 / 反馈：内容 / 我想反馈一下… / 问题反馈：… (反馈给社区了 is chatter)."""
+    """反馈 内容 / 反馈：内容 / 我想反馈一下… / 问题反馈：… (反馈给社区了 is chatter); the
+    problem first: …，麻烦反映一下 / 电梯坏了谁管."""
+    tail = _RELAY_TAIL.search(text)
+    if tail is not None and tail.start() > 0:
+        body = text[:tail.start()].strip(STRIP)
+        if sum(c.isalnum() for c in body) >= 4:
+            return build(Feedback, text=body, unmarked=False)
+    fault = _FAULT_WHO.fullmatch(text)
+    if fault is not None and sum(c.isalnum() for c in fault.group("body")) >= 3:
+        return build(Feedback, text=fault.group("body").strip(STRIP), unmarked=True)
     m = _FEEDBACK_HEAD.match(text)
     if m is None:
         return None

@@ -13,6 +13,7 @@ from bot.grammar import (
     BindGroup,
     BindPerson,
     Command,
+    Feedback,
     HealthMention,
     Help,
     LandlordReport,
@@ -150,6 +151,27 @@ RIGHT: list[tuple[str, Command]] = [
     ("上报消毒", LandlordReport(kind="disinfect", detail="")),
     ("消毒已完成", LandlordReport(kind="disinfect", detail="")),
     ("今天已消毒!", LandlordReport(kind="disinfect", detail="")),
+    ("今天已对出租屋全面消毒", LandlordReport(kind="disinfect", detail="")),
+    ("对楼道彻底消杀完毕", LandlordReport(kind="disinfect", detail="")),
+    # A breach handled or a dispute settled, told without a keyword (refused silently where
+    # landlords do not report).
+    ("有租客不戴口罩，已劝导",
+     LandlordReport(kind="violation", detail="有租客不戴口罩,已劝导", unmarked=True)),
+    ("调解了一起租客纠纷",
+     LandlordReport(kind="mediation", detail="调解了一起租客纠纷", unmarked=True)),
+    ("租客之间的矛盾已调解好了",
+     LandlordReport(kind="mediation", detail="租客之间的矛盾已调解好了", unmarked=True)),
+    # Returns said without a keyword: a clear place, or 来 alone after it.
+    ("李四 13912345678 湖北武汉 今天回来",
+     TenantReturn(name="李四", mobile="13912345678", origin="湖北武汉",
+                  arrival=Arrival(days_ago=0))),
+    ("我是新来的租客 张三 电话13812345678 从河南信阳来",
+     TenantReturn(name="张三", mobile="13812345678", origin="河南信阳")),
+    ("我叫刘洋，13712345678，江西赣州来的",
+     TenantReturn(name="刘洋", mobile="13712345678", origin="江西赣州")),
+    # 代报 for a tenant is the health family's, not 房东上报 mistyped.
+    ("房东代报 潘先生 体温36.6", Temperature(value=36.6, name="潘先生")),
+    ("代报 王明 37.9", Temperature(value=37.9, name="王明", unmarked=True)),
     # help, my tenants, bind
     ("帮助", Help()),
     ("帮助？", Help()),
@@ -163,6 +185,11 @@ RIGHT: list[tuple[str, Command]] = [
     ("我的租客", MyTenants()),
     ("租客列表", MyTenants()),
     ("我的房客?", MyTenants()),
+    ("看看我的租客", MyTenants()),
+    ("我的租客有哪些", MyTenants()),
+    ("怎么用", Help()),
+    ("机器人怎么用？", Help()),
+    ("有什么命令", Help()),
     ("绑定 A7K2Q9", BindPerson(code="A7K2Q9")),
     ("绑定：a7k2q9", BindPerson(code="A7K2Q9")),
     ("绑定ａ７ｋ２ｑ９", BindPerson(code="A7K2Q9")),
@@ -223,6 +250,12 @@ CHATTER = [
     "最早36.5",
     "买了额温枪",
     "今天花了36.5",
+    "消毒液怎么用",
+    "这事我会反映一下",
+    "请大家有问题及时反映",
+    "这事真让人头疼",
+    "有人聚集吗，已劝导了吗",
+    "我来的时候电话13812345678没信号",
     "",
     "   ",
     "@张三 你回来了吗",
@@ -268,6 +301,8 @@ HEALTH_MENTIONS = [
     # Two readings in one message: the highest decides whether it may be a fever.
     ("上午36.5 下午36.7", HealthMention(value=36.7)),
     ("早36.4 晚37.9", HealthMention(value=37.9)),
+    ("嗓子有点疼", HealthMention()),
+    ("喉咙痛，乏力", HealthMention()),
 ]
 
 
@@ -344,3 +379,15 @@ def test_mobile_round_trips(mobile: str, layout: str) -> None:
     assert isinstance(cmd, TenantReturn)
     assert cmd.mobile == mobile
     assert cmd.origin == "湖南长沙"
+
+
+@pytest.mark.parametrize(("text", "body", "unmarked"), [
+    # The problem first, then the request to pass it on.
+    ("楼道灯坏了好几天了，麻烦反映一下", "楼道灯坏了好几天了", False),
+    ("三楼水管漏水了，请帮忙反馈一下", "三楼水管漏水了", False),
+    # A fault, asking who sees to it: a ticket, refused silently where tickets are not taken.
+    ("电梯坏了谁管", "电梯坏了", True),
+    ("楼下停水了找谁", "楼下停水了", True),
+])
+def test_feedback_said_in_other_words(text: str, body: str, unmarked: bool) -> None:
+    assert run(text) == Feedback(text=body, unmarked=unmarked)
