@@ -124,7 +124,8 @@ def _report_args(rest: str, *, landlord: bool) -> Command | None:
 def _parse_report(text: str) -> Command | None:
     """房东上报 <kind> [说明], the short 上报<kind>, 代办：说明, and 消毒已完成."""
     # 房东代报 王明 体温36.6 is a reading reported for a tenant, not 房东上报 mistyped.
-    found = None if text.startswith(("房东代报", "房东帮报")) else fuzzy_keyword(text, ("房东上报",))
+    reported_for = text.startswith(("房东代报", "房东帮报"))
+    found = None if reported_for else fuzzy_keyword(text, ("房东上报",))
     if found is not None:
         return _report_args(_POLITE.sub("", found[0]), landlord=True)
     found = keyword(text, ("上报",))
