@@ -228,6 +228,8 @@ class Progress(Command):
 
     keyword: ClassVar[str] = "进度"
     notice_id: int | None = Field(default=None, ge=1)
+    # Asked in other words (谁还没收到): refused silently where 进度 is not used.
+    unmarked: bool = False
 
 
 class When(BaseModel):

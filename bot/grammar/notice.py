@@ -66,6 +66,8 @@ _ACK_OBJECT = (
 )
 # 已转发, 已通知到位, 都已经传达了: passing a notice on is itself the acknowledgement.
 _ACK_DONE = (r"(?:(?:都|全部)?(?:已经|已)(?:全部|都)?" + _ACK_PASS_ON
+             # 已落实, 已安排到位: done as the notice asked.
+             + r"|(?:都|全部)?(?:已经|已)(?:全部|都)?(?:落实|执行|部署|安排)(?:到位|完毕|好)?了?"
              + r"|(?:转发|传达|转达)了)")
 _ACK_PROMISE = (
     f"(?:{_ACK_ADVERB}*{_ACK_VERB}{_ACK_OBJECT}*|{_ACK_ADVERB}+{_ACK_PASS_ON}{_ACK_OBJECT}*"
@@ -134,7 +136,12 @@ def _parse_relay(text: str) -> Command | None:
 _PROGRESS = re.compile(
     r"(?:查|查看|查询|看)?(?:通知)?进度\s*"
     r"(?:(?:#|通知#?|【(?:紧急)?通知#)\s*(?P<a>[0-9]{1,9})】?|(?P<b>[0-9]{1,9}))?"
-    + END_PUNCT,
+    + END_PUNCT
+    # 通知1进度, 通知#27的进度: the notice named first.
+    + r"|(?:查|查看|查询|看)?通知\s*#?\s*(?P<c>[0-9]{1,9})\s*的?进度" + END_PUNCT
+    # 谁还没收到, 哪些群没回复: who has not acknowledged is what 进度 shows.
+    + r"|(?P<who>(?:谁|哪些人|哪些群|哪个群|哪几个群|哪些)(?:还)?(?:没|没有|未)"
+    + r"(?:收到|回复|确认|回)(?:的)?(?:通知)?)" + END_PUNCT,
     re.ASCII,
 )
 
@@ -144,11 +151,11 @@ def _parse_progress(text: str, quoted: int | None) -> Command | None:
     m = _PROGRESS.fullmatch(text)
     if m is None:
         return None
-    named = m.group("a") or m.group("b")
+    named = m.group("a") or m.group("b") or m.group("c")
     notice_id = int(named) if named is not None else quoted
     if notice_id is not None and notice_id < 1:
         raise ParseError.of("Progress", "number_invalid")
-    return Progress(notice_id=notice_id)
+    return Progress(notice_id=notice_id, unmarked=m.group("who") is not None)
 
 
 # --- sending and scheduling notices ----------------------------------------------------------

@@ -22,7 +22,8 @@ from bot.grammar.core import (
 
 # --- up the chain: feedback, answers, to-do --------------------------------------------------
 
-_TODO = re.compile(r"(?:我的|查看|查询)?(?:待办事项|待办|待处理|待回复)" + END_PUNCT)
+_TODO = re.compile(r"(?:我的|查看|查询|有什么|有没有|还有什么|还有哪些)?"
+                   r"(?:待办事项|待办|待处理|待回复)" + END_PUNCT)
 
 
 # 我想反馈一下…, 问题反馈：…, 反馈一下：…, 反映个问题: the polite ways to start a feedback;

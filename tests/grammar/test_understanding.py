@@ -9,6 +9,9 @@ from hypothesis import strategies as st
 
 from bot.grammar import (
     Ack,
+    Progress,
+    Stats,
+    Todo,
     Answer,
     Command,
     EnterpriseReport,
@@ -280,6 +283,8 @@ def test_a_mention_that_is_an_argument_stays_one() -> None:
     "收到，通知已转发各商户", "收到，立即落实到位", "收到 已转发群里", "收到，今天就通知下去",
     "收到，我这边马上通知", "谢谢，收到", "已收到通知", "通知已收到", "转发了", "已发群里",
     "收到，已发到租客群", "已发给租客了", "收到了哈",
+    # Done as the notice asked: as good as an acknowledgement.
+    "已落实", "已安排到位", "都已经落实了", "已落实，谢谢领导",
 ])
 def test_acknowledgements_that_say_where_it_was_passed_on(text: str) -> None:
     assert _parsed(text) == Ack()
@@ -306,7 +311,8 @@ def test_disinfection_asked_or_planned_is_no_report(text: str) -> None:
 
 
 @pytest.mark.parametrize("text", ["查一下我的积分", "看看我的积分", "帮我查下积分", "我现在几分",
-                                  "我多少分", "我的分数", "积分 多少", "请问我现在有多少积分"])
+                                  "我多少分", "我的分数", "积分 多少", "请问我现在有多少积分",
+                                  "我排第几", "我的排名"])
 def test_more_score_questions(text: str) -> None:
     assert _parsed(text) == Score()
 
@@ -458,3 +464,23 @@ def test_more_ways_of_the_same_commands() -> None:
         assert parse(text) == LandlordReport(kind="disinfect"), text
     for text in ("我这周积分怎么样", "我扣分了吗", "查一下分", "看看我的分"):
         assert parse(text) == Score(), text
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    # Who has not acknowledged is what 进度 shows (said so, it is refused silently where 进度
+    # is not used: 谁还没收到 may be about anything there).
+    ("谁还没收到", Progress(unmarked=True)),
+    ("哪些群还没回复", Progress(unmarked=True)),
+    ("通知1进度", Progress(notice_id=1)),
+    ("通知#27的进度", Progress(notice_id=27)),
+    ("今天的统计", Stats()),
+    ("看一下统计", Stats()),
+    ("有什么待办", Todo()),
+])
+def test_commanders_questions_in_other_words(text: str, expected: Command) -> None:
+    assert _parsed(text) == expected
+
+
+@pytest.mark.parametrize("text", ["谁还没收到钱", "我还没收到", "排名"])
+def test_not_progress_questions(text: str) -> None:
+    assert not isinstance(_parsed(text), Progress)
