@@ -9,9 +9,6 @@ from hypothesis import strategies as st
 
 from bot.grammar import (
     Ack,
-    Progress,
-    Stats,
-    Todo,
     Answer,
     Command,
     EnterpriseReport,
@@ -19,10 +16,13 @@ from bot.grammar import (
     HealthMention,
     LandlordReport,
     ParseError,
+    Progress,
     Score,
     ShopCheckin,
+    Stats,
     Temperature,
     TenantReturn,
+    Todo,
     WorkCard,
     normalise,
     parse,
