@@ -341,9 +341,13 @@ def find_numbers(text: str, *, public: Iterable[str] | None = None) -> list[Foun
                 end -= 1  # 13800138000x: the x was a letter after the number
             if digits in allowed:
                 continue
-            # (139)0579 1234: the bracket goes with the number it opened.
-            if start > 0 and text[start - 1] in _OPENERS and j > i:
-                start -= 1
+            # (139)0579 1234: the bracket goes with the number it opened (and an invisible
+            # control between them too).
+            opener = start
+            while opener > 0 and text[opener - 1] in INVISIBLE:
+                opener -= 1
+            if opener > 0 and text[opener - 1] in _OPENERS and j > i:
+                start = opener - 1
             found.append(Found(start, end, kind, digits))
     return found
 

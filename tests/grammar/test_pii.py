@@ -251,6 +251,18 @@ def test_public_numbers_pass() -> None:
     assert mask_text("热线 13800000000") == "热线 138****0000"
 
 
+@pytest.mark.parametrize(("text", "masked"), [
+    ("(\u200b138)1234 5678", "138****5678"),
+    # Found by the property below: an ID number in Arabic-Indic digits, a zero-width space
+    # between the bracket and its first digit; the bracket was left behind.
+    ("(\u200b\u0661\u0660\u0660)\u0660\u0660\u0660\u0662\u0660\u0660\u0660\u0660"
+     "\u0661\u0660\u0661\u0660\u0660\u0660\u0669", "100000********0009"),
+])
+def test_a_bracket_opening_a_number_goes_with_it_across_invisible_controls(
+        text: str, masked: str) -> None:
+    assert mask_text(text) == masked
+
+
 @given(FILLER, spelled_numbers, FILLER)
 def test_spelled_numbers_are_masked(before: str, found: tuple[str, str], after: str) -> None:
     """Whatever the spelling, the number is replaced by its masked form and nothing of it can
