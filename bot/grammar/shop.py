@@ -177,15 +177,21 @@ _UNIT = r"(?:家|户|间|个)"
 _CHECKED = re.compile(r"(?:巡查|检查|共计|共|走访)?\s*(?P<n>" + _NUM + r")\s*" + _UNIT
                       + r"(?!\s*(?:营业|开门|开业|关门)(?!\s*了?\s*" + _NUM + "))")
 # 10家营业 2家关门: a number followed by a state word is that state's, not 营业's.
-_STATED = (r"\s*" + _UNIT + r"?+\s*(?:关门|未开|歇业|停业|营业|开门|开业)(?!\s*了?\s*" + _NUM
-           + ")")
+_STATED = (r"\s*" + _UNIT + r"?+\s*(?:关门|未开|没开|歇业|停业|营业|开门|开业|开着)(?!\s*了?\s*"
+           + _NUM + ")")
 _OPENED = re.compile(r"(?:营业|开门|开业|已开)了?\s*(?P<n>" + _NUM + r")(?!" + _STATED + r")\s*"
                      + _UNIT + r"?|"
-                     r"(?P<m>" + _NUM + r")\s*" + _UNIT + r"\s*(?:营业|开门|开业|已开)(?!\s*了?\s*"
-                     + _NUM + r"(?!" + _STATED + r"))")
+                     r"(?P<m>" + _NUM + r")\s*" + _UNIT
+                     + r"\s*(?:营业|开门|开业|已开|开着)(?!\s*了?\s*" + _NUM + r"(?!" + _STATED
+                     + r"))")
 _CLOSED_COUNT = re.compile(r"(?:关门|未开|歇业|停业)\s*(?P<n>" + _NUM + r")\s*" + _UNIT + r"?|"
                            r"(?P<m>" + _NUM + r")\s*" + _UNIT
-                           + r"\s*(?:关门|未开|歇业|停业)(?!\s*" + _NUM + ")")
+                           + r"\s*(?:关门|未开|没开|歇业|停业)(?!\s*" + _NUM + ")")
+# 今天查了10家, 10家商铺全部巡查: the patrol said without its keyword first.
+_PATROLLED = re.compile(
+    r"^(?:今天|今日)?\s*(?:查了|检查了|走访了)\s*(?=" + _NUM + r"\s*家)"
+    r"|^(?P<n>" + _NUM + r")\s*家\s*(?:商铺|商户|店铺|门店)?\s*(?:全部|都)?\s*(?:已经|已)?"
+    r"(?:巡查|检查)(?:了|完毕|完)?")
 _ALL_OPEN = re.compile(r"全部(?:营业|开门|开业)|都(?:营业|开门)了?|均已?(?:营业|开门)")
 _NOT_DISINFECTED = re.compile(r"(?:未|没有?|尚未)(?:完成)?(?:消毒|消杀)")
 _STAFF_NORMAL = re.compile(r"(?:员工|人员|店员)?(?:体温|测温)(?:均|都|全部)?(?:正常|合格)")
@@ -337,6 +343,10 @@ def _checkin_args(rest: str, cls: type[ShopCheckin]) -> Command | None:
 
 def _parse_checkin(text: str) -> Command | None:
     """打卡/巡查 + what was found, in the ordinary ways it is written."""
+    patrolled = _PATROLLED.match(text)
+    if patrolled is not None and not QUESTION.search(text):
+        count = f"{patrolled.group('n')}家 " if patrolled.group("n") else ""
+        text = f"巡查 {count}{text[patrolled.end():]}"
     found = keyword(text, _CHECKIN_KEYWORDS)
     if found is None:
         return None

@@ -91,6 +91,8 @@ class EnterpriseReport(Command):
     returned: int = Field(ge=0, le=_MAX)
     isolated: int = Field(ge=0, le=_MAX)
     anomalies: int = Field(ge=0, le=_MAX)
+    # Said without 企业日报 (今日在岗118人，返岗2人…): refused silently in other groups.
+    unmarked: bool = False
 
 
 class WorkCard(Command):
@@ -101,6 +103,8 @@ class WorkCard(Command):
     arrivals: int = Field(ge=0, le=_MAX)
     anomalies: int = Field(ge=0, le=_MAX)
     problems: str = Field(default="", max_length=500)
+    # Said without 工作卡 (今日在场80人，新进场3人，无异常): refused silently in other groups.
+    unmarked: bool = False
 
 
 def _error(command: str, problem: str, **values: str) -> ParseError:
@@ -157,9 +161,32 @@ _CARD_WORDS = by_length("工作卡", "每日工作卡", "今日工作卡", "今�
 _PROBLEM = re.compile(r"(?:问题|困难|需协调|需要协调|需解决|缺少物资|物资)\s*:?\s*(?P<p>.*)$")
 
 
+# 无异常, 均正常: no anomaly, said in words.
+_NO_ANOMALY = re.compile(r"(?:无|没有)(?:体温)?(?:异常|发热)|(?:均|都|全部|一切)正常")
+# What may be left of a report said without its keyword once its counts are taken.
+_REPORT_LEFT = re.compile(r"[\s,.;:!。，、]*(?:(?:今日|今天|本日)[\s,.;:]*)?[\s,.;:!。，、]*")
+
+
+def _without_keyword(text: str, cls: type[Command], fields: dict[str, tuple[str, ...]]
+                     ) -> Command | None:
+    """今日在岗118人，返岗2人，隔离3人，无异常: every count of the report said, its keyword left
+    out; anything else in the text and it is not such a report."""
+    if _NO_ANOMALY.search(text) and not re.search("(?:异常|发热)" + _COUNT, text):
+        text = _NO_ANOMALY.sub(" 异常0 ", text)
+    try:
+        counts, left = _counts(text, fields, cls.__name__)
+    except ParseError:
+        return None
+    if not _REPORT_LEFT.fullmatch(left):
+        return None
+    return _build(cls, unmarked=True, **counts)
+
+
 def _parse_report(text: str) -> Command | None:
     found = keyword(text, _REPORT_WORDS)
-    if found is None or not found[1]:
+    if found is None:
+        return _without_keyword(text, EnterpriseReport, _REPORT_FIELDS)
+    if not found[1]:
         return None
     counts, _rest = _counts(found[0], _REPORT_FIELDS, "EnterpriseReport")
     return _build(EnterpriseReport, **counts)
@@ -167,7 +194,9 @@ def _parse_report(text: str) -> Command | None:
 
 def _parse_card(text: str) -> Command | None:
     found = keyword(text, _CARD_WORDS)
-    if found is None or not found[1]:
+    if found is None:
+        return _without_keyword(text, WorkCard, _CARD_FIELDS)
+    if not found[1]:
         return None
     rest = found[0]
     problems = ""
@@ -246,7 +275,8 @@ def _parse_enterprise(text: str) -> Command | None:
 
 # --- 员工登记 --------------------------------------------------------------------------------
 
-_WORKER_WORDS = by_length("员工登记", "职工登记", "工人登记", "一人一卡", "员工建卡")
+_WORKER_WORDS = by_length("员工登记", "职工登记", "工人登记", "一人一卡", "员工建卡", "新员工",
+                          "新员工登记", "新进员工")
 # A group is one field: 员工登记：赵刚，139…，河南商丘，一车间 must not take the mobile with it.
 _GROUP_TOKEN = re.compile(
     r"(?:车间|宿舍|班组)\s*:\s*(?P<v>[^\s,;:]+)|(?P<w>[^\s,;:]{1,12}(?:车间|宿舍|班组))")

@@ -37,6 +37,10 @@ def _shops(cmd: ShopCheckin) -> dict[str, tuple[object, ...]]:
     ("巡查 10家 营业3家 问题：5号门口垃圾堆放", 10, 3, "5号门口垃圾堆放"),
     ("巡查 10家 营业3家 5号门口有人聚集打牌", 10, 3, "5号门口有人聚集打牌"),
     ("ＮＯ巡查 １０家 营业３家", None, None, None),
+    # The patrol said without its keyword first.
+    ("今天查了10家，8家开着，2家没开", 10, 8, ""),
+    ("10家商铺全部巡查，开门8家", 10, 8, ""),
+    ("10家都检查了吗", None, None, None),
 ])
 def test_row_counts(text, checked, opened, problems):
     cmd = parse(text)

@@ -27,6 +27,9 @@ from bot.grammar.unit import USAGE
     ("企业日报 异常1 隔离2 返岗3 在岗120", (120, 3, 2, 1)),
     ("企业日报 在岗 120 人 返岗 三 人 隔离 两 人 体温异常 0", (120, 3, 2, 0)),
     ("[强]企业日报 在岗120 返岗3 居家观察2 发热1", (120, 3, 2, 1)),
+    # Without 企业日报: every count said, and nothing else.
+    ("今日在岗118人，返岗2人，隔离3人，无异常", (118, 2, 3, 0)),
+    ("在岗120 返岗3 隔离2 异常0", (120, 3, 2, 0)),
 ])
 def test_enterprise_reports(text: str, values: tuple[int, int, int, int]):
     cmd = parse(text)
@@ -54,6 +57,7 @@ def test_botched_enterprise_reports(text: str, problem: str):
     ("每日工作卡：在场85人，新进5人，异常1，缺口罩200个", (85, 5, 1), "缺口罩200个"),
     ("今日工作卡 到岗85 新增5 体温异常0 需协调：钢筋未到", (85, 5, 0), "钢筋未到"),
     ("今天工作卡 在场85 新进5 异常0", (85, 5, 0), ""),
+    ("今日在场80人，新进场3人，无异常", (80, 3, 0), ""),
 ])
 def test_work_cards(text: str, values: tuple[int, int, int], problems: str):
     cmd = parse(text)
@@ -119,8 +123,22 @@ def test_botched_worker_registers_name_the_worker_form(text: str, problem: str):
     assert "租客" not in err.value.hint
 
 
+def test_reports_said_without_their_keyword_are_refused_silently_elsewhere():
+    report, card = parse("在岗120 返岗3 隔离2 异常0"), parse("在场85 新进5 异常0")
+    assert isinstance(report, EnterpriseReport) and report.unmarked
+    assert isinstance(card, WorkCard) and card.unmarked
+    assert not parse("企业日报 在岗120 返岗3 隔离2 异常0").unmarked  # type: ignore[union-attr]
+
+
+def test_a_new_worker_is_a_worker_card():
+    cmd = parse("新员工 王芳 13905790007 江西上饶 二车间")
+    assert isinstance(cmd, WorkerRegister)
+    assert (cmd.name, cmd.origin, cmd.groups) == ("王芳", "江西上饶", ("二车间",))
+
+
 def test_the_words_in_chat_are_not_commands():
-    for text in ("企业日报发了吗", "工作卡明天再说", "员工登记好了", "我们企业登记过了"):
+    for text in ("企业日报发了吗", "工作卡明天再说", "员工登记好了", "我们企业登记过了",
+                 "在岗120人", "今天在岗的人很多", "我们厂在岗118人，返岗2人，隔离3人，无异常"):
         assert not isinstance(parse(text), EnterpriseReport | WorkCard | WorkerRegister
                               | EnterpriseRegister), text
 
