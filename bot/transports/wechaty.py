@@ -600,7 +600,8 @@ async def _cached_label(cache: dict[str, str], key: str,
     label = cache.get(key)
     if label is None:
         try:
-            label = getattr(await fetch(), field) or ""
+            with _grpc_cancels():  # caught here, the call's leftover cancel would stay
+                label = getattr(await fetch(), field) or ""
         except GRPCError as exc:
             log.debug("%s of %s: %s", field, key, describe_error(exc))
             return ""
