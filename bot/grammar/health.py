@@ -145,6 +145,7 @@ _SPLIT_DECIMAL = re.compile(
     r"(?<![0-9.])(3[4-9]|4[0-3])\s*(?:\s[.。]|[.。]\s|[·•・])\s*([0-9])(?![0-9])", re.ASCII)
 
 
+_DECIMAL_READING = re.compile(r"(?:3[5-9]|4[0-2])[.。][0-9]")
 # A body's reading has a decimal (36.6): the weather, a room or a price is rarely written so
 # next to these words. Not followed by a unit of money, weight or length (中午36.5元).
 _BODY_DECIMAL = r"(?=(?:3[5-9]|4[0-2])[.。][0-9](?![0-9])(?!\s*(?:元|块|斤|公斤|kg|米|%)))"
@@ -184,7 +185,7 @@ def _folded(text: str) -> tuple[str, bool]:
     if "体温" in text or "测温" in text:
         return text, False
     text = _BODY_SITE.sub("体温", text)
-    if "体温" not in text:
+    if "体温" not in text and _DECIMAL_READING.search(text):
         text = _BODY_TEMPERATURE.sub("体温", text)
         text = _TIMED_READING.sub(r"\g<when>体温", _MEASURED.sub("体温", text))
         text = _REPORTED_FOR.sub(r"\g<head>体温", text)

@@ -53,7 +53,7 @@ def _parse_feedback(text: str) -> Command | None:
         body = text[:tail.start()].strip(STRIP)
         if sum(c.isalnum() for c in body) >= 4:
             return build(Feedback, text=body, unmarked=False)
-    fault = _FAULT_WHO.fullmatch(text)
+    fault = _FAULT_WHO.fullmatch(text) if ("谁" in text or "人管" in text) else None
     if fault is not None and sum(c.isalnum() for c in fault.group("body")) >= 3:
         return build(Feedback, text=fault.group("body").strip(STRIP), unmarked=True)
     m = _FEEDBACK_HEAD.match(text)
