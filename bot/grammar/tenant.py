@@ -44,7 +44,13 @@ _RETURN_ANNOUNCE = by_length(
 _RETURN_WORD = re.compile(
     r"回来|返回|返义|返乡|来自|抵达|到达|回到|(?:回|到|来)义乌"
     # 江西赣州来的, 从河南信阳来: where someone came from, said with 来 alone.
-    f"|[{HAN}]来的|从[{HAN}]{{2,10}}?过?来")
+    f"|[{HAN}]来的|从[{HAN}]{{2,10}}?过?来"
+    # 2月20日到, 今天到: an arrival, said with 到 alone after when.
+    r"|(?:[0-9]日|[0-9]号|今天|今日|昨天|昨晚|刚刚|刚)到(?![0-9])")
+# 我老公今天回来: a family member is named by who they are to the writer, not by a name.
+_KIN = frozenset({"老公", "老婆", "爱人", "媳妇", "丈夫", "妻子", "儿子", "女儿", "孩子", "小孩",
+                  "家人", "朋友", "同事", "室友", "妈妈", "爸爸", "我妈", "我爸", "老妈", "老爸",
+                  "弟弟", "妹妹", "哥哥", "姐姐", "亲戚"})
 
 _ID_LABELLED = re.compile(r"身份证(?:号码|号)?\s*:?\s*(?P<v>[0-9Xx]*)", re.ASCII)
 _ID_BARE = re.compile(r"(?<![0-9])(?P<v>[0-9]{17}[0-9Xx])(?![0-9])", re.ASCII)
@@ -107,6 +113,7 @@ class _Fields:
     name: str | None = None
     origin: str | None = None
     origin_marked: bool = False
+    kin: bool = False  # someone named as 老公, 儿子: their name is still to be written
 
 
 def _cut(text: str, m: re.Match[str]) -> str:
@@ -204,6 +211,8 @@ def _marked_origin(token: str) -> tuple[str, bool] | None:
         if m is None:
             continue
         place = _ORIGIN_TAIL.sub("", m.group("o"))
+        if place.startswith("老家") and len(place) > 3:
+            place = place[2:]  # 从老家湖北黄冈回来
         if pattern is _ORIGIN_MARKED[1] and "从" in place[1:]:
             # 坐火车从江西赣州回到义乌: the place is what follows 从, and 从 marks it.
             place = place.rsplit("从", 1)[1]
@@ -233,6 +242,12 @@ def _take_words(work: str, f: _Fields, *, announce: bool) -> None:
             continue
         plain.append(token)
     for token in plain:
+        if token in _KIN or token.removeprefix("我") in _KIN:
+            f.kin = True
+            continue
+        # 老公王强: who they are to the writer, then their name.
+        token = next((token[len(k):] for k in _KIN
+                      if token.startswith(k) and is_name(token[len(k):])), token)
         if f.name is None and is_name(token) and not looks_like_place(token):
             # 我回来了 长沙 138...: the sender is the tenant, so a lone word is the place.
             lone = announce and f.origin is None and len(plain) == 1
@@ -261,7 +276,7 @@ def parse_return_args(
         return None  # a number and 回来 in passing is not yet a registration
     if f.origin is None:
         f.problems.append("origin_missing")
-    if landlord and f.name is None:
+    if (landlord or f.kin) and f.name is None:
         f.problems.append("name_missing")
     if f.problems or f.mobile is None:
         raise ParseError.of("TenantReturn", f.problems[0] if f.problems else "mobile_missing")

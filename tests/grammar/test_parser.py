@@ -169,6 +169,15 @@ RIGHT: list[tuple[str, Command]] = [
      TenantReturn(name="张三", mobile="13812345678", origin="河南信阳")),
     ("我叫刘洋，13712345678，江西赣州来的",
      TenantReturn(name="刘洋", mobile="13712345678", origin="江西赣州")),
+    ("王芳 15912345678 湖南岳阳 2月20日到",
+     TenantReturn(name="王芳", mobile="15912345678", origin="湖南岳阳",
+                  arrival=Arrival(month=2, day=20))),
+    ("今天从老家湖北黄冈回来了 我叫吴刚 电话18812345678",
+     TenantReturn(name="吴刚", mobile="18812345678", origin="湖北黄冈",
+                  arrival=Arrival(days_ago=0))),
+    ("我老公王强今天回来 电话13812345678 河南信阳",
+     TenantReturn(name="王强", mobile="13812345678", origin="河南信阳",
+                  arrival=Arrival(days_ago=0))),
     # 代报 for a tenant is the health family's, not 房东上报 mistyped.
     ("房东代报 潘先生 体温36.6", Temperature(value=36.6, name="潘先生")),
     ("代报 王明 37.9", Temperature(value=37.9, name="王明", unmarked=True)),
@@ -267,6 +276,13 @@ CHATTER = [
 def test_right(text: str, expected: Command) -> None:
     """Well-formed commands parse to exactly the expected model."""
     assert run(text) == expected
+
+
+def test_a_family_member_without_a_name_is_asked_for_it() -> None:
+    """我老公今天回来 …: never a tenant named 老公; the hint asks for the name."""
+    with pytest.raises(ParseError) as info:
+        run("我老公今天回来 电话13812345678 河南信阳")
+    assert info.value.command == "TenantReturn" and "姓名" in info.value.hint
 
 
 @pytest.mark.parametrize(("text", "command", "fragment"), WRONG)
