@@ -48,8 +48,9 @@ _RETURN_WORD = re.compile(
     # 2月20日到, 今天到: an arrival, said with 到 alone after when.
     r"|(?:[0-9]日|[0-9]号|今天|今日|昨天|昨晚|刚刚|刚)到(?![0-9])")
 # 我老公今天回来: a family member is named by who they are to the writer, not by a name.
+# Seen after _strip_name_prefix, so 我妈 is 妈.
 _KIN = frozenset({"老公", "老婆", "爱人", "媳妇", "丈夫", "妻子", "儿子", "女儿", "孩子", "小孩",
-                  "家人", "朋友", "同事", "室友", "妈妈", "爸爸", "我妈", "我爸", "老妈", "老爸",
+                  "家人", "朋友", "同事", "室友", "妈妈", "爸爸", "妈", "爸", "老妈", "老爸",
                   "弟弟", "妹妹", "哥哥", "姐姐", "亲戚"})
 
 _ID_LABELLED = re.compile(r"身份证(?:号码|号)?\s*:?\s*(?P<v>[0-9Xx]*)", re.ASCII)
@@ -242,7 +243,7 @@ def _take_words(work: str, f: _Fields, *, announce: bool) -> None:
             continue
         plain.append(token)
     for token in plain:
-        if token in _KIN or token.removeprefix("我") in _KIN:
+        if token in _KIN:
             f.kin = True
             continue
         # 老公王强: who they are to the writer, then their name.

@@ -178,6 +178,9 @@ RIGHT: list[tuple[str, Command]] = [
     ("我老公王强今天回来 电话13812345678 河南信阳",
      TenantReturn(name="王强", mobile="13812345678", origin="河南信阳",
                   arrival=Arrival(days_ago=0))),
+    ("我爸王强今天回来 电话13812345678 河南信阳",
+     TenantReturn(name="王强", mobile="13812345678", origin="河南信阳",
+                  arrival=Arrival(days_ago=0))),
     # 代报 for a tenant is the health family's, not 房东上报 mistyped.
     ("房东代报 潘先生 体温36.6", Temperature(value=36.6, name="潘先生")),
     ("代报 王明 37.9", Temperature(value=37.9, name="王明", unmarked=True)),
@@ -278,10 +281,11 @@ def test_right(text: str, expected: Command) -> None:
     assert run(text) == expected
 
 
-def test_a_family_member_without_a_name_is_asked_for_it() -> None:
+@pytest.mark.parametrize("who", ["我老公", "我妈"])
+def test_a_family_member_without_a_name_is_asked_for_it(who: str) -> None:
     """我老公今天回来 …: never a tenant named 老公; the hint asks for the name."""
     with pytest.raises(ParseError) as info:
-        run("我老公今天回来 电话13812345678 河南信阳")
+        run(f"{who}今天回来 电话13812345678 河南信阳")
     assert info.value.command == "TenantReturn" and "姓名" in info.value.hint
 
 
