@@ -173,20 +173,24 @@ _STAFF = re.compile(r"(?:员工|店员|人员|在岗)?\s*"
 _READING = re.compile(r"(?<![0-9.])(?P<v>[0-9]{2}(?:[.。][0-9]))(?![0-9])\s*(?:℃|°C|°|度)?")
 _NUM = r"(?:[0-9]{1,3}|[一二两三四五六七八九十]{1,3})"
 _UNIT = r"(?:家|户|间|个)"
+# The words of a row's shops' state, one list each for every pattern below.
+_OPEN_WORD = r"(?:营业|开门|开业|已开|开着)"
+_SHUT_WORD = r"(?:关门|未开|没开|歇业|停业)"
 # 10家营业 is ten open, 8家 营业了5家 eight checked (a number follows the word).
 _CHECKED = re.compile(r"(?:巡查|检查|共计|共|走访)?\s*(?P<n>" + _NUM + r")\s*" + _UNIT
-                      + r"(?!\s*(?:营业|开门|开业|关门)(?!\s*了?\s*" + _NUM + "))")
+                      + r"(?!\s*(?:" + _OPEN_WORD + "|" + _SHUT_WORD + r")(?!\s*了?\s*" + _NUM
+                      + "))")
 # 10家营业 2家关门: a number followed by a state word is that state's, not 营业's.
-_STATED = (r"\s*" + _UNIT + r"?+\s*(?:关门|未开|没开|歇业|停业|营业|开门|开业|开着)(?!\s*了?\s*"
+_STATED = (r"\s*" + _UNIT + r"?+\s*(?:" + _SHUT_WORD + "|" + _OPEN_WORD + r")(?!\s*了?\s*"
            + _NUM + ")")
-_OPENED = re.compile(r"(?:营业|开门|开业|已开)了?\s*(?P<n>" + _NUM + r")(?!" + _STATED + r")\s*"
+_OPENED = re.compile(_OPEN_WORD + r"了?\s*(?P<n>" + _NUM + r")(?!" + _STATED + r")\s*"
                      + _UNIT + r"?|"
                      r"(?P<m>" + _NUM + r")\s*" + _UNIT
-                     + r"\s*(?:营业|开门|开业|已开|开着)(?!\s*了?\s*" + _NUM + r"(?!" + _STATED
+                     + r"\s*" + _OPEN_WORD + r"(?!\s*了?\s*" + _NUM + r"(?!" + _STATED
                      + r"))")
-_CLOSED_COUNT = re.compile(r"(?:关门|未开|歇业|停业)\s*(?P<n>" + _NUM + r")\s*" + _UNIT + r"?|"
+_CLOSED_COUNT = re.compile(_SHUT_WORD + r"\s*(?P<n>" + _NUM + r")\s*" + _UNIT + r"?|"
                            r"(?P<m>" + _NUM + r")\s*" + _UNIT
-                           + r"\s*(?:关门|未开|没开|歇业|停业)(?!\s*" + _NUM + ")")
+                           + r"\s*" + _SHUT_WORD + r"(?!\s*" + _NUM + ")")
 # 今天查了10家, 10家商铺全部巡查: the patrol said without its keyword first.
 _PATROLLED = re.compile(
     r"^(?:今天|今日)?\s*(?:查了|检查了|走访了)\s*(?=" + _NUM + r"\s*家)"
