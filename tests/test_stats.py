@@ -296,3 +296,57 @@ async def test_the_daily_rollup_carries_the_numbers(bot, chat: Chat, chain: Demo
             f"今日营业 {expected['今日营业']}") in text.splitlines()
     assert (f"人员：作战小组 {expected['作战小组']}，小组成员 {expected['小组成员']}，"
             f"房东 {expected['房东']}") in text.splitlines()
+
+
+async def test_a_whole_chain_counts_the_same_as_its_nodes_listed(bot, chain: DemoChain):
+    # A city's figures (the chain's only root: chain.Subtree.everything) are read by other
+    # statements than a subtree's (the indexes that hold the rows in order or as a range);
+    # over stays ended, ended later, returned later, watched or not, with a fever, a tenant
+    # at two places and a landlord with two groups, both give the same figures, today and on
+    # an earlier day.
+    now = START
+    async with bot.session() as s, s.begin():
+        leaves = list((await s.execute(select(Node.id).where(Node.tier == 5)
+                                       .order_by(Node.id))).scalars())
+        people = [Person(name=f"人{i}", created_at=now) for i in range(6)]
+        s.add_all(people)
+        await s.flush()
+        a, b, c, d, e, landlord = (p.id for p in people)
+        s.add_all([Membership(person_id=landlord, node_id=leaf, role="landlord",
+                              created_at=now - timedelta(days=3)) for leaf in leaves[:2]])
+
+        def stay(tenant: int, leaf: int, created: timedelta, watch: timedelta, *,
+                 ended: timedelta | None = None, fever: bool = False) -> TenantStay:
+            return TenantStay(tenant_id=tenant, node_id=leaf, arrived_at=now + created,
+                              watch_until=now + watch, fever=fever, created_at=now + created,
+                              ended_at=None if ended is None else now + ended)
+
+        s.add_all([
+            stay(a, leaves[0], -timedelta(days=2), timedelta(days=12), fever=True),
+            stay(a, leaves[1], -timedelta(hours=2), timedelta(days=14)),   # a's second place
+            stay(b, leaves[0], -timedelta(days=20), -timedelta(days=6)),   # watch over
+            stay(c, leaves[1], -timedelta(days=5), timedelta(days=9),
+                 ended=-timedelta(days=1)),                                # ended yesterday
+            stay(d, leaves[0], -timedelta(hours=1), timedelta(days=14), fever=True,
+                 ended=timedelta(hours=1)),                                # ends later today
+            stay(e, leaves[1], timedelta(days=1), timedelta(days=15)),     # returns tomorrow
+        ])
+    async with bot.session() as s:
+        city = (await s.execute(select(Node).where(Node.name == "福田街道"))).scalar_one()
+        whole = await whole_tree(s, city)
+        assert whole.everything
+        listed = list((await s.execute(select(Node.id))).scalars())
+        sections = [section for section in stats.SECTIONS
+                    if section.key in ("people", "tenants")]
+        for at in (now, now - timedelta(days=1)):
+            figures = []
+            for ids in (whole, listed):
+                computed = await stats.compute(s, node=city, day=at.date(), zone=SHANGHAI,
+                                               now=now, node_ids=ids, sections=sections)
+                figures.append(dict(item for _, items in computed.sections for item in items))
+            by_root, by_list = figures
+            assert by_root == by_list, at
+            if at == now:  # the day's facts, spelled out once
+                assert {k: by_root[k] for k in ("登记租客", "今日返回", "累计返回", "居家观察",
+                                                "发热")} \
+                    == {"登记租客": 3, "今日返回": 2, "累计返回": 5, "居家观察": 3, "发热": 2}

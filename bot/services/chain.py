@@ -274,6 +274,11 @@ async def whole_tree(session: AsyncSession, node: Node) -> Subtree:
     return Subtree(node.id, node.tier, everything, tuple(upper))
 
 
+def is_everything(node_ids: NodeIds) -> bool:
+    """Whether these node ids are every node of the chain (a read of them filters nothing)."""
+    return isinstance(node_ids, Subtree) and node_ids.everything
+
+
 def in_nodes(column: Any, node_ids: NodeIds, *, down_to: int = 0,
              scan: bool = False) -> ColumnElement[bool]:
     """`column IN node_ids`, as a read of a subtree filters its rows.
@@ -284,8 +289,7 @@ def in_nodes(column: Any, node_ids: NodeIds, *, down_to: int = 0,
       even in an empty table; an expression no index serves makes it scan).
     - A subtree that is every node checks nothing, unless `down_to` leaves only a few
       hundred ids to check (fewer than a whole table's rows)."""
-    if isinstance(node_ids, Subtree) and node_ids.everything \
-            and (down_to == 0 or down_to >= LOWEST_TIER):
+    if is_everything(node_ids) and (down_to == 0 or down_to >= LOWEST_TIER):
         return true()
     return (column + 0 if scan else column).in_(id_filter(node_ids, down_to=down_to))
 

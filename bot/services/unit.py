@@ -10,7 +10,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import case, func, or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import crypto, pii, unit_texts
@@ -496,6 +496,8 @@ async def unit_stats(session: AsyncSession, node_ids: chain.NodeIds, day: date,
     home watch at the day's end, with a fever; key projects, today's work cards, workers on
     site and anomalies on them (`node_ids` a collection or a Select of ids, as
     bot.services.stats takes them). Labels are unit_texts.STATS."""
+    from bot.services.stats import counts
+
     zone = zone or ZoneInfo("Asia/Shanghai")
     # Enterprises and projects are tier-3 nodes: the subtree down to tier 3 holds them all.
     assert TIER_OF_KIND[NodeKind.PROJECT] == TIER_OF_KIND[NodeKind.ENTERPRISE]
@@ -504,36 +506,28 @@ async def unit_stats(session: AsyncSession, node_ids: chain.NodeIds, day: date,
     enterprises = select(Node.id).where(in_tree, Node.kind == NodeKind.ENTERPRISE)
     projects = select(Node.id).where(in_tree, Node.kind == NodeKind.PROJECT)
 
-    async def scalar(stmt: Any) -> int:
-        return int((await session.execute(stmt)).scalar_one() or 0)
-
-    # Few statements: each reads the whole subtree (at a city's root that is what costs).
-    kinds = (await session.execute(
-        select(func.count(case((Node.kind == NodeKind.ENTERPRISE, Node.id))),
-               func.count(case((Node.kind == NodeKind.PROJECT, Node.id))))
-        .where(in_tree, Node.kind.in_((NodeKind.ENTERPRISE, NodeKind.PROJECT))))).one()
+    # One statement (each of its parts reads the subtree's units, a few hundred at a city).
     isolated = or_(WorkerCard.health == WorkerHealth.ISOLATED, WorkerCard.watch_until >= end)
-    workers = (await session.execute(
-        select(func.count(WorkerCard.id),
-               func.count(case((WorkerCard.returned_on <= day, WorkerCard.id))),
-               func.count(case((isolated, WorkerCard.id))),
-               func.count(case((WorkerCard.health == WorkerHealth.FEVER, WorkerCard.id))))
-        .where(WorkerCard.enterprise_node_id.in_(enterprises), WorkerCard.created_at < end)
-    )).one()
-    sheets = (await session.execute(
-        select(func.count(WorkCardRow.id), func.sum(WorkCardRow.on_site),
-               func.sum(WorkCardRow.anomalies))
-        .where(WorkCardRow.node_id.in_(projects), WorkCardRow.day == day))).one()
-    figures = {
-        "enterprises": kinds[0],
-        "reopened": await scalar(select(func.count(Enterprise.id)).where(
+    cards = select(func.count(WorkerCard.id)).where(
+        WorkerCard.enterprise_node_id.in_(enterprises), WorkerCard.created_at < end)
+    sheets = (WorkCardRow.node_id.in_(projects), WorkCardRow.day == day)
+    keys = ("enterprises", "reopened", "reported", "workers", "back", "isolated", "fevers",
+            "projects", "cards", "on_site", "anomalies")
+    figures = dict(zip(keys, await counts(
+        session,
+        select(func.count(Node.id)).where(in_tree, Node.kind == NodeKind.ENTERPRISE),
+        select(func.count(Enterprise.id)).where(
             Enterprise.node_id.in_(enterprises), Enterprise.status == EnterpriseStatus.REOPENED,
-            or_(Enterprise.reopened_on.is_(None), Enterprise.reopened_on <= day))),
-        "reported": await scalar(select(func.count(EnterpriseReportRow.id)).where(
-            EnterpriseReportRow.node_id.in_(enterprises), EnterpriseReportRow.day == day)),
-        "workers": workers[0], "back": workers[1], "isolated": workers[2],
-        "fevers": workers[3],
-        "projects": kinds[1], "cards": sheets[0], "on_site": sheets[1], "anomalies": sheets[2],
-    }
+            or_(Enterprise.reopened_on.is_(None), Enterprise.reopened_on <= day)),
+        select(func.count(EnterpriseReportRow.id)).where(
+            EnterpriseReportRow.node_id.in_(enterprises), EnterpriseReportRow.day == day),
+        cards,
+        cards.where(WorkerCard.returned_on <= day),
+        cards.where(isolated),
+        cards.where(WorkerCard.health == WorkerHealth.FEVER),
+        select(func.count(Node.id)).where(in_tree, Node.kind == NodeKind.PROJECT),
+        select(func.count(WorkCardRow.id)).where(*sheets),
+        select(func.sum(WorkCardRow.on_site)).where(*sheets),
+        select(func.sum(WorkCardRow.anomalies)).where(*sheets)), strict=True))
     return [(unit_texts.STATS[key], int(value or 0)) for key, value in figures.items()]
 
