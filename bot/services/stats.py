@@ -99,8 +99,8 @@ async def people_section(session: AsyncSession, node_ids: NodeIds, day: Day) -> 
     """Combat teams, their members, landlords."""
     teams, members, landlords = await counts(
         session,
-        select(func.count(Node.id)).where(in_nodes(Node.id, node_ids, down_to=3),
-                                          Node.kind == NodeKind.TEAM),
+        select(func.count(Node.id)).where(in_nodes(Node.id, node_ids, down_to=3, tiered=True),
+                                          Node.tier == 3, Node.kind == NodeKind.TEAM),
         select(func.count(distinct(Membership.person_id)))
         .join(Node, Node.id == Membership.node_id)
         .where(in_nodes(Membership.node_id, node_ids, down_to=4), Node.tier.in_((3, 4)),

@@ -10,7 +10,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import crypto, pii, unit_texts
@@ -501,7 +501,9 @@ async def unit_stats(session: AsyncSession, node_ids: chain.NodeIds, day: date,
     zone = zone or ZoneInfo("Asia/Shanghai")
     # Enterprises and projects are tier-3 nodes: the subtree down to tier 3 holds them all.
     assert TIER_OF_KIND[NodeKind.PROJECT] == TIER_OF_KIND[NodeKind.ENTERPRISE]
-    in_tree = chain.in_nodes(Node.id, node_ids, down_to=TIER_OF_KIND[NodeKind.ENTERPRISE])
+    tier = TIER_OF_KIND[NodeKind.ENTERPRISE]
+    in_tree = and_(chain.in_nodes(Node.id, node_ids, down_to=tier, tiered=True),
+                   Node.tier == tier)
     end = _day_end(day, zone)
     enterprises = select(Node.id).where(in_tree, Node.kind == NodeKind.ENTERPRISE)
     projects = select(Node.id).where(in_tree, Node.kind == NodeKind.PROJECT)
