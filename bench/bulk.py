@@ -21,7 +21,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from bot import store
-from bot.services import points
+from bot.services import points, stats
 
 
 def add_store_args(p: argparse.ArgumentParser) -> None:
@@ -122,12 +122,14 @@ async def triggers_off(conn: AsyncConnection, pg: bool) -> list[Any]:
 
 
 async def triggers_on(conn: AsyncConnection, triggers: list[Any]) -> None:
-    """Rebuild points_total and points_scope_count set-based and put back what
+    """Rebuild points_total, points_scope_count and subtree_figure set-based and put back what
     `triggers_off` dropped."""
     await conn.execute(text("DELETE FROM points_total"))
     await conn.execute(text(points.REBUILD_TOTALS))
     await conn.execute(text("DELETE FROM points_scope_count"))
     await conn.execute(text(points.REBUILD_SCOPE_COUNTS))
+    await conn.execute(text("DELETE FROM subtree_figure"))
+    await conn.execute(text(stats.REBUILD_FIGURES))
     for _, sql in triggers:
         await conn.execute(text(sql))
 

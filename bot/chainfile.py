@@ -701,7 +701,7 @@ async def _write_roles(session: AsyncSession, rows: Iterable[tuple[Any, ...]], *
     columns = ("person_id", "node_id", "role", "created_at")
     if _is_pg(session) or at_most < _BULK_ROLES:
         return await _write(session, Membership, columns, rows)
-    from bot.services import points
+    from bot.services import points, stats
 
     held = list((await session.execute(text(
         "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' "
@@ -712,6 +712,7 @@ async def _write_roles(session: AsyncSession, rows: Iterable[tuple[Any, ...]], *
     for _, sql in held:
         await session.execute(text(sql))
     await points.rebuild_totals(session)
+    await stats.rebuild_figures(session)
     return written
 
 

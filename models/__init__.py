@@ -4,7 +4,7 @@ from models.access_log import AccessAction, AccessLog
 from models.api_token import ApiToken
 from models.base import Base, UTCDateTime
 from models.building import Building, Flat
-from models.chain import TIER_OF_KIND, Group, Node, NodeKind
+from models.chain import TIER_OF_KIND, FigureKey, Group, Node, NodeKind, SubtreeFigure
 from models.console import ConsoleAttempt, ConsoleInvite, ConsoleLogin, ConsoleSession
 from models.credential import ChannelCredential
 from models.identity import LinkRequest, LinkStatus, Removal, RemovalKind
@@ -52,6 +52,7 @@ __all__ = [
     "ApiToken",
     "ChannelCredential",
     "AccountWatch",
+    "FigureKey", "SubtreeFigure",
     "ConsoleAttempt", "ConsoleInvite", "ConsoleLogin", "ConsoleSession",
     "Enterprise", "EnterpriseReport", "EnterpriseStatus", "WorkCard", "WorkerCard",
     "WorkerHealth", "WorkerReading",

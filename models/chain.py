@@ -80,3 +80,31 @@ class Group(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
     node: Mapped[Node] = relationship(lazy="raise")
+
+
+class SubtreeFigure(Base):
+    """A figure of a node's subtree (the node itself included) that 统计 would otherwise count
+    from 100,000 rows, kept by triggers (migration 0020_figures) on membership, tenant_stay
+    and node, never written by the application; equal at all times to the aggregate of
+    bot.services.stats.REBUILD_FIGURES. Rows may hold 0. Keys (FigureKey):
+
+    - landlords: persons with a landlord membership at a node of the subtree;
+    - tenants: tenants with a stay not ended (ended_at IS NULL) at such a node;
+    - stays: stays at such a node, ended or not.
+
+    They are the figures as of the last write: 统计 reads them for a day when no row is dated
+    after its moment (bot.services.stats.counted_figures), and counts the rows otherwise."""
+
+    __tablename__ = "subtree_figure"
+
+    node_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    key: Mapped[str] = mapped_column(String(16), primary_key=True)
+    value: Mapped[int]
+
+
+class FigureKey(StrEnum):
+    """SubtreeFigure.key."""
+
+    LANDLORDS = "landlords"
+    TENANTS = "tenants"
+    STAYS = "stays"

@@ -35,7 +35,7 @@ class TenantStay(Base):
     landlord_reported_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     fever: Mapped[bool] = mapped_column(default=False)
     # The tenancy ended (退租, 移除): the stay is history, no longer listed or read into.
-    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     # 统计's returns of a day and in total: an index range, not every stay.
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
 

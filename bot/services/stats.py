@@ -33,12 +33,33 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, Select, and_, case, distinct, func, or_, select, true
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    and_,
+    case,
+    delete,
+    distinct,
+    func,
+    literal,
+    or_,
+    select,
+    text,
+    true,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import texts
-from bot.services.chain import NodeIds, in_nodes, is_everything, subtree_select, whole_tree
+from bot.services.chain import (
+    NodeIds,
+    Subtree,
+    in_nodes,
+    is_everything,
+    subtree_select,
+    whole_tree,
+)
 from models import (
+    FigureKey,
     LandlordReport,
     Membership,
     Node,
@@ -50,6 +71,7 @@ from models import (
     ShopCheckin,
     ShopPatrol,
     ShopReopening,
+    SubtreeFigure,
     TenantStay,
 )
 
@@ -95,8 +117,38 @@ async def counts(session: AsyncSession, *stmts: Select[Any]) -> list[int]:
     return [int(n or 0) for n in row]
 
 
+async def kept_figures(session: AsyncSession, node_ids: NodeIds, day: Day
+                       ) -> dict[str, int] | None:
+    """The subtree's figures kept by triggers (models.SubtreeFigure: landlords, tenants,
+    stays), when they are the day's; else None (count the rows). They are the figures of
+    every row as it stands: the day's when `node_ids` is a Subtree (its root's row) and no
+    membership or stay is dated after the day's moment (registered after its end, ended
+    after `now`: a past day, or a clock set back). Those three dates are the last entries
+    of their indexes; the figures are read in the same statement (one snapshot)."""
+    if not isinstance(node_ids, Subtree):
+        return None
+
+    def kept(key: FigureKey) -> Any:
+        return select(func.coalesce(func.max(SubtreeFigure.value), 0)).where(
+            SubtreeFigure.node_id == node_ids.root_id, SubtreeFigure.key == key
+        ).scalar_subquery()
+
+    row = (await session.execute(select(
+        select(func.max(Membership.created_at)).scalar_subquery(),
+        select(func.max(TenantStay.created_at)).scalar_subquery(),
+        select(func.max(TenantStay.ended_at)).scalar_subquery(),
+        *(kept(key) for key in FigureKey)))).one()
+    registered, returned, ended = row[:3]
+    if (registered is not None and registered >= day.end) \
+            or (returned is not None and returned >= day.end) \
+            or (ended is not None and ended > day.now):
+        return None
+    return {key.value: int(value) for key, value in zip(FigureKey, row[3:], strict=True)}
+
+
 async def people_section(session: AsyncSession, node_ids: NodeIds, day: Day) -> Items:
     """Combat teams, their members, landlords."""
+    kept = await kept_figures(session, node_ids, day)
     teams, members, landlords = await counts(
         session,
         select(func.count(Node.id)).where(in_nodes(Node.id, node_ids, down_to=3, tiered=True),
@@ -106,6 +158,7 @@ async def people_section(session: AsyncSession, node_ids: NodeIds, day: Day) -> 
         .where(in_nodes(Membership.node_id, node_ids, down_to=4), Node.tier.in_((3, 4)),
                Membership.role.in_((Role.COMMANDER, Role.MEMBER)),
                Membership.created_at < day.end),
+        select(literal(kept[FigureKey.LANDLORDS])) if kept is not None else
         select(func.count(distinct(Membership.person_id)))
         .where(in_nodes(Membership.node_id, node_ids),
                _in_order(Membership.person_id, node_ids),
@@ -118,7 +171,22 @@ async def tenants_section(session: AsyncSession, node_ids: NodeIds, day: Day) ->
     live = (TenantStay.ended_at.is_(None)) | (TenantStay.ended_at > day.now)
     watched = and_(live, TenantStay.watch_until > day.now)
     before_end = TenantStay.created_at < day.end
-    if not is_everything(node_ids):
+    kept = await kept_figures(session, node_ids, day)
+    if kept is not None:
+        # Registered and in total as kept; the day's returns and the stays watched are
+        # ranges of their indexes (the returns of the day, the watches still running), each
+        # row's node checked (coalesce: the watched are not the range of every return).
+        today, watching, fevers = await counts(
+            session,
+            select(func.count()).select_from(TenantStay).where(
+                in_nodes(TenantStay.node_id, node_ids, scan=True),
+                TenantStay.created_at >= day.start, before_end),
+            *(select(func.count()).select_from(TenantStay).where(
+                in_nodes(TenantStay.node_id, node_ids, scan=True), watched, fever,
+                func.coalesce(TenantStay.created_at, TenantStay.created_at) < day.end)
+              for fever in (true(), TenantStay.fever.is_(True))))
+        registered, total = kept[FigureKey.TENANTS], kept[FigureKey.STAYS]
+    elif not is_everything(node_ids):
         # A subtree's stays by its nodes' index: one pass over them gives every figure.
         registered, today, total, watching, fevers = (int(n or 0) for n in (
             await session.execute(
@@ -130,11 +198,10 @@ async def tenants_section(session: AsyncSession, node_ids: NodeIds, day: Day) ->
                                         TenantStay.id))))
                 .where(in_nodes(TenantStay.node_id, node_ids), before_end))).one())
     else:
-        # Every stay of the chain (a city): each figure from the index that has its rows in
-        # order (distinct tenants, without a sort) or as a range (returns by their time, the
-        # stays still watched), not one pass over all of them (4x the time at 100,000). The
-        # stays watched: the range of the watches still running, the time of each one's
-        # return checked on the row (coalesce: not the index range of every return).
+        # Every stay of the chain (a city) on a day the kept figures are not: each figure
+        # from the index that has its rows in order (distinct tenants, without a sort) or as
+        # a range (returns by their time, the stays still watched), not one pass over all
+        # of them (4x the time at 100,000).
         watched_by_end = and_(watched, func.coalesce(TenantStay.created_at,
                                                      TenantStay.created_at) < day.end)
         registered, total, today, watching, fevers = await counts(
@@ -288,3 +355,42 @@ async def find_below(session: AsyncSession, *, root: Node, name: str) -> Node:
     if len(found) > 1:
         raise UserError(texts.Stats.AMBIGUOUS_NODE.format(name=name))
     return found[0]
+
+
+# Each node with itself and its ancestors, a row each (a child is always one tier below its
+# parent: at most four steps up).
+_ANCESTRY = """
+SELECT n.id AS node_id, n.id AS ancestor_id FROM node n
+UNION ALL SELECT n.id, p1.id FROM node n JOIN node p1 ON p1.id = n.parent_id
+UNION ALL SELECT n.id, p2.id FROM node n JOIN node p1 ON p1.id = n.parent_id
+  JOIN node p2 ON p2.id = p1.parent_id
+UNION ALL SELECT n.id, p3.id FROM node n JOIN node p1 ON p1.id = n.parent_id
+  JOIN node p2 ON p2.id = p1.parent_id JOIN node p3 ON p3.id = p2.parent_id
+UNION ALL SELECT n.id, p4.id FROM node n JOIN node p1 ON p1.id = n.parent_id
+  JOIN node p2 ON p2.id = p1.parent_id JOIN node p3 ON p3.id = p2.parent_id
+  JOIN node p4 ON p4.id = p3.parent_id"""
+
+# The aggregate models.SubtreeFigure stands for, into the emptied table: the rebuild after a
+# bulk load made with the triggers off (bench/bulk.py, the chain import on SQLite); the
+# migration 0020_figures backfills with its own copy.
+REBUILD_FIGURES = f"""
+INSERT INTO subtree_figure (node_id, key, value)
+WITH ancestry AS ({_ANCESTRY})
+SELECT a.ancestor_id, 'landlords', count(DISTINCT m.person_id)
+FROM membership m JOIN ancestry a ON a.node_id = m.node_id WHERE m.role = 'landlord'
+GROUP BY a.ancestor_id
+UNION ALL
+SELECT a.ancestor_id, 'tenants', count(DISTINCT s.tenant_id)
+FROM tenant_stay s JOIN ancestry a ON a.node_id = s.node_id WHERE s.ended_at IS NULL
+GROUP BY a.ancestor_id
+UNION ALL
+SELECT a.ancestor_id, 'stays', count(*)
+FROM tenant_stay s JOIN ancestry a ON a.node_id = s.node_id
+GROUP BY a.ancestor_id
+"""
+
+
+async def rebuild_figures(session: AsyncSession) -> None:
+    """Every kept figure (models.SubtreeFigure) again from the rows."""
+    await session.execute(delete(SubtreeFigure))
+    await session.execute(text(REBUILD_FIGURES))

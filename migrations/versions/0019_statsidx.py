@@ -10,7 +10,9 @@ scan of 100,000 rows into a temporary B-tree. Led by the counted column and cove
 columns filtered on, the person and tenant indexes give the rows in order and SQLite counts
 them without that B-tree (21 -> 10 ms each at 100,000 landlords; bench/reads.py). They
 replace the single-column indexes of the same names, which they still serve.
-`ix_tenant_stay_created_at`: the returns of a day and in total, an index range.
+`ix_tenant_stay_created_at`: the returns of a day and in total, an index range;
+`ix_tenant_stay_ended_at`: the latest end of a stay, whether the kept figures (0020_figures)
+are a day's.
 """
 
 from __future__ import annotations
@@ -31,9 +33,11 @@ def upgrade() -> None:
     op.create_index("ix_tenant_stay_tenant_id", "tenant_stay",
                     ["tenant_id", "ended_at", "created_at"])
     op.create_index("ix_tenant_stay_created_at", "tenant_stay", ["created_at"])
+    op.create_index("ix_tenant_stay_ended_at", "tenant_stay", ["ended_at"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_tenant_stay_ended_at", table_name="tenant_stay")
     op.drop_index("ix_tenant_stay_created_at", table_name="tenant_stay")
     op.drop_index("ix_tenant_stay_tenant_id", table_name="tenant_stay")
     op.create_index("ix_tenant_stay_tenant_id", "tenant_stay", ["tenant_id"])
