@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Float, ForeignKey, Index, String
+from sqlalchemy import Float, ForeignKey, Index, String, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from models.base import Base, UTCDateTime
@@ -19,6 +19,10 @@ class TenantStay(Base):
         # A tenant's stays by one seek; in tenant order, covering, it is also what 统计 counts
         # a city's registered tenants from (distinct tenants without a sort).
         Index("ix_tenant_stay_tenant_id", "tenant_id", "ended_at", "created_at"),
+        # The latest end of a stay (whether 统计's kept figures are a day's): only the ended
+        # ones, so that a look-up of a tenant's live stays never takes it for that.
+        Index("ix_tenant_stay_ended_at", "ended_at", sqlite_where=text("ended_at IS NOT NULL"),
+              postgresql_where=text("ended_at IS NOT NULL")),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -35,7 +39,7 @@ class TenantStay(Base):
     landlord_reported_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     fever: Mapped[bool] = mapped_column(default=False)
     # The tenancy ended (退租, 移除): the stay is history, no longer listed or read into.
-    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # 统计's returns of a day and in total: an index range, not every stay.
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
 

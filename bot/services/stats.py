@@ -136,7 +136,8 @@ async def kept_figures(session: AsyncSession, node_ids: NodeIds, day: Day
     row = (await session.execute(select(
         select(func.max(Membership.created_at)).scalar_subquery(),
         select(func.max(TenantStay.created_at)).scalar_subquery(),
-        select(func.max(TenantStay.ended_at)).scalar_subquery(),
+        select(func.max(TenantStay.ended_at)).where(TenantStay.ended_at.is_not(None))
+        .scalar_subquery(),  # the partial index of ended stays
         *(kept(key) for key in FigureKey)))).one()
     registered, returned, ended = row[:3]
     if (registered is not None and registered >= day.end) \
