@@ -42,7 +42,6 @@ from sqlalchemy import (
     distinct,
     func,
     literal,
-    or_,
     select,
     text,
     true,
@@ -247,24 +246,23 @@ async def reports_section(session: AsyncSession, node_ids: NodeIds, day: Day) ->
 async def shops_section(session: AsyncSession, node_ids: NodeIds, day: Day) -> Items:
     """Shops: total, reopened (approved), checked in and open today (an approved shop not
     checked in as open counts as closed), reopenings waiting."""
-    total = await _scalar(session, select(func.count(Shop.id)).where(
-        in_nodes(Shop.node_id, node_ids, scan=True), Shop.created_at < day.end))
     approved = and_(ShopReopening.status == ReopeningStatus.APPROVED,
                     ShopReopening.reviewed_at < day.end)
     pending = and_(ShopReopening.status.in_((ReopeningStatus.CAPTAIN, ReopeningStatus.REVIEW)),
                    ShopReopening.created_at < day.end)
-    reopened, waiting = (int(n or 0) for n in (await session.execute(
-        select(func.count(distinct(case((approved, ShopReopening.shop_id)))),
-               func.count(case((pending, ShopReopening.id))))
-        .where(in_nodes(ShopReopening.node_id, node_ids, scan=True),
-               or_(approved, pending)))).one())
+    in_tree = in_nodes(ShopReopening.node_id, node_ids, scan=True)
+    total, reopened, waiting = await counts(
+        session,
+        select(func.count(Shop.id)).where(in_nodes(Shop.node_id, node_ids, scan=True),
+                                          Shop.created_at < day.end),
+        select(func.count(distinct(ShopReopening.shop_id))).where(in_tree, approved),
+        select(func.count(ShopReopening.id)).where(in_tree, pending))
     # Per row: what the captain counted for the row, or the shops named, whichever is more.
     per_shop = {node_id: (n, opened or 0) for node_id, n, opened in (await session.execute(
         select(ShopCheckin.node_id, func.count(ShopCheckin.id),
                func.sum(case((ShopCheckin.is_open.is_(True), 1), else_=0)))
         .where(in_nodes(ShopCheckin.node_id, node_ids, scan=True),
-               ShopCheckin.day == date(day.year, day.month,
-                                                                          day.day))
+               ShopCheckin.day == date(day.year, day.month, day.day))
         .group_by(ShopCheckin.node_id))).tuples()}
     patrols = {node_id: (checked, opened) for node_id, checked, opened in (await session.execute(
         select(ShopPatrol.node_id, ShopPatrol.checked, ShopPatrol.opened)
