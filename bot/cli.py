@@ -1118,7 +1118,7 @@ async def _export(settings: Settings, report: str, *, node_ref: str, day_text: s
     from datetime import date
 
     from bot.domain import UserError
-    from bot.services import chain, export
+    from bot.services import chain, export, stats
 
     day = None
     if day_text is not None:
@@ -1127,6 +1127,9 @@ async def _export(settings: Settings, report: str, *, node_ref: str, day_text: s
         except ValueError:
             raise ConfigError(f"--date: expected a day like 2020-02-21, got {day_text!r}"
                               ) from None
+        if not stats.FIRST_DAY <= day <= stats.LAST_DAY:
+            raise ConfigError(f"--date: the day must be between {stats.FIRST_DAY} and "
+                              f"{stats.LAST_DAY}, got {day_text!r}")
 
     async def work(app: Any, session: Any) -> Path:
         root = await chain.find_node(session, ref=node_ref)

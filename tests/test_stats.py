@@ -223,6 +223,11 @@ async def test_api_stats_and_its_errors(bot, chat: Chat, chain: DemoChain, clock
     for spelt in ("0", "1582243200", "20200220", "2020-2-20"):
         bad = await client.get(f"/api/stats?node={changchun.id}&date={spelt}", headers=AUTH)
         assert bad.status_code == 422 and "YYYY-MM-DD" in bad.text, (spelt, bad.text)
+    # The first day a date holds starts in year 0 in UTC (Shanghai is ahead): out of range.
+    first = await client.get(f"/api/stats?node={changchun.id}&date=0001-01-01", headers=AUTH)
+    assert first.status_code == 422 and "between 0001-01-02" in first.text, first.text
+    assert (await client.get(f"/api/stats?node={changchun.id}&date=0001-01-02",
+                             headers=AUTH)).status_code == 200
     future = await client.get(f"/api/stats?node={changchun.id}&date=2020-03-01", headers=AUTH)
     # Well-formed, so not a 422 (the schema cannot know today): nothing to find yet.
     assert future.status_code == 404 and "future" in future.text
@@ -275,6 +280,8 @@ def test_cli_stats_export(tmp_path: Path):
     assert sheet[3][0] == "长春社区" and sheet[1][0] == "单位"
     bad = cli("stats", "export", "--date", "21.2.2020", "--node", "长春社区")
     assert bad.returncode == 2 and "--date" in bad.stderr
+    first = cli("stats", "export", "--date", "0001-01-01", "--node", "长春社区")
+    assert first.returncode == 2 and "between 0001-01-02" in first.stderr, first.stderr
     missing = cli("stats", "export", "--date", "2020-02-21", "--node", "没有这个")
     assert missing.returncode == 2 and "--node" in missing.stderr
 

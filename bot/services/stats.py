@@ -74,6 +74,10 @@ from models import (
     TenantStay,
 )
 
+# The days a figure can be asked for: the first and last a date holds have bounds outside
+# what a datetime holds in UTC (0001-01-01 00:00 in Shanghai is in year 0).
+FIRST_DAY, LAST_DAY = date.min + timedelta(days=1), date.max - timedelta(days=1)
+
 
 class Day(date):
     """A calendar day with its bounds: a date that also knows start, end and now."""

@@ -51,6 +51,7 @@ NOTICE_EMPTY = "请填写通知内容"
 # Shops, enterprises and projects; exports; the import; the simulator (console-extra).
 REVIEW_NEEDS_REASON = "驳回需填写原因"
 EXPORT_BAD_DATE = "日期格式应为 2020-02-21"
+EXPORT_DAY_OUT_OF_RANGE = "日期超出范围，请填写如 2020-02-21 的日期"
 IMPORT_TOO_BIG = "文件超过 {mb} MB，未导入"
 IMPORT_BAD_TYPE = "请上传 .xlsx、.toml、.yaml 或 .yml 文件"
 SIMULATOR_NEEDS_SIM = "模拟器只在演示模式下可用（tierbot demo --web，或配置 transport = \"sim\"）"

@@ -129,6 +129,20 @@ async def test_exports_refused_leave_no_trace(bot: BotApp, chain: DemoChain, bro
     assert await count(bot, AccessLog) == 0
 
 
+async def test_an_export_of_a_day_out_of_range_is_refused(bot: BotApp, chain: DemoChain,
+                                                          browser: Browser,
+                                                          people: dict[str, int]):
+    # 0001-01-01 in Shanghai starts in year 0 in UTC: a clear refusal, not a server error.
+    await browser.login("tier2")
+    await browser.get("/console/exports")
+    node = str(await _node_id(bot, "长春社区"))
+    for day, text in (("0001-01-01", "日期超出范围"), ("2020-2-1", "日期格式应为")):
+        got = await browser.post("/console/exports", {"report": "stats", "node": node,
+                                                      "date": day})
+        assert got.status_code == 422 and text in got.text, (day, got.text)
+    assert await count(bot, AccessLog) == 0
+
+
 async def test_an_export_without_the_csrf_token_is_refused(bot: BotApp, chain: DemoChain,
                                                            browser: Browser,
                                                            people: dict[str, int]):

@@ -7,7 +7,7 @@ from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, status
-from pydantic import BeforeValidator
+from pydantic import AfterValidator, BeforeValidator
 
 from bot.api.deps import MAX_ID, AppDep, ReadSessionDep, ScopeDep
 from bot.api.schemas import StatsPublic, StatsSectionPublic, refusals
@@ -27,7 +27,14 @@ def _iso_day_only(value: Any) -> Any:
     return value
 
 
-IsoDay = Annotated[date, BeforeValidator(_iso_day_only)]
+def _in_range(value: date) -> date:
+    """Refuse the first and last days a date can hold (see stats.FIRST_DAY)."""
+    if not stats.FIRST_DAY <= value <= stats.LAST_DAY:
+        raise ValueError(f"the date must be between {stats.FIRST_DAY} and {stats.LAST_DAY}")
+    return value
+
+
+IsoDay = Annotated[date, BeforeValidator(_iso_day_only), AfterValidator(_in_range)]
 
 
 @router.get("/stats", response_model=StatsPublic, responses=refusals(404))

@@ -21,7 +21,7 @@ from bot.api.deps import AppDep, MaybeId, SessionDep
 from bot.domain import UserError
 from bot.export_texts import Export as ExportTexts
 from bot.export_texts import Import as ImportTexts
-from bot.services import export
+from bot.services import export, stats
 from bot.web import texts
 from bot.web.deps import Viewer, ViewerDep, render
 from bot.web.nodes import chosen, roots_of
@@ -79,6 +79,9 @@ async def export_file(
     except ValueError:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
                             texts.EXPORT_BAD_DATE) from None
+    if not stats.FIRST_DAY <= when <= stats.LAST_DAY:  # its bounds are not a datetime in UTC
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
+                            texts.EXPORT_DAY_OUT_OF_RANGE)
     try:
         async with app.session() as session, session.begin():
             root = await chosen(session, viewer, node)
