@@ -169,6 +169,42 @@ async def test_figures_follow_every_kind_of_write_in_random_batches(
     assert figures[(community.id, "stays")] == figures[(four.id, "stays")] > 0
 
 
+async def test_a_persons_rows_changed_together_in_one_statement(bot: BotApp,
+                                                               chain: DemoChain) -> None:
+    """Where row triggers would see each other's changes (PostgreSQL runs them after the
+    whole statement): a tenant's two stays under one team, and a landlord's two groups,
+    inserted, given another person, ended and deleted each in one statement."""
+    now = bot.now()
+    async with bot.session() as s, s.begin():
+        leaves = list((await s.execute(select(Node.id).where(Node.tier == 5)
+                                       .order_by(Node.id).limit(2))).scalars())
+        a, b = Person(name="甲", created_at=now), Person(name="乙", created_at=now)
+        s.add_all([a, b])
+        await s.flush()
+        ids = (a.id, b.id)
+    assert len(leaves) == 2
+    stays = TenantStay.tenant_id.in_(ids)
+    roles = Membership.person_id.in_(ids)
+    steps = [
+        insert(TenantStay).values([{"tenant_id": ids[0], "node_id": n, "arrived_at": now,
+                                    "watch_until": now, "created_at": now} for n in leaves]),
+        insert(Membership).values([{"person_id": ids[0], "node_id": n, "role": "landlord",
+                                    "created_at": now} for n in leaves]),
+        update(TenantStay).where(stays).values(tenant_id=ids[1]),
+        update(Membership).where(roles).values(person_id=ids[1]),
+        update(TenantStay).where(stays).values(ended_at=now),
+        update(TenantStay).where(stays).values(ended_at=None),
+        update(Membership).where(roles).values(role="member"),
+        update(Membership).where(roles).values(role="landlord"),
+        delete(TenantStay).where(stays),
+        delete(Membership).where(roles),
+    ]
+    for step in steps:
+        async with bot.session() as s, s.begin():
+            await s.execute(step)
+        await assert_exact(bot)
+
+
 async def test_the_rebuild_gives_what_the_triggers_kept(bot: BotApp, chat: Chat,
                                                         chain: DemoChain) -> None:
     await chat.say(chain.tenant_group, chain.landlord, "租客返回 李四 13900001111 来自湖北武汉")
