@@ -93,7 +93,7 @@ class SubtreeFigure(Base):
     - stays: stays at such a node, ended or not.
 
     They are the figures as of the last write: 统计 reads them for a day when no row is dated
-    after its moment (bot.services.stats.counted_figures), and counts the rows otherwise."""
+    after its moment (bot.services.stats.kept_figures), and counts the rows otherwise."""
 
     __tablename__ = "subtree_figure"
 
