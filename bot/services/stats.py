@@ -85,6 +85,9 @@ class Day(date):
     start: datetime
     end: datetime
     now: datetime
+    # The kept figures read for this day, by root (see kept_figures): a Day serves one read
+    # session (one 统计, one roll-up), whose sections would each read them again.
+    kept: dict[int, dict[str, int] | None]
 
     @classmethod
     def of(cls, day: date, *, zone: ZoneInfo, now: datetime) -> Day:
@@ -93,6 +96,7 @@ class Day(date):
         out.start = datetime.combine(day, time(0, 0), zone)
         out.end = out.start + timedelta(days=1)
         out.now = min(now, out.end)
+        out.kept = {}
         return out
 
 
@@ -109,10 +113,6 @@ class Section:
     compute: Compute
 
 
-async def _scalar(session: AsyncSession, stmt: object) -> int:
-    return int((await session.execute(stmt)).scalar_one() or 0)  # type: ignore[call-overload]
-
-
 async def counts(session: AsyncSession, *stmts: Select[Any]) -> list[int]:
     """Several one-value statements as one (`SELECT (a), (b), ...`): one round trip, where
     each statement costs a few hops to the SQLite reader's thread or to PostgreSQL."""
@@ -127,13 +127,21 @@ async def kept_figures(session: AsyncSession, node_ids: NodeIds, day: Day
     every row as it stands: the day's when `node_ids` is a Subtree (its root's row) and no
     membership or stay is dated after the day's moment (registered after its end, ended
     after `now`: a past day, or a clock set back). Those three dates are the last entries
-    of their indexes; the figures are read in the same statement (one snapshot)."""
+    of their indexes; the figures are read in the same statement (one snapshot), once per
+    Day and root (the people and the tenants sections both ask)."""
     if not isinstance(node_ids, Subtree):
         return None
+    if node_ids.root_id not in day.kept:
+        day.kept[node_ids.root_id] = await _read_kept(session, node_ids.root_id, day)
+    return day.kept[node_ids.root_id]
+
+
+async def _read_kept(session: AsyncSession, root_id: int, day: Day) -> dict[str, int] | None:
+    """kept_figures' one statement: the latest dates and the root's figures."""
 
     def kept(key: FigureKey) -> Any:
         return select(func.coalesce(func.max(SubtreeFigure.value), 0)).where(
-            SubtreeFigure.node_id == node_ids.root_id, SubtreeFigure.key == key
+            SubtreeFigure.node_id == root_id, SubtreeFigure.key == key
         ).scalar_subquery()
 
     row = (await session.execute(select(
