@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import func, select, text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot import crypto, store
 from bot.app import BotApp, build_app, running
@@ -31,6 +32,26 @@ WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 # The article's time: 21 February 2020, a Friday morning in Yiwu.
 START = datetime(2020, 2, 21, 10, 0, tzinfo=SHANGHAI)
+
+# A migration's backfill tests: the chain down to one landlord's group (ids 1-5) as rows
+# written before the migration (`:t` their time); a test adds its own after it.
+OLD_CHAIN = (
+    "INSERT INTO node (id, tier, kind, name, parent_id, created_at) VALUES "
+    "(1, 1, 'subdistrict', 'a', NULL, :t), (2, 2, 'community', 'b', 1, :t), "
+    "(3, 3, 'team', 'c', 2, :t), (4, 4, 'team_landlords', 'd', 3, :t), "
+    "(5, 5, 'landlord_tenants', 'e', 4, :t)")
+
+
+async def database_at(tmp_path: Path, revision: str, rows: Sequence[str],
+                      params: dict[str, Any]) -> AsyncEngine:
+    """A SQLite file migrated only up to `revision`, with `rows` (SQL statements) written:
+    what a later migration's backfill finds. The caller upgrades it and disposes of it."""
+    engine = store.create_engine(f"sqlite+aiosqlite:///{tmp_path / 'old.db'}")
+    await store.upgrade(engine, revision)
+    async with store.sessionmaker(engine)() as s, s.begin():
+        for stmt in rows:
+            await s.execute(text(stmt), params)
+    return engine
 # The suite's keys for personal numbers at rest: in the variable the default config names
 # (every Settings() of the suite finds them; subprocesses inherit them), and loaded for code
 # that opens sessions without an app.

@@ -16,7 +16,7 @@ from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import delete, func, select, text, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot import store
@@ -35,6 +35,7 @@ from models import (
     PointsTotal,
     Role,
 )
+from tests.conftest import OLD_CHAIN, database_at
 
 ZONE = ZoneInfo("Asia/Shanghai")
 NOW = datetime(2020, 3, 4, 15, 30, tzinfo=ZONE)  # a Wednesday
@@ -348,26 +349,18 @@ async def test_weekly_close_equals_the_model(
 async def test_migration_backfills_rows_written_before_it(tmp_path) -> None:  # type: ignore[no-untyped-def]
     """An existing database upgraded past 0007 and 0012 gets its totals, placements and
     counts per (scope, total) from the rows."""
-    url = f"sqlite+aiosqlite:///{tmp_path / 'old.db'}"
-    engine = store.create_engine(url)
-    await store.upgrade(engine, "0003")
     now = datetime.combine(date(2020, 2, 1), time(), ZONE)
-    async with store.sessionmaker(engine)() as s, s.begin():
-        for stmt in (
-            "INSERT INTO node (id, tier, kind, name, parent_id, created_at) VALUES "
-            "(1, 1, 'subdistrict', 'a', NULL, :t), (2, 2, 'community', 'b', 1, :t), "
-            "(3, 3, 'team', 'c', 2, :t), (4, 4, 'team_landlords', 'd', 3, :t), "
-            "(5, 5, 'landlord_tenants', 'e', 4, :t)",
-            "INSERT INTO person (id, name, created_at) VALUES (1, 'x', :t)",
-            "INSERT INTO membership (person_id, node_id, role, created_at) "
-            "VALUES (1, 5, 'landlord', :t)",
-            "INSERT INTO points_event (landlord_id, node_id, rule, delta, status, counts, "
-            "source_kind, source_key, evidence, occurred_at, created_at) VALUES "
-            "(1, 5, 'm', 3, 'approved', 1, 'k', '1', '', :t, :t), "
-            "(1, 5, 'm', -2, 'approved', 1, 'k', '2', '', :t, :t), "
-            "(1, 5, 'm', -5, 'pending', 0, 'k', '3', '', :t, :t)",
-        ):
-            await s.execute(text(stmt), {"t": now.replace(tzinfo=None)})
+    engine = await database_at(tmp_path, "0003", (
+        OLD_CHAIN,
+        "INSERT INTO person (id, name, created_at) VALUES (1, 'x', :t)",
+        "INSERT INTO membership (person_id, node_id, role, created_at) "
+        "VALUES (1, 5, 'landlord', :t)",
+        "INSERT INTO points_event (landlord_id, node_id, rule, delta, status, counts, "
+        "source_kind, source_key, evidence, occurred_at, created_at) VALUES "
+        "(1, 5, 'm', 3, 'approved', 1, 'k', '1', '', :t, :t), "
+        "(1, 5, 'm', -2, 'approved', 1, 'k', '2', '', :t, :t), "
+        "(1, 5, 'm', -5, 'pending', 0, 'k', '3', '', :t, :t)"),
+        {"t": now.replace(tzinfo=None)})
     await store.upgrade(engine)
     async with store.sessionmaker(engine)() as s:
         row = await s.get(PointsTotal, 1)

@@ -28,7 +28,7 @@ from models import (
     OutboxStatus,
     PointsEvent,
 )
-from tests.conftest import Chat, DemoChain
+from tests.conftest import OLD_CHAIN, Chat, DemoChain, database_at
 
 Counts = dict[tuple[int, int], tuple[int, int, int, int]]
 
@@ -183,38 +183,28 @@ async def test_the_rebuild_gives_what_the_triggers_kept(bot: BotApp, chat: Chat,
 async def test_migration_backfills_counters_and_communities(tmp_path) -> None:  # type: ignore[no-untyped-def]
     """A database upgraded past 0017_pgreads gets its counters from the outbox rows and every
     event's community from its node (at any tier); the triggers carry on from there."""
-    url = f"sqlite+aiosqlite:///{tmp_path / 'old.db'}"
-    engine = store.create_engine(url)
-    await store.upgrade(engine, "0016_console_extra")
     t = {"t": datetime(2020, 2, 1, 8)}
-    async with store.sessionmaker(engine)() as s, s.begin():
-        for stmt in (
-            "INSERT INTO node (id, tier, kind, name, parent_id, created_at) VALUES "
-            "(1, 1, 'subdistrict', 'a', NULL, :t), (2, 2, 'community', 'b', 1, :t), "
-            "(3, 3, 'team', 'c', 2, :t), (4, 4, 'team_landlords', 'd', 3, :t), "
-            "(5, 5, 'landlord_tenants', 'e', 4, :t), (6, 5, 'landlord_tenants', 'f', 4, :t), "
-            "(7, 2, 'community', 'g', 1, :t)",
-            "INSERT INTO chat_group (id, node_id, transport, room_id, title, account, "
-            "created_at) VALUES (1, 1, 'sim', 'r1', 'a', '', :t), (2, 4, 'sim', 'r4', 'd', '', "
-            ":t), (3, 5, 'sim', 'r5', 'e', '', :t), (4, 6, 'sim', 'r6', 'f', '', :t)",
-            "INSERT INTO person (id, name, created_at) VALUES (1, 'x', :t)",
-            "INSERT INTO notice (id, origin_node_id, text, urgent, scope, target_count, missed, "
-            "created_at) VALUES (1, 1, 'n', 0, '{}', 3, 0, :t)",
-            "INSERT INTO outbox_message (group_id, notice_id, account, urgent, mentions, source, "
-            "status, attempts, resend, relayed, created_at, acked_at) VALUES "
-            "(2, 1, '', 0, '[]', 'notice', 'sent', 1, 0, 0, :t, :t), "
-            "(3, 1, '', 0, '[]', 'notice', 'failed', 1, 0, 0, :t, NULL), "
-            "(4, 1, '', 0, '[]', 'notice', 'sent', 1, 0, 0, :t, NULL), "
-            "(1, NULL, '', 0, '[]', 'reply', 'sent', 1, 0, 0, :t, NULL)",
-            "INSERT INTO points_event (landlord_id, node_id, rule, delta, status, counts, "
-            "source_kind, source_key, evidence, occurred_at, created_at) VALUES "
-            "(1, 5, 'm', -1, 'pending', 0, 'k', '1', '', :t, :t), "
-            "(1, 4, 'm', -1, 'pending', 0, 'k', '2', '', :t, :t), "
-            "(1, 3, 'm', -1, 'pending', 0, 'k', '3', '', :t, :t), "
-            "(1, 7, 'm', -1, 'pending', 0, 'k', '4', '', :t, :t), "
-            "(1, 1, 'm', -1, 'pending', 0, 'k', '5', '', :t, :t)",
-        ):
-            await s.execute(text(stmt), t)
+    engine = await database_at(tmp_path, "0016_console_extra", (
+        OLD_CHAIN + ", (6, 5, 'landlord_tenants', 'f', 4, :t), (7, 2, 'community', 'g', 1, :t)",
+        "INSERT INTO chat_group (id, node_id, transport, room_id, title, account, "
+        "created_at) VALUES (1, 1, 'sim', 'r1', 'a', '', :t), (2, 4, 'sim', 'r4', 'd', '', "
+        ":t), (3, 5, 'sim', 'r5', 'e', '', :t), (4, 6, 'sim', 'r6', 'f', '', :t)",
+        "INSERT INTO person (id, name, created_at) VALUES (1, 'x', :t)",
+        "INSERT INTO notice (id, origin_node_id, text, urgent, scope, target_count, missed, "
+        "created_at) VALUES (1, 1, 'n', 0, '{}', 3, 0, :t)",
+        "INSERT INTO outbox_message (group_id, notice_id, account, urgent, mentions, source, "
+        "status, attempts, resend, relayed, created_at, acked_at) VALUES "
+        "(2, 1, '', 0, '[]', 'notice', 'sent', 1, 0, 0, :t, :t), "
+        "(3, 1, '', 0, '[]', 'notice', 'failed', 1, 0, 0, :t, NULL), "
+        "(4, 1, '', 0, '[]', 'notice', 'sent', 1, 0, 0, :t, NULL), "
+        "(1, NULL, '', 0, '[]', 'reply', 'sent', 1, 0, 0, :t, NULL)",
+        "INSERT INTO points_event (landlord_id, node_id, rule, delta, status, counts, "
+        "source_kind, source_key, evidence, occurred_at, created_at) VALUES "
+        "(1, 5, 'm', -1, 'pending', 0, 'k', '1', '', :t, :t), "
+        "(1, 4, 'm', -1, 'pending', 0, 'k', '2', '', :t, :t), "
+        "(1, 3, 'm', -1, 'pending', 0, 'k', '3', '', :t, :t), "
+        "(1, 7, 'm', -1, 'pending', 0, 'k', '4', '', :t, :t), "
+        "(1, 1, 'm', -1, 'pending', 0, 'k', '5', '', :t, :t)"), t)
     await store.upgrade(engine)
     async with store.sessionmaker(engine)() as s, s.begin():
         assert await counters(s) == await recount(s) == {(1, 4): (1, 1, 0, 1),

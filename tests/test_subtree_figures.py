@@ -26,7 +26,7 @@ from models import (
     TemperatureReading,
     TenantStay,
 )
-from tests.conftest import SHANGHAI, Chat, DemoChain
+from tests.conftest import OLD_CHAIN, SHANGHAI, Chat, DemoChain, database_at
 
 Figures = dict[tuple[int, str], int]
 
@@ -217,24 +217,15 @@ async def test_the_rebuild_gives_what_the_triggers_kept(bot: BotApp, chat: Chat,
 
 
 async def test_migration_backfills_the_figures(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    url = f"sqlite+aiosqlite:///{tmp_path / 'old.db'}"
-    engine = store.create_engine(url)
-    await store.upgrade(engine, "0019_statsidx")
     t = {"t": datetime(2020, 2, 1, 8)}
-    async with store.sessionmaker(engine)() as s, s.begin():
-        for stmt in (
-            "INSERT INTO node (id, tier, kind, name, parent_id, created_at) VALUES "
-            "(1, 1, 'subdistrict', 'a', NULL, :t), (2, 2, 'community', 'b', 1, :t), "
-            "(3, 3, 'team', 'c', 2, :t), (4, 4, 'team_landlords', 'd', 3, :t), "
-            "(5, 5, 'landlord_tenants', 'e', 4, :t), (6, 5, 'landlord_tenants', 'f', 4, :t)",
-            "INSERT INTO person (id, name, created_at) VALUES (1, 'x', :t), (2, 'y', :t)",
-            "INSERT INTO membership (person_id, node_id, role, created_at) VALUES "
-            "(1, 5, 'landlord', :t), (1, 6, 'landlord', :t), (2, 4, 'member', :t)",
-            "INSERT INTO tenant_stay (tenant_id, node_id, arrived_at, watch_until, fever, "
-            "ended_at, created_at) VALUES (2, 5, :t, :t, 0, NULL, :t), "
-            "(2, 6, :t, :t, 0, NULL, :t), (1, 6, :t, :t, 0, :t, :t)",
-        ):
-            await s.execute(text(stmt), t)
+    engine = await database_at(tmp_path, "0019_statsidx", (
+        OLD_CHAIN + ", (6, 5, 'landlord_tenants', 'f', 4, :t)",
+        "INSERT INTO person (id, name, created_at) VALUES (1, 'x', :t), (2, 'y', :t)",
+        "INSERT INTO membership (person_id, node_id, role, created_at) VALUES "
+        "(1, 5, 'landlord', :t), (1, 6, 'landlord', :t), (2, 4, 'member', :t)",
+        "INSERT INTO tenant_stay (tenant_id, node_id, arrived_at, watch_until, fever, "
+        "ended_at, created_at) VALUES (2, 5, :t, :t, 0, NULL, :t), "
+        "(2, 6, :t, :t, 0, NULL, :t), (1, 6, :t, :t, 0, :t, :t)"), t)
     await store.upgrade(engine)
     async with store.sessionmaker(engine)() as s, s.begin():
         figures = await kept(s)
