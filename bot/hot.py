@@ -38,6 +38,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import ClauseElement, Executable
+from sqlalchemy.util import greenlet_spawn
 
 from bot.store import InlineSQLite
 from models import Contact, Group, Membership, Node, Person
@@ -119,7 +120,12 @@ class Hot:
             if conn.dialect.driver == "asyncpg":
                 return await _asyncpg_rows(raw.dbapi_connection, plan.sql, args)
         except conn.dialect.loaded_dbapi.Error as error:
-            # As SQLAlchemy would raise it (callers catch sqlalchemy.exc.IntegrityError).
+            # As SQLAlchemy handles it: wrapped (callers catch sqlalchemy.exc.IntegrityError)
+            # and, when the connection is gone (a database restart), the connection and the
+            # pool's older ones invalidated, so a retry gets a new one.
+            if sync is not None:
+                await greenlet_spawn(sync._handle_dbapi_exception, error, plan.sql, args,
+                                     None, None)
             raise exc.DBAPIError.instance(plan.sql, args, error,
                                           conn.dialect.loaded_dbapi.Error) from error
         # Another driver (the SQLite reader's aiosqlite): the usual way.

@@ -15,7 +15,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, event
+from sqlalchemy import Connection, event, exc
 from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
@@ -223,7 +223,9 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
     postgresql:// and sqlite:// URLs are run on the async drivers (see async_url)."""
     url = async_url(url)
     if not url.startswith("sqlite"):
-        return create_async_engine(url, echo=echo, pool_pre_ping=True)
+        engine = create_async_engine(url, echo=echo)
+        _ping_when_idle(engine)
+        return engine
     parsed = make_url(url)
     args, kwargs = SQLiteDialect_pysqlite().create_connect_args(parsed)
     database = args[0] if args else ":memory:"
@@ -243,6 +245,45 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
     _sqlite_session_setup(engine, begin="BEGIN IMMEDIATE", pragmas=(
         "journal_mode=WAL", "synchronous=FULL", "foreign_keys=ON"))
     return engine
+
+
+# A pooled PostgreSQL connection idle for longer than this (seconds) is pinged before it is
+# handed out again; one used more recently is not (see _ping_when_idle).
+PING_IDLE = 1.0
+_LAST_USED = "tierbot_last_used"
+
+
+def _ping_when_idle(engine: AsyncEngine) -> None:
+    """Check a pooled connection before use, in one round trip, and only once it has been
+    idle for PING_IDLE: SQLAlchemy's pool_pre_ping on asyncpg costs three (BEGIN, a ping,
+    ROLLBACK) on every checkout, which at a few batches a second was more round trips than
+    the batch's own work. A dead connection found by the ping is replaced (the pool retries
+    the checkout); one that died within PING_IDLE of its last use fails its first
+    statement, which marks it and every older connection of the pool invalid, so the
+    caller's retry (the pipeline runs a failed batch again, one message at a time) gets a
+    new one."""
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(_dbapi_connection: Any, record: Any) -> None:
+        record.info[_LAST_USED] = time.monotonic()
+
+    @event.listens_for(engine.sync_engine, "checkin")
+    def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
+        if record is not None:
+            record.info[_LAST_USED] = time.monotonic()
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def _on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        last = record.info.get(_LAST_USED)
+        if last is not None and time.monotonic() - last < PING_IDLE:
+            return
+        try:
+            # The adapter's own ping wraps ";" in BEGIN/ROLLBACK; a bare statement suffices.
+            dbapi_connection.await_(dbapi_connection._connection.fetchrow(";"))
+        except Exception as error:
+            raise exc.DisconnectionError(f"connection found dead at checkout: {error}") \
+                from error
+        record.info[_LAST_USED] = time.monotonic()
 
 
 def _sqlite_session_setup(engine: AsyncEngine, *, begin: str, pragmas: tuple[str, ...]

@@ -194,3 +194,67 @@ def test_urls_get_the_async_driver():
     assert store.async_url("postgresql+psycopg2://u@h/db") == "postgresql+asyncpg://u@h/db"
     assert store.async_url("postgresql+asyncpg://u@h/db") == "postgresql+asyncpg://u@h/db"
     assert store.async_url("sqlite:///x.db") == "sqlite+aiosqlite:///x.db"
+
+
+async def _kill_other_backends(url: str) -> int:
+    """Terminate every other backend on this test database (the engine's pooled ones)."""
+    killer = store.create_engine(url)
+    try:
+        async with killer.connect() as conn:
+            killed = (await conn.execute(text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"))).scalar_one()
+            await conn.commit()
+        return int(killed)
+    finally:
+        await killer.dispose()
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+async def test_a_killed_postgresql_connection_is_replaced(db_url: str, monkeypatch):
+    engine = store.create_engine(db_url)
+    pid = text("SELECT pg_backend_pid()")
+    try:
+        async with engine.connect() as conn:
+            first = (await conn.execute(pid)).scalar_one()
+        assert await _kill_other_backends(db_url) == 1
+        # Used just now: not pinged, so the dead connection fails its first statement and
+        # takes the pool's connections with it; the next checkout is a new one.
+        with pytest.raises(Exception) as err:
+            async with engine.connect() as conn:
+                await conn.execute(pid)
+        assert getattr(err.value, "connection_invalidated", False), err.value
+        async with engine.connect() as conn:
+            second = (await conn.execute(pid)).scalar_one()
+        assert second != first
+        # Idle for longer than PING_IDLE: the ping finds it dead and the pool replaces it
+        # before anyone uses it.
+        monkeypatch.setattr(store, "PING_IDLE", 0.0)
+        assert await _kill_other_backends(db_url) == 1
+        async with engine.connect() as conn:
+            third = (await conn.execute(pid)).scalar_one()
+        assert third not in (first, second)
+    finally:
+        await engine.dispose()
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+async def test_a_batch_on_a_killed_connection_is_handled_again(settings, chat, chain, bot,
+                                                              monkeypatch, caplog):
+    """The pipeline's connection dies between two batches (a database restart): the batch
+    that meets it fails, runs again one message at a time on a new connection, and every
+    message is recorded and answered once."""
+    from models import InboundMessage, TenantStay
+
+    monkeypatch.setattr(store, "PING_IDLE", 3600.0)  # no ping: the batch meets the dead one
+    await chat.say(chain.tenant_group, chain.landlord, "租客返回 王明 13800138000 来自湖南长沙")
+    assert await _kill_other_backends(settings.database_url) >= 1
+    await chat.say_together([
+        (chain.tenant_group, chain.landlord, "租客返回 李雷 13900139000 来自湖北武汉"),
+        (chain.tenant_group, chain.landlord, "租客返回 韩梅 13700137000 来自江西南昌"),
+    ])
+    replies = chat.replies(chain.tenant_group)
+    assert len(replies) == 2 and all(r.startswith("已登记") for r in replies), replies
+    assert "batch commit failed" in caplog.text
+    assert await count(bot, TenantStay) == 3
+    assert await count(bot, InboundMessage) == 3
