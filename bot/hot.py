@@ -12,10 +12,11 @@ does), on PostgreSQL asyncpg's, inside the transaction SQLAlchemy's adapter keep
 
 What a hot statement may be (checked when it is first compiled, so a misuse fails in every
 test that runs it, never quietly):
-- a Core statement (a select, or an insert, optionally returning) without expanding (IN)
+- a Core statement (a select, an insert optionally returning, an update) without expanding (IN)
   parameters;
-- its result columns need no type processing on the dialect (integers, text): rows come
-  back as plain tuples;
+- its rows come back as plain tuples, each column processed as SQLAlchemy would (a
+  UTCDateTime made aware), a column without processing (integers, text) as the driver
+  gave it;
 - it writes none of the identity tables (person, contact, membership, chat_group, node),
   unless made with `identity=True` and each call declares the identity rows it writes
   (IDENTITY_ROWS' form): whoever caches who is who (bot.pipeline.Lookups) learns of
@@ -62,10 +63,18 @@ _WRITES = re.compile(r'\b(?:INSERT\s+INTO|UPDATE|DELETE\s+FROM)\s+("?\w+"?)', re
 class _Plan:
     """A statement compiled for one dialect: its SQL and, in order, each parameter's name,
     the value it has when the call gives none (a literal of the statement), and its bind
-    processor."""
+    processor; then each result column's processor (None: no column needs one)."""
 
     sql: str
     params: tuple[tuple[str, Any, Callable[[Any], Any] | None], ...]
+    results: tuple[Callable[[Any], Any] | None, ...] | None = None
+
+    def processed(self, rows: Sequence[tuple[Any, ...]]) -> Sequence[tuple[Any, ...]]:
+        if self.results is None:
+            return rows
+        return [tuple(value if process is None else process(value)
+                      for value, process in zip(row, self.results, strict=True))
+                for row in rows]
 
     def args(self, values: Mapping[str, Any]) -> tuple[Any, ...]:
         out = []
@@ -116,9 +125,10 @@ class Hot:
         driver = raw.driver_connection
         try:
             if isinstance(driver, InlineSQLite):
-                return await driver.hot(plan.sql, args)
+                return plan.processed(await driver.hot(plan.sql, args))
             if conn.dialect.driver == "asyncpg":
-                return await _asyncpg_rows(raw.dbapi_connection, plan.sql, args)
+                return plan.processed(await _asyncpg_rows(raw.dbapi_connection, plan.sql,
+                                                          args))
         except conn.dialect.loaded_dbapi.Error as error:
             # As SQLAlchemy handles it: wrapped (callers catch sqlalchemy.exc.IntegrityError)
             # and, when the connection is gone (a database restart), the connection and the
@@ -173,8 +183,7 @@ def _compile(statement: Executable, dialect: Dialect, *, identity: bool) -> _Pla
         if process is not None and not callable(process):
             raise TypeError(f"a hot statement has no tuple parameter ({name})")
         params.append((name, _REQUIRED if bind.required else bind.effective_value, process))
-    for column in getattr(statement, "exported_columns", ()):
-        if column.type.dialect_impl(dialect).result_processor(dialect, None) is not None:
-            raise TypeError(f"{dialect.name}: a hot statement returns only columns that need "
-                            f"no processing ({column.name}: {column.type})")
-    return _Plan(compiled.string, tuple(params))
+    results = tuple(column.type._cached_result_processor(dialect, None)
+                    for column in getattr(statement, "exported_columns", ()))
+    return _Plan(compiled.string, tuple(params),
+                 results if any(p is not None for p in results) else None)

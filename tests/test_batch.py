@@ -4,13 +4,24 @@ no SAVEPOINT per message, and still each failing message rolls back alone."""
 from __future__ import annotations
 
 import logging
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import event, select
 
 import bot.services.tenant as tenant_service
 from bot.crypto import blind_index
 from bot.domain import UserError
-from models import Contact, InboundMessage, Membership, Person, TemperatureReading, TenantStay
+from bot.grammar import Temperature
+from bot.services import people
+from models import (
+    Contact,
+    InboundMessage,
+    Membership,
+    Node,
+    Person,
+    TemperatureReading,
+    TenantStay,
+)
 from tests.conftest import Chat, DemoChain, count
 
 
@@ -155,3 +166,24 @@ async def test_roles_granted_earlier_in_the_batch_count_for_later_messages(
         roles = (await s.execute(select(Membership.role).where(
             Membership.person_id == person.id))).scalars().all()
     assert list(roles) == ["tenant"]
+
+
+async def test_a_fever_flags_the_stay_in_the_database_and_in_a_stay_already_loaded(
+        bot, chat: Chat, chain: DemoChain):
+    # A reading looks its stay up as columns and flags a fever with an UPDATE: a stay the
+    # session loaded before (earlier in the batch) must not keep saying "no fever".
+    [contact] = await register(chat, chain, 1)
+    async with bot.session() as session, session.begin():
+        loaded = (await session.execute(select(TenantStay))).scalar_one()
+        assert loaded.fever is False
+        sender = await people.find_by_contact(session, transport="sim", contact_id=contact)
+        node = await session.get(Node, loaded.node_id)
+        assert sender is not None and node is not None
+        result = await tenant_service.record_temperature(
+            session, node=node, cmd=Temperature(value=38.6), sender=sender, as_landlord=False,
+            now=bot.now(), zone=ZoneInfo("Asia/Shanghai"), fever_threshold=37.3,
+            inbound_id=None)
+        assert result.fever and result.stay.id == loaded.id
+        assert loaded.fever is True
+        assert (await session.execute(select(TenantStay.fever))).scalar_one() is True
+    assert await count(bot, TenantStay, TenantStay.fever.is_(True)) == 1

@@ -8,9 +8,11 @@ from datetime import date, datetime, time, timedelta
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, Table, and_, bindparam, exists, insert, or_, select
+from sqlalchemy import Select, Table, and_, bindparam, exists, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.util import identity_key
 
 from bot import pii, texts
 from bot.domain import UserError
@@ -198,6 +200,41 @@ async def latest_stay(session: AsyncSession, *, tenant_id: int, node_id: int) ->
         _LATEST_STAY, {"tenant_id": tenant_id, "node_id": node_id})).scalar_one_or_none()
 
 
+@dataclass(frozen=True, slots=True)
+class StayFacts:
+    """What a reading needs of a stay (latest_stay_facts): no object loaded."""
+
+    id: int
+    ended_at: datetime | None
+    watch_until: datetime
+
+
+# Every 体温 asks it: a hot statement (bot.hot), columns instead of an object to load.
+_LATEST_STAY_FACTS = Hot(select(_STAY.c.id, _STAY.c.ended_at, _STAY.c.watch_until)
+                         .where(_STAY.c.tenant_id == bindparam("tenant_id"),
+                                _STAY.c.node_id == bindparam("node_id"))
+                         .order_by(_STAY.c.arrived_at.desc(), _STAY.c.id.desc()).limit(1))
+_SET_FEVER = Hot(update(_STAY).where(_STAY.c.id == bindparam("stay_id")).values(fever=True))
+
+
+async def latest_stay_facts(session: AsyncSession, *, tenant_id: int, node_id: int
+                            ) -> StayFacts | None:
+    """latest_stay's id, end and watch, without loading the stay."""
+    rows = await _LATEST_STAY_FACTS.rows(session, {"tenant_id": tenant_id, "node_id": node_id})
+    return StayFacts(*rows[0]) if rows else None
+
+
+async def flag_fever(session: AsyncSession, stay: TenantStay | StayFacts) -> None:
+    """The stay had a fever: its flag set (a loaded stay in the session learns it too)."""
+    if isinstance(stay, TenantStay):
+        stay.fever = True
+        return
+    await _SET_FEVER.rows(session, {"stay_id": stay.id})
+    loaded = session.sync_session.identity_map.get(identity_key(TenantStay, stay.id))
+    if loaded is not None:
+        set_committed_value(loaded, "fever", True)
+
+
 async def register_return(
     session: AsyncSession, *, node: Node, cmd: TenantReturn, sender: Person | None,
     on_behalf: bool, by_landlord: bool, transport: str, contact_id: str, display_name: str,
@@ -339,20 +376,23 @@ async def _write_new_tenant(session: AsyncSession, new: _NewTenant, *, node_id: 
 
 
 async def _add_reading(
-    session: AsyncSession, *, stay: TenantStay, tenant: Person, node: Node, by: Person,
-    value: float, now: datetime, zone: ZoneInfo, threshold: float, inbound_id: int | None,
+    session: AsyncSession, *, stay: TenantStay | StayFacts, tenant: Person, node: Node,
+    by: Person, value: float, now: datetime, zone: ZoneInfo, threshold: float,
+    inbound_id: int | None,
 ) -> bool:
     def flag() -> str:
-        stay.fever = True
         # The tier-4 group (team member + landlords) follows up: masked name, no numbers.
         return texts.Tenant.FEVER_TO_TEAM.format(
             node=node.name, name=pii.mask_name(tenant.name), value=value,
             when=local_datetime(now, zone))
 
-    return await keep_reading(
+    fever = await keep_reading(
         session, TemperatureReading(stay_id=stay.id, value=value, taken_at=now, by_id=by.id,
                                     inbound_id=inbound_id),
         value=value, threshold=threshold, node=node, now=now, on_fever=flag)
+    if fever:
+        await flag_fever(session, stay)
+    return fever
 
 
 async def keep_reading(session: AsyncSession, reading: object, *, value: float,
@@ -393,7 +433,7 @@ async def report_possible_fever(
 class ReadingResult:
     """A stored reading and whether it raised a fever flag."""
 
-    stay: TenantStay
+    stay: TenantStay | StayFacts
     tenant: Person
     value: float
     fever: bool
@@ -406,7 +446,7 @@ async def record_temperature(
 ) -> ReadingResult:
     """体温: the tenant's own reading, or a landlord's for a named tenant of this group."""
     if as_landlord and cmd.name is None and sender is not None:
-        own = await latest_stay(session, tenant_id=sender.id, node_id=node.id)
+        own = await latest_stay_facts(session, tenant_id=sender.id, node_id=node.id)
         if own is None:
             raise UserError(texts.Tenant.TEMP_NEEDS_NAME)
     if cmd.name is not None and as_landlord:
@@ -422,7 +462,7 @@ async def record_temperature(
     else:
         if sender is None:
             raise UserError(texts.Tenant.TEMP_NO_STAY)
-        found = await latest_stay(session, tenant_id=sender.id, node_id=node.id)
+        found = await latest_stay_facts(session, tenant_id=sender.id, node_id=node.id)
         if found is None or found.ended_at is not None:
             raise UserError(texts.Tenant.TEMP_NO_STAY)
         stay, tenant = found, sender
