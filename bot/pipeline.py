@@ -129,12 +129,14 @@ def forget_parsed() -> None:
 class Lookups:
     """Who sent each message and which group it came from, for a whole batch at once.
 
-    `prime` resolves every room, sender and the senders' roles of a batch with one query
-    each. A handler may change what they are (a tenant registering attaches their contact id
-    and grants a role; 绑定群 binds a room), so every flush that touches a Contact, a
-    Membership or a Group drops the entries it may have changed, and a failed message (its
-    savepoint rolled back) drops whatever it left expired; a dropped entry is looked up again,
-    alone, when a later message of the batch needs it. The entries live for one transaction.
+    `prime` resolves every room of a batch with one query, and every sender with their roles
+    with another (a sender looked up alone gets their roles with them too, so a message of
+    its own costs two look-ups, not three). A handler may change what they are (a tenant
+    registering attaches their contact id and grants a role; 绑定群 binds a room), so every
+    flush that touches a Contact, a Membership or a Group drops the entries it may have
+    changed, and a failed message (its savepoint rolled back) drops whatever it left expired;
+    a dropped entry is looked up again, alone, when a later message of the batch needs it.
+    The entries live for one transaction.
     """
 
     def __init__(self, session: AsyncSession):
@@ -224,9 +226,9 @@ class Lookups:
             del self.senders[key]
 
     async def prime(self, items: Sequence[Parsed], share: LoopShare | None = None) -> None:
-        """Resolve the rooms, senders and roles of these messages (one query each per
-        PRIME_CHUNK of them, the loop handed back between: loading a few hundred rows as
-        objects takes tens of milliseconds)."""
+        """Resolve the rooms, and the senders with their roles, of these messages (one query
+        each per PRIME_CHUNK of them, the loop handed back between: loading a few hundred
+        rows as objects takes tens of milliseconds)."""
         if len(items) < 2:
             return  # one message looks its room, sender and roles up as it goes
         if not self._listening:
@@ -257,15 +259,22 @@ class Lookups:
         for transport, all_contacts in contacts.items():
             for contact_ids in _chunks(sorted(all_contacts)):
                 await share.turn()
-                found = await people.find_by_contacts(session, transport=transport,
-                                                      contact_ids=contact_ids)
-                for contact_id in contact_ids:
-                    self.senders[(transport, contact_id)] = found.get(contact_id)
+                await self._senders(transport, contact_ids)
         person_ids = {p.id for p in self.senders.values()
                       if p is not None and p.id not in self.roles}
         for chunk in _chunks(sorted(person_ids)):
             await share.turn()
             self.roles.update(await people.held_roles_of(session, person_ids=chunk))
+
+    async def _senders(self, transport: str, contact_ids: Sequence[str]) -> None:
+        """Who these contact ids are, and their roles (one query)."""
+        found = await people.senders_and_roles(self.session, transport=transport,
+                                               contact_ids=contact_ids)
+        for contact_id in contact_ids:
+            person, roles = found.get(contact_id, (None, None))
+            self.senders[(transport, contact_id)] = person
+            if person is not None and roles is not None:
+                self.roles[person.id] = roles
 
     async def group(self, transport: str, room_id: str) -> Group | None:
         key = (transport, room_id)
@@ -277,8 +286,7 @@ class Lookups:
     async def sender(self, transport: str, contact_id: str) -> Person | None:
         key = (transport, contact_id)
         if key not in self.senders:
-            self.senders[key] = await people.find_by_contact(
-                self.session, transport=transport, contact_id=contact_id)
+            await self._senders(transport, [contact_id])
         return self.senders[key]
 
     async def held(self, person: Person | None) -> list[HeldRole]:

@@ -24,6 +24,16 @@ _BY_CONTACT = (select(Person).join(Contact, Contact.person_id == Person.id)
 _BY_CONTACTS = (select(Contact.contact_id, Person).join(Contact, Contact.person_id == Person.id)
                 .where(Contact.transport == bindparam("transport"),
                        Contact.contact_id.in_(bindparam("contact_ids", expanding=True))))
+# Who sent each message and every role they hold, in one statement (a person repeated per
+# role; one without roles once, the role columns NULL): the pipeline's look-ups.
+_SENDERS_AND_ROLES = (select(Contact.contact_id, Person, Membership.role, Membership.node_id,
+                             Node.parent_id)
+                      .join(Contact, Contact.person_id == Person.id)
+                      .outerjoin(Membership, Membership.person_id == Person.id)
+                      .outerjoin(Node, Node.id == Membership.node_id)
+                      .where(Contact.transport == bindparam("transport"),
+                             Contact.contact_id.in_(bindparam("contact_ids", expanding=True)))
+                      .order_by(Membership.id))
 _HELD_ROLES_OF = (select(Membership.person_id, Membership.role, Membership.node_id,
                          Node.parent_id)
                   .join(Node, Node.id == Membership.node_id)
@@ -154,6 +164,23 @@ async def find_by_contacts(session: AsyncSession, *, transport: str, contact_ids
         return {}
     rows = await session.execute(_BY_CONTACTS, {"transport": transport, "contact_ids": wanted})
     return {contact_id: person for contact_id, person in rows}
+
+
+async def senders_and_roles(session: AsyncSession, *, transport: str,
+                            contact_ids: Iterable[str]
+                            ) -> dict[str, tuple[Person, list[HeldRole]]]:
+    """find_by_contacts and each person's held_roles, in one query: contact id -> (person,
+    roles), found ones only."""
+    wanted = list(set(contact_ids))
+    if not wanted:
+        return {}
+    out: dict[str, tuple[Person, list[HeldRole]]] = {}
+    for contact_id, person, role, node_id, parent_id in await session.execute(
+            _SENDERS_AND_ROLES, {"transport": transport, "contact_ids": wanted}):
+        roles = out.setdefault(contact_id, (person, []))[1]
+        if role is not None:
+            roles.append(HeldRole(Role(role), node_id, parent_id))
+    return out
 
 
 async def id_by_mobile(session: AsyncSession, *, mobile: str) -> int | None:
