@@ -795,8 +795,9 @@ class Pipeline:
     ) -> list[tuple[IncomingMessage, Reply]]:
         """The replies to send; answers that come Later are added to `later`, callbacks to
         run after the commit to `after` (both only once the transaction has committed)."""
-        if len(items) > 1:
-            # Without savepoints first; should a handler fail after writing, the whole
+        if items:
+            # Without savepoints first (a message alone too: its SAVEPOINT and RELEASE were
+            # two round trips on PostgreSQL); should a handler fail after writing, the whole
             # transaction is rolled back and the batch runs again with them.
             mine: list[Callable[[], None]] = []
             mine_later: list[tuple[IncomingMessage, Later]] = []
