@@ -17,8 +17,10 @@ from schedules.jobs import post_daily_rollup
 from tests.conftest import Chat, DemoChain
 
 ROOT = Path(__file__).resolve().parent.parent
-# Ways of writing an outbox row by hand: the ORM constructor, a Core insert of the table.
-HAND_WRITTEN = re.compile(r"OutboxMessage\(|insert\w*\(\s*OutboxMessage|OutboxMessage\.__table__")
+# Ways of writing an outbox row by hand: the ORM constructor, a Core insert of the table,
+# SQL text.
+HAND_WRITTEN = re.compile(r"OutboxMessage\(|insert\w*\(\s*OutboxMessage|OutboxMessage\.__table__"
+                          r"|insert\s+into\s+\"?outbox_message", re.IGNORECASE)
 
 
 def test_only_the_writer_writes_outbox_rows():
@@ -31,6 +33,34 @@ def test_only_the_writer_writes_outbox_rows():
                 if HAND_WRITTEN.search(line):
                     offenders.append(f"{path.relative_to(ROOT)}:{n}: {line.strip()}")
     assert offenders == []
+
+
+async def test_replies_are_written_as_the_orm_would_write_them(bot, chain: DemoChain):
+    # queue_replies writes its rows with one SQL statement of its own: each column must hold
+    # what the mapped class would have stored (a reply masked, mentions as SQLAlchemy's JSON
+    # type serialises them, non-ASCII included; a room bound to no group kept by its id).
+    now = bot.now()
+    drafts = [outbox.ReplyDraft("sim", chain.tenant_group, "acc-x",
+                                "已登记 王明 13800138000", ("sim-张三", "wxid_b")),
+              outbox.ReplyDraft("sim", "nobody@chatroom", "acc-y", "好的")]
+    async with bot.session() as s, s.begin():
+        assert await outbox.queue_replies(s, replies=drafts, now=now) == 2
+        group = (await s.execute(select(Group).where(
+            Group.room_id == chain.tenant_group))).scalar_one()
+        s.add(OutboxMessage(group_id=group.id, room_id=chain.tenant_group, transport="sim",
+                            text="已登记 王明 138****8000", account=group.account,
+                            mentions=["sim-张三", "wxid_b"], source=outbox.REPLY,
+                            created_at=now))
+    columns = [c for c in OutboxMessage.__table__.c if c.key != "id"]
+    async with bot.session() as s:
+        rows = (await s.execute(select(*columns).order_by(OutboxMessage.id))).all()
+        raw = (await s.execute(select(cast(OutboxMessage.mentions, String))
+                               .order_by(OutboxMessage.id))).scalars().all()
+    hot, other, orm = rows
+    assert hot == orm
+    assert raw[0] == raw[2]  # the same text in the column, not just the same list
+    assert (other.group_id, other.room_id, other.account, other.text, other.mentions) == \
+        (None, "nobody@chatroom", "acc-y", "好的", [])
 
 
 async def _own_accounts(bot: BotApp) -> dict[int, str]:

@@ -7,15 +7,18 @@ outbox (tests/test_outbox.py checks the source tree), so no feature can forget t
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Select, Table, insert, literal, select
+from sqlalchemy import Select, Table, Text, bindparam, insert, literal, select, text
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import pii
+from bot.hot import Hot
 from models import Group, OutboxMessage, OutboxStatus
 
 # Sources whose rows are replies to a command: sent before notices, merged per group.
@@ -121,8 +124,45 @@ async def queue_replies(session: AsyncSession, *, replies: Sequence[ReplyDraft],
         row = _row(Draft(0, r.text, tuple(r.mentions)), account=account, source=REPLY, now=now)
         row.update(group_id=gid, room_id=r.room_id, transport=r.transport)
         rows.append(row)
-    await session.execute(insert(TABLE), rows)
+    # One hot statement (bot.hot) for every reply of a batch: the usual executemany cost
+    # 0.4-0.6 ms of CPU for a batch's one or two replies, the statement itself a tenth.
+    # Mentions are serialised as SQLAlchemy's JSON type would (json.dumps), so the stored
+    # text is the same whichever way a row was written.
+    columns = {c: [json.dumps(row[c]) if c == "mentions" else row[c] for row in rows]
+               for c in _REPLY_COLUMNS}
+    if session.bind.dialect.name == "postgresql":
+        await _INSERT_REPLIES_PG.rows(session, {
+            "created_at": now, **{f"{c}_column": column for c, column in columns.items()}})
+    else:
+        await _INSERT_REPLIES_SQLITE.rows(session, {
+            "created_at": now, "rows": json.dumps(
+                [list(row) for row in zip(*columns.values(), strict=True)])})
     return len(rows)
+
+
+# queue_replies' statement: the rows' own columns, as one JSON array (SQLite: json_each;
+# "WHERE true" keeps its parser from reading what follows as a join's ON) or a column each
+# (PostgreSQL: unnest); the other columns are the same for every reply (_row's values).
+_REPLY_COLUMNS = ("group_id", "room_id", "transport", "text", "account", "mentions")
+_REPLY_SAME = ("urgent", "source", "status", "attempts", "resend", "relayed", "created_at")
+_INTO_REPLIES = f"INSERT INTO outbox_message ({', '.join((*_REPLY_COLUMNS, *_REPLY_SAME))}) "
+_REPLY_VALUES = f"'{REPLY}', '{OutboxStatus.PENDING.value}', 0"  # source, status, attempts
+_INSERT_REPLIES_SQLITE = Hot(text(
+    _INTO_REPLIES + "SELECT "
+    + ", ".join(f"value ->> {i}" for i in range(len(_REPLY_COLUMNS)))
+    + f", 0, {_REPLY_VALUES}, 0, 0, :created_at FROM json_each(:rows) WHERE true"
+).bindparams(bindparam("created_at", type_=TABLE.c.created_at.type), bindparam("rows")))
+_INSERT_REPLIES_PG = Hot(text(
+    _INTO_REPLIES + "SELECT "
+    + ", ".join(f"u.{c}" if c != "mentions" else "CAST(u.mentions AS JSON)"
+                for c in _REPLY_COLUMNS)
+    + f", false, {_REPLY_VALUES}, false, false, :created_at "
+    + f"FROM unnest({', '.join(f':{c}_column' for c in _REPLY_COLUMNS)}) "
+    + f"AS u({', '.join(_REPLY_COLUMNS)})"
+).bindparams(bindparam("created_at", type_=TABLE.c.created_at.type),
+             *(bindparam(f"{c}_column",
+                         type_=ARRAY(Text if c == "mentions" else TABLE.c[c].type))
+               for c in _REPLY_COLUMNS)))
 
 
 async def queue_to_room(session: AsyncSession, *, transport: str, room_id: str, account: str,
