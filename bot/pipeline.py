@@ -410,7 +410,7 @@ class Handling:
             first[key] = index
             rows.append({"transport": msg.transport, "message_id": msg.message_id,
                          "room_id": msg.room_id, "sender_id": msg.sender_id,
-                         "command": item.name[:32], "received_at": now})
+                         "command": item.name[:32]})
         ids: list[int | None] = [None] * len(items)
         if session.bind.dialect.name == "postgresql":
             found = await _RECORD_PG.rows(session, {
