@@ -149,6 +149,19 @@ class Hot:
         return rows[0][0] if rows else None
 
 
+# session.sync_session.info key: a callable told that a hot statement just run, which whoever
+# watches the connection's statements counted as a write (the pipeline's WriteWatch), changed
+# no row (an INSERT ... SELECT that found nothing to insert).
+WROTE_NOTHING = "tierbot_wrote_nothing"
+
+
+def wrote_nothing(session: AsyncSession) -> None:
+    """The statement just run changed no row: whoever counts writes may take it back."""
+    tell = session.sync_session.info.get(WROTE_NOTHING)
+    if tell is not None:
+        tell()
+
+
 # session.sync_session.info key: (root transaction, innermost SAVEPOINT or None, their
 # connection, the pooled connection).
 _CONNECTION = "tierbot_hot_connection"

@@ -555,24 +555,31 @@ class RedoWithSavepoints(Exception):
 
 
 class WriteWatch:
-    """Counts the statements other than SELECT on the session's connection."""
+    """Counts the statements other than SELECT on the session's connection, less those a
+    hot statement's caller said changed no row (hot.wrote_nothing)."""
 
-    def __init__(self, connection: Any):
+    def __init__(self, connection: Any, info: dict[Any, Any]):
         self.connection = connection
+        self.info = info
         self.writes = 0
 
     @classmethod
     async def start(cls, session: AsyncSession) -> WriteWatch:
-        watch = cls((await session.connection()).sync_connection)
+        watch = cls((await session.connection()).sync_connection, session.sync_session.info)
         event.listen(watch.connection, "before_cursor_execute", watch._count)
+        watch.info[hot.WROTE_NOTHING] = watch._take_back
         return watch
 
     def _count(self, _conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
         if not statement.lstrip()[:6].upper() == "SELECT":
             self.writes += 1
 
+    def _take_back(self) -> None:
+        self.writes -= 1
+
     def stop(self) -> None:
         event.remove(self.connection, "before_cursor_execute", self._count)
+        self.info.pop(hot.WROTE_NOTHING, None)
 
 
 class Pipeline:

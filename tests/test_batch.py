@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import event, select
 
 import bot.services.tenant as tenant_service
+from bot import texts
 from bot.crypto import blind_index
 from bot.domain import UserError
 from bot.grammar import Temperature
@@ -189,3 +190,27 @@ async def test_a_fever_flags_the_stay_in_the_database_and_in_a_stay_already_load
         assert loaded.fever is True
         assert (await session.execute(select(TenantStay.fever))).scalar_one() is True
     assert await count(bot, TenantStay, TenantStay.fever.is_(True)) == 1
+
+
+async def test_a_refused_reading_does_not_run_the_batch_again(bot, chat: Chat,
+                                                             chain: DemoChain, caplog):
+    # A tenant's own 体温 is looked up and written in one INSERT ... SELECT: for someone with
+    # no stay it writes nothing, and the batch must not take it for a write that failed
+    # (which would run every message again with savepoints).
+    contacts = await register(chat, chain, 2)
+    # Known, but their stay is at another landlord's: none here.
+    await chat.say(chain.ying_group, "sim-elsewhere", "我回来了 湖南长沙 13800009999")
+    assert chat.replies(chain.ying_group)[0].startswith("已登记")
+    seen = record_statements(bot)
+    with caplog.at_level(logging.INFO):
+        await chat.say_together([(chain.tenant_group, contacts[0], "体温 36.6"),
+                                 (chain.tenant_group, "sim-elsewhere", "体温 36.7"),
+                                 (chain.tenant_group, contacts[1], "体温 38.9")])
+    first, refused, fever = chat.replies(chain.tenant_group)[:3]
+    assert "36.6" in first
+    assert refused == texts.Tenant.TEMP_NO_STAY
+    assert "38.9" in fever
+    assert await count(bot, TemperatureReading) == 2
+    assert await count(bot, TenantStay, TenantStay.fever.is_(True)) == 1
+    assert not any(s.lower().startswith("savepoint") for s in seen)
+    assert "again with savepoints" not in caplog.text

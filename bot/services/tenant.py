@@ -8,13 +8,24 @@ from datetime import date, datetime, time, timedelta
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, Table, and_, bindparam, exists, insert, or_, select, update
+from sqlalchemy import (
+    Select,
+    Table,
+    and_,
+    bindparam,
+    exists,
+    insert,
+    literal_column,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
 
-from bot import pii, texts
+from bot import hot, pii, texts
 from bot.domain import UserError
 from bot.grammar import Arrival, Temperature, TenantReturn
 from bot.hot import Hot
@@ -210,11 +221,25 @@ class StayFacts:
 
 
 # Every 体温 asks it: a hot statement (bot.hot), columns instead of an object to load.
-_LATEST_STAY_FACTS = Hot(select(_STAY.c.id, _STAY.c.ended_at, _STAY.c.watch_until)
-                         .where(_STAY.c.tenant_id == bindparam("tenant_id"),
-                                _STAY.c.node_id == bindparam("node_id"))
-                         .order_by(_STAY.c.arrived_at.desc(), _STAY.c.id.desc()).limit(1))
+_LATEST = (select(_STAY.c.id).where(_STAY.c.tenant_id == bindparam("tenant_id"),
+                                    _STAY.c.node_id == bindparam("node_id"))
+           .order_by(_STAY.c.arrived_at.desc(), _STAY.c.id.desc()).limit(1))
+_LATEST_STAY_FACTS = Hot(_LATEST.with_only_columns(_STAY.c.id, _STAY.c.ended_at,
+                                                   _STAY.c.watch_until))
 _SET_FEVER = Hot(update(_STAY).where(_STAY.c.id == bindparam("stay_id")).values(fever=True))
+# A tenant's own 体温 in one statement: the reading written against their latest stay at the
+# node when that stay is live, its watch handed back; no row back (nothing written) when
+# there is no stay or it ended.
+_READING = cast(Table, TemperatureReading.__table__)
+_READ_COLUMNS = ("value", "taken_at", "by_id", "inbound_id")
+_READING_ON_LATEST_STAY = Hot(
+    insert(_READING).from_select(
+        ["stay_id", *_READ_COLUMNS],
+        select(_STAY.c.id, *(bindparam(c, type_=_READING.c[c].type) for c in _READ_COLUMNS))
+        .where(_STAY.c.id == _LATEST.scalar_subquery(), _STAY.c.ended_at.is_(None)))
+    .returning(_READING.c.stay_id, literal_column(
+        "(SELECT tenant_stay.watch_until FROM tenant_stay "
+        "WHERE tenant_stay.id = temperature_reading.stay_id)", _STAY.c.watch_until.type)))
 
 
 async def latest_stay_facts(session: AsyncSession, *, tenant_id: int, node_id: int
@@ -380,19 +405,22 @@ async def _add_reading(
     by: Person, value: float, now: datetime, zone: ZoneInfo, threshold: float,
     inbound_id: int | None,
 ) -> bool:
-    def flag() -> str:
-        # The tier-4 group (team member + landlords) follows up: masked name, no numbers.
-        return texts.Tenant.FEVER_TO_TEAM.format(
-            node=node.name, name=pii.mask_name(tenant.name), value=value,
-            when=local_datetime(now, zone))
-
     fever = await keep_reading(
         session, TemperatureReading(stay_id=stay.id, value=value, taken_at=now, by_id=by.id,
                                     inbound_id=inbound_id),
-        value=value, threshold=threshold, node=node, now=now, on_fever=flag)
+        value=value, threshold=threshold, node=node, now=now,
+        on_fever=lambda: _fever_to_team(node, tenant, value, now, zone))
     if fever:
         await flag_fever(session, stay)
     return fever
+
+
+def _fever_to_team(node: Node, tenant: Person, value: float, now: datetime, zone: ZoneInfo
+                   ) -> str:
+    """The alert for the tier-4 group (team member + landlords), who follow up: masked name,
+    no numbers."""
+    return texts.Tenant.FEVER_TO_TEAM.format(node=node.name, name=pii.mask_name(tenant.name),
+                                             value=value, when=local_datetime(now, zone))
 
 
 async def keep_reading(session: AsyncSession, reading: object, *, value: float,
@@ -410,6 +438,13 @@ async def keep_reading(session: AsyncSession, reading: object, *, value: float,
         statement = _INSERT_READING[key] = Hot(insert(table).values(
             {k: bindparam(k, type_=table.c[k].type) for k in sorted(values)}))
     await statement.rows(session, values)
+    return await _alert_if_fever(session, value=value, threshold=threshold, node=node, now=now,
+                                 on_fever=on_fever)
+
+
+async def _alert_if_fever(session: AsyncSession, *, value: float, threshold: float, node: Node,
+                          now: datetime, on_fever: Callable[[], str]) -> bool:
+    """keep_reading's second half, once the reading is stored."""
     if value < threshold:
         return False
     text = on_fever()
@@ -462,15 +497,32 @@ async def record_temperature(
     else:
         if sender is None:
             raise UserError(texts.Tenant.TEMP_NO_STAY)
-        found = await latest_stay_facts(session, tenant_id=sender.id, node_id=node.id)
-        if found is None or found.ended_at is not None:
-            raise UserError(texts.Tenant.TEMP_NO_STAY)
-        stay, tenant = found, sender
+        return await _own_reading(session, node=node, tenant=sender, value=cmd.value, now=now,
+                                  zone=zone, threshold=fever_threshold, inbound_id=inbound_id)
     assert sender is not None
     fever = await _add_reading(session, stay=stay, tenant=tenant, node=node, by=sender,
                                value=cmd.value, now=now, zone=zone, threshold=fever_threshold,
                                inbound_id=inbound_id)
     return ReadingResult(stay, tenant, cmd.value, fever)
+
+
+async def _own_reading(session: AsyncSession, *, node: Node, tenant: Person, value: float,
+                       now: datetime, zone: ZoneInfo, threshold: float, inbound_id: int | None,
+                       ) -> ReadingResult:
+    """A tenant's own 体温: looked up and written in one statement (the most common command
+    after 收到)."""
+    rows = await _READING_ON_LATEST_STAY.rows(session, {
+        "tenant_id": tenant.id, "node_id": node.id, "value": value, "taken_at": now,
+        "by_id": tenant.id, "inbound_id": inbound_id})
+    if not rows:
+        hot.wrote_nothing(session)  # the batch's watch counted the INSERT as a write
+        raise UserError(texts.Tenant.TEMP_NO_STAY)
+    stay = StayFacts(rows[0][0], None, rows[0][1])
+    fever = await _alert_if_fever(session, value=value, threshold=threshold, node=node, now=now,
+                                  on_fever=lambda: _fever_to_team(node, tenant, value, now, zone))
+    if fever:
+        await flag_fever(session, stay)
+    return ReadingResult(stay, tenant, value, fever)
 
 
 @dataclass(frozen=True, slots=True)
