@@ -217,7 +217,9 @@ async def test_a_killed_postgresql_connection_is_replaced(db_url: str, monkeypat
     try:
         async with engine.connect() as conn:
             first = (await conn.execute(pid)).scalar_one()
-        assert await _kill_other_backends(db_url) == 1
+        # At least this engine's one connection (another test's leftover on this database
+        # would go too).
+        assert await _kill_other_backends(db_url) >= 1
         # Used just now: not pinged, so the dead connection fails its first statement and
         # takes the pool's connections with it; the next checkout is a new one.
         with pytest.raises(Exception) as err:
@@ -230,7 +232,7 @@ async def test_a_killed_postgresql_connection_is_replaced(db_url: str, monkeypat
         # Idle for longer than PING_IDLE: the ping finds it dead and the pool replaces it
         # before anyone uses it.
         monkeypatch.setattr(store, "PING_IDLE", 0.0)
-        assert await _kill_other_backends(db_url) == 1
+        assert await _kill_other_backends(db_url) >= 1
         async with engine.connect() as conn:
             third = (await conn.execute(pid)).scalar_one()
         assert third not in (first, second)
