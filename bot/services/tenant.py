@@ -213,19 +213,17 @@ async def latest_stay(session: AsyncSession, *, tenant_id: int, node_id: int) ->
 
 @dataclass(frozen=True, slots=True)
 class StayFacts:
-    """What a reading needs of a stay (latest_stay_facts): no object loaded."""
+    """What a tenant's own reading needs of their stay (_own_reading): no object loaded."""
 
     id: int
-    ended_at: datetime | None
     watch_until: datetime
 
 
-# Every 体温 asks it: a hot statement (bot.hot), columns instead of an object to load.
+# latest_stay's id, as a hot statement (bot.hot), and as the subquery of a tenant's own 体温.
 _LATEST = (select(_STAY.c.id).where(_STAY.c.tenant_id == bindparam("tenant_id"),
                                     _STAY.c.node_id == bindparam("node_id"))
            .order_by(_STAY.c.arrived_at.desc(), _STAY.c.id.desc()).limit(1))
-_LATEST_STAY_FACTS = Hot(_LATEST.with_only_columns(_STAY.c.id, _STAY.c.ended_at,
-                                                   _STAY.c.watch_until))
+_LATEST_STAY_ID = Hot(_LATEST)
 _SET_FEVER = Hot(update(_STAY).where(_STAY.c.id == bindparam("stay_id")).values(fever=True))
 # A tenant's own 体温 in one statement: the reading written against their latest stay at the
 # node when that stay is live, its watch handed back; no row back (nothing written) when
@@ -242,20 +240,11 @@ _READING_ON_LATEST_STAY = Hot(
         "WHERE tenant_stay.id = temperature_reading.stay_id)", _STAY.c.watch_until.type)))
 
 
-async def latest_stay_facts(session: AsyncSession, *, tenant_id: int, node_id: int
-                            ) -> StayFacts | None:
-    """latest_stay's id, end and watch, without loading the stay."""
-    rows = await _LATEST_STAY_FACTS.rows(session, {"tenant_id": tenant_id, "node_id": node_id})
-    return StayFacts(*rows[0]) if rows else None
-
-
-async def flag_fever(session: AsyncSession, stay: TenantStay | StayFacts) -> None:
-    """The stay had a fever: its flag set (a loaded stay in the session learns it too)."""
-    if isinstance(stay, TenantStay):
-        stay.fever = True
-        return
-    await _SET_FEVER.rows(session, {"stay_id": stay.id})
-    loaded = session.sync_session.identity_map.get(identity_key(TenantStay, stay.id))
+async def _flag_fever(session: AsyncSession, stay_id: int) -> None:
+    """A stay not loaded had a fever: its flag set with an UPDATE (a loaded copy of it in the
+    session learns it too)."""
+    await _SET_FEVER.rows(session, {"stay_id": stay_id})
+    loaded = session.sync_session.identity_map.get(identity_key(TenantStay, stay_id))
     if loaded is not None:
         set_committed_value(loaded, "fever", True)
 
@@ -401,18 +390,17 @@ async def _write_new_tenant(session: AsyncSession, new: _NewTenant, *, node_id: 
 
 
 async def _add_reading(
-    session: AsyncSession, *, stay: TenantStay | StayFacts, tenant: Person, node: Node,
-    by: Person, value: float, now: datetime, zone: ZoneInfo, threshold: float,
-    inbound_id: int | None,
+    session: AsyncSession, *, stay: TenantStay, tenant: Person, node: Node, by: Person,
+    value: float, now: datetime, zone: ZoneInfo, threshold: float, inbound_id: int | None,
 ) -> bool:
-    fever = await keep_reading(
+    def flag() -> str:
+        stay.fever = True
+        return _fever_to_team(node, tenant, value, now, zone)
+
+    return await keep_reading(
         session, TemperatureReading(stay_id=stay.id, value=value, taken_at=now, by_id=by.id,
                                     inbound_id=inbound_id),
-        value=value, threshold=threshold, node=node, now=now,
-        on_fever=lambda: _fever_to_team(node, tenant, value, now, zone))
-    if fever:
-        await flag_fever(session, stay)
-    return fever
+        value=value, threshold=threshold, node=node, now=now, on_fever=flag)
 
 
 def _fever_to_team(node: Node, tenant: Person, value: float, now: datetime, zone: ZoneInfo
@@ -481,7 +469,8 @@ async def record_temperature(
 ) -> ReadingResult:
     """体温: the tenant's own reading, or a landlord's for a named tenant of this group."""
     if as_landlord and cmd.name is None and sender is not None:
-        own = await latest_stay_facts(session, tenant_id=sender.id, node_id=node.id)
+        own = await _LATEST_STAY_ID.scalar(session, {"tenant_id": sender.id,
+                                                      "node_id": node.id})
         if own is None:
             raise UserError(texts.Tenant.TEMP_NEEDS_NAME)
     if cmd.name is not None and as_landlord:
@@ -517,11 +506,11 @@ async def _own_reading(session: AsyncSession, *, node: Node, tenant: Person, val
     if not rows:
         hot.wrote_nothing(session)  # the batch's watch counted the INSERT as a write
         raise UserError(texts.Tenant.TEMP_NO_STAY)
-    stay = StayFacts(rows[0][0], None, rows[0][1])
+    stay = StayFacts(*rows[0])
     fever = await _alert_if_fever(session, value=value, threshold=threshold, node=node, now=now,
                                   on_fever=lambda: _fever_to_team(node, tenant, value, now, zone))
     if fever:
-        await flag_fever(session, stay)
+        await _flag_fever(session, stay.id)
     return ReadingResult(stay, tenant, value, fever)
 
 
