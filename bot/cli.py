@@ -1127,7 +1127,7 @@ async def _export(settings: Settings, report: str, *, node_ref: str, day_text: s
         except ValueError:
             raise ConfigError(f"--date: expected a day like 2020-02-21, got {day_text!r}"
                               ) from None
-        if not stats.FIRST_DAY <= day <= stats.LAST_DAY:
+        if not stats.day_in_range(day):
             raise ConfigError(f"--date: the day must be between {stats.FIRST_DAY} and "
                               f"{stats.LAST_DAY}, got {day_text!r}")
 

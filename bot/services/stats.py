@@ -79,6 +79,11 @@ from models import (
 FIRST_DAY, LAST_DAY = date.min + timedelta(days=1), date.max - timedelta(days=1)
 
 
+def day_in_range(day: date) -> bool:
+    """Whether figures can be asked for this day (FIRST_DAY to LAST_DAY)."""
+    return FIRST_DAY <= day <= LAST_DAY
+
+
 class Day(date):
     """A calendar day with its bounds: a date that also knows start, end and now."""
 

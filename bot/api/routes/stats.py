@@ -29,7 +29,7 @@ def _iso_day_only(value: Any) -> Any:
 
 def _in_range(value: date) -> date:
     """Refuse the first and last days a date can hold (see stats.FIRST_DAY)."""
-    if not stats.FIRST_DAY <= value <= stats.LAST_DAY:
+    if not stats.day_in_range(value):
         raise ValueError(f"the date must be between {stats.FIRST_DAY} and {stats.LAST_DAY}")
     return value
 

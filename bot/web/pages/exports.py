@@ -79,7 +79,7 @@ async def export_file(
     except ValueError:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
                             texts.EXPORT_BAD_DATE) from None
-    if not stats.FIRST_DAY <= when <= stats.LAST_DAY:  # its bounds are not a datetime in UTC
+    if not stats.day_in_range(when):
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
                             texts.EXPORT_DAY_OUT_OF_RANGE)
     try:
