@@ -37,7 +37,7 @@ from zoneinfo import ZoneInfo
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import bulk  # bench/bulk.py: the throwaway keys
-from sqlalchemy import event, func, insert, select, text
+from sqlalchemy import event, func, insert, literal, select, text, update
 
 from bot import chainfile, store
 from bot.app import BotApp, build_app
@@ -169,9 +169,48 @@ async def add_people(app: BotApp, n: int) -> None:
                 await session.execute(text(
                     f"SELECT setval(pg_get_serial_sequence('{table.name}', 'id'), "
                     f"(SELECT max(id) FROM {table.name}))"))
+        await add_history(session, first=first, n=n, now=now)
     async with app.engine.connect() as conn:
         await conn.execute(text("ANALYZE"))
         await conn.commit()
+
+
+async def add_history(session: Any, *, first: int, n: int, now: datetime) -> None:
+    """What the --people tenants' days left in a store in use: each one's return and a
+    reading on record (two inbound rows, two readings) and the reply they got, sent (one
+    outbox row, through the bot's writer). Without them the tables the commands write most
+    start empty, and a planner that has analyzed them empty plans for empty tables (a scan
+    of inbound_message per look-up), as no running city's database would."""
+    from bot.services import outbox
+    from models import (
+        Contact,
+        Group,
+        InboundMessage,
+        OutboxMessage,
+        TemperatureReading,
+        TenantStay,
+    )
+
+    mine = TenantStay.tenant_id.between(first + 1, first + n)
+    for k, command in enumerate(("TenantReturn", "Temperature")):
+        await session.execute(insert(TemperatureReading).from_select(
+            ["stay_id", "value", "taken_at", "by_id"],
+            select(TenantStay.id, literal(36.4 + k / 10), TenantStay.arrived_at,
+                   TenantStay.tenant_id).where(mine)))
+        await session.execute(insert(InboundMessage).from_select(
+            ["transport", "message_id", "room_id", "sender_id", "command", "received_at"],
+            select(Contact.transport, Contact.contact_id + f"-{k}", literal("old@chatroom"),
+                   Contact.contact_id, literal(command), Contact.created_at)
+            .where(Contact.person_id.between(first + 1, first + n))))
+    rooms = {node: room for node, room in await session.execute(
+        select(Group.node_id, Group.room_id).where(Group.room_id.like("ll%@chatroom")))}
+    stays = list(await session.execute(select(TenantStay.node_id).where(mine)))
+    for start in range(0, len(stays), 5000):
+        await outbox.queue_replies(session, now=now, replies=[
+            outbox.ReplyDraft(TRANSPORT, rooms[node], "", "已登记返回，请居家观察14天")
+            for (node,) in stays[start:start + 5000]])
+    await session.execute(update(OutboxMessage).values(status="sent", attempts=1,
+                                                       sent_at=now))
 
 
 # --------------------------------------------------------------------------------------------

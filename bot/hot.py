@@ -29,16 +29,20 @@ other events do not.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
-from sqlalchemy import exc
+from sqlalchemy import ARRAY, Text, any_, bindparam, exc, func, literal_column, select
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute, class_mapper
+from sqlalchemy.orm.attributes import instance_state, set_committed_value
 from sqlalchemy.sql.compiler import SQLCompiler
-from sqlalchemy.sql.expression import ClauseElement, Executable
+from sqlalchemy.sql.expression import ClauseElement, ColumnElement, Executable
+from sqlalchemy.types import TypeDecorator
 from sqlalchemy.util import greenlet_spawn
 
 from bot.store import InlineSQLite
@@ -147,6 +151,82 @@ class Hot:
         """The first column of the first row, or None when there is no row."""
         rows = await self.rows(session, params, identity_rows=identity_rows)
         return rows[0][0] if rows else None
+
+
+class _JSONList(TypeDecorator[list[Any]]):
+    """A list parameter passed to SQLite as one JSON array (see one_of)."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: list[Any] | None, dialect: Dialect) -> str | None:
+        return None if value is None else json.dumps(list(value), ensure_ascii=False)
+
+
+def one_of(column: ColumnElement[Any] | InstrumentedAttribute[Any], name: str,
+           dialect: str) -> ColumnElement[bool]:
+    """`column IN (the list given as parameter name)`, with no expanding parameter (which a
+    hot statement may not have): on PostgreSQL `= ANY` of an array, on SQLite the members
+    of a JSON array (json_each)."""
+    if dialect == "postgresql":
+        return column == any_(bindparam(name, type_=ARRAY(column.type)))
+    return column.in_(select(literal_column("value"))
+                      .select_from(func.json_each(bindparam(name, type_=_JSONList))))
+
+
+class PerDialect:
+    """A hot statement built for each dialect by `build(dialect name)` (one that differs
+    between them, as one_of does), when a session of that dialect first runs it."""
+
+    __slots__ = ("_build", "_hot")
+
+    def __init__(self, build: Callable[[str], Executable]):
+        self._build = build
+        self._hot: dict[str, Hot] = {}
+
+    def of(self, session: AsyncSession) -> Hot:
+        name = session.bind.dialect.name
+        found = self._hot.get(name)
+        if found is None:
+            found = self._hot[name] = Hot(self._build(name))
+        return found
+
+
+def columns(model: type[Any]) -> tuple[Any, ...]:
+    """A mapped class's columns, in the order `loaded` takes their values."""
+    return tuple(prop.columns[0] for prop in class_mapper(model).column_attrs)
+
+
+def loaded(session: AsyncSession, model: type[T], values: Sequence[Any]) -> T:
+    """The object a query would give for a row of `model`'s columns (`columns(model)`, in
+    that order) that a hot statement read: the one the session already has under that
+    primary key (its expired attributes set from the row, as loading does), or a new
+    persistent one, clean, its relationships not loaded. It skips what loading through the
+    ORM costs per statement (compile cache, execution context, loading steps)."""
+    mapper = class_mapper(model)
+    shape = _SHAPES.get(model)
+    if shape is None:
+        keys = tuple(prop.key for prop in mapper.column_attrs)
+        shape = _SHAPES[model] = (keys, tuple(
+            keys.index(mapper.get_property_by_column(c).key) for c in mapper.primary_key))
+    keys, primary = shape
+    sync = session.sync_session
+    identity = mapper.identity_key_from_primary_key(tuple(values[i] for i in primary))
+    found = sync.identity_map.get(identity)
+    if found is not None:
+        state = instance_state(found)
+        for key in state.expired_attributes.intersection(keys):
+            set_committed_value(found, key, values[keys.index(key)])
+        return cast(T, found)
+    obj = mapper.class_manager.new_instance()
+    obj.__dict__.update(zip(keys, values, strict=True))  # as loaded: no history to flush
+    instance_state(obj).key = identity
+    sync.add(obj)  # persistent, in the identity map
+    return cast(T, obj)
+
+
+T = TypeVar("T")
+_SHAPES: dict[type[Any], tuple[tuple[str, ...], tuple[int, ...]]] = {}
 
 
 # session.sync_session.info key: a callable told that a hot statement just run, which whoever

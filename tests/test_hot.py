@@ -10,12 +10,14 @@ from typing import Any
 
 import pytest
 from sqlalchemy import bindparam, event, func, insert, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import inspect as sa_inspect
+from sqlalchemy.exc import IntegrityError, InvalidRequestError
 
+from bot import hot
 from bot.app import BotApp
 from bot.hot import Hot
 from bot.services import notice, people
-from models import Contact, InboundMessage, Membership, OutboxMessage, Person, Role
+from models import Contact, Group, InboundMessage, Membership, Node, OutboxMessage, Person, Role
 from tests.conftest import Chat, DemoChain, count
 
 INBOUND = InboundMessage.__table__
@@ -181,3 +183,97 @@ async def test_a_hot_write_before_a_refusal_is_undone(bot: BotApp, chat: Chat,
                              (chain.tenant_group, chain.landlord, "房东上报 消毒")])
     assert chat.replies(chain.tenant_group)[0] == "不能记录"
     assert await count(bot, TemperatureReading) == 0
+
+
+# Objects built from a hot statement's columns (hot.loaded) stand in for ORM-loaded ones.
+
+def _values(obj: Any) -> dict[str, Any]:
+    return {prop.key: getattr(obj, prop.key) for prop in sa_inspect(type(obj)).column_attrs}
+
+
+async def test_a_built_object_is_the_one_a_query_would_load(bot: BotApp, chain: DemoChain):
+    async with bot.session() as session:
+        orm = {type(o): _values(o) for o in (
+            (await session.execute(select(Group).where(Group.room_id == chain.team_group)))
+            .scalar_one(),
+            (await session.execute(select(Node).where(Node.parent_id.is_not(None)).limit(1)))
+            .scalar_one(),
+            await people.find_by_contact(session, transport="sim", contact_id=chain.tenant))}
+    for model, values in orm.items():
+        async with bot.session() as session, session.begin():
+            row = [values[prop.key] for prop in sa_inspect(model).column_attrs]
+            built = hot.loaded(session, model, row)
+            state = sa_inspect(built)
+            assert state.persistent and not state.modified and not session.sync_session.dirty
+            assert _values(built) == values
+            # The session knows it: a query gives this very object, loading it again
+            # gives the same one.
+            again = (await session.execute(select(model).where(
+                model.id == values["id"]))).scalar_one()  # type: ignore[attr-defined]
+            assert again is built
+            assert hot.loaded(session, model, row) is built
+            # Its relationships are not loaded, as after a query (lazy="raise" says so).
+            for rel in sa_inspect(model).relationships:
+                with pytest.raises(InvalidRequestError, match="lazy='raise'"):
+                    getattr(built, rel.key)
+
+
+async def test_a_change_to_a_built_object_is_written(bot: BotApp, chain: DemoChain):
+    async with bot.session() as session, session.begin():
+        group = (await session.execute(select(Group).where(
+            Group.room_id == chain.team_group))).scalar_one()
+        row = [getattr(group, p.key) for p in sa_inspect(Group).column_attrs]
+    async with bot.session() as session, session.begin():
+        built = hot.loaded(session, Group, row)
+        built.title = "一队（新）"
+    async with bot.session() as session:
+        assert (await session.execute(select(Group.title).where(
+            Group.id == row[0]))).scalar_one() == "一队（新）"
+
+
+async def test_an_expired_object_is_refreshed_from_the_row(bot: BotApp, chain: DemoChain):
+    # After a SAVEPOINT rolled back a change, the object is expired: a query would set it
+    # from its row, and so does hot.loaded (it returns the same object, not a second one).
+    async with bot.session() as session, session.begin():
+        person = await people.find_by_contact(session, transport="sim",
+                                              contact_id=chain.tenant)
+        assert person is not None
+        row = [getattr(person, p.key) for p in sa_inspect(Person).column_attrs]
+        nested = await session.begin_nested()
+        person.name = "改了又撤回"
+        await session.flush()
+        await nested.rollback()
+        assert "name" in sa_inspect(person).expired_attributes
+        assert hot.loaded(session, Person, row) is person
+        assert not sa_inspect(person).expired_attributes
+        assert person.name == row[[p.key for p in sa_inspect(Person).column_attrs]
+                                  .index("name")]
+
+
+@pytest.mark.parametrize("wanted", [[], ["a"], ["a", "b", "c"], ["张三", "a'b", 'q"q']],
+                         ids=["none", "one", "several", "quoted"])
+async def test_one_of_is_in(bot: BotApp, wanted: list[str]):
+    rows = [inbound(m) for m in ("a", "b", "c", "d", "张三", "a'b", 'q"q')]
+    statement = hot.PerDialect(lambda dialect: select(INBOUND.c.message_id).where(
+        hot.one_of(INBOUND.c.message_id, "ids", dialect)).order_by(INBOUND.c.message_id))
+    async with bot.session() as session, session.begin():
+        await session.execute(insert(INBOUND), rows)
+        found = await statement.of(session).rows(session, {"ids": wanted})
+        expected = (await session.execute(select(INBOUND.c.message_id).where(
+            INBOUND.c.message_id.in_(wanted)).order_by(INBOUND.c.message_id))).all()
+    assert found == [tuple(r) for r in expected]
+    assert sorted(m for (m,) in found) == sorted(wanted)
+
+
+async def test_senders_and_roles_are_who_the_orm_finds(bot: BotApp, chain: DemoChain):
+    # Someone with several roles, someone with one, a tenant, and a contact nobody has.
+    contacts = [chain.team_member, chain.secretary, chain.landlord, chain.tenant, "sim-nobody"]
+    async with bot.session() as session, session.begin():
+        found = await people.senders_and_roles(session, transport="sim", contact_ids=contacts)
+        by_orm = await people.find_by_contacts(session, transport="sim", contact_ids=contacts)
+        roles = await people.held_roles_of(session, person_ids=[p.id for p in by_orm.values()])
+        assert found.keys() == by_orm.keys() == set(contacts) - {"sim-nobody"}
+        for contact_id, (person, held) in found.items():
+            assert person is by_orm[contact_id]  # the same object: one identity map
+            assert held == roles[person.id]
+        assert any(len(held) > 1 for _, held in found.values())
