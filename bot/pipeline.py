@@ -265,8 +265,8 @@ class Lookups:
         for room_id in room_ids:
             self.groups[(transport, room_id)] = None
         session = self.session
-        for row in await _GROUPS_BY_ROOMS.of(session).rows(
-                session, {"transport": transport, "room_ids": list(room_ids)}):
+        for row in await _GROUPS_BY_ROOMS.rows(
+                session, {"transport": transport, "room_ids": room_ids}):
             group = hot.loaded(session, Group, row[:_GROUP_WIDTH])
             set_committed_value(group, "node", hot.loaded(session, Node, row[_GROUP_WIDTH:]))
             self.groups[(transport, group.room_id)] = group
@@ -308,11 +308,10 @@ PRIME_CHUNK = 32
 # Run hot, the objects built from its columns (hot.loaded): through the ORM this look-up,
 # made for every batch, cost twice the CPU.
 _GROUP_WIDTH = len(hot.columns(Group))
-_GROUPS_BY_ROOMS = hot.PerDialect(lambda dialect: (
+_GROUPS_BY_ROOMS = hot.WithList(lambda member: (
     select(*hot.columns(Group), *hot.columns(Node)).join_from(Group, Node,
                                                               Node.id == Group.node_id)
-    .where(Group.transport == bindparam("transport"),
-           hot.one_of(Group.room_id, "room_ids", dialect))))
+    .where(Group.transport == bindparam("transport"), member(Group.room_id))), "room_ids")
 
 
 def _chunks(values: Sequence[Any], size: int = PRIME_CHUNK) -> list[list[Any]]:

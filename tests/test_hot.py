@@ -252,13 +252,13 @@ async def test_an_expired_object_is_refreshed_from_the_row(bot: BotApp, chain: D
 
 @pytest.mark.parametrize("wanted", [[], ["a"], ["a", "b", "c"], ["张三", "a'b", 'q"q']],
                          ids=["none", "one", "several", "quoted"])
-async def test_one_of_is_in(bot: BotApp, wanted: list[str]):
+async def test_a_list_parameter_is_in(bot: BotApp, wanted: list[str]):
     rows = [inbound(m) for m in ("a", "b", "c", "d", "张三", "a'b", 'q"q')]
-    statement = hot.PerDialect(lambda dialect: select(INBOUND.c.message_id).where(
-        hot.one_of(INBOUND.c.message_id, "ids", dialect)).order_by(INBOUND.c.message_id))
+    statement = hot.WithList(lambda member: select(INBOUND.c.message_id).where(
+        member(INBOUND.c.message_id)).order_by(INBOUND.c.message_id), "ids")
     async with bot.session() as session, session.begin():
         await session.execute(insert(INBOUND), rows)
-        found = await statement.of(session).rows(session, {"ids": wanted})
+        found = await statement.rows(session, {"ids": wanted})
         expected = (await session.execute(select(INBOUND.c.message_id).where(
             INBOUND.c.message_id.in_(wanted)).order_by(INBOUND.c.message_id))).all()
     assert found == [tuple(r) for r in expected]

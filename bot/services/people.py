@@ -29,15 +29,14 @@ _BY_CONTACTS = (select(Contact.contact_id, Person).join(Contact, Contact.person_
 # role; one without roles once, the role columns NULL): the pipeline's look-ups.
 # Run hot, the people built from its columns (hot.loaded): through the ORM this look-up,
 # made for every batch, cost three times the CPU.
-_SENDERS_AND_ROLES = hot.PerDialect(lambda dialect: (
+_SENDERS_AND_ROLES = hot.WithList(lambda member: (
     select(Contact.contact_id, *hot.columns(Person), Membership.role, Membership.node_id,
            Node.parent_id)
     .join_from(Person, Contact, Contact.person_id == Person.id)
     .outerjoin(Membership, Membership.person_id == Person.id)
     .outerjoin(Node, Node.id == Membership.node_id)
-    .where(Contact.transport == bindparam("transport"),
-           hot.one_of(Contact.contact_id, "contact_ids", dialect))
-    .order_by(Membership.id)))
+    .where(Contact.transport == bindparam("transport"), member(Contact.contact_id))
+    .order_by(Membership.id)), "contact_ids")
 _HELD_ROLES_OF = (select(Membership.person_id, Membership.role, Membership.node_id,
                          Node.parent_id)
                   .join(Node, Node.id == Membership.node_id)
@@ -179,8 +178,8 @@ async def senders_and_roles(session: AsyncSession, *, transport: str,
     if not wanted:
         return {}
     out: dict[str, tuple[Person, list[HeldRole]]] = {}
-    for contact_id, *person, role, node_id, parent_id in await _SENDERS_AND_ROLES.of(
-            session).rows(session, {"transport": transport, "contact_ids": wanted}):
+    for contact_id, *person, role, node_id, parent_id in await _SENDERS_AND_ROLES.rows(
+            session, {"transport": transport, "contact_ids": wanted}):
         found = out.get(contact_id)
         if found is None:
             found = out[contact_id] = (hot.loaded(session, Person, person), [])
