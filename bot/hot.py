@@ -25,6 +25,10 @@ test that runs it, never quietly):
 Like any Core statement run through a session, it does not autoflush; listeners of the
 connection's `before_cursor_execute` see it (with no cursor and no context), the engine's
 other events do not.
+
+A list parameter goes through `WithList` (a statement per dialect, and on PostgreSQL per
+length). Rows of a mapped class's columns become the objects a query would have loaded
+through `loaded` (the pipeline's look-ups of rooms and senders).
 """
 
 from __future__ import annotations
@@ -211,6 +215,11 @@ class WithList:
             **params, **{f"{self._name}_{i}": v for i, v in enumerate(padded)}})
 
 
+T = TypeVar("T")
+# Per mapped class: its column attributes' keys, and where its primary key is among them.
+_SHAPES: dict[type[Any], tuple[tuple[str, ...], tuple[int, ...]]] = {}
+
+
 def columns(model: type[Any]) -> tuple[Any, ...]:
     """A mapped class's columns, in the order `loaded` takes their values."""
     return tuple(prop.columns[0] for prop in class_mapper(model).column_attrs)
@@ -242,10 +251,6 @@ def loaded(session: AsyncSession, model: type[T], values: Sequence[Any]) -> T:
     instance_state(obj).key = identity
     sync.add(obj)  # persistent, in the identity map
     return cast(T, obj)
-
-
-T = TypeVar("T")
-_SHAPES: dict[type[Any], tuple[tuple[str, ...], tuple[int, ...]]] = {}
 
 
 # session.sync_session.info key: a callable told that a hot statement just run, which whoever

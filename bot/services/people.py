@@ -28,7 +28,8 @@ _BY_CONTACTS = (select(Contact.contact_id, Person).join(Contact, Contact.person_
 # Who sent each message and every role they hold, in one statement (a person repeated per
 # role; one without roles once, the role columns NULL): the pipeline's look-ups.
 # Run hot, the people built from its columns (hot.loaded): through the ORM this look-up,
-# made for every batch, cost three times the CPU.
+# made for every batch, cost 333-425 us of CPU for three senders on SQLite and 507-563 on
+# PostgreSQL, against 136-198 and 314-367.
 _SENDERS_AND_ROLES = hot.WithList(lambda member: (
     select(Contact.contact_id, *hot.columns(Person), Membership.role, Membership.node_id,
            Node.parent_id)
