@@ -203,12 +203,13 @@ async def add_history(session: Any, *, first: int, n: int, now: datetime) -> Non
     rooms = {node: room for node, room in await session.execute(
         select(Group.node_id, Group.room_id).where(Group.room_id.like("ll%@chatroom")))}
     stays = list(await session.execute(select(TenantStay.node_id).where(mine)))
+    before = (await session.execute(select(func.max(OutboxMessage.id)))).scalar_one() or 0
     for start in range(0, len(stays), 5000):
         await outbox.queue_replies(session, now=now, replies=[
             outbox.ReplyDraft(TRANSPORT, rooms[node], "", "已登记返回，请居家观察14天")
             for (node,) in stays[start:start + 5000]])
-    await session.execute(update(OutboxMessage).values(status="sent", attempts=1,
-                                                       sent_at=now))
+    await session.execute(update(OutboxMessage).where(OutboxMessage.id > before)
+                          .values(status="sent", attempts=1, sent_at=now))
 
 
 # --------------------------------------------------------------------------------------------
