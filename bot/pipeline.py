@@ -236,7 +236,6 @@ class Lookups:
             event.listen(self._sync, "do_orm_execute", self._on_execute)
             self._sync.info[hot.IDENTITY_WRITES] = self._forget_rows
             self._listening = True
-        session = self.session
         rooms: dict[str, set[str]] = {}
         contacts: dict[str, set[str]] = {}
         for item in items:
@@ -254,11 +253,6 @@ class Lookups:
             for contact_ids in _chunks(sorted(all_contacts)):
                 await share.turn()
                 await self._senders(transport, contact_ids)
-        person_ids = {p.id for p in self.senders.values()
-                      if p is not None and p.id not in self.roles}
-        for chunk in _chunks(sorted(person_ids)):
-            await share.turn()
-            self.roles.update(await people.held_roles_of(session, person_ids=chunk))
 
     async def _groups(self, transport: str, room_ids: Sequence[str]) -> None:
         """The groups bound to these rooms, with their nodes (one query)."""
