@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import Table, and_, bindparam, func, insert, select, true
+from sqlalchemy import Select, Table, and_, bindparam, func, insert, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import make_transient_to_detached
 
@@ -30,14 +30,24 @@ _BY_CONTACTS = (select(Contact.contact_id, Person).join(Contact, Contact.person_
 # Run hot, the people built from its columns (hot.loaded): through the ORM this look-up,
 # made for every batch, cost 333-425 us of CPU for three senders on SQLite and 507-563 on
 # PostgreSQL, against 136-198 and 314-367.
-_SENDERS_AND_ROLES = hot.WithList(lambda member: (
-    select(Contact.contact_id, *hot.columns(Person), Membership.role, Membership.node_id,
-           Node.parent_id)
-    .join_from(Person, Contact, Contact.person_id == Person.id)
-    .outerjoin(Membership, Membership.person_id == Person.id)
-    .outerjoin(Node, Node.id == Membership.node_id)
-    .where(Contact.transport == bindparam("transport"), member(Contact.contact_id))
-    .order_by(Membership.id)), "contact_ids")
+# Per row: the contact id, the person's columns, then one of their roles (role, node, the
+# node's parent, the membership's id: the roles' order), or NULLs for a person with none.
+SENDER_AND_ROLE_COLUMNS = (Contact.contact_id, *hot.columns(Person), Membership.role,
+                           Membership.node_id, Node.parent_id, Membership.id)
+
+
+def senders_and_roles_of(member: hot.Member) -> Select[Any]:
+    """senders_and_roles' query (also part of the pipeline's first statement on PostgreSQL,
+    bot.pipeline._opening): `member(column)` picks the contact ids."""
+    return (select(*SENDER_AND_ROLE_COLUMNS)
+            .join_from(Person, Contact, Contact.person_id == Person.id)
+            .outerjoin(Membership, Membership.person_id == Person.id)
+            .outerjoin(Node, Node.id == Membership.node_id)
+            .where(Contact.transport == bindparam("transport"), member(Contact.contact_id))
+            .order_by(Membership.id))
+
+
+_SENDERS_AND_ROLES = hot.WithList(senders_and_roles_of, "contact_ids")
 _HELD_ROLES_OF = (select(Membership.person_id, Membership.role, Membership.node_id,
                          Node.parent_id)
                   .join(Node, Node.id == Membership.node_id)
@@ -178,9 +188,16 @@ async def senders_and_roles(session: AsyncSession, *, transport: str,
     wanted = list(set(contact_ids))
     if not wanted:
         return {}
+    return senders_from_rows(session, await _SENDERS_AND_ROLES.rows(
+        session, {"transport": transport, "contact_ids": wanted}))
+
+
+def senders_from_rows(session: AsyncSession, rows: Iterable[Sequence[Any]]
+                      ) -> dict[str, tuple[Person, list[HeldRole]]]:
+    """senders_and_roles' answer from its query's rows (SENDER_AND_ROLE_COLUMNS, in the
+    memberships' order)."""
     out: dict[str, tuple[Person, list[HeldRole]]] = {}
-    for contact_id, *person, role, node_id, parent_id in await _SENDERS_AND_ROLES.rows(
-            session, {"transport": transport, "contact_ids": wanted}):
+    for contact_id, *person, role, node_id, parent_id, _membership_id in rows:
         found = out.get(contact_id)
         if found is None:
             found = out[contact_id] = (hot.loaded(session, Person, person), [])
