@@ -133,9 +133,14 @@ class WrongInviteCode(UserError):
 async def _take_invite(
     session: AsyncSession, *, code: str, kind: InviteKind, now: datetime, used_by: str
 ) -> tuple[InviteCode, Node]:
+    # The code's row locked (PostgreSQL; SQLite has one writer at a time) and read afresh:
+    # another transaction redeeming it at the same moment waits for this one to end, then
+    # finds it used, instead of overwriting it (one code, two people).
     row = (await session.execute(
         select(InviteCode, Node).join(Node, Node.id == InviteCode.node_id)
         .where(InviteCode.code == code.upper())
+        .with_for_update(of=InviteCode)
+        .execution_options(populate_existing=True)
     )).first()
     if row is None:
         raise WrongInviteCode(texts.Bind.UNKNOWN)

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
+from sqlalchemy import select
+
+from bot import texts
+from bot.domain import UserError
 from bot.services import chain as chain_service
-from models import Group, InviteKind, LandlordReport, Membership, Role
+from models import Group, InviteCode, InviteKind, LandlordReport, Membership, Role
 from tests.conftest import Chat, DemoChain, count
 
 
@@ -76,3 +81,40 @@ async def test_a_room_is_bound_by_a_group_code(bot, chat: Chat, chain: DemoChain
     other = await _invite(bot, "董宝明出租房", None)
     await chat.say("ying2@chatroom", chain.ying_tenant, f"绑定群 {other}")
     assert chat.replies("ying2@chatroom") == ["本群已经绑定到「应天喜出租房」，不能再绑定。"]
+
+
+async def test_a_code_redeemed_by_two_transactions_at_once_is_used_once(bot, chain: DemoChain):
+    # The second waits for the first to end, then finds the code used (it never overwrites
+    # the first's redemption: one code, one person).
+    code = await _invite(bot, "应天喜出租房", Role.LANDLORD)
+    taken, release = asyncio.Event(), asyncio.Event()
+
+    async def first() -> None:
+        async with bot.session() as s, s.begin():
+            await chain_service._take_invite(s, code=code, kind=InviteKind.PERSON,
+                                             now=bot.now(), used_by="sim-first")
+            await s.flush()
+            taken.set()
+            await release.wait()
+
+    async def second() -> str:
+        async with bot.session() as s, s.begin():
+            try:
+                await chain_service._take_invite(s, code=code, kind=InviteKind.PERSON,
+                                                 now=bot.now(), used_by="sim-second")
+                await s.flush()
+            except UserError as refused:
+                return refused.text
+            return "taken"
+
+    one = asyncio.create_task(first())
+    await asyncio.wait_for(taken.wait(), 30)
+    two = asyncio.create_task(second())
+    await asyncio.sleep(0.3)
+    assert not two.done()  # waiting for the first
+    release.set()
+    await asyncio.wait_for(one, 30)
+    assert await asyncio.wait_for(two, 30) == texts.Bind.USED.format(code=code)
+    async with bot.session() as s:
+        invite = (await s.execute(select(InviteCode).where(InviteCode.code == code))).scalar_one()
+        assert invite.used_by == "sim-first"
