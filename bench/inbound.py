@@ -805,6 +805,38 @@ async def run_pipeline(url: str, spec: chainfile.ChainSpec, sims: list[Sim], *,
     return await measured(run, feed, app.pipeline.idle, rate, errors, profile)
 
 
+async def run_batches(url: str, spec: chainfile.ChainSpec, sims: list[Sim]) -> None:
+    """What one batch costs, alone: `Pipeline.process` called in a loop on batches of 1 and
+    of 4 commands (returns and 体温 only, after 200 alone to warm up), no load generator,
+    ticker, verifier or sender; two rounds of 100 batches per size (the first warms that
+    size up). Quieter than the open-loop runs, where batch sizes follow the machine."""
+    run = await set_up("per batch", url, spec, sims, batch_max=None, verify=False)
+    app = run.app
+    app.pipeline.send_reply = _nothing  # type: ignore[method-assign]
+    await app.start()
+    await app.idle()
+    commands = [m for m, s in zip(run.messages, sims, strict=True)
+                if s.kind in ("return", "temperature")]
+    if len(commands) < 1200:
+        raise SystemExit("--runs batches: too few returns and readings; raise --messages")
+    for message in commands[:200]:
+        await app.pipeline.process([message])
+    rest = commands[200:]
+    print("--- per batch (Pipeline.process in a loop; returns and 体温)")
+    for size in (1, 4):
+        for round_ in (1, 2):
+            batches = [rest[i * size:(i + 1) * size] for i in range(100)]
+            rest = rest[100 * size:]
+            t0, c0 = time.perf_counter(), time.process_time()
+            for batch in batches:
+                await app.pipeline.process(batch)
+            wall = (time.perf_counter() - t0) / len(batches) * 1000
+            cpu = (time.process_time() - c0) / len(batches) * 1000
+            print(f"  {size} command{'s' if size > 1 else ''} a batch, round {round_}: "
+                  f"wall {wall:.2f} ms, CPU {cpu:.2f} ms a batch")
+    await app.stop()
+
+
 async def run_ptb(url: str, spec: chainfile.ChainSpec, sims: list[Sim], *, verify: bool,
                   errors: ErrorCounter, rate: float | None) -> Result:
     """python-telegram-bot's Application (sequential updates, its default) running the same
@@ -919,7 +951,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="override store.STATEMENT_TURN, seconds (SQLite: the longest run of "
                         "statements before the loop is handed back; 1000 = never)")
     p.add_argument("--runs", default="pipeline,ptb",
-                   help="comma-separated, in order: pipeline, ptb, naive (default pipeline,ptb)")
+                   help="comma-separated, in order: pipeline, ptb, naive (default pipeline,ptb);"
+                        " or batches: what one batch costs alone (no sender)")
     p.add_argument("--no-sender", action="store_true",
                    help="do not start the outbox sender (replies stay queued): inbound alone")
     p.add_argument("--no-verify", action="store_true",
@@ -929,7 +962,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="write a pyinstrument profile (text) of the pipeline run to this file")
     args = p.parse_args(argv)
     args.runs = [r.strip() for r in args.runs.split(",") if r.strip()]
-    if unknown := set(args.runs) - {"pipeline", "ptb", "naive"}:
+    if unknown := set(args.runs) - {"pipeline", "ptb", "naive", "batches"}:
         p.error(f"--runs: unknown {', '.join(sorted(unknown))}")
     return args
 
@@ -954,7 +987,7 @@ async def main(argv: list[str] | None = None) -> int:
     if "ptb" in args.runs or args.profile:
         ensure_ptb()
     global SENDER, STEPS, PEOPLE
-    SENDER = not args.no_sender
+    SENDER = not args.no_sender and "batches" not in args.runs
     STEPS = args.steps
     PEOPLE = args.people
     errors = ErrorCounter()
@@ -1005,6 +1038,9 @@ async def main(argv: list[str] | None = None) -> int:
             if profiler is not None:
                 args.profile.write_text(profiler.output_text(show_all=False))
                 print(f"  profile written to {args.profile}")
+        elif name == "batches":
+            await run_batches(urls["pipeline"], spec, sims)
+            continue
         elif name == "ptb":
             results[name] = await run_ptb(urls[name], spec, sims, verify=not args.no_verify,
                                           errors=errors, rate=args.rate)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import AsyncIterator, Mapping
 from datetime import datetime
@@ -31,6 +32,8 @@ log = logging.getLogger(__name__)
 # SIGTERM to exit: a service manager's default stop timeout is longer (systemd 90 s,
 # docker 10 s); the bot stays within the shorter one.
 STOP_SECONDS = 8.0
+# How long a reconcile waits for the pipeline to record the echoes already received.
+RECONCILE_WAITS_FOR_ECHOES = 5.0
 
 
 def make_transport(settings: Settings, clock: Clock) -> Transport:
@@ -94,6 +97,10 @@ class BotApp:
                                  after_commit=self.sender.wake,
                                  write_replies=self._write_replies,
                                  read_sessions=self.read_sessions)
+        # An echo still waiting in the pipeline for company is recorded before the sender
+        # decides whether a row left `sending` went out (else it would send it again).
+        self.sender.before_reconcile = functools.partial(
+            self.pipeline.record_echoes_now, RECONCILE_WAITS_FOR_ECHOES)
         # What arrives per account (the watchdog's silence check; the pipeline keeps no chatter).
         self.activity = watchdog.Activity()
         self.reply_gate = ReplyGate(per_minute=settings.pacing.commands_per_minute,

@@ -737,10 +737,17 @@ class Pipeline:
         self._unfinished = 0
         self._arrived = asyncio.Event()
         self._hurried = False
+        # Messages submitted and handled so far, and a wake-up after each batch (see
+        # record_echoes_now); while `_flushing`, no batch lingers for more echoes.
+        self._submitted = 0
+        self._handled = 0
+        self._progress = asyncio.Event()
+        self._flushing = 0
 
     async def submit(self, message: IncomingMessage) -> None:
         """The transport's callback: queue a message (handled in arrival order)."""
         self._unfinished += 1
+        self._submitted += 1
         self._queue.put_nowait(message)
         self._arrived.set()
 
@@ -748,6 +755,29 @@ class Pipeline:
         """From now on no batch waits for more echoes (stopping: record what is in hand)."""
         self._hurried = True
         self._arrived.set()
+
+    async def record_echoes_now(self, timeout: float) -> None:
+        """Until what has arrived so far is handled, no batch waits for more echoes (see
+        _linger); returns when it is, or after `timeout` seconds. The sender asks this before
+        it decides from the recorded echoes whether a row left `sending` went out: an echo
+        this process received but kept waiting for company would be missed, and the row sent
+        twice (found by tests/test_sender_model.py: a restart of the sender alone, its last
+        send's echo still lingering)."""
+        target = self._submitted
+        if self._handled >= target:
+            return
+        self._flushing += 1
+        self._arrived.set()
+        try:
+            async with asyncio.timeout(timeout):
+                while self._handled < target:
+                    self._progress.clear()
+                    await self._progress.wait()
+        except TimeoutError:
+            log.warning("messages received before a reconcile not handled within %.0f s",
+                        timeout)
+        finally:
+            self._flushing -= 1
 
     def has_pending(self) -> bool:
         """Whether messages wait to be handled or are being handled (or answered Later)."""
@@ -789,6 +819,8 @@ class Pipeline:
                 for _ in batch:
                     self._unfinished -= 1
                     self._queue.task_done()
+                self._handled += len(batch)
+                self._progress.set()
 
     async def _linger(self, batch: list[IncomingMessage]) -> None:
         """While the batch holds only the bot's own echoes, wait up to `echo_linger` seconds
@@ -798,13 +830,13 @@ class Pipeline:
         so do a full batch and `hurry`. An echo is only proof
         that a send went out: one lost with the process before its commit leaves its row
         `sending` or `sent`, which restart reconciliation settles as it always has."""
-        if self.echo_linger <= 0 or self._hurried:
+        if self.echo_linger <= 0 or self._hurried or self._flushing:
             return
         if not all(m.is_self for m in batch) or not any(map(recorded_echo, batch)):
             return  # a command to handle now, or nothing to record (replies' echoes)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.echo_linger
-        while len(batch) < self.batch_max and not self._hurried:
+        while len(batch) < self.batch_max and not self._hurried and not self._flushing:
             if not self._queue.empty():
                 message = self._queue.get_nowait()
                 batch.append(message)

@@ -14,7 +14,7 @@ import random
 import socket
 import uuid
 from collections import deque
-from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -603,6 +603,9 @@ class OutboxSender:
         self._replies_written = False
         self._reply_generation = 0
         self._replies_seen: dict[str, int] = {}
+        # Awaited before a reconcile reads the echoes: this process's echoes received so far
+        # recorded (BotApp: Pipeline.record_echoes_now). None: nothing to wait for.
+        self.before_reconcile: Callable[[], Awaitable[None]] | None = None
 
     @property
     def _engine(self) -> AsyncEngine:
@@ -916,6 +919,8 @@ class OutboxSender:
         when a send was attempted (its claim recorded the attempt's start). Rows of accounts
         another process holds are not touched. Returns (confirmed, resent)."""
         confirmed = resent = 0
+        if self.before_reconcile is not None:
+            await self.before_reconcile()
         find_echo = getattr(self.transport, "find_echo", None)
         leases = [lease for key, lease in self._leases.items() if keys is None or key in keys]
         by_account = {a: lease for lease in leases for a in self._row_accounts(lease.key)}

@@ -130,3 +130,47 @@ async def test_replies_echoes_are_not_waited_for(bot: BotApp, chat: Chat, chain:
                                     "租客返回 王明 13800138000 来自湖南长沙"), GUARD)
     assert chat.replies(chain.tenant_group)[0].startswith("已登记")
     assert await count(bot, Echo) == 0
+
+
+async def test_a_reconcile_waits_for_a_lingering_echo_and_no_longer(bot: BotApp,
+                                                                    chain: DemoChain,
+                                                                    transport: MemoryTransport):
+    # The sender, before it decides whether a row left `sending` went out, has this
+    # process's echoes recorded: one waiting for company must not be missed (the row would
+    # be sent twice), and the wait ends when it is recorded, not after the linger.
+    bot.pipeline.echo_linger = HOUR
+    bot.sender.wake = lambda: None  # type: ignore[method-assign]
+    await transport.inject(echo(bot, chain.tenant_group))
+    await taken(bot)
+    assert await count(bot, Echo) == 0  # lingering
+    assert bot.sender.before_reconcile is not None
+    await asyncio.wait_for(bot.sender.before_reconcile(), GUARD)
+    assert await count(bot, Echo) == 1
+    # The next echo lingers again (the wait changed nothing lasting), and a reconcile
+    # itself asks first.
+    await transport.inject(echo(bot, chain.ying_group))
+    await taken(bot)
+    assert await count(bot, Echo) == 1
+    await asyncio.wait_for(bot.sender.reconcile(), GUARD)
+    assert await count(bot, Echo) == 2
+    await asyncio.wait_for(bot.pipeline.record_echoes_now(GUARD), GUARD)  # nothing waiting
+
+
+async def test_a_reconcile_does_not_wait_long_for_a_stuck_pipeline(bot: BotApp,
+                                                                  chain: DemoChain,
+                                                                  transport: MemoryTransport):
+    bot.pipeline.echo_linger = HOUR
+    release = asyncio.Event()
+    process = bot.pipeline.process
+
+    async def stuck(batch):  # type: ignore[no-untyped-def]
+        await release.wait()
+        await process(batch)
+
+    bot.pipeline.process = stuck  # type: ignore[method-assign]
+    await transport.inject(echo(bot, chain.tenant_group))
+    await taken(bot)
+    await asyncio.wait_for(bot.pipeline.record_echoes_now(0.05), GUARD)  # gives up, no hang
+    release.set()
+    await asyncio.wait_for(bot.pipeline.idle(), GUARD)
+    assert await count(bot, Echo) == 1
