@@ -170,6 +170,26 @@ class _JSONList(TypeDecorator[list[Any]]):
 Member = Callable[[ColumnElement[Any] | InstrumentedAttribute[Any]], ColumnElement[bool]]
 
 
+def list_size(length: int) -> int:
+    """The parameters a list of `length` members takes on PostgreSQL (see WithList): the
+    next power of two, at least 1."""
+    return 1 << (max(length, 1) - 1).bit_length()
+
+
+def in_list(column: ColumnElement[Any] | InstrumentedAttribute[Any], name: str, size: int
+            ) -> ColumnElement[bool]:
+    """PostgreSQL's `column IN ($n, ...)` of `size` parameters `name_0`, `name_1`, ..."""
+    return column.in_([bindparam(f"{name}_{i}", type_=column.type) for i in range(size)])
+
+
+def list_params(name: str, values: Sequence[Any], size: int) -> dict[str, Any]:
+    """The values of in_list's parameters: the list padded to `size` with its last member
+    (an empty list: one NULL, which matches nothing)."""
+    padded = list(values) or [None]
+    padded += padded[-1:] * (size - len(padded))
+    return {f"{name}_{i}": v for i, v in enumerate(padded)}
+
+
 class WithList:
     """A hot statement with one list parameter, `name` (a hot statement has no expanding
     IN): `build(member)` makes the statement, `member(column)` being `column IN (the
@@ -194,8 +214,7 @@ class WithList:
             def member(column: ColumnElement[Any] | InstrumentedAttribute[Any]
                        ) -> ColumnElement[bool]:
                 if dialect == "postgresql":
-                    return column.in_([bindparam(f"{name}_{i}", type_=column.type)
-                                       for i in range(size)])
+                    return in_list(column, name, size)
                 return column.in_(select(literal_column("value")).select_from(
                     func.json_each(bindparam(name, type_=_JSONList))))
 
@@ -208,11 +227,10 @@ class WithList:
         dialect = session.bind.dialect.name
         if dialect != "postgresql":
             return await self._statement(dialect, 0).rows(session, params)
-        values = list(params[self._name]) or [None]
-        size = 1 << (len(values) - 1).bit_length()
-        padded = values + values[-1:] * (size - len(values))
+        values = params[self._name]
+        size = list_size(len(values))
         return await self._statement(dialect, size).rows(session, {
-            **params, **{f"{self._name}_{i}": v for i, v in enumerate(padded)}})
+            **params, **list_params(self._name, values, size)})
 
 
 T = TypeVar("T")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import functools
+import itertools
 import json
 import logging
 import time
@@ -406,8 +407,7 @@ _OPENED_PARTS = (
 )
 _OPENINGS: dict[int, hot.Hot] = {}
 # Where each part's columns start in a row of _opening (after `part`), and where they end.
-_OPENED_AT = (1, 1 + len(_OPENED_PARTS[0]), 1 + len(_OPENED_PARTS[0]) + len(_OPENED_PARTS[1]),
-              1 + sum(map(len, _OPENED_PARTS)))
+_OPENED_AT = tuple(itertools.accumulate(map(len, _OPENED_PARTS), initial=1))
 
 
 def _opening(size: int) -> hot.Hot:
@@ -421,13 +421,10 @@ def _opening(size: int) -> hot.Hot:
     recorded = _RECORD_PG.statement
     assert isinstance(recorded, TextClause)
     rec = recorded.columns(*_OPENED_PARTS[0]).cte("rec")
-    rooms = [bindparam(f"room_ids_{i}", type_=Group.room_id.type) for i in range(size)]
-    contacts = [bindparam(f"contact_ids_{i}", type_=Contact.contact_id.type)
-                for i in range(size)]
     sources = (
         select(*rec.c).select_from(rec),
-        _groups_by_rooms(lambda column: column.in_(rooms)),
-        people.senders_and_roles_of(lambda column: column.in_(contacts)),
+        _groups_by_rooms(lambda column: hot.in_list(column, "room_ids", size)),
+        people.senders_and_roles_of(lambda column: hot.in_list(column, "contact_ids", size)),
     )
     arms = []
     for part, source in enumerate(sources):
@@ -438,7 +435,7 @@ def _opening(size: int) -> hot.Hot:
                     for column in columns]
         arms.append(source.order_by(None).with_only_columns(
             *(column.label(f"c{k}") for k, column in enumerate(row))))
-    last = sum(map(len, _OPENED_PARTS))  # the membership's id, the roles' order
+    last = _OPENED_AT[-1] - 1  # the membership's id, the roles' order
     found = _OPENINGS[size] = hot.Hot(union_all(*arms).order_by(
         literal_column("c0"), literal_column(f"c{last}")))
     return found
@@ -532,10 +529,9 @@ class Handling:
                 found = await _RECORD_PG.rows(session, params)
             else:
                 transport, room_ids, contact_ids = opening
-                size = 1 << (max(len(room_ids), len(contact_ids)) - 1).bit_length()
-                for name, values in (("room_ids", room_ids), ("contact_ids", contact_ids)):
-                    padded = values + values[-1:] * (size - len(values))
-                    params.update((f"{name}_{i}", v) for i, v in enumerate(padded))
+                size = hot.list_size(max(len(room_ids), len(contact_ids)))
+                params |= hot.list_params("room_ids", room_ids, size)
+                params |= hot.list_params("contact_ids", contact_ids, size)
                 found = lookups.take_opening(
                     transport, room_ids, contact_ids,
                     await _opening(size).rows(session, {**params, "transport": transport}))
@@ -734,11 +730,11 @@ class Pipeline:
         # Seconds a batch of nothing but the bot's own echoes waits for more (see _linger).
         self.echo_linger = echo_linger
         self._queue: asyncio.Queue[IncomingMessage] = asyncio.Queue()
-        self._unfinished = 0
         self._arrived = asyncio.Event()
         self._hurried = False
-        # Messages submitted and handled so far, and a wake-up after each batch (see
-        # record_echoes_now); while `_flushing`, no batch lingers for more echoes.
+        # Messages submitted and handled so far (the difference: those waiting or being
+        # handled), and a wake-up after each batch (see record_echoes_now); while
+        # `_flushing`, no batch lingers for more echoes.
         self._submitted = 0
         self._handled = 0
         self._progress = asyncio.Event()
@@ -746,7 +742,6 @@ class Pipeline:
 
     async def submit(self, message: IncomingMessage) -> None:
         """The transport's callback: queue a message (handled in arrival order)."""
-        self._unfinished += 1
         self._submitted += 1
         self._queue.put_nowait(message)
         self._arrived.set()
@@ -781,7 +776,7 @@ class Pipeline:
 
     def has_pending(self) -> bool:
         """Whether messages wait to be handled or are being handled (or answered Later)."""
-        return self._unfinished > 0 or bool(self._later)
+        return self._handled < self._submitted or bool(self._later)
 
     async def idle(self) -> None:
         """Wait until every submitted message has been handled and answered (echoes waiting
@@ -817,7 +812,6 @@ class Pipeline:
                 log.exception("batch of %d messages failed", len(batch))
             finally:
                 for _ in batch:
-                    self._unfinished -= 1
                     self._queue.task_done()
                 self._handled += len(batch)
                 self._progress.set()
