@@ -790,10 +790,10 @@ async def run_pipeline(url: str, spec: chainfile.ChainSpec, sims: list[Sim], *,
     app.pipeline.send_reply = run.send_reply
     process = app.pipeline.process
 
-    async def counted_process(batch: Any) -> None:
+    async def counted_process(batch: Any, parsed: Any = None) -> None:
         if any(not m.is_self for m in batch):
             result.transactions += 1
-        await process(batch)
+        await process(batch, parsed)
 
     app.pipeline.process = counted_process  # type: ignore[method-assign]
     await app.start()

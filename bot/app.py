@@ -7,12 +7,13 @@ import asyncio
 import contextlib
 import functools
 import logging
+import time
 from collections.abc import AsyncIterator, Mapping
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from bot import crypto, pii, store, texts
+from bot import crypto, hot, pii, store, texts
 from bot.channels import registry, sources
 from bot.channels.base import InboundSource, OutboundChannel
 from bot.clock import Clock, SystemClock
@@ -221,6 +222,11 @@ class BotApp:
         """Open the store, start the pipeline and sender, then connect the transport."""
         await self.open_store()
         await self.load_channels()
+        # Compiled now, not inside the first batches that use them (each held the loop).
+        started = time.perf_counter()
+        compiled = hot.warm(self.engine.dialect)
+        log.info("%d hot statements compiled in %.0f ms", compiled,
+                 (time.perf_counter() - started) * 1000)
         self._tasks = [asyncio.create_task(self.pipeline.run(), name="pipeline")]
         await self.transport.start(self._submit, self._on_room_event)
         await self.start_sources()

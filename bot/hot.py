@@ -34,7 +34,9 @@ through `loaded` (the pipeline's look-ups of rooms and senders).
 from __future__ import annotations
 
 import json
+import logging
 import re
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
@@ -52,6 +54,7 @@ from sqlalchemy.util import greenlet_spawn
 from bot.store import InlineSQLite
 from models import Contact, Group, Membership, Node, Person
 
+log = logging.getLogger(__name__)
 # Who is who: the tables whose rows the pipeline's look-ups cache (bot.pipeline.Lookups).
 IDENTITY_TABLES = frozenset(model.__tablename__
                             for model in (Person, Contact, Membership, Group, Node))
@@ -97,12 +100,13 @@ class _Plan:
 class Hot:
     """A Core statement run straight on the driver (see the module's rules)."""
 
-    __slots__ = ("statement", "identity", "_plans")
+    __slots__ = ("statement", "identity", "_plans", "__weakref__")
 
     def __init__(self, statement: Executable, *, identity: bool = False):
         self.statement = statement
         self.identity = identity
         self._plans: dict[str, _Plan] = {}
+        _MADE.add(self)
 
     def _plan(self, dialect: Dialect) -> _Plan:
         plan = self._plans.get(dialect.name)
@@ -157,6 +161,40 @@ class Hot:
         return rows[0][0] if rows else None
 
 
+# Every hot statement alive, and what makes those made on demand (per dialect name), for
+# `warm`. The makers' caches keep theirs (a statement per key); a statement made for one
+# call (a test's) goes when it does.
+_MADE: weakref.WeakSet[Hot] = weakref.WeakSet()
+_MAKERS: list[Callable[[str], object]] = []
+
+
+def makes(maker: Callable[[str], object]) -> Callable[[str], object]:
+    """Register `maker(dialect_name)`, which makes (and caches) hot statements otherwise
+    made on first use, so that `warm` compiles them too."""
+    _MAKERS.append(maker)
+    return maker
+
+
+def warm(dialect: Dialect) -> int:
+    """Compile every hot statement for `dialect` now; the number compiled. A statement is
+    compiled on its first call otherwise, inside a batch, holding the event loop: 1-3 ms
+    each, 10-13 ms for the pipeline's first statement of a size (bench/inbound.py --steps:
+    the longest steps of a run at 500 msg/s were those, one per size). BotApp.start calls it
+    before the first message is taken."""
+    for maker in list(_MAKERS):
+        maker(dialect.name)
+    compiled = 0
+    for statement in list(_MADE):
+        if dialect.name not in statement._plans:
+            try:
+                statement._plan(dialect)
+            except Exception:  # a misuse: its own call raises it again, where it is made
+                log.debug("hot statement not compiled", exc_info=True)
+                continue
+            compiled += 1
+    return compiled
+
+
 class _JSONList(TypeDecorator[list[Any]]):
     """A list parameter passed to SQLite as one JSON array (see WithList)."""
 
@@ -168,6 +206,11 @@ class _JSONList(TypeDecorator[list[Any]]):
 
 
 Member = Callable[[ColumnElement[Any] | InstrumentedAttribute[Any]], ColumnElement[bool]]
+
+
+# Lists this long or shorter have their statements compiled by `warm` (the pipeline looks
+# rooms and senders up 32 at a time, bot.pipeline.PRIME_CHUNK).
+WARM_LIST = 32
 
 
 def list_size(length: int) -> int:
@@ -190,6 +233,9 @@ def list_params(name: str, values: Sequence[Any], size: int) -> dict[str, Any]:
     return {f"{name}_{i}": v for i, v in enumerate(padded)}
 
 
+WARM_SIZES = tuple(1 << k for k in range(list_size(WARM_LIST).bit_length()))
+
+
 class WithList:
     """A hot statement with one list parameter, `name` (a hot statement has no expanding
     IN): `build(member)` makes the statement, `member(column)` being `column IN (the
@@ -205,6 +251,12 @@ class WithList:
         self._build = build
         self._name = name
         self._hot: dict[tuple[str, int], Hot] = {}
+        makes(self._warm)
+
+    def _warm(self, dialect: str) -> None:
+        """The statements of every list length up to WARM_LIST (see `warm`)."""
+        for size in WARM_SIZES if dialect == "postgresql" else (0,):
+            self._statement(dialect, size)
 
     def _statement(self, dialect: str, size: int) -> Hot:
         found = self._hot.get((dialect, size))

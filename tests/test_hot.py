@@ -14,7 +14,8 @@ from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.exc import IntegrityError, InvalidRequestError
 
 from bot import hot
-from bot.app import BotApp
+from bot.app import BotApp, build_app, running
+from bot.console import load_demo_chain
 from bot.hot import Hot
 from bot.services import notice, people
 from models import Contact, Group, InboundMessage, Membership, Node, OutboxMessage, Person, Role
@@ -277,3 +278,38 @@ async def test_senders_and_roles_are_who_the_orm_finds(bot: BotApp, chain: DemoC
             assert person is by_orm[contact_id]  # the same object: one identity map
             assert held == roles[person.id]
         assert any(len(held) > 1 for _, held in found.values())
+
+
+async def test_a_started_bot_compiles_no_hot_statement_while_it_handles_messages(
+        settings, transport, clock, monkeypatch):
+    # Compiling one in a batch held the event loop (the pipeline's first statement of a
+    # size: 10-13 ms); BotApp.start compiles them all before the first message is taken.
+    for statement in list(hot._MADE):
+        statement._plans.clear()  # as in a new process
+    compiled: list[str] = []
+    real = hot._compile
+
+    def counted(statement: Any, dialect: Any, **kw: Any) -> Any:
+        plan = real(statement, dialect, **kw)
+        compiled.append(plan.sql)
+        return plan
+
+    monkeypatch.setattr(hot, "_compile", counted)
+    transport._now = clock.now
+    app = build_app(settings, transport=transport, clock=clock)
+    async with running(app):
+        assert len(compiled) >= 20  # BotApp.start compiled them
+        assert await load_demo_chain(app)
+        chain, chat = DemoChain(), Chat(app, transport)
+        compiled.clear()
+        await chat.say(chain.community_group, chain.community_commander, "通知 租客群 请配合测温")
+        await chat.say_together([
+            (chain.tenant_group, f"sim-new-{i}", f"我回来了 湖南长沙 1380000{i:04d} 体温36.{i}")
+            for i in range(5)] + [
+            (chain.tenant_group, chain.tenant, "体温 36.6"),
+            (chain.tenant_group, chain.tenant2, "收到"),
+            (chain.tenant_group, "sim-new-1", "体温 36.8"),
+            (chain.landlords_group, chain.landlord, "房东上报 返回 李四 13900001111 湖北武汉"),
+        ])
+        assert len(chat.replies(chain.tenant_group)) >= 6
+        assert compiled == []

@@ -137,6 +137,31 @@ async def test_messages_arriving_together_share_a_batch_and_fail_alone(
     assert len(commits) <= 3
 
 
+async def test_a_message_the_parser_fails_on_costs_only_its_own_answer(
+        bot, chat: Chat, chain: DemoChain, monkeypatch, caplog):
+    # Messages are parsed as they arrive (Pipeline.submit); a parser's bug on one of them is
+    # logged and that message taken as chatter, never the batch it would have shared.
+    from bot import pipeline
+    real = pipeline.preparse
+
+    def fragile(message, bot_names):  # type: ignore[no-untyped-def]
+        if "炸" in message.text:
+            raise RuntimeError("parser bug")
+        return real(message, bot_names)
+
+    monkeypatch.setattr(pipeline, "preparse", fragile)
+    with caplog.at_level(logging.ERROR):
+        await chat.say_together([
+            (chain.tenant_group, chain.landlord, "租客返回 王明 13800138000 来自湖南长沙"),
+            (chain.tenant_group, chain.tenant2, "体温 36.6 炸"),
+            (chain.ying_group, chain.ying_tenant, "我回来了 安徽阜阳 13611112222"),
+        ])
+    assert await count(bot, TenantStay) == 2
+    assert [r[:9] for r in chat.replies(chain.tenant_group)] == ["已登记 王* 返回"]
+    assert chat.replies(chain.ying_group)[0].startswith("已登记 赵* 返回")
+    assert "could not be parsed" in caplog.text and "parser bug" in caplog.text
+
+
 async def test_every_reply_leaves_after_its_record_is_committed(bot, chat: Chat,
                                                                 chain: DemoChain, transport):
     seen: list[int] = []

@@ -163,9 +163,9 @@ async def test_a_reconcile_does_not_wait_long_for_a_stuck_pipeline(bot: BotApp,
     release = asyncio.Event()
     process = bot.pipeline.process
 
-    async def stuck(batch):  # type: ignore[no-untyped-def]
+    async def stuck(batch, parsed=None):  # type: ignore[no-untyped-def]
         await release.wait()
-        await process(batch)
+        await process(batch, parsed)
 
     bot.pipeline.process = stuck  # type: ignore[method-assign]
     await transport.inject(echo(bot, chain.tenant_group))

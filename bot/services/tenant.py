@@ -39,6 +39,7 @@ from models import (
     Role,
     TemperatureReading,
     TenantStay,
+    WorkerReading,
 )
 
 # Tenant records a new contact got while the landlord has not yet said who they are.
@@ -411,6 +412,24 @@ def _fever_to_team(node: Node, tenant: Person, value: float, now: datetime, zone
                                              value=value, when=local_datetime(now, zone))
 
 
+def _reading_insert(table: Any, keys: frozenset[str]) -> Hot:
+    """keep_reading's INSERT of these columns into a readings table."""
+    key = (table, keys)
+    statement = _INSERT_READING.get(key)
+    if statement is None:
+        statement = _INSERT_READING[key] = Hot(insert(table).values(
+            {k: bindparam(k, type_=table.c[k].type) for k in sorted(keys)}))
+    return statement
+
+
+@hot.makes
+def _warm_readings(_dialect: str) -> None:
+    """The readings' INSERTs as their callers (a tenant's, a worker's) give the columns."""
+    for model, owner in ((TemperatureReading, "stay_id"), (WorkerReading, "card_id")):
+        _reading_insert(model.__table__, frozenset(
+            {owner, "value", "taken_at", "by_id", "inbound_id"}))
+
+
 async def keep_reading(session: AsyncSession, reading: object, *, value: float,
                        threshold: float, node: Node, now: datetime,
                        on_fever: Callable[[], str]) -> bool:
@@ -420,12 +439,7 @@ async def keep_reading(session: AsyncSession, reading: object, *, value: float,
     it was given (it is not added to the session)."""
     table = type(reading).__table__  # type: ignore[attr-defined]
     values = {k: v for k, v in vars(reading).items() if k in table.c}
-    key = (table, frozenset(values))
-    statement = _INSERT_READING.get(key)
-    if statement is None:
-        statement = _INSERT_READING[key] = Hot(insert(table).values(
-            {k: bindparam(k, type_=table.c[k].type) for k in sorted(values)}))
-    await statement.rows(session, values)
+    await _reading_insert(table, frozenset(values)).rows(session, values)
     return await _alert_if_fever(session, value=value, threshold=threshold, node=node, now=now,
                                  on_fever=on_fever)
 
