@@ -12,6 +12,7 @@ import functools
 import itertools
 import json
 import logging
+import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -58,6 +59,19 @@ Answer = Reply | Later | None
 # Answers worked out after their batch (Later) at once; more wait for a turn, so long reads
 # never take every connection of a pool the batches need.
 LATER_AT_ONCE = 2
+# SQLSTATEs with which PostgreSQL ends a transaction for what another one did at the same
+# time (a deadlock it broke, a serialisation conflict): nothing is wrong with the messages.
+# A handler's statement that gets one has the whole batch run again (TRANSIENT_TRIES times
+# in all, after a short random pause) instead of answering that message INTERNAL_ERROR; a
+# 收到 lost so would have left its group "silent" and escalated to the commanders.
+TRANSIENT_SQLSTATES = frozenset({"40P01", "40001"})
+TRANSIENT_TRIES = 3
+TRANSIENT_PAUSE = 0.05  # seconds, at most, times the attempt
+
+
+def transient(exc: BaseException) -> bool:
+    """Whether a database error only says another transaction was in the way."""
+    return getattr(getattr(exc, "orig", None), "sqlstate", None) in TRANSIENT_SQLSTATES
 
 
 @dataclass(frozen=True, slots=True)
@@ -563,7 +577,7 @@ class Handling:
 
     async def handle_all(self, session: AsyncSession, items: Sequence[Parsed],
                          after_commit: list[Callable[[], None]] | None = None, *,
-                         savepoints: bool = True) -> list[Answer]:
+                         savepoints: bool = True, run_again: bool = False) -> list[Answer]:
         """Run these messages, in order, inside the caller's transaction: one dedupe INSERT
         and one lookup of rooms, senders and roles for all, then each message's handler.
         Returns a reply (or None: say nothing, or Later: answer after the commit) per
@@ -573,7 +587,9 @@ class Handling:
         savepoints=False (the caller can redo the whole transaction): no SAVEPOINTs; a handler
         that fails before it wrote anything (the usual UserError: checks come first) just gets
         its answer, and one that fails after writing raises `RedoWithSavepoints`; the caller
-        then rolls the transaction back and runs the same messages again with savepoints."""
+        then rolls the transaction back and runs the same messages again with savepoints.
+        run_again=True (with savepoints): a handler that fails on a `transient` error raises
+        `RunAgain` instead of answering INTERNAL_ERROR; the caller rolls back and retries."""
         if not items:
             return []
         if after_commit is None:
@@ -591,7 +607,7 @@ class Handling:
             for item, inbound_id in zip(items, ids, strict=True):
                 await self.share.turn()
                 replies.append(await self._handle_one(session, item, inbound_id, lookups,
-                                                      after_commit, watch))
+                                                      after_commit, watch, run_again))
             return replies
         finally:
             # The rooms this batch resolved, for the reply writer (no second lookup); read
@@ -605,7 +621,7 @@ class Handling:
 
     async def _handle_one(self, session: AsyncSession, item: Parsed, inbound_id: int | None,
                           lookups: Lookups, after_commit: list[Callable[[], None]],
-                          watch: WriteWatch | None = None) -> Answer:
+                          watch: WriteWatch | None = None, run_again: bool = False) -> Answer:
         if inbound_id is None:
             log.info("duplicate message %s ignored", item.message.message_id)
             return None
@@ -645,7 +661,9 @@ class Handling:
             people.forget_known(session, written)
             lookups.forget_expired()
             return Reply(exc.text)
-        except Exception:
+        except Exception as exc:
+            if run_again and transient(exc):
+                raise RunAgain(msg.message_id, exc.orig.sqlstate) from exc  # type: ignore[attr-defined]
             del ctx.after_commit[mark:]
             people.forget_known(session, written)
             lookups.forget_expired()
@@ -679,6 +697,10 @@ class Handling:
         if result is None:
             return None
         return result if isinstance(result, Reply | Later) else Reply(result)
+
+
+class RunAgain(Exception):
+    """A handler met a `transient` error: roll the batch back and run it again."""
 
 
 class RedoWithSavepoints(Exception):
@@ -999,15 +1021,25 @@ class Pipeline:
                 after += mine
                 later += mine_later
                 return out
-        mine_later = []
-        out = await self._transaction(items, echoes, after, mine_later, savepoints=True)
-        later += mine_later
-        return out
+        for attempt in range(1, TRANSIENT_TRIES + 1):
+            mine, mine_later = [], []
+            try:
+                out = await self._transaction(items, echoes, mine, mine_later, savepoints=True,
+                                              run_again=attempt < TRANSIENT_TRIES)
+            except RunAgain as exc:
+                log.warning("message %s met another transaction (SQLSTATE %s); batch of %d "
+                            "again", exc.args[0], exc.args[1], len(items))
+                await asyncio.sleep(random.uniform(0, TRANSIENT_PAUSE * attempt))
+                continue
+            after += mine
+            later += mine_later
+            return out
+        raise AssertionError("the last attempt does not run again")
 
     async def _transaction(
         self, items: Sequence[Parsed], echoes: Sequence[IncomingMessage],
         after: list[Callable[[], None]], later: list[tuple[IncomingMessage, Later]], *,
-        savepoints: bool,
+        savepoints: bool, run_again: bool = False,
     ) -> list[tuple[IncomingMessage, Reply]]:
         out: list[tuple[IncomingMessage, Reply]] = []
         async with self.sessions() as session, session.begin():
@@ -1018,7 +1050,7 @@ class Pipeline:
                     {"transport": e.transport, "room_id": e.room_id, "digest": digest(e.text),
                      "message_id": e.message_id, "at": now} for e in echoes])
             replies = await self.handling.handle_all(session, items, after,
-                                                     savepoints=savepoints)
+                                                     savepoints=savepoints, run_again=run_again)
             for item, answer in zip(items, replies, strict=True):
                 if isinstance(answer, Later):
                     later.append((item.message, answer))
