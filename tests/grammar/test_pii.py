@@ -251,6 +251,26 @@ def test_public_numbers_pass() -> None:
     assert mask_text("热线 13800000000") == "热线 138****0000"
 
 
+def test_clean_texts_kept_never_a_personal_number() -> None:
+    """mask_text keeps the texts it found clean (a notice is masked for each send and each
+    echo); a text holding a number is never kept, and a text clean only because of a public
+    number is masked again once that number is no longer public."""
+    from bot import pii
+
+    notice = "【通知#1】请各房东今晚20:00前完成楼道消毒。"
+    assert mask_text(notice) == notice and notice in pii._CLEAN
+    assert mask_text(notice) is notice
+    leaky = "联系人 13905791234 体温36.5"
+    assert mask_text(leaky) == "联系人 139****1234 体温36.5"
+    assert not any("13905791234" in kept for kept in pii._CLEAN)
+    try:
+        set_public_numbers(["13800000000"])
+        assert mask_text("热线 13800000000") == "热线 13800000000"
+    finally:
+        set_public_numbers([])
+    assert mask_text("热线 13800000000") == "热线 138****0000"
+
+
 @pytest.mark.parametrize(("text", "masked"), [
     ("(\u200b138)1234 5678", "138****5678"),
     # Found by the property below: an ID number in Arabic-Indic digits, a zero-width space
