@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import Select, Table, and_, bindparam, func, insert, select, true
+from sqlalchemy import Select, String, Table, and_, bindparam, func, insert, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import make_transient_to_detached
 
@@ -204,6 +204,25 @@ def senders_from_rows(session: AsyncSession, rows: Iterable[Sequence[Any]]
         if role is not None:
             found[1].append(HeldRole(Role(role), node_id, parent_id))
     return out
+
+
+# PostgreSQL: held by whoever looks a person up by mobile in order to create one when none is
+# found, until their transaction ends. Two transactions at once (the pipelines of two
+# `tierbot run` processes on one database: a tenant's 我回来了 and the landlord's 房东上报 返回
+# for the same mobile) would otherwise both find none and make two people and two stays
+# (bench/LANES.md, F1); now the second waits, and its look-up, a later statement, sees the
+# first's person. A unique index is no option: a shop owner of another name is deliberately
+# a second person with the same mobile.
+_LOCK_MOBILE = Hot(select(func.pg_advisory_xact_lock(func.hashtextextended(
+    bindparam("key", type_=String), 0))))
+
+
+async def lock_mobile(session: AsyncSession, mobile: str | None) -> None:
+    """Hold this mobile's lock until the transaction ends (PostgreSQL; SQLite has one writer
+    at a time anyway). Take it before the first look-up by that mobile."""
+    if mobile is None or session.bind.dialect.name != "postgresql":
+        return
+    await _LOCK_MOBILE.rows(session, {"key": "mobile:" + personal.blind_index("mobile", mobile)})
 
 
 async def id_by_mobile(session: AsyncSession, *, mobile: str) -> int | None:

@@ -288,6 +288,7 @@ async def escalate_missing(session: AsyncSession, *, day: date, now: datetime,
 async def _owner(session: AsyncSession, *, name: str, mobile: str, now: datetime) -> Person:
     """The owner as a Person (their mobile lives only there); the same name and mobile is the
     same person, anyone else's mobile is never taken over."""
+    await people.lock_mobile(session, mobile)
     found = await people.find_by_mobile(session, mobile=mobile)
     if found is not None and found.name == name:
         return found

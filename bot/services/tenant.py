@@ -262,6 +262,7 @@ async def register_return(
     `by_landlord`: the writer is this group's landlord, which also makes it a landlord report.
     """
     arrived = resolve_arrival(cmd.arrival, now=now, zone=zone)
+    await people.lock_mobile(session, cmd.mobile)  # before any look-up (see lock_mobile)
     owner_and_new = None
     if not on_behalf and sender is None:
         # A new contact's own return: its landlords, the mobile's owner and a new id at once.

@@ -94,6 +94,7 @@ async def _liaison(session: AsyncSession, *, node: Node, name: str, mobile: str 
                    now: datetime) -> Person:
     """The liaison on file: the person with this mobile (the same name), else a new one."""
     if mobile is not None:
+        await people.lock_mobile(session, mobile)
         found = await people.find_by_mobile(session, mobile=mobile)
         if found is not None:
             if found.name != name:
@@ -193,6 +194,7 @@ async def _worker_person(session: AsyncSession, *, node: Node, cmd: WorkerRegist
     someone of the same name without another mobile is that person; of anyone else, refused."""
     if len(mentioned) > 1:
         raise UserError(unit_texts.Worker.MANY_MENTIONS)
+    await people.lock_mobile(session, cmd.mobile)
     found = await people.find_by_mobile(session, mobile=cmd.mobile)
     if found is not None and found.name != cmd.name:
         raise await membership.mobile_taken(session, node=node)
