@@ -6,14 +6,14 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import Select, String, Table, and_, bindparam, func, insert, select, true
+from sqlalchemy import Select, Table, and_, bindparam, func, insert, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import make_transient_to_detached
 
 from bot import hot
 from bot.domain import HeldRole
 from bot.hot import IDENTITY_ROWS, Hot
-from bot.services import personal
+from bot.services import locks, personal
 from models import Contact, Membership, Node, Person, Role
 
 # The look-ups every command makes, built once: a statement object keeps its compiled form
@@ -206,23 +206,15 @@ def senders_from_rows(session: AsyncSession, rows: Iterable[Sequence[Any]]
     return out
 
 
-# PostgreSQL: held by whoever looks a person up by mobile in order to create one when none is
-# found, until their transaction ends. Two transactions at once (the pipelines of two
-# `tierbot run` processes on one database: a tenant's 我回来了 and the landlord's 房东上报 返回
-# for the same mobile) would otherwise both find none and make two people and two stays
-# (bench/LANES.md, F1); now the second waits, and its look-up, a later statement, sees the
-# first's person. A unique index is no option: a shop owner of another name is deliberately
-# a second person with the same mobile.
-_LOCK_MOBILE = Hot(select(func.pg_advisory_xact_lock(func.hashtextextended(
-    bindparam("key", type_=String), 0))))
-
-
 async def lock_mobile(session: AsyncSession, mobile: str | None) -> None:
-    """Hold this mobile's lock until the transaction ends (PostgreSQL; SQLite has one writer
-    at a time anyway). Take it before the first look-up by that mobile."""
-    if mobile is None or session.bind.dialect.name != "postgresql":
-        return
-    await _LOCK_MOBILE.rows(session, {"key": "mobile:" + personal.blind_index("mobile", mobile)})
+    """Hold this mobile's lock (bot.services.locks) until the transaction ends; taken before
+    a look-up by mobile that creates a person when none is found. Two transactions at once
+    (a tenant's 我回来了 and the landlord's 房东上报 返回 for one mobile, in two processes)
+    would otherwise both find none and make two people and two stays (bench/LANES.md, F1). A
+    unique index is no option: a shop owner of another name is deliberately a second person
+    with the same mobile."""
+    if mobile is not None:
+        await locks.hold(session, "mobile:" + personal.blind_index("mobile", mobile))
 
 
 async def id_by_mobile(session: AsyncSession, *, mobile: str) -> int | None:

@@ -42,7 +42,7 @@ from sqlalchemy.sql.elements import BindParameter, ColumnElement
 from bot import pii, texts
 from bot.config import PointsRule, PointsSettings
 from bot.domain import UserError
-from bot.services import chain, outbox, people
+from bot.services import chain, locks, outbox, people
 from models import (
     Contact,
     Group,
@@ -158,6 +158,9 @@ async def record(
     Rules without verification take effect at once."""
     occurred = occurred_at or now
     if rule.weekly_cap:
+        # Counted under the landlord's lock for the rule: two events at once (his report in
+        # two groups, two commanders' 加分) would both fit under the cap otherwise.
+        await locks.hold(session, f"points-cap:{landlord_id}:{rule.code}")
         used = await _used_this_week(session, landlord_id=landlord_id, rule=rule.code,
                                      now=occurred, zone=zone)
         if used + abs(delta) > rule.weekly_cap:
@@ -387,8 +390,11 @@ async def verify(
     session: AsyncSession, *, event_id: int, verifier_node: Node, by: Person, approve: bool,
     reason: str | None, now: datetime, zone: ZoneInfo, settings: PointsSettings,
 ) -> tuple[PointsEvent, Person]:
-    """核查: approve or reject a pending or appealed event of a landlord below the verifier."""
-    event = await session.get(PointsEvent, event_id)
+    """核查: approve or reject a pending or appealed event of a landlord below the verifier.
+    The event's row is locked and read afresh: of two verifiers at once, the second sees the
+    first's decision (VERIFY_DONE) instead of overwriting it."""
+    event = await session.get(PointsEvent, event_id, with_for_update=True,
+                              populate_existing=True)
     if event is None:
         raise UserError(texts.Points.VERIFY_UNKNOWN.format(id=event_id))
     above = await ancestor_at(session, node_id=event.node_id, tier=verifier_node.tier)
@@ -424,8 +430,10 @@ async def appeal(
     settings: PointsSettings,
 ) -> PointsEvent:
     """申诉: the landlord contests a decided event once; it goes back to the verifier. The
-    decision stands (counts or not) until the verifier decides again."""
-    event = await session.get(PointsEvent, event_id)
+    decision stands (counts or not) until the verifier decides again. The row is locked and
+    read afresh: an appeal sent from two groups at once is sent up once."""
+    event = await session.get(PointsEvent, event_id, with_for_update=True,
+                              populate_existing=True)
     if event is None or event.landlord_id != landlord.id:
         raise UserError(texts.Points.APPEAL_UNKNOWN.format(id=event_id))
     if event.appealed_at is not None:

@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.services import locks
 from models import LandlordReport, Node, Person, ReportKind
 
 
@@ -26,8 +27,11 @@ async def add_report(
 async def reported_on_day(
     session: AsyncSession, *, node: Node, kind: ReportKind, now: datetime, zone: ZoneInfo
 ) -> bool:
-    """Whether a report of this kind was made for the node on today's local date."""
+    """Whether a report of this kind was made for the node on today's local date, asked under
+    the lock of that node, kind and day (bot.services.locks) so that a report written on
+    the answer is not written twice at once (房东上报 消毒 in two groups)."""
     start_local = now.astimezone(zone).replace(hour=0, minute=0, second=0, microsecond=0)
+    await locks.hold(session, f"report:{node.id}:{kind}:{start_local.date().isoformat()}")
     start, end = start_local, start_local + timedelta(days=1)
     return (await session.execute(
         select(LandlordReport.id).where(

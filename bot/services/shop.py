@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot import pii, texts
 from bot.domain import UserError
 from bot.grammar import ReopenRegister, ShopCheckin
-from bot.services import health, outbox, people
+from bot.services import health, locks, outbox, people
 from bot.services.chain import NodeIds, id_filter
 from models import (
     Node,
@@ -121,6 +121,9 @@ async def record_checkin(
     """打卡/巡查: store the row's day and each shop named (a later message of the same day
     adds to it), alert the team's group of a fever among staff, and sum the day up."""
     day = local_day(now, zone)
+    # The row's day is read and added to under its lock: a captain's 巡查 in two groups at
+    # once would otherwise both add to what they read, and one's fevers and problems be lost.
+    await locks.hold(session, f"shop-day:{node.id}:{day.isoformat()}")
     shops = await shops_of(session, node_id=node.id)
     by_written = _resolve(shops, [e.shop for e in cmd.entries])
     by_id = by.id if by is not None else None
