@@ -18,7 +18,16 @@ from bot.crypto import blind_index
 from bot.services import health, people, points, report
 from bot.transports.base import IncomingMessage
 from bot.transports.memory import MemoryTransport
-from models import LandlordReport, Person, PointsEvent, ReportKind, ShopPatrol, TenantStay
+from models import (
+    LandlordReport,
+    LinkRequest,
+    LinkStatus,
+    Person,
+    PointsEvent,
+    ReportKind,
+    ShopPatrol,
+    TenantStay,
+)
 from tests.conftest import Chat, DemoChain, count
 
 GUARD = 30.0
@@ -124,3 +133,21 @@ async def test_reports_in_two_groups_at_once_stay_within_the_weekly_cap(
         transport.message(chain.tenant_group, chain.landlord, "房东上报 代办 帮303租客买药"),
         transport.message(chain.landlords_group, chain.landlord, "房东上报 代办 帮305租客取快递"))
     assert await count(bot, PointsEvent, PointsEvent.rule == "errand") == 3
+
+
+async def test_confirm_and_deny_of_one_link_at_once_decide_it_once(
+        bot, chat: Chat, chain: DemoChain, transport: MemoryTransport, monkeypatch):
+    # Two groups of one node, or two of the landlord's phones: 确认 and 不是 at once.
+    await chat.say(chain.tenant_group, chain.landlord, "租客返回 李娜 13611112222 来自安徽阜阳")
+    await chat.say(chain.tenant_group, "sim-new-lina", "我已返回 安徽阜阳 13611112222",
+                   name="娜娜")
+    mark = len(transport.sent)
+    await side_by_side(
+        bot, monkeypatch, people, ("grant_role",),
+        transport.message(chain.tenant_group, chain.landlord, "确认 1"),
+        transport.message(chain.tenant_group, chain.landlord, "不是 1"))
+    await bot.idle()
+    assert "没有待确认的身份关联 1。" in [m.text for m in transport.sent[mark:]]
+    async with bot.session() as s:
+        request = (await s.execute(select(LinkRequest))).scalar_one()
+    assert request.status == LinkStatus.CONFIRMED

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.services import locks
 from models import InviteAttempt
 from models.base import insert_for
 
@@ -19,7 +20,10 @@ WINDOW = timedelta(hours=1)
 async def silenced_until(session: AsyncSession, *, transport: str, contact_id: str,
                          now: datetime, limit: int) -> datetime | None:
     """When this contact may try codes again (None: now). After `limit` wrong codes within an
-    hour, nothing it sends as a code is checked or answered until an hour after the first."""
+    hour, nothing it sends as a code is checked or answered until an hour after the first.
+    Asked under the contact's lock (bot.services.locks): codes it posts in several groups at
+    once are counted one after the other, not each against the same count."""
+    await locks.hold(session, f"invite-guess:{transport}:{contact_id}")
     rows = list((await session.execute(
         select(InviteAttempt.at).where(
             InviteAttempt.transport == transport, InviteAttempt.contact_id == contact_id,

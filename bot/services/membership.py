@@ -135,10 +135,13 @@ async def decide_link(session: AsyncSession, *, node: Node, request_id: int, by:
                       confirm: bool, now: datetime) -> LinkDecision:
     """确认 N / 不是 N. Confirmed: the contact now identifies the registered tenant, and what
     the unconfirmed record reported (its stay's readings) moves to the tenant's stay. Not
-    confirmed: the unconfirmed record stays a tenant of its own (without the mobile)."""
+    confirmed: the unconfirmed record stays a tenant of its own (without the mobile). The
+    request's row is locked and read afresh: of 确认 and 不是 at once (two groups of one
+    node), the second finds it decided."""
     request = (await session.execute(
         select(LinkRequest).where(LinkRequest.id == request_id, LinkRequest.node_id == node.id,
                                   LinkRequest.status == LinkStatus.PENDING)
+        .with_for_update().execution_options(populate_existing=True)
     )).scalar_one_or_none()
     if request is None:
         raise UserError(texts.Identity.LINK_UNKNOWN.format(id=request_id))

@@ -357,12 +357,15 @@ async def _to_review(session: AsyncSession, *, reg: ShopReopening, shop: Shop, o
 
 async def _registration(session: AsyncSession, *, registration_id: int
                         ) -> tuple[ShopReopening, Shop, Person, Node]:
+    """A registration to decide on, its row locked and read afresh (of two decisions at once,
+    the second sees the first's step)."""
     row = (await session.execute(
         select(ShopReopening, Shop, Person, Node)
         .join(Shop, Shop.id == ShopReopening.shop_id)
         .join(Person, Person.id == ShopReopening.owner_id)
         .join(Node, Node.id == ShopReopening.node_id)
-        .where(ShopReopening.id == registration_id))).first()
+        .where(ShopReopening.id == registration_id)
+        .with_for_update(of=ShopReopening).execution_options(populate_existing=True))).first()
     if row is None:
         raise UserError(texts.Shop.NOT_FOUND.format(id=registration_id))
     return row[0], row[1], row[2], row[3]
