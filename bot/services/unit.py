@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot import crypto, pii, unit_texts
 from bot.domain import UserError
 from bot.grammar import EnterpriseRegister, EnterpriseReport, Temperature, WorkCard, WorkerRegister
-from bot.services import chain, membership, outbox, people, personal
+from bot.services import chain, locks, membership, outbox, people, personal
 from bot.services import ticket as tickets
 from bot.services.tenant import (
     keep_reading,
@@ -106,10 +106,14 @@ async def _liaison(session: AsyncSession, *, node: Node, name: str, mobile: str 
 async def register_enterprise(session: AsyncSession, *, node: Node, cmd: EnterpriseRegister,
                               now: datetime, zone: ZoneInfo) -> EnterpriseFile:
     """企业登记: in a community's group, open (or update, by name) an enterprise below it; in
-    an enterprise's group, update its own file."""
+    an enterprise's group, update its own file. Nodes are found by name and made when none
+    is: under the name's lock (bot.services.locks), then the enterprise's, so that two
+    registrations at once (two groups, two processes) make one enterprise and one of each
+    workshop."""
     if node.kind == NodeKind.COMMUNITY:
         if not cmd.name:
             raise UserError(unit_texts.Enterprise.NEEDS_NAME)
+        await locks.hold(session, f"enterprise-name:{node.id}:{cmd.name}")
         target = (await session.execute(
             select(Node).where(Node.parent_id == node.id, Node.kind == NodeKind.ENTERPRISE,
                                Node.name == cmd.name).order_by(Node.id).limit(1)
@@ -121,6 +125,7 @@ async def register_enterprise(session: AsyncSession, *, node: Node, cmd: Enterpr
         target = await enterprise_of(session, node=node)
         if cmd.name and cmd.name != target.name:
             raise UserError(unit_texts.Enterprise.OTHER_NAME.format(name=target.name))
+    await locks.hold(session, f"enterprise:{target.id}")
     file = (await session.execute(
         select(Enterprise).where(Enterprise.node_id == target.id))).scalar_one_or_none()
     created = file is None

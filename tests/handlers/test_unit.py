@@ -483,3 +483,19 @@ async def test_workers_health_records_are_purged_and_ended_with_the_campaign(
         assert (person.mobile_bidx, person.mobile_enc, person.id_number_bidx) == (
             None, None, None)
         assert (await s.get(WorkerCard, card_id)) is not None
+
+
+async def test_one_enterprise_registered_twice_at_once_is_made_once(
+        bot, units: Units, transport: MemoryTransport, monkeypatch):
+    # Two of the community's people at once (two groups, two processes): found by name, made
+    # when none is; the second waits for the first's lock and finds what it made.
+    from bot.services import chain as chain_service
+    from tests.test_side_by_side import side_by_side
+
+    text = "企业登记 新华五金 地址：长春路8号；员工30人 车间：装配车间"
+    await side_by_side(
+        bot, monkeypatch, chain_service, ("create_node",),
+        transport.message(units.community_group, units.community_commander, text),
+        transport.message(units.community_group, units.secretary, text))
+    assert await count(bot, Node, Node.name == "新华五金") == 1
+    assert await count(bot, Node, Node.name == "装配车间") == 1
