@@ -7,8 +7,10 @@ day's."""
 
 from __future__ import annotations
 
+import asyncio
 import random
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import delete, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -269,3 +271,44 @@ async def test_stats_reads_the_kept_figures_only_on_a_day_they_are_the_days(
         await s.execute(update(TenantStay).values(ended_at=now + timedelta(hours=1)))
     assert (await figures(now))["登记租客"] < 1000
     assert (await figures(now + timedelta(hours=2)))["登记租客"] >= 1000
+
+
+async def test_a_persons_rows_changed_by_two_transactions_at_once(bot: BotApp,
+                                                                  chain: DemoChain) -> None:
+    """Two transactions at once (the pipelines of two processes): each ends one of a tenant's
+    two stays under one team, and each landlord role of one person at two groups. Each
+    trigger's check for the person's other counting rows saw the other's still counting
+    (not committed yet), so neither took the person out of the team's figures; now the
+    second waits for the first's lock on the person (PostgreSQL; SQLite has one writer)."""
+    now = bot.now()
+    async with bot.session() as s, s.begin():
+        leaves = list((await s.execute(select(Node.id).where(Node.tier == 5)
+                                       .order_by(Node.id).limit(2))).scalars())
+        person = Person(name="甲", created_at=now)
+        s.add(person)
+        await s.flush()
+        await s.execute(insert(TenantStay).values([
+            {"tenant_id": person.id, "node_id": n, "arrived_at": now, "watch_until": now,
+             "created_at": now} for n in leaves]))
+        await s.execute(insert(Membership).values([
+            {"person_id": person.id, "node_id": n, "role": "landlord", "created_at": now}
+            for n in leaves]))
+    await assert_exact(bot)
+    for table, ends in ((TenantStay, {"ended_at": now}), (Membership, {"role": "member"})):
+        column = TenantStay.node_id if table is TenantStay else Membership.node_id
+        first = bot.session()
+        async with first as s1:
+            await s1.begin()
+            await s1.execute(update(table).where(column == leaves[0]).values(**ends))
+
+            async def second(statement: Any) -> None:
+                async with bot.session() as s2, s2.begin():
+                    await s2.execute(statement)
+
+            other = asyncio.create_task(second(
+                update(table).where(column == leaves[1]).values(**ends)))
+            await asyncio.sleep(0.3)
+            assert not other.done()  # waits for the first (the person's lock; SQLite's)
+            await s1.commit()
+        await asyncio.wait_for(other, 30)
+        await assert_exact(bot)
