@@ -26,6 +26,7 @@ from models import (
     PointsEvent,
     ReportKind,
     ShopPatrol,
+    ShopReopening,
     TenantStay,
 )
 from tests.conftest import Chat, DemoChain, count
@@ -151,3 +152,17 @@ async def test_confirm_and_deny_of_one_link_at_once_decide_it_once(
     async with bot.session() as s:
         request = (await s.execute(select(LinkRequest))).scalar_one()
     assert request.status == LinkStatus.CONFIRMED
+
+
+async def test_a_shop_registered_for_reopening_twice_at_once_gets_one_registration(
+        bot, chain: DemoChain, transport: MemoryTransport, monkeypatch):
+    # The owner and the captain at once: the first is held once it has checked that the shop
+    # has no open registration; the second must not pass the same check.
+    from bot.services import shop
+
+    text = "复工登记 3号商位 张伟 13812345678 员工4人 已承诺"
+    await side_by_side(
+        bot, monkeypatch, shop, ("_owner",),
+        transport.message(chain.shop_group, "sim-zhangwei", text, sender_name="张伟"),
+        transport.message(chain.shop_group, chain.captain, text))
+    assert await count(bot, ShopReopening) == 1

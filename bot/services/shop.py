@@ -303,7 +303,10 @@ async def register_reopening(
     by_captain: bool, now: datetime, inbound_id: int | None,
 ) -> tuple[ShopReopening, Shop, Person]:
     """复工登记: by the owner (waits for the captain) or by the captain (confirmed at once,
-    on to the community). A shop not in the row yet is added to it."""
+    on to the community). A shop not in the row yet is added to it. Under the row's lock
+    (bot.services.locks): of two registrations at once, the second finds the first's shop and
+    its open registration."""
+    await locks.hold(session, f"shops:{node.id}")
     shops = await shops_of(session, node_id=node.id)
     shop = match_shop(shops, cmd.shop)
     if shop is None:
