@@ -3,8 +3,8 @@ PostgreSQL database run them (bench/LANES.md): the first is held inside its hand
 after the read its check-then-write rests on, while the second runs. On SQLite the second
 waits for the one connection; on PostgreSQL it must wait for the lock the first took before
 that read (bot.services.locks), or both would act on what they read: two people for one
-mobile, a fever count lost, a once-a-day report made twice, a points event decided twice, a
-weekly cap passed."""
+mobile, a fever count lost, a once-a-day report made twice, a points event or a link
+decided twice, a weekly cap passed, a shop registered twice."""
 
 from __future__ import annotations
 
@@ -38,8 +38,8 @@ MOBILE = "13812340000"
 async def side_by_side(bot: BotApp, monkeypatch: Any, module: Any, names: tuple[str, ...],
                        first: IncomingMessage, second: IncomingMessage) -> list[str]:
     """`first` runs until a call of one of `module`'s `names` (after the read in question)
-    has returned, and is held there; `second` runs meanwhile, and must still be waiting half a second later; then both
-    finish. The names called, in order."""
+    has returned, and is held there; `second` runs meanwhile, and must still be waiting half
+    a second later; then both finish. The names called, in order."""
     held, go = asyncio.Event(), asyncio.Event()
     called: list[str] = []
 
