@@ -9,6 +9,7 @@ dated ahead and before the campaign, landlords in two places and late registrati
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -291,6 +292,45 @@ async def test_placement_follows_memberships(sessions: async_sessionmaker[AsyncS
         assert await _assert_scope_counts(s) == 3
         await s.execute(delete(PointsTotal).where(PointsTotal.landlord_id == landlord))
         assert await _assert_scope_counts(s) == 2
+
+
+async def test_placement_of_a_landlord_made_twice_at_once(
+        sessions: async_sessionmaker[AsyncSession]) -> None:
+    """Two transactions at once (two processes' pipelines) each make a landlord of the same
+    person somewhere: the place is the first node of all three (bench/LANES.md F6 feared the
+    second's answer from before the first committed). On PostgreSQL the second's trigger
+    waits in its points_total INSERT … ON CONFLICT (the unique check waits for the first's
+    update of that row), so it places the person after the first has committed."""
+    async with sessions() as s, s.begin():
+        world = await _build(s, random.Random(11), landlords=4)
+        nodes = sorted({n for ns in world.nodes.values() for n in ns})
+        person = Person(name="甲", created_at=NOW)
+        s.add(person)
+        await s.flush()
+        s.add(Membership(person_id=person.id, node_id=nodes[-1], role=Role.LANDLORD,
+                         created_at=NOW))
+    first = sessions()
+    async with first as s1:
+        await s1.begin()
+        s1.add(Membership(person_id=person.id, node_id=nodes[0], role=Role.LANDLORD,
+                          created_at=NOW))
+        await s1.flush()
+
+        async def second() -> None:
+            async with sessions() as s2, s2.begin():
+                s2.add(Membership(person_id=person.id, node_id=nodes[1], role=Role.LANDLORD,
+                                  created_at=NOW))
+
+        other = asyncio.create_task(second())
+        await asyncio.sleep(0.3)
+        assert not other.done()  # waits for the first
+        await s1.commit()
+    await asyncio.wait_for(other, 30)
+    async with sessions() as s:
+        row = await s.get(PointsTotal, person.id)
+        assert row is not None and row.node_id == nodes[0]
+        assert (row.scope1_id, row.scope2_id) == world.scope_of_node[nodes[0]]
+        assert await _assert_scope_counts(s) == 5
 
 
 @pytest.mark.parametrize(("tier", "campaign", "seed"), [
