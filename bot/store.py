@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import itertools
 import logging
 import os
 import sqlite3
@@ -225,6 +226,7 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
     if not url.startswith("sqlite"):
         engine = create_async_engine(url, echo=echo)
         _ping_when_idle(engine)
+        _shard_each_connection(engine)
         return engine
     parsed = make_url(url)
     args, kwargs = SQLiteDialect_pysqlite().create_connect_args(parsed)
@@ -284,6 +286,29 @@ def _ping_when_idle(engine: AsyncEngine) -> None:
             raise exc.DisconnectionError(f"connection found dead at checkout: {error}") \
                 from error
         record.info[_LAST_USED] = time.monotonic()
+
+
+# The trigger-kept counters' rows are split in this many shards (migration
+# 0022_counter_shards); each PostgreSQL connection writes its own (SHARD_SETTING).
+SHARDS = 16
+SHARD_SETTING = "tierbot.shard"
+
+
+def _shard_each_connection(engine: AsyncEngine) -> None:
+    """Give each new connection of this engine the next shard (SHARD_SETTING, for the life of
+    the connection): the counters' triggers write the rows of their connection's shard, so
+    two transactions of this process at once (the pipeline's lanes, the sender, a job) never
+    wait for each other on a counter row, as long as the pool has no more than SHARDS
+    connections (SQLAlchemy's default: 15). The first is chosen by the process id, so the
+    processes of README's "Several processes" mostly start apart; a shared shard only makes
+    two transactions take turns on its rows, as every transaction did before."""
+    shards = itertools.count(os.getpid())
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        shard = next(shards) % SHARDS
+        dbapi_connection.await_(dbapi_connection._connection.execute(
+            f"SET {SHARD_SETTING} = {shard}"))
 
 
 def _sqlite_session_setup(engine: AsyncEngine, *, begin: str, pragmas: tuple[str, ...]

@@ -14,6 +14,7 @@ from sqlalchemy import (
     Boolean,
     ForeignKeyConstraint,
     Index,
+    SmallInteger,
     String,
     Text,
     UniqueConstraint,
@@ -116,6 +117,10 @@ class NoticeProgress(Base):
     # No foreign key: derived rows, like points_total.
     notice_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
     tier: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    # Which connection's share this row is (migration 0022_counter_shards): the counts are
+    # the sums of the key's rows.
+    shard: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False,
+                                       server_default="0")
     total: Mapped[int]
     sent: Mapped[int]
     failed: Mapped[int]

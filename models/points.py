@@ -5,7 +5,16 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import Boolean, ForeignKey, Index, String, Text, UniqueConstraint, text
+from sqlalchemy import (
+    Boolean,
+    ForeignKey,
+    Index,
+    SmallInteger,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, UTCDateTime
@@ -163,4 +172,8 @@ class PointsScopeCount(Base):
     tier: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
     scope_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
     total: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    # Which connection's share this row is (migration 0022_counter_shards): the count is the
+    # sum of the key's rows.
+    shard: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False,
+                                       server_default="0")
     landlords: Mapped[int]

@@ -34,10 +34,11 @@ Counts = dict[tuple[int, int], tuple[int, int, int, int]]
 
 
 async def counters(s: AsyncSession) -> Counts:
-    """What the triggers kept (rows emptied by deletes left out)."""
+    """What the triggers kept, each key's shards summed (keys emptied by deletes left out)."""
+    c = NoticeProgress
     rows = await s.execute(select(
-        NoticeProgress.notice_id, NoticeProgress.tier, NoticeProgress.total, NoticeProgress.sent,
-        NoticeProgress.failed, NoticeProgress.acked).where(NoticeProgress.total != 0))
+        c.notice_id, c.tier, func.sum(c.total), func.sum(c.sent), func.sum(c.failed),
+        func.sum(c.acked)).group_by(c.notice_id, c.tier).having(func.sum(c.total) != 0))
     return {(n, t): (total, sent, failed, acked) for n, t, total, sent, failed, acked in rows}
 
 
@@ -62,7 +63,8 @@ async def assert_exact(bot: BotApp) -> Counts:
         kept, counted = await counters(s), await recount(s)
         # first_id is a lower bound of the ids of each (notice, tier)'s rows.
         firsts = dict(((n, t), f) for n, t, f in (await s.execute(select(
-            NoticeProgress.notice_id, NoticeProgress.tier, NoticeProgress.first_id))).tuples())
+            NoticeProgress.notice_id, NoticeProgress.tier, func.min(NoticeProgress.first_id))
+            .group_by(NoticeProgress.notice_id, NoticeProgress.tier))).tuples())
         lowest = await s.execute(
             select(OutboxMessage.notice_id, Node.tier, func.min(OutboxMessage.id))
             .join(Group, Group.id == OutboxMessage.group_id).join(Node, Node.id == Group.node_id)

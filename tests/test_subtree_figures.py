@@ -12,7 +12,7 @@ import random
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, insert, select, text, update
+from sqlalchemy import delete, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import store
@@ -34,9 +34,10 @@ Figures = dict[tuple[int, str], int]
 
 
 async def kept(s: AsyncSession) -> Figures:
-    """What the triggers kept (rows brought back to 0 left out)."""
-    rows = await s.execute(select(SubtreeFigure.node_id, SubtreeFigure.key, SubtreeFigure.value)
-                           .where(SubtreeFigure.value != 0))
+    """What the triggers kept, each key's shards summed (keys brought back to 0 left out)."""
+    f = SubtreeFigure
+    rows = await s.execute(select(f.node_id, f.key, func.sum(f.value))
+                           .group_by(f.node_id, f.key).having(func.sum(f.value) != 0))
     return {(node_id, key): value for node_id, key, value in rows}
 
 

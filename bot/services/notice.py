@@ -523,10 +523,13 @@ WHERE o.notice_id IS NOT NULL
 GROUP BY o.notice_id, n.tier
 """
 
-_PROGRESS = (select(NoticeProgress.tier, NoticeProgress.total, NoticeProgress.sent,
-                    NoticeProgress.failed, NoticeProgress.acked, NoticeProgress.first_id)
-             .where(NoticeProgress.notice_id == bindparam("notice_id"),
-                    NoticeProgress.total > 0)
+# Each count the sum of the tier's shards (migration 0022_counter_shards).
+_PROGRESS = (select(NoticeProgress.tier, func.sum(NoticeProgress.total),
+                    func.sum(NoticeProgress.sent), func.sum(NoticeProgress.failed),
+                    func.sum(NoticeProgress.acked), func.min(NoticeProgress.first_id))
+             .where(NoticeProgress.notice_id == bindparam("notice_id"))
+             .group_by(NoticeProgress.tier)
+             .having(func.sum(NoticeProgress.total) > 0)
              .order_by(NoticeProgress.tier))
 
 

@@ -145,7 +145,7 @@ async def _read_kept(session: AsyncSession, root_id: int, day: Day) -> dict[str,
     """kept_figures' one statement: the latest dates and the root's figures."""
 
     def kept(key: FigureKey) -> Any:
-        return select(func.coalesce(func.max(SubtreeFigure.value), 0)).where(
+        return select(func.coalesce(func.sum(SubtreeFigure.value), 0)).where(
             SubtreeFigure.node_id == root_id, SubtreeFigure.key == key
         ).scalar_subquery()
 
