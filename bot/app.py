@@ -57,6 +57,18 @@ def make_transport(settings: Settings, clock: Clock) -> Transport:
     raise ConfigError(f"transport: unknown transport {settings.transport!r}")
 
 
+# Lanes on PostgreSQL unless the settings say otherwise (PipelineSettings.lanes).
+DEFAULT_LANES = 2
+
+
+def pipeline_lanes(setting: int, engine: AsyncEngine) -> int:
+    """The pipeline's lanes: one on SQLite (one writer at a time), else the setting or, for
+    0, DEFAULT_LANES."""
+    if engine.dialect.name == "sqlite":
+        return 1
+    return setting or DEFAULT_LANES
+
+
 class BotApp:
     """One running bot: a store, a transport, the inbound pipeline and the outbox sender."""
 
@@ -97,7 +109,8 @@ class BotApp:
                                  echo_linger=settings.pipeline.echo_linger_ms / 1000,
                                  after_commit=self.sender.wake,
                                  write_replies=self._write_replies,
-                                 read_sessions=self.read_sessions)
+                                 read_sessions=self.read_sessions,
+                                 lanes=pipeline_lanes(settings.pipeline.lanes, engine))
         # An echo still waiting in the pipeline for company is recorded before the sender
         # decides whether a row left `sending` went out (else it would send it again).
         self.sender.before_reconcile = functools.partial(

@@ -62,6 +62,10 @@ class PipelineSettings(_Section):
     # a paced broadcast records its echoes a few to a commit instead of one commit (an fsync)
     # each; any other message ends the wait at once. 0: no waiting.
     echo_linger_ms: int = Field(50, ge=0, le=1000)
+    # Batches handled side by side, each room's messages always in the same lane (in arrival
+    # order), each lane its own transaction and connection: PostgreSQL only (SQLite has one
+    # writer; there it is always 1). 0: the default, 2 on PostgreSQL.
+    lanes: int = Field(0, ge=0, le=8)
 
 
 class AccountSettings(_Section):

@@ -7,6 +7,7 @@ its own SAVEPOINT so a failing message rolls back alone; replies leave only afte
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import dataclasses
 import functools
 import itertools
@@ -14,6 +15,7 @@ import json
 import logging
 import random
 import time
+import zlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -513,11 +515,20 @@ class LoopShare:
         self._since = time.perf_counter()
 
 
+# (transport, room id) -> (group id, account) of the rooms the task's last batch resolved
+# (Handling.rooms): a context variable, so each lane (a task) sees its own batch's.
+_ROOMS: contextvars.ContextVar[dict[tuple[str, str], tuple[int, str]]] = \
+    contextvars.ContextVar("tierbot_batch_rooms", default={})  # noqa: B039 (never mutated)
+
+
 class Handling:
     """The per-message logic, usable in a shared (batched) or an own transaction."""
 
-    # (transport, room id) -> (group id, account) of the rooms the last batch resolved.
-    rooms: dict[tuple[str, str], tuple[int, str]] = {}  # noqa: RUF012 (replaced, not mutated)
+    @property
+    def rooms(self) -> dict[tuple[str, str], tuple[int, str]]:
+        """The rooms this task's last batch resolved, for the reply writer (read, never
+        changed)."""
+        return _ROOMS.get()
 
     def __init__(self, *, settings: Settings, dispatcher: Dispatcher,
                  clock_now: Callable[[], datetime],
@@ -614,9 +625,9 @@ class Handling:
         finally:
             # The rooms this batch resolved, for the reply writer (no second lookup); read
             # without loading, so an entry a rollback expired is just left out.
-            self.rooms = {key: (g.__dict__["id"], g.__dict__["account"])
-                          for key, g in lookups.groups.items()
-                          if g is not None and "id" in g.__dict__ and "account" in g.__dict__}
+            _ROOMS.set({key: (g.__dict__["id"], g.__dict__["account"])
+                        for key, g in lookups.groups.items()
+                        if g is not None and "id" in g.__dict__ and "account" in g.__dict__})
             lookups.close()
             if watch is not None:
                 watch.stop()
@@ -744,7 +755,8 @@ class Pipeline:
                  send_reply: SendReply, bot_names: Sequence[str], batch_max: int,
                  after_commit: Callable[[], None] | None = None,
                  write_replies: WriteReplies | None = None, echo_linger: float = 0.0,
-                 read_sessions: async_sessionmaker[AsyncSession] | None = None):
+                 read_sessions: async_sessionmaker[AsyncSession] | None = None,
+                 lanes: int = 1):
         self.handling = handling
         # Replies go into the outbox in the command's own transaction (then `send_reply`
         # gets them as `Queued`, only to hear of them).
@@ -762,8 +774,10 @@ class Pipeline:
         self.after_commit = after_commit
         # Seconds a batch of nothing but the bot's own echoes waits for more (see _linger).
         self.echo_linger = echo_linger
-        # Each message with what preparse made of it on arrival (see submit).
-        self._queue: asyncio.Queue[tuple[IncomingMessage, Parsed | None]] = asyncio.Queue()
+        # Each message with what preparse made of it on arrival (see submit), in its room's
+        # lane: each lane runs its batches one after another, the lanes side by side.
+        self._lanes: list[asyncio.Queue[tuple[IncomingMessage, Parsed | None]]] = [
+            asyncio.Queue() for _ in range(lanes)]
         self._arrived = asyncio.Event()
         self._hurried = False
         # Messages submitted and handled so far (the difference: those waiting or being
@@ -781,8 +795,21 @@ class Pipeline:
         (where the whole batch waited for it)."""
         parsed = self._preparse(message)
         self._submitted += 1
-        self._queue.put_nowait((message, parsed))
+        self.lane_of(message).put_nowait((message, parsed))
         self._arrived.set()
+
+    def lane_of(self, message: IncomingMessage
+                ) -> asyncio.Queue[tuple[IncomingMessage, Parsed | None]]:
+        """The queue of the message's room (a private chat's: its sender's): a room's messages
+        are handled in arrival order, one batch after another. Messages of two rooms in two
+        lanes may be handled in either order, as those of two processes sharing a database
+        are (README, "Several processes"). The bot's own messages (echoes: only the sender
+        and the watchdog read them) all go to the first lane, where they wait for each other
+        and share commits (see _linger)."""
+        if len(self._lanes) == 1 or message.is_self:
+            return self._lanes[0]
+        room = message.room_id or f"@{message.sender_id}"
+        return self._lanes[zlib.crc32(f"{message.transport}/{room}".encode()) % len(self._lanes)]
 
     def _preparse(self, message: IncomingMessage) -> Parsed | None:
         """preparse, a failure logged and the message taken as chatter (a parser's bug
@@ -821,6 +848,15 @@ class Pipeline:
         finally:
             self._flushing -= 1
 
+    @property
+    def lanes(self) -> int:
+        """How many lanes run batches side by side (see lane_of)."""
+        return len(self._lanes)
+
+    def queued(self) -> int:
+        """Messages waiting in the lanes, not yet taken into a batch."""
+        return sum(queue.qsize() for queue in self._lanes)
+
     def has_pending(self) -> bool:
         """Whether messages wait to be handled or are being handled (or answered Later)."""
         return self._handled < self._submitted or bool(self._later)
@@ -828,7 +864,8 @@ class Pipeline:
     async def idle(self) -> None:
         """Wait until every submitted message has been handled and answered (echoes waiting
         for company included: up to `echo_linger` more; answers that come Later too)."""
-        await self._queue.join()
+        for queue in self._lanes:
+            await queue.join()
         while self._later:
             await asyncio.wait(set(self._later))
 
@@ -846,24 +883,40 @@ class Pipeline:
             self._dropping = False
 
     async def run(self) -> None:
-        """Forever: take what has arrived (up to batch_max), handle it, answer it. Cancelling
-        it is safe only while it waits for messages (see BotApp.stop)."""
+        """Forever, in each lane: take what has arrived (up to batch_max), handle it, answer
+        it. Cancelling it is safe only while every lane waits for messages (see
+        BotApp.stop)."""
+        if len(self._lanes) == 1:
+            await self._run_lane(self._lanes[0])
+            return
+        lanes = [asyncio.create_task(self._run_lane(queue), name=f"lane-{k}")
+                 for k, queue in enumerate(self._lanes)]
+        try:
+            await asyncio.gather(*lanes)
+        finally:
+            for lane in lanes:
+                lane.cancel()
+            await asyncio.gather(*lanes, return_exceptions=True)
+
+    async def _run_lane(self, queue: asyncio.Queue[tuple[IncomingMessage, Parsed | None]]
+                        ) -> None:
         while True:
-            batch = [await self._queue.get()]
-            while len(batch) < self.batch_max and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
+            batch = [await queue.get()]
+            while len(batch) < self.batch_max and not queue.empty():
+                batch.append(queue.get_nowait())
             try:
-                await self._linger(batch)
+                await self._linger(batch, queue)
                 await self.process([m for m, _ in batch], [p for _, p in batch])
             except Exception:
                 log.exception("batch of %d messages failed", len(batch))
             finally:
                 for _ in batch:
-                    self._queue.task_done()
+                    queue.task_done()
                 self._handled += len(batch)
                 self._progress.set()
 
-    async def _linger(self, batch: list[tuple[IncomingMessage, Parsed | None]]) -> None:
+    async def _linger(self, batch: list[tuple[IncomingMessage, Parsed | None]],
+                      queue: asyncio.Queue[tuple[IncomingMessage, Parsed | None]]) -> None:
         """While the batch holds only the bot's own echoes, wait up to `echo_linger` seconds
         for more, so they share one commit (a paced broadcast echoes a send every few
         milliseconds; alone, each would be a transaction and an fsync). Any other message
@@ -879,8 +932,8 @@ class Pipeline:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.echo_linger
         while len(batch) < self.batch_max and not self._hurried and not self._flushing:
-            if not self._queue.empty():
-                arrived = self._queue.get_nowait()
+            if not queue.empty():
+                arrived = queue.get_nowait()
                 batch.append(arrived)
                 if not arrived[0].is_self:
                     return

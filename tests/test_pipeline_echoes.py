@@ -35,7 +35,7 @@ def echo(app: BotApp, room: str) -> IncomingMessage:
 async def taken(app: BotApp) -> None:
     """Until the pipeline has taken everything queued (it is lingering or handling it)."""
     async def wait() -> None:
-        while not app.pipeline._queue.empty():
+        while app.pipeline.queued():
             await asyncio.sleep(0)
     await asyncio.wait_for(wait(), GUARD)
     for _ in range(5):
