@@ -125,7 +125,7 @@ class Hot:
             forget = session.sync_session.info.get(IDENTITY_WRITES)
             if forget is not None:
                 forget(identity_rows)
-        conn, raw = await _connection(session)
+        conn, raw = await connection(session)
         plan = self._plan(conn.dialect)
         args = plan.args(params or {})
         sync = conn.sync_connection
@@ -341,7 +341,7 @@ def wrote_nothing(session: AsyncSession) -> None:
 _CONNECTION = "tierbot_hot_connection"
 
 
-async def _connection(session: AsyncSession) -> tuple[AsyncConnection, Any]:
+async def connection(session: AsyncSession) -> tuple[AsyncConnection, Any]:
     """The session's connection and its pooled DBAPI connection, beginning the transaction
     (SQLite: BEGIN IMMEDIATE) if none is open. Asked through the session, the pair costs 20
     µs of CPU (a greenlet switch), more than SQLite takes to run the statement; a

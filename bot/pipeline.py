@@ -731,7 +731,10 @@ class WriteWatch:
 
     @classmethod
     async def start(cls, session: AsyncSession) -> WriteWatch:
-        watch = cls((await session.connection()).sync_connection, session.sync_session.info)
+        # The connection the batch's hot statements then use as kept (hot.connection): asked
+        # of the session again, it cost a greenlet switch per batch.
+        watch = cls((await hot.connection(session))[0].sync_connection,
+                    session.sync_session.info)
         event.listen(watch.connection, "before_cursor_execute", watch._count)
         watch.info[hot.WROTE_NOTHING] = watch._take_back
         return watch

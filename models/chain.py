@@ -85,8 +85,9 @@ class Group(Base):
 class SubtreeFigure(Base):
     """A figure of a node's subtree (the node itself included) that 统计 would otherwise count
     from 100,000 rows, kept by triggers (migration 0020_figures) on membership, tenant_stay
-    and node, never written by the application; equal at all times to the aggregate of
-    bot.services.stats.REBUILD_FIGURES. Rows may hold 0. Keys (FigureKey):
+    and node, never written by the application; each key's rows summed over their shards
+    equal at all times the aggregate of bot.services.stats.REBUILD_FIGURES. Rows may hold 0
+    (a shard's row, less than 0). Keys (FigureKey):
 
     - landlords: persons with a landlord membership at a node of the subtree;
     - tenants: tenants with a stay not ended (ended_at IS NULL) at such a node;

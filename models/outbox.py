@@ -109,7 +109,8 @@ class NoticeProgress(Base):
 
     Kept by database triggers on outbox_message (migration 0017_pgreads) whoever writes the
     rows, never written by the application; 进度 reads these instead of aggregating a city's
-    100,000 rows. Equal to `bot.services.notice.REBUILD_PROGRESS`'s aggregate at all times.
+    100,000 rows. Each key's rows summed over their shards equal
+    `bot.services.notice.REBUILD_PROGRESS`'s aggregate at all times.
     """
 
     __tablename__ = "notice_progress"
@@ -126,5 +127,6 @@ class NoticeProgress(Base):
     failed: Mapped[int]
     acked: Mapped[int]
     # At most the smallest id of the notice's rows of this tier (a row's id, kept with LEAST on
-    # insert and on a row moved in; deletes leave it): 进度 walks the rows from there.
+    # insert and on a row moved in; deletes leave it; the least of the key's shards): 进度
+    # walks the rows from there.
     first_id: Mapped[int | None]

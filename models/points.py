@@ -165,7 +165,8 @@ class PointsScopeCount(Base):
     """How many landlords of a ranking scope have a given all-time total (PointsTotal rows
     placed there): `tier` 1 counts by `scope1_id`, 2 by `scope2_id`. Kept by triggers on
     points_total (migration 0012_speed2), never written by the application; 积分's rank sums
-    the rows above a total instead of counting landlords. Rows may hold 0."""
+    the rows above a total instead of counting landlords. Rows may hold 0 (a shard's row,
+    less than 0): a count is the sum of its key's shards."""
 
     __tablename__ = "points_scope_count"
 
