@@ -751,6 +751,12 @@ class WriteWatch:
         self.info.pop(hot.WROTE_NOTHING, None)
 
 
+# A queued message: what preparse made of it on arrival, and for a question that reads other
+# rooms' writes (HandlerSpec.reads_others) on several lanes, how many messages each lane had
+# been given before it (Pipeline._after_earlier).
+InQueue = tuple[IncomingMessage, Parsed | None, tuple[int, ...] | None]
+
+
 class Pipeline:
     """Consumes inbound messages in batches: one transaction per batch, then the replies."""
 
@@ -779,8 +785,12 @@ class Pipeline:
         self.echo_linger = echo_linger
         # Each message with what preparse made of it on arrival (see submit), in its room's
         # lane: each lane runs its batches one after another, the lanes side by side.
-        self._lanes: list[asyncio.Queue[tuple[IncomingMessage, Parsed | None]]] = [
+        self._lanes: list[asyncio.Queue[InQueue]] = [
             asyncio.Queue() for _ in range(lanes)]
+        # Per lane: messages given to it and handled (the bot's own echoes not counted); each
+        # lane handles its messages in order, so `handled` is how far it has got.
+        self._given = [0] * lanes
+        self._done = [0] * lanes
         self._arrived = asyncio.Event()
         self._hurried = False
         # Messages submitted and handled so far (the difference: those waiting or being
@@ -798,21 +808,32 @@ class Pipeline:
         (where the whole batch waited for it)."""
         parsed = self._preparse(message)
         self._submitted += 1
-        self.lane_of(message).put_nowait((message, parsed))
+        lane = self._lane_index(message)
+        after = None
+        if not message.is_self:
+            if len(self._lanes) > 1 and parsed is not None and parsed.command is not None:
+                spec = self.handling.dispatcher.spec_for(parsed.command)
+                if spec is not None and spec.reads_others:
+                    after = tuple(self._given)
+            self._given[lane] += 1
+        self._lanes[lane].put_nowait((message, parsed, after))
         self._arrived.set()
 
     def lane_of(self, message: IncomingMessage
-                ) -> asyncio.Queue[tuple[IncomingMessage, Parsed | None]]:
+                ) -> asyncio.Queue[InQueue]:
         """The queue of the message's room (a private chat's: its sender's): a room's messages
         are handled in arrival order, one batch after another. Messages of two rooms in two
         lanes may be handled in either order, as those of two processes sharing a database
         are (README, "Several processes"). The bot's own messages (echoes: only the sender
         and the watchdog read them) all go to the first lane, where they wait for each other
         and share commits (see _linger)."""
+        return self._lanes[self._lane_index(message)]
+
+    def _lane_index(self, message: IncomingMessage) -> int:
         if len(self._lanes) == 1 or message.is_self:
-            return self._lanes[0]
+            return 0
         room = message.room_id or f"@{message.sender_id}"
-        return self._lanes[zlib.crc32(f"{message.transport}/{room}".encode()) % len(self._lanes)]
+        return zlib.crc32(f"{message.transport}/{room}".encode()) % len(self._lanes)
 
     def _preparse(self, message: IncomingMessage) -> Parsed | None:
         """preparse, a failure logged and the message taken as chatter (a parser's bug
@@ -890,10 +911,10 @@ class Pipeline:
         it. Cancelling it is safe only while every lane waits for messages (see
         BotApp.stop)."""
         if len(self._lanes) == 1:
-            await self._run_lane(self._lanes[0])
+            await self._run_lane(0)
             return
-        lanes = [asyncio.create_task(self._run_lane(queue), name=f"lane-{k}")
-                 for k, queue in enumerate(self._lanes)]
+        lanes = [asyncio.create_task(self._run_lane(k), name=f"lane-{k}")
+                 for k in range(len(self._lanes))]
         try:
             await asyncio.gather(*lanes)
         finally:
@@ -901,25 +922,45 @@ class Pipeline:
                 lane.cancel()
             await asyncio.gather(*lanes, return_exceptions=True)
 
-    async def _run_lane(self, queue: asyncio.Queue[tuple[IncomingMessage, Parsed | None]]
-                        ) -> None:
+    async def _run_lane(self, lane: int) -> None:
+        queue = self._lanes[lane]
         while True:
             batch = [await queue.get()]
             while len(batch) < self.batch_max and not queue.empty():
                 batch.append(queue.get_nowait())
             try:
                 await self._linger(batch, queue)
-                await self.process([m for m, _ in batch], [p for _, p in batch])
             except Exception:
-                log.exception("batch of %d messages failed", len(batch))
-            finally:
-                for _ in batch:
-                    queue.task_done()
-                self._handled += len(batch)
-                self._progress.set()
+                log.exception("waiting for more echoes failed")
+            # A question that reads other rooms' writes starts a batch of its own, handled
+            # once the other lanes have handled what arrived before it (the lane holds no
+            # transaction while it waits; the lane of the earliest such question never waits
+            # for another waiting one, so they cannot wait for each other).
+            cuts = [k for k, (_, _, after) in enumerate(batch) if after is not None and k > 0]
+            for part in (batch[a:b] for a, b in zip([0, *cuts], [*cuts, len(batch)],
+                                                   strict=True)):
+                try:
+                    if part[0][2] is not None:
+                        await self._after_earlier(lane, part[0][2])
+                    await self.process([m for m, _, _ in part], [p for _, p, _ in part])
+                except Exception:
+                    log.exception("batch of %d messages failed", len(part))
+                finally:
+                    for _ in part:
+                        queue.task_done()
+                    self._done[lane] += sum(not m.is_self for m, _, _ in part)
+                    self._handled += len(part)
+                    self._progress.set()
 
-    async def _linger(self, batch: list[tuple[IncomingMessage, Parsed | None]],
-                      queue: asyncio.Queue[tuple[IncomingMessage, Parsed | None]]) -> None:
+    async def _after_earlier(self, lane: int, given: tuple[int, ...]) -> None:
+        """Until every other lane has handled the messages it had been `given` (those that
+        arrived before the question)."""
+        while any(self._done[k] < n for k, n in enumerate(given) if k != lane):
+            self._progress.clear()
+            await self._progress.wait()
+
+    async def _linger(self, batch: list[InQueue],
+                      queue: asyncio.Queue[InQueue]) -> None:
         """While the batch holds only the bot's own echoes, wait up to `echo_linger` seconds
         for more, so they share one commit (a paced broadcast echoes a send every few
         milliseconds; alone, each would be a transaction and an fsync). Any other message
@@ -929,8 +970,8 @@ class Pipeline:
         `sending` or `sent`, which restart reconciliation settles as it always has."""
         if self.echo_linger <= 0 or self._hurried or self._flushing:
             return
-        if not all(m.is_self for m, _ in batch) or \
-                not any(recorded_echo(m) for m, _ in batch):
+        if not all(m.is_self for m, _, _ in batch) or \
+                not any(recorded_echo(m) for m, _, _ in batch):
             return  # a command to handle now, or nothing to record (replies' echoes)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.echo_linger

@@ -115,6 +115,10 @@ class HandlerSpec:
     needs_group: bool
     # Say nothing when not allowed (收到 and relays are everyday words, not requests).
     quiet: bool = False
+    # The answer counts what was written in other rooms too (进度's acknowledgements, 统计's
+    # returns): on PostgreSQL's lanes it waits until every message that arrived before it,
+    # in any room, has been handled (Pipeline: a question never misses an earlier answer).
+    reads_others: bool = False
 
     @property
     def usage(self) -> str:
@@ -155,6 +159,7 @@ class Router:
         allow: Rule | None = None,
         needs_group: bool = True,
         quiet: bool = False,
+        reads_others: bool = False,
     ) -> Callable[[Callable[[C, Context], Awaitable[HandlerResult]]], Handler]:
         """Register the decorated coroutine as the handler of `command`."""
 
@@ -163,7 +168,7 @@ class Router:
                 command=command, func=func,
                 tiers=(tiers if tiers is None or callable(tiers) else frozenset(tiers)),
                 allow=allow,
-                needs_group=needs_group, quiet=quiet,
+                needs_group=needs_group, quiet=quiet, reads_others=reads_others,
             ))
             return func
 

@@ -53,7 +53,7 @@ async def on_landlord_report(cmd: LandlordReport, ctx: Context) -> str:
     return texts.Report.OK[kind].format(detail=detail or texts.Report.NO_DETAIL, date=date)
 
 
-@router.command(MyTenants, tiers=LANDLORD_TIERS, allow=LANDLORD)
+@router.command(MyTenants, tiers=LANDLORD_TIERS, allow=LANDLORD, reads_others=True)
 async def on_my_tenants(cmd: MyTenants, ctx: Context) -> str:
     """我的租客 — 查看您的租客和居家观察情况（已隐去号码）"""
     ids = _landlord_node_ids(ctx)

@@ -69,7 +69,7 @@ async def on_relay(cmd: Relay, ctx: Context) -> None:
                         text=ctx.message.text, now=ctx.now())
 
 
-@router.command(Progress, allow=GROUP_COMMANDER)
+@router.command(Progress, allow=GROUP_COMMANDER, reads_others=True)
 async def on_progress(cmd: Progress, ctx: Context) -> str:
     """进度 [27] — 查看通知的送达和确认情况（不写编号为您最近的一条）"""
     assert ctx.sender is not None and ctx.node is not None

@@ -39,7 +39,7 @@ def _verifier_tier(ctx: Context) -> set[int]:
     return {ctx.settings.points.verifier_tier}
 
 
-@router.command(Score, tiers=LANDLORD_TIERS, allow=LANDLORD)
+@router.command(Score, tiers=LANDLORD_TIERS, allow=LANDLORD, reads_others=True)
 async def on_score(cmd: Score, ctx: Context) -> Later:
     """积分 — 查看您的积分、排名和本周积分记录"""
     assert ctx.sender is not None
@@ -65,7 +65,7 @@ async def on_score(cmd: Score, ctx: Context) -> Later:
     return Later(read)
 
 
-@router.command(ScoreHistory, tiers=LANDLORD_TIERS, allow=LANDLORD)
+@router.command(ScoreHistory, tiers=LANDLORD_TIERS, allow=LANDLORD, reads_others=True)
 async def on_score_history(cmd: ScoreHistory, ctx: Context) -> str:
     """积分明细 — 查看您最近的积分记录（编号可用于申诉）"""
     assert ctx.sender is not None
@@ -87,7 +87,7 @@ async def on_appeal(cmd: Appeal, ctx: Context) -> str:
     return texts.Points.APPEAL_OK.format(id=event.id)
 
 
-@router.command(Reward, tiers=LANDLORD_TIERS, allow=LANDLORD)
+@router.command(Reward, tiers=LANDLORD_TIERS, allow=LANDLORD, reads_others=True)
 async def on_reward(cmd: Reward, ctx: Context) -> str:
     """奖励 — 查看您的积分奖励"""
     assert ctx.sender is not None
@@ -98,7 +98,7 @@ async def on_reward(cmd: Reward, ctx: Context) -> str:
         per=per, week_points=got.week_points, week_amount=got.week_points * per)
 
 
-@router.command(PendingChecks, tiers=_verifier_tier, allow=VERIFIER)
+@router.command(PendingChecks, tiers=_verifier_tier, allow=VERIFIER, reads_others=True)
 async def on_pending_checks(cmd: PendingChecks, ctx: Context) -> str:
     """待核查 — 社区书记查看待核查的房东积分记录"""
     assert ctx.node is not None
@@ -172,7 +172,8 @@ async def on_adjust_points(cmd: AdjustPoints, ctx: Context) -> str:
                                                  reason=reason)
 
 
-@router.command(GoodPersonCandidates, tiers={1, 2, 3}, allow=COMMANDER_OR_SECRETARY)
+@router.command(GoodPersonCandidates, tiers={1, 2, 3}, allow=COMMANDER_OR_SECRETARY,
+                reads_others=True)
 async def on_good_person_candidates(cmd: GoodPersonCandidates, ctx: Context) -> str:
     """好人候选 — 查看本年度多次上五好房东红榜的好人候选"""
     assert ctx.node is not None

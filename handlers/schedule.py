@@ -35,7 +35,7 @@ async def on_schedule_notice(cmd: ScheduleNotice, ctx: Context) -> str:
                            groups=look.total, text=schedule.text)
 
 
-@router.command(ScheduleList, allow=GROUP_COMMANDER)
+@router.command(ScheduleList, allow=GROUP_COMMANDER, reads_others=True)
 async def on_schedule_list(cmd: ScheduleList, ctx: Context) -> str:
     """定时列表 — 查看您设定、尚未发出的定时通知"""
     assert ctx.sender is not None

@@ -92,7 +92,7 @@ async def on_reopen_review(cmd: ReopenReview, ctx: Context) -> str:
                                       reason=reg.reason)
 
 
-@router.command(ReopenList, tiers={2, 3, 4, 5}, allow=STAFF | ROW_CAPTAIN)
+@router.command(ReopenList, tiers={2, 3, 4, 5}, allow=STAFF | ROW_CAPTAIN, reads_others=True)
 async def on_reopen_list(cmd: ReopenList, ctx: Context) -> str:
     """复工列表 — 查看待确认、待审核和已通过的复工商铺"""
     assert ctx.node is not None

@@ -15,7 +15,7 @@ from models import Node
 router = Router(name=__name__)
 
 
-@router.command(Stats, tiers={1, 2, 3, 4}, allow=STAFF)
+@router.command(Stats, tiers={1, 2, 3, 4}, allow=STAFF, reads_others=True)
 async def on_stats(cmd: Stats, ctx: Context) -> Later:
     """统计 [下级名称] — 查看本级（或下级）今日统计数字，例：统计 长春社区"""
     assert ctx.node is not None

@@ -33,7 +33,7 @@ async def on_answer(cmd: Answer, ctx: Context) -> str:
     return texts.Ticket.ANSWERED.format(id=ticket.id)
 
 
-@router.command(Todo, allow=STAFF)
+@router.command(Todo, allow=STAFF, reads_others=True)
 async def on_todo(cmd: Todo, ctx: Context) -> str:
     """待办 — 查看下级发来、还没答复的反馈"""
     assert ctx.node is not None

@@ -219,3 +219,59 @@ async def test_the_migration_keeps_the_counts_and_gives_them_back_summed() -> No
     finally:
         await engine.dispose()
         await asyncio.to_thread(_create_or_drop, PG_URL, name, create=False)
+
+
+async def _said(transport: MemoryTransport, room: str, start: str, mark: int) -> list[str]:
+    return [m.text for m in transport.sent[mark:] if m.room_id == room and
+            m.text.startswith(start)]
+
+
+@postgresql
+async def test_a_question_waits_for_what_arrived_before_it_in_another_lane(
+        bot: BotApp, chat: Chat, chain: DemoChain, transport: MemoryTransport) -> None:
+    """进度 in the community's group (one lane) right after a 收到 in a tenants' group (the
+    other): it is answered only once the 收到 is handled, and counts it."""
+    await chat.say(chain.community_group, chain.community_commander, "通知 租客群 请配合测温")
+    assert bot.pipeline.lane_of(transport.message(chain.tenant_group, chain.landlord, "x")) \
+        is not bot.pipeline.lane_of(transport.message(chain.community_group, "x", "x"))
+    held, go = asyncio.Event(), asyncio.Event()
+    process = bot.pipeline.process
+
+    async def holding(batch: Any, parsed: Any = None) -> None:
+        if any(m.room_id == chain.tenant_group for m in batch):
+            held.set()
+            await go.wait()
+        await process(batch, parsed)
+
+    bot.pipeline.process = holding  # type: ignore[method-assign]
+    mark = len(transport.sent)
+    await transport.inject(transport.message(chain.tenant_group, chain.landlord, "收到"))
+    await asyncio.wait_for(held.wait(), GUARD)
+    await transport.inject(transport.message(chain.community_group,
+                                             chain.community_commander, "进度"))
+    await asyncio.sleep(0.5)
+    assert await _said(transport, chain.community_group, "【通知#1】进度", mark) == []
+    go.set()
+    await asyncio.wait_for(bot.idle(), GUARD)
+    [progress] = await _said(transport, chain.community_group, "【通知#1】进度", mark)
+    assert progress.startswith("【通知#1】进度：送达 2/2，确认 1/2")
+
+
+@postgresql
+async def test_questions_in_both_lanes_after_each_others_messages_are_all_answered(
+        bot: BotApp, chat: Chat, chain: DemoChain, transport: MemoryTransport) -> None:
+    """Each lane holds a question that must wait for the other lane's earlier 收到: the
+    earlier question goes first, so neither waits for the other forever."""
+    await chat.say(chain.subdistrict_group, chain.commander, "通知 请配合测温")
+    mark = len(transport.sent)
+    said = [(chain.tenant_group, chain.landlord, "收到"),                    # lane of dong
+            (chain.community_group, chain.community_commander, "收到"),      # the other lane
+            (chain.tenant_group, chain.landlord, "我的租客"),                 # waits for 2
+            (chain.subdistrict_group, chain.commander, "进度"),               # waits for 1, 3
+            (chain.ying_group, chain.ying_tenant, "收到")]
+    for room, contact, words in said:
+        await transport.inject(transport.message(room, contact, words))
+    await asyncio.wait_for(bot.idle(), GUARD)
+    assert await _said(transport, chain.tenant_group, "", mark)
+    [progress] = await _said(transport, chain.subdistrict_group, "【通知#1】进度", mark)
+    assert "确认 2/" in progress.splitlines()[0]
