@@ -802,8 +802,9 @@ class Pipeline:
         self._flushing = 0
 
     async def submit(self, message: IncomingMessage) -> None:
-        """The transport's callback: queue a message (handled in arrival order), parsed now.
-        Parsing is pure and costs about 0.1 ms a message; done on arrival it mostly runs while
+        """The transport's callback: queue a message in its room's lane (see lane_of), parsed
+        now; a question that reads other rooms' writes notes how far each lane had got (see
+        _run_lane). Parsing is pure and costs about 0.1 ms a message; done on arrival it mostly runs while
         the batch before waits for the database, instead of at the head of the next batch
         (where the whole batch waited for it)."""
         parsed = self._preparse(message)
