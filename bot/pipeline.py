@@ -791,6 +791,10 @@ class Pipeline:
         # lane handles its messages in order, so `handled` is how far it has got.
         self._given = [0] * lanes
         self._done = [0] * lanes
+        # What the questions waiting now wait for (see _after_earlier): each lane ends its
+        # next batch where the messages a question waits for end, so it is not held for the
+        # rest of a long batch.
+        self._awaited: list[tuple[int, ...]] = []
         self._arrived = asyncio.Event()
         self._hurried = False
         # Messages submitted and handled so far (the difference: those waiting or being
@@ -804,9 +808,9 @@ class Pipeline:
     async def submit(self, message: IncomingMessage) -> None:
         """The transport's callback: queue a message in its room's lane (see lane_of), parsed
         now; a question that reads other rooms' writes notes how far each lane had got (see
-        _run_lane). Parsing is pure and costs about 0.1 ms a message; done on arrival it mostly runs while
-        the batch before waits for the database, instead of at the head of the next batch
-        (where the whole batch waited for it)."""
+        _run_lane). Parsing is pure and costs about 0.1 ms a message; done on arrival it
+        mostly runs while the batch before waits for the database, instead of at the head of
+        the next batch (where the whole batch waited for it)."""
         parsed = self._preparse(message)
         self._submitted += 1
         lane = self._lane_index(message)
@@ -927,8 +931,16 @@ class Pipeline:
         queue = self._lanes[lane]
         while True:
             batch = [await queue.get()]
-            while len(batch) < self.batch_max and not queue.empty():
+            # Up to batch_max, and no further than the last message a waiting question waits
+            # for (counted as _done counts: the bot's own echoes left out).
+            room = self.batch_max
+            for given in self._awaited:
+                if given[lane] > self._done[lane]:
+                    room = min(room, given[lane] - self._done[lane])
+            counted = int(not batch[0][0].is_self)
+            while len(batch) < self.batch_max and counted < room and not queue.empty():
                 batch.append(queue.get_nowait())
+                counted += not batch[-1][0].is_self
             try:
                 await self._linger(batch, queue)
             except Exception:
@@ -956,9 +968,13 @@ class Pipeline:
     async def _after_earlier(self, lane: int, given: tuple[int, ...]) -> None:
         """Until every other lane has handled the messages it had been `given` (those that
         arrived before the question)."""
-        while any(self._done[k] < n for k, n in enumerate(given) if k != lane):
-            self._progress.clear()
-            await self._progress.wait()
+        self._awaited.append(given)
+        try:
+            while any(self._done[k] < n for k, n in enumerate(given) if k != lane):
+                self._progress.clear()
+                await self._progress.wait()
+        finally:
+            self._awaited.remove(given)
 
     async def _linger(self, batch: list[InQueue],
                       queue: asyncio.Queue[InQueue]) -> None:

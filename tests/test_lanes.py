@@ -275,3 +275,41 @@ async def test_questions_in_both_lanes_after_each_others_messages_are_all_answer
     assert await _said(transport, chain.tenant_group, "", mark)
     [progress] = await _said(transport, chain.subdistrict_group, "【通知#1】进度", mark)
     assert "确认 2/" in progress.splitlines()[0]
+
+
+@postgresql
+async def test_a_lane_ends_its_batch_where_a_waiting_question_needs_it_to(
+        bot: BotApp, chat: Chat, chain: DemoChain, transport: MemoryTransport) -> None:
+    """While 进度 (one lane) waits for the other lane's earlier messages, that lane's next
+    batch stops at the last of them, so the question does not wait for the later ones too."""
+    await chat.say(chain.community_group, chain.community_commander, "通知 租客群 请配合测温")
+    held, go = asyncio.Event(), asyncio.Event()
+    batches: list[list[str]] = []
+    process = bot.pipeline.process
+
+    async def recording(batch: Any, parsed: Any = None) -> None:
+        batches.append([m.message_id for m in batch])
+        if any(m.message_id == "first" for m in batch):
+            held.set()
+            await go.wait()
+        await process(batch, parsed)
+
+    bot.pipeline.process = recording  # type: ignore[method-assign]
+
+    def say(room: str, contact: str, words: str, message_id: str) -> Any:
+        return transport.inject(transport.message(room, contact, words, message_id=message_id))
+
+    await say(chain.tenant_group, chain.landlord, "收到", "first")
+    await asyncio.wait_for(held.wait(), GUARD)
+    await say(chain.ying_group, chain.ying_tenant, "好的", "before-1")
+    await say(chain.tenant_group, chain.landlord, "收到", "before-2")
+    await say(chain.community_group, chain.community_commander, "进度", "question")
+    await say(chain.ying_group, chain.ying_tenant, "收到", "after-1")
+    await say(chain.tenant_group, chain.landlord, "好的", "after-2")
+    for _ in range(20):  # the question's lane takes it and starts waiting
+        await asyncio.sleep(0)
+    go.set()
+    await asyncio.wait_for(bot.idle(), GUARD)
+    mine = [[i for i in b if not i.startswith("sim-")] for b in batches[1:]]
+    assert mine[0] == ["before-1", "before-2"]  # not the later two as well
+    assert sorted(b for b in mine[1:] if b) == [["after-1", "after-2"], ["question"]]
