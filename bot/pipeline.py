@@ -933,12 +933,12 @@ class Pipeline:
             batch = [await queue.get()]
             # Up to batch_max, and no further than the last message a waiting question waits
             # for (counted as _done counts: the bot's own echoes left out).
-            room = self.batch_max
+            allowed = self.batch_max
             for given in self._awaited:
                 if given[lane] > self._done[lane]:
-                    room = min(room, given[lane] - self._done[lane])
+                    allowed = min(allowed, given[lane] - self._done[lane])
             counted = int(not batch[0][0].is_self)
-            while len(batch) < self.batch_max and counted < room and not queue.empty():
+            while len(batch) < self.batch_max and counted < allowed and not queue.empty():
                 batch.append(queue.get_nowait())
                 counted += not batch[-1][0].is_self
             try:
