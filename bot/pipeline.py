@@ -788,7 +788,7 @@ class Pipeline:
         self._lanes: list[asyncio.Queue[InQueue]] = [
             asyncio.Queue() for _ in range(lanes)]
         # Per lane: messages given to it and handled (the bot's own echoes not counted); each
-        # lane handles its messages in order, so `handled` is how far it has got.
+        # lane handles its messages in order, so `_done` is how far it has got.
         self._given = [0] * lanes
         self._done = [0] * lanes
         # What the questions waiting now wait for (see _after_earlier): each lane ends its

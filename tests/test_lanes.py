@@ -14,14 +14,14 @@ from typing import Any
 
 import pytest
 from alembic import command
-from sqlalchemy import Connection, select, text
+from sqlalchemy import Connection, text
 
 from bot import store
 from bot.app import BotApp, build_app
 from bot.config import Settings
 from bot.services import notice as notices
 from bot.transports.memory import MemoryTransport
-from models import Group, Notice, OutboxMessage, TenantStay
+from models import Notice, TenantStay
 from tests import test_progress_counters as progress_counters
 from tests import test_subtree_figures as subtree_figures
 from tests.conftest import (
@@ -33,7 +33,9 @@ from tests.conftest import (
     _create_or_drop,
     _worker_url,
     count,
+    until,
 )
+from tests.test_pipeline_deadlock import _rows as notice_rows
 
 GUARD = 30.0
 # How long the test lets a transaction wait before it calls that waiting (a counter row's
@@ -79,12 +81,6 @@ async def test_each_connection_of_a_process_writes_its_own_shard(bot: BotApp) ->
     assert all(0 <= int(s) < store.SHARDS for s in shards)
 
 
-async def _notice_rows(bot: BotApp, *rooms: str) -> list[int]:
-    async with bot.session() as s:
-        return [(await s.execute(select(OutboxMessage.id).join(Group).where(
-            Group.room_id == room, OutboxMessage.notice_id == 1))).scalar_one() for room in rooms]
-
-
 @postgresql
 async def test_two_transactions_acknowledging_one_tier_at_once_do_not_wait(
         bot: BotApp, chat: Chat, chain: DemoChain) -> None:
@@ -92,7 +88,7 @@ async def test_two_transactions_acknowledging_one_tier_at_once_do_not_wait(
     waited for the first transaction's commit on that row (and two such batches crossing
     deadlocked)."""
     await chat.say(chain.community_group, chain.community_commander, "通知 租客群 请配合测温")
-    rows = await _notice_rows(bot, chain.tenant_group, chain.ying_group)
+    rows = await notice_rows(bot, chain.tenant_group, chain.ying_group)
     ack = text("UPDATE outbox_message SET acked_at = now() WHERE id = :id")
     async with bot.engine.connect() as one, bot.engine.connect() as two:
         await one.execute(ack, {"id": rows[0]})
@@ -105,6 +101,12 @@ async def test_two_transactions_acknowledging_one_tier_at_once_do_not_wait(
         assert notice is not None
         [tier5] = [t for t in (await notices.progress(s, notice=notice)).tiers if t.tier == 5]
     assert (tier5.total, tier5.acked, tier5.silent) == (2, 2, 0)
+
+
+def _said(transport: MemoryTransport, room: str, start: str, mark: int) -> list[str]:
+    """What the bot sent to `room` since `mark`, starting with `start`."""
+    return [m.text for m in transport.sent[mark:] if m.room_id == room and
+            m.text.startswith(start)]
 
 
 async def _held_while(bot: BotApp, room: str, meanwhile: Callable[[], Any]) -> Any:
@@ -145,15 +147,9 @@ async def test_a_batch_held_in_one_lane_does_not_hold_another_rooms_batch(
         mark = len(transport.sent)
         await transport.inject(transport.message(chain.landlords_group, chain.landlord,
                                                  "房东上报 返回 赵丽 13900003333 来自安徽阜阳"))
-
-        async def answered() -> str:
-            while True:
-                said = [m.text for m in transport.sent[mark:]
-                        if m.room_id == chain.landlords_group]
-                if said:
-                    return said[0]
-                await asyncio.sleep(0.01)
-        return await asyncio.wait_for(answered(), NO_WAIT)
+        await until(lambda: bool(_said(transport, chain.landlords_group, "", mark)),
+                    "the second return answered", NO_WAIT)
+        return _said(transport, chain.landlords_group, "", mark)[0]
 
     reply = await _held_while(bot, chain.tenant_group, second)
     assert reply.startswith("已登记 赵")
@@ -221,11 +217,6 @@ async def test_the_migration_keeps_the_counts_and_gives_them_back_summed() -> No
         await asyncio.to_thread(_create_or_drop, PG_URL, name, create=False)
 
 
-async def _said(transport: MemoryTransport, room: str, start: str, mark: int) -> list[str]:
-    return [m.text for m in transport.sent[mark:] if m.room_id == room and
-            m.text.startswith(start)]
-
-
 @postgresql
 async def test_a_question_waits_for_what_arrived_before_it_in_another_lane(
         bot: BotApp, chat: Chat, chain: DemoChain, transport: MemoryTransport) -> None:
@@ -250,10 +241,10 @@ async def test_a_question_waits_for_what_arrived_before_it_in_another_lane(
     await transport.inject(transport.message(chain.community_group,
                                              chain.community_commander, "进度"))
     await asyncio.sleep(0.5)
-    assert await _said(transport, chain.community_group, "【通知#1】进度", mark) == []
+    assert _said(transport, chain.community_group, "【通知#1】进度", mark) == []
     go.set()
     await asyncio.wait_for(bot.idle(), GUARD)
-    [progress] = await _said(transport, chain.community_group, "【通知#1】进度", mark)
+    [progress] = _said(transport, chain.community_group, "【通知#1】进度", mark)
     assert progress.startswith("【通知#1】进度：送达 2/2，确认 1/2")
 
 
@@ -263,17 +254,15 @@ async def test_questions_in_both_lanes_after_each_others_messages_are_all_answer
     """Each lane holds a question that must wait for the other lane's earlier 收到: the
     earlier question goes first, so neither waits for the other forever."""
     await chat.say(chain.subdistrict_group, chain.commander, "通知 请配合测温")
-    mark = len(transport.sent)
-    said = [(chain.tenant_group, chain.landlord, "收到"),                    # lane of dong
-            (chain.community_group, chain.community_commander, "收到"),      # the other lane
-            (chain.tenant_group, chain.landlord, "我的租客"),                 # waits for 2
-            (chain.subdistrict_group, chain.commander, "进度"),               # waits for 1, 3
-            (chain.ying_group, chain.ying_tenant, "收到")]
-    for room, contact, words in said:
-        await transport.inject(transport.message(room, contact, words))
-    await asyncio.wait_for(bot.idle(), GUARD)
-    assert await _said(transport, chain.tenant_group, "", mark)
-    [progress] = await _said(transport, chain.subdistrict_group, "【通知#1】进度", mark)
+    await asyncio.wait_for(chat.say_together([
+        (chain.tenant_group, chain.landlord, "收到"),                    # lane of dong
+        (chain.community_group, chain.community_commander, "收到"),      # the other lane
+        (chain.tenant_group, chain.landlord, "我的租客"),                 # waits for 2
+        (chain.subdistrict_group, chain.commander, "进度"),               # waits for 1, 3
+        (chain.ying_group, chain.ying_tenant, "收到")]), GUARD)
+    assert chat.replies(chain.tenant_group)
+    [progress] = [r for r in chat.replies(chain.subdistrict_group)
+                  if r.startswith("【通知#1】进度")]
     assert "确认 2/" in progress.splitlines()[0]
 
 
