@@ -751,10 +751,15 @@ class WriteWatch:
         self.info.pop(hot.WROTE_NOTHING, None)
 
 
-# A queued message: what preparse made of it on arrival, and for a question that reads other
-# rooms' writes (HandlerSpec.reads_others) on several lanes, how many messages each lane had
-# been given before it (Pipeline._after_earlier).
-InQueue = tuple[IncomingMessage, Parsed | None, tuple[int, ...] | None]
+# A queued message: what preparse made of it on arrival, its arrival number (None for the
+# bot's own echoes, which no question waits for) and whether it is a question that reads
+# other rooms' writes (HandlerSpec.reads_others) on several lanes (see Pipeline._next_batch).
+InQueue = tuple[IncomingMessage, Parsed | None, int | None, bool]
+
+
+def _room_key(message: IncomingMessage) -> str:
+    """A room's key in the lanes (a private chat's: its sender's)."""
+    return f"{message.transport}/{message.room_id or '@' + message.sender_id}"
 
 
 class Pipeline:
@@ -787,14 +792,20 @@ class Pipeline:
         # lane: each lane runs its batches one after another, the lanes side by side.
         self._lanes: list[asyncio.Queue[InQueue]] = [
             asyncio.Queue() for _ in range(lanes)]
-        # Per lane: messages given to it and handled (the bot's own echoes not counted); each
-        # lane handles its messages in order, so `_done` is how far it has got.
-        self._given = [0] * lanes
-        self._done = [0] * lanes
-        # What the questions waiting now wait for (see _after_earlier): each lane ends its
-        # next batch where the messages a question waits for end, so it is not held for the
-        # rest of a long batch.
-        self._awaited: list[tuple[int, ...]] = []
+        # Per lane: what it has taken from its queue but left for a later batch (the rooms of
+        # questions that wait, and what a full batch could not take), in arrival order; and
+        # a wake-up when it may have something to do (a message, or any batch done).
+        self._aside: list[list[InQueue]] = [[] for _ in range(lanes)]
+        self._wakes = [asyncio.Event() for _ in range(lanes)]
+        # Arrival numbers (the bot's own echoes have none): the next to give, those not yet
+        # handled, and none below `_low` unhandled (see _earliest).
+        self._arrivals = 0
+        self._unhandled: set[int] = set()
+        self._low = 0
+        # The arrival numbers of the questions waiting now (see _next_batch): a batch that
+        # starts before the earliest of them ends there, so that question is not held for
+        # the rest of a long batch.
+        self._waiting: set[int] = set()
         self._arrived = asyncio.Event()
         self._hurried = False
         # Messages submitted and handled so far (the difference: those waiting or being
@@ -807,21 +818,24 @@ class Pipeline:
 
     async def submit(self, message: IncomingMessage) -> None:
         """The transport's callback: queue a message in its room's lane (see lane_of), parsed
-        now; a question that reads other rooms' writes notes how far each lane had got (see
-        _run_lane). Parsing is pure and costs about 0.1 ms a message; done on arrival it
+        now, with its arrival number; a question that reads other rooms' writes is marked (see
+        _next_batch). Parsing is pure and costs about 0.1 ms a message; done on arrival it
         mostly runs while the batch before waits for the database, instead of at the head of
         the next batch (where the whole batch waited for it)."""
         parsed = self._preparse(message)
         self._submitted += 1
         lane = self._lane_index(message)
-        after = None
+        arrival = None
+        question = False
         if not message.is_self:
+            arrival = self._arrivals
+            self._arrivals += 1
+            self._unhandled.add(arrival)
             if len(self._lanes) > 1 and parsed is not None and parsed.command is not None:
                 spec = self.handling.dispatcher.spec_for(parsed.command)
-                if spec is not None and spec.reads_others:
-                    after = tuple(self._given)
-            self._given[lane] += 1
-        self._lanes[lane].put_nowait((message, parsed, after))
+                question = spec is not None and spec.reads_others
+        self._lanes[lane].put_nowait((message, parsed, arrival, question))
+        self._wakes[lane].set()
         self._arrived.set()
 
     def lane_of(self, message: IncomingMessage
@@ -837,8 +851,7 @@ class Pipeline:
     def _lane_index(self, message: IncomingMessage) -> int:
         if len(self._lanes) == 1 or message.is_self:
             return 0
-        room = message.room_id or f"@{message.sender_id}"
-        return zlib.crc32(f"{message.transport}/{room}".encode()) % len(self._lanes)
+        return zlib.crc32(_room_key(message).encode()) % len(self._lanes)
 
     def _preparse(self, message: IncomingMessage) -> Parsed | None:
         """preparse, a failure logged and the message taken as chatter (a parser's bug
@@ -884,7 +897,7 @@ class Pipeline:
 
     def queued(self) -> int:
         """Messages waiting in the lanes, not yet taken into a batch."""
-        return sum(queue.qsize() for queue in self._lanes)
+        return sum(queue.qsize() for queue in self._lanes) + sum(map(len, self._aside))
 
     def has_pending(self) -> bool:
         """Whether messages wait to be handled or are being handled (or answered Later)."""
@@ -928,77 +941,122 @@ class Pipeline:
             await asyncio.gather(*lanes, return_exceptions=True)
 
     async def _run_lane(self, lane: int) -> None:
-        queue = self._lanes[lane]
+        queue, wake = self._lanes[lane], self._wakes[lane]
         while True:
-            batch = [await queue.get()]
-            # Up to batch_max, and no further than the last message a waiting question waits
-            # for (counted as _done counts: the bot's own echoes left out).
-            allowed = self.batch_max
-            for given in self._awaited:
-                if given[lane] > self._done[lane]:
-                    allowed = min(allowed, given[lane] - self._done[lane])
-            counted = int(not batch[0][0].is_self)
-            while len(batch) < self.batch_max and counted < allowed and not queue.empty():
-                batch.append(queue.get_nowait())
-                counted += not batch[-1][0].is_self
+            wake.clear()
+            batch = self._next_batch(lane)
+            if not batch:
+                await wake.wait()
+                continue
             try:
-                await self._linger(batch, queue)
+                await self._linger(batch, lane)
             except Exception:
                 log.exception("waiting for more echoes failed")
-            # A question that reads other rooms' writes starts a batch of its own, handled
-            # once the other lanes have handled what arrived before it (the lane holds no
-            # transaction while it waits; the lane of the earliest such question never waits
-            # for another waiting one, so they cannot wait for each other).
-            cuts = [k for k, (_, _, after) in enumerate(batch) if after is not None and k > 0]
-            for part in (batch[a:b] for a, b in zip([0, *cuts], [*cuts, len(batch)],
-                                                   strict=True)):
-                try:
-                    if part[0][2] is not None:
-                        await self._after_earlier(lane, part[0][2])
-                    await self.process([m for m, _, _ in part], [p for _, p, _ in part])
-                except Exception:
-                    log.exception("batch of %d messages failed", len(part))
-                finally:
-                    for _ in part:
-                        queue.task_done()
-                    self._done[lane] += sum(not m.is_self for m, _, _ in part)
-                    self._handled += len(part)
-                    self._progress.set()
+            try:
+                await self.process([m for m, _, _, _ in batch], [p for _, p, _, _ in batch])
+            except Exception:
+                log.exception("batch of %d messages failed", len(batch))
+            finally:
+                for _, _, arrival, _ in batch:
+                    queue.task_done()
+                    self._unhandled.discard(arrival)  # type: ignore[arg-type]
+                self._handled += len(batch)
+                self._progress.set()
+                for other in self._wakes:  # a question there may be free to go now
+                    other.set()
 
-    async def _after_earlier(self, lane: int, given: tuple[int, ...]) -> None:
-        """Until every other lane has handled the messages it had been `given` (those that
-        arrived before the question)."""
-        self._awaited.append(given)
-        try:
-            while any(self._done[k] < n for k, n in enumerate(given) if k != lane):
-                self._progress.clear()
-                await self._progress.wait()
-        finally:
-            self._awaited.remove(given)
+    def _earliest(self) -> int:
+        """The arrival number of the earliest message not yet handled (or the next to come)."""
+        while self._low < self._arrivals and self._low not in self._unhandled:
+            self._low += 1
+        return self._low
 
-    async def _linger(self, batch: list[InQueue],
-                      queue: asyncio.Queue[InQueue]) -> None:
+    def _next_batch(self, lane: int) -> list[InQueue]:
+        """The lane's next batch: up to batch_max of what it has, in arrival order, except
+        that a question that reads other rooms' writes goes only once everything that arrived
+        before it, in every lane, is handled. Until then its room waits behind it, and the
+        lane goes on with its other rooms' messages (it holds no transaction meanwhile). The
+        earliest message not yet handled can always go (a question only waits for earlier
+        ones, and a room only for its own earlier question), so no two wait for each other.
+        A ready question is always its batch's first message (everything before it is
+        handled), and a batch that starts before a waiting question ends where it does, so
+        that question is not held for the rest of a long batch."""
+        queue, source = self._lanes[lane], self._aside[lane]
+        kept: list[InQueue] = []
+        batch: list[InQueue] = []
+        first: int | None = None  # the batch's first arrival number
+        limit = min(self._waiting, default=None)
+        waiting: set[str] = set()  # rooms behind a question that waits
+
+        def place(item: InQueue) -> bool:
+            """Take `item` or set it aside: False once the batch is complete."""
+            nonlocal first
+            message, _, arrival, question = item
+            if len(batch) >= self.batch_max:
+                kept.append(item)
+                return False
+            if arrival is None:
+                batch.append(item)
+                return True
+            if waiting and _room_key(message) in waiting:
+                kept.append(item)
+                return True
+            if question:
+                if self._earliest() != arrival:
+                    self._waiting.add(arrival)
+                    waiting.add(_room_key(message))
+                    kept.append(item)
+                    return True
+                self._waiting.discard(arrival)
+            if first is not None and limit is not None and first < limit < arrival:
+                kept.append(item)
+                return False
+            batch.append(item)
+            if first is None:
+                first = arrival
+            return True
+
+        for k, item in enumerate(source):
+            if not place(item):
+                kept.extend(source[k + 1:])
+                break
+        else:
+            while not queue.empty():
+                if not place(queue.get_nowait()):
+                    break
+        self._aside[lane] = kept
+        return batch
+
+    async def _linger(self, batch: list[InQueue], lane: int) -> None:
         """While the batch holds only the bot's own echoes, wait up to `echo_linger` seconds
         for more, so they share one commit (a paced broadcast echoes a send every few
         milliseconds; alone, each would be a transaction and an fsync). Any other message
-        (a command, chatter) ends the wait at once and joins the batch, so no reply waits;
-        so do a full batch and `hurry`. An echo is only proof
+        (a command, chatter) ends the wait at once and joins the batch, so no reply waits
+        (a question, or any message while rooms wait behind one, is left for the next batch:
+        _next_batch decides); so do a full batch and `hurry`. An echo is only proof
         that a send went out: one lost with the process before its commit leaves its row
         `sending` or `sent`, which restart reconciliation settles as it always has."""
         if self.echo_linger <= 0 or self._hurried or self._flushing:
             return
-        if not all(m.is_self for m, _, _ in batch) or \
-                not any(recorded_echo(m) for m, _, _ in batch):
+        if not all(m.is_self for m, _, _, _ in batch) or \
+                not any(recorded_echo(m) for m, _, _, _ in batch):
             return  # a command to handle now, or nothing to record (replies' echoes)
+        queue = self._lanes[lane]
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.echo_linger
         while len(batch) < self.batch_max and not self._hurried and not self._flushing:
             if not queue.empty():
                 arrived = queue.get_nowait()
-                batch.append(arrived)
-                if not arrived[0].is_self:
-                    return
-                continue
+                if arrived[2] is None:
+                    batch.append(arrived)
+                    continue
+                # Any other message ends the wait: it joins the batch unless the next batch
+                # must decide (a question, or rooms waiting behind one).
+                if arrived[3] or self._aside[lane]:
+                    self._aside[lane].append(arrived)
+                else:
+                    batch.append(arrived)
+                return
             remaining = deadline - loop.time()
             if remaining <= 0:
                 return

@@ -302,3 +302,43 @@ async def test_a_lane_ends_its_batch_where_a_waiting_question_needs_it_to(
     mine = [[i for i in b if not i.startswith("sim-")] for b in batches[1:]]
     assert mine[0] == ["before-1", "before-2"]  # not the later two as well
     assert sorted(b for b in mine[1:] if b) == [["after-1", "after-2"], ["question"]]
+
+
+@postgresql
+async def test_a_waiting_question_holds_back_only_its_own_room(
+        bot: BotApp, chat: Chat, chain: DemoChain, transport: MemoryTransport) -> None:
+    """进度 in the community's group waits for an earlier 收到 in the other lane. Its lane goes
+    on with another room's return meanwhile; the community group's next message (帮助) waits
+    behind the question, and is answered after it."""
+    await chat.say(chain.community_group, chain.community_commander, "通知 租客群 请配合测温")
+    lane = bot.pipeline.lane_of(transport.message(chain.community_group, "x", "x"))
+    assert bot.pipeline.lane_of(transport.message(chain.landlords_group, "x", "x")) is lane
+    assert bot.pipeline.lane_of(transport.message(chain.tenant_group, "x", "x")) is not lane
+    held, go = asyncio.Event(), asyncio.Event()
+    process = bot.pipeline.process
+
+    async def holding(batch: Any, parsed: Any = None) -> None:
+        if any(m.room_id == chain.tenant_group for m in batch):
+            held.set()
+            await go.wait()
+        await process(batch, parsed)
+
+    bot.pipeline.process = holding  # type: ignore[method-assign]
+    mark = len(transport.sent)
+    await transport.inject(transport.message(chain.tenant_group, chain.landlord, "收到"))
+    await asyncio.wait_for(held.wait(), GUARD)
+    for room, contact, words in (
+            (chain.community_group, chain.community_commander, "进度"),
+            (chain.community_group, chain.community_commander, "帮助"),
+            (chain.landlords_group, chain.landlord, "房东上报 返回 赵丽 13900003333 来自安徽阜阳")):
+        await transport.inject(transport.message(room, contact, words))
+    await until(lambda: bool(_said(transport, chain.landlords_group, "", mark)),
+                "the return after the question answered", NO_WAIT)
+    await asyncio.sleep(0.2)
+    assert _said(transport, chain.community_group, "", mark) == []
+    go.set()
+    await asyncio.wait_for(bot.idle(), GUARD)
+    assert _said(transport, chain.landlords_group, "", mark)[0].startswith("已登记 赵")
+    said = _said(transport, chain.community_group, "", mark)
+    assert said[0].startswith("【通知#1】进度：送达 2/2，确认 1/2")
+    assert len(said) == 2  # 帮助's answer, after
