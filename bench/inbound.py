@@ -379,6 +379,8 @@ class Result:
     wall: float = 0.0  # seconds, first inject to idle, minus verification time
     cpu: float = 0.0  # process CPU seconds (all threads) over the same span, minus verification
     latencies_ms: list[float] = field(default_factory=list)
+    kind_of: dict[str, str] = field(default_factory=dict)  # message id → the Sim's kind
+    by_kind: dict[str, list[float]] = field(default_factory=dict)  # latencies per kind
     replies: int = 0
     commits: int = 0
     statements: int = 0
@@ -413,6 +415,10 @@ class Result:
         print(f"  CPU {self.cpu:.3f} s = {self.cpu / max(self.commands, 1) * 1000:.2f} ms per command "
               f"(process, all threads; {self.cpu / self.wall * 100:.0f}% of wall)")
         print(f"  arrival->reply committed ms: {self.spread(self.latencies_ms)}")
+        if self.by_kind:
+            print("    p99 by kind: " + ", ".join(
+                f"{kind} {self.pct(0.99, data):.1f} ({len(data)})"
+                for kind, data in sorted(self.by_kind.items(), key=lambda kv: -len(kv[1]))))
         print(f"  event-loop lag ms (1 ms ticker, {len(self.lag_ms)} ticks): "
               f"{self.spread(self.lag_ms)}; ticks late > 5 ms: "
               f"{sum(1 for x in self.lag_ms if x > 5)}")
@@ -509,7 +515,9 @@ def reply_recorder(send: Callable[[IncomingMessage, Reply], Awaitable[None]],
         t_sent = time.perf_counter()
         t_in, v_in = injected[message.message_id]
         spent = verifier.spent if verifier else 0.0
-        result.latencies_ms.append((t_sent - t_in - (spent - v_in)) * 1000)
+        latency = (t_sent - t_in - (spent - v_in)) * 1000
+        result.latencies_ms.append(latency)
+        result.by_kind.setdefault(result.kind_of.get(message.message_id, "?"), []).append(latency)
         result.replies += 1
 
     return send_reply
@@ -741,6 +749,7 @@ async def set_up(label: str, url: str, spec: chainfile.ChainSpec, sims: list[Sim
         app.sender.wake = lambda: None  # type: ignore[method-assign]
     messages = to_incoming(sims, app.now())
     result = Result(label, len(messages), count_commands(messages, app.settings.bot_names))
+    result.kind_of = {m.message_id: s.kind for m, s in zip(messages, sims, strict=True)}
     verifier = Verifier(url) if verify else None
     if verifier:
         await verifier.open()
