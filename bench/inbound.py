@@ -966,7 +966,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--batch-max", type=int, default=None,
                    help="override pipeline.batch_max (default: the settings' default)")
     p.add_argument("--lanes", type=int, default=None,
-                   help="override pipeline.lanes (default: the settings' default, 2 on "
+                   help="override pipeline.lanes (default: the settings' default, 4 on "
                         "PostgreSQL; always 1 on SQLite)")
     p.add_argument("--statement-turn", type=float, default=None,
                    help="override store.STATEMENT_TURN, seconds (SQLite: the longest run of "

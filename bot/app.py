@@ -58,7 +58,7 @@ def make_transport(settings: Settings, clock: Clock) -> Transport:
 
 
 # Lanes on PostgreSQL unless the settings say otherwise (PipelineSettings.lanes).
-DEFAULT_LANES = 2
+DEFAULT_LANES = 4
 
 
 def pipeline_lanes(setting: int, engine: AsyncEngine) -> int:

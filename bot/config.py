@@ -64,7 +64,7 @@ class PipelineSettings(_Section):
     echo_linger_ms: int = Field(50, ge=0, le=1000)
     # Batches handled side by side, each room's messages always in the same lane (in arrival
     # order), each lane its own transaction and connection: PostgreSQL only (SQLite has one
-    # writer; there it is always 1). 0: the default, 2 on PostgreSQL.
+    # writer; there it is always 1). 0: the default, 4 on PostgreSQL (bot/app.py).
     lanes: int = Field(0, ge=0, le=8)
 
 

@@ -45,13 +45,21 @@ NO_WAIT = 5.0
 postgresql = pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
 
 
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """Two lanes (the default is 4): the tests below pick the demo chain's rooms by the lane
+    that two lanes give them."""
+    return settings.model_copy(update={
+        "pipeline": settings.pipeline.model_copy(update={"lanes": 2})})
+
+
 def test_lanes_are_a_pipeline_setting_for_postgresql_only(tmp_path: Path) -> None:
-    assert Settings().pipeline.lanes == 0  # the default: 2 on PostgreSQL
+    assert Settings().pipeline.lanes == 0  # the default: 4 on PostgreSQL
     sqlite = build_app(Settings(database_url=f"sqlite:///{tmp_path / 'x.db'}",
                                 transport="memory", pipeline={"lanes": 4}),
                        transport=MemoryTransport("sim"))
     assert sqlite.pipeline.lanes == 1  # one writer at a time
-    for setting, lanes in ((0, 2), (1, 1), (3, 3)):
+    for setting, lanes in ((0, 4), (1, 1), (3, 3)):
         app = build_app(Settings(database_url="postgresql://postgres@127.0.0.1/x",
                                  transport="memory", pipeline={"lanes": setting}),
                         transport=MemoryTransport("sim"))
