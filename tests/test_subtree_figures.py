@@ -12,7 +12,9 @@ import random
 from datetime import datetime, timedelta
 from typing import Any
 
+import pytest
 from sqlalchemy import delete, func, insert, select, text, update
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import store
@@ -28,7 +30,18 @@ from models import (
     TemperatureReading,
     TenantStay,
 )
-from tests.conftest import OLD_CHAIN, SHANGHAI, Chat, DemoChain, database_at
+from tests.conftest import (
+    OLD_CHAIN,
+    PG_URL,
+    SHANGHAI,
+    WORKER,
+    Chat,
+    DemoChain,
+    _create_or_drop,
+    _worker_url,
+    database_at,
+)
+from tests.test_lanes import _downgrade
 
 Figures = dict[tuple[int, str], int]
 
@@ -313,3 +326,107 @@ async def test_a_persons_rows_changed_by_two_transactions_at_once(bot: BotApp,
             await s1.commit()
         await asyncio.wait_for(other, 30)
         await assert_exact(bot)
+
+
+async def _lock_table_size(s: AsyncSession) -> int:
+    """How many locks the server's lock table holds in all (PostgreSQL; 0 on SQLite)."""
+    if s.bind.dialect.name != "postgresql":
+        return 0
+    per, connections, prepared = [int((await s.execute(text(f"SHOW {name}"))).scalar_one())
+                                  for name in ("max_locks_per_transaction", "max_connections",
+                                               "max_prepared_transactions")]
+    return per * (connections + prepared)
+
+
+async def _people(s: AsyncSession, n: int, now: datetime) -> list[int]:
+    """n new people (one INSERT)."""
+    return list((await s.execute(insert(Person).returning(Person.id), [
+        {"name": f"房东{k}", "created_at": now} for k in range(n)])).scalars())
+
+
+async def test_one_transaction_changes_more_persons_than_the_lock_table_holds(
+        bot: BotApp, chain: DemoChain) -> None:
+    """A chain import's size: twice as many landlords as the server's lock table holds, their
+    roles written in pages (the ORM's executemany) in one transaction. With a lock per person
+    (0021_figure_locks) PostgreSQL failed with "out of shared memory"; past BULK persons the
+    transaction takes the one bulk lock instead (0023_figure_bulk_lock)."""
+    now = bot.now()
+    async with bot.session() as s, s.begin():
+        n = max(2 * await _lock_table_size(s), 3000)
+        leaf = (await s.execute(select(Node.id).where(Node.tier == 5).limit(1))).scalar_one()
+        people = await _people(s, n, now)
+        await s.execute(insert(Membership), [
+            {"person_id": p, "node_id": leaf, "role": "landlord", "created_at": now}
+            for p in people])
+    figures = await assert_exact(bot)
+    async with bot.session() as s:
+        root = (await s.execute(select(Node.id).where(Node.parent_id.is_(None)))).scalar_one()
+    assert figures[(root, "landlords")] >= n
+
+
+async def test_a_bulk_transaction_holds_back_another_change_of_its_persons(
+        bot: BotApp, chain: DemoChain) -> None:
+    """One transaction registers more than BULK tenants' stays (the bulk lock, no lock per
+    person); another, meanwhile, registers one of them at another tier-5 node (their
+    ancestors shared). It waits until the first commits (stays have no other trigger or key
+    to wait on), and its check then sees the first's row: the tenant counts once at each
+    shared ancestor."""
+    now = bot.now()
+    async with bot.session() as s, s.begin():
+        leaves = list((await s.execute(select(Node.id).where(Node.tier == 5)
+                                       .order_by(Node.id).limit(2))).scalars())
+        people = await _people(s, 1001, now)
+
+    def stays(node: int, tenants: list[int]) -> Any:
+        return insert(TenantStay).values([
+            {"tenant_id": p, "node_id": node, "arrived_at": now, "watch_until": now,
+             "created_at": now} for p in tenants])
+
+    first = bot.session()
+    async with first as s1:
+        await s1.begin()
+        await s1.execute(stays(leaves[0], people))
+
+        async def second() -> None:
+            async with bot.session() as s2, s2.begin():
+                await s2.execute(stays(leaves[1], people[:1]))
+
+        other = asyncio.create_task(second())
+        await asyncio.sleep(0.3)
+        assert not other.done()  # waits for the bulk lock (SQLite: for the writer's)
+        await s1.commit()
+    await asyncio.wait_for(other, 30)
+    await assert_exact(bot)
+
+
+@pytest.mark.skipif(not PG_URL, reason="PostgreSQL only (TIERBOT_TEST_DATABASE_URL)")
+async def test_the_bulk_lock_migration_goes_back_to_a_lock_per_person() -> None:
+    """0022 → 0023 → 0022: each of the six figure functions gets the two-level lock and
+    loses it again, 0021's statement kept throughout (both replacements are checked)."""
+    base = _worker_url(PG_URL, WORKER) if WORKER else PG_URL
+    url = _worker_url(base, "bulklock")
+    name = make_url(url).database
+    assert name is not None
+    await asyncio.to_thread(_create_or_drop, PG_URL, name, create=True)
+    engine = store.create_engine(url)
+    functions = text("SELECT proname, prosrc FROM pg_proc WHERE proname ~ "
+                     "'^subtree_figure_(membership|tenant_stay)_(insert|delete|update)$'")
+
+    async def sources() -> dict[str, str]:
+        async with engine.connect() as conn:
+            return {r.proname: r.prosrc for r in await conn.execute(functions)}
+
+    try:
+        await store.upgrade(engine, "0022_counter_shards")
+        before = await sources()
+        await store.upgrade(engine)
+        after = await sources()
+        assert len(after) == 6
+        assert all("figure-bulk" in s and "figure-person:" in s for s in after.values())
+        async with engine.begin() as conn:
+            await conn.run_sync(_downgrade, "0022_counter_shards")
+        assert await sources() == before
+        assert not any("figure-bulk" in s for s in before.values())
+    finally:
+        await engine.dispose()
+        await asyncio.to_thread(_create_or_drop, PG_URL, name, create=False)

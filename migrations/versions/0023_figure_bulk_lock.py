@@ -1,0 +1,103 @@
+"""figure bulk lock: a transaction that changes many persons' rows takes one lock, not one each
+
+Revision ID: 0023_figure_bulk_lock
+Revises: 0022_counter_shards
+Create Date: 2026-12-01 07:00:00
+
+Since 0021_figure_locks each PostgreSQL figure trigger locks every person of its rows (an
+advisory lock each, held to the end of the transaction). A chain import of 20,000 landlords
+writes 20,000 memberships in one statement: it asked for 20,000 locks, more than the
+server's whole lock table holds (max_locks_per_transaction × max_connections: 6,400 with the
+defaults), and failed with "out of shared memory".
+
+Now the locks are in two levels. Until a transaction's statements have had more than BULK
+persons in all (counted in a setting local to the transaction), each takes the figure lock
+`figure-bulk` shared, then its persons' locks as before; from then on the transaction holds
+`figure-bulk` exclusive and takes no person's lock (a chain import's one statement, or a
+writer's many pages of rows). Two transactions that change one person's rows still take
+turns: both on that person's lock, or one of them on `figure-bulk` exclusive, which waits for
+every other transaction holding it shared to end and holds back new ones until its own ends.
+Ordinary transactions share `figure-bulk` and never wait for each other on it. The functions are the live ones with 0021's statement replaced (each
+replacement checked: a function that does not read as expected stops the migration).
+SQLite has one writer at a time: nothing changes there.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from types import ModuleType
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = '0023_figure_bulk_lock'
+down_revision = '0022_counter_shards'
+branch_labels = None
+depends_on = None
+
+# Persons a statement may lock one by one; a statement with more takes the bulk lock.
+BULK = 1000
+_TABLES = ("membership", "tenant_stay")
+_EVENTS = ("insert", "delete", "update")
+
+
+def _figure_locks() -> ModuleType:
+    """Migration 0021_figure_locks, whose `_lock` made the statement replaced here."""
+    spec = importlib.util.spec_from_file_location(
+        "tierbot_migration_0021_figure_locks", Path(__file__).with_name("0021_figure_locks.py"))
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _locks(event: str, persons_lock: str) -> str:
+    """The two-level lock: `persons_lock` (0021's statement) under `figure-bulk` shared, or
+    `figure-bulk` exclusive once the transaction's statements have had more than BULK
+    persons (counted in `tierbot.figure_persons`, local to the transaction)."""
+    count = "coalesce(cardinality(persons), 0)" + (
+        " + coalesce(cardinality(old_persons), 0)" if event == "update" else "")
+    bulk = "hashtextextended('figure-bulk', 0)"
+    return (
+        "\n  IF current_setting('tierbot.figure_bulk', true) IS DISTINCT FROM 'on' THEN"
+        "\n    DECLARE"
+        "\n      locked int := coalesce(nullif(current_setting('tierbot.figure_persons', true),"
+        f" '')::int, 0) + {count};"
+        "\n    BEGIN"
+        f"\n      IF locked > {BULK} THEN"
+        f"\n        PERFORM pg_advisory_xact_lock({bulk});"
+        "\n        PERFORM set_config('tierbot.figure_bulk', 'on', true);"
+        "\n      ELSE"
+        "\n        PERFORM set_config('tierbot.figure_persons', locked::text, true);"
+        f"\n        PERFORM pg_advisory_xact_lock_shared({bulk});"
+        f"\n      {persons_lock.strip()}"
+        "\n      END IF;"
+        "\n    END;"
+        "\n  END IF;")
+
+
+def _rewrite(*, upgrade: bool) -> None:
+    old_lock = _figure_locks()._lock
+    bind = op.get_bind()
+    for table in _TABLES:
+        for event in _EVENTS:
+            function = f"subtree_figure_{table}_{event}"
+            before, after = old_lock(event), _locks(event, old_lock(event))
+            if not upgrade:
+                before, after = after, before
+            source = bind.execute(sa.text("SELECT pg_get_functiondef(to_regproc(:f))"),
+                                  {"f": function}).scalar_one()
+            if source is None or source.count(before) != 1:
+                raise RuntimeError(f"{function}: expected one {before!r}")
+            op.execute(source.replace(before, after))
+
+
+def upgrade() -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        _rewrite(upgrade=True)
+
+
+def downgrade() -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        _rewrite(upgrade=False)
