@@ -14,7 +14,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import func, select, text
+from alembic import command
+from sqlalchemy import Connection, func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot import crypto, store
@@ -103,6 +104,13 @@ def _worker_url(url: str, worker: str) -> str:
         hide_password=False)
 
 
+def _downgrade(connection: Connection, revision: str) -> None:
+    """Migrate down to `revision` on this connection (run it with `run_sync`)."""
+    cfg = store.alembic_config()
+    cfg.attributes["connection"] = connection
+    command.downgrade(cfg, revision)
+
+
 def _create_or_drop(url: str, database: str, *, create: bool) -> None:
     """CREATE or DROP one database through the configured one (it must exist)."""
     async def go() -> None:
@@ -173,11 +181,14 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def settings(db_url: str) -> Settings:
-    """Defaults, on the test database, with an API token."""
+def settings(db_url: str, request: pytest.FixtureRequest) -> Settings:
+    """Defaults, on the test database, with an API token; `@pytest.mark.lanes(n)` sets
+    pipeline.lanes (a test that picks rooms by their lane)."""
+    lanes = request.node.get_closest_marker("lanes")
     # Pacing off: tests that are about pacing switch it on (and move the fake clock).
     return Settings(database_url=db_url, transport="memory", api={"token": "test-token"},
-                    pacing={"min_gap_seconds": 0, "jitter_seconds": 0}, scheduler=False)
+                    pacing={"min_gap_seconds": 0, "jitter_seconds": 0}, scheduler=False,
+                    pipeline={"lanes": lanes.args[0] if lanes else 0})
 
 
 @pytest.fixture

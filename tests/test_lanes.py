@@ -13,8 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from alembic import command
-from sqlalchemy import Connection, text
+from sqlalchemy import text
 
 from bot import store
 from bot.app import BotApp, build_app
@@ -31,6 +30,7 @@ from tests.conftest import (
     Chat,
     DemoChain,
     _create_or_drop,
+    _downgrade,
     _worker_url,
     count,
     until,
@@ -43,14 +43,9 @@ GUARD = 30.0
 NO_WAIT = 5.0
 
 postgresql = pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
-
-
-@pytest.fixture
-def settings(settings: Settings) -> Settings:
-    """Two lanes (the default is 4): the tests below pick the demo chain's rooms by the lane
-    that two lanes give them."""
-    return settings.model_copy(update={
-        "pipeline": settings.pipeline.model_copy(update={"lanes": 2})})
+# Two lanes (the default is 4): the tests below pick the demo chain's rooms by the lane that
+# two lanes give them.
+pytestmark = pytest.mark.lanes(2)
 
 
 def test_lanes_are_a_pipeline_setting_for_postgresql_only(tmp_path: Path) -> None:
@@ -163,12 +158,6 @@ async def test_a_batch_held_in_one_lane_does_not_hold_another_rooms_batch(
     assert reply.startswith("已登记 赵")
     assert await count(bot, TenantStay) == 2
     await subtree_figures.assert_exact(bot)
-
-
-def _downgrade(connection: Connection, revision: str) -> None:
-    cfg = store.alembic_config()
-    cfg.attributes["connection"] = connection
-    command.downgrade(cfg, revision)
 
 
 @pytest.mark.skipif(not PG_URL, reason="PostgreSQL only (TIERBOT_TEST_DATABASE_URL)")

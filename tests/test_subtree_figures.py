@@ -38,10 +38,10 @@ from tests.conftest import (
     Chat,
     DemoChain,
     _create_or_drop,
+    _downgrade,
     _worker_url,
     database_at,
 )
-from tests.test_lanes import _downgrade
 
 Figures = dict[tuple[int, str], int]
 
