@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import pii
 from bot.channels.registry import CHANNEL_TRANSPORT
-from bot.services import chain, people, personal
+from bot.services import chain, locks, people, personal
 from models import (
     Building,
     Contact,
@@ -752,6 +752,9 @@ async def import_chain(session: AsyncSession, spec: ChainSpec, *, now: datetime,
         if progress is not None:
             progress(stage, done, total)
 
+    # Nothing in chat that looks people up by mobile (or checks before it writes) runs beside
+    # the look-ups and creations below (bot/services/locks.py).
+    await locks.hold_bulk(session)
     ids = _Ids()
     transport = spec.transport
     # --- people --------------------------------------------------------------------------

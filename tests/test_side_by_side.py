@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from bot import chainfile
 from bot.app import BotApp
 from bot.crypto import blind_index
 from bot.services import health, people, points, report
@@ -30,6 +31,7 @@ from models import (
     TenantStay,
 )
 from tests.conftest import Chat, DemoChain, count
+from tests.test_chainfile import DEMO_CHAIN
 
 GUARD = 30.0
 MOBILE = "13812340000"
@@ -166,3 +168,27 @@ async def test_a_shop_registered_for_reopening_twice_at_once_gets_one_registrati
         transport.message(chain.shop_group, "sim-zhangwei", text, sender_name="张伟"),
         transport.message(chain.shop_group, chain.captain, text))
     assert await count(bot, ShopReopening) == 1
+
+
+async def test_a_chain_import_and_a_return_for_one_mobile_make_one_person(
+        bot, chain: DemoChain, transport: MemoryTransport):
+    """`tierbot chain import` adds a person with a mobile and stays open (a big file takes
+    seconds); meanwhile a landlord reports a tenant's return with that mobile. It waits for
+    the import (the import holds `bulk` exclusive, every mobile's lock is taken under it
+    shared), and then finds the imported person instead of making a second one."""
+    spec = chainfile.load(DEMO_CHAIN).model_copy(update={"people": [chainfile.PersonSpec(
+        key="qian", name="钱主任", mobile=MOBILE, contacts=("sim-qian",))], "nodes": []})
+    async with bot.session() as s:
+        await s.begin()
+        await chainfile.import_chain(s, spec, now=bot.now())
+        mark = len(transport.sent)
+        two = asyncio.create_task(bot.pipeline.process([transport.message(
+            chain.landlords_group, chain.landlord, f"房东上报 返回 钱主任 {MOBILE} 湖南长沙")]))
+        await asyncio.sleep(0.5)
+        waited = not two.done()
+        await s.commit()
+    await asyncio.wait_for(two, GUARD)
+    assert waited, "the return did not wait for the import"
+    bidx = blind_index("mobile", MOBILE)
+    assert await count(bot, Person, Person.mobile_bidx == bidx) == 1
+    assert await count(bot, TenantStay) == 1, [m.text for m in transport.sent[mark:]]

@@ -349,7 +349,7 @@ async def test_one_transaction_changes_more_persons_than_the_lock_table_holds(
     """A chain import's size: twice as many landlords as the server's lock table holds, their
     roles written in pages (the ORM's executemany) in one transaction. With a lock per person
     (0021_figure_locks) PostgreSQL failed with "out of shared memory"; past BULK persons the
-    transaction takes the one bulk lock instead (0023_figure_bulk_lock)."""
+    transaction takes the one bulk lock instead (0023_bulk_lock)."""
     now = bot.now()
     async with bot.session() as s, s.begin():
         n = max(2 * await _lock_table_size(s), 3000)
@@ -402,7 +402,8 @@ async def test_a_bulk_transaction_holds_back_another_change_of_its_persons(
 @pytest.mark.skipif(not PG_URL, reason="PostgreSQL only (TIERBOT_TEST_DATABASE_URL)")
 async def test_the_bulk_lock_migration_goes_back_to_a_lock_per_person() -> None:
     """0022 → 0023 → 0022: each of the six figure functions gets the two-level lock and
-    loses it again, 0021's statement kept throughout (both replacements are checked)."""
+    loses it again, 0021's statement kept throughout (both replacements are checked); the
+    named locks' functions come and go."""
     base = _worker_url(PG_URL, WORKER) if WORKER else PG_URL
     url = _worker_url(base, "bulklock")
     name = make_url(url).database
@@ -422,11 +423,19 @@ async def test_the_bulk_lock_migration_goes_back_to_a_lock_per_person() -> None:
         await store.upgrade(engine)
         after = await sources()
         assert len(after) == 6
-        assert all("figure-bulk" in s and "figure-person:" in s for s in after.values())
+        async with engine.connect() as conn:
+            assert set((await conn.execute(text(
+                "SELECT proname FROM pg_proc WHERE proname LIKE 'tierbot%lock'"))).scalars()) \
+                == {"tierbot_lock", "tierbot_bulk_lock"}
+        assert all("tierbot_bulk_lock()" in s and "figure-person:" in s
+                   for s in after.values())
         async with engine.begin() as conn:
             await conn.run_sync(_downgrade, "0022_counter_shards")
         assert await sources() == before
-        assert not any("figure-bulk" in s for s in before.values())
+        assert not any("bulk" in s for s in before.values())
+        async with engine.connect() as conn:
+            assert (await conn.execute(text(
+                "SELECT count(*) FROM pg_proc WHERE proname LIKE 'tierbot%lock'"))).scalar() == 0
     finally:
         await engine.dispose()
         await asyncio.to_thread(_create_or_drop, PG_URL, name, create=False)
