@@ -959,7 +959,8 @@ class Pipeline:
             finally:
                 for _, _, arrival, _ in batch:
                     queue.task_done()
-                    self._unhandled.discard(arrival)  # type: ignore[arg-type]
+                    if arrival is not None:
+                        self._unhandled.discard(arrival)
                 self._handled += len(batch)
                 self._progress.set()
                 for other in self._wakes:  # a question there may be free to go now
