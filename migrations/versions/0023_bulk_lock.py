@@ -17,15 +17,19 @@ transaction holds `bulk` exclusive (`tierbot.bulk` says so, local to it) and tak
 person's lock (a writer's many pages of rows). Two transactions that change one person's
 rows still take turns: both on that person's lock, or one of them on `bulk` exclusive, which
 waits for every other transaction holding it shared to end and holds back new ones until its
-own ends. Ordinary transactions share `bulk` and never wait for each other on it.
+own ends. Ordinary transactions share `bulk` and never wait for each other on it. Two
+transactions that both pass 1,000 persons at once may each wait for the other's shared hold:
+PostgreSQL ends one as a deadlock (the pipeline runs such a batch again).
 
 The named locks of bot/services/locks.py (a mobile's before a look-up that may create a
 person, a shop row's day, a weekly cap, …) go the same way: `tierbot_lock(key)` takes `bulk`
 shared, then the key's lock. `tierbot_bulk_lock()` takes `bulk` exclusive: `tierbot chain
 import` takes it first, so no check-then-write in chat runs beside an import's look-ups and
-creations (bench/LANES.md, F1: an import's person and a return's for one mobile were two). The functions are the live ones with 0021's statement replaced (each
-replacement checked: a function that does not read as expected stops the migration).
-SQLite has one writer at a time: nothing changes there.
+creations (bench/LANES.md, F1: an import's person and a return's for one mobile were two).
+
+The trigger functions are the live ones with 0021's statement replaced (each replacement
+checked: a function that does not read as expected stops the migration). SQLite has one
+writer at a time: nothing changes there.
 """
 
 from __future__ import annotations

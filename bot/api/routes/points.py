@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import BaseModel
 
-from bot.api.deps import ScopeDep, SessionDep
+from bot.api.deps import Digits, ScopeDep, SessionDep
 from bot.api.schemas import refusals
 from bot.services import points
 
@@ -45,8 +47,9 @@ class PointsWeekPublic(BaseModel):
 @router.get("/points/weeks/{week}", response_model=PointsWeekPublic,
             responses=refusals(404))
 async def get_points_week(session: SessionDep, seen: ScopeDep, week: str,
-                          limit: int | None = Query(None, ge=1, le=100_000,
-                                                    description="standings per scope")
+                          limit: Annotated[int | None, Query(
+                              ge=1, le=100_000, description="standings per scope"),
+                              Digits] = None,
                           ) -> PointsWeekPublic:
     """The week's ranking per scope with its lists and rewards, of the landlords the token
     sees (ranks stay those of the whole scope); 404 until the week is closed."""

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import AfterValidator, BeforeValidator
 
-from bot.api.deps import MAX_ID, AppDep, ReadSessionDep, ScopeDep
+from bot.api.deps import MAX_ID, AppDep, Digits, ReadSessionDep, ScopeDep
 from bot.api.schemas import StatsPublic, StatsSectionPublic, refusals
 from bot.services import stats
 from models import Node
@@ -40,7 +40,8 @@ IsoDay = Annotated[date, BeforeValidator(_iso_day_only), AfterValidator(_in_rang
 @router.get("/stats", response_model=StatsPublic, responses=refusals(404))
 async def get_stats(
     session: ReadSessionDep, app: AppDep, scope: ScopeDep,
-    node: Annotated[int, Query(ge=1, le=MAX_ID, description="a node id: its whole subtree")],
+    node: Annotated[int, Query(ge=1, le=MAX_ID, description="a node id: its whole subtree"),
+                    Digits],
     day: Annotated[IsoDay | None, Query(alias="date",
                                       description="the day, 2020-02-21 (default today)")] = None,
 ) -> StatsPublic:
