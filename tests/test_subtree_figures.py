@@ -339,7 +339,7 @@ async def _lock_table_size(s: AsyncSession) -> int:
 
 
 async def _people(s: AsyncSession, n: int, now: datetime) -> list[int]:
-    """n new people (one INSERT)."""
+    """n new people (the ORM's executemany: pages of rows)."""
     return list((await s.execute(insert(Person).returning(Person.id), [
         {"name": f"房东{k}", "created_at": now} for k in range(n)])).scalars())
 
