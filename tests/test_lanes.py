@@ -160,6 +160,22 @@ async def test_a_batch_held_in_one_lane_does_not_hold_another_rooms_batch(
     await subtree_figures.assert_exact(bot)
 
 
+def _hold_batches_of(bot: BotApp, room: str) -> tuple[asyncio.Event, asyncio.Event]:
+    """From now on a batch with a message of `room` sets the first event (held) before it is
+    handled, and waits for the second (go)."""
+    held, go = asyncio.Event(), asyncio.Event()
+    process = bot.pipeline.process
+
+    async def holding(batch: Any, parsed: Any = None) -> None:
+        if any(m.room_id == room for m in batch):
+            held.set()
+            await go.wait()
+        await process(batch, parsed)
+
+    bot.pipeline.process = holding  # type: ignore[method-assign]
+    return held, go
+
+
 @pytest.mark.skipif(not PG_URL, reason="PostgreSQL only (TIERBOT_TEST_DATABASE_URL)")
 async def test_the_migration_keeps_the_counts_and_gives_them_back_summed() -> None:
     """0021 → 0022 → 0021 on PostgreSQL: the rows become shard 0 and the triggers write the
@@ -222,16 +238,7 @@ async def test_a_question_waits_for_what_arrived_before_it_in_another_lane(
     await chat.say(chain.community_group, chain.community_commander, "通知 租客群 请配合测温")
     assert bot.pipeline.lane_of(transport.message(chain.tenant_group, chain.landlord, "x")) \
         is not bot.pipeline.lane_of(transport.message(chain.community_group, "x", "x"))
-    held, go = asyncio.Event(), asyncio.Event()
-    process = bot.pipeline.process
-
-    async def holding(batch: Any, parsed: Any = None) -> None:
-        if any(m.room_id == chain.tenant_group for m in batch):
-            held.set()
-            await go.wait()
-        await process(batch, parsed)
-
-    bot.pipeline.process = holding  # type: ignore[method-assign]
+    held, go = _hold_batches_of(bot, chain.tenant_group)
     mark = len(transport.sent)
     await transport.inject(transport.message(chain.tenant_group, chain.landlord, "收到"))
     await asyncio.wait_for(held.wait(), GUARD)
@@ -311,16 +318,7 @@ async def test_a_waiting_question_holds_back_only_its_own_room(
     lane = bot.pipeline.lane_of(transport.message(chain.community_group, "x", "x"))
     assert bot.pipeline.lane_of(transport.message(chain.landlords_group, "x", "x")) is lane
     assert bot.pipeline.lane_of(transport.message(chain.tenant_group, "x", "x")) is not lane
-    held, go = asyncio.Event(), asyncio.Event()
-    process = bot.pipeline.process
-
-    async def holding(batch: Any, parsed: Any = None) -> None:
-        if any(m.room_id == chain.tenant_group for m in batch):
-            held.set()
-            await go.wait()
-        await process(batch, parsed)
-
-    bot.pipeline.process = holding  # type: ignore[method-assign]
+    held, go = _hold_batches_of(bot, chain.tenant_group)
     mark = len(transport.sent)
     await transport.inject(transport.message(chain.tenant_group, chain.landlord, "收到"))
     await asyncio.wait_for(held.wait(), GUARD)

@@ -72,10 +72,10 @@ async def test_echoes_arriving_one_by_one_share_one_commit(bot: BotApp, chain: D
     assert await count(bot, Echo) == 3
 
 
-@pytest.mark.lanes(1)  # the echoes' lane is every room's
-async def test_a_command_during_the_linger_is_handled_at_once(bot: BotApp, chat: Chat,
-                                                              chain: DemoChain,
-                                                              transport: MemoryTransport):
+async def _return_answered_during_a_linger(bot: BotApp, chain: DemoChain,
+                                           transport: MemoryTransport) -> None:
+    """An echo taken into a batch that lingers for an hour; then a return in its room,
+    until the return is answered."""
     bot.pipeline.echo_linger = HOUR
     await transport.inject(echo(bot, chain.tenant_group))
     await taken(bot)
@@ -87,6 +87,13 @@ async def test_a_command_during_the_linger_is_handled_at_once(bot: BotApp, chat:
         while not [s for s in transport.sent[mark:] if s.text.startswith("已登记")]:
             await asyncio.sleep(0)
     await asyncio.wait_for(replied(), GUARD)
+
+
+@pytest.mark.lanes(1)  # the echoes' lane is every room's
+async def test_a_command_during_the_linger_is_handled_at_once(bot: BotApp, chat: Chat,
+                                                              chain: DemoChain,
+                                                              transport: MemoryTransport):
+    await _return_answered_during_a_linger(bot, chain, transport)
     # The echo that was waiting went into the command's transaction, committed before the
     # reply left.
     assert await count(bot, Echo) == 1
@@ -98,17 +105,7 @@ async def test_a_command_in_another_lane_is_not_held_by_the_linger(
     return is answered while the echo goes on waiting for company in its own lane; the echo
     is recorded once nothing waits any more (here: hurried). On SQLite (one lane) the echo
     joins the return's batch."""
-    bot.pipeline.echo_linger = HOUR
-    await transport.inject(echo(bot, chain.tenant_group))
-    await taken(bot)
-    mark = len(transport.sent)
-    await transport.inject(transport.message(chain.tenant_group, chain.landlord,
-                                             "租客返回 王明 13800138000 来自湖南长沙"))
-
-    async def replied() -> None:
-        while not [s for s in transport.sent[mark:] if s.text.startswith("已登记")]:
-            await asyncio.sleep(0)
-    await asyncio.wait_for(replied(), GUARD)
+    await _return_answered_during_a_linger(bot, chain, transport)
     bot.pipeline.hurry()
     await asyncio.wait_for(bot.idle(), GUARD)
     assert await count(bot, Echo) == 1
